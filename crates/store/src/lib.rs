@@ -1,0 +1,280 @@
+//! botwatch's storage.
+//!
+//! One batch-oriented [`Store`] trait; [`sqlite::SqliteStore`] is the embedded default (one
+//! file, WAL, versioned migrations). A PostgreSQL backend implements the same trait, so
+//! callers never see SQL: nothing outside this crate writes any.
+//!
+//! Ingesting a report is one transaction: [`Store::begin_report`] returns a
+//! [`ReportWriter`]; batches go in with [`ReportWriter::write_batch`]; nothing is visible
+//! (and a crash leaves nothing behind) until [`ReportWriter::commit`]. A report whose content
+//! hash is already stored is skipped: re-ingesting is a no-op.
+//!
+//! ```
+//! use botwatch_store::{Store, sqlite::SqliteStore, ReportMeta, StoreConfig};
+//! let mut store = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
+//! let meta = ReportMeta::new("abc123", "spamhaus_drop", 10, botwatch_model::Timestamp::from_secs(0));
+//! let w = store.begin_report(&meta).unwrap().expect("new report");
+//! let id = w.commit(&Default::default()).unwrap();
+//! assert!(store.begin_report(&meta).unwrap().is_none(), "same hash: no-op");
+//! # let _ = id;
+//! ```
+
+pub mod sqlite;
+
+use botwatch_model::{Event, Reject, Timestamp, Warning};
+use ipnet::IpNet;
+use serde::Serialize;
+use std::net::IpAddr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored document is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database schema version {found} is newer than this botwatch knows ({known}); upgrade botwatch")]
+    TooNew { found: i64, known: i64 },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Tuning that callers set from config.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Sightings of the same (subject, type, family) closer than this merge into one
+    /// observation.
+    pub dedup_window_secs: i64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { dedup_window_secs: 24 * 3600 }
+    }
+}
+
+/// What is known about a report before parsing it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportMeta {
+    pub sha256: String,
+    pub feed: String,
+    pub name: Option<String>,
+    /// Where it came from: a path or URL.
+    pub source: Option<String>,
+    pub size: u64,
+    pub observed_at: Timestamp,
+    /// Where the raw bytes were archived.
+    pub archive: Option<String>,
+}
+
+impl ReportMeta {
+    pub fn new(sha256: &str, feed: &str, size: u64, observed_at: Timestamp) -> Self {
+        ReportMeta { sha256: sha256.into(), feed: feed.into(), name: None, source: None, size, observed_at, archive: None }
+    }
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BatchOutcome {
+    /// New events stored.
+    pub inserted: u64,
+    /// Events already stored (same feed, line and time): skipped.
+    pub duplicates: u64,
+    /// Stored events that joined an existing observation.
+    pub merged: u64,
+    /// New observations opened.
+    pub new_observations: u64,
+    pub rejects: u64,
+}
+
+impl std::ops::AddAssign for BatchOutcome {
+    fn add_assign(&mut self, o: Self) {
+        self.inserted += o.inserted;
+        self.duplicates += o.duplicates;
+        self.merged += o.merged;
+        self.new_observations += o.new_observations;
+        self.rejects += o.rejects;
+    }
+}
+
+/// Totals recorded with the report when it commits.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReportTotals {
+    pub outcome: BatchOutcome,
+    pub warnings: Vec<Warning>,
+}
+
+/// Writes one report's batches inside one transaction. Dropping it without `commit` rolls
+/// everything back.
+pub trait ReportWriter {
+    fn write_batch(&mut self, events: &[Event], rejects: &[Reject]) -> Result<BatchOutcome>;
+    fn commit(self: Box<Self>, totals: &ReportTotals) -> Result<i64>;
+}
+
+/// Filters shared by event and observation queries. `None` means "any".
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub ip: Option<IpAddr>,
+    pub cidr: Option<IpNet>,
+    pub asn: Option<u32>,
+    pub cc: Option<String>,
+    pub family: Option<String>,
+    pub feed: Option<String>,
+    pub classification_type: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Cursor: only rows with id greater than this.
+    pub after_id: Option<i64>,
+    pub limit: Option<u64>,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub report_id: i64,
+    pub observation_id: Option<i64>,
+    pub event: Event,
+}
+
+/// A deduplicated observation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Observation {
+    pub id: i64,
+    pub subject: String,
+    #[serde(rename = "classification.type")]
+    pub classification_type: String,
+    #[serde(rename = "malware.name")]
+    pub family: String,
+    pub asn: Option<u32>,
+    pub cc: Option<String>,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub count: u64,
+    /// Feed id → that feed's accuracy (0–100).
+    pub sources: serde_json::Map<String, serde_json::Value>,
+    pub confidence: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredReject {
+    pub id: i64,
+    pub report_id: i64,
+    pub feed: String,
+    pub line: u64,
+    pub reason: String,
+    #[serde(serialize_with = "lossy")]
+    pub raw: Vec<u8>,
+}
+
+fn lossy<S: serde::Serializer>(b: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(b))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredReport {
+    pub id: i64,
+    pub sha256: String,
+    pub feed: String,
+    pub name: Option<String>,
+    pub source: Option<String>,
+    pub size: u64,
+    pub observed_at: Timestamp,
+    pub ingested_at: Timestamp,
+    pub events: u64,
+    pub duplicates: u64,
+    pub merged: u64,
+    pub rejects: u64,
+    pub warnings: serde_json::Value,
+    pub archive: Option<String>,
+}
+
+/// Dimensions `stats` can group by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    Family,
+    Asn,
+    Country,
+    Day,
+    Feed,
+    Type,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatRow {
+    pub key: String,
+    pub events: u64,
+    /// Distinct subjects (infected addresses, C2 hosts, …).
+    pub subjects: u64,
+}
+
+/// Conditional-GET state of a fetched URL.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FetchState {
+    pub url: String,
+    pub feed: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub last_fetch: Option<Timestamp>,
+    pub last_status: Option<String>,
+    pub last_sha256: Option<String>,
+}
+
+/// The storage operations botwatch needs. Implementations: SQLite (embedded), PostgreSQL.
+pub trait Store: Send {
+    /// Starts a report; `None` when a report with the same content hash is already stored.
+    fn begin_report<'s>(&'s mut self, meta: &ReportMeta) -> Result<Option<Box<dyn ReportWriter + 's>>>;
+    fn events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>>;
+    fn observations(&self, q: &EventQuery) -> Result<Vec<Observation>>;
+    fn rejects(&self, report_id: Option<i64>, feed: Option<&str>, limit: u64) -> Result<Vec<StoredReject>>;
+    fn reports(&self, limit: u64) -> Result<Vec<StoredReport>>;
+    fn stats(&self, by: GroupBy, q: &EventQuery) -> Result<Vec<StatRow>>;
+    fn fetch_state(&self, url: &str) -> Result<Option<FetchState>>;
+    fn save_fetch_state(&mut self, s: &FetchState) -> Result<()>;
+    /// Totals: events, observations, rejects, reports.
+    fn counts(&self) -> Result<Counts>;
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Counts {
+    pub reports: u64,
+    pub events: u64,
+    pub observations: u64,
+    pub rejects: u64,
+}
+
+/// How much independent sources raise confidence: each source of accuracy `a` (0–100)
+/// removes a share `0.6·a/100` of the remaining doubt, so one perfect source gives 0.6,
+/// two give 0.84, three 0.94; repeated sightings from one source add nothing.
+pub fn confidence<'a>(accuracies: impl IntoIterator<Item = &'a f64>) -> f64 {
+    1.0 - accuracies.into_iter().map(|a| 1.0 - 0.6 * (a / 100.0).clamp(0.0, 1.0)).product::<f64>()
+}
+
+/// Addresses as 16 bytes (IPv4 mapped into IPv6) so one BLOB column sorts and range-scans
+/// both families.
+pub fn ip_key(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+/// First and last key of a network.
+pub fn net_keys(n: IpNet) -> ([u8; 16], [u8; 16]) {
+    (ip_key(n.network()), ip_key(n.broadcast()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confidence_rises_with_independent_sources() {
+        let one = confidence(&[100.0]);
+        let two = confidence(&[100.0, 100.0]);
+        let three = confidence(&[100.0, 100.0, 50.0]);
+        assert!((one - 0.6).abs() < 1e-9);
+        assert!(two > one && three > two && three < 1.0);
+        assert_eq!(confidence(&[]), 0.0);
+    }
+}

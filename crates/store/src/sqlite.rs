@@ -1,0 +1,589 @@
+//! The embedded default: one SQLite file in WAL mode.
+//!
+//! Write path: one transaction per report, prepared statements, events inserted with
+//! `INSERT OR IGNORE` on a fingerprint (feed, raw line, time) so an overlapping report adds
+//! nothing twice. Observations are resolved in memory per report: the keys of a batch are
+//! looked up with a few `IN (…)` queries instead of one query per event, and touched
+//! observations are written once, at commit.
+
+use crate::*;
+use botwatch_model::{ClassificationType, Timestamp};
+use bytes::Bytes;
+use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter, types::Value as Sql};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Versioned migrations; `PRAGMA user_version` records the last one applied.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+
+pub struct SqliteStore {
+    conn: Connection,
+    cfg: StoreConfig,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path, cfg: StoreConfig) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path)?;
+        Self::init(conn, cfg)
+    }
+
+    pub fn open_in_memory(cfg: StoreConfig) -> Result<Self> {
+        Self::init(Connection::open_in_memory()?, cfg)
+    }
+
+    fn init(conn: Connection, cfg: StoreConfig) -> Result<Self> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // WAL: readers (the API, `botwatch events`) never block the ingest writer.
+        // synchronous=NORMAL: a committed report survives a process crash; a power cut may
+        // lose the last commit but never corrupts the file.
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;",
+        )?;
+        let mut s = SqliteStore { conn, cfg };
+        s.migrate()?;
+        Ok(s)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let current: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        if current > known {
+            return Err(StoreError::TooNew { found: current, known });
+        }
+        for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {v}"))?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ObsKey {
+    subject: String,
+    ty: &'static str,
+    family: String,
+}
+
+struct ObsState {
+    id: i64,
+    key: ObsKey,
+    ip: Option<[u8; 16]>,
+    asn: Option<u32>,
+    cc: Option<String>,
+    first: i64,
+    last: i64,
+    count: i64,
+    sources: Vec<(String, f64)>,
+}
+
+struct SqliteWriter<'s> {
+    tx: Transaction<'s>,
+    report_id: i64,
+    window_us: i64,
+    next_obs_id: i64,
+    /// Latest observation per key, as an index into `touched`.
+    latest: HashMap<ObsKey, usize>,
+    touched: Vec<ObsState>,
+    /// Keys known to have no stored observation in reach.
+    absent: std::collections::HashSet<ObsKey>,
+}
+
+fn fingerprint(e: &Event) -> i64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(e.feed.id.as_bytes());
+    h.update(&[0]);
+    h.update(&e.raw);
+    h.update(&e.time_source.unwrap_or(e.time_observation).micros().to_le_bytes());
+    h.digest() as i64
+}
+
+fn event_time(e: &Event) -> i64 {
+    e.time_source.unwrap_or(e.time_observation).micros()
+}
+
+impl Store for SqliteStore {
+    fn begin_report<'s>(&'s mut self, meta: &ReportMeta) -> Result<Option<Box<dyn ReportWriter + 's>>> {
+        let exists: Option<i64> =
+            self.conn.query_row("SELECT id FROM reports WHERE sha256 = ?", [&meta.sha256], |r| r.get(0)).optional()?;
+        if exists.is_some() {
+            return Ok(None);
+        }
+        let window_us = self.cfg.dedup_window_secs.saturating_mul(1_000_000);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO reports (sha256, feed, name, source, size, observed_at, ingested_at, archive) VALUES (?,?,?,?,?,?,?,?)",
+            params![
+                meta.sha256,
+                meta.feed,
+                meta.name,
+                meta.source,
+                meta.size as i64,
+                meta.observed_at.micros(),
+                botwatch_model::Clock::now(&botwatch_model::SystemClock).micros(),
+                meta.archive
+            ],
+        )?;
+        let report_id = tx.last_insert_rowid();
+        let next_obs_id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM observations", [], |r| r.get(0))?;
+        Ok(Some(Box::new(SqliteWriter {
+            tx,
+            report_id,
+            window_us,
+            next_obs_id,
+            latest: HashMap::new(),
+            touched: Vec::new(),
+            absent: Default::default(),
+        })))
+    }
+
+    fn events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>> {
+        let (wh, args) = where_clause(q, true);
+        let sql = format!(
+            "SELECT id, report_id, observation_id, doc, raw, line FROM events {wh} ORDER BY id LIMIT {}",
+            q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64)
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(params_from_iter(args), |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, String>(3)?, r.get::<_, Vec<u8>>(4)?, r.get::<_, i64>(5)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, report_id, observation_id, doc, raw, line) = row?;
+            let map: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(format!("event {id}: {e}")))?;
+            let mut event = Event::from_intelmq(&map).map_err(|e| StoreError::Corrupt(format!("event {id}: {e}")))?;
+            event.raw = Bytes::from(raw);
+            event.line = line as u64;
+            out.push(StoredEvent { id, report_id, observation_id, event });
+        }
+        Ok(out)
+    }
+
+    fn observations(&self, q: &EventQuery) -> Result<Vec<Observation>> {
+        let (wh, args) = where_clause(q, false);
+        let sql = format!(
+            "SELECT id, subject, type, family, asn, cc, first_seen, last_seen, count, sources, confidence FROM observations {wh} ORDER BY id LIMIT {}",
+            q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64)
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(params_from_iter(args), |r| {
+            Ok(Observation {
+                id: r.get(0)?,
+                subject: r.get(1)?,
+                classification_type: r.get(2)?,
+                family: r.get(3)?,
+                asn: r.get(4)?,
+                cc: r.get(5)?,
+                first_seen: Timestamp(r.get(6)?),
+                last_seen: Timestamp(r.get(7)?),
+                count: r.get::<_, i64>(8)? as u64,
+                sources: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
+                confidence: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn rejects(&self, report_id: Option<i64>, feed: Option<&str>, limit: u64) -> Result<Vec<StoredReject>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, report_id, feed, line, reason, raw FROM rejects WHERE (?1 IS NULL OR report_id = ?1) AND (?2 IS NULL OR feed = ?2) ORDER BY id LIMIT ?3",
+        )?;
+        let rows = st.query_map(params![report_id, feed, limit.min(i64::MAX as u64) as i64], |r| {
+            Ok(StoredReject {
+                id: r.get(0)?,
+                report_id: r.get(1)?,
+                feed: r.get(2)?,
+                line: r.get::<_, i64>(3)? as u64,
+                reason: r.get(4)?,
+                raw: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn reports(&self, limit: u64) -> Result<Vec<StoredReport>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, sha256, feed, name, source, size, observed_at, ingested_at, events, duplicates, merged, rejects, warnings, archive FROM reports ORDER BY id DESC LIMIT ?",
+        )?;
+        let rows = st.query_map([limit.min(i64::MAX as u64) as i64], |r| {
+            Ok(StoredReport {
+                id: r.get(0)?,
+                sha256: r.get(1)?,
+                feed: r.get(2)?,
+                name: r.get(3)?,
+                source: r.get(4)?,
+                size: r.get::<_, i64>(5)? as u64,
+                observed_at: Timestamp(r.get(6)?),
+                ingested_at: Timestamp(r.get(7)?),
+                events: r.get::<_, i64>(8)? as u64,
+                duplicates: r.get::<_, i64>(9)? as u64,
+                merged: r.get::<_, i64>(10)? as u64,
+                rejects: r.get::<_, i64>(11)? as u64,
+                warnings: serde_json::from_str(&r.get::<_, String>(12)?).unwrap_or_default(),
+                archive: r.get(13)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn stats(&self, by: GroupBy, q: &EventQuery) -> Result<Vec<StatRow>> {
+        let key = match by {
+            GroupBy::Family => "COALESCE(family, '')",
+            GroupBy::Asn => "COALESCE(CAST(asn AS TEXT), '')",
+            GroupBy::Country => "COALESCE(cc, '')",
+            GroupBy::Day => "date(COALESCE(time_source, time_observation) / 1000000, 'unixepoch')",
+            GroupBy::Feed => "feed",
+            GroupBy::Type => "type",
+        };
+        let (wh, args) = where_clause(q, true);
+        let order = if by == GroupBy::Day { "k" } else { "n DESC, k" };
+        let sql = format!(
+            "SELECT {key} AS k, COUNT(*) AS n, COUNT(DISTINCT subject) FROM events {wh} GROUP BY k ORDER BY {order} LIMIT {}",
+            q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64)
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(params_from_iter(args), |r| {
+            Ok(StatRow { key: r.get(0)?, events: r.get::<_, i64>(1)? as u64, subjects: r.get::<_, i64>(2)? as u64 })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn fetch_state(&self, url: &str) -> Result<Option<FetchState>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT url, feed, etag, last_modified, last_fetch, last_status, last_sha256 FROM fetch_state WHERE url = ?",
+                [url],
+                |r| {
+                    Ok(FetchState {
+                        url: r.get(0)?,
+                        feed: r.get(1)?,
+                        etag: r.get(2)?,
+                        last_modified: r.get(3)?,
+                        last_fetch: r.get::<_, Option<i64>>(4)?.map(Timestamp),
+                        last_status: r.get(5)?,
+                        last_sha256: r.get(6)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn save_fetch_state(&mut self, s: &FetchState) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO fetch_state (url, feed, etag, last_modified, last_fetch, last_status, last_sha256) VALUES (?,?,?,?,?,?,?)
+             ON CONFLICT(url) DO UPDATE SET feed=excluded.feed, etag=excluded.etag, last_modified=excluded.last_modified,
+               last_fetch=excluded.last_fetch, last_status=excluded.last_status, last_sha256=excluded.last_sha256",
+            params![s.url, s.feed, s.etag, s.last_modified, s.last_fetch.map(|t| t.micros()), s.last_status, s.last_sha256],
+        )?;
+        Ok(())
+    }
+
+    fn counts(&self) -> Result<Counts> {
+        let c = |t: &str| -> Result<u64> {
+            Ok(self.conn.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get::<_, i64>(0))? as u64)
+        };
+        Ok(Counts { reports: c("reports")?, events: c("events")?, observations: c("observations")?, rejects: c("rejects")? })
+    }
+}
+
+/// WHERE clause for events (`events = true`) or observations.
+fn where_clause(q: &EventQuery, events: bool) -> (String, Vec<Sql>) {
+    let mut conds: Vec<String> = Vec::new();
+    let mut args: Vec<Sql> = Vec::new();
+    let (time_col, family_col) = if events { ("time_source", "family") } else { ("last_seen", "family") };
+    if let Some(ip) = q.ip {
+        conds.push("ip = ?".into());
+        args.push(Sql::Blob(ip_key(ip).to_vec()));
+    }
+    if let Some(n) = q.cidr {
+        let (lo, hi) = net_keys(n);
+        conds.push("ip BETWEEN ? AND ?".into());
+        args.push(Sql::Blob(lo.to_vec()));
+        args.push(Sql::Blob(hi.to_vec()));
+    }
+    if let Some(a) = q.asn {
+        conds.push("asn = ?".into());
+        args.push(Sql::Integer(a as i64));
+    }
+    if let Some(cc) = &q.cc {
+        conds.push("cc = ?".into());
+        args.push(Sql::Text(cc.to_ascii_uppercase()));
+    }
+    if let Some(f) = &q.family {
+        conds.push(format!("{family_col} = ?"));
+        args.push(Sql::Text(botwatch_model::family::normalise(f).to_string()));
+    }
+    if let Some(f) = &q.feed {
+        if events {
+            conds.push("feed = ?".into());
+            args.push(Sql::Text(f.clone()));
+        } else {
+            conds.push("json_extract(sources, '$.\"' || ? || '\"') IS NOT NULL".into());
+            args.push(Sql::Text(f.clone()));
+        }
+    }
+    if let Some(t) = &q.classification_type {
+        conds.push("type = ?".into());
+        let t = ClassificationType::from_name(t).map(|c| c.as_str().to_string()).unwrap_or_else(|| t.clone());
+        args.push(Sql::Text(t));
+    }
+    if let Some(s) = q.since {
+        conds.push(format!("{time_col} >= ?"));
+        args.push(Sql::Integer(s.micros()));
+    }
+    if let Some(u) = q.until {
+        conds.push(format!("{time_col} < ?"));
+        args.push(Sql::Integer(u.micros()));
+    }
+    if let Some(a) = q.after_id {
+        conds.push("id > ?".into());
+        args.push(Sql::Integer(a));
+    }
+    if conds.is_empty() { (String::new(), args) } else { (format!("WHERE {}", conds.join(" AND ")), args) }
+}
+
+impl SqliteWriter<'_> {
+    /// Loads the latest stored observation for every key of the batch not seen yet in this
+    /// report, in chunks of `IN (…)` queries.
+    fn preload(&mut self, keys: &[(ObsKey, i64)]) -> Result<()> {
+        let mut want: Vec<&str> = Vec::new();
+        let mut min_t = i64::MAX;
+        let mut seen = std::collections::HashSet::new();
+        for (k, t) in keys {
+            if self.latest.contains_key(k) || self.absent.contains(k) {
+                continue;
+            }
+            min_t = min_t.min(*t);
+            if seen.insert(k.subject.as_str()) {
+                want.push(k.subject.as_str());
+            }
+        }
+        if want.is_empty() {
+            return Ok(());
+        }
+        let floor = min_t.saturating_sub(self.window_us);
+        let mut found: HashMap<ObsKey, ObsState> = HashMap::new();
+        for chunk in want.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT id, subject, type, family, ip, asn, cc, first_seen, last_seen, count, sources FROM observations WHERE last_seen >= ? AND subject IN ({marks})"
+            );
+            let mut st = self.tx.prepare_cached(&sql)?;
+            let mut args: Vec<Sql> = vec![Sql::Integer(floor)];
+            args.extend(chunk.iter().map(|s| Sql::Text((*s).to_string())));
+            let mut rows = st.query(params_from_iter(args))?;
+            while let Some(r) = rows.next()? {
+                let ty: String = r.get(2)?;
+                let Some(ty) = ClassificationType::from_name(&ty) else { continue };
+                let key = ObsKey { subject: r.get(1)?, ty: ty.as_str(), family: r.get(3)? };
+                let sources: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or_default();
+                let state = ObsState {
+                    id: r.get(0)?,
+                    key: key.clone(),
+                    ip: r.get::<_, Option<Vec<u8>>>(4)?.and_then(|b| b.try_into().ok()),
+                    asn: r.get(5)?,
+                    cc: r.get(6)?,
+                    first: r.get(7)?,
+                    last: r.get(8)?,
+                    count: r.get(9)?,
+                    sources: sources.into_iter().map(|(k, v)| (k, v.as_f64().unwrap_or(100.0))).collect(),
+                };
+                match found.get(&key) {
+                    Some(old) if old.last >= state.last => {}
+                    _ => {
+                        found.insert(key, state);
+                    }
+                }
+            }
+        }
+        for (k, _) in keys {
+            if self.latest.contains_key(k) || self.absent.contains(k) {
+                continue;
+            }
+            match found.remove(k) {
+                Some(state) => {
+                    self.latest.insert(k.clone(), self.touched.len());
+                    self.touched.push(state);
+                }
+                None => {
+                    self.absent.insert(k.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The observation this event joins (merging) or opens; `(index, merged)`.
+    fn observe(&mut self, key: ObsKey, e: &Event, t: i64) -> (usize, bool) {
+        let feed = e.feed.id.as_str();
+        if let Some(&i) = self.latest.get(&key) {
+            let o = &mut self.touched[i];
+            if t >= o.first.saturating_sub(self.window_us) && t <= o.last.saturating_add(self.window_us) {
+                o.first = o.first.min(t);
+                o.last = o.last.max(t);
+                o.count += 1;
+                if !o.sources.iter().any(|(f, _)| f == feed) {
+                    o.sources.push((feed.to_string(), e.feed.accuracy as f64));
+                }
+                if o.asn.is_none() {
+                    o.asn = e.source.asn;
+                }
+                if o.cc.is_none() {
+                    o.cc = e.source.cc.as_ref().map(|c| c.to_string());
+                }
+                return (i, true);
+            }
+        }
+        self.absent.remove(&key);
+        let id = self.next_obs_id;
+        self.next_obs_id += 1;
+        self.touched.push(ObsState {
+            id,
+            key: key.clone(),
+            ip: e.source.ip.map(ip_key),
+            asn: e.source.asn,
+            cc: e.source.cc.as_ref().map(|c| c.to_string()),
+            first: t,
+            last: t,
+            count: 1,
+            sources: vec![(feed.to_string(), e.feed.accuracy as f64)],
+        });
+        let i = self.touched.len() - 1;
+        self.latest.insert(key, i);
+        (i, false)
+    }
+}
+
+impl ReportWriter for SqliteWriter<'_> {
+    fn write_batch(&mut self, events: &[Event], rejects: &[Reject]) -> Result<BatchOutcome> {
+        let mut out = BatchOutcome::default();
+        let keyed: Vec<Option<(ObsKey, i64)>> = events
+            .iter()
+            .map(|e| {
+                e.subject().map(|subject| {
+                    let key = ObsKey {
+                        subject,
+                        ty: e.classification_type.as_str(),
+                        family: e.malware_name.as_deref().unwrap_or("").to_string(),
+                    };
+                    (key, event_time(e))
+                })
+            })
+            .collect();
+        let keys: Vec<(ObsKey, i64)> = keyed.iter().flatten().cloned().collect();
+        self.preload(&keys)?;
+        let mut doc: Vec<u8> = Vec::with_capacity(1024);
+        for (e, k) in events.iter().zip(keyed) {
+            let fp = fingerprint(e);
+            let dup: bool = {
+                let mut q = self.tx.prepare_cached("SELECT 1 FROM events WHERE fingerprint = ?")?;
+                q.exists([fp])?
+            };
+            if dup {
+                out.duplicates += 1;
+                continue;
+            }
+            let obs = k.map(|(key, t)| self.observe(key, e, t));
+            if let Some((_, merged)) = obs {
+                if merged {
+                    out.merged += 1;
+                } else {
+                    out.new_observations += 1;
+                }
+            }
+            let obs_id = obs.map(|(i, _)| self.touched[i].id);
+            doc.clear();
+            serde_json::to_writer(&mut doc, &e.to_intelmq(false)).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+            let doc_text = std::str::from_utf8(&doc).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+            let mut ins = self.tx.prepare_cached(
+                "INSERT INTO events (report_id, observation_id, fingerprint, line, feed, time_source, time_observation, ip, subject, asn, cc, type, family, doc, raw)
+                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            )?;
+            ins.execute(params![
+                self.report_id,
+                obs_id,
+                fp,
+                e.line as i64,
+                e.feed.id.as_str(),
+                e.time_source.map(|t| t.micros()),
+                e.time_observation.micros(),
+                e.source.ip.map(|ip| ip_key(ip).to_vec()),
+                e.subject(),
+                e.source.asn,
+                e.source.cc.as_deref(),
+                e.classification_type.as_str(),
+                e.malware_name.as_deref(),
+                doc_text,
+                &e.raw[..],
+            ])?;
+            out.inserted += 1;
+        }
+        let mut ins = self.tx.prepare_cached("INSERT INTO rejects (report_id, feed, line, reason, raw) VALUES (?,?,?,?,?)")?;
+        let feed: String = self.tx.query_row("SELECT feed FROM reports WHERE id = ?", [self.report_id], |r| r.get(0))?;
+        for r in rejects {
+            ins.execute(params![self.report_id, feed, r.line as i64, r.reason, &r.raw[..]])?;
+            out.rejects += 1;
+        }
+        Ok(out)
+    }
+
+    fn commit(self: Box<Self>, totals: &ReportTotals) -> Result<i64> {
+        let me = *self;
+        {
+            let mut up = me.tx.prepare_cached(
+                "INSERT INTO observations (id, subject, type, family, ip, asn, cc, first_seen, last_seen, count, sources, confidence)
+                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+                 ON CONFLICT(id) DO UPDATE SET asn=excluded.asn, cc=excluded.cc, first_seen=excluded.first_seen,
+                   last_seen=excluded.last_seen, count=excluded.count, sources=excluded.sources, confidence=excluded.confidence",
+            )?;
+            for o in &me.touched {
+                let sources: serde_json::Map<String, serde_json::Value> =
+                    o.sources.iter().map(|(f, a)| (f.clone(), serde_json::json!(a))).collect();
+                let conf = confidence(o.sources.iter().map(|(_, a)| a));
+                up.execute(params![
+                    o.id,
+                    o.key.subject,
+                    o.key.ty,
+                    o.key.family,
+                    o.ip.map(|b| b.to_vec()),
+                    o.asn,
+                    o.cc,
+                    o.first,
+                    o.last,
+                    o.count,
+                    serde_json::Value::Object(sources).to_string(),
+                    conf
+                ])?;
+            }
+            let o = &totals.outcome;
+            me.tx.execute(
+                "UPDATE reports SET events = ?, duplicates = ?, merged = ?, rejects = ?, warnings = ? WHERE id = ?",
+                params![
+                    o.inserted as i64,
+                    o.duplicates as i64,
+                    o.merged as i64,
+                    o.rejects as i64,
+                    serde_json::to_string(&totals.warnings).unwrap_or_else(|_| "[]".into()),
+                    me.report_id
+                ],
+            )?;
+        }
+        let id = me.report_id;
+        me.tx.commit()?;
+        Ok(id)
+    }
+}
+

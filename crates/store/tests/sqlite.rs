@@ -1,0 +1,128 @@
+//! The SQLite store: idempotent reports, dedup windows, corroboration, atomic reports.
+
+use botwatch_model::{ClassificationType, Event, FeedInfo, Reject, Slot, Timestamp};
+use botwatch_store::{EventQuery, GroupBy, ReportMeta, ReportTotals, Store, StoreConfig, sqlite::SqliteStore};
+use bytes::Bytes;
+use std::sync::Arc;
+
+fn ev(feed: &Arc<FeedInfo>, ip: &str, family: &str, t: i64, raw: &str) -> Event {
+    let mut e = Event::new(feed.clone(), ClassificationType::InfectedSystem, Timestamp::from_secs(t));
+    e.set_str(Slot::for_key("source.ip"), ip).unwrap();
+    e.malware_name = Some(family.into());
+    e.time_source = Some(Timestamp::from_secs(t));
+    e.raw = Bytes::copy_from_slice(raw.as_bytes());
+    e.line = 1;
+    e
+}
+
+fn ingest(store: &mut SqliteStore, sha: &str, events: &[Event], rejects: &[Reject]) -> Option<botwatch_store::BatchOutcome> {
+    let meta = ReportMeta::new(sha, &events.first().map(|e| e.feed.id.to_string()).unwrap_or_default(), 1, Timestamp(0));
+    let mut w = store.begin_report(&meta).unwrap()?;
+    let out = w.write_batch(events, rejects).unwrap();
+    w.commit(&ReportTotals { outcome: out, warnings: vec![] }).unwrap();
+    Some(out)
+}
+
+#[test]
+fn same_report_twice_is_a_no_op() {
+    let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
+    let f = Arc::new(FeedInfo::new("a_b", "B", "A", 100.0));
+    let evs = vec![ev(&f, "192.0.2.1", "emotet", 1000, "l1"), ev(&f, "192.0.2.2", "emotet", 1000, "l2")];
+    assert_eq!(ingest(&mut s, "h1", &evs, &[]).unwrap().inserted, 2);
+    assert!(ingest(&mut s, "h1", &evs, &[]).is_none());
+    // Same lines in a different report (overlapping export): nothing new either.
+    let out = ingest(&mut s, "h2", &evs, &[]).unwrap();
+    assert_eq!((out.inserted, out.duplicates), (0, 2));
+    assert_eq!(s.counts().unwrap().events, 2);
+    assert_eq!(s.counts().unwrap().observations, 2);
+}
+
+#[test]
+fn sightings_inside_the_window_merge_and_sources_raise_confidence() {
+    let mut s = SqliteStore::open_in_memory(StoreConfig { dedup_window_secs: 3600 }).unwrap();
+    let a = Arc::new(FeedInfo::new("a_x", "X", "A", 100.0));
+    let b = Arc::new(FeedInfo::new("b_y", "Y", "B", 100.0));
+    ingest(&mut s, "r1", &[ev(&a, "192.0.2.9", "emotet", 10_000, "a1"), ev(&a, "192.0.2.9", "emotet", 10_600, "a2")], &[]);
+    let o = s.observations(&EventQuery::default()).unwrap();
+    assert_eq!(o.len(), 1);
+    assert_eq!(o[0].count, 2);
+    let c1 = o[0].confidence;
+    // Another source, inside the window, in a later report.
+    let out = ingest(&mut s, "r2", &[ev(&b, "192.0.2.9", "emotet", 12_000, "b1")], &[]).unwrap();
+    assert_eq!(out.merged, 1);
+    let o = s.observations(&EventQuery::default()).unwrap();
+    assert_eq!(o.len(), 1);
+    assert_eq!(o[0].count, 3);
+    assert_eq!(o[0].first_seen, Timestamp::from_secs(10_000));
+    assert_eq!(o[0].last_seen, Timestamp::from_secs(12_000));
+    assert_eq!(o[0].sources.len(), 2);
+    assert!(o[0].confidence > c1);
+    // Outside the window: a new observation.
+    ingest(&mut s, "r3", &[ev(&b, "192.0.2.9", "emotet", 20_000, "b2")], &[]);
+    assert_eq!(s.observations(&EventQuery::default()).unwrap().len(), 2);
+    // Another family is another observation.
+    ingest(&mut s, "r4", &[ev(&b, "192.0.2.9", "qakbot", 20_000, "b3")], &[]);
+    assert_eq!(s.observations(&EventQuery::default()).unwrap().len(), 3);
+}
+
+#[test]
+fn dropped_writer_leaves_nothing() {
+    let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
+    let f = Arc::new(FeedInfo::new("a_b", "B", "A", 100.0));
+    {
+        let mut w = s.begin_report(&ReportMeta::new("x", "a_b", 1, Timestamp(0))).unwrap().unwrap();
+        w.write_batch(&[ev(&f, "192.0.2.1", "emotet", 1, "l")], &[]).unwrap();
+        // No commit: a crash or error mid-report.
+    }
+    let c = s.counts().unwrap();
+    assert_eq!((c.reports, c.events, c.observations), (0, 0, 0));
+    // And the report can be ingested again.
+    assert!(ingest(&mut s, "x", &[ev(&f, "192.0.2.1", "emotet", 1, "l")], &[]).is_some());
+}
+
+#[test]
+fn queries_filter_by_ip_cidr_asn_country_family_and_time() {
+    let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
+    let f = Arc::new(FeedInfo::new("a_b", "B", "A", 100.0));
+    let mut e1 = ev(&f, "192.0.2.1", "emotet", 1000, "1");
+    e1.source.asn = Some(64500);
+    e1.source.cc = Some("AT".into());
+    let e2 = ev(&f, "198.51.100.7", "qakbot", 5000, "2");
+    let e3 = ev(&f, "2001:db8::1", "emotet", 9000, "3");
+    let rej = Reject { line: 4, raw: Bytes::from_static(b"junk"), reason: "bad".into() };
+    ingest(&mut s, "q", &[e1, e2, e3], &[rej]);
+    let n = |q: EventQuery| s.events(&q).unwrap().len();
+    assert_eq!(n(EventQuery::default()), 3);
+    assert_eq!(n(EventQuery { ip: Some("192.0.2.1".parse().unwrap()), ..Default::default() }), 1);
+    assert_eq!(n(EventQuery { cidr: Some("192.0.2.0/24".parse().unwrap()), ..Default::default() }), 1);
+    assert_eq!(n(EventQuery { cidr: Some("2001:db8::/32".parse().unwrap()), ..Default::default() }), 1);
+    assert_eq!(n(EventQuery { asn: Some(64500), ..Default::default() }), 1);
+    assert_eq!(n(EventQuery { cc: Some("at".into()), ..Default::default() }), 1);
+    assert_eq!(n(EventQuery { family: Some("Emotet".into()), ..Default::default() }), 2);
+    assert_eq!(n(EventQuery { since: Some(Timestamp::from_secs(4000)), ..Default::default() }), 2);
+    assert_eq!(n(EventQuery { limit: Some(2), after_id: Some(1), ..Default::default() }), 2);
+    let stats = s.stats(GroupBy::Family, &EventQuery::default()).unwrap();
+    assert_eq!(stats[0].key, "emotet");
+    assert_eq!(stats[0].events, 2);
+    let rej = s.rejects(None, None, 10).unwrap();
+    assert_eq!(rej.len(), 1);
+    assert_eq!(rej[0].raw, b"junk");
+    // Round trip of the stored document.
+    let back = &s.events(&EventQuery { ip: Some("192.0.2.1".parse().unwrap()), ..Default::default() }).unwrap()[0].event;
+    assert_eq!(back.malware_name.as_deref(), Some("emotet"));
+    assert_eq!(&back.raw[..], b"1");
+}
+
+#[test]
+fn reopening_a_file_keeps_data_and_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.db");
+    let f = Arc::new(FeedInfo::new("a_b", "B", "A", 100.0));
+    {
+        let mut s = SqliteStore::open(&path, StoreConfig::default()).unwrap();
+        ingest(&mut s, "z", &[ev(&f, "192.0.2.1", "emotet", 1, "l")], &[]);
+    }
+    let s = SqliteStore::open(&path, StoreConfig::default()).unwrap();
+    assert_eq!(s.counts().unwrap().events, 1);
+    assert_eq!(s.schema_version().unwrap(), 1);
+}
