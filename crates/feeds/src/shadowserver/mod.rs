@@ -315,6 +315,7 @@ fn fill(
     ctx: &ParseContext<'_>,
     counters: &mut Counters,
 ) -> Result<(), String> {
+    let mut first_error: Option<String> = None;
     for (i, (p, bytes)) in plan.iter().zip(rec.iter()).enumerate() {
         let text = match std::str::from_utf8(bytes) {
             Ok(t) => std::borrow::Cow::Borrowed(t),
@@ -332,37 +333,35 @@ fn fill(
             }
             Plan::Map(maps) => {
                 for m in maps {
-                    match m.conv.apply(v, rec, row) {
-                        Ok(None) if m.required => {
-                            return Err(format!("required column {:?} ({}) is empty or invalid: {v:?}", m.column, m.key));
+                    let res = match m.conv.apply(v, rec, row) {
+                        Ok(None) => Ok(()),
+                        Ok(Some(val)) if m.slot == Slot::MalwareName => {
+                            e.malware_name = ctx.families.canonical(&val.to_string());
+                            Ok(())
                         }
-                        Ok(None) => {}
-                        Ok(Some(val)) => {
-                            let res = if m.slot == Slot::MalwareName {
-                                e.malware_name = ctx.families.canonical(&val.to_string());
-                                Ok(())
-                            } else {
-                                e.set_value(m.slot, val)
-                            };
-                            if let Err(err) = res {
-                                if m.required {
-                                    return Err(format!("required column {:?}: {err}", m.column));
-                                }
-                                *counters.invalid.entry(i).or_default() += 1;
-                                e.attrs.push((m.fallback, Value::Str(v.into())));
-                            }
+                        Ok(Some(val)) => e.set_value(m.slot, val).map_err(|err| err.to_string()),
+                        Err(err) => Err(err),
+                    };
+                    if let Err(err) = res {
+                        // Like IntelMQ, a required column must exist but an empty or bad
+                        // value only costs the line if the event is left without a time or
+                        // without anything to name (checked below).
+                        if m.required && first_error.is_none() {
+                            first_error = Some(format!("column {:?} ({}): {err}", m.column, m.key));
                         }
-                        Err(err) => {
-                            if m.required {
-                                return Err(format!("required column {:?} ({}): {err}", m.column, m.key));
-                            }
-                            *counters.invalid.entry(i).or_default() += 1;
-                            e.attrs.push((m.fallback, Value::Str(v.into())));
-                        }
+                        *counters.invalid.entry(i).or_default() += 1;
+                        e.attrs.push((m.fallback, Value::Str(v.into())));
                     }
                 }
             }
         }
+    }
+    if e.time_source.is_none() {
+        return Err(first_error.unwrap_or_else(|| "no timestamp".into()));
+    }
+    if e.source.is_empty() && e.destination.is_empty() {
+        let why = first_error.unwrap_or_else(|| "empty".into());
+        return Err(format!("no source address, network, host name or URL: {why}"));
     }
     Ok(())
 }

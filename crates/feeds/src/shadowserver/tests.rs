@@ -86,6 +86,10 @@ fn invalid_required_value_rejects_the_row_and_goes_on() {
     assert_eq!(out.rejects.len(), 1);
     assert_eq!(out.rejects[0].line, 2);
     assert!(out.rejects[0].reason.contains("src_ip"), "{}", out.rejects[0].reason);
+    // An empty required port (real ip_spoofer reports have none) does not cost the line.
+    let data = format!("{SINKHOLE_HEADER}\n\"2021-03-04 00:00:00\",\"tcp\",\"190.113.1.2\",,,,,,,,,,,,,,,,,,,,,,,,,,,\n");
+    let out = run("shadowserver_event4_sinkhole", None, &data);
+    assert_eq!((out.events.len(), out.rejects.len()), (1, 0));
 }
 
 #[test]

@@ -1,0 +1,128 @@
+//! `botwatch.toml`: one file for everything. Every key has a default, so a missing file
+//! means "embedded store in the current directory, shipped enrichment data".
+
+use anyhow::{Context, Result};
+use botwatch_feeds::generic::GenericConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub store: StoreSection,
+    pub enrich: EnrichSection,
+    pub fetch: FetchSection,
+    /// Feeds `botwatch fetch` pulls.
+    pub feeds: Vec<FeedSource>,
+    /// Generic CSV / list feeds defined by a column mapping.
+    pub generic: Vec<GenericFeed>,
+    /// Extra malware family aliases: alias → canonical name.
+    pub families: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// SQLite database file.
+    pub path: PathBuf,
+    /// Sightings of the same (IP, classification, family) closer than this are one
+    /// observation.
+    pub dedup_window_hours: u32,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection { path: PathBuf::from("botwatch.db"), dedup_window_hours: 24 }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnrichSection {
+    /// A directory with newer ip-location-db files (`botwatch geo import`); the shipped
+    /// tables are used when unset.
+    pub ipasn_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FetchSection {
+    /// Raw reports are archived here before parsing, so any report can be replayed.
+    pub archive_dir: PathBuf,
+    pub timeout_secs: u64,
+    /// Attempts per feed on network errors and 5xx/429 answers.
+    pub attempts: u32,
+    /// First back-off; doubles per attempt.
+    pub backoff_ms: u64,
+    pub user_agent: String,
+    /// Largest report accepted, in bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for FetchSection {
+    fn default() -> Self {
+        FetchSection {
+            archive_dir: PathBuf::from("botwatch-archive"),
+            timeout_secs: 60,
+            attempts: 4,
+            backoff_ms: 1000,
+            user_agent: concat!("botwatch/", env!("CARGO_PKG_VERSION")).into(),
+            max_bytes: 2 << 30,
+        }
+    }
+}
+
+/// A feed to fetch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedSource {
+    /// Feed id (`botwatch feeds`); omitted: detected from the response.
+    pub feed: Option<String>,
+    pub url: String,
+    /// Extra request headers (API keys).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+/// A user-defined generic feed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenericFeed {
+    pub id: String,
+    #[serde(flatten)]
+    pub mapping: GenericConfig,
+}
+
+impl Config {
+    /// Reads `path`, or `./botwatch.toml` if it exists, else defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let p = match path {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let p = PathBuf::from("botwatch.toml");
+                if !p.exists() {
+                    return Ok(Config::default());
+                }
+                p
+            }
+        };
+        let text = std::fs::read_to_string(&p).with_context(|| format!("reading config {}", p.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let c: Config = toml::from_str(include_str!("../../../botwatch.example.toml")).unwrap();
+        assert!(!c.feeds.is_empty());
+        assert_eq!(c.store.dedup_window_hours, 24);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        assert!(toml::from_str::<Config>("[store]\npaht = 'x'\n").is_err());
+    }
+}

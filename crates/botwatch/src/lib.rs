@@ -1,0 +1,41 @@
+//! The botwatch binary's library half: configuration, the ingest pipeline, fetching,
+//! output formats and the demo. `main.rs` only parses arguments and calls in here, so the
+//! integration tests and benches drive exactly what the CLI runs.
+
+pub mod config;
+pub mod demo;
+pub mod fetch;
+pub mod output;
+pub mod pipeline;
+pub mod synth;
+
+use anyhow::Result;
+use botwatch_feeds::registry::Registry;
+use botwatch_model::FamilyTable;
+use config::Config;
+
+/// The feed registry with the generic feeds the config defines.
+pub fn registry(cfg: &Config) -> Registry {
+    let mut r = Registry::builtin();
+    for g in &cfg.generic {
+        r.add(botwatch_feeds::generic::custom_feed(&g.id, g.mapping.clone()));
+    }
+    r
+}
+
+/// The family alias table with the config's additions.
+pub fn families(cfg: &Config) -> FamilyTable {
+    let mut t = FamilyTable::default();
+    for (alias, canon) in &cfg.families {
+        t.add_alias(alias, canon);
+    }
+    t
+}
+
+/// The enrichment tables: a configured directory, else the shipped ones.
+pub fn ipdb(cfg: &Config) -> Result<std::sync::Arc<botwatch_enrich::IpDb>> {
+    Ok(match &cfg.enrich.ipasn_dir {
+        Some(dir) => std::sync::Arc::new(botwatch_enrich::IpDb::load_dir(dir)?),
+        None => botwatch_enrich::IpDb::builtin(),
+    })
+}

@@ -1,0 +1,636 @@
+//! `botwatch`: the command line. Argument parsing and exit codes only; the work is in the
+//! library half.
+
+use anyhow::{Context, Result, bail};
+use botwatch::config::Config;
+use botwatch::output::{self, Format};
+use botwatch::pipeline::{Ingestor, Input, ReportSummary};
+use botwatch_model::{Clock, SystemClock, Timestamp, parse_timestamp};
+use botwatch_store::{EventQuery, GroupBy, Store, StoreConfig, sqlite::SqliteStore};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit codes: 0 success; 1 error; 2 bad usage; 3 some inputs could not be ingested at all
+/// (unreadable, unrecognised); 4 some feeds could not be fetched.
+#[derive(Parser)]
+#[command(name = "botwatch", version, about = "Collect, normalise and measure botnet infection reports", long_about = None)]
+#[command(after_help = "Exit codes: 0 ok · 1 error · 2 usage · 3 some inputs not ingested · 4 some feeds not fetched")]
+struct Cli {
+    /// Configuration file [default: ./botwatch.toml if present]
+    #[arg(long, global = true, env = "BOTWATCH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log level filter (error, warn, info, debug), or RUST_LOG syntax
+    #[arg(long, global = true, default_value = "warn", env = "BOTWATCH_LOG")]
+    log: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct DbArg {
+    /// SQLite database [default: store.path from config, else ./botwatch.db]
+    #[arg(long, env = "BOTWATCH_DB")]
+    db: Option<PathBuf>,
+}
+
+#[derive(Args, Clone, Default)]
+struct Filters {
+    /// Only this address
+    #[arg(long)]
+    ip: Option<std::net::IpAddr>,
+    /// Only addresses inside this network
+    #[arg(long)]
+    cidr: Option<ipnet::IpNet>,
+    /// Only this source AS number
+    #[arg(long)]
+    asn: Option<u32>,
+    /// Only this source country (ISO code)
+    #[arg(long)]
+    country: Option<String>,
+    /// Only this malware family (aliases allowed)
+    #[arg(long)]
+    family: Option<String>,
+    /// Only this feed id
+    #[arg(long)]
+    feed: Option<String>,
+    /// Only this classification.type (e.g. infected-system)
+    #[arg(long = "type")]
+    ty: Option<String>,
+    /// From this time (RFC 3339 or YYYY-MM-DD)
+    #[arg(long)]
+    since: Option<String>,
+    /// Before this time
+    #[arg(long)]
+    until: Option<String>,
+    /// Only rows after this id (cursor for paging)
+    #[arg(long)]
+    after: Option<i64>,
+    /// At most this many rows
+    #[arg(long)]
+    limit: Option<u64>,
+}
+
+impl Filters {
+    fn query(&self, families: &botwatch_model::FamilyTable) -> Result<EventQuery> {
+        let t = |s: &Option<String>| -> Result<Option<Timestamp>> {
+            s.as_deref().map(|v| parse_timestamp(v).with_context(|| format!("not a time: {v:?}"))).transpose()
+        };
+        Ok(EventQuery {
+            ip: self.ip,
+            cidr: self.cidr,
+            asn: self.asn,
+            cc: self.country.clone(),
+            family: self.family.as_deref().and_then(|f| families.canonical(f)).map(|f| f.to_string()),
+            feed: self.feed.clone(),
+            classification_type: self.ty.clone(),
+            since: t(&self.since)?,
+            until: t(&self.until)?,
+            after_id: self.after,
+            limit: self.limit,
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Parse report files into the store (format detected unless --feed is given)
+    Ingest {
+        /// Report files (CSV, JSON, text; .gz and .zip are unpacked); `-` reads stdin
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Feed id (see `botwatch feeds`); detected per file when omitted
+        #[arg(long)]
+        feed: Option<String>,
+        #[command(flatten)]
+        db: DbArg,
+        /// Print the per-report summary as JSON lines
+        #[arg(long)]
+        json: bool,
+        /// No progress bar
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// List every supported feed with its documentation link
+    Feeds {
+        /// JSON lines instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Only feeds whose id contains this text
+        filter: Option<String>,
+    },
+    /// Query stored events
+    Events {
+        #[command(flatten)]
+        filters: Filters,
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Query deduplicated observations (one per IP, classification and family per window)
+    Observations {
+        #[command(flatten)]
+        filters: Filters,
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Export events for other tools
+    Export {
+        /// intelmq: IntelMQ's file-output JSON lines (flat dotted keys, raw in base64)
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+        #[command(flatten)]
+        filters: Filters,
+        #[command(flatten)]
+        db: DbArg,
+        /// Write here instead of stdout
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Counts by family, ASN, country, day, feed or classification
+    Stats {
+        #[arg(long, value_enum, default_value = "family")]
+        by: By,
+        #[command(flatten)]
+        filters: Filters,
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Lines that could not be parsed, with line number, reason and raw bytes
+    Rejects {
+        /// Only this feed
+        #[arg(long)]
+        feed: Option<String>,
+        /// Only this report id (see `botwatch reports`)
+        #[arg(long)]
+        report: Option<i64>,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Ingested reports with their per-feed totals (feed health)
+    Reports {
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Download the feeds configured in botwatch.toml and ingest them
+    Fetch {
+        /// Only the configured feeds with this feed id
+        #[arg(long)]
+        feed: Option<String>,
+        #[command(flatten)]
+        db: DbArg,
+        /// Print outcomes as JSON lines
+        #[arg(long)]
+        json: bool,
+    },
+    /// IP → ASN/organisation/country data
+    Geo {
+        #[command(subcommand)]
+        cmd: GeoCmd,
+    },
+    /// Ingest the shipped samples into a fresh demo database and show a summary
+    Demo {
+        /// Demo database (replaced)
+        #[arg(long, default_value = "botwatch-demo.db")]
+        db: PathBuf,
+        /// Rows in the synthetic busy-day sinkhole report added to the samples
+        #[arg(long, default_value_t = 20_000)]
+        synthetic_rows: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum GeoCmd {
+    /// Look addresses up
+    Lookup {
+        #[arg(required = true)]
+        ips: Vec<std::net::IpAddr>,
+    },
+    /// Check and install newer ip-location-db files (asn-ipv4.csv.gz, asn-ipv6.csv.gz,
+    /// asn-country-ipv4.csv.gz, asn-country-ipv6.csv.gz) into a directory, then point
+    /// enrich.ipasn_dir at it
+    Import {
+        /// Directory holding the four downloaded files
+        from: PathBuf,
+        /// Where to install them
+        #[arg(long, default_value = "botwatch-geo")]
+        to: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Intelmq,
+    Jsonl,
+    Csv,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum By {
+    Family,
+    Asn,
+    Country,
+    Day,
+    Feed,
+    Type,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // A closed pipe (`| head`) is not an error worth a message.
+            if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn open_store(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
+    let path = db.db.clone().unwrap_or_else(|| cfg.store.path.clone());
+    SqliteStore::open(&path, StoreConfig { dedup_window_secs: cfg.store.dedup_window_hours as i64 * 3600 })
+        .with_context(|| format!("opening database {}", path.display()))
+}
+
+fn open_existing(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
+    let path = db.db.clone().unwrap_or_else(|| cfg.store.path.clone());
+    if !path.exists() {
+        bail!("no database at {} (run `botwatch ingest` or `botwatch demo` first, or pass --db)", path.display());
+    }
+    open_store(cfg, db)
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let cfg = Config::load(cli.config.as_deref())?;
+    let families = botwatch::families(&cfg);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match cli.cmd {
+        Cmd::Ingest { files, feed, db, json, quiet } => {
+            let registry = botwatch::registry(&cfg);
+            if let Some(f) = &feed {
+                registry.get(f)?;
+            }
+            let ipdb = botwatch::ipdb(&cfg)?;
+            let mut store = open_store(&cfg, &db)?;
+            let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families };
+            let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+            let bar = if quiet || json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(total) };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let mut failed = 0;
+            let mut all: Vec<ReportSummary> = Vec::new();
+            let started = std::time::Instant::now();
+            for f in &files {
+                let name = f.display().to_string();
+                bar.set_message(name.clone());
+                let data = if name == "-" {
+                    let mut v = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
+                    v
+                } else {
+                    match std::fs::read(f) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            eprintln!("{name}: cannot read: {e}");
+                            failed += 1;
+                            continue;
+                        }
+                    }
+                };
+                let base = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or(name.clone());
+                let before = bar.position();
+                let r = ing.ingest(
+                    &mut store,
+                    Input { name: &base, data: data.into(), feed: feed.as_deref(), source: Some(name.clone()), observed: SystemClock.now(), archive: None },
+                    &|b| bar.inc(b),
+                );
+                bar.set_position(before + std::fs::metadata(f).map(|m| m.len()).unwrap_or(0));
+                match r {
+                    Ok(s) => all.extend(s),
+                    Err(e) => {
+                        bar.suspend(|| eprintln!("{name}: not ingested: {e:#}"));
+                        failed += 1;
+                    }
+                }
+            }
+            bar.finish_and_clear();
+            let secs = started.elapsed().as_secs_f64();
+            if json {
+                for s in &all {
+                    writeln!(out, "{}", serde_json::to_string(s)?)?;
+                }
+            } else {
+                print_summary(&mut out, &all, secs)?;
+            }
+            out.flush()?;
+            return Ok(if failed > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS });
+        }
+        Cmd::Feeds { json, filter } => {
+            let registry = botwatch::registry(&cfg);
+            let feeds: Vec<_> = registry.all().iter().filter(|f| filter.as_deref().is_none_or(|x| f.id.contains(x))).collect();
+            if json {
+                for f in feeds {
+                    let v = serde_json::json!({"id": f.id, "name": f.name, "provider": f.provider, "accuracy": f.accuracy, "documentation": f.documentation, "description": f.description});
+                    writeln!(out, "{v}")?;
+                }
+            } else {
+                let rows: Vec<Vec<String>> = feeds.iter().map(|f| vec![f.id.clone(), f.provider.clone(), f.description.clone(), f.documentation.clone()]).collect();
+                output::table(&mut out, &["feed", "provider", "what", "documentation"], &rows)?;
+                writeln!(out, "\n{} feeds", rows.len())?;
+            }
+        }
+        Cmd::Events { filters, db, format } => {
+            let store = open_existing(&cfg, &db)?;
+            let mut q = filters.query(&families)?;
+            if format == Format::Table && q.limit.is_none() {
+                q.limit = Some(100);
+            }
+            let evs = store.events(&q)?;
+            match format {
+                Format::Jsonl => {
+                    for e in &evs {
+                        writeln!(out, "{}", output::event_json(e, false))?;
+                    }
+                }
+                Format::Csv => output::csv_rows(&mut out, output::EVENT_COLUMNS, &evs.iter().map(output::event_row).collect::<Vec<_>>())?,
+                Format::Table => {
+                    output::table(&mut out, output::EVENT_COLUMNS, &evs.iter().map(output::event_row).collect::<Vec<_>>())?;
+                    if let Some(last) = evs.last() {
+                        if evs.len() as u64 == q.limit.unwrap_or(u64::MAX) {
+                            writeln!(out, "… more: --after {}", last.id)?;
+                        }
+                    }
+                }
+            }
+        }
+        Cmd::Observations { filters, db, format } => {
+            let store = open_existing(&cfg, &db)?;
+            let obs = store.observations(&filters.query(&families)?)?;
+            let header = ["id", "subject", "classification.type", "malware.name", "asn", "cc", "first_seen", "last_seen", "count", "sources", "confidence"];
+            let rows: Vec<Vec<String>> = obs
+                .iter()
+                .map(|o| {
+                    vec![
+                        o.id.to_string(),
+                        o.subject.clone(),
+                        o.classification_type.clone(),
+                        o.family.clone(),
+                        o.asn.map(|a| a.to_string()).unwrap_or_default(),
+                        o.cc.clone().unwrap_or_default(),
+                        o.first_seen.to_rfc3339(),
+                        o.last_seen.to_rfc3339(),
+                        o.count.to_string(),
+                        o.sources.keys().cloned().collect::<Vec<_>>().join(" "),
+                        format!("{:.2}", o.confidence),
+                    ]
+                })
+                .collect();
+            match format {
+                Format::Jsonl => {
+                    for o in &obs {
+                        writeln!(out, "{}", serde_json::to_string(o)?)?;
+                    }
+                }
+                Format::Csv => output::csv_rows(&mut out, &header, &rows)?,
+                Format::Table => output::table(&mut out, &header, &rows)?,
+            }
+        }
+        Cmd::Export { format, filters, db, output: file } => {
+            let store = open_existing(&cfg, &db)?;
+            let mut q = filters.query(&families)?;
+            let mut w: Box<dyn Write> = match &file {
+                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+                None => Box::new(&mut out),
+            };
+            let page = 10_000u64;
+            let want = q.limit;
+            let mut written = 0u64;
+            let mut first = true;
+            loop {
+                q.limit = Some(want.map(|w| (w - written).min(page)).unwrap_or(page));
+                if q.limit == Some(0) {
+                    break;
+                }
+                let evs = store.events(&q)?;
+                if evs.is_empty() {
+                    break;
+                }
+                match format {
+                    ExportFormat::Intelmq | ExportFormat::Jsonl => {
+                        for e in &evs {
+                            writeln!(w, "{}", output::event_json(e, matches!(format, ExportFormat::Intelmq)))?;
+                        }
+                    }
+                    ExportFormat::Csv => {
+                        let rows: Vec<_> = evs.iter().map(output::event_row).collect();
+                        if first {
+                            output::csv_rows(&mut w, output::EVENT_COLUMNS, &rows)?;
+                        } else {
+                            let mut cw = csv::Writer::from_writer(&mut w);
+                            for r in rows {
+                                cw.write_record(r)?;
+                            }
+                            cw.flush()?;
+                        }
+                    }
+                }
+                first = false;
+                written += evs.len() as u64;
+                q.after_id = evs.last().map(|e| e.id);
+            }
+            w.flush()?;
+        }
+        Cmd::Stats { by, filters, db, format } => {
+            let store = open_existing(&cfg, &db)?;
+            let g = match by {
+                By::Family => GroupBy::Family,
+                By::Asn => GroupBy::Asn,
+                By::Country => GroupBy::Country,
+                By::Day => GroupBy::Day,
+                By::Feed => GroupBy::Feed,
+                By::Type => GroupBy::Type,
+            };
+            let rows = store.stats(g, &filters.query(&families)?)?;
+            let ipdb = if g == GroupBy::Asn { Some(botwatch::ipdb(&cfg)?) } else { None };
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    let mut v = vec![r.key.clone(), r.events.to_string(), r.subjects.to_string()];
+                    if let Some(db) = &ipdb {
+                        v.push(r.key.parse().ok().and_then(|a| db.as_name(a)).unwrap_or("").to_string());
+                    }
+                    v
+                })
+                .collect();
+            let mut header = vec!["key", "events", "distinct_subjects"];
+            if ipdb.is_some() {
+                header.push("as_name");
+            }
+            match format {
+                Format::Jsonl => {
+                    for r in &rows {
+                        writeln!(out, "{}", serde_json::to_string(r)?)?;
+                    }
+                }
+                Format::Csv => output::csv_rows(&mut out, &header, &table)?,
+                Format::Table => output::table(&mut out, &header, &table)?,
+            }
+        }
+        Cmd::Rejects { feed, report, limit, db, format } => {
+            let store = open_existing(&cfg, &db)?;
+            let rows = store.rejects(report, feed.as_deref(), limit)?;
+            match format {
+                Format::Jsonl => {
+                    for r in &rows {
+                        writeln!(out, "{}", serde_json::to_string(r)?)?;
+                    }
+                }
+                Format::Csv => output::csv_rows(&mut out, output::REJECT_COLUMNS, &rows.iter().map(output::reject_row).collect::<Vec<_>>())?,
+                Format::Table => output::table(&mut out, output::REJECT_COLUMNS, &rows.iter().map(output::reject_row).collect::<Vec<_>>())?,
+            }
+        }
+        Cmd::Reports { limit, db, format } => {
+            let store = open_existing(&cfg, &db)?;
+            let reps = store.reports(limit)?;
+            let header = ["id", "feed", "name", "ingested", "events", "duplicates", "merged", "rejects", "warnings"];
+            let rows: Vec<Vec<String>> = reps
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.to_string(),
+                        r.feed.clone(),
+                        r.name.clone().unwrap_or_default(),
+                        r.ingested_at.to_rfc3339(),
+                        r.events.to_string(),
+                        r.duplicates.to_string(),
+                        r.merged.to_string(),
+                        r.rejects.to_string(),
+                        r.warnings.as_array().map(|a| a.len()).unwrap_or(0).to_string(),
+                    ]
+                })
+                .collect();
+            match format {
+                Format::Jsonl => {
+                    for r in &reps {
+                        writeln!(out, "{}", serde_json::to_string(r)?)?;
+                    }
+                }
+                Format::Csv => output::csv_rows(&mut out, &header, &rows)?,
+                Format::Table => output::table(&mut out, &header, &rows)?,
+            }
+        }
+        Cmd::Fetch { feed, db, json } => {
+            let sources: Vec<_> = cfg.feeds.iter().filter(|s| feed.is_none() || s.feed == feed).cloned().collect();
+            if sources.is_empty() {
+                bail!("no feeds to fetch: add [[feeds]] entries with a url to botwatch.toml (see botwatch.example.toml)");
+            }
+            for s in &sources {
+                botwatch::fetch::check_url(&s.url)?;
+            }
+            let registry = botwatch::registry(&cfg);
+            let ipdb = botwatch::ipdb(&cfg)?;
+            let mut store = open_store(&cfg, &db)?;
+            let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families };
+            let fetcher = botwatch::fetch::Fetcher::new(&cfg.fetch, &SystemClock)?;
+            let mut failed = 0;
+            for s in &sources {
+                let o = fetcher.fetch(s, &mut store, &ing);
+                if o.error.is_some() {
+                    failed += 1;
+                }
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&o)?)?;
+                } else {
+                    let ev: u64 = o.reports.iter().map(|r| r.events).sum();
+                    let rj: u64 = o.reports.iter().map(|r| r.rejects).sum();
+                    writeln!(out, "{:<60} {:<14} {:>7} events {:>5} rejects  {}", o.url, o.status, ev, rj, o.error.clone().unwrap_or_default())?;
+                }
+            }
+            out.flush()?;
+            return Ok(if failed > 0 { ExitCode::from(4) } else { ExitCode::SUCCESS });
+        }
+        Cmd::Geo { cmd } => match cmd {
+            GeoCmd::Lookup { ips } => {
+                let db = botwatch::ipdb(&cfg)?;
+                for ip in ips {
+                    let i = db.lookup(ip);
+                    writeln!(
+                        out,
+                        "{ip}\tAS{}\t{}\t{}",
+                        i.as_ref().and_then(|i| i.asn).map(|a| a.to_string()).unwrap_or_else(|| "?".into()),
+                        i.as_ref().and_then(|i| i.cc_str().map(str::to_string)).unwrap_or_else(|| "??".into()),
+                        i.as_ref().and_then(|i| i.as_name.as_ref().map(|s| s.to_string())).unwrap_or_default()
+                    )?;
+                }
+                writeln!(out, "# {}", botwatch_enrich::CREDIT)?;
+            }
+            GeoCmd::Import { from, to } => {
+                let db = botwatch_enrich::IpDb::load_dir(&from).context("checking the new files")?;
+                std::fs::create_dir_all(&to)?;
+                for f in botwatch_enrich::FILES {
+                    std::fs::copy(from.join(f), to.join(f)).with_context(|| format!("copying {f}"))?;
+                }
+                let (segments, bytes) = db.stats();
+                writeln!(out, "Installed {} segments ({:.1} MB in memory) into {}.", segments, bytes as f64 / 1e6, to.display())?;
+                writeln!(out, "Set in botwatch.toml:\n[enrich]\nipasn_dir = {:?}", to.display().to_string())?;
+            }
+        },
+        Cmd::Demo { db, synthetic_rows } => {
+            let registry = botwatch::registry(&cfg);
+            let ipdb = botwatch::ipdb(&cfg)?;
+            let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families };
+            let r = botwatch::demo::run(&db, &ing, synthetic_rows, &mut out, true)?;
+            out.flush()?;
+            if !r.failed.is_empty() {
+                return Ok(ExitCode::from(3));
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(out: &mut dyn Write, all: &[ReportSummary], secs: f64) -> Result<()> {
+    writeln!(out, "{:<48} {:<34} {:>8} {:>6} {:>6} {:>6} {:>5}", "report", "feed", "events", "dups", "merged", "reject", "drift")?;
+    for s in all {
+        let name: String = if s.name.chars().count() > 48 { s.name.chars().take(47).chain(['…']).collect() } else { s.name.clone() };
+        if !s.new {
+            writeln!(out, "{name:<48} {:<34} already ingested (same content), skipped", s.feed)?;
+            continue;
+        }
+        writeln!(out, "{name:<48} {:<34} {:>8} {:>6} {:>6} {:>6} {:>5}", s.feed, s.events, s.duplicates, s.merged, s.rejects, s.drift_warnings)?;
+        for w in s.warnings.iter().take(5) {
+            writeln!(out, "    warning: {}", w.message)?;
+        }
+    }
+    let ev: u64 = all.iter().map(|s| s.events).sum();
+    let rj: u64 = all.iter().map(|s| s.rejects).sum();
+    writeln!(out, "{} reports, {} events, {} rejects in {:.2} s ({:.0} events/s)", all.len(), ev, rj, secs, ev as f64 / secs.max(1e-9))?;
+    if rj > 0 {
+        writeln!(out, "Rejected lines are kept: `botwatch rejects` lists them with line number and reason.")?;
+    }
+    Ok(())
+}

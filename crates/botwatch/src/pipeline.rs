@@ -1,0 +1,226 @@
+//! The ingest pipeline for one report: detect → parse → enrich → dedup/store.
+//!
+//! Parsing and enrichment run on one thread, the store writer on the caller's; batches pass
+//! through a bounded channel, so memory stays at a few batches whatever the report size, and
+//! a slow disk slows the parser instead of filling memory. The whole report is one store
+//! transaction: it lands wholly or not at all.
+
+use anyhow::{Context, Result};
+use botwatch_enrich::IpDb;
+use botwatch_feeds::{ParseContext, input, registry::Registry};
+use botwatch_model::{Event, FamilyTable, Reject, Sink, Timestamp, Warning, WarningKind};
+use botwatch_store::{BatchOutcome, ReportMeta, ReportTotals, Store};
+use bytes::Bytes;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// Events per batch handed from the parser to the store.
+pub const BATCH: usize = 4096;
+/// Batches in flight between the two threads.
+const CHANNEL_DEPTH: usize = 4;
+
+/// Shared, read-only context of an ingest run.
+pub struct Ingestor<'a> {
+    pub registry: &'a Registry,
+    pub ipdb: &'a IpDb,
+    pub families: &'a FamilyTable,
+}
+
+/// What happened to one report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportSummary {
+    pub name: String,
+    pub feed: String,
+    pub sha256: String,
+    pub bytes: u64,
+    /// `false` when the same report (same content hash) was already stored.
+    pub new: bool,
+    pub report_id: Option<i64>,
+    pub events: u64,
+    pub duplicates: u64,
+    pub merged: u64,
+    pub new_observations: u64,
+    pub rejects: u64,
+    pub drift_warnings: u64,
+    pub warnings: Vec<Warning>,
+}
+
+/// Options for one input.
+pub struct Input<'a> {
+    pub name: &'a str,
+    pub data: Bytes,
+    /// Feed id; detected when `None`.
+    pub feed: Option<&'a str>,
+    pub source: Option<String>,
+    pub observed: Timestamp,
+    pub archive: Option<String>,
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    let d = Sha256::digest(data);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct BatchSink<'a> {
+    ipdb: &'a IpDb,
+    events: Vec<Event>,
+    rejects: Vec<Reject>,
+    warnings: Vec<Warning>,
+    tx: crossbeam_channel::Sender<(Vec<Event>, Vec<Reject>, u64)>,
+    bytes: u64,
+    closed: bool,
+}
+
+impl BatchSink<'_> {
+    fn flush(&mut self) {
+        if self.events.is_empty() && self.rejects.is_empty() {
+            return;
+        }
+        let ev = std::mem::replace(&mut self.events, Vec::with_capacity(BATCH));
+        let rj = std::mem::take(&mut self.rejects);
+        let bytes = std::mem::take(&mut self.bytes);
+        // The receiver stops only on a store error; the parser then runs to the end unheard
+        // and the error is reported by the writer side.
+        if self.tx.send((ev, rj, bytes)).is_err() {
+            self.closed = true;
+        }
+    }
+}
+
+impl Sink for BatchSink<'_> {
+    fn event(&mut self, mut e: Event) {
+        if self.closed {
+            return;
+        }
+        self.ipdb.enrich(&mut e);
+        self.bytes += e.raw.len() as u64 + 1;
+        self.events.push(e);
+        if self.events.len() >= BATCH {
+            self.flush();
+        }
+    }
+    fn reject(&mut self, r: Reject) {
+        self.bytes += r.raw.len() as u64 + 1;
+        self.rejects.push(r);
+        if self.rejects.len() >= BATCH {
+            self.flush();
+        }
+    }
+    fn warning(&mut self, w: Warning) {
+        self.warnings.push(w);
+    }
+}
+
+impl Ingestor<'_> {
+    /// Ingests one input (which may unpack to several reports: a zip).
+    pub fn ingest(
+        &self,
+        store: &mut dyn Store,
+        inp: Input<'_>,
+        progress: &dyn Fn(u64),
+    ) -> Result<Vec<ReportSummary>> {
+        let members = input::decode(inp.name, inp.data, input::DEFAULT_LIMIT)?;
+        let mut out = Vec::new();
+        for m in members {
+            let spec = match inp.feed {
+                Some(id) => self.registry.get(id)?,
+                None => self.registry.detect(Some(&m.name), &m.data)?,
+            };
+            let sha = sha256_hex(&m.data);
+            let mut meta = ReportMeta::new(&sha, &spec.id, m.data.len() as u64, inp.observed);
+            meta.name = Some(m.name.clone());
+            meta.source = inp.source.clone();
+            meta.archive = inp.archive.clone();
+            let mut summary = ReportSummary {
+                name: m.name.clone(),
+                feed: spec.id.clone(),
+                sha256: sha,
+                bytes: m.data.len() as u64,
+                new: false,
+                report_id: None,
+                events: 0,
+                duplicates: 0,
+                merged: 0,
+                new_observations: 0,
+                rejects: 0,
+                drift_warnings: 0,
+                warnings: vec![],
+            };
+            let Some(mut writer) = store.begin_report(&meta)? else {
+                progress(m.data.len() as u64);
+                out.push(summary);
+                continue;
+            };
+            summary.new = true;
+            let (tx, rx) = crossbeam_channel::bounded(CHANNEL_DEPTH);
+            let ctx = ParseContext::new(spec, Some(&m.name), inp.observed, self.families);
+            let (totals, warnings) = std::thread::scope(|s| -> Result<(BatchOutcome, Vec<Warning>)> {
+                let parser = s.spawn(|| {
+                    let mut sink = BatchSink {
+                        ipdb: self.ipdb,
+                        events: Vec::with_capacity(BATCH),
+                        rejects: Vec::new(),
+                        warnings: Vec::new(),
+                        tx,
+                        bytes: 0,
+                        closed: false,
+                    };
+                    spec.parser.parse(&m.data, &ctx, &mut sink);
+                    sink.flush();
+                    sink.warnings
+                });
+                let mut totals = BatchOutcome::default();
+                let mut err = None;
+                for (events, rejects, bytes) in rx.iter() {
+                    match writer.write_batch(&events, &rejects) {
+                        Ok(o) => totals += o,
+                        Err(e) => {
+                            err = Some(e);
+                            break;
+                        }
+                    }
+                    progress(bytes);
+                }
+                drop(rx);
+                let warnings = parser.join().map_err(|_| anyhow::anyhow!("parser thread panicked"))?;
+                if let Some(e) = err {
+                    return Err(e).context("storing events");
+                }
+                Ok((totals, warnings))
+            })?;
+            let warnings = aggregate(warnings);
+            let report_id =
+                writer.commit(&ReportTotals { outcome: totals, warnings: warnings.clone() }).context("committing report")?;
+            summary.report_id = Some(report_id);
+            summary.events = totals.inserted;
+            summary.duplicates = totals.duplicates;
+            summary.merged = totals.merged;
+            summary.new_observations = totals.new_observations;
+            summary.rejects = totals.rejects;
+            summary.drift_warnings = warnings.iter().filter(|w| w.kind == WarningKind::SchemaDrift).count() as u64;
+            summary.warnings = warnings;
+            for w in &summary.warnings {
+                tracing::warn!(feed = %summary.feed, report = %summary.name, kind = ?w.kind, "{}", w.message);
+            }
+            out.push(summary);
+        }
+        Ok(out)
+    }
+}
+
+/// Identical warnings (same kind and message) are counted once.
+fn aggregate(ws: Vec<Warning>) -> Vec<Warning> {
+    let mut m: BTreeMap<(WarningKind, String), (Option<u64>, u64)> = BTreeMap::new();
+    for w in ws {
+        let e = m.entry((w.kind, w.message)).or_insert((w.line, 0));
+        e.1 += 1;
+    }
+    m.into_iter()
+        .map(|((kind, message), (line, n))| Warning {
+            kind,
+            line,
+            message: if n > 1 { format!("{message} (×{n})") } else { message },
+        })
+        .collect()
+}
