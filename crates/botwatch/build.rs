@@ -31,7 +31,9 @@ fn main() {
     let mut files = Vec::new();
     walk(&root, &mut files);
     files.sort();
-    let mut code = String::from("/// (path relative to the samples folder, bytes)\npub const SAMPLES: &[(&str, &[u8])] = &[\n");
+    let mut code = String::from(
+        "/// (path relative to the samples folder, bytes)\npub const SAMPLES: &[(&str, &[u8])] = &[\n",
+    );
     for f in &files {
         let rel = f.strip_prefix(&root).unwrap_or(f).display().to_string();
         let abs = f.canonicalize().unwrap_or(f.clone());

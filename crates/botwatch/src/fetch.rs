@@ -110,7 +110,8 @@ impl<'a> Fetcher<'a> {
                 );
                 match res {
                     Ok(r) => {
-                        out.status = if r.iter().any(|s| s.new) { "ingested".into() } else { "unchanged".into() };
+                        out.status =
+                            if r.iter().any(|s| s.new) { "ingested".into() } else { "unchanged".into() };
                         out.reports = r;
                         let st = FetchState {
                             url: src.url.clone(),
@@ -133,7 +134,14 @@ impl<'a> Fetcher<'a> {
         out
     }
 
-    fn archive(&self, src: &FeedSource, file_name: &str, sha: &str, data: &[u8], now: Timestamp) -> Result<String> {
+    fn archive(
+        &self,
+        src: &FeedSource,
+        file_name: &str,
+        sha: &str,
+        data: &[u8],
+        now: Timestamp,
+    ) -> Result<String> {
         let feed = src.feed.as_deref().unwrap_or("detected");
         let dir = self.cfg.archive_dir.join(feed).join(now.day());
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -150,7 +158,12 @@ impl<'a> Fetcher<'a> {
         Ok(path.display().to_string())
     }
 
-    fn get_with_retries(&self, src: &FeedSource, prev: Option<&FetchState>, attempts: &mut u32) -> Result<Got> {
+    fn get_with_retries(
+        &self,
+        src: &FeedSource,
+        prev: Option<&FetchState>,
+        attempts: &mut u32,
+    ) -> Result<Got> {
         let mut delay = Duration::from_millis(self.cfg.backoff_ms);
         loop {
             *attempts += 1;
@@ -183,7 +196,8 @@ impl<'a> Fetcher<'a> {
                 req = req.header(reqwest::header::IF_MODIFIED_SINCE, m);
             }
         }
-        let resp = req.send().map_err(|e| Retry::Again(anyhow::Error::new(e).context("request failed"), None))?;
+        let resp =
+            req.send().map_err(|e| Retry::Again(anyhow::Error::new(e).context("request failed"), None))?;
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(Got::NotModified);
@@ -200,7 +214,12 @@ impl<'a> Fetcher<'a> {
         if !status.is_success() {
             return Err(Retry::Fatal(anyhow::anyhow!("server answered {status}")));
         }
-        let header = |h| resp.headers().get(h).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
+        let header = |h| {
+            resp.headers()
+                .get(h)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
         let etag = header(reqwest::header::ETAG);
         let last_modified = header(reqwest::header::LAST_MODIFIED);
         let file_name = header(reqwest::header::CONTENT_DISPOSITION)
@@ -251,7 +270,10 @@ mod tests {
 
     #[test]
     fn file_names_from_urls() {
-        assert_eq!(file_name_of("https://feodotracker.abuse.ch/downloads/ipblocklist.csv"), "ipblocklist.csv");
+        assert_eq!(
+            file_name_of("https://feodotracker.abuse.ch/downloads/ipblocklist.csv"),
+            "ipblocklist.csv"
+        );
         assert_eq!(file_name_of("https://www.spamhaus.org/drop/drop.txt?x=1"), "drop.txt");
         assert_eq!(file_name_of("http://127.0.0.1:8080/"), "report");
     }

@@ -7,7 +7,6 @@ pub mod demo;
 pub mod fetch;
 pub mod output;
 pub mod pipeline;
-pub mod synth;
 
 use anyhow::Result;
 use botwatch_feeds::registry::Registry;

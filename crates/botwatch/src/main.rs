@@ -16,7 +16,9 @@ use std::process::ExitCode;
 /// (unreadable, unrecognised); 4 some feeds could not be fetched.
 #[derive(Parser)]
 #[command(name = "botwatch", version, about = "Collect, normalise and measure botnet infection reports", long_about = None)]
-#[command(after_help = "Exit codes: 0 ok · 1 error · 2 usage · 3 some inputs not ingested · 4 some feeds not fetched")]
+#[command(
+    after_help = "Exit codes: 0 ok · 1 error · 2 usage · 3 some inputs not ingested · 4 some feeds not fetched"
+)]
 struct Cli {
     /// Configuration file [default: ./botwatch.toml if present]
     #[arg(long, global = true, env = "BOTWATCH_CONFIG")]
@@ -251,13 +253,17 @@ enum By {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
             // A closed pipe (`| head`) is not an error worth a message.
-            if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {e:#}");
@@ -275,7 +281,10 @@ fn open_store(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
 fn open_existing(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
     let path = db.db.clone().unwrap_or_else(|| cfg.store.path.clone());
     if !path.exists() {
-        bail!("no database at {} (run `botwatch ingest` or `botwatch demo` first, or pass --db)", path.display());
+        bail!(
+            "no database at {} (run `botwatch ingest` or `botwatch demo` first, or pass --db)",
+            path.display()
+        );
     }
     open_store(cfg, db)
 }
@@ -295,10 +304,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut store = open_store(&cfg, &db)?;
             let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families };
             let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
-            let bar = if quiet || json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(total) };
+            let bar = if quiet || json {
+                indicatif::ProgressBar::hidden()
+            } else {
+                indicatif::ProgressBar::new(total)
+            };
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             let mut failed = 0;
             let mut all: Vec<ReportSummary> = Vec::new();
@@ -324,7 +339,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let before = bar.position();
                 let r = ing.ingest(
                     &mut store,
-                    Input { name: &base, data: data.into(), feed: feed.as_deref(), source: Some(name.clone()), observed: SystemClock.now(), archive: None },
+                    Input {
+                        name: &base,
+                        data: data.into(),
+                        feed: feed.as_deref(),
+                        source: Some(name.clone()),
+                        observed: SystemClock.now(),
+                        archive: None,
+                    },
                     &|b| bar.inc(b),
                 );
                 bar.set_position(before + std::fs::metadata(f).map(|m| m.len()).unwrap_or(0));
@@ -338,6 +360,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             bar.finish_and_clear();
             let secs = started.elapsed().as_secs_f64();
+            store.checkpoint()?;
             if json {
                 for s in &all {
                     writeln!(out, "{}", serde_json::to_string(s)?)?;
@@ -350,14 +373,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Feeds { json, filter } => {
             let registry = botwatch::registry(&cfg);
-            let feeds: Vec<_> = registry.all().iter().filter(|f| filter.as_deref().is_none_or(|x| f.id.contains(x))).collect();
+            let feeds: Vec<_> = registry
+                .all()
+                .iter()
+                .filter(|f| filter.as_deref().is_none_or(|x| f.id.contains(x)))
+                .collect();
             if json {
                 for f in feeds {
                     let v = serde_json::json!({"id": f.id, "name": f.name, "provider": f.provider, "accuracy": f.accuracy, "documentation": f.documentation, "description": f.description});
                     writeln!(out, "{v}")?;
                 }
             } else {
-                let rows: Vec<Vec<String>> = feeds.iter().map(|f| vec![f.id.clone(), f.provider.clone(), f.description.clone(), f.documentation.clone()]).collect();
+                let rows: Vec<Vec<String>> = feeds
+                    .iter()
+                    .map(|f| {
+                        vec![f.id.clone(), f.provider.clone(), f.description.clone(), f.documentation.clone()]
+                    })
+                    .collect();
                 output::table(&mut out, &["feed", "provider", "what", "documentation"], &rows)?;
                 writeln!(out, "\n{} feeds", rows.len())?;
             }
@@ -375,9 +407,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         writeln!(out, "{}", output::event_json(e, false))?;
                     }
                 }
-                Format::Csv => output::csv_rows(&mut out, output::EVENT_COLUMNS, &evs.iter().map(output::event_row).collect::<Vec<_>>())?,
+                Format::Csv => output::csv_rows(
+                    &mut out,
+                    output::EVENT_COLUMNS,
+                    &evs.iter().map(output::event_row).collect::<Vec<_>>(),
+                )?,
                 Format::Table => {
-                    output::table(&mut out, output::EVENT_COLUMNS, &evs.iter().map(output::event_row).collect::<Vec<_>>())?;
+                    output::table(
+                        &mut out,
+                        output::EVENT_COLUMNS,
+                        &evs.iter().map(output::event_row).collect::<Vec<_>>(),
+                    )?;
                     if let Some(last) = evs.last() {
                         if evs.len() as u64 == q.limit.unwrap_or(u64::MAX) {
                             writeln!(out, "… more: --after {}", last.id)?;
@@ -389,7 +429,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Observations { filters, db, format } => {
             let store = open_existing(&cfg, &db)?;
             let obs = store.observations(&filters.query(&families)?)?;
-            let header = ["id", "subject", "classification.type", "malware.name", "asn", "cc", "first_seen", "last_seen", "count", "sources", "confidence"];
+            let header = [
+                "id",
+                "subject",
+                "classification.type",
+                "malware.name",
+                "asn",
+                "cc",
+                "first_seen",
+                "last_seen",
+                "count",
+                "sources",
+                "confidence",
+            ];
             let rows: Vec<Vec<String>> = obs
                 .iter()
                 .map(|o| {
@@ -422,7 +474,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let store = open_existing(&cfg, &db)?;
             let mut q = filters.query(&families)?;
             let mut w: Box<dyn Write> = match &file {
-                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+                )),
                 None => Box::new(&mut out),
             };
             let page = 10_000u64;
@@ -441,7 +495,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 match format {
                     ExportFormat::Intelmq | ExportFormat::Jsonl => {
                         for e in &evs {
-                            writeln!(w, "{}", output::event_json(e, matches!(format, ExportFormat::Intelmq)))?;
+                            writeln!(
+                                w,
+                                "{}",
+                                output::event_json(e, matches!(format, ExportFormat::Intelmq))
+                            )?;
                         }
                     }
                     ExportFormat::Csv => {
@@ -508,14 +566,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         writeln!(out, "{}", serde_json::to_string(r)?)?;
                     }
                 }
-                Format::Csv => output::csv_rows(&mut out, output::REJECT_COLUMNS, &rows.iter().map(output::reject_row).collect::<Vec<_>>())?,
-                Format::Table => output::table(&mut out, output::REJECT_COLUMNS, &rows.iter().map(output::reject_row).collect::<Vec<_>>())?,
+                Format::Csv => output::csv_rows(
+                    &mut out,
+                    output::REJECT_COLUMNS,
+                    &rows.iter().map(output::reject_row).collect::<Vec<_>>(),
+                )?,
+                Format::Table => output::table(
+                    &mut out,
+                    output::REJECT_COLUMNS,
+                    &rows.iter().map(output::reject_row).collect::<Vec<_>>(),
+                )?,
             }
         }
         Cmd::Reports { limit, db, format } => {
             let store = open_existing(&cfg, &db)?;
             let reps = store.reports(limit)?;
-            let header = ["id", "feed", "name", "ingested", "events", "duplicates", "merged", "rejects", "warnings"];
+            let header =
+                ["id", "feed", "name", "ingested", "events", "duplicates", "merged", "rejects", "warnings"];
             let rows: Vec<Vec<String>> = reps
                 .iter()
                 .map(|r| {
@@ -543,9 +610,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Fetch { feed, db, json } => {
-            let sources: Vec<_> = cfg.feeds.iter().filter(|s| feed.is_none() || s.feed == feed).cloned().collect();
+            let sources: Vec<_> =
+                cfg.feeds.iter().filter(|s| feed.is_none() || s.feed == feed).cloned().collect();
             if sources.is_empty() {
-                bail!("no feeds to fetch: add [[feeds]] entries with a url to botwatch.toml (see botwatch.example.toml)");
+                bail!(
+                    "no feeds to fetch: add [[feeds]] entries with a url to botwatch.toml (see botwatch.example.toml)"
+                );
             }
             for s in &sources {
                 botwatch::fetch::check_url(&s.url)?;
@@ -566,7 +636,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 } else {
                     let ev: u64 = o.reports.iter().map(|r| r.events).sum();
                     let rj: u64 = o.reports.iter().map(|r| r.rejects).sum();
-                    writeln!(out, "{:<60} {:<14} {:>7} events {:>5} rejects  {}", o.url, o.status, ev, rj, o.error.clone().unwrap_or_default())?;
+                    writeln!(
+                        out,
+                        "{:<60} {:<14} {:>7} events {:>5} rejects  {}",
+                        o.url,
+                        o.status,
+                        ev,
+                        rj,
+                        o.error.clone().unwrap_or_default()
+                    )?;
                 }
             }
             out.flush()?;
@@ -581,8 +659,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         out,
                         "{ip}\tAS{}\t{}\t{}",
                         i.as_ref().and_then(|i| i.asn).map(|a| a.to_string()).unwrap_or_else(|| "?".into()),
-                        i.as_ref().and_then(|i| i.cc_str().map(str::to_string)).unwrap_or_else(|| "??".into()),
-                        i.as_ref().and_then(|i| i.as_name.as_ref().map(|s| s.to_string())).unwrap_or_default()
+                        i.as_ref()
+                            .and_then(|i| i.cc_str().map(str::to_string))
+                            .unwrap_or_else(|| "??".into()),
+                        i.as_ref()
+                            .and_then(|i| i.as_name.as_ref().map(|s| s.to_string()))
+                            .unwrap_or_default()
                     )?;
                 }
                 writeln!(out, "# {}", botwatch_enrich::CREDIT)?;
@@ -594,7 +676,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     std::fs::copy(from.join(f), to.join(f)).with_context(|| format!("copying {f}"))?;
                 }
                 let (segments, bytes) = db.stats();
-                writeln!(out, "Installed {} segments ({:.1} MB in memory) into {}.", segments, bytes as f64 / 1e6, to.display())?;
+                writeln!(
+                    out,
+                    "Installed {} segments ({:.1} MB in memory) into {}.",
+                    segments,
+                    bytes as f64 / 1e6,
+                    to.display()
+                )?;
                 writeln!(out, "Set in botwatch.toml:\n[enrich]\nipasn_dir = {:?}", to.display().to_string())?;
             }
         },
@@ -614,21 +702,41 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn print_summary(out: &mut dyn Write, all: &[ReportSummary], secs: f64) -> Result<()> {
-    writeln!(out, "{:<48} {:<34} {:>8} {:>6} {:>6} {:>6} {:>5}", "report", "feed", "events", "dups", "merged", "reject", "drift")?;
+    writeln!(
+        out,
+        "{:<48} {:<34} {:>8} {:>6} {:>6} {:>6} {:>5}",
+        "report", "feed", "events", "dups", "merged", "reject", "drift"
+    )?;
     for s in all {
-        let name: String = if s.name.chars().count() > 48 { s.name.chars().take(47).chain(['…']).collect() } else { s.name.clone() };
+        let name: String = if s.name.chars().count() > 48 {
+            s.name.chars().take(47).chain(['…']).collect()
+        } else {
+            s.name.clone()
+        };
         if !s.new {
             writeln!(out, "{name:<48} {:<34} already ingested (same content), skipped", s.feed)?;
             continue;
         }
-        writeln!(out, "{name:<48} {:<34} {:>8} {:>6} {:>6} {:>6} {:>5}", s.feed, s.events, s.duplicates, s.merged, s.rejects, s.drift_warnings)?;
+        writeln!(
+            out,
+            "{name:<48} {:<34} {:>8} {:>6} {:>6} {:>6} {:>5}",
+            s.feed, s.events, s.duplicates, s.merged, s.rejects, s.drift_warnings
+        )?;
         for w in s.warnings.iter().take(5) {
             writeln!(out, "    warning: {}", w.message)?;
         }
     }
     let ev: u64 = all.iter().map(|s| s.events).sum();
     let rj: u64 = all.iter().map(|s| s.rejects).sum();
-    writeln!(out, "{} reports, {} events, {} rejects in {:.2} s ({:.0} events/s)", all.len(), ev, rj, secs, ev as f64 / secs.max(1e-9))?;
+    writeln!(
+        out,
+        "{} reports, {} events, {} rejects in {:.2} s ({:.0} events/s)",
+        all.len(),
+        ev,
+        rj,
+        secs,
+        ev as f64 / secs.max(1e-9)
+    )?;
     if rj > 0 {
         writeln!(out, "Rejected lines are kept: `botwatch rejects` lists them with line number and reason.")?;
     }

@@ -30,7 +30,11 @@ pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> Resu
     let line = |cells: Vec<String>| -> String {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
-            let c: String = if c.chars().count() > MAX { c.chars().take(MAX - 1).chain(['…']).collect() } else { c.clone() };
+            let c: String = if c.chars().count() > MAX {
+                c.chars().take(MAX - 1).chain(['…']).collect()
+            } else {
+                c.clone()
+            };
             if i + 1 == cells.len() {
                 s.push_str(&c);
             } else {
@@ -80,7 +84,12 @@ pub fn event_row(e: &StoredEvent) -> Vec<String> {
         ev.feed.id.to_string(),
         ev.classification_type.as_str().to_string(),
         o(ev.malware_name.as_ref().map(|s| s.to_string())),
-        o(ev.source.ip.map(|i| i.to_string()).or_else(|| ev.source.network.map(|n| n.to_string())).or_else(|| ev.source.fqdn.as_ref().map(|s| s.to_string())).or_else(|| ev.source.url.as_ref().map(|s| s.to_string()))),
+        o(ev.source
+            .ip
+            .map(|i| i.to_string())
+            .or_else(|| ev.source.network.map(|n| n.to_string()))
+            .or_else(|| ev.source.fqdn.as_ref().map(|s| s.to_string()))
+            .or_else(|| ev.source.url.as_ref().map(|s| s.to_string()))),
         o(ev.source.port.map(|p| p.to_string())),
         o(ev.source.asn.map(|a| a.to_string())),
         o(ev.source.cc.as_ref().map(|s| s.to_string())),
@@ -106,7 +115,14 @@ pub fn event_json(e: &StoredEvent, intelmq_raw: bool) -> Value {
 }
 
 pub fn reject_row(r: &StoredReject) -> Vec<String> {
-    vec![r.id.to_string(), r.report_id.to_string(), r.feed.clone(), r.line.to_string(), r.reason.clone(), String::from_utf8_lossy(&r.raw).into_owned()]
+    vec![
+        r.id.to_string(),
+        r.report_id.to_string(),
+        r.feed.clone(),
+        r.line.to_string(),
+        r.reason.clone(),
+        String::from_utf8_lossy(&r.raw).into_owned(),
+    ]
 }
 
 pub const REJECT_COLUMNS: &[&str] = &["id", "report", "feed", "line", "reason", "raw"];

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use botwatch_enrich::IpDb;
 use botwatch_feeds::{ParseContext, input, registry::Registry};
 use botwatch_model::{Event, FamilyTable, Reject, Sink, Timestamp, Warning, WarningKind};
-use botwatch_store::{BatchOutcome, ReportMeta, ReportTotals, Store};
+use botwatch_store::{BatchOutcome, EncodedEvent, ReportMeta, ReportTotals, Store};
 use bytes::Bytes;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -64,10 +64,10 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 struct BatchSink<'a> {
     ipdb: &'a IpDb,
-    events: Vec<Event>,
+    events: Vec<EncodedEvent>,
     rejects: Vec<Reject>,
     warnings: Vec<Warning>,
-    tx: crossbeam_channel::Sender<(Vec<Event>, Vec<Reject>, u64)>,
+    tx: crossbeam_channel::Sender<(Vec<EncodedEvent>, Vec<Reject>, u64)>,
     bytes: u64,
     closed: bool,
 }
@@ -95,7 +95,8 @@ impl Sink for BatchSink<'_> {
         }
         self.ipdb.enrich(&mut e);
         self.bytes += e.raw.len() as u64 + 1;
-        self.events.push(e);
+        // Encoding here keeps it off the store writer, the pipeline's serial stage.
+        self.events.push(botwatch_store::encode(&e));
         if self.events.len() >= BATCH {
             self.flush();
         }
@@ -132,6 +133,7 @@ impl Ingestor<'_> {
             meta.name = Some(m.name.clone());
             meta.source = inp.source.clone();
             meta.archive = inp.archive.clone();
+            meta.feed_info = Some(spec.info());
             let mut summary = ReportSummary {
                 name: m.name.clone(),
                 feed: spec.id.clone(),
@@ -190,15 +192,17 @@ impl Ingestor<'_> {
                 Ok((totals, warnings))
             })?;
             let warnings = aggregate(warnings);
-            let report_id =
-                writer.commit(&ReportTotals { outcome: totals, warnings: warnings.clone() }).context("committing report")?;
+            let report_id = writer
+                .commit(&ReportTotals { outcome: totals, warnings: warnings.clone() })
+                .context("committing report")?;
             summary.report_id = Some(report_id);
             summary.events = totals.inserted;
             summary.duplicates = totals.duplicates;
             summary.merged = totals.merged;
             summary.new_observations = totals.new_observations;
             summary.rejects = totals.rejects;
-            summary.drift_warnings = warnings.iter().filter(|w| w.kind == WarningKind::SchemaDrift).count() as u64;
+            summary.drift_warnings =
+                warnings.iter().filter(|w| w.kind == WarningKind::SchemaDrift).count() as u64;
             summary.warnings = warnings;
             for w in &summary.warnings {
                 tracing::warn!(feed = %summary.feed, report = %summary.name, kind = ?w.kind, "{}", w.message);

@@ -22,10 +22,12 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 /// Attribution to print wherever enrichment results are shown.
-pub const CREDIT: &str = "IP-to-ASN/country data: ip-location-db (CC BY 4.0), from RouteViews, NRO and DB-IP (https://db-ip.com)";
+pub const CREDIT: &str =
+    "IP-to-ASN/country data: ip-location-db (CC BY 4.0), from RouteViews, NRO and DB-IP (https://db-ip.com)";
 
 /// The file names a data directory holds.
-pub const FILES: [&str; 4] = ["asn-ipv4.csv.gz", "asn-ipv6.csv.gz", "asn-country-ipv4.csv.gz", "asn-country-ipv6.csv.gz"];
+pub const FILES: [&str; 4] =
+    ["asn-ipv4.csv.gz", "asn-ipv6.csv.gz", "asn-country-ipv4.csv.gz", "asn-country-ipv6.csv.gz"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnrichError {
@@ -73,7 +75,10 @@ fn addr6(s: &str) -> Option<u128> {
 
 fn gunzip_csv(file: &str, data: impl Read) -> csv::Reader<flate2::read::MultiGzDecoder<impl Read>> {
     let _ = file;
-    csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(flate2::read::MultiGzDecoder::new(data))
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(flate2::read::MultiGzDecoder::new(data))
 }
 
 impl IpDb {
@@ -105,7 +110,12 @@ impl IpDb {
     }
 
     /// Builds from gzip-compressed CSV readers (ASN v4, ASN v6, country v4, country v6).
-    pub fn from_readers(asn4: impl Read, asn6: impl Read, cc4: impl Read, cc6: impl Read) -> Result<IpDb, EnrichError> {
+    pub fn from_readers(
+        asn4: impl Read,
+        asn6: impl Read,
+        cc4: impl Read,
+        cc6: impl Read,
+    ) -> Result<IpDb, EnrichError> {
         let mut orgs = HashMap::new();
         let asn4 = load_asn(FILES[0], asn4, addr4, &mut orgs)?;
         let asn6 = load_asn(FILES[1], asn6, addr6, &mut orgs)?;
@@ -205,7 +215,11 @@ fn load_asn<A: ranges::Addr>(
     Ok(b.build())
 }
 
-fn load_cc<A: ranges::Addr>(file: &str, r: impl Read, parse: fn(&str) -> Option<A>) -> Result<RangeTable<A, [u8; 2]>, EnrichError> {
+fn load_cc<A: ranges::Addr>(
+    file: &str,
+    r: impl Read,
+    parse: fn(&str) -> Option<A>,
+) -> Result<RangeTable<A, [u8; 2]>, EnrichError> {
     let mut b = RangeBuilder::default();
     let mut rdr = gunzip_csv(file, r);
     let mut rec = csv::StringRecord::new();

@@ -92,7 +92,11 @@ impl<A: Addr, V: Copy> RangeBuilder<A, V> {
             }
             map.insert(first, (last, v));
         }
-        let mut t = RangeTable { starts: Vec::with_capacity(map.len()), ends: Vec::with_capacity(map.len()), values: Vec::with_capacity(map.len()) };
+        let mut t = RangeTable {
+            starts: Vec::with_capacity(map.len()),
+            ends: Vec::with_capacity(map.len()),
+            values: Vec::with_capacity(map.len()),
+        };
         for (s, (e, v)) in map {
             t.starts.push(s);
             t.ends.push(e);
@@ -137,7 +141,8 @@ impl<A: Addr, V: Copy> RangeTable<A, V> {
 
     /// Bytes held by the table.
     pub fn heap_bytes(&self) -> usize {
-        self.starts.capacity() * 2 * std::mem::size_of::<A>() + self.values.capacity() * std::mem::size_of::<V>()
+        self.starts.capacity() * 2 * std::mem::size_of::<A>()
+            + self.values.capacity() * std::mem::size_of::<V>()
     }
 }
 

@@ -114,8 +114,13 @@ fn golden_files_match_and_invariants_hold() {
             assert!(r.line > 0, "{name}: reject without line");
             assert!(!r.reason.is_empty(), "{name}: reject without reason");
         }
-        assert!(!out.events.is_empty() || !out.rejects.is_empty() || name.contains("empty") || name.contains("notice"),
-            "{name}: parsed to nothing");
+        assert!(
+            !out.events.is_empty()
+                || !out.rejects.is_empty()
+                || name.contains("empty")
+                || name.contains("notice"),
+            "{name}: parsed to nothing"
+        );
 
         let got = render(&out, &spec.id);
         let golden = path.with_file_name(format!("{name}.expected.json"));

@@ -302,7 +302,9 @@ impl Event {
     /// Puts a textual value into a slot, validating typed fields.
     pub fn set_str(&mut self, slot: Slot, v: &str) -> Result<(), FieldError> {
         match slot {
-            Slot::TimeSource => self.time_source = Some(parse_timestamp(v).ok_or_else(|| FieldError::Time(v.into()))?),
+            Slot::TimeSource => {
+                self.time_source = Some(parse_timestamp(v).ok_or_else(|| FieldError::Time(v.into()))?)
+            }
             Slot::TimeObservation => {
                 self.time_observation = parse_timestamp(v).ok_or_else(|| FieldError::Time(v.into()))?
             }
@@ -310,8 +312,12 @@ impl Event {
                 let e = self.endpoint_mut(side);
                 match f {
                     EndpointField::Ip => e.ip = Some(parse_ip(v).ok_or_else(|| FieldError::Ip(v.into()))?),
-                    EndpointField::Port => e.port = Some(v.trim().parse().map_err(|_| FieldError::Port(v.into()))?),
-                    EndpointField::Asn => e.asn = Some(parse_asn(v).ok_or_else(|| FieldError::Asn(v.into()))?),
+                    EndpointField::Port => {
+                        e.port = Some(v.trim().parse().map_err(|_| FieldError::Port(v.into()))?)
+                    }
+                    EndpointField::Asn => {
+                        e.asn = Some(parse_asn(v).ok_or_else(|| FieldError::Asn(v.into()))?)
+                    }
                     EndpointField::AsName => e.as_name = Some(v.into()),
                     EndpointField::Network => {
                         e.network = Some(parse_network(v).ok_or_else(|| FieldError::Network(v.into()))?)
@@ -356,11 +362,13 @@ impl Event {
                 Ok(())
             }
             (Slot::Endpoint(side, EndpointField::Port), Value::Int(i)) => {
-                self.endpoint_mut(side).port = Some(u16::try_from(i).map_err(|_| FieldError::Port(i.to_string()))?);
+                self.endpoint_mut(side).port =
+                    Some(u16::try_from(i).map_err(|_| FieldError::Port(i.to_string()))?);
                 Ok(())
             }
             (Slot::Endpoint(side, EndpointField::Asn), Value::Int(i)) => {
-                self.endpoint_mut(side).asn = Some(u32::try_from(i).map_err(|_| FieldError::Asn(i.to_string()))?);
+                self.endpoint_mut(side).asn =
+                    Some(u32::try_from(i).map_err(|_| FieldError::Asn(i.to_string()))?);
                 Ok(())
             }
             (slot, Value::Str(s)) => self.set_str(slot, &s),
@@ -494,10 +502,14 @@ impl Event {
         for (k, v) in m {
             let slot = Slot::for_key(k);
             match slot {
-                Slot::Feed | Slot::ClassificationType | Slot::TimeObservation | Slot::ClassificationTaxonomy => {}
+                Slot::Feed
+                | Slot::ClassificationType
+                | Slot::TimeObservation
+                | Slot::ClassificationTaxonomy => {}
                 Slot::Raw => {
                     use base64::Engine as _;
-                    if let Some(b) = v.as_str().and_then(|r| base64::engine::general_purpose::STANDARD.decode(r).ok())
+                    if let Some(b) =
+                        v.as_str().and_then(|r| base64::engine::general_purpose::STANDARD.decode(r).ok())
                     {
                         e.raw = Bytes::from(b);
                     }

@@ -19,7 +19,10 @@
 //! # let _ = id;
 //! ```
 
+pub mod encode;
 pub mod sqlite;
+
+pub use encode::{EncodedEvent, encode};
 
 use botwatch_model::{Event, Reject, Timestamp, Warning};
 use ipnet::IpNet;
@@ -64,11 +67,22 @@ pub struct ReportMeta {
     pub observed_at: Timestamp,
     /// Where the raw bytes were archived.
     pub archive: Option<String>,
+    /// `feed.*` of every event of the report, stored once.
+    pub feed_info: Option<botwatch_model::FeedInfo>,
 }
 
 impl ReportMeta {
     pub fn new(sha256: &str, feed: &str, size: u64, observed_at: Timestamp) -> Self {
-        ReportMeta { sha256: sha256.into(), feed: feed.into(), name: None, source: None, size, observed_at, archive: None }
+        ReportMeta {
+            sha256: sha256.into(),
+            feed: feed.into(),
+            name: None,
+            source: None,
+            size,
+            observed_at,
+            archive: None,
+            feed_info: None,
+        }
     }
 }
 
@@ -106,7 +120,8 @@ pub struct ReportTotals {
 /// Writes one report's batches inside one transaction. Dropping it without `commit` rolls
 /// everything back.
 pub trait ReportWriter {
-    fn write_batch(&mut self, events: &[Event], rejects: &[Reject]) -> Result<BatchOutcome>;
+    /// Events are encoded with [`encode`] beforehand, on the producer's thread.
+    fn write_batch(&mut self, events: &[EncodedEvent], rejects: &[Reject]) -> Result<BatchOutcome>;
     fn commit(self: Box<Self>, totals: &ReportTotals) -> Result<i64>;
 }
 
@@ -256,6 +271,15 @@ pub fn ip_key(ip: IpAddr) -> [u8; 16] {
     match ip {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+/// The address of a key written by [`ip_key`].
+pub fn key_ip(b: [u8; 16]) -> IpAddr {
+    let v6 = std::net::Ipv6Addr::from(b);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
     }
 }
 

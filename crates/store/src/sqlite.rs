@@ -6,6 +6,7 @@
 //! looked up with a few `IN (…)` queries instead of one query per event, and touched
 //! observations are written once, at commit.
 
+use crate::encode::EncodedEvent;
 use crate::*;
 use botwatch_model::{ClassificationType, Timestamp};
 use bytes::Bytes;
@@ -40,8 +41,11 @@ impl SqliteStore {
         // WAL: readers (the API, `botwatch events`) never block the ingest writer.
         // synchronous=NORMAL: a committed report survives a process crash; a power cut may
         // lose the last commit but never corrupts the file.
+        // page_size applies to new files only; 8 KiB halves B-tree splits for ~1 KiB events.
+        // wal_autocheckpoint=0: a commit never stalls on copying the WAL into the main
+        // file; `checkpoint()` does that when the caller is idle (and SQLite on close).
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;",
+            "PRAGMA page_size=8192; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=0;",
         )?;
         let mut s = SqliteStore { conn, cfg };
         s.migrate()?;
@@ -60,6 +64,13 @@ impl SqliteStore {
             tx.execute_batch(&format!("PRAGMA user_version = {v}"))?;
             tx.commit()?;
         }
+        Ok(())
+    }
+
+    /// Copies the write-ahead log into the main file and truncates it. Cheap when idle;
+    /// call after a burst of ingests (the CLI does, after its last report).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
 
@@ -99,30 +110,19 @@ struct SqliteWriter<'s> {
     absent: std::collections::HashSet<ObsKey>,
 }
 
-fn fingerprint(e: &Event) -> i64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(e.feed.id.as_bytes());
-    h.update(&[0]);
-    h.update(&e.raw);
-    h.update(&e.time_source.unwrap_or(e.time_observation).micros().to_le_bytes());
-    h.digest() as i64
-}
-
-fn event_time(e: &Event) -> i64 {
-    e.time_source.unwrap_or(e.time_observation).micros()
-}
-
 impl Store for SqliteStore {
     fn begin_report<'s>(&'s mut self, meta: &ReportMeta) -> Result<Option<Box<dyn ReportWriter + 's>>> {
-        let exists: Option<i64> =
-            self.conn.query_row("SELECT id FROM reports WHERE sha256 = ?", [&meta.sha256], |r| r.get(0)).optional()?;
+        let exists: Option<i64> = self
+            .conn
+            .query_row("SELECT id FROM reports WHERE sha256 = ?", [&meta.sha256], |r| r.get(0))
+            .optional()?;
         if exists.is_some() {
             return Ok(None);
         }
         let window_us = self.cfg.dedup_window_secs.saturating_mul(1_000_000);
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
-            "INSERT INTO reports (sha256, feed, name, source, size, observed_at, ingested_at, archive) VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO reports (sha256, feed, name, source, size, observed_at, ingested_at, archive, feed_info) VALUES (?,?,?,?,?,?,?,?,?)",
             params![
                 meta.sha256,
                 meta.feed,
@@ -131,11 +131,13 @@ impl Store for SqliteStore {
                 meta.size as i64,
                 meta.observed_at.micros(),
                 botwatch_model::Clock::now(&botwatch_model::SystemClock).micros(),
-                meta.archive
+                meta.archive,
+                meta.feed_info.as_ref().and_then(|f| serde_json::to_string(f).ok())
             ],
         )?;
         let report_id = tx.last_insert_rowid();
-        let next_obs_id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM observations", [], |r| r.get(0))?;
+        let next_obs_id: i64 =
+            tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM observations", [], |r| r.get(0))?;
         Ok(Some(Box::new(SqliteWriter {
             tx,
             report_id,
@@ -150,22 +152,59 @@ impl Store for SqliteStore {
     fn events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>> {
         let (wh, args) = where_clause(q, true);
         let sql = format!(
-            "SELECT id, report_id, observation_id, doc, raw, line FROM events {wh} ORDER BY id LIMIT {}",
+            "SELECT e.id, e.report_id, e.observation_id, e.doc, e.raw, e.line, e.feed, e.time_source, e.time_observation, e.ip, e.asn, e.cc, e.type, e.family, r.feed_info
+             FROM events e JOIN reports r ON r.id = e.report_id {wh} ORDER BY e.id LIMIT {}",
             q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64)
         );
         let mut st = self.conn.prepare(&sql)?;
-        let rows = st.query_map(params_from_iter(args), |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, String>(3)?, r.get::<_, Vec<u8>>(4)?, r.get::<_, i64>(5)?))
-        })?;
+        let mut rows = st.query(params_from_iter(args))?;
+        let mut feeds: HashMap<i64, std::sync::Arc<botwatch_model::FeedInfo>> = HashMap::new();
         let mut out = Vec::new();
-        for row in rows {
-            let (id, report_id, observation_id, doc, raw, line) = row?;
-            let map: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(format!("event {id}: {e}")))?;
-            let mut event = Event::from_intelmq(&map).map_err(|e| StoreError::Corrupt(format!("event {id}: {e}")))?;
-            event.raw = Bytes::from(raw);
-            event.line = line as u64;
-            out.push(StoredEvent { id, report_id, observation_id, event });
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let report_id: i64 = r.get(1)?;
+            let doc: String = r.get(3)?;
+            let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("event {id}: {e}"));
+            let mut map: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&doc).map_err(|e| corrupt(&e))?;
+            let ty: String = r.get(12)?;
+            map.insert("classification.type".into(), ty.into());
+            if let Some(t) = r.get::<_, Option<i64>>(7)? {
+                map.insert("time.source".into(), Timestamp(t).to_rfc3339().into());
+            }
+            map.insert("time.observation".into(), Timestamp(r.get(8)?).to_rfc3339().into());
+            if let Some(ip) = r.get::<_, Option<Vec<u8>>>(9)? {
+                if let Ok(b) = <[u8; 16]>::try_from(ip.as_slice()) {
+                    map.insert("source.ip".into(), key_ip(b).to_string().into());
+                }
+            }
+            if let Some(a) = r.get::<_, Option<i64>>(10)? {
+                map.insert("source.asn".into(), a.into());
+            }
+            if let Some(c) = r.get::<_, Option<String>>(11)? {
+                map.insert("source.geolocation.cc".into(), c.into());
+            }
+            if let Some(f) = r.get::<_, Option<String>>(13)? {
+                map.insert("malware.name".into(), f.into());
+            }
+            let mut event = Event::from_intelmq(&map).map_err(|e| corrupt(&e))?;
+            let feed = match feeds.get(&report_id) {
+                Some(f) => f.clone(),
+                None => {
+                    let info: Option<String> = r.get(14)?;
+                    let fid: String = r.get(6)?;
+                    let f = info
+                        .and_then(|i| serde_json::from_str::<botwatch_model::FeedInfo>(&i).ok())
+                        .unwrap_or_else(|| botwatch_model::FeedInfo::new(&fid, &fid, "", 100.0));
+                    let f = std::sync::Arc::new(f);
+                    feeds.insert(report_id, f.clone());
+                    f
+                }
+            };
+            event.feed = feed;
+            event.raw = Bytes::from(r.get::<_, Vec<u8>>(4)?);
+            event.line = r.get::<_, i64>(5)? as u64;
+            out.push(StoredEvent { id, report_id, observation_id: r.get(2)?, event });
         }
         Ok(out)
     }
@@ -239,22 +278,26 @@ impl Store for SqliteStore {
 
     fn stats(&self, by: GroupBy, q: &EventQuery) -> Result<Vec<StatRow>> {
         let key = match by {
-            GroupBy::Family => "COALESCE(family, '')",
-            GroupBy::Asn => "COALESCE(CAST(asn AS TEXT), '')",
-            GroupBy::Country => "COALESCE(cc, '')",
-            GroupBy::Day => "date(COALESCE(time_source, time_observation) / 1000000, 'unixepoch')",
-            GroupBy::Feed => "feed",
-            GroupBy::Type => "type",
+            GroupBy::Family => "COALESCE(e.family, '')",
+            GroupBy::Asn => "COALESCE(CAST(e.asn AS TEXT), '')",
+            GroupBy::Country => "COALESCE(e.cc, '')",
+            GroupBy::Day => "date(COALESCE(e.time_source, e.time_observation) / 1000000, 'unixepoch')",
+            GroupBy::Feed => "e.feed",
+            GroupBy::Type => "e.type",
         };
         let (wh, args) = where_clause(q, true);
         let order = if by == GroupBy::Day { "k" } else { "n DESC, k" };
         let sql = format!(
-            "SELECT {key} AS k, COUNT(*) AS n, COUNT(DISTINCT subject) FROM events {wh} GROUP BY k ORDER BY {order} LIMIT {}",
+            "SELECT {key} AS k, COUNT(*) AS n, COUNT(DISTINCT e.subject) FROM events e {wh} GROUP BY k ORDER BY {order} LIMIT {}",
             q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64)
         );
         let mut st = self.conn.prepare(&sql)?;
         let rows = st.query_map(params_from_iter(args), |r| {
-            Ok(StatRow { key: r.get(0)?, events: r.get::<_, i64>(1)? as u64, subjects: r.get::<_, i64>(2)? as u64 })
+            Ok(StatRow {
+                key: r.get(0)?,
+                events: r.get::<_, i64>(1)? as u64,
+                subjects: r.get::<_, i64>(2)? as u64,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -294,7 +337,12 @@ impl Store for SqliteStore {
         let c = |t: &str| -> Result<u64> {
             Ok(self.conn.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get::<_, i64>(0))? as u64)
         };
-        Ok(Counts { reports: c("reports")?, events: c("events")?, observations: c("observations")?, rejects: c("rejects")? })
+        Ok(Counts {
+            reports: c("reports")?,
+            events: c("events")?,
+            observations: c("observations")?,
+            rejects: c("rejects")?,
+        })
     }
 }
 
@@ -302,23 +350,38 @@ impl Store for SqliteStore {
 fn where_clause(q: &EventQuery, events: bool) -> (String, Vec<Sql>) {
     let mut conds: Vec<String> = Vec::new();
     let mut args: Vec<Sql> = Vec::new();
-    let (time_col, family_col) = if events { ("time_source", "family") } else { ("last_seen", "family") };
+    let p = if events { "e." } else { "" };
+    let _ = p;
+    let (time_col, family_col) = if events { ("e.time_source", "e.family") } else { ("last_seen", "family") };
+    // Events have no address index: the observations' index narrows them first.
+    let via_obs = if events { "e.observation_id IN (SELECT id FROM observations WHERE ip " } else { "" };
     if let Some(ip) = q.ip {
-        conds.push("ip = ?".into());
+        if events {
+            conds.push(format!("{via_obs}= ?) AND e.ip = ?"));
+            args.push(Sql::Blob(ip_key(ip).to_vec()));
+        } else {
+            conds.push("ip = ?".into());
+        }
         args.push(Sql::Blob(ip_key(ip).to_vec()));
     }
     if let Some(n) = q.cidr {
         let (lo, hi) = net_keys(n);
-        conds.push("ip BETWEEN ? AND ?".into());
+        if events {
+            conds.push(format!("{via_obs}BETWEEN ? AND ?) AND e.ip BETWEEN ? AND ?"));
+            args.push(Sql::Blob(lo.to_vec()));
+            args.push(Sql::Blob(hi.to_vec()));
+        } else {
+            conds.push("ip BETWEEN ? AND ?".into());
+        }
         args.push(Sql::Blob(lo.to_vec()));
         args.push(Sql::Blob(hi.to_vec()));
     }
     if let Some(a) = q.asn {
-        conds.push("asn = ?".into());
+        conds.push(format!("{p}asn = ?"));
         args.push(Sql::Integer(a as i64));
     }
     if let Some(cc) = &q.cc {
-        conds.push("cc = ?".into());
+        conds.push(format!("{p}cc = ?"));
         args.push(Sql::Text(cc.to_ascii_uppercase()));
     }
     if let Some(f) = &q.family {
@@ -327,15 +390,15 @@ fn where_clause(q: &EventQuery, events: bool) -> (String, Vec<Sql>) {
     }
     if let Some(f) = &q.feed {
         if events {
-            conds.push("feed = ?".into());
+            conds.push(format!("{p}feed = ?"));
             args.push(Sql::Text(f.clone()));
         } else {
-            conds.push("json_extract(sources, '$.\"' || ? || '\"') IS NOT NULL".into());
+            conds.push("json_extract(sources, '$.\"' || ? || '\"') IS NOT NULL".to_string());
             args.push(Sql::Text(f.clone()));
         }
     }
     if let Some(t) = &q.classification_type {
-        conds.push("type = ?".into());
+        conds.push(format!("{p}type = ?"));
         let t = ClassificationType::from_name(t).map(|c| c.as_str().to_string()).unwrap_or_else(|| t.clone());
         args.push(Sql::Text(t));
     }
@@ -348,7 +411,7 @@ fn where_clause(q: &EventQuery, events: bool) -> (String, Vec<Sql>) {
         args.push(Sql::Integer(u.micros()));
     }
     if let Some(a) = q.after_id {
-        conds.push("id > ?".into());
+        conds.push(format!("{p}id > ?"));
         args.push(Sql::Integer(a));
     }
     if conds.is_empty() { (String::new(), args) } else { (format!("WHERE {}", conds.join(" AND ")), args) }
@@ -426,9 +489,20 @@ impl SqliteWriter<'_> {
         Ok(())
     }
 
+    /// The id [`Self::observe`] would give this sighting, without recording it.
+    fn peek(&self, key: &ObsKey, t: i64) -> i64 {
+        if let Some(&i) = self.latest.get(key) {
+            let o = &self.touched[i];
+            if t >= o.first.saturating_sub(self.window_us) && t <= o.last.saturating_add(self.window_us) {
+                return o.id;
+            }
+        }
+        self.next_obs_id
+    }
+
     /// The observation this event joins (merging) or opens; `(index, merged)`.
-    fn observe(&mut self, key: ObsKey, e: &Event, t: i64) -> (usize, bool) {
-        let feed = e.feed.id.as_str();
+    fn observe(&mut self, key: ObsKey, e: &EncodedEvent, t: i64) -> (usize, bool) {
+        let feed = e.feed.as_str();
         if let Some(&i) = self.latest.get(&key) {
             let o = &mut self.touched[i];
             if t >= o.first.saturating_sub(self.window_us) && t <= o.last.saturating_add(self.window_us) {
@@ -436,13 +510,13 @@ impl SqliteWriter<'_> {
                 o.last = o.last.max(t);
                 o.count += 1;
                 if !o.sources.iter().any(|(f, _)| f == feed) {
-                    o.sources.push((feed.to_string(), e.feed.accuracy as f64));
+                    o.sources.push((feed.to_string(), e.accuracy));
                 }
                 if o.asn.is_none() {
-                    o.asn = e.source.asn;
+                    o.asn = e.asn;
                 }
                 if o.cc.is_none() {
-                    o.cc = e.source.cc.as_ref().map(|c| c.to_string());
+                    o.cc = e.cc.as_ref().map(|c| c.to_string());
                 }
                 return (i, true);
             }
@@ -453,13 +527,13 @@ impl SqliteWriter<'_> {
         self.touched.push(ObsState {
             id,
             key: key.clone(),
-            ip: e.source.ip.map(ip_key),
-            asn: e.source.asn,
-            cc: e.source.cc.as_ref().map(|c| c.to_string()),
+            ip: e.ip,
+            asn: e.asn,
+            cc: e.cc.as_ref().map(|c| c.to_string()),
             first: t,
             last: t,
             count: 1,
-            sources: vec![(feed.to_string(), e.feed.accuracy as f64)],
+            sources: vec![(feed.to_string(), e.accuracy)],
         });
         let i = self.touched.len() - 1;
         self.latest.insert(key, i);
@@ -468,74 +542,73 @@ impl SqliteWriter<'_> {
 }
 
 impl ReportWriter for SqliteWriter<'_> {
-    fn write_batch(&mut self, events: &[Event], rejects: &[Reject]) -> Result<BatchOutcome> {
+    fn write_batch(&mut self, events: &[EncodedEvent], rejects: &[Reject]) -> Result<BatchOutcome> {
         let mut out = BatchOutcome::default();
-        let keyed: Vec<Option<(ObsKey, i64)>> = events
+        let keys: Vec<(ObsKey, i64)> = events
             .iter()
-            .map(|e| {
-                e.subject().map(|subject| {
-                    let key = ObsKey {
-                        subject,
-                        ty: e.classification_type.as_str(),
-                        family: e.malware_name.as_deref().unwrap_or("").to_string(),
-                    };
-                    (key, event_time(e))
-                })
+            .filter_map(|e| {
+                let subject = e.subject.clone()?;
+                Some((
+                    ObsKey { subject, ty: e.ty, family: e.family.as_deref().unwrap_or("").to_string() },
+                    e.time,
+                ))
             })
             .collect();
-        let keys: Vec<(ObsKey, i64)> = keyed.iter().flatten().cloned().collect();
         self.preload(&keys)?;
-        let mut doc: Vec<u8> = Vec::with_capacity(1024);
-        for (e, k) in events.iter().zip(keyed) {
-            let fp = fingerprint(e);
-            let dup: bool = {
-                let mut q = self.tx.prepare_cached("SELECT 1 FROM events WHERE fingerprint = ?")?;
-                q.exists([fp])?
+        let mut keys = keys.into_iter();
+        for e in events {
+            let key = if e.subject.is_some() { keys.next() } else { None };
+            // The observation this event would join, or the id a new one would get; applied
+            // only if the insert is not a duplicate.
+            let obs_id = key.as_ref().map(|(k, t)| self.peek(k, *t));
+            let doc = std::str::from_utf8(&e.doc).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+            let n = {
+                let mut ins = self.tx.prepare_cached(
+                "INSERT OR IGNORE INTO events (report_id, observation_id, fingerprint, line, feed, time_source, time_observation, ip, subject, asn, cc, type, family, doc, raw)
+                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            )?;
+                ins.execute(params![
+                    self.report_id,
+                    obs_id,
+                    e.fingerprint,
+                    e.line,
+                    e.feed.as_str(),
+                    e.time_source,
+                    e.time_observation,
+                    e.ip.as_ref().map(|b| &b[..]),
+                    e.subject.as_deref(),
+                    e.asn,
+                    e.cc.as_deref(),
+                    e.ty,
+                    e.family.as_deref(),
+                    doc,
+                    &e.raw[..],
+                ])?
             };
-            if dup {
+            if n == 0 {
                 out.duplicates += 1;
                 continue;
             }
-            let obs = k.map(|(key, t)| self.observe(key, e, t));
-            if let Some((_, merged)) = obs {
+            if let Some((key, t)) = key {
+                let (_, merged) = self.observe(key, e, t);
                 if merged {
                     out.merged += 1;
                 } else {
                     out.new_observations += 1;
                 }
             }
-            let obs_id = obs.map(|(i, _)| self.touched[i].id);
-            doc.clear();
-            serde_json::to_writer(&mut doc, &e.to_intelmq(false)).map_err(|err| StoreError::Corrupt(err.to_string()))?;
-            let doc_text = std::str::from_utf8(&doc).map_err(|err| StoreError::Corrupt(err.to_string()))?;
-            let mut ins = self.tx.prepare_cached(
-                "INSERT INTO events (report_id, observation_id, fingerprint, line, feed, time_source, time_observation, ip, subject, asn, cc, type, family, doc, raw)
-                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            )?;
-            ins.execute(params![
-                self.report_id,
-                obs_id,
-                fp,
-                e.line as i64,
-                e.feed.id.as_str(),
-                e.time_source.map(|t| t.micros()),
-                e.time_observation.micros(),
-                e.source.ip.map(|ip| ip_key(ip).to_vec()),
-                e.subject(),
-                e.source.asn,
-                e.source.cc.as_deref(),
-                e.classification_type.as_str(),
-                e.malware_name.as_deref(),
-                doc_text,
-                &e.raw[..],
-            ])?;
             out.inserted += 1;
         }
-        let mut ins = self.tx.prepare_cached("INSERT INTO rejects (report_id, feed, line, reason, raw) VALUES (?,?,?,?,?)")?;
-        let feed: String = self.tx.query_row("SELECT feed FROM reports WHERE id = ?", [self.report_id], |r| r.get(0))?;
-        for r in rejects {
-            ins.execute(params![self.report_id, feed, r.line as i64, r.reason, &r.raw[..]])?;
-            out.rejects += 1;
+        if !rejects.is_empty() {
+            let feed: String =
+                self.tx.query_row("SELECT feed FROM reports WHERE id = ?", [self.report_id], |r| r.get(0))?;
+            let mut ins = self.tx.prepare_cached(
+                "INSERT INTO rejects (report_id, feed, line, reason, raw) VALUES (?,?,?,?,?)",
+            )?;
+            for r in rejects {
+                ins.execute(params![self.report_id, feed, r.line as i64, r.reason, &r.raw[..]])?;
+                out.rejects += 1;
+            }
         }
         Ok(out)
     }
@@ -586,4 +659,3 @@ impl ReportWriter for SqliteWriter<'_> {
         Ok(id)
     }
 }
-

@@ -1,7 +1,9 @@
 //! The SQLite store: idempotent reports, dedup windows, corroboration, atomic reports.
 
 use botwatch_model::{ClassificationType, Event, FeedInfo, Reject, Slot, Timestamp};
-use botwatch_store::{EventQuery, GroupBy, ReportMeta, ReportTotals, Store, StoreConfig, sqlite::SqliteStore};
+use botwatch_store::{
+    EventQuery, GroupBy, ReportMeta, ReportTotals, Store, StoreConfig, sqlite::SqliteStore,
+};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -15,10 +17,21 @@ fn ev(feed: &Arc<FeedInfo>, ip: &str, family: &str, t: i64, raw: &str) -> Event 
     e
 }
 
-fn ingest(store: &mut SqliteStore, sha: &str, events: &[Event], rejects: &[Reject]) -> Option<botwatch_store::BatchOutcome> {
-    let meta = ReportMeta::new(sha, &events.first().map(|e| e.feed.id.to_string()).unwrap_or_default(), 1, Timestamp(0));
+fn ingest(
+    store: &mut SqliteStore,
+    sha: &str,
+    events: &[Event],
+    rejects: &[Reject],
+) -> Option<botwatch_store::BatchOutcome> {
+    let meta = ReportMeta::new(
+        sha,
+        &events.first().map(|e| e.feed.id.to_string()).unwrap_or_default(),
+        1,
+        Timestamp(0),
+    );
     let mut w = store.begin_report(&meta).unwrap()?;
-    let out = w.write_batch(events, rejects).unwrap();
+    let enc: Vec<_> = events.iter().map(botwatch_store::encode).collect();
+    let out = w.write_batch(&enc, rejects).unwrap();
     w.commit(&ReportTotals { outcome: out, warnings: vec![] }).unwrap();
     Some(out)
 }
@@ -42,7 +55,12 @@ fn sightings_inside_the_window_merge_and_sources_raise_confidence() {
     let mut s = SqliteStore::open_in_memory(StoreConfig { dedup_window_secs: 3600 }).unwrap();
     let a = Arc::new(FeedInfo::new("a_x", "X", "A", 100.0));
     let b = Arc::new(FeedInfo::new("b_y", "Y", "B", 100.0));
-    ingest(&mut s, "r1", &[ev(&a, "192.0.2.9", "emotet", 10_000, "a1"), ev(&a, "192.0.2.9", "emotet", 10_600, "a2")], &[]);
+    ingest(
+        &mut s,
+        "r1",
+        &[ev(&a, "192.0.2.9", "emotet", 10_000, "a1"), ev(&a, "192.0.2.9", "emotet", 10_600, "a2")],
+        &[],
+    );
     let o = s.observations(&EventQuery::default()).unwrap();
     assert_eq!(o.len(), 1);
     assert_eq!(o[0].count, 2);
@@ -71,7 +89,7 @@ fn dropped_writer_leaves_nothing() {
     let f = Arc::new(FeedInfo::new("a_b", "B", "A", 100.0));
     {
         let mut w = s.begin_report(&ReportMeta::new("x", "a_b", 1, Timestamp(0))).unwrap().unwrap();
-        w.write_batch(&[ev(&f, "192.0.2.1", "emotet", 1, "l")], &[]).unwrap();
+        w.write_batch(&[botwatch_store::encode(&ev(&f, "192.0.2.1", "emotet", 1, "l"))], &[]).unwrap();
         // No commit: a crash or error mid-report.
     }
     let c = s.counts().unwrap();
@@ -108,7 +126,9 @@ fn queries_filter_by_ip_cidr_asn_country_family_and_time() {
     assert_eq!(rej.len(), 1);
     assert_eq!(rej[0].raw, b"junk");
     // Round trip of the stored document.
-    let back = &s.events(&EventQuery { ip: Some("192.0.2.1".parse().unwrap()), ..Default::default() }).unwrap()[0].event;
+    let back =
+        &s.events(&EventQuery { ip: Some("192.0.2.1".parse().unwrap()), ..Default::default() }).unwrap()[0]
+            .event;
     assert_eq!(back.malware_name.as_deref(), Some("emotet"));
     assert_eq!(&back.raw[..], b"1");
 }

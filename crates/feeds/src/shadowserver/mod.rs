@@ -21,6 +21,7 @@
 //! <https://www.shadowserver.org/what-we-do/network-reporting/>.
 
 mod schema;
+pub mod synth;
 
 pub use schema::{Conv, Mapping, ReportType, Schema};
 
@@ -132,6 +133,8 @@ enum Plan {
 struct Counters {
     invalid: HashMap<usize, u64>,
     drift_rows: HashMap<usize, u64>,
+    /// A report names few families many times: canonicalise each spelling once.
+    families: HashMap<Box<str>, Option<botwatch_model::Text>>,
 }
 
 impl Parser for ShadowserverParser {
@@ -157,7 +160,8 @@ impl Parser for ShadowserverParser {
         let report = match &self.fixed {
             Some(r) => r.clone(),
             None => {
-                let first_row = header_and_first_row(&input[..input.len().min(64 * 1024)]).and_then(|(_, r)| r);
+                let first_row =
+                    header_and_first_row(&input[..input.len().min(64 * 1024)]).and_then(|(_, r)| r);
                 match ctx
                     .file_name
                     .and_then(|n| self.schema.type_from_file_name(n))
@@ -165,7 +169,11 @@ impl Parser for ShadowserverParser {
                 {
                     Some(r) => r,
                     None => {
-                        reject_whole(sink, input, "not a Shadowserver report: file name and header match no report type in the schema");
+                        reject_whole(
+                            sink,
+                            input,
+                            "not a Shadowserver report: file name and header match no report type in the schema",
+                        );
                         return;
                     }
                 }
@@ -186,7 +194,12 @@ impl Parser for ShadowserverParser {
                     // The csv reader recovers at the next record; keep what we know.
                     let line = e.position().map(|p| p.line()).unwrap_or(0).max(1);
                     let end = (rdr.position().byte() as usize).min(input.len());
-                    reject(sink, line, input.slice(start.min(end)..end), format!("unreadable CSV record: {e}"));
+                    reject(
+                        sink,
+                        line,
+                        input.slice(start.min(end)..end),
+                        format!("unreadable CSV record: {e}"),
+                    );
                     continue;
                 }
             }
@@ -202,7 +215,12 @@ impl Parser for ShadowserverParser {
                 continue; // blank line
             }
             if !missing_required.is_empty() {
-                reject(sink, line, raw, format!("header lacks required column(s) {}", missing_required.join(", ")));
+                reject(
+                    sink,
+                    line,
+                    raw,
+                    format!("header lacks required column(s) {}", missing_required.join(", ")),
+                );
                 continue;
             }
             if rec.len() != ncols {
@@ -240,7 +258,10 @@ impl Parser for ShadowserverParser {
             sink.warning(Warning {
                 kind: WarningKind::InvalidValue,
                 line: None,
-                message: format!("column {:?}: {n} values failed validation; kept raw as extra.{}", header[col], header[col]),
+                message: format!(
+                    "column {:?}: {n} values failed validation; kept raw as extra.{}",
+                    header[col], header[col]
+                ),
             });
         }
     }
@@ -288,7 +309,11 @@ fn compile(report: &ReportType, header: &[String], sink: &mut dyn Sink) -> (Vec<
         sink.warning(Warning {
             kind: WarningKind::SchemaDrift,
             line: Some(1),
-            message: format!("{}: header has columns the schema does not know: {}", report.file_name, drift.join(", ")),
+            message: format!(
+                "{}: header has columns the schema does not know: {}",
+                report.file_name,
+                drift.join(", ")
+            ),
         });
     }
     let missing: Vec<String> =
@@ -307,6 +332,70 @@ fn field<'r>(rec: &'r csv::ByteRecord, i: Option<usize>) -> &'r str {
     i.and_then(|i| rec.get(i)).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("")
 }
 
+/// The conversions every row of the big reports runs, done in one step into the typed
+/// field (the general path formats a value and parses it again).
+fn fast_path(e: &mut Event, m: &Mapping, v: &str) -> Option<Result<(), String>> {
+    use botwatch_model::{EndpointField as F, parse_ip, parse_timestamp};
+    if v.is_empty() {
+        return matches!(m.conv, Conv::Utc | Conv::Ip | Conv::Int | Conv::NonZero).then_some(Ok(()));
+    }
+    Some(match (m.conv, m.slot) {
+        (Conv::Utc, Slot::TimeSource) => match parse_timestamp(v.trim_end_matches(" UTC")) {
+            Some(t) => {
+                e.time_source = Some(t);
+                Ok(())
+            }
+            None => Err(format!("invalid timestamp {v:?}")),
+        },
+        (Conv::Ip, Slot::Endpoint(side, F::Ip)) => match parse_ip(v) {
+            Some(ip) => {
+                e.endpoint_mut(side).ip = Some(ip);
+                Ok(())
+            }
+            None => Err(format!("invalid IP address {v:?}")),
+        },
+        (Conv::Int | Conv::NonZero | Conv::Text, Slot::Endpoint(side, F::Port)) => match v.parse::<u16>() {
+            Ok(p) => {
+                e.endpoint_mut(side).port = Some(p);
+                Ok(())
+            }
+            Err(_) => Err(format!("invalid port {v:?}")),
+        },
+        (Conv::Int | Conv::NonZero | Conv::Text, Slot::Endpoint(side, F::Asn)) => match v.parse::<u32>() {
+            Ok(0) if m.conv == Conv::NonZero => Ok(()),
+            Ok(a) => {
+                e.endpoint_mut(side).asn = Some(a);
+                Ok(())
+            }
+            Err(_) => Err(format!("invalid ASN {v:?}")),
+        },
+        (Conv::NonZero | Conv::Int, Slot::Attr(k)) => match v.parse::<i64>() {
+            Ok(0) if m.conv == Conv::NonZero => Ok(()),
+            Ok(n) => {
+                e.attrs.push((k, Value::Int(n)));
+                Ok(())
+            }
+            Err(_) => Err(format!("not an integer: {v:?}")),
+        },
+        (Conv::ToNone | Conv::Text, Slot::Attr(k)) => {
+            if m.conv == Conv::ToNone && (v == "0" || v.eq_ignore_ascii_case("unknown")) {
+                return Some(Ok(()));
+            }
+            e.attrs.push((k, Value::Str(v.into())));
+            Ok(())
+        }
+        (Conv::ToNone | Conv::Text, slot)
+            if slot != Slot::MalwareName && slot != Slot::ClassificationType =>
+        {
+            if m.conv == Conv::ToNone && (v == "0" || v.eq_ignore_ascii_case("unknown")) {
+                return Some(Ok(()));
+            }
+            e.set_str(slot, v).map_err(|err| err.to_string())
+        }
+        _ => return None,
+    })
+}
+
 fn fill(
     e: &mut Event,
     rec: &csv::ByteRecord,
@@ -316,12 +405,16 @@ fn fill(
     counters: &mut Counters,
 ) -> Result<(), String> {
     let mut first_error: Option<String> = None;
-    for (i, (p, bytes)) in plan.iter().zip(rec.iter()).enumerate() {
-        let text = match std::str::from_utf8(bytes) {
-            Ok(t) => std::borrow::Cow::Borrowed(t),
-            Err(_) => std::borrow::Cow::Owned(String::from_utf8_lossy(bytes).into_owned()),
+    // One UTF-8 check per record; fields are then sliced out of it. Only a record with
+    // invalid bytes pays for a lossy copy per field.
+    let whole = std::str::from_utf8(rec.as_slice()).ok();
+    for (i, p) in plan.iter().enumerate() {
+        let Some(range) = rec.range(i) else { break };
+        let text = match whole.and_then(|w| w.get(range.clone())) {
+            Some(t) => std::borrow::Cow::Borrowed(t),
+            None => String::from_utf8_lossy(&rec.as_slice()[range]),
         };
-        let v = text.trim();
+        let v = text.trim_ascii();
         match p {
             Plan::Extra { key, drift } => {
                 if !v.is_empty() {
@@ -333,14 +426,25 @@ fn fill(
             }
             Plan::Map(maps) => {
                 for m in maps {
-                    let res = match m.conv.apply(v, rec, row) {
-                        Ok(None) => Ok(()),
-                        Ok(Some(val)) if m.slot == Slot::MalwareName => {
-                            e.malware_name = ctx.families.canonical(&val.to_string());
-                            Ok(())
-                        }
-                        Ok(Some(val)) => e.set_value(m.slot, val).map_err(|err| err.to_string()),
-                        Err(err) => Err(err),
+                    let res = match fast_path(e, m, v) {
+                        Some(r) => r,
+                        None => match m.conv.apply(v, rec, row) {
+                            Ok(None) => Ok(()),
+                            Ok(Some(val)) if m.slot == Slot::MalwareName => {
+                                let raw = val.to_string();
+                                e.malware_name = match counters.families.get(raw.as_str()) {
+                                    Some(c) => c.clone(),
+                                    None => {
+                                        let c = ctx.families.canonical(&raw);
+                                        counters.families.insert(raw.into_boxed_str(), c.clone());
+                                        c
+                                    }
+                                };
+                                Ok(())
+                            }
+                            Ok(Some(val)) => e.set_value(m.slot, val).map_err(|err| err.to_string()),
+                            Err(err) => Err(err),
+                        },
                     };
                     if let Err(err) = res {
                         // Like IntelMQ, a required column must exist but an empty or bad

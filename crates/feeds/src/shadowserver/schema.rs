@@ -1,6 +1,8 @@
 //! Shadowserver's published schema, compiled for parsing.
 
-use botwatch_model::{ClassificationType, Slot, Value, intern, parse_ip, parse_network, parse_timestamp, valid_fqdn};
+use botwatch_model::{
+    ClassificationType, Slot, Value, intern, parse_ip, parse_network, parse_timestamp, valid_fqdn,
+};
 use serde_json::Value as Json;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -72,7 +74,12 @@ impl Conv {
     }
 
     /// `Ok(None)`: no value (empty, or a placeholder). `Err`: present but invalid.
-    pub(super) fn apply(self, v: &str, rec: &csv::ByteRecord, row: &RowContext) -> Result<Option<Value>, String> {
+    pub(super) fn apply(
+        self,
+        v: &str,
+        rec: &csv::ByteRecord,
+        row: &RowContext,
+    ) -> Result<Option<Value>, String> {
         let text = |s: &str| Value::Str(s.into());
         if v.is_empty() && !matches!(self, Conv::HttpHostAndUrl | Conv::CategoryOrDetail) {
             return Ok(None);
@@ -80,7 +87,8 @@ impl Conv {
         Ok(Some(match self {
             Conv::Text => text(v),
             Conv::Utc | Conv::Date => {
-                let t = parse_timestamp(v.trim_end_matches(" UTC")).ok_or_else(|| format!("invalid timestamp {v:?}"))?;
+                let t = parse_timestamp(v.trim_end_matches(" UTC"))
+                    .ok_or_else(|| format!("invalid timestamp {v:?}"))?;
                 Value::Str(t.to_rfc3339().into())
             }
             Conv::Ip => {
@@ -228,7 +236,8 @@ impl Schema {
                 }
                 let file_name = entry["file_name"].as_str().unwrap_or(key).to_string();
                 let fields = if is_legacy { &entry["fields"] } else { &reports[&file_name]["fields"] };
-                let r = compile_report(&file_name, entry, fields, is_legacy).map_err(|e| format!("{file_name}: {e}"))?;
+                let r = compile_report(&file_name, entry, fields, is_legacy)
+                    .map_err(|e| format!("{file_name}: {e}"))?;
                 s.by_name.insert(file_name, Arc::new(r));
             }
         }
@@ -287,7 +296,11 @@ impl Schema {
     /// IPv4 and IPv6 variants share columns; the first data row's address decides. Reports
     /// with identical columns (the Microsoft sinkhole variants) fall to the shorter, more
     /// general name; a file name settles it when there is one.
-    pub fn type_from_header(&self, header: &[String], first_row: Option<&[String]>) -> Option<Arc<ReportType>> {
+    pub fn type_from_header(
+        &self,
+        header: &[String],
+        first_row: Option<&[String]>,
+    ) -> Option<Arc<ReportType>> {
         if !header.iter().any(|h| h == "timestamp") {
             return None;
         }
@@ -327,7 +340,8 @@ fn compile_report(file_name: &str, entry: &Json, fields: &Json, legacy: bool) ->
             let v = v.as_str().ok_or_else(|| format!("constant {k} is not a string"))?;
             match k.as_str() {
                 "classification.type" => {
-                    default_type = ClassificationType::from_name(v).ok_or_else(|| format!("unknown type {v:?}"))?
+                    default_type =
+                        ClassificationType::from_name(v).ok_or_else(|| format!("unknown type {v:?}"))?
                 }
                 "classification.taxonomy" => {}
                 _ => constants.push((Slot::for_key(k), v.to_string())),

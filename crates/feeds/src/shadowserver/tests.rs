@@ -27,7 +27,10 @@ fn type_from_file_names() {
     let s = builtin_schema();
     let t = |n: &str| s.type_from_file_name(n).map(|r| r.file_name.clone());
     assert_eq!(t("2024-07-04-event4_sinkhole-123-sample-asn.csv").as_deref(), Some("event4_sinkhole"));
-    assert_eq!(t("/x/2020-08-02-cisco_smart_install-anarres-geo.csv").as_deref(), Some("scan_cisco_smart_install"));
+    assert_eq!(
+        t("/x/2020-08-02-cisco_smart_install-anarres-geo.csv").as_deref(),
+        Some("scan_cisco_smart_install")
+    );
     assert_eq!(t("scan_ssh.csv").as_deref(), Some("scan_ssh"));
     assert_eq!(t("2016-01-01-botnet_drone-x-geo.csv.gz").as_deref(), Some("botnet_drone"));
     assert_eq!(t("2024-07-04-no_such_report-x.csv"), None);
@@ -87,7 +90,9 @@ fn invalid_required_value_rejects_the_row_and_goes_on() {
     assert_eq!(out.rejects[0].line, 2);
     assert!(out.rejects[0].reason.contains("src_ip"), "{}", out.rejects[0].reason);
     // An empty required port (real ip_spoofer reports have none) does not cost the line.
-    let data = format!("{SINKHOLE_HEADER}\n\"2021-03-04 00:00:00\",\"tcp\",\"190.113.1.2\",,,,,,,,,,,,,,,,,,,,,,,,,,,\n");
+    let data = format!(
+        "{SINKHOLE_HEADER}\n\"2021-03-04 00:00:00\",\"tcp\",\"190.113.1.2\",,,,,,,,,,,,,,,,,,,,,,,,,,,\n"
+    );
     let out = run("shadowserver_event4_sinkhole", None, &data);
     assert_eq!((out.events.len(), out.rejects.len()), (1, 0));
 }
@@ -99,7 +104,9 @@ fn unknown_columns_are_kept_and_reported_as_drift() {
     );
     let out = run("shadowserver_event4_sinkhole", None, &data);
     assert_eq!(out.events[0].attr("extra.brand_new"), Some(&Value::Str("surprise".into())));
-    assert!(out.warnings.iter().any(|w| w.kind == WarningKind::SchemaDrift && w.message.contains("brand_new")));
+    assert!(
+        out.warnings.iter().any(|w| w.kind == WarningKind::SchemaDrift && w.message.contains("brand_new"))
+    );
 }
 
 #[test]
@@ -115,7 +122,11 @@ fn optional_invalid_value_is_kept_raw() {
 
 #[test]
 fn missing_required_column_rejects_every_row_with_the_reason() {
-    let out = run("shadowserver_event4_sinkhole", None, "\"timestamp\",\"protocol\"\n\"2021-03-04 00:00:00\",\"tcp\"\n");
+    let out = run(
+        "shadowserver_event4_sinkhole",
+        None,
+        "\"timestamp\",\"protocol\"\n\"2021-03-04 00:00:00\",\"tcp\"\n",
+    );
     assert_eq!(out.events.len(), 0);
     assert_eq!(out.rejects.len(), 1);
     assert!(out.rejects[0].reason.contains("src_ip"));

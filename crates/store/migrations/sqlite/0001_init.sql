@@ -13,7 +13,8 @@ CREATE TABLE reports (
     merged        INTEGER NOT NULL DEFAULT 0,
     rejects       INTEGER NOT NULL DEFAULT 0,
     warnings      TEXT NOT NULL DEFAULT '[]',
-    archive       TEXT
+    archive       TEXT,
+    feed_info     TEXT
 );
 
 -- Observations: the deduplicated unit, (subject, type, family) within the dedup window.
@@ -33,12 +34,18 @@ CREATE TABLE observations (
 );
 CREATE INDEX observations_key ON observations (subject, type, family, last_seen);
 CREATE INDEX observations_last_seen ON observations (last_seen);
+CREATE INDEX observations_ip ON observations (ip);
 
 -- Events: every accepted line, with its IntelMQ document and raw bytes.
+-- Deliberately few indexes: each one costs ~20% of ingest throughput. Address lookups go
+-- through observations (one row per IP, type and family, indexed on ip), then here by
+-- observation_id.
 CREATE TABLE events (
     id               INTEGER PRIMARY KEY,
     report_id        INTEGER NOT NULL REFERENCES reports(id),
-    observation_id   INTEGER REFERENCES observations(id) DEFERRABLE INITIALLY DEFERRED,
+    -- No FOREIGN KEY: observations are written at commit, after their events, and a
+    -- deferred constraint made SQLite scan events once per observation.
+    observation_id   INTEGER,
     fingerprint      INTEGER NOT NULL,
     line             INTEGER NOT NULL,
     feed             TEXT NOT NULL,
@@ -54,8 +61,7 @@ CREATE TABLE events (
     raw              BLOB NOT NULL
 );
 CREATE UNIQUE INDEX events_fingerprint ON events (fingerprint);
-CREATE INDEX events_ip ON events (ip);
-CREATE INDEX events_time ON events (time_source);
+CREATE INDEX events_observation ON events (observation_id);
 
 -- Rejects: lines that could not become events, kept whole.
 CREATE TABLE rejects (

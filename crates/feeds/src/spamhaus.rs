@@ -1,5 +1,0 @@
-//! TODO(helper): parsers for this provider.
-
-use crate::registry::Provider;
-
-pub const PROVIDER: Provider = Provider { name: "spamhaus", feeds: Vec::new, detect: |_, _| None };
