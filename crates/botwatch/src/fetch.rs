@@ -226,10 +226,10 @@ impl<'a> Fetcher<'a> {
             .and_then(|d| d.split("filename=").nth(1).map(|f| f.trim_matches(['"', ';', ' ']).to_string()))
             .filter(|f| !f.is_empty())
             .unwrap_or_else(|| file_name_of(&src.url));
-        if let Some(len) = resp.content_length() {
-            if len > self.cfg.max_bytes {
-                return Err(Retry::Fatal(anyhow::anyhow!("report of {len} bytes exceeds fetch.max_bytes")));
-            }
+        if let Some(len) = resp.content_length()
+            && len > self.cfg.max_bytes
+        {
+            return Err(Retry::Fatal(anyhow::anyhow!("report of {len} bytes exceeds fetch.max_bytes")));
         }
         let mut data = Vec::new();
         use std::io::Read;

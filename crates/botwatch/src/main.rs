@@ -204,6 +204,21 @@ enum Cmd {
         #[command(subcommand)]
         cmd: GeoCmd,
     },
+    /// Write a synthetic Shadowserver event4_sinkhole report (current column layout) for
+    /// benchmarks and load tests
+    Synth {
+        /// Rows
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        /// Distinct infected addresses
+        #[arg(long, default_value_t = 20_000)]
+        infected: u32,
+        /// Report day
+        #[arg(long, default_value = "2026-11-24")]
+        day: String,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Ingest the shipped samples into a fresh demo database and show a summary
     Demo {
         /// Demo database (replaced)
@@ -418,10 +433,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         output::EVENT_COLUMNS,
                         &evs.iter().map(output::event_row).collect::<Vec<_>>(),
                     )?;
-                    if let Some(last) = evs.last() {
-                        if evs.len() as u64 == q.limit.unwrap_or(u64::MAX) {
-                            writeln!(out, "… more: --after {}", last.id)?;
-                        }
+                    if let Some(last) = evs.last()
+                        && evs.len() as u64 == q.limit.unwrap_or(u64::MAX)
+                    {
+                        writeln!(out, "… more: --after {}", last.id)?;
                     }
                 }
             }
@@ -686,6 +701,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 writeln!(out, "Set in botwatch.toml:\n[enrich]\nipasn_dir = {:?}", to.display().to_string())?;
             }
         },
+        Cmd::Synth { rows, infected, day, seed } => {
+            out.write_all(
+                botwatch_feeds::shadowserver::synth::event4_sinkhole(rows, infected, &day, seed).as_bytes(),
+            )?;
+        }
         Cmd::Demo { db, synthetic_rows } => {
             let registry = botwatch::registry(&cfg);
             let ipdb = botwatch::ipdb(&cfg)?;

@@ -181,7 +181,7 @@ impl IpDb {
             + self.asn6.heap_bytes()
             + self.cc4.heap_bytes()
             + self.cc6.heap_bytes()
-            + self.orgs.iter().map(|(_, v)| 24 + 4 + v.len()).sum::<usize>();
+            + self.orgs.values().map(|v| 24 + 4 + v.len()).sum::<usize>();
         (n, bytes)
     }
 }

@@ -70,24 +70,24 @@ impl<A: Addr, V: Copy> RangeBuilder<A, V> {
             // Segments overlapping [first, last]: the one starting at or before `first`, and
             // every one starting inside.
             let mut hit: Vec<A> = Vec::new();
-            if let Some((&s, &(e, _))) = map.range(..=first).next_back() {
-                if e >= first {
-                    hit.push(s);
-                }
+            if let Some((&s, &(e, _))) = map.range(..=first).next_back()
+                && e >= first
+            {
+                hit.push(s);
             }
             let before = hit.first().copied();
             hit.extend(map.range(first..=last).map(|(&s, _)| s).filter(|s| Some(*s) != before));
             for s in hit {
                 let Some((e, old)) = map.remove(&s) else { continue };
-                if s < first {
-                    if let Some(p) = first.pred() {
-                        map.insert(s, (p, old));
-                    }
+                if s < first
+                    && let Some(p) = first.pred()
+                {
+                    map.insert(s, (p, old));
                 }
-                if e > last {
-                    if let Some(n) = last.succ() {
-                        map.insert(n, (e, old));
-                    }
+                if e > last
+                    && let Some(n) = last.succ()
+                {
+                    map.insert(n, (e, old));
                 }
             }
             map.insert(first, (last, v));

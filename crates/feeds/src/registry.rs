@@ -63,10 +63,10 @@ impl Registry {
         let head = &data[..data.len().min(HEAD_LEN)];
         let base = name.map(|n| n.rsplit(['/', '\\']).next().unwrap_or(n));
         for p in PROVIDERS {
-            if let Some(id) = (p.detect)(base, head) {
-                if let Ok(spec) = self.get(&id) {
-                    return Ok(spec);
-                }
+            if let Some(id) = (p.detect)(base, head)
+                && let Ok(spec) = self.get(&id)
+            {
+                return Ok(spec);
             }
         }
         Err(FeedError::Undetected(name.unwrap_or("<stdin>").to_string()))

@@ -107,8 +107,18 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn is_empty(&self) -> bool {
+    /// Names no host: no address, network, host name or URL.
+    pub fn lacks_host(&self) -> bool {
         self.ip.is_none() && self.network.is_none() && self.fqdn.is_none() && self.url.is_none()
+    }
+
+    /// Names nothing: no address, network, host, URL or AS.
+    pub fn is_empty(&self) -> bool {
+        self.ip.is_none()
+            && self.network.is_none()
+            && self.fqdn.is_none()
+            && self.url.is_none()
+            && self.asn.is_none()
     }
 }
 
@@ -214,10 +224,10 @@ impl Slot {
             if let Some(s) = endpoint(r, Side::Source) {
                 return s;
             }
-        } else if let Some(r) = key.strip_prefix("destination.") {
-            if let Some(s) = endpoint(r, Side::Destination) {
-                return s;
-            }
+        } else if let Some(r) = key.strip_prefix("destination.")
+            && let Some(s) = endpoint(r, Side::Destination)
+        {
+            return s;
         }
         match key {
             "time.source" => Slot::TimeSource,
@@ -385,7 +395,7 @@ impl Event {
         self.attrs.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
-    /// What dedup and cases count: the source address, else its network, host name or URL.
+    /// What dedup and cases count: the source address, else its network, host name, URL or AS.
     pub fn subject(&self) -> Option<String> {
         let s = &self.source;
         if let Some(ip) = s.ip {
@@ -397,7 +407,11 @@ impl Event {
         if let Some(f) = &s.fqdn {
             return Some(f.to_string());
         }
-        s.url.as_ref().map(|u| u.to_string())
+        if let Some(u) = &s.url {
+            return Some(u.to_string());
+        }
+        // ASN-DROP and similar list whole networks by AS number.
+        s.asn.map(|a| format!("AS{a}"))
     }
 
     /// The flat, dotted-key object IntelMQ's file output writes (keys sorted). `raw` is base64

@@ -93,10 +93,10 @@ impl FamilyTable {
         }
         // Shadowserver's variants ("victorygate.b", "necurs_p2p") fold onto their family when
         // the stem is known.
-        if let Some((stem, _)) = n.split_once('_') {
-            if let Some(c) = self.map.get(stem) {
-                return Some(c.clone());
-            }
+        if let Some((stem, _)) = n.split_once('_')
+            && let Some(c) = self.map.get(stem)
+        {
+            return Some(c.clone());
         }
         Some(n)
     }

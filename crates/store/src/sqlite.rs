@@ -173,10 +173,10 @@ impl Store for SqliteStore {
                 map.insert("time.source".into(), Timestamp(t).to_rfc3339().into());
             }
             map.insert("time.observation".into(), Timestamp(r.get(8)?).to_rfc3339().into());
-            if let Some(ip) = r.get::<_, Option<Vec<u8>>>(9)? {
-                if let Ok(b) = <[u8; 16]>::try_from(ip.as_slice()) {
-                    map.insert("source.ip".into(), key_ip(b).to_string().into());
-                }
+            if let Some(ip) = r.get::<_, Option<Vec<u8>>>(9)?
+                && let Ok(b) = <[u8; 16]>::try_from(ip.as_slice())
+            {
+                map.insert("source.ip".into(), key_ip(b).to_string().into());
             }
             if let Some(a) = r.get::<_, Option<i64>>(10)? {
                 map.insert("source.asn".into(), a.into());

@@ -328,7 +328,7 @@ fn compile(report: &ReportType, header: &[String], sink: &mut dyn Sink) -> (Vec<
     (plan, missing)
 }
 
-fn field<'r>(rec: &'r csv::ByteRecord, i: Option<usize>) -> &'r str {
+fn field(rec: &csv::ByteRecord, i: Option<usize>) -> &str {
     i.and_then(|i| rec.get(i)).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("")
 }
 
@@ -463,7 +463,7 @@ fn fill(
     if e.time_source.is_none() {
         return Err(first_error.unwrap_or_else(|| "no timestamp".into()));
     }
-    if e.source.is_empty() && e.destination.is_empty() {
+    if e.source.lacks_host() && e.destination.lacks_host() {
         let why = first_error.unwrap_or_else(|| "empty".into());
         return Err(format!("no source address, network, host name or URL: {why}"));
     }
