@@ -27,6 +27,8 @@ pub mod blocklistde;
 pub mod cymru;
 pub mod dataplane;
 pub mod dshield;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generic;
 pub mod input;
 pub mod microsoft;

@@ -223,9 +223,14 @@ impl Parser for ShadowserverParser {
                 );
                 continue;
             }
-            if rec.len() != ncols {
+            // A short row is padded (trailing empty columns are often dropped, and IntelMQ
+            // reads them as empty); a long one means a broken line or wrong delimiter.
+            if rec.len() > ncols {
                 reject(sink, line, raw, format!("row has {} fields, header has {ncols}", rec.len()));
                 continue;
+            }
+            while rec.len() < ncols {
+                rec.push_field(b"");
             }
             let mut e = Event::new(ctx.feed.clone(), report.default_type, ctx.observed);
             e.attrs.reserve(ncols);
@@ -235,6 +240,14 @@ impl Parser for ShadowserverParser {
             }
             match fill(&mut e, &rec, &plan, &row_ctx, ctx, &mut counters) {
                 Ok(()) => {
+                    if e.malware_name.is_none()
+                        && report.default_type == botwatch_model::ClassificationType::InfectedSystem
+                    {
+                        // Sinkhole rows with an empty `infection` still name the `family`.
+                        if let Some(Value::Str(f)) = e.attr("extra.family") {
+                            e.malware_name = ctx.families.canonical(f);
+                        }
+                    }
                     e.raw = raw;
                     e.line = line;
                     sink.event(e);
@@ -242,7 +255,9 @@ impl Parser for ShadowserverParser {
                 Err(reason) => reject(sink, line, raw, reason),
             }
         }
-        for (col, n) in counters.drift_rows {
+        let mut drift: Vec<_> = counters.drift_rows.into_iter().collect();
+        drift.sort();
+        for (col, n) in drift {
             sink.warning(Warning {
                 kind: WarningKind::SchemaDrift,
                 line: None,
@@ -281,7 +296,7 @@ impl RowContext {
     fn new(header: &[String]) -> Self {
         let find = |names: &[&str]| names.iter().find_map(|n| header.iter().position(|h| h == n));
         RowContext {
-            http_host: find(&["http_host", "host"]),
+            http_host: find(&["http_host", "host", "cc_dns"]),
             url: find(&["url", "http_url"]),
             application: find(&["application"]),
             port: find(&["port", "dst_port"]),

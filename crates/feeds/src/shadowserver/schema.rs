@@ -81,7 +81,7 @@ impl Conv {
         row: &RowContext,
     ) -> Result<Option<Value>, String> {
         let text = |s: &str| Value::Str(s.into());
-        if v.is_empty() && !matches!(self, Conv::HttpHostAndUrl | Conv::CategoryOrDetail) {
+        if v.is_empty() && self != Conv::CategoryOrDetail {
             return Ok(None);
         }
         Ok(Some(match self {
@@ -92,6 +92,10 @@ impl Conv {
                 Value::Str(t.to_rfc3339().into())
             }
             Conv::Ip => {
+                // As IntelMQ's validate_ip: a network or the null address is "no address".
+                if v.contains('/') || v == "0.0.0.0" {
+                    return Ok(None);
+                }
                 let ip = parse_ip(v).ok_or_else(|| format!("invalid IP address {v:?}"))?;
                 Value::Str(ip.to_string().into())
             }
@@ -128,13 +132,19 @@ impl Conv {
                 Value::Str(cves.join(";").into())
             }
             Conv::HttpHostAndUrl => {
-                let path = super::field(rec, row.url);
-                if path.contains("://") {
-                    return Ok(Some(text(path)));
+                // IntelMQ's convert_http_host_and_url: the column may hold a request line
+                // ("GET /favicon.ico HTTP/1.1"); the path runs from the first '/' to the
+                // first space.
+                if v.contains("://") {
+                    return Ok(Some(text(v.split(' ').next().unwrap_or(v))));
                 }
+                let path = match v.find('/') {
+                    Some(i) => v[i..].split(' ').next().unwrap_or(""),
+                    None => return Err(format!("no path in {v:?}")),
+                };
                 let host = super::field(rec, row.http_host);
-                if host.is_empty() || path.is_empty() {
-                    return Ok(None);
+                if host.is_empty() {
+                    return Err("no host column to make a URL with".into());
                 }
                 let app = super::field(rec, row.application);
                 let scheme = if app.eq_ignore_ascii_case("https") || super::field(rec, row.port) == "443" {
@@ -142,8 +152,7 @@ impl Conv {
                 } else {
                     "http"
                 };
-                let sep = if path.starts_with('/') { "" } else { "/" };
-                Value::Str(format!("{scheme}://{host}{sep}{path}").into())
+                Value::Str(format!("{scheme}://{host}{path}").into())
             }
             Conv::Fqdn => {
                 if !valid_fqdn(v) {
@@ -152,6 +161,9 @@ impl Conv {
                 text(v)
             }
             Conv::Network => {
+                if !v.contains('/') {
+                    return Ok(None); // a bare address is no network
+                }
                 let n = parse_network(v).ok_or_else(|| format!("invalid network {v:?}"))?;
                 Value::Str(n.to_string().into())
             }
@@ -165,7 +177,9 @@ impl Conv {
             }
             Conv::Base64 => {
                 use base64::Engine as _;
-                Value::Str(base64::engine::general_purpose::STANDARD.encode(v).into())
+                let b64 = base64::engine::general_purpose::STANDARD;
+                // Already base64 (Shadowserver sends some requests encoded): keep it.
+                if b64.decode(v).is_ok() { text(v) } else { Value::Str(b64.encode(v).into()) }
             }
             Conv::ExchangeTaxonomy | Conv::ExchangeType | Conv::ExchangeIdentifier => {
                 let webshell = v.to_ascii_lowercase().contains("webshell");
@@ -181,6 +195,9 @@ impl Conv {
         }))
     }
 }
+
+/// Columns dropped from the published schema that reports from before the change carry.
+const RETIRED: &[&str] = &["sic", "cc_sic", "dst_sic", "dest_sic", "src_sic", "http_referer_sic"];
 
 /// One column → one field.
 #[derive(Clone, Debug)]
@@ -374,6 +391,8 @@ fn compile_report(file_name: &str, entry: &Json, fields: &Json, legacy: bool) ->
         fields.as_array().into_iter().flatten().filter_map(Json::as_str).map(str::to_string).collect();
     let mut known_fields = documented.clone();
     known_fields.extend(columns.keys().cloned());
+    // Columns Shadowserver retired but older reports still carry: known, not drift.
+    known_fields.extend(RETIRED.iter().map(|c| c.to_string()));
     Ok(ReportType {
         file_name: file_name.to_string(),
         feed_name: entry["feed_name"].as_str().unwrap_or(file_name).to_string(),
