@@ -15,8 +15,7 @@ fn data(rel: &str) -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
-    let o = bin().args(args).output().unwrap();
-    o
+    bin().args(args).output().unwrap()
 }
 
 fn ok(args: &[&str]) -> String {

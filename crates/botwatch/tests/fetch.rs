@@ -14,7 +14,10 @@ const FEODO: &str = include_str!("../../feeds/tests/data/abusech/feodo_ipblockli
 
 /// A tiny HTTP/1.1 server: answers each request from a script of responses and records
 /// the request headers it saw.
-fn serve(script: Vec<(u16, Vec<(&'static str, String)>, String)>) -> (String, Arc<Mutex<Vec<String>>>) {
+/// (status, headers, body) of one scripted response.
+type Response = (u16, Vec<(&'static str, String)>, String);
+
+fn serve(script: Vec<Response>) -> (String, Arc<Mutex<Vec<String>>>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));

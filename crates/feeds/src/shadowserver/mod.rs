@@ -285,7 +285,6 @@ impl Parser for ShadowserverParser {
 /// Columns that row-level conversions read besides their own.
 struct RowContext {
     http_host: Option<usize>,
-    url: Option<usize>,
     application: Option<usize>,
     port: Option<usize>,
     category: Option<usize>,
@@ -297,7 +296,6 @@ impl RowContext {
         let find = |names: &[&str]| names.iter().find_map(|n| header.iter().position(|h| h == n));
         RowContext {
             http_host: find(&["http_host", "host", "cc_dns"]),
-            url: find(&["url", "http_url"]),
             application: find(&["application"]),
             port: find(&["port", "dst_port"]),
             category: find(&["category"]),
