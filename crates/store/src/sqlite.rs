@@ -101,6 +101,11 @@ struct ObsState {
 struct SqliteWriter<'s> {
     tx: Transaction<'s>,
     report_id: i64,
+    obs: Obs,
+}
+
+/// Observations touched by the report being written, resolved in memory.
+struct Obs {
     window_us: i64,
     next_obs_id: i64,
     /// Latest observation per key, as an index into `touched`.
@@ -141,11 +146,7 @@ impl Store for SqliteStore {
         Ok(Some(Box::new(SqliteWriter {
             tx,
             report_id,
-            window_us,
-            next_obs_id,
-            latest: HashMap::new(),
-            touched: Vec::new(),
-            absent: Default::default(),
+            obs: Obs { window_us, next_obs_id, latest: HashMap::new(), touched: Vec::new(), absent: Default::default() },
         })))
     }
 
@@ -425,7 +426,7 @@ impl SqliteWriter<'_> {
         let mut min_t = i64::MAX;
         let mut seen = std::collections::HashSet::new();
         for (k, t) in keys {
-            if self.latest.contains_key(k) || self.absent.contains(k) {
+            if self.obs.latest.contains_key(k) || self.obs.absent.contains(k) {
                 continue;
             }
             min_t = min_t.min(*t);
@@ -436,7 +437,7 @@ impl SqliteWriter<'_> {
         if want.is_empty() {
             return Ok(());
         }
-        let floor = min_t.saturating_sub(self.window_us);
+        let floor = min_t.saturating_sub(self.obs.window_us);
         let mut found: HashMap<ObsKey, ObsState> = HashMap::new();
         for chunk in want.chunks(500) {
             let marks = vec!["?"; chunk.len()].join(",");
@@ -473,23 +474,26 @@ impl SqliteWriter<'_> {
             }
         }
         for (k, _) in keys {
-            if self.latest.contains_key(k) || self.absent.contains(k) {
+            if self.obs.latest.contains_key(k) || self.obs.absent.contains(k) {
                 continue;
             }
             match found.remove(k) {
                 Some(state) => {
-                    self.latest.insert(k.clone(), self.touched.len());
-                    self.touched.push(state);
+                    self.obs.latest.insert(k.clone(), self.obs.touched.len());
+                    self.obs.touched.push(state);
                 }
                 None => {
-                    self.absent.insert(k.clone());
+                    self.obs.absent.insert(k.clone());
                 }
             }
         }
         Ok(())
     }
 
-    /// The id [`Self::observe`] would give this sighting, without recording it.
+}
+
+impl Obs {
+    /// The id [`Obs::observe`] would give this sighting, without recording it.
     fn peek(&self, key: &ObsKey, t: i64) -> i64 {
         if let Some(&i) = self.latest.get(key) {
             let o = &self.touched[i];
@@ -556,41 +560,39 @@ impl ReportWriter for SqliteWriter<'_> {
             .collect();
         self.preload(&keys)?;
         let mut keys = keys.into_iter();
+        let mut ins = self.tx.prepare_cached(
+            "INSERT OR IGNORE INTO events (report_id, observation_id, fingerprint, line, feed, time_source, time_observation, ip, subject, asn, cc, type, family, doc, raw)
+             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        )?;
         for e in events {
             let key = if e.subject.is_some() { keys.next() } else { None };
             // The observation this event would join, or the id a new one would get; applied
             // only if the insert is not a duplicate.
-            let obs_id = key.as_ref().map(|(k, t)| self.peek(k, *t));
+            let obs_id = key.as_ref().map(|(k, t)| self.obs.peek(k, *t));
             let doc = std::str::from_utf8(&e.doc).map_err(|err| StoreError::Corrupt(err.to_string()))?;
-            let n = {
-                let mut ins = self.tx.prepare_cached(
-                "INSERT OR IGNORE INTO events (report_id, observation_id, fingerprint, line, feed, time_source, time_observation, ip, subject, asn, cc, type, family, doc, raw)
-                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            )?;
-                ins.execute(params![
-                    self.report_id,
-                    obs_id,
-                    e.fingerprint,
-                    e.line,
-                    e.feed.as_str(),
-                    e.time_source,
-                    e.time_observation,
-                    e.ip.as_ref().map(|b| &b[..]),
-                    e.subject.as_deref(),
-                    e.asn,
-                    e.cc.as_deref(),
-                    e.ty,
-                    e.family.as_deref(),
-                    doc,
-                    &e.raw[..],
-                ])?
-            };
+            let n = ins.execute(params![
+                self.report_id,
+                obs_id,
+                e.fingerprint,
+                e.line,
+                e.feed.as_str(),
+                e.time_source,
+                e.time_observation,
+                e.ip.as_ref().map(|b| &b[..]),
+                e.subject.as_deref(),
+                e.asn,
+                e.cc.as_deref(),
+                e.ty,
+                e.family.as_deref(),
+                doc,
+                &e.raw[..],
+            ])?;
             if n == 0 {
                 out.duplicates += 1;
                 continue;
             }
             if let Some((key, t)) = key {
-                let (_, merged) = self.observe(key, e, t);
+                let (_, merged) = self.obs.observe(key, e, t);
                 if merged {
                     out.merged += 1;
                 } else {
@@ -599,6 +601,7 @@ impl ReportWriter for SqliteWriter<'_> {
             }
             out.inserted += 1;
         }
+        drop(ins);
         if !rejects.is_empty() {
             let feed: String =
                 self.tx.query_row("SELECT feed FROM reports WHERE id = ?", [self.report_id], |r| r.get(0))?;
@@ -622,7 +625,7 @@ impl ReportWriter for SqliteWriter<'_> {
                  ON CONFLICT(id) DO UPDATE SET asn=excluded.asn, cc=excluded.cc, first_seen=excluded.first_seen,
                    last_seen=excluded.last_seen, count=excluded.count, sources=excluded.sources, confidence=excluded.confidence",
             )?;
-            for o in &me.touched {
+            for o in &me.obs.touched {
                 let sources: serde_json::Map<String, serde_json::Value> =
                     o.sources.iter().map(|(f, a)| (f.clone(), serde_json::json!(a))).collect();
                 let conf = confidence(o.sources.iter().map(|(_, a)| a));
