@@ -475,15 +475,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     ]
                 })
                 .collect();
-            match format {
-                Format::Jsonl => {
-                    for o in &obs {
-                        writeln!(out, "{}", serde_json::to_string(o)?)?;
-                    }
-                }
-                Format::Csv => output::csv_rows(&mut out, &header, &rows)?,
-                Format::Table => output::table(&mut out, &header, &rows)?,
-            }
+            output::emit(&mut out, format, &obs, &header, &rows)?;
         }
         Cmd::Export { format, filters, db, output: file } => {
             let store = open_existing(&cfg, &db)?;
@@ -562,36 +554,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if ipdb.is_some() {
                 header.push("as_name");
             }
-            match format {
-                Format::Jsonl => {
-                    for r in &rows {
-                        writeln!(out, "{}", serde_json::to_string(r)?)?;
-                    }
-                }
-                Format::Csv => output::csv_rows(&mut out, &header, &table)?,
-                Format::Table => output::table(&mut out, &header, &table)?,
-            }
+            output::emit(&mut out, format, &rows, &header, &table)?;
         }
         Cmd::Rejects { feed, report, limit, db, format } => {
             let store = open_existing(&cfg, &db)?;
             let rows = store.rejects(report, feed.as_deref(), limit)?;
-            match format {
-                Format::Jsonl => {
-                    for r in &rows {
-                        writeln!(out, "{}", serde_json::to_string(r)?)?;
-                    }
-                }
-                Format::Csv => output::csv_rows(
-                    &mut out,
-                    output::REJECT_COLUMNS,
-                    &rows.iter().map(output::reject_row).collect::<Vec<_>>(),
-                )?,
-                Format::Table => output::table(
-                    &mut out,
-                    output::REJECT_COLUMNS,
-                    &rows.iter().map(output::reject_row).collect::<Vec<_>>(),
-                )?,
-            }
+            let table: Vec<_> = rows.iter().map(output::reject_row).collect();
+            output::emit(&mut out, format, &rows, output::REJECT_COLUMNS, &table)?;
         }
         Cmd::Reports { limit, db, format } => {
             let store = open_existing(&cfg, &db)?;
@@ -614,15 +583,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     ]
                 })
                 .collect();
-            match format {
-                Format::Jsonl => {
-                    for r in &reps {
-                        writeln!(out, "{}", serde_json::to_string(r)?)?;
-                    }
-                }
-                Format::Csv => output::csv_rows(&mut out, &header, &rows)?,
-                Format::Table => output::table(&mut out, &header, &rows)?,
-            }
+            output::emit(&mut out, format, &reps, &header, &rows)?;
         }
         Cmd::Fetch { feed, db, json } => {
             let sources: Vec<_> =

@@ -50,6 +50,26 @@ pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> Resu
     Ok(())
 }
 
+/// Writes `items` as JSON lines, or their `rows` as CSV or a table under `header`.
+pub fn emit<T: serde::Serialize>(
+    out: &mut dyn Write,
+    format: Format,
+    items: &[T],
+    header: &[&str],
+    rows: &[Vec<String>],
+) -> Result<()> {
+    match format {
+        Format::Jsonl => {
+            for i in items {
+                writeln!(out, "{}", serde_json::to_string(i)?)?;
+            }
+            Ok(())
+        }
+        Format::Csv => csv_rows(out, header, rows),
+        Format::Table => table(out, header, rows),
+    }
+}
+
 pub fn csv_rows(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record(header)?;

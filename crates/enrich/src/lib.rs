@@ -186,19 +186,20 @@ impl IpDb {
     }
 }
 
-fn load_asn<A: ranges::Addr>(
+/// Reads `first,last,rest…` rows of a gzip CSV, handing each parsed range to `row`, which
+/// returns the reason when the rest of the row is bad.
+fn load_ranges<A: ranges::Addr>(
     file: &str,
     r: impl Read,
     parse: fn(&str) -> Option<A>,
-    orgs: &mut HashMap<u32, Text>,
-) -> Result<RangeTable<A, u32>, EnrichError> {
-    let mut b = RangeBuilder::default();
+    mut row: impl FnMut(A, A, &csv::StringRecord) -> Result<(), &'static str>,
+) -> Result<(), EnrichError> {
     let mut rdr = gunzip_csv(file, r);
     let mut rec = csv::StringRecord::new();
     let mut line = 0u64;
     loop {
         match rdr.read_record(&mut rec) {
-            Ok(false) => break,
+            Ok(false) => return Ok(()),
             Ok(true) => {}
             Err(e) => return Err(EnrichError::Format { file: file.into(), line, reason: e.to_string() }),
         }
@@ -206,12 +207,25 @@ fn load_asn<A: ranges::Addr>(
         let bad = |reason: &str| EnrichError::Format { file: file.into(), line, reason: reason.into() };
         let first = rec.get(0).and_then(parse).ok_or_else(|| bad("bad first address"))?;
         let last = rec.get(1).and_then(parse).ok_or_else(|| bad("bad last address"))?;
-        let asn: u32 = rec.get(2).and_then(|s| s.parse().ok()).ok_or_else(|| bad("bad ASN"))?;
+        row(first, last, &rec).map_err(bad)?;
+    }
+}
+
+fn load_asn<A: ranges::Addr>(
+    file: &str,
+    r: impl Read,
+    parse: fn(&str) -> Option<A>,
+    orgs: &mut HashMap<u32, Text>,
+) -> Result<RangeTable<A, u32>, EnrichError> {
+    let mut b = RangeBuilder::default();
+    load_ranges(file, r, parse, |first, last, rec| {
+        let asn: u32 = rec.get(2).and_then(|s| s.parse().ok()).ok_or("bad ASN")?;
         if let Some(org) = rec.get(3).filter(|o| !o.is_empty()) {
             orgs.entry(asn).or_insert_with(|| Text::from(org));
         }
         b.push(first, last, asn);
-    }
+        Ok(())
+    })?;
     Ok(b.build())
 }
 
@@ -221,22 +235,11 @@ fn load_cc<A: ranges::Addr>(
     parse: fn(&str) -> Option<A>,
 ) -> Result<RangeTable<A, [u8; 2]>, EnrichError> {
     let mut b = RangeBuilder::default();
-    let mut rdr = gunzip_csv(file, r);
-    let mut rec = csv::StringRecord::new();
-    let mut line = 0u64;
-    loop {
-        match rdr.read_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => return Err(EnrichError::Format { file: file.into(), line, reason: e.to_string() }),
-        }
-        line += 1;
-        let bad = |reason: &str| EnrichError::Format { file: file.into(), line, reason: reason.into() };
-        let first = rec.get(0).and_then(parse).ok_or_else(|| bad("bad first address"))?;
-        let last = rec.get(1).and_then(parse).ok_or_else(|| bad("bad last address"))?;
-        let cc = rec.get(2).map(str::as_bytes).filter(|c| c.len() == 2).ok_or_else(|| bad("bad country"))?;
+    load_ranges(file, r, parse, |first, last, rec| {
+        let cc = rec.get(2).map(str::as_bytes).filter(|c| c.len() == 2).ok_or("bad country")?;
         b.push(first, last, [cc[0].to_ascii_uppercase(), cc[1].to_ascii_uppercase()]);
-    }
+        Ok(())
+    })?;
     Ok(b.build())
 }
 

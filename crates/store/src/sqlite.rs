@@ -146,7 +146,13 @@ impl Store for SqliteStore {
         Ok(Some(Box::new(SqliteWriter {
             tx,
             report_id,
-            obs: Obs { window_us, next_obs_id, latest: HashMap::new(), touched: Vec::new(), absent: Default::default() },
+            obs: Obs {
+                window_us,
+                next_obs_id,
+                latest: HashMap::new(),
+                touched: Vec::new(),
+                absent: Default::default(),
+            },
         })))
     }
 
@@ -489,7 +495,6 @@ impl SqliteWriter<'_> {
         }
         Ok(())
     }
-
 }
 
 impl Obs {
