@@ -204,8 +204,14 @@ impl Ingestor<'_> {
             summary.drift_warnings =
                 warnings.iter().filter(|w| w.kind == WarningKind::SchemaDrift).count() as u64;
             summary.warnings = warnings;
+            // The summary shows the warnings; the log keeps them for unattended runs. Drift is
+            // the one worth a warning: the publisher changed the format.
             for w in &summary.warnings {
-                tracing::warn!(feed = %summary.feed, report = %summary.name, kind = ?w.kind, "{}", w.message);
+                if w.kind == WarningKind::SchemaDrift {
+                    tracing::warn!(feed = %summary.feed, report = %summary.name, "{}", w.message);
+                } else {
+                    tracing::info!(feed = %summary.feed, report = %summary.name, kind = ?w.kind, "{}", w.message);
+                }
             }
             out.push(summary);
         }
