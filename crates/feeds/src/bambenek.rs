@@ -139,15 +139,11 @@ impl Parser for Feed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use botwatch_model::{Collected, FamilyTable, Timestamp};
+    use botwatch_model::Collected;
 
     fn run(id: &str, data: &'static [u8]) -> Collected {
         let spec = feeds().into_iter().find(|f| f.id == id).unwrap();
-        let families = FamilyTable::default();
-        let ctx = ParseContext::new(&spec, None, Timestamp(0), &families);
-        let mut out = Collected::default();
-        spec.parser.parse(&Bytes::from_static(data), &ctx, &mut out);
-        out
+        crate::util::parse_with(&spec, data)
     }
 
     #[test]

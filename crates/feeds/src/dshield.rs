@@ -108,15 +108,11 @@ impl Parser for Block {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use botwatch_model::{Collected, FamilyTable};
+    use botwatch_model::Collected;
 
     fn run(data: &'static [u8]) -> Collected {
         let spec = feeds().remove(0);
-        let families = FamilyTable::default();
-        let ctx = ParseContext::new(&spec, None, Timestamp(0), &families);
-        let mut out = Collected::default();
-        spec.parser.parse(&Bytes::from_static(data), &ctx, &mut out);
-        out
+        crate::util::parse_with(&spec, data)
     }
 
     #[test]

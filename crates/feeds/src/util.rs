@@ -106,6 +106,16 @@ pub fn json_raw(v: &serde_json::Value) -> Bytes {
     Bytes::from(serde_json::to_vec(v).unwrap_or_default())
 }
 
+/// Parses `data` with `spec` in a fixed context: the parsers' unit tests.
+#[cfg(test)]
+pub(crate) fn parse_with(spec: &crate::FeedSpec, data: &'static [u8]) -> botwatch_model::Collected {
+    let families = botwatch_model::FamilyTable::default();
+    let ctx = ParseContext::new(spec, None, botwatch_model::Timestamp(0), &families);
+    let mut out = botwatch_model::Collected::default();
+    spec.parser.parse(&Bytes::from_static(data), &ctx, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -143,18 +143,13 @@ fn record(
 
 #[cfg(test)]
 mod tests {
-    use crate::ParseContext;
+
     use crate::spamhaus::PROVIDER;
-    use botwatch_model::{Collected, FamilyTable, Timestamp};
-    use bytes::Bytes;
+    use botwatch_model::{Collected, Timestamp};
 
     fn run(id: &str, data: &'static [u8]) -> Collected {
         let spec = (PROVIDER.feeds)().into_iter().find(|f| f.id == id).unwrap();
-        let families = FamilyTable::default();
-        let ctx = ParseContext::new(&spec, None, Timestamp(0), &families);
-        let mut out = Collected::default();
-        spec.parser.parse(&Bytes::from_static(data), &ctx, &mut out);
-        out
+        crate::util::parse_with(&spec, data)
     }
 
     #[test]
