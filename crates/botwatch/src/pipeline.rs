@@ -15,10 +15,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// Events per batch handed from the parser to the store.
-pub const BATCH: usize = 4096;
+/// Events per batch handed from the parser to the store. 2048 × 2 in flight measured
+/// faster than 4096 × 4 (better overlap of the two threads) and holds less memory.
+pub const BATCH: usize = 2048;
 /// Batches in flight between the two threads.
-const CHANNEL_DEPTH: usize = 4;
+const CHANNEL_DEPTH: usize = 2;
 
 /// Shared, read-only context of an ingest run.
 pub struct Ingestor<'a> {
