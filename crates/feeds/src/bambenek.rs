@@ -163,7 +163,11 @@ mod tests {
     fn rows_and_rejects() {
         let out = run("bambenek_c2_ips", b"213.247.47.190,IP used by shiotob/urlzone/bebloh C&C,2016-11-12 18:02,http://x\nbad,IP used by x\n");
         assert_eq!(out.events.len(), 1);
-        assert_eq!(out.events[0].malware_name.as_deref(), Some("shiotob"));
+        assert_eq!(
+            out.events[0].malware_name.as_deref(),
+            Some("urlzone"),
+            "shiotob, urlzone and bebloh are one family"
+        );
         assert_eq!(out.rejects.len(), 1);
     }
 

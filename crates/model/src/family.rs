@@ -13,6 +13,7 @@ use std::collections::HashMap;
 const BUILTIN: &[(&str, &[&str])] = &[
     ("andromeda", &["gamarue", "wauchos", "andromeda"]),
     ("avalanche", &["avalanche"]),
+    ("ave_maria", &["ave_maria", "avemaria", "warzone", "warzone_rat"]),
     ("bazarloader", &["bazarbackdoor", "bazar", "bazarcall", "team9"]),
     ("cobalt_strike", &["cobaltstrike", "cobalt_strike", "beacon", "agentemis"]),
     ("conficker", &["downadup", "kido", "downup", "conficker"]),
@@ -26,6 +27,7 @@ const BUILTIN: &[(&str, &[&str])] = &[
     ("qakbot", &["qbot", "quakbot", "pinkslipbot", "qakbot"]),
     ("ramnit", &["nimnul", "ramnit"]),
     ("sality", &["sality", "kuku"]),
+    ("urlzone", &["urlzone", "bebloh", "shiotob"]),
     ("trickbot", &["trickster", "trickloader", "thetrick", "trickbot"]),
     ("virut", &["virut", "virtob"]),
     ("zeus", &["zbot", "zeus"]),

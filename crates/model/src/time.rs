@@ -199,6 +199,7 @@ pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
     }
     for fmt in [
         "%a %b %e %H:%M:%S UTC %Y",
+        "%a %b %e %H:%M:%S %Y UTC",
         "%a %b %e %H:%M:%S %Y",
         "%Y/%m/%d %H:%M:%S",
         "%d/%m/%Y %H:%M:%S",

@@ -106,7 +106,8 @@ fn header_and_first_row(head: &[u8]) -> Option<(Vec<String>, Option<Vec<String>>
     if !rdr.read_record(&mut rec).ok()? {
         return None;
     }
-    let header: Vec<String> = rec.iter().map(|s| s.trim().to_string()).collect();
+    let header: Vec<String> =
+        rec.iter().map(|s| s.trim_start_matches('\u{feff}').trim().to_string()).collect();
     let first = match rdr.read_record(&mut rec) {
         Ok(true) => Some(rec.iter().map(str::to_string).collect()),
         _ => None,
@@ -149,7 +150,12 @@ impl Parser for ShadowserverParser {
                     if rec.len() == 1 && rec.get(0).is_some_and(|f| f.iter().all(u8::is_ascii_whitespace)) {
                         continue;
                     }
-                    break rec.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect();
+                    // A byte-order mark (a report re-saved by a spreadsheet) is not part of
+                    // the first column's name.
+                    break rec
+                        .iter()
+                        .map(|f| String::from_utf8_lossy(f).trim_start_matches('\u{feff}').trim().to_string())
+                        .collect();
                 }
                 Err(e) => {
                     reject_whole(sink, input, format!("unreadable CSV header: {e}"));

@@ -162,3 +162,17 @@ fn empty_input_yields_nothing() {
     let out = run("shadowserver_scan_ssh", None, "");
     assert!(out.events.is_empty() && out.rejects.is_empty());
 }
+
+#[test]
+fn byte_order_mark_and_crlf_are_tolerated() {
+    let data = format!(
+        "\u{feff}{SINKHOLE_HEADER}\r\n\"2021-03-04 00:00:00\",\"tcp\",\"190.113.1.2\",1,,,,,,,,,,,,,,,,,,,,,,,,,,\r\n"
+    );
+    let out = run("shadowserver_event4_sinkhole", None, &data);
+    assert_eq!((out.events.len(), out.rejects.len()), (1, 0), "{:?}", out.rejects);
+    assert!(!out.events[0].raw.ends_with(b"\r"));
+    let s = builtin_schema();
+    let (h, r) = header_and_first_row(data.as_bytes()).unwrap();
+    assert_eq!(h[0], "timestamp");
+    assert!(s.type_from_header(&h, r.as_deref()).is_some());
+}
