@@ -140,7 +140,10 @@ fn report(
     }
     writeln!(out, "\nNetworks with the most infected IPs:")?;
     let ipdb = botwatch_enrich::IpDb::builtin();
-    for r in store.stats(GroupBy::Asn, &infected)?.iter().filter(|r| !r.key.is_empty()) {
+    let mut nets = store.stats(GroupBy::Asn, &EventQuery { limit: None, ..infected.clone() })?;
+    nets.retain(|r| !r.key.is_empty());
+    nets.sort_by(|a, b| b.subjects.cmp(&a.subjects).then(a.key.cmp(&b.key)));
+    for r in nets.iter().take(8) {
         let name = r.key.parse().ok().and_then(|a| ipdb.as_name(a)).unwrap_or("");
         writeln!(out, "  AS{:<8} {:>7} IPs  {}", r.key, r.subjects, name)?;
     }
