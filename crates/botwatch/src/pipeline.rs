@@ -159,7 +159,7 @@ impl Ingestor<'_> {
             let (tx, rx) = crossbeam_channel::bounded(CHANNEL_DEPTH);
             let ctx = ParseContext::new(spec, Some(&m.name), inp.observed, self.families);
             let (totals, warnings) = std::thread::scope(|s| -> Result<(BatchOutcome, Vec<Warning>)> {
-                let parser = s.spawn(|| {
+                let parser = std::thread::Builder::new().name("parse".into()).spawn_scoped(s, || {
                     let mut sink = BatchSink {
                         ipdb: self.ipdb,
                         events: Vec::with_capacity(BATCH),
@@ -172,7 +172,7 @@ impl Ingestor<'_> {
                     spec.parser.parse(&m.data, &ctx, &mut sink);
                     sink.flush();
                     sink.warnings
-                });
+                })?;
                 let mut totals = BatchOutcome::default();
                 let mut err = None;
                 for (events, rejects, bytes) in rx.iter() {
