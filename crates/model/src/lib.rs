@@ -13,12 +13,14 @@
 //! assert_eq!(e.to_intelmq(false)["classification.taxonomy"], "malicious-code");
 //! ```
 
+pub mod case;
 pub mod event;
 pub mod family;
 pub mod intern;
 pub mod taxonomy;
 pub mod time;
 
+pub use case::{Case, CaseState, CloseReason};
 pub use event::{
     Collected, Endpoint, EndpointField, Event, FeedInfo, FieldError, Reject, Side, Sink, Slot, Text, Value,
     Warning, WarningKind, parse_asn, parse_ip, parse_network, valid_fqdn,
