@@ -20,6 +20,7 @@
 //! ```
 
 pub mod encode;
+pub mod outbox;
 pub mod sqlite;
 
 pub use encode::{EncodedEvent, encode};

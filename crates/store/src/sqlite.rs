@@ -15,10 +15,14 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// Versioned migrations; `PRAGMA user_version` records the last one applied.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_outbox.sql")),
+];
 
 pub struct SqliteStore {
-    conn: Connection,
+    // Visible to the sibling modules (outbox, cases, leases) that add their own tables.
+    pub(crate) conn: Connection,
     cfg: StoreConfig,
 }
 
