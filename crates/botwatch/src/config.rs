@@ -18,6 +18,18 @@ pub struct Config {
     pub generic: Vec<GenericFeed>,
     /// Extra malware family aliases: alias → canonical name.
     pub families: std::collections::BTreeMap<String, String>,
+    /// Organisations responsible for addresses (ISPs, hosters, CERTs).
+    pub constituency: crate::isp::ConstituencySection,
+    /// Subscriber attribution from lease/accounting logs.
+    pub leases: crate::isp::LeasesSection,
+    /// What opens a case, notice delays, escalation, walled garden, auto-close.
+    pub cases: botwatch_cases::Policy,
+    /// The "minimum security bar" per organisation and subscriber.
+    pub bar: botwatch_cases::Bar,
+    /// E-mail/webhook delivery, templates, verification links, rate limits, quiet hours.
+    pub notify: botwatch_notify::NotifyConfig,
+    /// Walled-garden exports: allow-list and RPZ zone names.
+    pub walled_garden: crate::isp::WalledGardenSection,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -74,7 +74,8 @@ pub fn run(
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     store.checkpoint()?;
-    report(&store, &summaries, &failed, seconds, db, out)?;
+    report(&store, &summaries, &failed, seconds, out)?;
+    isp_view(&mut store, db, &day, now, out)?;
     Ok(DemoResult { summaries, failed, seconds })
 }
 
@@ -83,7 +84,6 @@ fn report(
     sums: &[ReportSummary],
     failed: &[(String, String)],
     secs: f64,
-    db: &Path,
     out: &mut dyn Write,
 ) -> Result<()> {
     let counts = store.counts()?;
@@ -190,6 +190,146 @@ fn report(
     for (n, e) in failed {
         writeln!(out, "  {n}: NOT INGESTED: {e}")?;
     }
+    Ok(())
+}
+
+/// The ISP desk's view of the same data: the three networks with the most infected
+/// addresses become demo organisations, the first gets DHCP leases for its infected
+/// addresses (written in dhcpd.leases format and imported through the real parser), and
+/// the case engine, notifier (dry run) and compliance report run over it.
+fn isp_view(
+    store: &mut SqliteStore,
+    db: &Path,
+    day: &str,
+    now: Timestamp,
+    out: &mut dyn Write,
+) -> Result<()> {
+    use botwatch_cases::{CaseEngine, CaseQuery, CaseStore};
+    use botwatch_model::{CaseState, ManualClock};
+    use botwatch_store::outbox::OutboxStore;
+    let ipdb = botwatch_enrich::IpDb::builtin();
+    let infected = EventQuery { classification_type: Some("infected-system".into()), ..Default::default() };
+    let mut nets = store.stats(GroupBy::Asn, &infected)?;
+    nets.retain(|r| !r.key.is_empty());
+    nets.sort_by(|a, b| b.subjects.cmp(&a.subjects).then(a.key.cmp(&b.key)));
+    let langs = ["en", "de", "nl"];
+    let mut orgs = String::new();
+    let mut asns = Vec::new();
+    for (i, r) in nets.iter().take(3).enumerate() {
+        let Ok(asn) = r.key.parse::<u32>() else { continue };
+        asns.push(asn);
+        let name = ipdb.as_name(asn).unwrap_or("network").replace('"', "'");
+        orgs.push_str(&format!(
+            "[[org]]\nid = \"as{asn}\"\nname = \"{name}\"\nkind = \"isp\"\nasns = [{asn}]\nabuse_emails = [\"abuse@as{asn}.example\"]\nlang = \"{}\"\nsubscribers = {}\n\n",
+            langs[i % 3],
+            r.subjects * 40
+        ));
+    }
+    let Some(&first_asn) = asns.first() else { return Ok(()) };
+    let stem = db.with_extension("");
+    let cons_path = stem.with_file_name(format!("{}-constituency.toml", file_stem(db)));
+    std::fs::write(&cons_path, &orgs)?;
+    // Leases for the first organisation's infected addresses, valid around the report day.
+    let ips: Vec<std::net::IpAddr> = store
+        .observations(&EventQuery { asn: Some(first_asn), ..infected.clone() })?
+        .iter()
+        .filter_map(|o| o.subject.parse().ok())
+        .collect();
+    let start =
+        botwatch_model::parse_timestamp(day).ok_or_else(|| anyhow::anyhow!("bad report day {day:?}"))?;
+    let lease_path = stem.with_file_name(format!("{}-dhcpd.leases", file_stem(db)));
+    std::fs::write(&lease_path, dhcpd_leases(&ips, start))?;
+    let mut cfg = crate::config::Config::default();
+    cfg.constituency.file = Some(cons_path.clone());
+    cfg.leases.pseudonymise_secret = Some("botwatch-demo".into());
+    let imp = crate::isp::import_leases(&cfg, store, &lease_path, None, &SystemClock)?;
+    let attr = crate::isp::attributor(&cfg, store)?;
+    // The desk's clock: now, then past the notice delay.
+    // Cases open one notice delay ago, so the notices fall due now, not in the future.
+    let clock = ManualClock::new(Timestamp::from_micros(
+        now.micros() - (cfg.cases.notify_delay_minutes * 60 + 60) * 1_000_000,
+    ));
+    let engine = CaseEngine::new(cfg.cases.clone())?;
+    let first = engine.update(store, &attr, &clock, 20_000)?;
+    clock.advance_secs(cfg.cases.notify_delay_minutes * 60 + 60);
+    let tick = engine.tick(store, &attr, &clock)?;
+    let cases = store.cases(&CaseQuery::default())?;
+    writeln!(out, "\nISP view — the same data at the abuse desk")?;
+    writeln!(
+        out,
+        "Constituency: {} organisations ({}) · leases: {} DHCP records imported from {} (subscriber ids pseudonymised)",
+        asns.len(),
+        cons_path.display(),
+        imp.records,
+        lease_path.display()
+    )?;
+    let by_sub = cases.iter().filter(|c| c.subscriber.is_some()).count();
+    writeln!(
+        out,
+        "Cases: {} opened ({} attributed to a subscriber at the time of the sighting, {} by address) · {} notices queued in the outbox after the {}-minute delay",
+        first.process.opened,
+        by_sub,
+        cases.len() - by_sub,
+        tick.notices,
+        cfg.cases.notify_delay_minutes
+    )?;
+    writeln!(
+        out,
+        "\n  {:<6} {:<12} {:<22} {:<16} {:<14} {:>8}",
+        "case", "org", "subscriber", "address", "threat", "evidence"
+    )?;
+    // The desk's own customers first: attributed to a subscriber, then to an organisation.
+    let mut shown: Vec<_> = cases.iter().filter(|c| c.state != CaseState::Closed).collect();
+    shown.sort_by_key(|c| (c.subscriber.is_none(), c.org.is_none(), std::cmp::Reverse(c.evidence), c.id));
+    for c in shown.iter().take(6) {
+        writeln!(
+            out,
+            "  {:<6} {:<12} {:<22} {:<16} {:<14} {:>8}",
+            c.id,
+            c.org.as_deref().unwrap_or("-"),
+            c.subscriber.as_deref().unwrap_or("-"),
+            c.ip.map(|i| i.to_string()).unwrap_or_default(),
+            c.threat,
+            c.evidence
+        )?;
+    }
+    // One notice, rendered exactly as `botwatch notify run` would send it.
+    let ncfg = botwatch_notify::NotifyConfig {
+        secret: "botwatch-demo-secret".into(),
+        portal_url: "https://selfcheck.isp.example".into(),
+        ..Default::default()
+    };
+    let transports = botwatch_notify::Transports::from_config(&ncfg)?;
+    let mut policy = ncfg.policy.clone();
+    policy.dry_run = true;
+    policy.quiet_start_hour = policy.quiet_end_hour;
+    policy.batch = 1;
+    let sum = botwatch_notify::drain(store, &clock, &transports, &policy)?;
+    if let Some(p) = sum.previews.first() {
+        writeln!(out, "\nA queued notice (dry run; `botwatch notify run` sends them over SMTP/webhooks):")?;
+        writeln!(out, "  To: {}   Message-ID: <{}>", p.recipient, p.message_id)?;
+        writeln!(out, "  Subject: {}", p.rendered.subject)?;
+        for l in p.rendered.text.lines().filter(|l| !l.trim().is_empty()).take(8) {
+            writeln!(out, "  | {l}")?;
+        }
+        writeln!(out, "  | …")?;
+    }
+    let pending = store.notices(Some(botwatch_store::outbox::NoticeStatus::Pending), 100_000)?.len();
+    writeln!(out, "  ({pending} notices pending in the outbox)")?;
+    writeln!(out, "\nCompliance per organisation (minimum security bar):")?;
+    let cc = botwatch_cases::CasesConfig { cases: cfg.cases.clone(), bar: cfg.bar.clone() };
+    let mut table = Vec::new();
+    crate::cases_cmd::run_compliance(
+        &crate::cases_cmd::ComplianceArgs { json: false },
+        store,
+        &attr,
+        &clock,
+        &cc,
+        &mut table,
+    )?;
+    for l in String::from_utf8_lossy(&table).lines() {
+        writeln!(out, "  {l}")?;
+    }
     let d = db.display();
     writeln!(out, "\n{}", botwatch_enrich::CREDIT)?;
     writeln!(out, "\nNext, try:")?;
@@ -197,7 +337,65 @@ fn report(
     writeln!(out, "  botwatch stats --db {d} --by asn")?;
     writeln!(out, "  botwatch rejects --db {d}            # every line that did not parse, with the reason")?;
     writeln!(out, "  botwatch export --db {d} --format intelmq > events.jsonl")?;
+    // A config for the commands below: the demo database, constituency and lease secret.
+    let cfg_path = stem.with_file_name(format!("{}.toml", file_stem(db)));
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "# Written by `botwatch demo`.\n[store]\npath = {:?}\n\n[constituency]\nfile = {:?}\n\n[leases]\npseudonymise_secret = \"botwatch-demo\"\n",
+            db.display().to_string(),
+            cons_path.display().to_string()
+        ),
+    )?;
+    let c = cfg_path.display();
+    if let Some(case) = shown.first().filter(|c| c.subscriber.is_some())
+        && let Some(ip) = case.ip
+    {
+        writeln!(out, "  botwatch --config {c} attribute {ip} --at {}", case.first_seen.to_rfc3339())?;
+        writeln!(out, "  botwatch --config {c} cases show {}", case.id)?;
+    }
+    writeln!(out, "  botwatch --config {c} cases list --open --limit 20")?;
+    writeln!(out, "  botwatch --config {c} compliance --json")?;
+    writeln!(out, "  botwatch --config {c} notify run --dry-run")?;
     Ok(())
+}
+
+fn file_stem(p: &Path) -> String {
+    p.file_stem().and_then(|s| s.to_str()).unwrap_or("botwatch-demo").to_string()
+}
+
+/// dhcpd.leases(5) records: one lease per address from the day before `day` to two days
+/// after, with a relay-agent remote-id (the subscriber line) and a MAC address.
+fn dhcpd_leases(ips: &[std::net::IpAddr], day: Timestamp) -> String {
+    let fmt = |t: Timestamp| {
+        let days = t.secs().div_euclid(86_400);
+        let weekday = (days + 4).rem_euclid(7);
+        let r = t.to_rfc3339();
+        format!("{weekday} {} {}", r[..10].replace('-', "/"), &r[11..19])
+    };
+    let from = Timestamp::from_secs(day.secs() - 86_400);
+    let until = Timestamp::from_secs(day.secs() + 2 * 86_400);
+    let mut s = String::from(
+        "# The format of this file is documented in the dhcpd.leases(5) manual page.\n# botwatch demo leases\n\n",
+    );
+    for (i, ip) in ips.iter().enumerate() {
+        let std::net::IpAddr::V4(v4) = ip else { continue };
+        let o = v4.octets();
+        s.push_str(&format!(
+            "lease {ip} {{\n  starts {};\n  ends {};\n  cltt {};\n  binding state active;\n  next binding state free;\n  hardware ethernet 02:42:{:02x}:{:02x}:{:02x}:{:02x};\n  option agent.remote-id \"line-{:06}\";\n  option agent.circuit-id \"olt-{}/1/{}\";\n}}\n",
+            fmt(from),
+            fmt(until),
+            fmt(from),
+            o[0],
+            o[1],
+            o[2],
+            o[3],
+            100_000 + i,
+            i % 8,
+            i % 64
+        ));
+    }
+    s
 }
 
 fn bar(n: u64, max: u64) -> String {

@@ -2,9 +2,11 @@
 //! output formats and the demo. `main.rs` only parses arguments and calls in here, so the
 //! integration tests and benches drive exactly what the CLI runs.
 
+pub mod cases_cmd;
 pub mod config;
 pub mod demo;
 pub mod fetch;
+pub mod isp;
 pub mod output;
 pub mod pipeline;
 

@@ -179,14 +179,61 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Ingested reports with their per-feed totals (feed health)
+    /// Ingested reports with their per-feed totals (feed health); `reports daily` writes
+    /// the per-owner daily reports
     Reports {
+        #[command(subcommand)]
+        cmd: Option<ReportsCmd>,
         #[arg(long, default_value_t = 50)]
         limit: u64,
         #[command(flatten)]
         db: DbArg,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+    },
+    /// Lease and accounting records for subscriber attribution
+    Leases {
+        #[command(subcommand)]
+        cmd: LeasesCmd,
+    },
+    /// Who was responsible for an address, and which subscriber held it, at a time
+    Attribute {
+        ip: std::net::IpAddr,
+        /// The instant (RFC 3339 or YYYY-MM-DD)
+        #[arg(long)]
+        at: String,
+        /// Source port, needed for CGNAT public addresses
+        #[arg(long)]
+        port: Option<u16>,
+        #[command(flatten)]
+        db: DbArg,
+        /// JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Infection cases: list, show, acknowledge, close, update from new events
+    Cases {
+        #[command(subcommand)]
+        cmd: botwatch::cases_cmd::CasesCmd,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Compliance metrics and the minimum security bar per organisation
+    Compliance {
+        #[command(flatten)]
+        args: botwatch::cases_cmd::ComplianceArgs,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Deliver queued notices (e-mail, webhooks) from the durable outbox
+    Notify {
+        #[command(subcommand)]
+        cmd: NotifyCmd,
+    },
+    /// Export the subscribers in the walled garden for DNS, firewall or RADIUS
+    WalledGarden {
+        #[command(subcommand)]
+        cmd: WalledGardenCmd,
     },
     /// Download the feeds configured in botwatch.toml and ingest them
     Fetch {
@@ -227,6 +274,85 @@ enum Cmd {
         /// Rows in the synthetic busy-day sinkhole report added to the samples
         #[arg(long, default_value_t = 20_000)]
         synthetic_rows: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportsCmd {
+    /// Write each organisation's daily report (CSV, JSON, X-ARF) about its cases
+    Daily {
+        /// Report day (YYYY-MM-DD) [default: yesterday, UTC]
+        #[arg(long)]
+        day: Option<String>,
+        /// Directory for the files
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum LeasesCmd {
+    /// Import lease/accounting files (dhcpd.leases, Kea CSV, FreeRADIUS detail, CGNAT
+    /// port-block logs; format detected unless given; .gz read transparently)
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// dhcpd, kea4, kea6, radius_detail, juniper_pba, cgnat_csv
+        #[arg(long)]
+        format: Option<String>,
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Imported files with their record counts
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum NotifyCmd {
+    /// Send what is due: rate limits and quiet hours applied, each notice marked sent once
+    /// accepted, failures retried with back-off
+    Run {
+        /// Render the due notices and print them; send nothing, change nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Notices in the outbox, newest first
+    List {
+        /// pending, sent or failed
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum WalledGardenCmd {
+    /// Write the export to stdout
+    Export {
+        /// rpz (client-IP policy zone), rpz-allow (the passthru zone to list first),
+        /// nftables (script with sets), list (one address per line, for RADIUS CoA)
+        #[arg(long, default_value = "list")]
+        format: String,
+        #[command(flatten)]
+        db: DbArg,
     },
 }
 
@@ -562,7 +688,62 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let table: Vec<_> = rows.iter().map(output::reject_row).collect();
             output::emit(&mut out, format, &rows, output::REJECT_COLUMNS, &table)?;
         }
-        Cmd::Reports { limit, db, format } => {
+        Cmd::Reports { cmd: Some(ReportsCmd::Daily { day, out: dir, db }), .. } => {
+            daily_reports(&cfg, &db, day.as_deref(), &dir, &mut out)?;
+        }
+        Cmd::Leases { cmd } => leases(&cfg, cmd, &mut out)?,
+        Cmd::Attribute { ip, at, port, db, json } => {
+            let store = open_existing(&cfg, &db)?;
+            let at = parse_timestamp(&at).with_context(|| format!("not a time: {at:?}"))?;
+            let attr = botwatch::isp::attributor(&cfg, &store)?;
+            let org = attr.constituency.as_ref().and_then(|c| {
+                let asn = botwatch::ipdb(&cfg).ok().and_then(|db| db.lookup(ip)).and_then(|i| i.asn);
+                c.org_for(ip, asn).cloned()
+            });
+            let answer = attr.index.attribute(ip, port, at);
+            if json {
+                let v =
+                    serde_json::json!({"ip": ip, "port": port, "at": at, "org": org, "attribution": answer});
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(
+                    out,
+                    "{ip}{} at {}",
+                    port.map(|p| format!(" port {p}")).unwrap_or_default(),
+                    at.to_rfc3339()
+                )?;
+                match &org {
+                    Some(o) => writeln!(
+                        out,
+                        "  organisation: {} ({}), abuse: {}",
+                        o.name,
+                        o.id,
+                        o.abuse_emails.join(", ")
+                    )?,
+                    None => writeln!(out, "  organisation: not in the constituency")?,
+                }
+                writeln!(out, "  subscriber:   {}", describe_attribution(&answer))?;
+            }
+        }
+        Cmd::Cases { cmd, db } => {
+            let mut store = open_existing(&cfg, &db)?;
+            let attr = botwatch::isp::attributor(&cfg, &store)?;
+            let cc = botwatch_cases::CasesConfig { cases: cfg.cases.clone(), bar: cfg.bar.clone() };
+            botwatch::cases_cmd::run(&cmd, &mut store, &attr, &SystemClock, &cc, &mut out)?;
+        }
+        Cmd::Compliance { args, db } => {
+            let store = open_existing(&cfg, &db)?;
+            let attr = botwatch::isp::attributor(&cfg, &store)?;
+            let cc = botwatch_cases::CasesConfig { cases: cfg.cases.clone(), bar: cfg.bar.clone() };
+            botwatch::cases_cmd::run_compliance(&args, &store, &attr, &SystemClock, &cc, &mut out)?;
+        }
+        Cmd::Notify { cmd } => notify(&cfg, cmd, &mut out)?,
+        Cmd::WalledGarden { cmd: WalledGardenCmd::Export { format, db } } => {
+            let store = open_existing(&cfg, &db)?;
+            let bytes = botwatch::isp::walled_garden_export(&cfg, &store, &format, SystemClock.now())?;
+            out.write_all(&bytes)?;
+        }
+        Cmd::Reports { cmd: None, limit, db, format } => {
             let store = open_existing(&cfg, &db)?;
             let reps = store.reports(limit)?;
             let header =
@@ -720,6 +901,186 @@ fn print_summary(out: &mut dyn Write, all: &[ReportSummary], secs: f64) -> Resul
     )?;
     if rj > 0 {
         writeln!(out, "Rejected lines are kept: `botwatch rejects` lists them with line number and reason.")?;
+    }
+    Ok(())
+}
+
+fn describe_attribution(a: &botwatch_enrich::subscriber::Attribution<'_>) -> String {
+    use botwatch_enrich::subscriber::Attribution;
+    let rec = |r: &botwatch_enrich::subscriber::RecordRef<'_>| {
+        let ids: Vec<String> = r.identifiers().iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(
+            "{} [{} – {}] from {} line {}{}",
+            r.subscriber(),
+            r.start().to_rfc3339(),
+            r.end().map(|e| e.to_rfc3339()).unwrap_or_else(|| "open".into()),
+            r.source(),
+            r.line(),
+            if ids.is_empty() { String::new() } else { format!(" ({})", ids.join(", ")) }
+        )
+    };
+    match a {
+        Attribution::Exact { record } => rec(record),
+        Attribution::Ambiguous { candidates, reason } => {
+            let list: Vec<String> =
+                candidates.iter().map(|c| format!("\n    candidate: {}", rec(c))).collect();
+            format!("AMBIGUOUS ({reason:?}) — not attributed{}", list.concat())
+        }
+        Attribution::NotFound { before, after } => {
+            let mut s = "NOT FOUND — no record covers that instant".to_string();
+            if let Some(b) = before {
+                s.push_str(&format!("\n    nearest before: {}", rec(b)));
+            }
+            if let Some(a) = after {
+                s.push_str(&format!("\n    nearest after:  {}", rec(a)));
+            }
+            s
+        }
+    }
+}
+
+fn leases(cfg: &Config, cmd: LeasesCmd, out: &mut dyn Write) -> Result<()> {
+    use botwatch_store::leases::LeaseStore;
+    match cmd {
+        LeasesCmd::Import { files, format, db, json } => {
+            let mut store = open_store(cfg, &db)?;
+            for f in &files {
+                let s = botwatch::isp::import_leases(cfg, &mut store, f, format.as_deref(), &SystemClock)?;
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&s)?)?;
+                } else if s.new {
+                    writeln!(
+                        out,
+                        "{}: {} records ({}), {} rejected lines",
+                        s.file, s.records, s.format, s.rejects
+                    )?;
+                    for (line, why) in &s.reject_samples {
+                        writeln!(out, "    line {line}: {why}")?;
+                    }
+                } else {
+                    writeln!(out, "{}: already imported (same content), skipped", s.file)?;
+                }
+            }
+        }
+        LeasesCmd::List { db, json } => {
+            let store = open_existing(cfg, &db)?;
+            for i in store.lease_imports()? {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&i)?)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{:>4}  {:<12} {:>9} records {:>6} rejects  {}  {}",
+                        i.id,
+                        i.import.format,
+                        i.records,
+                        i.import.rejects,
+                        i.import.imported_at.to_rfc3339(),
+                        i.import.name
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn notify(cfg: &Config, cmd: NotifyCmd, out: &mut dyn Write) -> Result<()> {
+    use botwatch_store::outbox::{NoticeStatus, OutboxStore};
+    match cmd {
+        NotifyCmd::Run { dry_run, db, json } => {
+            let mut store = open_existing(cfg, &db)?;
+            botwatch_notify::webhook::install_crypto_provider();
+            let transports = botwatch_notify::Transports::from_config(&cfg.notify)?;
+            let mut policy = cfg.notify.policy.clone();
+            policy.dry_run = dry_run;
+            let sum = botwatch_notify::drain(&mut store, &SystemClock, &transports, &policy)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&sum)?)?;
+            } else {
+                for p in &sum.previews {
+                    writeln!(
+                        out,
+                        "--- notice {} → {} ({:?}), Message-ID <{}>",
+                        p.id, p.recipient, p.channel, p.message_id
+                    )?;
+                    writeln!(out, "Subject: {}\n\n{}", p.rendered.subject, p.rendered.text)?;
+                }
+                writeln!(
+                    out,
+                    "{} due · {} sent · {} deferred (rate limit) · {} deferred (quiet hours) · {} to retry · {} failed · {} without transport{}",
+                    sum.due,
+                    sum.sent,
+                    sum.deferred_rate_limit,
+                    sum.deferred_quiet_hours,
+                    sum.retried,
+                    sum.failed,
+                    sum.no_transport,
+                    if dry_run { " (dry run: nothing sent)" } else { "" }
+                )?;
+            }
+        }
+        NotifyCmd::List { status, limit, db, json } => {
+            let store = open_existing(cfg, &db)?;
+            let status = match status {
+                Some(s) => {
+                    Some(NoticeStatus::from_name(&s).with_context(|| format!("unknown status {s:?}"))?)
+                }
+                None => None,
+            };
+            for n in store.notices(status, limit)? {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&n)?)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{:>5}  {:<7} {:<8} {:<16} {:<40} case {:>5}  {}",
+                        n.id,
+                        n.status.as_str(),
+                        n.notice.channel.as_str(),
+                        n.notice.kind,
+                        n.notice.recipient,
+                        n.notice.case_id.map(|c| c.to_string()).unwrap_or_default(),
+                        n.notice.key
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn daily_reports(
+    cfg: &Config,
+    db: &DbArg,
+    day: Option<&str>,
+    dir: &std::path::Path,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let store = open_existing(cfg, db)?;
+    let now = SystemClock.now();
+    let day = match day {
+        Some(d) => d.to_string(),
+        None => Timestamp::from_micros(now.micros() - 86_400_000_000).to_rfc3339()[..10].to_string(),
+    };
+    let start = parse_timestamp(&day).with_context(|| format!("not a day: {day:?}"))?;
+    let Some(constituency) = botwatch::isp::constituency(cfg)? else {
+        bail!("no [constituency] file configured: daily reports go to the organisations listed there");
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for org in constituency.orgs() {
+        let rows = botwatch::isp::daily_rows(&store, &org.id, start)?;
+        if rows.is_empty() {
+            continue;
+        }
+        let to = org.abuse_emails.first().cloned().unwrap_or_default();
+        let meta = botwatch_notify::reports::ReportMeta::new(&org.id, &day, now, &cfg.notify.from, &to);
+        let base = dir.join(format!("{day}-{}", org.id));
+        std::fs::write(base.with_extension("csv"), botwatch_notify::reports::csv(&rows))?;
+        std::fs::write(base.with_extension("json"), botwatch_notify::reports::json(&meta, &rows))?;
+        let xarf: Vec<u8> = botwatch_notify::reports::xarf(&meta, &rows).concat();
+        std::fs::write(base.with_extension("xarf.eml"), xarf)?;
+        writeln!(out, "{}: {} rows → {}.{{csv,json,xarf.eml}}", org.id, rows.len(), base.display())?;
     }
     Ok(())
 }

@@ -9,7 +9,9 @@ use anyhow::{Context, Result};
 use botwatch_enrich::IpDb;
 use botwatch_feeds::{ParseContext, input, registry::Registry};
 use botwatch_model::{Event, FamilyTable, Reject, Sink, Timestamp, Warning, WarningKind};
-use botwatch_store::{BatchOutcome, EncodedEvent, ReportMeta, ReportTotals, Store};
+use botwatch_store::{
+    BatchOutcome, DocKeys, EncodedEvent, ObservationResolver, ObservationRow, ReportMeta, ReportTotals, Store,
+};
 use bytes::Bytes;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -65,6 +67,10 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 struct BatchSink<'a> {
     ipdb: &'a IpDb,
+    resolver: Option<Box<dyn ObservationResolver>>,
+    doc_keys: DocKeys,
+    /// A resolver error stops the parser's output; the writer side reports it.
+    error: Option<botwatch_store::StoreError>,
     events: Vec<EncodedEvent>,
     rejects: Vec<Reject>,
     warnings: Vec<Warning>,
@@ -78,7 +84,14 @@ impl BatchSink<'_> {
         if self.events.is_empty() && self.rejects.is_empty() {
             return;
         }
-        let ev = std::mem::replace(&mut self.events, Vec::with_capacity(BATCH));
+        let mut ev = std::mem::replace(&mut self.events, Vec::with_capacity(BATCH));
+        if let Some(r) = &mut self.resolver
+            && let Err(e) = r.resolve(&mut ev)
+        {
+            self.error = Some(e);
+            self.closed = true;
+            return;
+        }
         let rj = std::mem::take(&mut self.rejects);
         let bytes = std::mem::take(&mut self.bytes);
         // The receiver stops only on a store error; the parser then runs to the end unheard
@@ -97,7 +110,7 @@ impl Sink for BatchSink<'_> {
         self.ipdb.enrich(&mut e);
         self.bytes += e.raw.len() as u64 + 1;
         // Encoding here keeps it off the store writer, the pipeline's serial stage.
-        self.events.push(botwatch_store::encode(&e));
+        self.events.push(botwatch_store::encode_with(&e, &mut self.doc_keys));
         if self.events.len() >= BATCH {
             self.flush();
         }
@@ -157,44 +170,61 @@ impl Ingestor<'_> {
             };
             summary.new = true;
             let (tx, rx) = crossbeam_channel::bounded(CHANNEL_DEPTH);
+            let resolver = writer.resolver().context("opening the observation resolver")?;
             let ctx = ParseContext::new(spec, Some(&m.name), inp.observed, self.families);
-            let (totals, warnings) = std::thread::scope(|s| -> Result<(BatchOutcome, Vec<Warning>)> {
-                let parser = std::thread::Builder::new().name("parse".into()).spawn_scoped(s, || {
-                    let mut sink = BatchSink {
-                        ipdb: self.ipdb,
-                        events: Vec::with_capacity(BATCH),
-                        rejects: Vec::new(),
-                        warnings: Vec::new(),
-                        tx,
-                        bytes: 0,
-                        closed: false,
-                    };
-                    spec.parser.parse(&m.data, &ctx, &mut sink);
-                    sink.flush();
-                    sink.warnings
-                })?;
-                let mut totals = BatchOutcome::default();
-                let mut err = None;
-                for (events, rejects, bytes) in rx.iter() {
-                    match writer.write_batch(&events, &rejects) {
-                        Ok(o) => totals += o,
-                        Err(e) => {
-                            err = Some(e);
-                            break;
+            let (totals, warnings, doc_keys) =
+                std::thread::scope(|s| -> Result<(BatchOutcome, Vec<Warning>, Vec<String>)> {
+                    let parser = std::thread::Builder::new().name("parse".into()).spawn_scoped(s, || {
+                        let mut sink = BatchSink {
+                            ipdb: self.ipdb,
+                            resolver,
+                            doc_keys: DocKeys::default(),
+                            error: None,
+                            events: Vec::with_capacity(BATCH),
+                            rejects: Vec::new(),
+                            warnings: Vec::new(),
+                            tx,
+                            bytes: 0,
+                            closed: false,
+                        };
+                        spec.parser.parse(&m.data, &ctx, &mut sink);
+                        sink.flush();
+                        let observations: Option<Vec<ObservationRow>> =
+                            sink.resolver.take().map(|r| r.finish());
+                        let keys: Vec<String> = sink.doc_keys.keys().iter().map(|k| k.to_string()).collect();
+                        (sink.warnings, observations, sink.error, keys)
+                    })?;
+                    let mut totals = BatchOutcome::default();
+                    let mut err = None;
+                    for (events, rejects, bytes) in rx.iter() {
+                        match writer.write_batch(&events, &rejects) {
+                            Ok(o) => totals += o,
+                            Err(e) => {
+                                err = Some(e);
+                                break;
+                            }
                         }
+                        progress(bytes);
                     }
-                    progress(bytes);
-                }
-                drop(rx);
-                let warnings = parser.join().map_err(|_| anyhow::anyhow!("parser thread panicked"))?;
-                if let Some(e) = err {
-                    return Err(e).context("storing events");
-                }
-                Ok((totals, warnings))
-            })?;
+                    drop(rx);
+                    let (warnings, observations, resolve_err, doc_keys) =
+                        parser.join().map_err(|_| anyhow::anyhow!("parser thread panicked"))?;
+                    if let Some(e) = err {
+                        return Err(e).context("storing events");
+                    }
+                    if let Some(e) = resolve_err {
+                        return Err(e).context("resolving observations");
+                    }
+                    if let Some(rows) = observations {
+                        let (merged, new) = writer.observations(rows).context("storing observations")?;
+                        totals.merged = merged;
+                        totals.new_observations = new;
+                    }
+                    Ok((totals, warnings, doc_keys))
+                })?;
             let warnings = aggregate(warnings);
             let report_id = writer
-                .commit(&ReportTotals { outcome: totals, warnings: warnings.clone() })
+                .commit(&ReportTotals { outcome: totals, warnings: warnings.clone(), doc_keys })
                 .context("committing report")?;
             summary.report_id = Some(report_id);
             summary.events = totals.inserted;

@@ -5,13 +5,20 @@
 //! newer copy. Lookups are a binary search over disjoint segments: no network, no
 //! allocation, tens of nanoseconds, so they sit on the ingest hot path.
 //!
+//! Also here: [`owners`] (constituencies: which organisation answers for an address),
+//! [`leases`] (DHCP, RADIUS and CGNAT log parsers) and [`subscriber`] (who held an address and
+//! port at an instant).
+//!
 //! ```
 //! let db = botwatch_enrich::IpDb::builtin();
 //! let info = db.lookup("1.0.0.1".parse().unwrap()).unwrap();
 //! assert_eq!(info.asn, Some(13335));
 //! ```
 
+pub mod leases;
+pub mod owners;
 pub mod ranges;
+pub mod subscriber;
 
 use botwatch_model::{Endpoint, Event, Text};
 use ranges::{RangeBuilder, RangeTable};

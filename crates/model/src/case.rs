@@ -125,4 +125,13 @@ pub struct Case {
     pub reinfections: u32,
     /// Id of the last event attached, to fetch the evidence.
     pub last_event_id: Option<i64>,
+    /// Notices sent since the case last (re)opened: the per-case notice cap applies per
+    /// episode, while `notices` keeps counting so idempotency keys never repeat.
+    #[serde(default)]
+    pub episode_notices: u32,
+    /// When the current stage began (first notice of the episode, last escalation, or the
+    /// acknowledgement): "no fix after D days" counts from here, and re-notices do not
+    /// restart it.
+    #[serde(default)]
+    pub stage_since: Option<Timestamp>,
 }

@@ -17,6 +17,7 @@ pub mod case;
 pub mod event;
 pub mod family;
 pub mod intern;
+pub mod lease;
 pub mod taxonomy;
 pub mod time;
 
@@ -27,5 +28,6 @@ pub use event::{
 };
 pub use family::FamilyTable;
 pub use intern::intern;
+pub use lease::LeaseRecord;
 pub use taxonomy::{ClassificationType, Tlp};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp, parse_timestamp};

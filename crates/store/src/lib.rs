@@ -19,11 +19,13 @@
 //! # let _ = id;
 //! ```
 
+pub mod cases;
 pub mod encode;
+pub mod leases;
 pub mod outbox;
 pub mod sqlite;
 
-pub use encode::{EncodedEvent, encode};
+pub use encode::{DocKeys, EncodedEvent, encode, encode_with};
 
 use botwatch_model::{Event, Reject, Timestamp, Warning};
 use ipnet::IpNet;
@@ -116,6 +118,9 @@ impl std::ops::AddAssign for BatchOutcome {
 pub struct ReportTotals {
     pub outcome: BatchOutcome,
     pub warnings: Vec<Warning>,
+    /// The report's document key dictionary when events were encoded with
+    /// [`encode_with`].
+    pub doc_keys: Vec<String>,
 }
 
 /// Writes one report's batches inside one transaction. Dropping it without `commit` rolls
@@ -124,6 +129,51 @@ pub trait ReportWriter {
     /// Events are encoded with [`encode`] beforehand, on the producer's thread.
     fn write_batch(&mut self, events: &[EncodedEvent], rejects: &[Reject]) -> Result<BatchOutcome>;
     fn commit(self: Box<Self>, totals: &ReportTotals) -> Result<i64>;
+
+    /// Moves observation resolution (dedup) to the producer's thread, where it overlaps
+    /// with the writer instead of adding to it. `None`: this writer resolves by itself.
+    /// When `Some`, every batch must pass through [`ObservationResolver::resolve`] before
+    /// [`ReportWriter::write_batch`], and what [`ObservationResolver::finish`] returns must
+    /// reach [`ReportWriter::observations`] before `commit`.
+    fn resolver(&mut self) -> Result<Option<Box<dyn ObservationResolver>>> {
+        Ok(None)
+    }
+
+    /// Takes the resolver's observations for the commit; returns (merged, new
+    /// observations) with the events the writer found to be duplicates taken out again.
+    fn observations(&mut self, resolved: Vec<ObservationRow>) -> Result<(u64, u64)> {
+        let _ = resolved;
+        Ok((0, 0))
+    }
+}
+
+/// Assigns events to observations, on the producer's thread (see [`ReportWriter::resolver`]).
+pub trait ObservationResolver: Send {
+    /// Sets [`EncodedEvent::observation`] for every event with a subject, in order.
+    fn resolve(&mut self, events: &mut [EncodedEvent]) -> Result<()>;
+    /// The observations this report touched, ready to write.
+    fn finish(self: Box<Self>) -> Vec<ObservationRow>;
+}
+
+/// An observation as the resolver leaves it: final values plus what this report added.
+#[derive(Debug, Clone)]
+pub struct ObservationRow {
+    pub id: i64,
+    pub subject: String,
+    pub ty: &'static str,
+    pub family: String,
+    pub ip: Option<[u8; 16]>,
+    pub asn: Option<u32>,
+    pub cc: Option<String>,
+    pub first: i64,
+    pub last: i64,
+    pub count: i64,
+    /// Feed id → accuracy.
+    pub sources: Vec<(String, f64)>,
+    /// Events of this report counted in `count`.
+    pub added: i64,
+    /// Stored before this report.
+    pub existing: bool,
 }
 
 /// Filters shared by event and observation queries. `None` means "any".

@@ -5,6 +5,12 @@
 //! nothing twice. Observations are resolved in memory per report: the keys of a batch are
 //! looked up with a few `IN (…)` queries instead of one query per event, and touched
 //! observations are written once, at commit.
+//!
+//! The writer connection is the pipeline's serial stage, so for a store on disk the
+//! resolution runs on the producer's thread ([`ReportWriter::resolver`]) over a second,
+//! read-only connection. That is safe because the writer holds the write lock from
+//! `begin_report` on: the reader sees exactly the committed state, no other writer can
+//! allocate observation ids, and this report's own observations are in the resolver's memory.
 
 use crate::encode::EncodedEvent;
 use crate::*;
@@ -18,12 +24,22 @@ use std::path::Path;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_outbox.sql")),
+    (3, include_str!("../migrations/sqlite/0003_leases.sql")),
+    (4, include_str!("../migrations/sqlite/0004_cases.sql")),
+    (5, include_str!("../migrations/sqlite/0005_doc_keys.sql")),
 ];
+
+/// The schema version a store opened by this build has.
+pub fn schema_version_latest() -> i64 {
+    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}
 
 pub struct SqliteStore {
     // Visible to the sibling modules (outbox, cases, leases) that add their own tables.
     pub(crate) conn: Connection,
     cfg: StoreConfig,
+    /// `None` in memory: no second connection can see the data, the writer resolves.
+    path: Option<std::path::PathBuf>,
 }
 
 impl SqliteStore {
@@ -33,14 +49,14 @@ impl SqliteStore {
             let _ = std::fs::create_dir_all(dir);
         }
         let conn = Connection::open(path)?;
-        Self::init(conn, cfg)
+        Self::init(conn, cfg, Some(path.to_path_buf()))
     }
 
     pub fn open_in_memory(cfg: StoreConfig) -> Result<Self> {
-        Self::init(Connection::open_in_memory()?, cfg)
+        Self::init(Connection::open_in_memory()?, cfg, None)
     }
 
-    fn init(conn: Connection, cfg: StoreConfig) -> Result<Self> {
+    fn init(conn: Connection, cfg: StoreConfig, path: Option<std::path::PathBuf>) -> Result<Self> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         // WAL: readers (the API, `botwatch events`) never block the ingest writer.
         // synchronous=NORMAL: a committed report survives a process crash; a power cut may
@@ -53,7 +69,7 @@ impl SqliteStore {
         conn.execute_batch(
             "PRAGMA page_size=8192; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384; PRAGMA wal_autocheckpoint=0;",
         )?;
-        let mut s = SqliteStore { conn, cfg };
+        let mut s = SqliteStore { conn, cfg, path };
         s.migrate()?;
         Ok(s)
     }
@@ -102,23 +118,104 @@ struct ObsState {
     last: i64,
     count: i64,
     sources: Vec<(String, f64)>,
+    added: i64,
+    existing: bool,
+}
+
+impl ObsState {
+    fn into_row(self) -> ObservationRow {
+        ObservationRow {
+            id: self.id,
+            subject: self.key.subject,
+            ty: self.key.ty,
+            family: self.key.family,
+            ip: self.ip,
+            asn: self.asn,
+            cc: self.cc,
+            first: self.first,
+            last: self.last,
+            count: self.count,
+            sources: self.sources,
+            added: self.added,
+            existing: self.existing,
+        }
+    }
 }
 
 struct SqliteWriter<'s> {
     tx: Transaction<'s>,
     report_id: i64,
     obs: Obs,
+    path: Option<std::path::PathBuf>,
+    /// Set once a resolver was handed out: events then arrive with their observation.
+    resolved: Option<Vec<ObservationRow>>,
+    /// Observations of events that turned out to be duplicates: (id, opened it).
+    uncount: Vec<(i64, bool)>,
+}
+
+/// Resolves observations on the producer's thread with its own read-only connection.
+struct SqliteResolver {
+    conn: Connection,
+    obs: Obs,
 }
 
 /// Observations touched by the report being written, resolved in memory.
+///
+/// Keyed by a 128-bit hash of (subject, type, family), computed once per event: hashing the
+/// key strings for each of the three or four map look-ups an event needed was the
+/// resolver's largest cost. At 2^-128 per pair a collision is not a practical concern.
 struct Obs {
     window_us: i64,
     next_obs_id: i64,
-    /// Latest observation per key, as an index into `touched`.
-    latest: HashMap<ObsKey, usize>,
+    /// Per key: the latest observation (index into `touched`), or known to have no stored
+    /// observation in reach.
+    keys: HashMap<u128, Slot, std::hash::BuildHasherDefault<KeyHasher>>,
     touched: Vec<ObsState>,
-    /// Keys known to have no stored observation in reach.
-    absent: std::collections::HashSet<ObsKey>,
+}
+
+#[derive(Clone, Copy)]
+enum Slot {
+    Latest(usize),
+    Absent,
+}
+
+/// The keys are already uniform hashes: use their low bits as they are.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ *b as u64;
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+}
+
+fn key_hash(subject: &str, ty: &str, family: &str) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(subject.as_bytes());
+    h.update(&[0xff]);
+    h.update(ty.as_bytes());
+    h.update(&[0xff]);
+    h.update(family.as_bytes());
+    h.digest128()
+}
+
+/// The key of each event that has a subject (aligned with the events), and its time.
+fn event_keys(events: &[EncodedEvent]) -> Vec<Option<(u128, i64)>> {
+    events
+        .iter()
+        .map(|e| {
+            let s = e.subject.as_deref()?;
+            Some((key_hash(s, e.ty, e.family.as_deref().unwrap_or("")), e.time))
+        })
+        .collect()
 }
 
 impl Store for SqliteStore {
@@ -152,34 +249,42 @@ impl Store for SqliteStore {
         Ok(Some(Box::new(SqliteWriter {
             tx,
             report_id,
-            obs: Obs {
-                window_us,
-                next_obs_id,
-                latest: HashMap::new(),
-                touched: Vec::new(),
-                absent: Default::default(),
-            },
+            obs: Obs::new(window_us, next_obs_id),
+            path: self.path.clone(),
+            resolved: None,
+            uncount: Vec::new(),
         })))
     }
 
     fn events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>> {
         let (wh, args) = where_clause(q, true);
         let sql = format!(
-            "SELECT e.id, e.report_id, e.observation_id, e.doc, e.raw, e.line, e.feed, e.time_source, e.time_observation, e.ip, e.asn, e.cc, e.type, e.family, r.feed_info
+            "SELECT e.id, e.report_id, e.observation_id, e.doc, e.raw, e.line, e.feed, e.time_source, e.time_observation, e.ip, e.asn, e.cc, e.type, e.family, r.feed_info, r.doc_keys
              FROM events e JOIN reports r ON r.id = e.report_id {wh} ORDER BY e.id LIMIT {}",
             q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64)
         );
         let mut st = self.conn.prepare(&sql)?;
         let mut rows = st.query(params_from_iter(args))?;
         let mut feeds: HashMap<i64, std::sync::Arc<botwatch_model::FeedInfo>> = HashMap::new();
+        let mut dicts: HashMap<i64, Option<Vec<String>>> = HashMap::new();
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
             let report_id: i64 = r.get(1)?;
             let doc: String = r.get(3)?;
             let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("event {id}: {e}"));
-            let mut map: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&doc).map_err(|e| corrupt(&e))?;
+            let keys = match dicts.entry(report_id) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let keys: Option<String> = r.get(15)?;
+                    v.insert(match keys {
+                        Some(k) => Some(serde_json::from_str::<Vec<String>>(&k).map_err(|e| corrupt(&e))?),
+                        None => None,
+                    })
+                }
+            };
+            let keys = keys.as_deref();
+            let mut map = crate::encode::read_document(&doc, keys).map_err(|e| corrupt(&e))?;
             let ty: String = r.get(12)?;
             map.insert("classification.type".into(), ty.into());
             if let Some(t) = r.get::<_, Option<i64>>(7)? {
@@ -430,33 +535,45 @@ fn where_clause(q: &EventQuery, events: bool) -> (String, Vec<Sql>) {
     if conds.is_empty() { (String::new(), args) } else { (format!("WHERE {}", conds.join(" AND ")), args) }
 }
 
-impl SqliteWriter<'_> {
+impl Obs {
+    fn new(window_us: i64, next_obs_id: i64) -> Obs {
+        Obs { window_us, next_obs_id, keys: Default::default(), touched: Vec::new() }
+    }
+
     /// Loads the latest stored observation for every key of the batch not seen yet in this
     /// report, in chunks of `IN (…)` queries.
-    fn preload(&mut self, keys: &[(ObsKey, i64)]) -> Result<()> {
+    fn preload(
+        &mut self,
+        conn: &Connection,
+        events: &[EncodedEvent],
+        keys: &[Option<(u128, i64)>],
+    ) -> Result<()> {
         let mut want: Vec<&str> = Vec::new();
+        let mut wanted: Vec<u128> = Vec::new();
         let mut min_t = i64::MAX;
         let mut seen = std::collections::HashSet::new();
-        for (k, t) in keys {
-            if self.obs.latest.contains_key(k) || self.obs.absent.contains(k) {
+        for (e, k) in events.iter().zip(keys) {
+            let (Some((h, t)), Some(subject)) = (k, e.subject.as_deref()) else { continue };
+            if self.keys.contains_key(h) {
                 continue;
             }
             min_t = min_t.min(*t);
-            if seen.insert(k.subject.as_str()) {
-                want.push(k.subject.as_str());
+            wanted.push(*h);
+            if seen.insert(subject) {
+                want.push(subject);
             }
         }
         if want.is_empty() {
             return Ok(());
         }
-        let floor = min_t.saturating_sub(self.obs.window_us);
-        let mut found: HashMap<ObsKey, ObsState> = HashMap::new();
+        let floor = min_t.saturating_sub(self.window_us);
+        let mut found: HashMap<u128, ObsState> = HashMap::new();
         for chunk in want.chunks(500) {
             let marks = vec!["?"; chunk.len()].join(",");
             let sql = format!(
                 "SELECT id, subject, type, family, ip, asn, cc, first_seen, last_seen, count, sources FROM observations WHERE last_seen >= ? AND subject IN ({marks})"
             );
-            let mut st = self.tx.prepare_cached(&sql)?;
+            let mut st = conn.prepare_cached(&sql)?;
             let mut args: Vec<Sql> = vec![Sql::Integer(floor)];
             args.extend(chunk.iter().map(|s| Sql::Text((*s).to_string())));
             let mut rows = st.query(params_from_iter(args))?;
@@ -464,11 +581,12 @@ impl SqliteWriter<'_> {
                 let ty: String = r.get(2)?;
                 let Some(ty) = ClassificationType::from_name(&ty) else { continue };
                 let key = ObsKey { subject: r.get(1)?, ty: ty.as_str(), family: r.get(3)? };
+                let h = key_hash(&key.subject, key.ty, &key.family);
                 let sources: serde_json::Map<String, serde_json::Value> =
                     serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or_default();
                 let state = ObsState {
                     id: r.get(0)?,
-                    key: key.clone(),
+                    key,
                     ip: r.get::<_, Option<Vec<u8>>>(4)?.and_then(|b| b.try_into().ok()),
                     asn: r.get(5)?,
                     cc: r.get(6)?,
@@ -476,72 +594,78 @@ impl SqliteWriter<'_> {
                     last: r.get(8)?,
                     count: r.get(9)?,
                     sources: sources.into_iter().map(|(k, v)| (k, v.as_f64().unwrap_or(100.0))).collect(),
+                    added: 0,
+                    existing: true,
                 };
-                match found.get(&key) {
+                match found.get(&h) {
                     Some(old) if old.last >= state.last => {}
                     _ => {
-                        found.insert(key, state);
+                        found.insert(h, state);
                     }
                 }
             }
         }
-        for (k, _) in keys {
-            if self.obs.latest.contains_key(k) || self.obs.absent.contains(k) {
+        for h in wanted {
+            if self.keys.contains_key(&h) {
                 continue;
             }
-            match found.remove(k) {
+            match found.remove(&h) {
                 Some(state) => {
-                    self.obs.latest.insert(k.clone(), self.obs.touched.len());
-                    self.obs.touched.push(state);
+                    self.keys.insert(h, Slot::Latest(self.touched.len()));
+                    self.touched.push(state);
                 }
                 None => {
-                    self.obs.absent.insert(k.clone());
+                    self.keys.insert(h, Slot::Absent);
                 }
             }
         }
         Ok(())
     }
-}
 
-impl Obs {
+    fn in_window(&self, i: usize, t: i64) -> bool {
+        let o = &self.touched[i];
+        t >= o.first.saturating_sub(self.window_us) && t <= o.last.saturating_add(self.window_us)
+    }
+
     /// The id [`Obs::observe`] would give this sighting, without recording it.
-    fn peek(&self, key: &ObsKey, t: i64) -> i64 {
-        if let Some(&i) = self.latest.get(key) {
-            let o = &self.touched[i];
-            if t >= o.first.saturating_sub(self.window_us) && t <= o.last.saturating_add(self.window_us) {
-                return o.id;
-            }
+    fn peek(&self, key: u128, t: i64) -> i64 {
+        match self.keys.get(&key) {
+            Some(&Slot::Latest(i)) if self.in_window(i, t) => self.touched[i].id,
+            _ => self.next_obs_id,
         }
-        self.next_obs_id
     }
 
     /// The observation this event joins (merging) or opens; `(index, merged)`.
-    fn observe(&mut self, key: ObsKey, e: &EncodedEvent, t: i64) -> (usize, bool) {
+    fn observe(&mut self, key: u128, e: &EncodedEvent, t: i64) -> (usize, bool) {
         let feed = e.feed.as_str();
-        if let Some(&i) = self.latest.get(&key) {
+        if let Some(&Slot::Latest(i)) = self.keys.get(&key)
+            && self.in_window(i, t)
+        {
             let o = &mut self.touched[i];
-            if t >= o.first.saturating_sub(self.window_us) && t <= o.last.saturating_add(self.window_us) {
-                o.first = o.first.min(t);
-                o.last = o.last.max(t);
-                o.count += 1;
-                if !o.sources.iter().any(|(f, _)| f == feed) {
-                    o.sources.push((feed.to_string(), e.accuracy));
-                }
-                if o.asn.is_none() {
-                    o.asn = e.asn;
-                }
-                if o.cc.is_none() {
-                    o.cc = e.cc.as_ref().map(|c| c.to_string());
-                }
-                return (i, true);
+            o.first = o.first.min(t);
+            o.last = o.last.max(t);
+            o.count += 1;
+            o.added += 1;
+            if !o.sources.iter().any(|(f, _)| f == feed) {
+                o.sources.push((feed.to_string(), e.accuracy));
             }
+            if o.asn.is_none() {
+                o.asn = e.asn;
+            }
+            if o.cc.is_none() {
+                o.cc = e.cc.as_ref().map(|c| c.to_string());
+            }
+            return (i, true);
         }
-        self.absent.remove(&key);
         let id = self.next_obs_id;
         self.next_obs_id += 1;
         self.touched.push(ObsState {
             id,
-            key: key.clone(),
+            key: ObsKey {
+                subject: e.subject.clone().unwrap_or_default(),
+                ty: e.ty,
+                family: e.family.as_deref().unwrap_or("").to_string(),
+            },
             ip: e.ip,
             asn: e.asn,
             cc: e.cc.as_ref().map(|c| c.to_string()),
@@ -549,37 +673,89 @@ impl Obs {
             last: t,
             count: 1,
             sources: vec![(feed.to_string(), e.accuracy)],
+            added: 1,
+            existing: false,
         });
         let i = self.touched.len() - 1;
-        self.latest.insert(key, i);
+        self.keys.insert(key, Slot::Latest(i));
         (i, false)
     }
 }
 
+impl ObservationResolver for SqliteResolver {
+    fn resolve(&mut self, events: &mut [EncodedEvent]) -> Result<()> {
+        let keys = event_keys(events);
+        self.obs.preload(&self.conn, events, &keys)?;
+        for (e, k) in events.iter_mut().zip(keys) {
+            let Some((key, t)) = k else { continue };
+            let (i, merged) = self.obs.observe(key, e, t);
+            e.observation = Some((self.obs.touched[i].id, !merged));
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Vec<ObservationRow> {
+        self.obs.touched.into_iter().map(ObsState::into_row).collect()
+    }
+}
+
 impl ReportWriter for SqliteWriter<'_> {
+    fn resolver(&mut self) -> Result<Option<Box<dyn ObservationResolver>>> {
+        let Some(path) = &self.path else { return Ok(None) };
+        if self.resolved.is_some() || !self.obs.touched.is_empty() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        self.resolved = Some(Vec::new());
+        let obs = Obs::new(self.obs.window_us, self.obs.next_obs_id);
+        Ok(Some(Box::new(SqliteResolver { conn, obs })))
+    }
+
+    fn observations(&mut self, resolved: Vec<ObservationRow>) -> Result<(u64, u64)> {
+        let mut rows = resolved;
+        // Events the resolver counted but the insert found already stored.
+        let mut dups: HashMap<i64, i64> = HashMap::new();
+        for (id, _) in self.uncount.drain(..) {
+            *dups.entry(id).or_default() += 1;
+        }
+        let (mut merged, mut new) = (0, 0);
+        for r in &mut rows {
+            let d = dups.get(&r.id).copied().unwrap_or(0);
+            r.added -= d;
+            r.count -= d;
+            if r.existing {
+                merged += r.added.max(0) as u64;
+            } else if r.added > 0 {
+                new += 1;
+                merged += (r.added - 1) as u64;
+            }
+        }
+        self.resolved = Some(rows);
+        Ok((merged, new))
+    }
+
     fn write_batch(&mut self, events: &[EncodedEvent], rejects: &[Reject]) -> Result<BatchOutcome> {
         let mut out = BatchOutcome::default();
-        let keys: Vec<(ObsKey, i64)> = events
-            .iter()
-            .filter_map(|e| {
-                let subject = e.subject.clone()?;
-                Some((
-                    ObsKey { subject, ty: e.ty, family: e.family.as_deref().unwrap_or("").to_string() },
-                    e.time,
-                ))
-            })
-            .collect();
-        self.preload(&keys)?;
-        let mut keys = keys.into_iter();
+        let pre_resolved = self.resolved.is_some();
+        let keys = if pre_resolved { vec![None; events.len()] } else { event_keys(events) };
+        if !pre_resolved {
+            self.obs.preload(&self.tx, events, &keys)?;
+        }
         let mut ins = self.tx.prepare_cached(
             "INSERT OR IGNORE INTO events (report_id, observation_id, fingerprint, line, feed, time_source, time_observation, ip, subject, asn, cc, type, family, doc, raw)
              VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         )?;
-        for e in events {
-            let key = if e.subject.is_some() { keys.next() } else { None };
+        for (e, key) in events.iter().zip(keys) {
             // The observation this event would join, or the id a new one would get; applied
             // only if the insert is not a duplicate.
-            let obs_id = key.as_ref().map(|(k, t)| self.obs.peek(k, *t));
+            let obs_id = match key {
+                Some((k, t)) => Some(self.obs.peek(k, t)),
+                None => e.observation.map(|o| o.0),
+            };
             let doc = std::str::from_utf8(&e.doc).map_err(|err| StoreError::Corrupt(err.to_string()))?;
             let n = ins.execute(params![
                 self.report_id,
@@ -600,6 +776,9 @@ impl ReportWriter for SqliteWriter<'_> {
             ])?;
             if n == 0 {
                 out.duplicates += 1;
+                if let Some(o) = e.observation.filter(|_| pre_resolved) {
+                    self.uncount.push(o);
+                }
                 continue;
             }
             if let Some((key, t)) = key {
@@ -628,7 +807,11 @@ impl ReportWriter for SqliteWriter<'_> {
     }
 
     fn commit(self: Box<Self>, totals: &ReportTotals) -> Result<i64> {
-        let me = *self;
+        let mut me = *self;
+        let rows = match me.resolved.take() {
+            Some(rows) => rows,
+            None => std::mem::take(&mut me.obs.touched).into_iter().map(ObsState::into_row).collect(),
+        };
         {
             let mut up = me.tx.prepare_cached(
                 "INSERT INTO observations (id, subject, type, family, ip, asn, cc, first_seen, last_seen, count, sources, confidence)
@@ -636,34 +819,41 @@ impl ReportWriter for SqliteWriter<'_> {
                  ON CONFLICT(id) DO UPDATE SET asn=excluded.asn, cc=excluded.cc, first_seen=excluded.first_seen,
                    last_seen=excluded.last_seen, count=excluded.count, sources=excluded.sources, confidence=excluded.confidence",
             )?;
-            for o in &me.obs.touched {
-                let sources: serde_json::Map<String, serde_json::Value> =
-                    o.sources.iter().map(|(f, a)| (f.clone(), serde_json::json!(a))).collect();
+            let mut sources = String::new();
+            for o in &rows {
+                // Only duplicates opened it: nothing refers to it.
+                if !o.existing && o.added <= 0 {
+                    continue;
+                }
+                sources.clear();
+                sources_json(&o.sources, &mut sources);
                 let conf = confidence(o.sources.iter().map(|(_, a)| a));
                 up.execute(params![
                     o.id,
-                    o.key.subject,
-                    o.key.ty,
-                    o.key.family,
-                    o.ip.map(|b| b.to_vec()),
+                    o.subject,
+                    o.ty,
+                    o.family,
+                    o.ip.as_ref().map(|b| &b[..]),
                     o.asn,
                     o.cc,
                     o.first,
                     o.last,
                     o.count,
-                    serde_json::Value::Object(sources).to_string(),
+                    sources,
                     conf
                 ])?;
             }
+            drop(up);
             let o = &totals.outcome;
             me.tx.execute(
-                "UPDATE reports SET events = ?, duplicates = ?, merged = ?, rejects = ?, warnings = ? WHERE id = ?",
+                "UPDATE reports SET events = ?, duplicates = ?, merged = ?, rejects = ?, warnings = ?, doc_keys = ? WHERE id = ?",
                 params![
                     o.inserted as i64,
                     o.duplicates as i64,
                     o.merged as i64,
                     o.rejects as i64,
                     serde_json::to_string(&totals.warnings).unwrap_or_else(|_| "[]".into()),
+                    (!totals.doc_keys.is_empty()).then(|| serde_json::to_string(&totals.doc_keys).ok()).flatten(),
                     me.report_id
                 ],
             )?;
@@ -672,4 +862,18 @@ impl ReportWriter for SqliteWriter<'_> {
         me.tx.commit()?;
         Ok(id)
     }
+}
+
+/// `{"feed": accuracy, …}` without building a JSON tree per observation.
+fn sources_json(sources: &[(String, f64)], out: &mut String) {
+    use std::fmt::Write;
+    out.push('{');
+    for (i, (f, a)) in sources.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::Value::String(f.clone()).to_string());
+        let _ = write!(out, ":{}", serde_json::Value::from(*a));
+    }
+    out.push('}');
 }

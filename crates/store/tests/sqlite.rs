@@ -30,57 +30,82 @@ fn ingest(
         Timestamp(0),
     );
     let mut w = store.begin_report(&meta).unwrap()?;
-    let enc: Vec<_> = events.iter().map(botwatch_store::encode).collect();
-    let out = w.write_batch(&enc, rejects).unwrap();
-    w.commit(&ReportTotals { outcome: out, warnings: vec![] }).unwrap();
+    let mut keys = botwatch_store::DocKeys::default();
+    let mut enc: Vec<_> = events.iter().map(|e| botwatch_store::encode_with(e, &mut keys)).collect();
+    // As the pipeline does: a store on disk resolves observations outside the writer.
+    let mut resolver = w.resolver().unwrap();
+    if let Some(r) = &mut resolver {
+        r.resolve(&mut enc).unwrap();
+    }
+    let mut out = w.write_batch(&enc, rejects).unwrap();
+    if let Some(r) = resolver {
+        (out.merged, out.new_observations) = w.observations(r.finish()).unwrap();
+    }
+    let doc_keys = keys.keys().iter().map(|k| k.to_string()).collect();
+    w.commit(&ReportTotals { outcome: out, warnings: vec![], doc_keys }).unwrap();
     Some(out)
+}
+
+/// The same test on an in-memory store (the writer resolves observations) and on a file
+/// (a resolver with its own connection does).
+fn both(cfg: StoreConfig, test: impl Fn(&mut SqliteStore)) {
+    test(&mut SqliteStore::open_in_memory(cfg.clone()).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    test(&mut SqliteStore::open(&dir.path().join("t.db"), cfg).unwrap());
 }
 
 #[test]
 fn same_report_twice_is_a_no_op() {
-    let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
-    let f = Arc::new(FeedInfo::new("a_b", "B", "A", 100.0));
-    let evs = vec![ev(&f, "192.0.2.1", "emotet", 1000, "l1"), ev(&f, "192.0.2.2", "emotet", 1000, "l2")];
-    assert_eq!(ingest(&mut s, "h1", &evs, &[]).unwrap().inserted, 2);
-    assert!(ingest(&mut s, "h1", &evs, &[]).is_none());
-    // Same lines in a different report (overlapping export): nothing new either.
-    let out = ingest(&mut s, "h2", &evs, &[]).unwrap();
-    assert_eq!((out.inserted, out.duplicates), (0, 2));
-    assert_eq!(s.counts().unwrap().events, 2);
-    assert_eq!(s.counts().unwrap().observations, 2);
+    both(StoreConfig::default(), |s| {
+        let f = Arc::new(FeedInfo::new("a_b", "B", "A", 100.0));
+        let evs = vec![ev(&f, "192.0.2.1", "emotet", 1000, "l1"), ev(&f, "192.0.2.2", "emotet", 1000, "l2")];
+        assert_eq!(ingest(s, "h1", &evs, &[]).unwrap().inserted, 2);
+        assert!(ingest(s, "h1", &evs, &[]).is_none());
+        // Same lines in a different report (overlapping export): nothing new either.
+        let out = ingest(s, "h2", &evs, &[]).unwrap();
+        assert_eq!((out.inserted, out.duplicates, out.merged, out.new_observations), (0, 2, 0, 0));
+        // A report overlapping half: one new event, merged; the duplicate counts nowhere.
+        let more = vec![evs[0].clone(), ev(&f, "192.0.2.1", "emotet", 1060, "l3")];
+        let out = ingest(s, "h3", &more, &[]).unwrap();
+        assert_eq!((out.inserted, out.duplicates, out.merged, out.new_observations), (1, 1, 1, 0));
+        assert_eq!(s.counts().unwrap().events, 3);
+        let obs = s.observations(&EventQuery::default()).unwrap();
+        assert_eq!(obs.iter().map(|o| o.count).collect::<Vec<_>>(), vec![2, 1]);
+    });
 }
 
 #[test]
 fn sightings_inside_the_window_merge_and_sources_raise_confidence() {
-    let mut s = SqliteStore::open_in_memory(StoreConfig { dedup_window_secs: 3600 }).unwrap();
-    let a = Arc::new(FeedInfo::new("a_x", "X", "A", 100.0));
-    let b = Arc::new(FeedInfo::new("b_y", "Y", "B", 100.0));
-    ingest(
-        &mut s,
-        "r1",
-        &[ev(&a, "192.0.2.9", "emotet", 10_000, "a1"), ev(&a, "192.0.2.9", "emotet", 10_600, "a2")],
-        &[],
-    );
-    let o = s.observations(&EventQuery::default()).unwrap();
-    assert_eq!(o.len(), 1);
-    assert_eq!(o[0].count, 2);
-    let c1 = o[0].confidence;
-    // Another source, inside the window, in a later report.
-    let out = ingest(&mut s, "r2", &[ev(&b, "192.0.2.9", "emotet", 12_000, "b1")], &[]).unwrap();
-    assert_eq!(out.merged, 1);
-    let o = s.observations(&EventQuery::default()).unwrap();
-    assert_eq!(o.len(), 1);
-    assert_eq!(o[0].count, 3);
-    assert_eq!(o[0].first_seen, Timestamp::from_secs(10_000));
-    assert_eq!(o[0].last_seen, Timestamp::from_secs(12_000));
-    assert_eq!(o[0].sources.len(), 2);
-    assert!(o[0].confidence > c1);
-    // Outside the window: a new observation.
-    ingest(&mut s, "r3", &[ev(&b, "192.0.2.9", "emotet", 20_000, "b2")], &[]);
-    assert_eq!(s.observations(&EventQuery::default()).unwrap().len(), 2);
-    // Another family is another observation.
-    ingest(&mut s, "r4", &[ev(&b, "192.0.2.9", "qakbot", 20_000, "b3")], &[]);
-    assert_eq!(s.observations(&EventQuery::default()).unwrap().len(), 3);
+    both(StoreConfig { dedup_window_secs: 3600 }, |s| {
+        let a = Arc::new(FeedInfo::new("a_x", "X", "A", 100.0));
+        let b = Arc::new(FeedInfo::new("b_y", "Y", "B", 100.0));
+        ingest(
+            s,
+            "r1",
+            &[ev(&a, "192.0.2.9", "emotet", 10_000, "a1"), ev(&a, "192.0.2.9", "emotet", 10_600, "a2")],
+            &[],
+        );
+        let o = s.observations(&EventQuery::default()).unwrap();
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].count, 2);
+        let c1 = o[0].confidence;
+        // Another source, inside the window, in a later report.
+        let out = ingest(s, "r2", &[ev(&b, "192.0.2.9", "emotet", 12_000, "b1")], &[]).unwrap();
+        assert_eq!(out.merged, 1);
+        let o = s.observations(&EventQuery::default()).unwrap();
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].count, 3);
+        assert_eq!(o[0].first_seen, Timestamp::from_secs(10_000));
+        assert_eq!(o[0].last_seen, Timestamp::from_secs(12_000));
+        assert_eq!(o[0].sources.len(), 2);
+        assert!(o[0].confidence > c1);
+        // Outside the window: a new observation.
+        ingest(s, "r3", &[ev(&b, "192.0.2.9", "emotet", 20_000, "b2")], &[]);
+        assert_eq!(s.observations(&EventQuery::default()).unwrap().len(), 2);
+        // Another family is another observation.
+        ingest(s, "r4", &[ev(&b, "192.0.2.9", "qakbot", 20_000, "b3")], &[]);
+        assert_eq!(s.observations(&EventQuery::default()).unwrap().len(), 3);
+    });
 }
 
 #[test]
@@ -144,7 +169,8 @@ fn reopening_a_file_keeps_data_and_schema_version() {
     }
     let s = SqliteStore::open(&path, StoreConfig::default()).unwrap();
     assert_eq!(s.counts().unwrap().events, 1);
-    assert_eq!(s.schema_version().unwrap(), 1);
+    assert_eq!(s.schema_version().unwrap(), botwatch_store::sqlite::schema_version_latest());
+    assert!(s.schema_version().unwrap() >= 2);
 }
 
 mod roundtrip {
@@ -191,13 +217,17 @@ mod roundtrip {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
         /// Stored in columns plus a document, an event reads back with the same IntelMQ meaning.
         #[test]
-        fn stored_events_keep_their_meaning(e in arb_event()) {
+        fn stored_events_keep_their_meaning(e in arb_event(), compact in any::<bool>()) {
             let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
             let mut meta = ReportMeta::new("h", "p_f", 1, Timestamp(0));
             meta.feed_info = Some((*e.feed).clone());
             let mut w = s.begin_report(&meta).unwrap().unwrap();
-            w.write_batch(&[botwatch_store::encode(&e)], &[]).unwrap();
-            w.commit(&ReportTotals::default()).unwrap();
+            // Object documents, or array documents over the report's key dictionary.
+            let mut keys = botwatch_store::DocKeys::default();
+            let enc = if compact { botwatch_store::encode_with(&e, &mut keys) } else { botwatch_store::encode(&e) };
+            w.write_batch(&[enc], &[]).unwrap();
+            let doc_keys = keys.keys().iter().map(|k| k.to_string()).collect();
+            w.commit(&ReportTotals { doc_keys, ..Default::default() }).unwrap();
             let back = s.events(&EventQuery::default()).unwrap().remove(0).event;
             let mut want = e.to_intelmq(true);
             let mut got = back.to_intelmq(true);

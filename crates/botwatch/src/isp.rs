@@ -1,0 +1,221 @@
+//! The ISP workflow's wiring: constituency and lease data → the case engine's
+//! [`Attributor`]; `leases import`, `attribute`, `notify run`, `reports daily` and
+//! `walled-garden export`. The logic lives in `botwatch-enrich`, `botwatch-cases` and
+//! `botwatch-notify`; this module only connects them to the config and the store.
+
+use crate::config::Config;
+use anyhow::{Context, Result, bail};
+use botwatch_cases::{Attributor, CaseQuery, CaseStore, OrgInfo, SubscriberHit};
+use botwatch_enrich::owners::{Constituency, Org};
+use botwatch_enrich::subscriber::{Attribution, Pseudonymiser, SubscriberIndex};
+use botwatch_model::{CaseState, Clock, Timestamp};
+use botwatch_store::leases::{LeaseImport, LeaseStore};
+use botwatch_store::sqlite::SqliteStore;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// `[constituency]`: the organisations botwatch attributes addresses to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConstituencySection {
+    /// A TOML (`[[org]]` tables) or CSV file of organisations with their ASNs, networks and
+    /// abuse contacts.
+    pub file: Option<PathBuf>,
+}
+
+/// `[leases]`: subscriber attribution from lease and accounting logs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeasesSection {
+    /// When set, subscriber ids and identifiers are stored as keyed pseudonyms
+    /// (HMAC-SHA256 with this secret), never in clear. Changing it breaks the link to
+    /// earlier imports.
+    pub pseudonymise_secret: Option<String>,
+}
+
+/// `[walled_garden]`: what escalated subscribers can still reach, and the RPZ zone's names.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalledGardenSection {
+    pub allow: botwatch_notify::walled_garden::AllowList,
+    pub rpz: botwatch_notify::walled_garden::RpzOptions,
+}
+
+/// Organisations from config, subscribers from the stored lease records.
+pub struct EnrichAttributor {
+    pub constituency: Option<Constituency>,
+    pub index: SubscriberIndex,
+}
+
+fn org_info(o: &Org) -> OrgInfo {
+    OrgInfo {
+        id: o.id.clone(),
+        name: o.name.clone(),
+        abuse_emails: o.abuse_emails.clone(),
+        webhook: o.webhook.clone(),
+        lang: o.lang.clone(),
+        tz_offset_minutes: o.timezone_offset_minutes,
+        subscribers: o.subscribers,
+    }
+}
+
+impl Attributor for EnrichAttributor {
+    fn org(&self, ip: IpAddr, asn: Option<u32>) -> Option<OrgInfo> {
+        self.constituency.as_ref()?.org_for(ip, asn).map(org_info)
+    }
+    fn org_by_id(&self, id: &str) -> Option<OrgInfo> {
+        self.constituency.as_ref()?.get(id).map(org_info)
+    }
+    fn subscriber(&self, ip: IpAddr, port: Option<u16>, at: Timestamp) -> SubscriberHit {
+        match self.index.attribute(ip, port, at) {
+            Attribution::Exact { record } => SubscriberHit::Exact(record.subscriber().to_string()),
+            Attribution::Ambiguous { candidates, reason } => {
+                SubscriberHit::Ambiguous(format!("{reason:?}: {} candidate records", candidates.len()))
+            }
+            Attribution::NotFound { .. } => SubscriberHit::NotFound,
+        }
+    }
+}
+
+/// Loads the configured constituency file, if any.
+pub fn constituency(cfg: &Config) -> Result<Option<Constituency>> {
+    let Some(path) = &cfg.constituency.file else { return Ok(None) };
+    let data = std::fs::read(path).with_context(|| format!("reading constituency {}", path.display()))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("constituency.toml");
+    Ok(Some(
+        Constituency::load(name, &data).with_context(|| format!("constituency file {}", path.display()))?,
+    ))
+}
+
+/// The attributor for `store`: constituency from config, every stored lease record.
+pub fn attributor(cfg: &Config, store: &SqliteStore) -> Result<EnrichAttributor> {
+    let records = store.load_leases().context("loading lease records")?;
+    Ok(EnrichAttributor { constituency: constituency(cfg)?, index: SubscriberIndex::build(records) })
+}
+
+/// What one lease file import did.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaseImportSummary {
+    pub file: String,
+    pub format: String,
+    pub records: u64,
+    pub rejects: u64,
+    /// `false`: the same content was imported before; nothing was added.
+    pub new: bool,
+    pub import_id: Option<i64>,
+    /// The first few rejects: line and reason.
+    pub reject_samples: Vec<(u64, String)>,
+}
+
+/// Parses (format detected unless given), pseudonymises when configured, stores.
+pub fn import_leases(
+    cfg: &Config,
+    store: &mut SqliteStore,
+    path: &std::path::Path,
+    format: Option<&str>,
+    clock: &dyn Clock,
+) -> Result<LeaseImportSummary> {
+    use botwatch_enrich::leases;
+    let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("leases").to_string();
+    // Rotated logs are often gzipped.
+    let data = if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out)
+            .with_context(|| format!("{}: broken gzip", path.display()))?;
+        out
+    } else {
+        raw
+    };
+    let (mut records, rejects, fmt) = match format {
+        Some(f) => {
+            let fmt = leases::Format::from_name(f).with_context(|| format!("unknown lease format {f:?}"))?;
+            let (r, j) = leases::parse_as(fmt, &data, &name);
+            (r, j, fmt)
+        }
+        None => leases::parse(&data, &name).map_err(|_| {
+            anyhow::anyhow!(
+                "{}: not a recognised lease/accounting format (dhcpd.leases, Kea CSV, FreeRADIUS detail, CGNAT port-block log); pass --format",
+                path.display()
+            )
+        })?,
+    };
+    if let Some(secret) = &cfg.leases.pseudonymise_secret {
+        let p = Pseudonymiser::new(secret.as_bytes());
+        for r in &mut records {
+            p.apply(r);
+        }
+    }
+    let import = LeaseImport {
+        sha256: crate::pipeline::sha256_hex(&data),
+        name: name.clone(),
+        format: fmt.as_str().to_string(),
+        imported_at: clock.now(),
+        rejects: rejects.len() as u64,
+    };
+    let id = store.import_leases(&import, &records).context("storing lease records")?;
+    Ok(LeaseImportSummary {
+        file: path.display().to_string(),
+        format: fmt.as_str().to_string(),
+        records: records.len() as u64,
+        rejects: rejects.len() as u64,
+        new: id.is_some(),
+        import_id: id,
+        reject_samples: rejects.iter().take(5).map(|r| (r.line, r.reason.to_string())).collect(),
+    })
+}
+
+/// Cases currently in the walled garden.
+pub fn garden_cases(store: &SqliteStore) -> Result<Vec<botwatch_model::Case>> {
+    let q = CaseQuery { state: Some(CaseState::WalledGarden), ..Default::default() };
+    Ok(store.cases(&q)?)
+}
+
+/// Writes a walled-garden export.
+pub fn walled_garden_export(
+    cfg: &Config,
+    store: &SqliteStore,
+    format: &str,
+    now: Timestamp,
+) -> Result<Vec<u8>> {
+    use botwatch_notify::walled_garden as wg;
+    let cases = garden_cases(store)?;
+    let allow = &cfg.walled_garden.allow;
+    Ok(match format {
+        "rpz" => wg::rpz(&cases, allow, &cfg.walled_garden.rpz, now),
+        "rpz-allow" => wg::rpz_allow(allow, &cfg.walled_garden.rpz, now),
+        "nftables" => wg::nftables(&cases, allow, now),
+        "list" => wg::list(&cases),
+        other => bail!("unknown walled-garden format {other:?} (rpz, rpz-allow, nftables, list)"),
+    })
+}
+
+/// One owner's rows for a day's report: the cases of that organisation with evidence on
+/// `day`.
+pub fn daily_rows(
+    store: &SqliteStore,
+    org: &str,
+    day_start: Timestamp,
+) -> Result<Vec<botwatch_notify::reports::ReportRow>> {
+    let day_end = Timestamp::from_micros(day_start.micros() + 86_400_000_000);
+    let q = CaseQuery { org: Some(org.to_string()), ..Default::default() };
+    let mut rows = Vec::new();
+    for c in store.cases(&q)? {
+        if c.last_seen < day_start || c.first_seen >= day_end {
+            continue;
+        }
+        let Some(ip) = c.ip else { continue };
+        rows.push(botwatch_notify::reports::ReportRow {
+            time: c.last_seen,
+            ip,
+            port: None,
+            asn: None,
+            classification_type: c.classification_type.clone(),
+            malware: (c.threat != c.classification_type).then(|| c.threat.clone()),
+            feed: "botwatch".into(),
+            subscriber: c.subscriber.clone(),
+        });
+    }
+    Ok(rows)
+}

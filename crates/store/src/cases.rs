@@ -1,0 +1,504 @@
+//! Case persistence: cases, their history, exposures seen by scan feeds, and the case
+//! engine's event cursor.
+//!
+//! The state machine lives in `botwatch-cases`; this module only stores what it decides.
+//! A batch of decisions is applied through one [`CaseTx`]: case rows, history rows, the
+//! notices they cause (via [`crate::outbox::enqueue_on`]) and the cursor move commit
+//! together or not at all, so a crash can neither lose a notice nor send one for a change
+//! that was rolled back.
+
+use crate::sqlite::SqliteStore;
+use crate::{Result, StoreError, ip_key, key_ip};
+use botwatch_model::{Case, CaseState, CloseReason, Timestamp};
+use rusqlite::{OptionalExtension, Transaction, params, params_from_iter, types::Value as Sql};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// One sighting as quoted in a notice (the `evidence` items of a `case_notice` payload).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub event_id: i64,
+    pub time: Timestamp,
+    pub feed: String,
+    pub ip: String,
+    pub port: Option<u16>,
+    pub classification_type: String,
+    pub malware: Option<String>,
+    pub destination: Option<String>,
+}
+
+/// A case with what the engine keeps beside it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseRecord {
+    pub case: Case,
+    /// The latest sightings, newest last.
+    pub recent: Vec<Evidence>,
+    /// Earliest instant a time-driven transition may be due; `None` when closed.
+    pub next_check: Option<Timestamp>,
+}
+
+/// One row of a case's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub case_id: i64,
+    pub at: Timestamp,
+    /// `engine` for automatic transitions, the operator's name otherwise.
+    pub actor: String,
+    /// `opened`, `notified`, `renotified`, `escalated`, `walled_garden`, `acknowledged`,
+    /// `closed`, `reopened`.
+    pub action: String,
+    pub from: Option<CaseState>,
+    pub to: CaseState,
+    pub level: u8,
+    pub detail: String,
+}
+
+/// An exposed vulnerable service reported by a scan feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exposure {
+    pub event_id: i64,
+    pub time: Timestamp,
+    pub ip: IpAddr,
+    pub port: Option<u16>,
+    pub subscriber: Option<String>,
+    pub org: Option<String>,
+    pub classification_type: String,
+    /// `classification.identifier` (e.g. `open-telnet`), when the feed gave one.
+    pub identifier: Option<String>,
+}
+
+/// Filters for listing cases; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct CaseQuery {
+    pub state: Option<CaseState>,
+    pub open_only: bool,
+    pub org: Option<String>,
+    pub subscriber: Option<String>,
+    pub ip: Option<IpAddr>,
+    pub limit: Option<u64>,
+}
+
+/// Case operations; a PostgreSQL backend implements the same.
+pub trait CaseStore {
+    /// Starts one atomic batch of case changes. Dropping it without `commit` rolls back.
+    fn case_tx(&mut self) -> Result<Box<dyn CaseTx + '_>>;
+    /// Last event id the engine processed.
+    fn case_cursor(&self) -> Result<i64>;
+    fn case(&self, id: i64) -> Result<Option<CaseRecord>>;
+    /// Ordered by id.
+    fn cases(&self, q: &CaseQuery) -> Result<Vec<Case>>;
+    fn case_history(&self, id: i64) -> Result<Vec<HistoryEntry>>;
+    /// Exposures of a subscriber or an address (either matches) at or after `since`.
+    fn exposures(
+        &self,
+        subscriber: Option<&str>,
+        ip: Option<IpAddr>,
+        since: Timestamp,
+    ) -> Result<Vec<Exposure>>;
+}
+
+/// One open transaction of case changes.
+pub trait CaseTx {
+    fn cursor(&mut self) -> Result<i64>;
+    fn set_cursor(&mut self, last_event_id: i64) -> Result<()>;
+    /// The cases with these keys (any state).
+    fn by_keys(&mut self, keys: &[&str]) -> Result<Vec<CaseRecord>>;
+    fn by_id(&mut self, id: i64) -> Result<Option<CaseRecord>>;
+    /// Cases whose `next_check` is at or before `now`, earliest first.
+    fn due(&mut self, now: Timestamp, limit: u64) -> Result<Vec<CaseRecord>>;
+    /// An id no case has; the engine numbers the cases it opens from here.
+    fn next_case_id(&mut self) -> Result<i64>;
+    /// Inserts or replaces by id.
+    fn save(&mut self, r: &CaseRecord) -> Result<()>;
+    fn append_history(&mut self, h: &[HistoryEntry]) -> Result<()>;
+    /// Ignores exposures whose event id is stored already.
+    fn add_exposures(&mut self, e: &[Exposure]) -> Result<()>;
+    /// Enqueues on the outbox inside this transaction; returns how many keys were new.
+    fn enqueue(&mut self, n: &[crate::outbox::NewNotice]) -> Result<u64>;
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+const COLS: &str = "id, key, state, level, org, subscriber, ip, threat, type, opened_at, first_seen, last_seen, evidence, \
+     evidence_at_notice, notices, episode_notices, first_notified_at, last_notified_at, acknowledged_at, escalated_at, \
+     stage_since, closed_at, close_reason, reinfections, last_event_id, recent, next_check";
+
+fn ts(v: Option<i64>) -> Option<Timestamp> {
+    v.map(Timestamp::from_micros)
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRecord> {
+    let bad = |i: usize, what: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.into())
+    };
+    let state: String = r.get(2)?;
+    let close: Option<String> = r.get(22)?;
+    let ip: Option<Vec<u8>> = r.get(6)?;
+    let recent: String = r.get(25)?;
+    Ok(CaseRecord {
+        case: Case {
+            id: r.get(0)?,
+            key: r.get(1)?,
+            state: CaseState::from_name(&state).ok_or_else(|| bad(2, format!("unknown state {state:?}")))?,
+            level: r.get::<_, i64>(3)?.clamp(0, u8::MAX as i64) as u8,
+            org: r.get(4)?,
+            subscriber: r.get(5)?,
+            ip: ip.and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok()).map(key_ip),
+            threat: r.get(7)?,
+            classification_type: r.get(8)?,
+            opened_at: Timestamp::from_micros(r.get(9)?),
+            first_seen: Timestamp::from_micros(r.get(10)?),
+            last_seen: Timestamp::from_micros(r.get(11)?),
+            evidence: r.get::<_, i64>(12)? as u64,
+            evidence_at_notice: r.get::<_, i64>(13)? as u64,
+            notices: r.get::<_, i64>(14)? as u32,
+            episode_notices: r.get::<_, i64>(15)? as u32,
+            first_notified_at: ts(r.get(16)?),
+            last_notified_at: ts(r.get(17)?),
+            acknowledged_at: ts(r.get(18)?),
+            escalated_at: ts(r.get(19)?),
+            stage_since: ts(r.get(20)?),
+            closed_at: ts(r.get(21)?),
+            close_reason: match close {
+                Some(c) => {
+                    Some(CloseReason::from_name(&c).ok_or_else(|| bad(22, format!("unknown reason {c:?}")))?)
+                }
+                None => None,
+            },
+            reinfections: r.get::<_, i64>(23)? as u32,
+            last_event_id: r.get(24)?,
+        },
+        recent: serde_json::from_str(&recent).map_err(|e| bad(25, e.to_string()))?,
+        next_check: ts(r.get(26)?),
+    })
+}
+
+struct SqliteCaseTx<'s> {
+    tx: Transaction<'s>,
+}
+
+impl CaseTx for SqliteCaseTx<'_> {
+    fn cursor(&mut self) -> Result<i64> {
+        Ok(self.tx.query_row("SELECT last_event_id FROM case_cursor WHERE id = 1", [], |r| r.get(0))?)
+    }
+
+    fn set_cursor(&mut self, last_event_id: i64) -> Result<()> {
+        self.tx.execute("UPDATE case_cursor SET last_event_id = ? WHERE id = 1", [last_event_id])?;
+        Ok(())
+    }
+
+    fn by_keys(&mut self, keys: &[&str]) -> Result<Vec<CaseRecord>> {
+        let mut out = Vec::with_capacity(keys.len());
+        // Chunks of a fixed size reuse one cached statement; the last one is padded.
+        const CHUNK: usize = 256;
+        let marks = vec!["?"; CHUNK].join(",");
+        let sql = format!("SELECT {COLS} FROM cases WHERE key IN ({marks})");
+        let mut st = self.tx.prepare_cached(&sql)?;
+        for chunk in keys.chunks(CHUNK) {
+            let args = (0..CHUNK).map(|i| Sql::Text(chunk.get(i).unwrap_or(&chunk[0]).to_string()));
+            let rows = st.query_map(params_from_iter(args), row)?;
+            for r in rows {
+                out.push(r?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn by_id(&mut self, id: i64) -> Result<Option<CaseRecord>> {
+        Ok(self.tx.query_row(&format!("SELECT {COLS} FROM cases WHERE id = ?"), [id], row).optional()?)
+    }
+
+    fn due(&mut self, now: Timestamp, limit: u64) -> Result<Vec<CaseRecord>> {
+        let mut st = self.tx.prepare_cached(&format!(
+            "SELECT {COLS} FROM cases WHERE next_check IS NOT NULL AND next_check <= ? ORDER BY next_check, id LIMIT ?"
+        ))?;
+        let rows = st.query_map(params![now.micros(), limit.min(i64::MAX as u64) as i64], row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn next_case_id(&mut self) -> Result<i64> {
+        Ok(self.tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM cases", [], |r| r.get(0))?)
+    }
+
+    fn save(&mut self, r: &CaseRecord) -> Result<()> {
+        let c = &r.case;
+        let recent = serde_json::to_string(&r.recent).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut st = self.tx.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO cases ({COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        ))?;
+        let m = |t: Option<Timestamp>| t.map(|t| t.micros());
+        st.execute(params![
+            c.id,
+            c.key,
+            c.state.as_str(),
+            c.level as i64,
+            c.org,
+            c.subscriber,
+            c.ip.map(|ip| ip_key(ip).to_vec()),
+            c.threat,
+            c.classification_type,
+            c.opened_at.micros(),
+            c.first_seen.micros(),
+            c.last_seen.micros(),
+            c.evidence.min(i64::MAX as u64) as i64,
+            c.evidence_at_notice.min(i64::MAX as u64) as i64,
+            c.notices as i64,
+            c.episode_notices as i64,
+            m(c.first_notified_at),
+            m(c.last_notified_at),
+            m(c.acknowledged_at),
+            m(c.escalated_at),
+            m(c.stage_since),
+            m(c.closed_at),
+            c.close_reason.map(|x| x.as_str()),
+            c.reinfections as i64,
+            c.last_event_id,
+            recent,
+            m(r.next_check),
+        ])?;
+        Ok(())
+    }
+
+    fn append_history(&mut self, h: &[HistoryEntry]) -> Result<()> {
+        let mut st = self.tx.prepare_cached(
+            "INSERT INTO case_history (case_id, at, actor, action, from_state, to_state, level, detail) VALUES (?,?,?,?,?,?,?,?)",
+        )?;
+        for x in h {
+            st.execute(params![
+                x.case_id,
+                x.at.micros(),
+                x.actor,
+                x.action,
+                x.from.map(|s| s.as_str()),
+                x.to.as_str(),
+                x.level as i64,
+                x.detail
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn add_exposures(&mut self, e: &[Exposure]) -> Result<()> {
+        let mut st = self.tx.prepare_cached(
+            "INSERT OR IGNORE INTO case_exposures (event_id, time, ip, port, subscriber, org, type, identifier) VALUES (?,?,?,?,?,?,?,?)",
+        )?;
+        for x in e {
+            st.execute(params![
+                x.event_id,
+                x.time.micros(),
+                ip_key(x.ip).to_vec(),
+                x.port,
+                x.subscriber,
+                x.org,
+                x.classification_type,
+                x.identifier
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn enqueue(&mut self, n: &[crate::outbox::NewNotice]) -> Result<u64> {
+        crate::outbox::enqueue_on(&self.tx, n)
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit()?;
+        Ok(())
+    }
+}
+
+fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
+    let from: Option<String> = r.get(4)?;
+    let to: String = r.get(5)?;
+    let bad = |i: usize| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, "unknown state".into())
+    };
+    Ok(HistoryEntry {
+        case_id: r.get(0)?,
+        at: Timestamp::from_micros(r.get(1)?),
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        from: match from {
+            Some(f) => Some(CaseState::from_name(&f).ok_or_else(|| bad(4))?),
+            None => None,
+        },
+        to: CaseState::from_name(&to).ok_or_else(|| bad(5))?,
+        level: r.get::<_, i64>(6)?.clamp(0, u8::MAX as i64) as u8,
+        detail: r.get(7)?,
+    })
+}
+
+impl CaseStore for SqliteStore {
+    fn case_tx(&mut self) -> Result<Box<dyn CaseTx + '_>> {
+        // Immediate: the engine reads cases and then writes them; taking the write lock
+        // first means a second writer waits instead of failing with SQLITE_BUSY mid-batch.
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        Ok(Box::new(SqliteCaseTx { tx }))
+    }
+
+    fn case_cursor(&self) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT last_event_id FROM case_cursor WHERE id = 1", [], |r| r.get(0))?)
+    }
+
+    fn case(&self, id: i64) -> Result<Option<CaseRecord>> {
+        Ok(self.conn.query_row(&format!("SELECT {COLS} FROM cases WHERE id = ?"), [id], row).optional()?)
+    }
+
+    fn cases(&self, q: &CaseQuery) -> Result<Vec<Case>> {
+        let mut conds: Vec<&str> = Vec::new();
+        let mut args: Vec<Sql> = Vec::new();
+        if let Some(s) = q.state {
+            conds.push("state = ?");
+            args.push(Sql::Text(s.as_str().into()));
+        }
+        if q.open_only {
+            conds.push("state != 'closed'");
+        }
+        if let Some(o) = &q.org {
+            conds.push("org = ?");
+            args.push(Sql::Text(o.clone()));
+        }
+        if let Some(s) = &q.subscriber {
+            conds.push("subscriber = ?");
+            args.push(Sql::Text(s.clone()));
+        }
+        if let Some(ip) = q.ip {
+            conds.push("ip = ?");
+            args.push(Sql::Blob(ip_key(ip).to_vec()));
+        }
+        let wh = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
+        let limit = q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64);
+        let mut st =
+            self.conn.prepare(&format!("SELECT {COLS} FROM cases {wh} ORDER BY id LIMIT {limit}"))?;
+        let rows = st.query_map(params_from_iter(args), |r| row(r).map(|x| x.case))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn case_history(&self, id: i64) -> Result<Vec<HistoryEntry>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT case_id, at, actor, action, from_state, to_state, level, detail FROM case_history WHERE case_id = ? ORDER BY id",
+        )?;
+        let rows = st.query_map([id], history_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn exposures(
+        &self,
+        subscriber: Option<&str>,
+        ip: Option<IpAddr>,
+        since: Timestamp,
+    ) -> Result<Vec<Exposure>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT event_id, time, ip, port, subscriber, org, type, identifier FROM case_exposures
+             WHERE time >= ?1 AND ((?2 IS NOT NULL AND subscriber = ?2) OR (?3 IS NOT NULL AND ip = ?3)) ORDER BY time, event_id",
+        )?;
+        let rows =
+            st.query_map(params![since.micros(), subscriber, ip.map(|i| ip_key(i).to_vec())], |r| {
+                let b: Vec<u8> = r.get(2)?;
+                let ip = <[u8; 16]>::try_from(b.as_slice()).map(key_ip).map_err(|_| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        2,
+                        rusqlite::types::Type::Blob,
+                        "address is not 16 bytes".into(),
+                    )
+                })?;
+                Ok(Exposure {
+                    event_id: r.get(0)?,
+                    time: Timestamp::from_micros(r.get(1)?),
+                    ip,
+                    port: r.get(3)?,
+                    subscriber: r.get(4)?,
+                    org: r.get(5)?,
+                    classification_type: r.get(6)?,
+                    identifier: r.get(7)?,
+                })
+            })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreConfig;
+
+    fn case(id: i64, key: &str) -> Case {
+        Case {
+            id,
+            key: key.into(),
+            org: Some("org-a".into()),
+            subscriber: None,
+            ip: Some("192.0.2.7".parse().unwrap()),
+            threat: "mirai".into(),
+            classification_type: "infected-system".into(),
+            state: CaseState::Detected,
+            level: 0,
+            opened_at: Timestamp::from_secs(100),
+            first_seen: Timestamp::from_secs(90),
+            last_seen: Timestamp::from_secs(95),
+            evidence: 2,
+            evidence_at_notice: 0,
+            notices: 0,
+            first_notified_at: None,
+            last_notified_at: None,
+            acknowledged_at: None,
+            escalated_at: None,
+            closed_at: None,
+            close_reason: None,
+            reinfections: 0,
+            last_event_id: Some(7),
+            episode_notices: 0,
+            stage_since: None,
+        }
+    }
+
+    #[test]
+    fn cases_roundtrip_and_due_selects_by_next_check() {
+        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
+        let mut tx = s.case_tx().unwrap();
+        assert_eq!(tx.next_case_id().unwrap(), 1);
+        let mut a = CaseRecord {
+            case: case(1, "ip:192.0.2.7|mirai"),
+            recent: vec![],
+            next_check: Some(Timestamp::from_secs(200)),
+        };
+        a.case.close_reason = Some(CloseReason::Silent);
+        let mut b = CaseRecord { case: case(2, "ip:192.0.2.8|mirai"), recent: vec![], next_check: None };
+        b.case.ip = Some("192.0.2.8".parse().unwrap());
+        tx.save(&a).unwrap();
+        tx.save(&b).unwrap();
+        tx.set_cursor(42).unwrap();
+        tx.append_history(&[HistoryEntry {
+            case_id: 1,
+            at: Timestamp::from_secs(100),
+            actor: "engine".into(),
+            action: "opened".into(),
+            from: None,
+            to: CaseState::Detected,
+            level: 0,
+            detail: String::new(),
+        }])
+        .unwrap();
+        assert_eq!(tx.due(Timestamp::from_secs(199), 10).unwrap().len(), 0);
+        assert_eq!(tx.due(Timestamp::from_secs(200), 10).unwrap(), vec![a.clone()]);
+        let got = tx.by_keys(&["ip:192.0.2.8|mirai", "nope"]).unwrap();
+        assert_eq!(got, vec![b.clone()]);
+        tx.commit().unwrap();
+        assert_eq!(s.case_cursor().unwrap(), 42);
+        assert_eq!(s.case(1).unwrap().unwrap(), a);
+        assert_eq!(s.case_history(1).unwrap().len(), 1);
+        let q = CaseQuery { ip: Some("192.0.2.8".parse().unwrap()), ..Default::default() };
+        assert_eq!(s.cases(&q).unwrap(), vec![b.case]);
+    }
+
+    #[test]
+    fn dropping_a_case_tx_rolls_back() {
+        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
+        {
+            let mut tx = s.case_tx().unwrap();
+            tx.save(&CaseRecord { case: case(1, "k"), recent: vec![], next_check: None }).unwrap();
+            tx.set_cursor(9).unwrap();
+        }
+        assert!(s.case(1).unwrap().is_none());
+        assert_eq!(s.case_cursor().unwrap(), 0);
+    }
+}
