@@ -1078,9 +1078,21 @@ fn daily_reports(
         let base = dir.join(format!("{day}-{}", org.id));
         std::fs::write(base.with_extension("csv"), botwatch_notify::reports::csv(&rows))?;
         std::fs::write(base.with_extension("json"), botwatch_notify::reports::json(&meta, &rows))?;
-        let xarf: Vec<u8> = botwatch_notify::reports::xarf(&meta, &rows).concat();
-        std::fs::write(base.with_extension("xarf.eml"), xarf)?;
-        writeln!(out, "{}: {} rows → {}.{{csv,json,xarf.eml}}", org.id, rows.len(), base.display())?;
+        // One X-ARF message per incident, kept together as an mbox (what mail tools import).
+        let mut mbox = Vec::new();
+        for m in botwatch_notify::reports::xarf(&meta, &rows) {
+            mbox.extend_from_slice(b"From botwatch@localhost Thu Jan  1 00:00:00 1970\n");
+            for line in m.split_inclusive(|b| *b == b'\n') {
+                let body = line.strip_prefix(b"\r").unwrap_or(line);
+                if body.starts_with(b"From ") {
+                    mbox.push(b'>');
+                }
+                mbox.extend_from_slice(line);
+            }
+            mbox.extend_from_slice(b"\n");
+        }
+        std::fs::write(base.with_extension("xarf.mbox"), mbox)?;
+        writeln!(out, "{}: {} rows → {}.{{csv,json,xarf.mbox}}", org.id, rows.len(), base.display())?;
     }
     Ok(())
 }

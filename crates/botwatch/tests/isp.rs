@@ -1,0 +1,189 @@
+//! The ISP workflow end to end through the CLI, as a desk runs it: a sinkhole report comes
+//! in, leases and the constituency say who held the address, a case opens, a notice goes to
+//! the real SMTP sink (when `BOTWATCH_SMTP_URL` is set; rendered in a dry run otherwise),
+//! the daily report and walled-garden export are written, compliance is computed, and the
+//! operator closes the case.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_botwatch"));
+    c.env_remove("BOTWATCH_DB").env_remove("BOTWATCH_CONFIG");
+    c
+}
+
+fn ok(args: &[&str]) -> String {
+    let o: Output = bin().args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn json_lines(s: &str) -> Vec<Value> {
+    s.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn day_offset(days: i64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    botwatch_model::Timestamp::from_secs(now + days * 86_400).day()
+}
+
+/// `dhcpd.leases(5)` date: weekday (0 = Sunday) and UTC time.
+fn dhcpd_time(day: &str, hms: &str) -> String {
+    let t = botwatch_model::parse_timestamp(day).unwrap();
+    let weekday = (t.secs().div_euclid(86_400) + 4).rem_euclid(7);
+    format!("{weekday} {} {hms}", day.replace('-', "/"))
+}
+
+#[test]
+fn report_to_case_to_notice_to_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let yesterday = day_offset(-1);
+    // A day of sinkhole data in Shadowserver's current layout.
+    let report = ok(&["synth", "--rows", "400", "--infected", "40", "--day", &yesterday]);
+    let report_path = p(&format!("{yesterday}-event4_sinkhole-test-asn.csv"));
+    std::fs::write(&report_path, report).unwrap();
+
+    // Config: store, constituency, notices right away, SMTP from the environment.
+    let smtp = std::env::var("BOTWATCH_SMTP_URL").ok();
+    let spool = std::env::var("BOTWATCH_SMTP_SPOOL").ok();
+    let tag = format!("isp{}", std::process::id());
+    let cfg = format!(
+        "[store]\npath = {db:?}\n\n[constituency]\nfile = {cons:?}\n\n[cases]\nnotify_delay_minutes = 0\nmessage_domain = \"{tag}.test\"\n\n[notify]\nfrom = \"Test ISP abuse desk <abuse@isp.test>\"\nsecret = \"s3cret\"\nportal_url = \"https://selfcheck.isp.test\"\n\n[notify.policy]\nquiet_start_hour = 0\nquiet_end_hour = 0\nmax_per_hour = 0\nmax_per_day = 0\n{smtp}",
+        db = p("isp.db"),
+        cons = p("constituency.toml"),
+        smtp = smtp.as_ref().map(|u| format!("\n[notify.smtp]\nurl = {u:?}\n")).unwrap_or_default(),
+    );
+    std::fs::write(p("botwatch.toml"), cfg).unwrap();
+    let c = p("botwatch.toml");
+    let with = |args: &[&str]| {
+        let mut v = vec!["--config", c.as_str()];
+        v.extend_from_slice(args);
+        ok(&v)
+    };
+
+    with(&["ingest", "--quiet", &report_path]);
+    let obs = json_lines(&with(&["observations", "--format", "jsonl", "--limit", "1"]));
+    let ip = obs[0]["subject"].as_str().unwrap().to_string();
+    let asn = obs[0]["asn"].as_u64().expect("synthetic addresses are in the shipped ASN data");
+
+    std::fs::write(
+        p("constituency.toml"),
+        format!(
+            "[[org]]\nid = \"test-isp\"\nname = \"Test ISP\"\nkind = \"isp\"\nasns = [{asn}]\nnetworks = [\"{ip}/32\"]\nabuse_emails = [\"abuse+{tag}@isp.test\"]\nlang = \"de\"\nsubscribers = 1000\n"
+        ),
+    )
+    .unwrap();
+    let leases = format!(
+        "# dhcpd.leases\nlease {ip} {{\n  starts {};\n  ends {};\n  binding state active;\n  hardware ethernet 02:00:00:00:00:01;\n  option agent.remote-id \"line-000001\";\n}}\nlease 10.0.0.1 {{\n  starts garbage;\n}}\n",
+        dhcpd_time(&day_offset(-2), "00:00:00"),
+        dhcpd_time(&day_offset(1), "00:00:00"),
+    );
+    std::fs::write(p("dhcpd.leases"), leases).unwrap();
+    let imp = json_lines(&with(&["leases", "import", "--json", &p("dhcpd.leases")]));
+    assert_eq!(imp[0]["format"], "dhcpd");
+    assert_eq!(imp[0]["records"], 1, "{imp:?}");
+    assert!(imp[0]["rejects"].as_u64().unwrap() >= 1, "the broken lease is a counted reject: {imp:?}");
+    // Same file again: nothing new.
+    assert_eq!(json_lines(&with(&["leases", "import", "--json", &p("dhcpd.leases")]))[0]["new"], false);
+
+    // Who held it, exactly; and nobody three days before.
+    let at = format!("{yesterday}T12:00:00Z");
+    let a: Value = serde_json::from_str(&with(&["attribute", &ip, "--at", &at, "--json"])).unwrap();
+    assert_eq!(a["attribution"]["result"], "exact", "{a}");
+    assert_eq!(a["org"]["id"], "test-isp");
+    let before = format!("{}T12:00:00Z", day_offset(-4));
+    let a: Value = serde_json::from_str(&with(&["attribute", &ip, "--at", &before, "--json"])).unwrap();
+    assert_eq!(a["attribution"]["result"], "not_found", "{a}");
+
+    // Cases: the subscriber's case, attributed and notified.
+    let up: Value = serde_json::from_str(with(&["cases", "update", "--json"]).trim()).unwrap();
+    assert!(up["process"]["opened"].as_u64().unwrap() >= 1, "{up}");
+    let cases = json_lines(&with(&["cases", "list", "--json"]));
+    let ours: Vec<&Value> = cases.iter().filter(|c| c["ip"] == ip.as_str()).collect();
+    assert!(!ours.is_empty(), "a case for {ip}");
+    let case = ours[0];
+    assert!(case["key"].as_str().unwrap().starts_with("sub:line-000001|"), "{case}");
+    assert_eq!(case["org"], "test-isp");
+    assert_eq!(case["state"], "notified", "{case}");
+    let id = case["id"].as_i64().unwrap().to_string();
+    // Running again changes nothing: no second notice.
+    with(&["cases", "update", "--json"]);
+    let pending = json_lines(&with(&["notify", "list", "--json", "--limit", "100000"]));
+    let for_case: Vec<&Value> =
+        pending.iter().filter(|n| n["case_id"].as_i64() == case["id"].as_i64()).collect();
+    assert_eq!(for_case.len(), 1, "one notice for the case: {for_case:?}");
+    let message_id = for_case[0]["message_id"].as_str().unwrap().to_string();
+
+    match (&smtp, &spool) {
+        (Some(_), Some(spool)) => {
+            let sum: Value = serde_json::from_str(with(&["notify", "run", "--json"]).trim()).unwrap();
+            assert!(sum["sent"].as_u64().unwrap() >= 1, "{sum}");
+            // The SMTP server received ours, in German, with the fixed Message-ID.
+            let mut found = None;
+            for _ in 0..50 {
+                found = std::fs::read_dir(spool).unwrap().flatten().find_map(|e| {
+                    let t = std::fs::read_to_string(e.path()).ok()?;
+                    let v: Value = serde_json::from_str(&t).ok()?;
+                    v["headers"]["Message-ID"].as_str()?.contains(&message_id).then_some(v)
+                });
+                if found.is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let m = found.expect("the notice reached the SMTP server");
+            assert_eq!(m["headers"]["Content-Language"], "de", "{m}");
+            assert!(m.to_string().contains("https://selfcheck.isp.test/verify?t="), "{m}");
+            let sent =
+                json_lines(&with(&["notify", "list", "--status", "sent", "--json", "--limit", "100000"]));
+            assert!(sent.iter().any(|n| n["message_id"] == message_id.as_str()));
+            // Drained: a second run sends nothing again.
+            let again: Value = serde_json::from_str(with(&["notify", "run", "--json"]).trim()).unwrap();
+            assert_eq!(again["sent"], 0, "{again}");
+        }
+        _ => {
+            eprintln!("skipped: BOTWATCH_SMTP_URL not set — rendering the notices in a dry run instead");
+            let dry = with(&["notify", "run", "--dry-run"]);
+            assert!(dry.contains(&message_id), "{dry}");
+            assert!(dry.contains("dry run"), "{dry}");
+        }
+    }
+
+    // The owner's daily report.
+    let reports = p("reports");
+    let out = with(&["reports", "daily", "--day", &yesterday, "--out", &reports]);
+    assert!(out.contains("test-isp"), "{out}");
+    let csv = std::fs::read_to_string(Path::new(&reports).join(format!("{yesterday}-test-isp.csv"))).unwrap();
+    assert!(csv.contains(&ip), "{csv}");
+    let xarf: Vec<_> = std::fs::read_dir(&reports)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("xarf"))
+        .collect();
+    assert!(!xarf.is_empty(), "X-ARF written");
+
+    // Nobody escalated yet: the exports are valid and empty of addresses.
+    assert!(with(&["walled-garden", "export", "--format", "list"]).trim().is_empty());
+    assert!(with(&["walled-garden", "export", "--format", "nftables"]).contains("table inet botwatch"));
+    assert!(with(&["walled-garden", "export", "--format", "rpz"]).contains("SOA"));
+
+    // Compliance: one notified case per 1,000 subscribers and more.
+    let comp = json_lines(&with(&["compliance", "--json"]));
+    let org = comp.iter().find(|o| o["org"] == "test-isp").expect("the org's row");
+    assert!(org["cases"].as_u64().unwrap() >= 1);
+    assert!(org["notified_cases"].as_u64().unwrap() >= 1);
+
+    // The operator: acknowledged, then remediated.
+    with(&["cases", "ack", &id]);
+    with(&["cases", "close", &id, "--reason", "remediated"]);
+    let shown: Value = serde_json::from_str(with(&["cases", "show", &id, "--json"]).trim()).unwrap();
+    assert_eq!(shown["case"]["state"], "closed", "{shown}");
+}
