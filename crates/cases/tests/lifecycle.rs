@@ -329,3 +329,21 @@ fn scan_feed_exposures_fail_the_subscriber_bar() {
     let st = subscriber_status(&s, &Subject::parse("190.113.1.2"), &bar, t("2021-03-05T00:00:00Z")).unwrap();
     assert!(!st.meets_bar && st.exposures.is_empty());
 }
+
+#[test]
+fn closing_a_case_cancels_its_notices_still_waiting() {
+    let (mut s, engine, clock, _attr) = notified(policy());
+    let id = case_of(&s, "190.113.1.2").id;
+    let mine = |s: &SqliteStore| -> Vec<Notice> {
+        all_notices(s).into_iter().filter(|n| n.notice.case_id == Some(id)).collect()
+    };
+    assert!(!mine(&s).is_empty(), "the first notice is queued");
+    assert!(mine(&s).iter().all(|n| n.status == botwatch_store::outbox::NoticeStatus::Pending));
+    engine.close(&mut s, id, CloseReason::Dismissed, "desk", &clock).unwrap();
+    let after = mine(&s);
+    assert!(after.iter().all(|n| n.status == botwatch_store::outbox::NoticeStatus::Cancelled), "{after:?}");
+    // And the sender sees nothing due for it.
+    clock.advance_secs(86_400);
+    let due = s.due_notices(clock_now(&clock), 10_000).unwrap();
+    assert!(due.iter().all(|n| n.notice.case_id != Some(id)));
+}

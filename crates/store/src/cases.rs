@@ -255,6 +255,14 @@ impl CaseTx for SqliteCaseTx<'_> {
             recent,
             m(r.next_check),
         ])?;
+        if c.state == botwatch_model::CaseState::Closed {
+            // A notice still waiting (delay, quiet hours, rate limit) must not tell someone
+            // about an infection the desk has just closed.
+            self.tx.execute(
+                "UPDATE outbox SET status = 'cancelled', last_error = 'case closed before sending' WHERE case_id = ? AND status = 'pending'",
+                [c.id],
+            )?;
+        }
         Ok(())
     }
 

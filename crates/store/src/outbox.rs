@@ -49,6 +49,8 @@ pub enum NoticeStatus {
     Sent,
     /// Given up: a permanent error (bad address, 4xx from a webhook) or too many attempts.
     Failed,
+    /// Not sent: its case closed while it waited.
+    Cancelled,
 }
 
 impl NoticeStatus {
@@ -57,6 +59,7 @@ impl NoticeStatus {
             NoticeStatus::Pending => "pending",
             NoticeStatus::Sent => "sent",
             NoticeStatus::Failed => "failed",
+            NoticeStatus::Cancelled => "cancelled",
         }
     }
     pub fn from_name(s: &str) -> Option<NoticeStatus> {
@@ -64,6 +67,7 @@ impl NoticeStatus {
             "pending" => Some(NoticeStatus::Pending),
             "sent" => Some(NoticeStatus::Sent),
             "failed" => Some(NoticeStatus::Failed),
+            "cancelled" => Some(NoticeStatus::Cancelled),
             _ => None,
         }
     }
