@@ -1,20 +1,23 @@
 //! "Who held this address at that instant?": lease, accounting and CGNAT port-block records
-//! turned into an index answering in O(log n) without allocating.
+//! turned into an index answering with two or three memory reads and no allocation.
 //!
 //! Records are grouped by key — the network (one table per prefix length, so a /32, a /128
-//! and a delegated /56 each get an exact-match table), or (public address, port) behind
-//! CGNAT — and each key's intervals are cut into disjoint *segments*. A segment covered by
-//! one subscriber points at the record that covers it (the latest-starting one, so a renewal
-//! supersedes); a segment covered by two different subscribers points at a conflict list
-//! and is answered as [`Attribution::Ambiguous`], never with one of them. CGNAT port blocks
-//! are first split at every block boundary seen on their public address, so a lookup is one
-//! "greatest key ≤ (address, port)" search.
+//! and a delegated /56 each get an exact-match table), or the public address behind CGNAT —
+//! and each key's intervals are cut into disjoint *segments* stored as one contiguous run.
+//! A segment covered by one subscriber points at the record that covers it (the
+//! latest-starting one, so a renewal supersedes) and carries its subscriber; a segment
+//! covered by two different subscribers points at a conflict list and is answered as
+//! [`Attribution::Ambiguous`], never with one of them. An open-addressed hash directory maps
+//! a key to its run, so an exact lookup is one directory slot, one run of segments and the
+//! subscriber's text. CGNAT port blocks are first split at every block boundary seen on
+//! their public address; the address's slot leads to its sorted elementary port ranges, each
+//! with its own run of segments.
 //!
 //! Memory: a record costs one [`Rec`] (56 bytes), one or more 24-byte segments (one when
-//! intervals of a key do not overlap), one key (4 bytes for IPv4 /32, 8 for an IPv4 port
-//! block) and ~2 bytes of bucket table: ~86 bytes for an IPv4 lease or port block, plus the
-//! interned subscriber, identifier-set and source strings, shared by every record that
-//! repeats them. [`SubscriberIndex::heap_bytes`] reports the real figure.
+//! intervals of a key do not overlap), ~12 bytes of directory per distinct IPv4 address (at
+//! most half full) or 12 bytes per elementary port range, plus the pooled subscriber,
+//! identifier-set and source strings, shared by every record that repeats them.
+//! [`SubscriberIndex::heap_bytes`] reports the real figure.
 //!
 //! ```
 //! use botwatch_enrich::subscriber::{Attribution, SubscriberIndex};
@@ -33,14 +36,16 @@ use botwatch_model::{LeaseRecord, Timestamp};
 use hmac::{Hmac, Mac};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Serialize, Serializer};
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use xxhash_rust::xxh3::xxh3_64;
 
 const OPEN: i64 = i64::MAX;
 /// A segment value with this bit set indexes the conflict lists, not the records.
 const CONFLICT: u32 = 1 << 31;
+/// The subscriber of a conflict segment: there is none.
+const NO_SUB: u32 = u32::MAX;
 
-/// The index's compact copy of a [`LeaseRecord`]; strings are interned.
+/// The index's compact copy of a [`LeaseRecord`]; strings are pooled.
 #[derive(Debug, Clone, Copy)]
 struct Rec {
     addr_hi: u64,
@@ -64,144 +69,157 @@ impl Rec {
     }
 }
 
+/// The subscriber rides in the segment so an exact answer's name needs no trip to the record.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Seg {
     start: i64,
     end: i64,
     val: u32,
-    /// Last port of the key's elementary port range (CGNAT tables only).
-    hi: u16,
+    sub: u32,
 }
 
-trait Key: Copy + Ord + std::fmt::Debug {
-    /// Monotone in the key order; keys of one address share it (for CGNAT keys).
-    fn bucket(self) -> u128;
-    fn same_addr(self, other: Self) -> bool;
+trait Key: Copy + Eq + Ord + Default + std::fmt::Debug {
+    fn hash(self) -> u64;
 }
+
+const MUL: u64 = 0x9e37_79b9_7f4a_7c15;
 
 impl Key for u32 {
-    fn bucket(self) -> u128 {
-        self as u128
-    }
-    fn same_addr(self, other: Self) -> bool {
-        self == other
+    fn hash(self) -> u64 {
+        (self as u64).wrapping_mul(MUL)
     }
 }
 
 impl Key for u128 {
-    fn bucket(self) -> u128 {
-        self
-    }
-    fn same_addr(self, other: Self) -> bool {
-        self == other
+    fn hash(self) -> u64 {
+        // Prefix keys have zero low bits, so the high half must reach the top bits too.
+        (((self >> 64) as u64).wrapping_mul(MUL) ^ self as u64).wrapping_mul(MUL)
     }
 }
 
-impl Key for (u32, u16) {
-    fn bucket(self) -> u128 {
-        self.0 as u128
-    }
-    fn same_addr(self, other: Self) -> bool {
-        self.0 == other.0
-    }
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot<K> {
+    key: K,
+    off: u32,
+    /// 0 marks an empty slot: only keys with at least one entry are inserted.
+    n: u32,
 }
 
-impl Key for (u128, u16) {
-    fn bucket(self) -> u128 {
-        self.0
-    }
-    fn same_addr(self, other: Self) -> bool {
-        self.0 == other.0
-    }
-}
-
-/// Keys sorted (with their segments sorted by start inside a key), plus a bucket table over
-/// the key space so a search touches a handful of entries instead of log2(n) cache lines.
+/// Open-addressed (linear probing, at most half full) map from a key to a run `off..off+n`
+/// of another array; a lookup is usually one cache line.
 #[derive(Debug)]
-struct Table<K> {
-    keys: Vec<K>,
-    segs: Vec<Seg>,
-    min: u128,
+struct Dir<K> {
+    slots: Vec<Slot<K>>,
     shift: u32,
-    offs: Vec<u32>,
 }
 
-enum Found {
-    Hit(u32),
-    Miss { before: Option<u32>, after: Option<u32> },
-}
+impl<K: Key> Dir<K> {
+    fn with_capacity(keys: usize) -> Self {
+        let cap = (keys * 2).next_power_of_two().max(2);
+        Dir { slots: vec![Slot::default(); cap], shift: 64 - cap.trailing_zeros() }
+    }
 
-impl<K: Key> Table<K> {
-    fn new(keys: Vec<K>, segs: Vec<Seg>) -> Self {
-        let mut t = Table { keys, segs, min: 0, shift: 0, offs: vec![0, 0] };
-        let n = t.keys.len();
-        if n == 0 {
-            return t;
+    fn insert(&mut self, key: K, off: usize, n: usize) {
+        let mask = self.slots.len() - 1;
+        let mut i = (key.hash() >> self.shift) as usize;
+        while self.slots[i].n != 0 {
+            i = (i + 1) & mask;
         }
-        t.min = t.keys[0].bucket();
-        let range = t.keys[n - 1].bucket() - t.min;
-        let want = (n / 2).clamp(1, 1 << 24) as u128;
-        while (range >> t.shift) >= want {
-            t.shift += 1;
-        }
-        let nb = (range >> t.shift) as usize + 1;
-        let mut offs = Vec::with_capacity(nb + 1);
-        let mut i = 0usize;
-        for b in 0..nb {
-            while i < n && ((t.keys[i].bucket() - t.min) >> t.shift) < b as u128 {
-                i += 1;
+        self.slots[i] = Slot { key, off: off as u32, n: n as u32 };
+    }
+
+    fn get(&self, key: K) -> Option<std::ops::Range<usize>> {
+        let mask = self.slots.len() - 1;
+        let mut i = (key.hash() >> self.shift) as usize;
+        loop {
+            let s = &self.slots[i];
+            if s.n == 0 {
+                return None;
             }
-            offs.push(i as u32);
+            if s.key == key {
+                return Some(s.off as usize..s.off as usize + s.n as usize);
+            }
+            i = (i + 1) & mask;
         }
-        offs.push(n as u32);
-        t.offs = offs;
-        t
-    }
-
-    fn bucket_range(&self, k: K) -> (usize, usize) {
-        let v = k.bucket();
-        if self.keys.is_empty() || v < self.min {
-            return (0, 0);
-        }
-        let b = (v - self.min) >> self.shift;
-        if b >= (self.offs.len() - 1) as u128 {
-            return (0, 0);
-        }
-        (self.offs[b as usize] as usize, self.offs[b as usize + 1] as usize)
-    }
-
-    /// The segments of the greatest key ≤ `probe` that passes `accept`, as an index range.
-    fn key_range(&self, probe: K, accept: impl Fn(K, &Seg) -> bool) -> Option<(usize, usize)> {
-        let (lo, hi) = self.bucket_range(probe);
-        let j = lo + self.keys[lo..hi].partition_point(|k| *k <= probe);
-        if j == lo {
-            return None;
-        }
-        let k = self.keys[j - 1];
-        if !accept(k, &self.segs[j - 1]) {
-            return None;
-        }
-        let first = lo + self.keys[lo..j].partition_point(|x| *x < k);
-        Some((first, j))
-    }
-
-    fn find(&self, probe: K, t: i64, accept: impl Fn(K, &Seg) -> bool) -> Option<Found> {
-        let (first, end) = self.key_range(probe, accept)?;
-        let p = first + self.segs[first..end].partition_point(|s| s.start <= t);
-        if p == first {
-            return Some(Found::Miss { before: None, after: Some(self.segs[first].val) });
-        }
-        let s = self.segs[p - 1];
-        if t < s.end {
-            return Some(Found::Hit(s.val));
-        }
-        Some(Found::Miss { before: Some(s.val), after: (p < end).then(|| self.segs[p].val) })
     }
 
     fn heap_bytes(&self) -> usize {
-        self.keys.capacity() * std::mem::size_of::<K>()
+        self.slots.capacity() * std::mem::size_of::<Slot<K>>()
+    }
+}
+
+enum Found {
+    Hit { val: u32, sub: u32 },
+    Miss { before: Option<u32>, after: Option<u32> },
+}
+
+/// The answer of one key's run of segments (sorted by start, disjoint, non-empty) at `t`.
+fn find_in(segs: &[Seg], t: i64) -> Found {
+    let p = segs.partition_point(|s| s.start <= t);
+    if p == 0 {
+        return Found::Miss { before: None, after: segs.first().map(|s| s.val) };
+    }
+    let s = segs[p - 1];
+    if t < s.end {
+        return Found::Hit { val: s.val, sub: s.sub };
+    }
+    Found::Miss { before: Some(s.val), after: segs.get(p).map(|s| s.val) }
+}
+
+/// An exact-match table: one prefix length of one family.
+#[derive(Debug)]
+struct Table<K> {
+    dir: Dir<K>,
+    segs: Vec<Seg>,
+}
+
+impl<K: Key> Table<K> {
+    fn find(&self, k: K, t: i64) -> Option<Found> {
+        Some(find_in(&self.segs[self.dir.get(k)?], t))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.dir.heap_bytes() + self.segs.capacity() * std::mem::size_of::<Seg>()
+    }
+}
+
+/// One elementary port range of a public address and its run of segments.
+#[derive(Debug, Clone, Copy)]
+struct PortRange {
+    lo: u16,
+    hi: u16,
+    off: u32,
+    n: u32,
+}
+
+/// CGNAT port blocks: public address → its elementary port ranges (sorted) → segments.
+#[derive(Debug)]
+struct NatTable<A> {
+    dir: Dir<A>,
+    ranges: Vec<PortRange>,
+    segs: Vec<Seg>,
+}
+
+impl<A: Key> NatTable<A> {
+    fn ranges(&self, a: A) -> &[PortRange] {
+        self.dir.get(a).map_or(&[], |r| &self.ranges[r])
+    }
+
+    fn run(&self, r: &PortRange) -> &[Seg] {
+        &self.segs[r.off as usize..r.off as usize + r.n as usize]
+    }
+
+    fn find(&self, a: A, port: u16, t: i64) -> Option<Found> {
+        let rs = self.ranges(a);
+        let j = rs.partition_point(|r| r.lo <= port);
+        let r = rs.get(j.checked_sub(1)?)?;
+        (port <= r.hi).then(|| find_in(self.run(r), t))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.dir.heap_bytes()
+            + self.ranges.capacity() * std::mem::size_of::<PortRange>()
             + self.segs.capacity() * std::mem::size_of::<Seg>()
-            + self.offs.capacity() * 4
     }
 }
 
@@ -220,6 +238,8 @@ pub enum AmbiguityReason {
 pub struct RecordRef<'a> {
     index: &'a SubscriberIndex,
     id: u32,
+    /// The record's subscriber, known from the segment on the hot path.
+    sub: u32,
 }
 
 impl std::fmt::Debug for RecordRef<'_> {
@@ -244,13 +264,13 @@ impl<'a> RecordRef<'a> {
         self.id
     }
     pub fn subscriber(&self) -> &'a str {
-        &self.index.subscribers[self.rec().sub as usize]
+        self.index.subscribers.get(self.sub)
     }
     pub fn identifiers(&self) -> &'a [(String, String)] {
-        &self.index.ident_sets[self.rec().ident as usize]
+        self.index.ident_sets.get(self.rec().ident)
     }
     pub fn source(&self) -> &'a str {
-        &self.index.sources[self.rec().source as usize]
+        self.index.sources.get(self.rec().source)
     }
     pub fn line(&self) -> u64 {
         self.rec().line as u64
@@ -320,36 +340,158 @@ impl Attribution<'_> {
 #[derive(Debug, Default)]
 pub struct SubscriberIndex {
     recs: Vec<Rec>,
-    subscribers: Vec<String>,
-    ident_sets: Vec<Vec<(String, String)>>,
-    sources: Vec<String>,
+    subscribers: StrPool,
+    ident_sets: IdentPool,
+    sources: StrPool,
     conflicts: Vec<Box<[u32]>>,
     /// Address tables, most specific prefix length first.
     v4: Vec<(u8, Table<u32>)>,
     v6: Vec<(u8, Table<u128>)>,
-    nat4: Option<Table<(u32, u16)>>,
-    nat6: Option<Table<(u128, u16)>>,
+    nat4: Option<NatTable<u32>>,
+    nat6: Option<NatTable<u128>>,
 }
 
-/// SipHash, the std default, costs more than the rest of building; keys are not attacker-
-/// chosen in a way that matters here (a slow import, at worst).
-type FastMap<K, V> = HashMap<K, V, xxhash_rust::xxh3::Xxh3DefaultBuilder>;
-
-#[derive(Default)]
-struct Interner<T: std::hash::Hash + Eq + Clone> {
-    map: FastMap<T, u32>,
-    vals: Vec<T>,
+/// Interning slots, at most half full: (value id + 1, 0 empty; 32 bits of the value's hash).
+/// The hash kept beside the id lets growth and most mismatches skip the values, which lie
+/// scattered in memory.
+#[derive(Debug, Default)]
+struct Slots {
+    slots: Vec<(u32, u32)>,
 }
 
-impl<T: std::hash::Hash + Eq + Clone> Interner<T> {
-    fn get(&mut self, v: T) -> u32 {
-        if let Some(&i) = self.map.get(&v) {
-            return i;
+impl Slots {
+    /// The slot holding the value equal per `eq`, or the empty slot where it belongs.
+    fn probe(&mut self, len: usize, hash: u64, eq: impl Fn(u32) -> bool) -> usize {
+        if (len + 1) * 2 > self.slots.len() {
+            let cap = (self.slots.len() * 2).max(64);
+            let old = std::mem::replace(&mut self.slots, vec![(0, 0); cap]);
+            for (v, h) in old.into_iter().filter(|s| s.0 != 0) {
+                let mut i = h as usize & (cap - 1);
+                while self.slots[i].0 != 0 {
+                    i = (i + 1) & (cap - 1);
+                }
+                self.slots[i] = (v, h);
+            }
         }
-        let i = self.vals.len() as u32;
-        self.vals.push(v.clone());
-        self.map.insert(v, i);
-        i
+        let h = (hash >> 32) as u32;
+        let mask = self.slots.len() - 1;
+        let mut i = h as usize & mask;
+        loop {
+            let (v, sh) = self.slots[i];
+            if v == 0 || (sh == h && eq(v - 1)) {
+                return i;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn fill(&mut self, i: usize, id: u32, hash: u64) {
+        self.slots[i] = (id + 1, (hash >> 32) as u32);
+    }
+}
+
+/// Strings back to back in one buffer: one allocation for a million subscriber ids.
+#[derive(Debug, Default)]
+struct StrPool {
+    text: String,
+    ends: Vec<usize>,
+    slots: Slots,
+}
+
+impl StrPool {
+    fn get(&self, i: u32) -> &str {
+        let i = i as usize;
+        let a = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[a..self.ends[i]]
+    }
+
+    fn intern(&mut self, s: &str) -> u32 {
+        let mut slots = std::mem::take(&mut self.slots);
+        let this = &*self;
+        let hash = xxh3_64(s.as_bytes());
+        let i = slots.probe(this.ends.len(), hash, |v| this.get(v) == s);
+        let id = match slots.slots[i].0 {
+            0 => {
+                self.text.push_str(s);
+                self.ends.push(self.text.len());
+                let id = self.ends.len() as u32 - 1;
+                slots.fill(i, id, hash);
+                id
+            }
+            v => v - 1,
+        };
+        self.slots = slots;
+        id
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Drops the interning slots once building is done.
+    fn finish(&mut self) {
+        self.slots = Slots::default();
+        self.text.shrink_to_fit();
+        self.ends.shrink_to_fit();
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.text.capacity() + self.ends.capacity() * 8 + self.slots.slots.capacity() * 8
+    }
+}
+
+/// Identifier sets back to back; a set is a slice of `pairs`.
+#[derive(Debug, Default)]
+struct IdentPool {
+    pairs: Vec<(String, String)>,
+    ends: Vec<usize>,
+    slots: Slots,
+}
+
+fn ident_hash(v: &[(String, String)]) -> u64 {
+    v.iter().fold(v.len() as u64, |h, (k, x)| {
+        (h.rotate_left(23) ^ xxh3_64(k.as_bytes())).wrapping_mul(MUL) ^ xxh3_64(x.as_bytes())
+    })
+}
+
+impl IdentPool {
+    fn get(&self, i: u32) -> &[(String, String)] {
+        let i = i as usize;
+        let a = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.pairs[a..self.ends[i]]
+    }
+
+    /// Takes the strings of a new set; a repeated set is dropped.
+    fn intern(&mut self, v: Vec<(String, String)>) -> u32 {
+        let mut slots = std::mem::take(&mut self.slots);
+        let this = &*self;
+        let hash = ident_hash(&v);
+        let i = slots.probe(this.ends.len(), hash, |x| this.get(x) == v);
+        let id = match slots.slots[i].0 {
+            0 => {
+                self.pairs.extend(v);
+                self.ends.push(self.pairs.len());
+                let id = self.ends.len() as u32 - 1;
+                slots.fill(i, id, hash);
+                id
+            }
+            x => x - 1,
+        };
+        self.slots = slots;
+        id
+    }
+
+    fn finish(&mut self) {
+        self.slots = Slots::default();
+        self.pairs.shrink_to_fit();
+        self.ends.shrink_to_fit();
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.pairs.capacity() * 48
+            + self.pairs.iter().map(|(a, b)| a.capacity() + b.capacity()).sum::<usize>()
+            + self.ends.capacity() * 8
+            + self.slots.slots.capacity() * 8
     }
 }
 
@@ -357,11 +499,15 @@ impl SubscriberIndex {
     /// Builds the index. Records whose interval is empty or reversed are dropped: they cover
     /// no instant.
     pub fn build(records: impl IntoIterator<Item = LeaseRecord>) -> Self {
-        let mut subs: Interner<String> = Interner::default();
-        let mut idents: Interner<Vec<(String, String)>> = Interner::default();
-        let mut sources: Interner<String> = Interner::default();
+        let mut idx = SubscriberIndex::default();
         let records = records.into_iter();
         let mut recs = Vec::with_capacity(records.size_hint().0);
+        // Keys gathered while reading, so the records are walked once.
+        let mut by_len4: Vec<Vec<(u32, i64, u32)>> = (0..=32).map(|_| Vec::new()).collect();
+        let mut by_len6: Vec<Vec<(u128, i64, u32)>> = (0..=128).map(|_| Vec::new()).collect();
+        let mut nat4: Vec<(u32, u16, u16, u32)> = Vec::new();
+        let mut nat6: Vec<(u128, u16, u16, u32)> = Vec::new();
+        let mut last_source: Option<(String, u32)> = None;
         for r in records {
             let end = r.end.map_or(OPEN, |e| e.0);
             if end <= r.start.0 {
@@ -372,14 +518,30 @@ impl SubscriberIndex {
                 IpNet::V6(n) => (u128::from(n.network()), n.prefix_len(), true),
             };
             let (port_lo, port_hi) = r.ports.map_or((0, 0), |(a, b)| (a.min(b), a.max(b)));
+            // A file's records all name the same source: skip the pool for a repeat.
+            let source = match &last_source {
+                Some((s, i)) if *s == r.source => *i,
+                _ => {
+                    let i = idx.sources.intern(&r.source);
+                    last_source = Some((r.source, i));
+                    i
+                }
+            };
+            let i = recs.len() as u32;
+            match (v6, r.ports.is_some()) {
+                (false, false) => by_len4[plen as usize].push((addr as u32, r.start.0, i)),
+                (true, false) => by_len6[plen as usize].push((addr, r.start.0, i)),
+                (false, true) => nat4.push((addr as u32, port_lo, port_hi, i)),
+                (true, true) => nat6.push((addr, port_lo, port_hi, i)),
+            }
             recs.push(Rec {
                 addr_hi: (addr >> 64) as u64,
                 addr_lo: addr as u64,
                 start: r.start.0,
                 end,
-                sub: subs.get(r.subscriber),
-                ident: idents.get(r.identifiers),
-                source: sources.get(r.source),
+                sub: idx.subscribers.intern(&r.subscriber),
+                ident: idx.ident_sets.intern(r.identifiers),
+                source,
                 line: r.line.min(u32::MAX as u64) as u32,
                 port_lo,
                 port_hi,
@@ -388,41 +550,25 @@ impl SubscriberIndex {
                 has_ports: r.ports.is_some(),
             });
         }
-        let mut idx = SubscriberIndex {
-            subscribers: subs.vals,
-            ident_sets: idents.vals,
-            sources: sources.vals,
-            ..Default::default()
-        };
+        idx.subscribers.finish();
+        idx.ident_sets.finish();
+        idx.sources.finish();
         let mut conflicts = Vec::new();
-
-        // Plain address/prefix tables, one per (family, prefix length).
-        let mut by_len4: HashMap<u8, Vec<(u32, i64, u16, u32)>> = HashMap::new();
-        let mut by_len6: HashMap<u8, Vec<(u128, i64, u16, u32)>> = HashMap::new();
-        let mut nat4: Vec<(u32, u16, u16, u32)> = Vec::new();
-        let mut nat6: Vec<(u128, u16, u16, u32)> = Vec::new();
-        for (i, r) in recs.iter().enumerate() {
-            let i = i as u32;
-            match (r.v6, r.has_ports) {
-                (false, false) => by_len4.entry(r.plen).or_default().push((r.addr() as u32, r.start, 0, i)),
-                (true, false) => by_len6.entry(r.plen).or_default().push((r.addr(), r.start, 0, i)),
-                (false, true) => nat4.push((r.addr() as u32, r.port_lo, r.port_hi, i)),
-                (true, true) => nat6.push((r.addr(), r.port_lo, r.port_hi, i)),
+        for (len, items) in by_len4.into_iter().enumerate().rev() {
+            if !items.is_empty() {
+                idx.v4.push((len as u8, build_table(items, &recs, &mut conflicts)));
             }
         }
-        for (len, items) in by_len4 {
-            idx.v4.push((len, build_table(items, &recs, &mut conflicts)));
+        for (len, items) in by_len6.into_iter().enumerate().rev() {
+            if !items.is_empty() {
+                idx.v6.push((len as u8, build_table(items, &recs, &mut conflicts)));
+            }
         }
-        for (len, items) in by_len6 {
-            idx.v6.push((len, build_table(items, &recs, &mut conflicts)));
-        }
-        idx.v4.sort_by_key(|t| std::cmp::Reverse(t.0));
-        idx.v6.sort_by_key(|t| std::cmp::Reverse(t.0));
         if !nat4.is_empty() {
-            idx.nat4 = Some(build_table(split_blocks(nat4, &recs), &recs, &mut conflicts));
+            idx.nat4 = Some(build_nat(nat4, &recs, &mut conflicts));
         }
         if !nat6.is_empty() {
-            idx.nat6 = Some(build_table(split_blocks(nat6, &recs), &recs, &mut conflicts));
+            idx.nat6 = Some(build_nat(nat6, &recs, &mut conflicts));
         }
         recs.shrink_to_fit();
         idx.recs = recs;
@@ -445,24 +591,19 @@ impl SubscriberIndex {
 
     /// Bytes held on the heap by the index, strings included.
     pub fn heap_bytes(&self) -> usize {
-        let strings: usize = self.subscribers.iter().map(|s| s.capacity() + 24).sum::<usize>()
-            + self
-                .ident_sets
-                .iter()
-                .map(|v| 24 + v.iter().map(|(a, b)| 48 + a.capacity() + b.capacity()).sum::<usize>())
-                .sum::<usize>()
-            + self.sources.iter().map(|s| s.capacity() + 24).sum::<usize>();
         self.recs.capacity() * std::mem::size_of::<Rec>()
-            + strings
+            + self.subscribers.heap_bytes()
+            + self.ident_sets.heap_bytes()
+            + self.sources.heap_bytes()
             + self.conflicts.iter().map(|c| 16 + c.len() * 4).sum::<usize>()
             + self.v4.iter().map(|(_, t)| t.heap_bytes()).sum::<usize>()
             + self.v6.iter().map(|(_, t)| t.heap_bytes()).sum::<usize>()
-            + self.nat4.as_ref().map_or(0, Table::heap_bytes)
-            + self.nat6.as_ref().map_or(0, Table::heap_bytes)
+            + self.nat4.as_ref().map_or(0, NatTable::heap_bytes)
+            + self.nat6.as_ref().map_or(0, NatTable::heap_bytes)
     }
 
     fn r(&self, id: u32) -> RecordRef<'_> {
-        RecordRef { index: self, id }
+        RecordRef { index: self, id, sub: self.recs[id as usize].sub }
     }
 
     /// Who held `ip` (and `port`, behind CGNAT) at `at`.
@@ -479,20 +620,20 @@ impl SubscriberIndex {
                 let a = u32::from(a);
                 for (len, table) in &self.v4 {
                     let k = if *len == 0 { 0 } else { a & (u32::MAX << (32 - *len as u32)) };
-                    hits.add(self, table.find(k, t, |x, _| x == k));
+                    hits.add(self, table.find(k, t));
                 }
                 if let Some(nat) = &self.nat4 {
-                    self.nat_lookup(nat, (a, 0), port, t, &mut hits, &mut no_port);
+                    self.nat_lookup(nat, a, port, t, &mut hits, &mut no_port);
                 }
             }
             IpAddr::V6(a) => {
                 let a = u128::from(a);
                 for (len, table) in &self.v6 {
                     let k = if *len == 0 { 0 } else { a & (u128::MAX << (128 - *len as u32)) };
-                    hits.add(self, table.find(k, t, |x, _| x == k));
+                    hits.add(self, table.find(k, t));
                 }
                 if let Some(nat) = &self.nat6 {
-                    self.nat_lookup(nat, (a, 0), port, t, &mut hits, &mut no_port);
+                    self.nat_lookup(nat, a, port, t, &mut hits, &mut no_port);
                 }
             }
         }
@@ -509,31 +650,24 @@ impl SubscriberIndex {
         hits.resolve(self)
     }
 
-    fn nat_lookup<K: Key>(
+    fn nat_lookup<A: Key>(
         &self,
-        nat: &Table<(K, u16)>,
-        base: (K, u16),
+        nat: &NatTable<A>,
+        a: A,
         port: Option<u16>,
         t: i64,
         hits: &mut Hits,
         no_port: &mut Vec<u32>,
-    ) where
-        (K, u16): Key,
-    {
+    ) {
         match port {
-            Some(p) => {
-                let probe = (base.0, p);
-                hits.add(self, nat.find(probe, t, |k, s| k.same_addr(probe) && s.hi >= p));
-            }
+            Some(p) => hits.add(self, nat.find(a, p, t)),
             None => {
                 // Every block on the address covering the instant.
-                let probe = (base.0, u16::MAX);
-                let (lo, hi) = nat.bucket_range(probe);
-                let first = lo + nat.keys[lo..hi].partition_point(|k| k.0 < base.0);
-                let last = lo + nat.keys[lo..hi].partition_point(|k| k.0 <= base.0);
-                for s in &nat.segs[first..last] {
-                    if s.start <= t && t < s.end {
-                        no_port.extend(self.expand(s.val));
+                for r in nat.ranges(a) {
+                    for s in nat.run(r) {
+                        if s.start <= t && t < s.end {
+                            no_port.extend(self.expand(s.val));
+                        }
                     }
                 }
             }
@@ -553,7 +687,8 @@ impl SubscriberIndex {
 /// What the tables said, gathered without allocating in the common one-hit case.
 #[derive(Default)]
 struct Hits {
-    first: Option<u32>,
+    /// Segment value and subscriber of the first (most specific) hit.
+    first: Option<(u32, u32)>,
     more: Vec<u32>,
     before: Option<u32>,
     after: Option<u32>,
@@ -563,11 +698,11 @@ impl Hits {
     fn add(&mut self, idx: &SubscriberIndex, f: Option<Found>) {
         match f {
             None => {}
-            Some(Found::Hit(v)) => {
+            Some(Found::Hit { val, sub }) => {
                 if self.first.is_none() {
-                    self.first = Some(v);
+                    self.first = Some((val, sub));
                 } else {
-                    self.more.push(v);
+                    self.more.push(val);
                 }
             }
             Some(Found::Miss { before, after }) => {
@@ -588,18 +723,18 @@ impl Hits {
     }
 
     fn all<'a>(&'a self, idx: &'a SubscriberIndex) -> impl Iterator<Item = u32> + 'a {
-        self.first.into_iter().chain(self.more.iter().copied()).flat_map(|v| idx.expand(v))
+        self.first.map(|f| f.0).into_iter().chain(self.more.iter().copied()).flat_map(|v| idx.expand(v))
     }
 
     fn resolve(self, idx: &SubscriberIndex) -> Attribution<'_> {
-        let Some(first) = self.first else {
+        let Some((first, sub)) = self.first else {
             return Attribution::NotFound {
                 before: self.before.map(|i| idx.r(i)),
                 after: self.after.map(|i| idx.r(i)),
             };
         };
         if first & CONFLICT == 0 && self.more.is_empty() {
-            return Attribution::Exact { record: idx.r(first) };
+            return Attribution::Exact { record: RecordRef { index: idx, id: first, sub } };
         }
         let mut c: Vec<u32> = self.all(idx).collect();
         let sub = idx.recs[c[0] as usize].sub;
@@ -616,63 +751,92 @@ impl Hits {
     }
 }
 
-/// Cuts each port block at every block boundary seen on its public address, so blocks on
-/// one address become disjoint elementary ranges keyed by their first port.
-fn split_blocks<A: Copy + Ord>(
+/// `items` are (key, record start, record); the start rides along so sorting does not chase
+/// records around memory.
+fn build_table<K: Key>(
+    mut items: Vec<(K, i64, u32)>,
+    recs: &[Rec],
+    conflicts: &mut Vec<Box<[u32]>>,
+) -> Table<K> {
+    items.sort_unstable_by_key(|&(k, s, r)| (k, s, r));
+    let keys = items.chunk_by(|a, b| a.0 == b.0).count();
+    let mut dir = Dir::with_capacity(keys);
+    let mut segs = Vec::with_capacity(items.len());
+    let mut group: Vec<u32> = Vec::new();
+    for chunk in items.chunk_by(|a, b| a.0 == b.0) {
+        group.clear();
+        group.extend(chunk.iter().map(|x| x.2));
+        let off = segs.len();
+        segment(&group, recs, conflicts, &mut segs);
+        if segs.len() > off {
+            dir.insert(chunk[0].0, off, segs.len() - off);
+        }
+    }
+    segs.shrink_to_fit();
+    Table { dir, segs }
+}
+
+/// `items` are (public address, first port, last port, record). Each block is cut at every
+/// block boundary seen on its address, so the blocks of one address become disjoint
+/// elementary ranges, each segmented on its own.
+fn build_nat<A: Key>(
     mut items: Vec<(A, u16, u16, u32)>,
     recs: &[Rec],
-) -> Vec<((A, u16), i64, u16, u32)> {
-    items.sort_unstable_by_key(|x| (x.0, x.1, x.2));
-    let mut out = Vec::with_capacity(items.len());
+    conflicts: &mut Vec<Box<[u32]>>,
+) -> NatTable<A> {
+    items.sort_unstable_by_key(|x| x.0);
+    let addrs = items.chunk_by(|a, b| a.0 == b.0).count();
+    let mut dir = Dir::with_capacity(addrs);
+    let mut ranges = Vec::new();
+    let mut segs = Vec::with_capacity(items.len());
     let mut bounds: Vec<u32> = Vec::new();
-    for group in items.chunk_by(|a, b| a.0 == b.0) {
+    // (elementary first port, its last port, record start, record) of one address.
+    let mut pieces: Vec<(u16, u16, i64, u32)> = Vec::new();
+    let mut group: Vec<u32> = Vec::new();
+    for block in items.chunk_by(|a, b| a.0 == b.0) {
         bounds.clear();
-        for &(_, lo, hi, _) in group {
+        for &(_, lo, hi, _) in block {
             bounds.push(lo as u32);
             bounds.push(hi as u32 + 1);
         }
         bounds.sort_unstable();
         bounds.dedup();
-        for &(a, lo, hi, r) in group {
+        pieces.clear();
+        for &(_, lo, hi, r) in block {
             let mut i = bounds.partition_point(|b| *b < lo as u32);
             while i + 1 < bounds.len() && bounds[i] <= hi as u32 {
-                out.push(((a, bounds[i] as u16), recs[r as usize].start, (bounds[i + 1] - 1) as u16, r));
+                pieces.push((bounds[i] as u16, (bounds[i + 1] - 1) as u16, recs[r as usize].start, r));
                 i += 1;
             }
         }
+        pieces.sort_unstable_by_key(|p| (p.0, p.2, p.3));
+        let first = ranges.len();
+        for chunk in pieces.chunk_by(|a, b| a.0 == b.0) {
+            group.clear();
+            group.extend(chunk.iter().map(|p| p.3));
+            let off = segs.len();
+            segment(&group, recs, conflicts, &mut segs);
+            if segs.len() > off {
+                let (lo, hi) = (chunk[0].0, chunk[0].1);
+                ranges.push(PortRange { lo, hi, off: off as u32, n: (segs.len() - off) as u32 });
+            }
+        }
+        if ranges.len() > first {
+            dir.insert(block[0].0, first, ranges.len() - first);
+        }
     }
-    out
-}
-
-/// `items` are (key, record start, last port, record); the start rides along so sorting
-/// does not chase records around memory.
-fn build_table<K: Key>(
-    mut items: Vec<(K, i64, u16, u32)>,
-    recs: &[Rec],
-    conflicts: &mut Vec<Box<[u32]>>,
-) -> Table<K> {
-    items.sort_unstable_by_key(|&(k, s, _, r)| (k, s, r));
-    let mut keys = Vec::with_capacity(items.len());
-    let mut segs = Vec::with_capacity(items.len());
-    let mut group: Vec<u32> = Vec::new();
-    for chunk in items.chunk_by(|a, b| a.0 == b.0) {
-        let (k, hi) = (chunk[0].0, chunk[0].2);
-        group.clear();
-        group.extend(chunk.iter().map(|x| x.3));
-        let before = segs.len();
-        segment(&group, hi, recs, conflicts, &mut segs);
-        keys.resize(segs.len().max(before), k);
-    }
-    Table::new(keys, segs)
+    ranges.shrink_to_fit();
+    segs.shrink_to_fit();
+    NatTable { dir, ranges, segs }
 }
 
 /// Cuts one key's intervals (sorted by start) into disjoint segments.
-fn segment(group: &[u32], hi: u16, recs: &[Rec], conflicts: &mut Vec<Box<[u32]>>, out: &mut Vec<Seg>) {
+fn segment(group: &[u32], recs: &[Rec], conflicts: &mut Vec<Box<[u32]>>, out: &mut Vec<Seg>) {
     let disjoint = group.windows(2).all(|w| recs[w[0] as usize].end <= recs[w[1] as usize].start);
     if disjoint {
         out.extend(group.iter().map(|&r| {
             let x = &recs[r as usize];
-            Seg { start: x.start, end: x.end, val: r, hi }
+            Seg { start: x.start, end: x.end, val: r, sub: x.sub }
         }));
         return;
     }
@@ -683,8 +847,7 @@ fn segment(group: &[u32], hi: u16, recs: &[Rec], conflicts: &mut Vec<Box<[u32]>>
     let mut active: Vec<u32> = Vec::new();
     let mut next = 0;
     let mut last_conflict: Option<u32> = None;
-    // Merging stops at the key's first segment: a split port block's record id also ends the
-    // previous key's segments.
+    // Merging stops at the key's first segment: the previous key's run ends before it.
     let base = out.len();
     for w in pts.windows(2) {
         let (a, b) = (w[0], w[1]);
@@ -699,26 +862,27 @@ fn segment(group: &[u32], hi: u16, recs: &[Rec], conflicts: &mut Vec<Box<[u32]>>
             continue;
         }
         let sub = recs[active[0] as usize].sub;
-        let val = if active.iter().all(|&r| recs[r as usize].sub == sub) {
+        let (val, sub) = if active.iter().all(|&r| recs[r as usize].sub == sub) {
             // Same subscriber renewing: the latest-starting record speaks for the segment.
-            *active.iter().max_by_key(|&&r| (recs[r as usize].start, r)).unwrap_or(&active[0])
+            (*active.iter().max_by_key(|&&r| (recs[r as usize].start, r)).unwrap_or(&active[0]), sub)
         } else {
             let mut c = active.clone();
             c.sort_unstable();
-            match last_conflict {
-                Some(i) if *conflicts[i as usize] == *c => i | CONFLICT,
+            let i = match last_conflict {
+                Some(i) if *conflicts[i as usize] == *c => i,
                 _ => {
                     let i = conflicts.len() as u32;
                     conflicts.push(c.into_boxed_slice());
                     last_conflict = Some(i);
-                    i | CONFLICT
+                    i
                 }
-            }
+            };
+            (i | CONFLICT, NO_SUB)
         };
         let len = out.len();
         match out.last_mut() {
             Some(p) if base < len && p.end == a && p.val == val => p.end = b,
-            _ => out.push(Seg { start: a, end: b, val, hi }),
+            _ => out.push(Seg { start: a, end: b, val, sub }),
         }
     }
 }
@@ -893,6 +1057,45 @@ mod tests {
         p.apply(&mut r);
         assert_eq!(r.subscriber, a);
         assert_eq!(r.identifiers[0].1, p.pseudonym("mac-of-line-1"));
+    }
+
+    /// Enough keys, subscribers and identifier sets that the directories probe past
+    /// collisions and the string pools grow several times; every record reads back whole.
+    #[test]
+    fn many_keys_probe_and_pools_grow() {
+        let mut recs = Vec::new();
+        for a in 0..2000u32 {
+            for k in 0..3i64 {
+                let ip = format!("10.{}.{}.{}/32", a >> 16, (a >> 8) & 0xff, a & 0xff);
+                recs.push(rec(
+                    &ip,
+                    None,
+                    k * 100,
+                    Some(k * 100 + 90),
+                    &format!("s{}", (a * 3 + k as u32) % 700),
+                ));
+            }
+            let nat = format!("198.51.{}.{}/32", (a >> 8) & 0xff, a & 0xff);
+            let lo = 1024 + (a % 7) as u16 * 512;
+            recs.push(rec(&nat, Some((lo, lo + 511)), 0, Some(50), &format!("n{a}")));
+        }
+        let idx = SubscriberIndex::build(recs.clone());
+        assert_eq!(idx.len(), recs.len());
+        for r in &recs {
+            let port = r.ports.map(|p| p.0 + 7);
+            let t = Timestamp::from_secs(r.start.secs() + 5);
+            match idx.attribute(r.ip.addr(), port, t) {
+                Attribution::Exact { record } => assert_eq!(&record.to_record(), r),
+                x => panic!("{r:?}: {x:?}"),
+            }
+            let gap = Timestamp::from_secs(r.start.secs() + 95);
+            assert!(matches!(idx.attribute(r.ip.addr(), port, gap), Attribution::NotFound { .. }));
+        }
+        assert!(matches!(
+            at(&idx, "10.200.0.1", None, 5),
+            Attribution::NotFound { before: None, after: None }
+        ));
+        assert!(matches!(at(&idx, "198.51.0.1", Some(80), 5), Attribution::NotFound { .. }));
     }
 
     /// Small address, port and time spaces so generated records collide often.

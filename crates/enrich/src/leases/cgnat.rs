@@ -31,7 +31,7 @@ struct Block {
 
 #[derive(Default)]
 struct Pairing {
-    open: HashMap<(IpAddr, u16, u16), Block>,
+    open: HashMap<(IpAddr, u16, u16), Block, xxhash_rust::xxh3::Xxh3DefaultBuilder>,
 }
 
 impl Pairing {

@@ -16,6 +16,7 @@ use super::{Parsed, civil, hms, host, num};
 use botwatch_model::{LeaseRecord, Timestamp};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Tok<'a> {
@@ -100,10 +101,10 @@ impl<'a> Lexer<'a> {
 
 /// What one `lease` block said.
 #[derive(Default)]
-struct Decl {
+struct Decl<'a> {
     starts: Option<i64>,
     ends: Option<Option<i64>>,
-    state: Option<Vec<u8>>,
+    state: Option<&'a [u8]>,
     ids: Vec<(String, String)>,
 }
 
@@ -137,7 +138,7 @@ fn time(args: &[Tok<'_>]) -> Result<Option<i64>, &'static str> {
 /// Reads statements up to the block's closing brace. Returns `Err` with a reason for a
 /// malformed block (the caller rejects it whole).
 /// Errors carry whether the block's closing brace was already consumed.
-fn lease_block(lx: &mut Lexer<'_>) -> Result<Decl, (String, bool)> {
+fn lease_block<'a>(lx: &mut Lexer<'a>) -> Result<Decl<'a>, (String, bool)> {
     let mut d = Decl::default();
     let mut args: Vec<Tok<'_>> = Vec::new();
     loop {
@@ -164,8 +165,16 @@ fn lease_block(lx: &mut Lexer<'_>) -> Result<Decl, (String, bool)> {
             [Tok::Word(b"ends"), rest @ ..] => {
                 d.ends = Some(time(rest).map_err(|e| (format!("ends: {e}"), false))?)
             }
-            [Tok::Word(b"binding"), Tok::Word(b"state"), Tok::Word(s)] => d.state = Some(s.to_vec()),
-            [Tok::Word(b"hardware"), Tok::Word(_), v] => d.ids.push(("mac".into(), text(*v).to_lowercase())),
+            [Tok::Word(b"binding"), Tok::Word(b"state"), Tok::Word(s)] => d.state = Some(s),
+            [Tok::Word(b"hardware"), Tok::Word(_), v] => {
+                let mut mac = text(*v);
+                if mac.is_ascii() {
+                    mac.make_ascii_lowercase();
+                } else {
+                    mac = mac.to_lowercase();
+                }
+                d.ids.push(("mac".into(), mac))
+            }
             [Tok::Word(b"uid"), v] => d.ids.push(("uid".into(), text(*v))),
             [Tok::Word(b"client-hostname"), v] => d.ids.push(("hostname".into(), text(*v))),
             [Tok::Word(b"option"), Tok::Word(b"agent.remote-id"), v] => {
@@ -208,7 +217,7 @@ fn primary(ids: &[(String, String)]) -> Option<String> {
 pub(crate) fn parse(data: &[u8], out: &mut Parsed) {
     let mut lx = Lexer { data, pos: 0, line: 1 };
     // Per address, the index in `recs` of its latest record (None once superseded away).
-    let mut last: HashMap<IpAddr, usize> = HashMap::new();
+    let mut last: HashMap<IpAddr, usize, Xxh3DefaultBuilder> = HashMap::default();
     let mut recs: Vec<Option<LeaseRecord>> = Vec::new();
     while let Some((t, line, start)) = lx.next() {
         let raw_to = |lx: &Lexer<'_>| &data[start..lx.pos.min(data.len())];
@@ -279,7 +288,7 @@ pub(crate) fn parse(data: &[u8], out: &mut Parsed) {
             out.reject(line, raw_to(&lx), "lease without 'starts'");
             continue;
         };
-        let state = d.state.as_deref().unwrap_or(b"active");
+        let state = d.state.unwrap_or(b"active");
         // abandoned/backup/reset leases have no holder; free/expired/released ones still name
         // the client that held it until `ends`.
         if !matches!(state, b"active" | b"bootp" | b"free" | b"expired" | b"released") {

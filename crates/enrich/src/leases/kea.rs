@@ -53,7 +53,7 @@ pub(crate) fn parse(data: &[u8], v6: bool, out: &mut Parsed) {
     let c_plen = col("prefix_len");
     let c_iaid = col("iaid");
     let c_subnet = col("subnet_id");
-    let mut last: HashMap<IpNet, usize> = HashMap::new();
+    let mut last: HashMap<IpNet, usize, xxhash_rust::xxh3::Xxh3DefaultBuilder> = HashMap::default();
     let mut recs: Vec<Option<LeaseRecord>> = Vec::new();
     let mut fields: Vec<&[u8]> = Vec::with_capacity(cols.len());
     for (n, line) in it {
