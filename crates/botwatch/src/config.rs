@@ -30,6 +30,8 @@ pub struct Config {
     pub notify: botwatch_notify::NotifyConfig,
     /// Walled-garden exports: allow-list and RPZ zone names.
     pub walled_garden: crate::isp::WalledGardenSection,
+    /// Own sensors: indicator lifetime, sighting window, internal networks, detectors.
+    pub sensor: crate::sensor::SensorSection,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

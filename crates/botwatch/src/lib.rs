@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod isp;
 pub mod output;
 pub mod pipeline;
+pub mod sensor;
 
 use anyhow::Result;
 use botwatch_feeds::registry::Registry;

@@ -33,7 +33,8 @@ struct Cli {
 #[derive(Args, Clone)]
 struct DbArg {
     /// SQLite database [default: store.path from config, else ./botwatch.db]
-    #[arg(long, env = "BOTWATCH_DB")]
+    // Global: `botwatch cases update --db X` as well as `botwatch cases --db X update`.
+    #[arg(long, env = "BOTWATCH_DB", global = true)]
     db: Option<PathBuf>,
 }
 
@@ -235,6 +236,34 @@ enum Cmd {
         #[command(subcommand)]
         cmd: WalledGardenCmd,
     },
+    /// Match telemetry files (NetFlow/IPFIX pcaps, flow logs, dnstap, DNS query logs, DNS
+    /// pcaps; detected) against the store's active indicators and run the DGA, NXDOMAIN and
+    /// beaconing detectors; findings are stored as sightings
+    Scan {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        db: DbArg,
+        /// One JSON object per flagged client
+        #[arg(long)]
+        json: bool,
+        /// Match indicators whatever their validity window (retro-hunting in old captures)
+        #[arg(long)]
+        ignore_validity: bool,
+        /// Report only; store no sightings
+        #[arg(long)]
+        no_store: bool,
+    },
+    /// Live sensors: a NetFlow/IPFIX collector or a dnstap socket
+    Sensor {
+        #[command(subcommand)]
+        cmd: SensorCmd,
+    },
+    /// DGA model
+    Dga {
+        #[command(subcommand)]
+        cmd: DgaCmd,
+    },
     /// Download the feeds configured in botwatch.toml and ingest them
     Fetch {
         /// Only the configured feeds with this feed id
@@ -353,6 +382,47 @@ enum WalledGardenCmd {
         format: String,
         #[command(flatten)]
         db: DbArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum SensorCmd {
+    /// Receive NetFlow v5/v9/IPFIX over UDP, match, and store sightings every --flush seconds
+    Netflow {
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1:2055")]
+        listen: std::net::SocketAddr,
+        #[command(flatten)]
+        db: DbArg,
+        /// Store sightings and print a summary this often (seconds)
+        #[arg(long, default_value_t = 60)]
+        flush: u64,
+        /// Stop after this many seconds (default: run until killed)
+        #[arg(long)]
+        duration: Option<u64>,
+    },
+    /// Accept dnstap over a Unix socket (Unbound/BIND dnstap-socket-path), match, detect
+    Dnstap {
+        /// Socket path to create
+        #[arg(long)]
+        socket: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long, default_value_t = 60)]
+        flush: u64,
+        #[arg(long)]
+        duration: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DgaCmd {
+    /// Score domain names (arguments, or one per line on stdin): 0..1 and a verdict
+    Score {
+        domains: Vec<String>,
+        /// One JSON object per name
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -738,6 +808,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             botwatch::cases_cmd::run_compliance(&args, &store, &attr, &SystemClock, &cc, &mut out)?;
         }
         Cmd::Notify { cmd } => notify(&cfg, cmd, &mut out)?,
+        Cmd::Scan { files, db, json, ignore_validity, no_store } => {
+            return scan(&cfg, &files, &db, json, ignore_validity, no_store, &mut out);
+        }
+        Cmd::Sensor { cmd } => sensor(&cfg, cmd, &mut out)?,
+        Cmd::Dga { cmd: DgaCmd::Score { domains, json } } => {
+            let names: Vec<String> = if domains.is_empty() {
+                std::io::stdin().lines().map_while(|l| l.ok()).filter(|l| !l.trim().is_empty()).collect()
+            } else {
+                domains
+            };
+            let model = botwatch_telemetry::detect::dga::DgaModel::builtin();
+            for n in botwatch_telemetry::detect::score_names(names.iter().map(|n| n.trim())) {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&n)?)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{:.3}  {:<5} {:<40} {}",
+                        n.score,
+                        if n.dga { "DGA" } else { "ok" },
+                        n.domain,
+                        model.explain(&n.domain)
+                    )?;
+                }
+            }
+        }
         Cmd::WalledGarden { cmd: WalledGardenCmd::Export { format, db } } => {
             let store = open_existing(&cfg, &db)?;
             let bytes = botwatch::isp::walled_garden_export(&cfg, &store, &format, SystemClock.now())?;
@@ -1095,4 +1191,229 @@ fn daily_reports(
         writeln!(out, "{}: {} rows → {}.{{csv,json,xarf.mbox}}", org.id, rows.len(), base.display())?;
     }
     Ok(())
+}
+
+fn scan(
+    cfg: &Config,
+    files: &[PathBuf],
+    db: &DbArg,
+    json: bool,
+    ignore_validity: bool,
+    no_store: bool,
+    out: &mut dyn Write,
+) -> Result<ExitCode> {
+    use botwatch::sensor;
+    let mut store = open_store(cfg, db)?;
+    let matcher = std::sync::Arc::new(sensor::matcher_from_store(&store, &cfg.sensor)?);
+    let ms = matcher.stats();
+    let mut scanner = sensor::Scanner::new(matcher, &cfg.sensor, ignore_validity);
+    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let bar = if json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(total)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} scanning [{bar:30}] {bytes}/{total_bytes} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let mut failed = 0;
+    let mut scanned = Vec::new();
+    for f in files {
+        let name = f.display().to_string();
+        bar.set_message(name.clone());
+        let data = match std::fs::read(f) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: {name}: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        sha2::Digest::update(&mut hasher, &data);
+        let written = std::fs::metadata(f)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| Timestamp::from_micros(d.as_micros() as i64));
+        match sensor::scan_file(&mut scanner, &name, &data, written) {
+            Ok(s) => scanned.push(s),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                failed += 1;
+            }
+        }
+        bar.inc(data.len() as u64);
+    }
+    bar.finish_and_clear();
+    let counts = scanner.counts;
+    let flagged = scanner.finish();
+    let secs = started.elapsed().as_secs_f64();
+    let mut stored = 0;
+    if !no_store && !flagged.is_empty() {
+        let sha: String = sha2::Digest::finalize(hasher).iter().map(|b| format!("{b:02x}")).collect();
+        let (hits, found): (Vec<_>, Vec<_>) = flagged.iter().cloned().partition(|f| f.reason == "indicator");
+        let name = format!("scan of {} file(s)", files.len());
+        stored += sensor::store_sightings(
+            &mut store,
+            &format!("{sha}:match"),
+            &name,
+            &sensor::sightings(&hits, "match"),
+        )?;
+        stored += sensor::store_sightings(
+            &mut store,
+            &format!("{sha}:detect"),
+            &name,
+            &sensor::sightings(&found, "detect"),
+        )?;
+        store.checkpoint()?;
+    }
+    if json {
+        for f in &flagged {
+            writeln!(out, "{}", serde_json::to_string(f)?)?;
+        }
+    } else {
+        for s in &scanned {
+            writeln!(
+                out,
+                "{}: {} records ({}), {} rejected",
+                s.file,
+                s.records,
+                s.kinds.join("+"),
+                s.rejects
+            )?;
+        }
+        writeln!(
+            out,
+            "matched against {} active indicators ({} IPv4 / {} IPv6 segments, {} domains)",
+            ms.indicators, ms.v4_segments, ms.v6_segments, ms.domains
+        )?;
+        for f in &flagged {
+            writeln!(
+                out,
+                "  {:<40} {:<9} {:<28} ×{:<6} {} – {}  {}",
+                f.client.to_string(),
+                f.reason,
+                f.indicator.clone().or(f.score.map(|s| format!("score {s:.2}"))).unwrap_or_default(),
+                f.count,
+                f.first_seen.to_rfc3339(),
+                f.last_seen.to_rfc3339(),
+                f.detail
+            )?;
+        }
+        let clients: std::collections::BTreeSet<_> = flagged.iter().map(|f| f.client).collect();
+        writeln!(
+            out,
+            "{} flow records, {} DNS records, {} indicator hits; {} clients flagged; {} sightings stored; {:.2} s ({:.0} records/s)",
+            counts.flows,
+            counts.dns,
+            counts.hits,
+            clients.len(),
+            stored,
+            secs,
+            (counts.flows + counts.dns) as f64 / secs.max(1e-9)
+        )?;
+    }
+    out.flush()?;
+    Ok(if failed > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}
+
+fn sensor(cfg: &Config, cmd: SensorCmd, out: &mut dyn Write) -> Result<()> {
+    use botwatch::sensor;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let (db, flush, duration) = match &cmd {
+        SensorCmd::Netflow { db, flush, duration, .. } | SensorCmd::Dnstap { db, flush, duration, .. } => {
+            (db.clone(), *flush, *duration)
+        }
+    };
+    let mut store = open_store(cfg, &db)?;
+    let matcher = Arc::new(sensor::matcher_from_store(&store, &cfg.sensor)?);
+    let scanner = Arc::new(Mutex::new(sensor::Scanner::new(matcher.clone(), &cfg.sensor, false)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let scanner = scanner.clone();
+        let stop = stop.clone();
+        match cmd {
+            SensorCmd::Netflow { listen, .. } => std::thread::spawn(move || -> Result<()> {
+                botwatch_telemetry::flow::udp::serve(
+                    listen,
+                    |recs| {
+                        let mut s = scanner.lock().unwrap_or_else(|e| e.into_inner());
+                        for r in &recs {
+                            s.flow(r);
+                        }
+                    },
+                    &stop,
+                )?;
+                Ok(())
+            }),
+            SensorCmd::Dnstap { socket, .. } => std::thread::spawn(move || -> Result<()> {
+                let sink = SharedDnsSink(scanner);
+                botwatch_telemetry::dns::serve_unix(&socket, sink, &stop)?;
+                Ok(())
+            }),
+        }
+    };
+    let started = std::time::Instant::now();
+    let mut round = 0u64;
+    loop {
+        let done = duration.is_some_and(|d| started.elapsed().as_secs() >= d) || worker.is_finished();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        if !done && started.elapsed().as_secs() < (round + 1) * flush.max(1) {
+            continue;
+        }
+        round += 1;
+        // Hand the window's findings to the store; a fresh scanner takes over.
+        let finished = {
+            let mut s = scanner.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut *s, sensor::Scanner::new(matcher.clone(), &cfg.sensor, false))
+        };
+        let counts = finished.counts;
+        let flagged = finished.finish();
+        let (hits, found): (Vec<_>, Vec<_>) = flagged.iter().cloned().partition(|f| f.reason == "indicator");
+        let tag = format!("sensor:{}:{}", std::process::id(), SystemClock.now().micros());
+        let n = sensor::store_sightings(
+            &mut store,
+            &format!("{tag}:match"),
+            "live sensor",
+            &sensor::sightings(&hits, "match"),
+        )? + sensor::store_sightings(
+            &mut store,
+            &format!("{tag}:detect"),
+            "live sensor",
+            &sensor::sightings(&found, "detect"),
+        )?;
+        writeln!(
+            out,
+            "{} flows, {} DNS records, {} hits, {} clients flagged, {} sightings stored",
+            counts.flows,
+            counts.dns,
+            counts.hits,
+            flagged.iter().map(|f| f.client).collect::<std::collections::BTreeSet<_>>().len(),
+            n
+        )?;
+        out.flush()?;
+        if done {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    match worker.join() {
+        Ok(r) => r?,
+        Err(_) => bail!("sensor thread panicked"),
+    }
+    Ok(())
+}
+
+/// The dnstap socket's sink: records into the shared scanner.
+#[derive(Clone)]
+struct SharedDnsSink(std::sync::Arc<std::sync::Mutex<botwatch::sensor::Scanner>>);
+
+impl botwatch_telemetry::dns::DnsSink for SharedDnsSink {
+    fn record(&mut self, r: botwatch_telemetry::record::DnsRecord) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).dns(&r);
+    }
 }

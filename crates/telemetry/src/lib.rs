@@ -10,4 +10,8 @@
 //!   suffixes on label boundaries), swapped atomically when indicators change.
 //! - [`detect`]: DGA scoring and NXDOMAIN bursts, beaconing.
 
+pub mod detect;
+pub mod dns;
+pub mod flow;
+pub mod matcher;
 pub mod record;

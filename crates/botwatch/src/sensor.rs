@@ -1,0 +1,383 @@
+//! Own sensors: flow and DNS telemetry matched against the store's active indicators and run
+//! through the detectors; what is found becomes sightings — events in the same store, so
+//! attribution and cases apply unchanged.
+//!
+//! Sightings are aggregated per (client, indicator or detector) and window: one busy bot is
+//! one sighting per window with a count, not a million events.
+
+use anyhow::{Context, Result};
+use botwatch_model::{ClassificationType, Event, FeedInfo, Slot, Timestamp};
+use botwatch_store::{EventQuery, ReportMeta, ReportTotals, Store};
+use botwatch_telemetry::detect::{DnsDetector, DnsDetectorConfig, Finding, beacon};
+use botwatch_telemetry::matcher::{Indicator, IndicatorMeta, IndicatorValue, Matcher};
+use botwatch_telemetry::record::{DnsRecord, FlowRecord};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Classification types whose subjects are, by default, indicators to look for in
+/// telemetry: places a bot talks to. Block lists (`blacklist`: DROP networks, generic IP
+/// lists) are left out by default — reaching one is not evidence of an infection.
+pub const INDICATOR_TYPES: &[&str] = &["c2-server", "malware-distribution", "malware-configuration"];
+
+/// `[sensor]` in botwatch.toml.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SensorSection {
+    /// Classification types whose observations become indicators.
+    pub indicator_types: Vec<String>,
+    /// An indicator stays active this long after its last sighting in a feed.
+    pub indicator_ttl_days: i64,
+    /// Sightings of one client and indicator closer than this are one sighting.
+    pub window_secs: i64,
+    /// The ISP's own address space: the client of a flow is the end inside it. Empty: the
+    /// end that is not the indicator.
+    pub internal: Vec<ipnet::IpNet>,
+    pub dns: DnsDetectorConfig,
+    pub beacon: beacon::BeaconConfig,
+}
+
+impl Default for SensorSection {
+    fn default() -> Self {
+        SensorSection {
+            indicator_types: INDICATOR_TYPES.iter().map(|t| t.to_string()).collect(),
+            indicator_ttl_days: 30,
+            window_secs: 3600,
+            internal: Vec::new(),
+            dns: DnsDetectorConfig::default(),
+            beacon: beacon::BeaconConfig::default(),
+        }
+    }
+}
+
+/// The active indicators in the store, compiled.
+pub fn matcher_from_store(store: &dyn Store, cfg: &SensorSection) -> Result<Matcher> {
+    let ttl = cfg.indicator_ttl_days.max(0) * 86_400_000_000;
+    let mut inds = Vec::new();
+    for ty in &cfg.indicator_types {
+        let q = EventQuery { classification_type: Some(ty.to_string()), ..Default::default() };
+        for o in store.observations(&q).context("reading indicators")? {
+            let Some(value) = indicator_value(&o.subject) else { continue };
+            let feeds: Vec<&str> = o.sources.keys().map(|k| k.as_str()).collect();
+            inds.push(Indicator {
+                value,
+                source_id: o.id,
+                label: if o.family.is_empty() { o.classification_type.clone() } else { o.family.clone() },
+                feeds: feeds.join(","),
+                // A feed lists what was active around its report; a day's slack before.
+                valid_from: Timestamp::from_micros(o.first_seen.micros() - 86_400_000_000),
+                valid_until: Timestamp::from_micros(o.last_seen.micros().saturating_add(ttl)),
+            });
+        }
+    }
+    Ok(Matcher::build(inds))
+}
+
+/// An observation's subject as an indicator: address, network, domain, or a URL's host.
+pub fn indicator_value(subject: &str) -> Option<IndicatorValue> {
+    if let Ok(ip) = subject.parse::<IpAddr>() {
+        return Some(IndicatorValue::Ip(ip));
+    }
+    if let Ok(n) = subject.parse::<ipnet::IpNet>() {
+        return Some(IndicatorValue::Net(n));
+    }
+    if subject.starts_with("AS") && subject[2..].chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let host = match subject.split_once("://") {
+        Some((_, rest)) => {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            let host = authority.rsplit('@').next().unwrap_or("");
+            if let Some(v6) = host.strip_prefix('[').and_then(|h| h.split(']').next()) {
+                return v6.parse().ok().map(IndicatorValue::Ip);
+            }
+            host.split(':').next().unwrap_or("")
+        }
+        None => subject,
+    };
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Some(IndicatorValue::Ip(ip));
+    }
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    (h.contains('.') && botwatch_model::valid_fqdn(&h)).then_some(IndicatorValue::Domain(h))
+}
+
+/// One flagged client, as `scan --json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Flagged {
+    pub client: IpAddr,
+    /// `indicator` (matched a feed's indicator), `dga`, `nx_burst`, `beacon`.
+    pub reason: String,
+    /// The matched indicator (`indicator`) …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indicator: Option<String>,
+    /// … or the detector's confidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    pub count: u64,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    /// Family or classification of the indicator, the feeds behind it; or the detector's
+    /// explanation.
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_port: Option<u16>,
+    /// What the client talked to: the indicator's address or name as seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct ScanCounts {
+    pub flows: u64,
+    pub dns: u64,
+    pub hits: u64,
+}
+
+/// Matching and detection over records from any number of files or packets.
+pub struct Scanner {
+    matcher: Arc<Matcher>,
+    ignore_validity: bool,
+    window_us: i64,
+    internal: Vec<ipnet::IpNet>,
+    /// (client, indicator, window number) → aggregate.
+    hits: BTreeMap<(IpAddr, String, i64), Flagged>,
+    dns: DnsDetector,
+    beacons: beacon::BeaconDetector,
+    pub counts: ScanCounts,
+}
+
+impl Scanner {
+    pub fn new(matcher: Arc<Matcher>, cfg: &SensorSection, ignore_validity: bool) -> Self {
+        Scanner {
+            matcher,
+            ignore_validity,
+            window_us: cfg.window_secs.max(1) * 1_000_000,
+            internal: cfg.internal.clone(),
+            hits: BTreeMap::new(),
+            dns: DnsDetector::new(cfg.dns.clone()),
+            beacons: beacon::BeaconDetector::new(cfg.beacon.clone()),
+            counts: ScanCounts::default(),
+        }
+    }
+
+    fn ip_hit(&self, ip: IpAddr, t: Timestamp) -> Option<IndicatorMeta> {
+        if self.ignore_validity { self.matcher.lookup_ip(ip) } else { self.matcher.match_ip(ip, t) }.cloned()
+    }
+
+    fn internal(&self, ip: IpAddr) -> bool {
+        self.internal.iter().any(|n| n.contains(&ip))
+    }
+
+    fn record_hit(
+        &mut self,
+        client: IpAddr,
+        client_port: Option<u16>,
+        peer: String,
+        m: IndicatorMeta,
+        t: Timestamp,
+    ) {
+        self.counts.hits += 1;
+        let w = t.micros().div_euclid(self.window_us);
+        let e = self.hits.entry((client, m.value.clone(), w)).or_insert_with(|| Flagged {
+            client,
+            reason: "indicator".into(),
+            indicator: Some(m.value.clone()),
+            score: None,
+            count: 0,
+            first_seen: t,
+            last_seen: t,
+            detail: format!("{} (from {})", m.label, m.feeds),
+            client_port,
+            peer: Some(peer),
+        });
+        e.count += 1;
+        e.first_seen = e.first_seen.min(t);
+        e.last_seen = e.last_seen.max(t);
+    }
+
+    pub fn flow(&mut self, f: &FlowRecord) {
+        self.counts.flows += 1;
+        self.beacons.observe(f);
+        if let Some(m) = self.ip_hit(f.dst, f.start)
+            && (self.internal.is_empty() || self.internal(f.src))
+        {
+            self.record_hit(f.src, Some(f.src_port), format!("{}:{}", f.dst, f.dst_port), m, f.start);
+        } else if let Some(m) = self.ip_hit(f.src, f.start)
+            && (self.internal.is_empty() || self.internal(f.dst))
+        {
+            // The C2 answering, or calling in: the client is the other end.
+            self.record_hit(f.dst, Some(f.dst_port), format!("{}:{}", f.src, f.src_port), m, f.start);
+        }
+    }
+
+    pub fn dns(&mut self, r: &DnsRecord) {
+        self.counts.dns += 1;
+        self.dns.observe(r);
+        let m = if self.ignore_validity {
+            self.matcher.lookup_domain(&r.qname)
+        } else {
+            self.matcher.match_domain(&r.qname, r.time)
+        }
+        .cloned();
+        if let Some(m) = m {
+            self.record_hit(r.client, r.client_port, r.qname.clone(), m, r.time);
+            return;
+        }
+        // Answers pointing at a listed address.
+        for a in r.answers.clone() {
+            if let Some(m) = self.ip_hit(a, r.time) {
+                self.record_hit(r.client, r.client_port, format!("{} → {a}", r.qname), m, r.time);
+                break;
+            }
+        }
+    }
+
+    /// Every flagged client: indicator hits, then detector findings, by client.
+    pub fn finish(self) -> Vec<Flagged> {
+        let mut out: Vec<Flagged> = self.hits.into_values().collect();
+        let findings: Vec<Finding> = self.dns.finish().into_iter().chain(self.beacons.finish()).collect();
+        for f in findings {
+            let reason = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(str::to_string));
+            out.push(Flagged {
+                client: f.client,
+                reason: reason.unwrap_or_else(|| "detector".into()),
+                indicator: None,
+                score: Some((f.confidence * 1000.0).round() / 1000.0),
+                count: f.count as u64,
+                first_seen: f.first_seen,
+                last_seen: f.last_seen,
+                detail: format!("{}; e.g. {}", f.reason, f.samples.join(", ")),
+                client_port: None,
+                peer: f.samples.first().cloned(),
+            });
+        }
+        out.sort_by(|a, b| a.client.cmp(&b.client).then(a.first_seen.cmp(&b.first_seen)));
+        out
+    }
+}
+
+/// Sightings as events: infected-system on the client, what it talked to as destination.
+pub fn sightings(flagged: &[Flagged], sensor: &str) -> Vec<Event> {
+    let feed = Arc::new(FeedInfo::new(
+        &format!("botwatch_sensor_{sensor}"),
+        &format!("botwatch {sensor} sensor"),
+        "botwatch",
+        if sensor == "detect" { 60.0 } else { 90.0 },
+    ));
+    flagged
+        .iter()
+        .map(|f| {
+            let mut e = Event::new(feed.clone(), ClassificationType::InfectedSystem, f.last_seen);
+            e.time_source = Some(f.first_seen);
+            e.source.ip = Some(f.client);
+            e.source.port = f.client_port;
+            if let Some(p) = &f.peer {
+                let host = p.split(" → ").next().unwrap_or(p);
+                match host
+                    .rsplit_once(':')
+                    .and_then(|(h, port)| Some((h.parse::<IpAddr>().ok()?, port.parse::<u16>().ok()?)))
+                {
+                    Some((ip, port)) => {
+                        e.destination.ip = Some(ip);
+                        e.destination.port = Some(port);
+                    }
+                    None => {
+                        let _ = e.set_str(Slot::for_key("destination.fqdn"), host);
+                    }
+                }
+            }
+            if f.reason == "indicator" {
+                let label = f.detail.split(" (from ").next().unwrap_or("");
+                if ClassificationType::from_name(label).is_none() && !label.is_empty() {
+                    e.malware_name = Some(label.into());
+                }
+            }
+            e.attrs.push(("extra.sensor.reason", botwatch_model::Value::Str(f.reason.as_str().into())));
+            e.attrs.push(("extra.sensor.detail", botwatch_model::Value::Str(f.detail.as_str().into())));
+            e.attrs.push(("extra.sensor.count", botwatch_model::Value::Int(f.count as i64)));
+            if let Some(i) = &f.indicator {
+                e.attrs.push(("extra.sensor.indicator", botwatch_model::Value::Str(i.as_str().into())));
+            }
+            if let Some(s) = f.score {
+                e.attrs.push(("extra.sensor.score", botwatch_model::Value::Float(s)));
+            }
+            e.raw = bytes::Bytes::from(serde_json::to_vec(f).unwrap_or_default());
+            e
+        })
+        .collect()
+}
+
+/// Stores sightings as one report (named by `sha256` of what was scanned, so scanning the
+/// same input again adds nothing). Returns events stored.
+pub fn store_sightings(store: &mut dyn Store, sha256: &str, name: &str, events: &[Event]) -> Result<u64> {
+    let Some(first) = events.first() else { return Ok(0) };
+    let mut meta = ReportMeta::new(sha256, &first.feed.id, 0, first.time_observation);
+    meta.name = Some(name.to_string());
+    meta.feed_info = Some((*first.feed).clone());
+    let Some(mut w) = store.begin_report(&meta)? else { return Ok(0) };
+    let mut keys = botwatch_store::DocKeys::default();
+    let mut enc: Vec<_> = events.iter().map(|e| botwatch_store::encode_with(e, &mut keys)).collect();
+    let mut resolver = w.resolver()?;
+    if let Some(r) = &mut resolver {
+        r.resolve(&mut enc)?;
+    }
+    let mut out = w.write_batch(&enc, &[])?;
+    if let Some(r) = resolver {
+        (out.merged, out.new_observations) = w.observations(r.finish())?;
+    }
+    let doc_keys = keys.keys().iter().map(|k| k.to_string()).collect();
+    w.commit(&ReportTotals { outcome: out, warnings: vec![], doc_keys })?;
+    Ok(out.inserted)
+}
+
+/// What one scanned file gave.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileScan {
+    pub file: String,
+    /// `flows`, `dns` or both (a pcap can carry NetFlow exports and DNS).
+    pub kinds: Vec<&'static str>,
+    pub records: u64,
+    pub rejects: u64,
+}
+
+/// Reads one file as flows and/or DNS (auto-detected) into the scanner. `written` (the
+/// file's modification time) supplies the year syslog time stamps leave out.
+pub fn scan_file(
+    scanner: &mut Scanner,
+    name: &str,
+    data: &[u8],
+    written: Option<Timestamp>,
+) -> Result<FileScan> {
+    use botwatch_telemetry::{dns, flow};
+    let mut out = FileScan { file: name.to_string(), kinds: Vec::new(), records: 0, rejects: 0 };
+    let as_flow = flow::detect(data, name).is_some();
+    let as_dns = dns::detect(data, name).is_some();
+    if !as_flow && !as_dns {
+        anyhow::bail!(
+            "{name}: not a recognised telemetry format (NetFlow/IPFIX pcap, flow log, nfdump CSV, dnstap, Unbound/BIND query log, DNS pcap)"
+        );
+    }
+    if as_flow && let Ok((recs, rejects, _)) = flow::read(data, name) {
+        out.kinds.push("flows");
+        out.records += recs.len() as u64;
+        out.rejects += rejects.len() as u64;
+        for r in &recs {
+            scanner.flow(r);
+        }
+    }
+    let opts = dns::ReadOptions { reference: written };
+    if as_dns && let Ok((recs, rejects, _)) = dns::read_with(data, name, &opts) {
+        out.kinds.push("dns");
+        out.records += recs.len() as u64;
+        out.rejects += rejects.len() as u64;
+        for r in &recs {
+            scanner.dns(r);
+        }
+    }
+    if out.kinds.is_empty() {
+        anyhow::bail!("{name}: recognised but could not be read");
+    }
+    Ok(out)
+}

@@ -1,0 +1,206 @@
+//! Own sensors through the CLI: feed indicators in the store, telemetry files scanned
+//! against them, sightings stored and turned into cases; the detectors on the Unbound
+//! sample reproduce its ground truth.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_botwatch"));
+    c.env_remove("BOTWATCH_DB").env_remove("BOTWATCH_CONFIG");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "{args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn json_lines(s: &str) -> Vec<Value> {
+    s.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn feeds(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../feeds/tests/data").join(rel)
+}
+
+fn telemetry(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../telemetry/tests/data").join(rel)
+}
+
+/// Argus `ra -c ,` time format.
+fn argus_time(iso: &str) -> String {
+    // 2024-04-01T00:00:00+00:00 → 2024/04/01 00:00:00.000000
+    format!("{} {}.000000", iso[..10].replace('-', "/"), &iso[11..19])
+}
+
+#[test]
+fn flows_and_queries_to_feed_indicators_become_sightings_and_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let db = db.to_str().unwrap();
+    let feodo = feeds("abusech/feodo_ipblocklist_2024-04-04.csv");
+    let bambenek = feeds("bambenek/bambenek_c2-dommasterlist.txt");
+    ok(&["ingest", "--db", db, "--quiet", feodo.to_str().unwrap(), bambenek.to_str().unwrap()]);
+
+    let c2 = json_lines(&ok(&["observations", "--db", db, "--type", "c2-server", "--format", "jsonl"]));
+    let ip_ind =
+        c2.iter().find(|o| o["subject"].as_str().unwrap().parse::<std::net::IpAddr>().is_ok()).unwrap();
+    let dom_ind = c2
+        .iter()
+        .find(|o| o["subject"].as_str().unwrap().contains(|c: char| c.is_ascii_alphabetic()))
+        .unwrap();
+    let c2_ip = ip_ind["subject"].as_str().unwrap();
+    let c2_dom = dom_ind["subject"].as_str().unwrap();
+    // Times inside each indicator's validity window.
+    let t_ip = ip_ind["last_seen"].as_str().unwrap();
+    let t_dom = dom_ind["last_seen"].as_str().unwrap();
+
+    // A flow log: an infected client talks to the C2 every minute; a clean one browses.
+    let mut flows = String::from(
+        "StartTime,Dur,Proto,SrcAddr,Sport,Dir,DstAddr,Dport,State,sTos,dTos,TotPkts,TotBytes,SrcBytes,Label\n",
+    );
+    for i in 0..5 {
+        let t = argus_time(t_ip);
+        flows.push_str(&format!(
+            "{t},0.5,tcp,10.0.0.5,{},   ->,{c2_ip},443,FSPA_FSPA,0,0,10,900,400,flow\n",
+            40000 + i
+        ));
+        flows.push_str(&format!(
+            "{t},0.5,tcp,10.0.0.9,{},   ->,93.184.216.34,443,FSPA_FSPA,0,0,10,900,400,flow\n",
+            41000 + i
+        ));
+    }
+    flows.push_str("this is not a flow line\n");
+    let flow_path = dir.path().join("capture.binetflow");
+    std::fs::write(&flow_path, flows).unwrap();
+
+    // A BIND query log: one client resolves a subdomain of a C2 domain, another a clean name.
+    let bind_time = |iso: &str| {
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        let m: usize = iso[5..7].parse().unwrap();
+        format!("{}-{}-{} {}.000", &iso[8..10], months[m - 1], &iso[..4], &iso[11..19])
+    };
+    let t = bind_time(t_dom);
+    let log = format!(
+        "{t} queries: info: client @0x7f0001 10.0.0.7#53422 (www.{c2_dom}): query: www.{c2_dom} IN A +E(0)K (10.0.0.1)\n\
+         {t} queries: info: client @0x7f0002 10.0.0.8#53423 (example.org): query: example.org IN A +E(0)K (10.0.0.1)\n\
+         {t} queries: info: client @0x7f0003 10.0.0.8#53424 (notx{c2_dom}): query: notx{c2_dom} IN A +E(0)K (10.0.0.1)\n"
+    );
+    let dns_path = dir.path().join("query.log");
+    std::fs::write(&dns_path, log).unwrap();
+
+    let out = ok(&["scan", "--db", db, "--json", flow_path.to_str().unwrap(), dns_path.to_str().unwrap()]);
+    let flagged = json_lines(&out);
+    let by = |client: &str| -> Vec<&Value> { flagged.iter().filter(|f| f["client"] == client).collect() };
+    let five = by("10.0.0.5");
+    assert_eq!(five.len(), 1, "one aggregated sighting for the bot: {flagged:?}");
+    assert_eq!(five[0]["reason"], "indicator");
+    assert_eq!(five[0]["indicator"], c2_ip);
+    assert_eq!(five[0]["count"], 5);
+    let seven = by("10.0.0.7");
+    assert_eq!(seven.len(), 1, "{flagged:?}");
+    assert_eq!(seven[0]["indicator"], c2_dom);
+    assert!(by("10.0.0.9").is_empty() && by("10.0.0.8").is_empty(), "clean clients not flagged: {flagged:?}");
+
+    // Stored as infected-system sightings; the same scan again adds nothing.
+    let ev = json_lines(&ok(&["events", "--db", db, "--feed", "botwatch_sensor_match", "--format", "jsonl"]));
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert!(ev.iter().all(|e| e["classification.type"] == "infected-system"));
+    ok(&["scan", "--db", db, "--json", flow_path.to_str().unwrap(), dns_path.to_str().unwrap()]);
+    let again =
+        json_lines(&ok(&["events", "--db", db, "--feed", "botwatch_sensor_match", "--format", "jsonl"]));
+    assert_eq!(again.len(), 2);
+
+    // And cases follow, as for any feed's infected-system events (the fixture's indicators
+    // are from 2024: a long auto-close period keeps those sightings from being stale).
+    let cfg = dir.path().join("botwatch.toml");
+    std::fs::write(&cfg, "[cases]\nauto_close_days = 100000\n").unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let up: Value =
+        serde_json::from_str(ok(&["--config", cfg, "cases", "update", "--db", db, "--json"]).trim()).unwrap();
+    assert!(up["process"]["opened"].as_u64().unwrap() >= 2, "{up}");
+    let cases = json_lines(&ok(&["--config", cfg, "cases", "list", "--db", db, "--json"]));
+    assert!(cases.iter().any(|c| c["ip"] == "10.0.0.5"), "{cases:?}");
+
+    // Telemetry that is not telemetry: exit 3 and a clear message.
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, b"\x00\x01garbage").unwrap();
+    let o = run(&["scan", "--db", db, junk.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a recognised telemetry format"));
+}
+
+#[test]
+fn unbound_sample_ground_truth_is_reproduced() {
+    let gt = telemetry("dns/generated_unbound/ground_truth.csv");
+    let log = telemetry("dns/generated_unbound/unbound_querylog_replylog.log");
+    let tap = telemetry("dns/generated_unbound/unbound.dnstap.fstrm");
+    if !gt.exists() || !log.exists() || !tap.exists() {
+        panic!("the Unbound sample is missing from crates/telemetry/tests/data/dns/generated_unbound");
+    }
+    // Infected clients per the ground truth.
+    let truth = std::fs::read_to_string(&gt).unwrap();
+    let header: Vec<&str> = truth.lines().next().unwrap().split(',').collect();
+    let ci = header.iter().position(|h| h.contains("client")).unwrap();
+    let li = header.iter().position(|h| h.contains("label")).unwrap();
+    let mut infected = std::collections::BTreeSet::new();
+    let mut clean = std::collections::BTreeSet::new();
+    for l in truth.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        if f.len() <= ci.max(li) {
+            continue;
+        }
+        if f[li].eq_ignore_ascii_case("benign") || f[li].eq_ignore_ascii_case("clean") {
+            clean.insert(f[ci].to_string());
+        } else {
+            infected.insert(f[ci].to_string());
+        }
+    }
+    let clean: std::collections::BTreeSet<_> = clean.difference(&infected).cloned().collect();
+    assert_eq!(infected.len(), 2, "{infected:?}");
+    for input in [&log, &tap] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("u.db");
+        let out =
+            ok(&["scan", "--db", db.to_str().unwrap(), "--json", "--no-store", input.to_str().unwrap()]);
+        let flagged: std::collections::BTreeSet<String> =
+            json_lines(&out).iter().map(|f| f["client"].as_str().unwrap().to_string()).collect();
+        assert_eq!(flagged, infected, "{}: flagged {flagged:?}, clean ones {clean:?}", input.display());
+    }
+}
+
+#[test]
+fn dga_score_prints_one_verdict_per_name() {
+    let out = ok(&["dga", "score", "--json", "google.com", "xjw7qk2mzpa9rtd.com"]);
+    let v = json_lines(&out);
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[0]["domain"], "google.com");
+    assert_eq!(v[0]["dga"], false, "{v:?}");
+    assert_eq!(v[1]["dga"], true, "{v:?}");
+    let s = v[1]["score"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&s));
+    // Names on stdin, table output.
+    let mut child = bin()
+        .args(["dga", "score"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"wikipedia.org\nqwxzkjvbnmpl.net\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
+}

@@ -1,0 +1,348 @@
+//! Detection without indicators: infected subscribers found from their own DNS and flow
+//! behaviour when no feed lists the C2.
+//!
+//! Public API:
+//! - [`dga::DgaModel`]: `DgaModel::builtin()` (shipped model, `data/dga_model.json`),
+//!   `score(&str) -> f64` in 0..1 over the registrable label, `is_dga(&str)` (threshold chosen on
+//!   validation data), `explain(&str)` (the analyst-facing reason). Trainer and evaluation
+//!   splits in [`dga::train`].
+//! - [`score_names`]: the CLI's `dga score`: names in, [`NameScore`] (serde) out.
+//! - [`DnsDetector`]: `new(DnsDetectorConfig)`, `observe(&DnsRecord)`, `finish() -> Vec<Finding>`;
+//!   per client, NXDOMAIN bursts to distinct names in a sliding window ([`FindingKind::NxBurst`])
+//!   and many distinct DGA-looking names ([`FindingKind::Dga`]), each confidence raised by the
+//!   other signal.
+//! - [`beacon::BeaconDetector`]: `new(BeaconConfig)`, `observe(&FlowRecord)`, `finish()`;
+//!   regular connections per (client, destination ip:port) ([`FindingKind::Beacon`]).
+//!
+//! ```
+//! use botwatch_telemetry::detect::dga::DgaModel;
+//! let m = DgaModel::builtin();
+//! assert!(m.score("xtwscsoqwxobqdcuibtorby.ru") > m.score("wikipedia.org"));
+//! ```
+//!
+//! Time comes only from the records, so replays and tests are deterministic.
+
+pub mod beacon;
+pub mod dga;
+
+use crate::record::DnsRecord;
+use botwatch_model::Timestamp;
+use dga::DgaModel;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+
+/// What kind of behaviour a finding reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    Dga,
+    NxBurst,
+    Beacon,
+}
+
+/// One suspicious client, with the evidence an analyst needs to check it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub client: IpAddr,
+    pub kind: FindingKind,
+    /// 0..1.
+    pub confidence: f64,
+    /// Human-readable reason, e.g. "152 NXDOMAIN to distinct names within 300 s; 140 look DGA".
+    pub reason: String,
+    /// Events behind the finding (names or connections).
+    pub count: usize,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    /// A few names (DNS) or `ip:port` destinations (beacon), most telling first.
+    pub samples: Vec<String>,
+}
+
+/// One scored name, as `botwatch dga score` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NameScore {
+    pub domain: String,
+    pub score: f64,
+    pub dga: bool,
+}
+
+/// Score names with the built-in model.
+pub fn score_names<I, S>(names: I) -> Vec<NameScore>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let m = DgaModel::builtin();
+    names
+        .into_iter()
+        .map(|n| {
+            let domain = n.as_ref().trim().to_string();
+            let score = m.score(&domain);
+            NameScore { dga: score >= m.threshold(), score, domain }
+        })
+        .collect()
+}
+
+/// Thresholds of [`DnsDetector`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DnsDetectorConfig {
+    /// Sliding window for NXDOMAIN counting, seconds.
+    pub window_secs: i64,
+    /// NXDOMAIN responses to this many distinct names inside one window flag the client.
+    pub nx_threshold: usize,
+    /// This many distinct DGA-scored names (any rcode) flag the client.
+    pub dga_threshold: usize,
+    /// Names kept per finding.
+    pub samples: usize,
+    /// Memory bound: distinct names remembered per client.
+    pub max_names_per_client: usize,
+}
+
+impl Default for DnsDetectorConfig {
+    fn default() -> Self {
+        DnsDetectorConfig {
+            window_secs: 300,
+            nx_threshold: 25,
+            dga_threshold: 10,
+            samples: 10,
+            max_names_per_client: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct ClientState {
+    /// NXDOMAIN events inside the window, oldest first.
+    nx_window: VecDeque<(Timestamp, String)>,
+    /// Name → occurrences in `nx_window`; its length is the distinct count.
+    nx_names: HashMap<String, usize>,
+    nx_peak: usize,
+    nx_peak_start: Option<Timestamp>,
+    nx_peak_end: Option<Timestamp>,
+    /// Every distinct NXDOMAIN name with its DGA score (bounded).
+    nx_scored: BTreeMap<String, f64>,
+    /// Distinct names the model calls DGA, any rcode (bounded).
+    dga_names: BTreeMap<String, f64>,
+    /// Distinct names seen (bounded), to score each name once.
+    seen: HashMap<String, f64>,
+    first: Option<Timestamp>,
+    last: Option<Timestamp>,
+    dga_first: Option<Timestamp>,
+    dga_last: Option<Timestamp>,
+}
+
+/// Per-client DNS behaviour: NXDOMAIN bursts and DGA-looking names.
+#[derive(Debug)]
+pub struct DnsDetector {
+    cfg: DnsDetectorConfig,
+    model: &'static DgaModel,
+    clients: HashMap<IpAddr, ClientState>,
+}
+
+impl DnsDetector {
+    pub fn new(cfg: DnsDetectorConfig) -> Self {
+        DnsDetector { cfg, model: DgaModel::builtin(), clients: HashMap::new() }
+    }
+
+    /// Feed one record; records should come roughly in time order (the window only slides
+    /// forward).
+    pub fn observe(&mut self, r: &DnsRecord) {
+        let name = r.qname.trim().trim_end_matches('.').to_ascii_lowercase();
+        if name.is_empty() {
+            return;
+        }
+        let cfg = &self.cfg;
+        let st = self.clients.entry(r.client).or_default();
+        st.first = Some(st.first.map_or(r.time, |f| f.min(r.time)));
+        st.last = Some(st.last.map_or(r.time, |l| l.max(r.time)));
+        let score = match st.seen.get(&name) {
+            Some(s) => *s,
+            None => {
+                let s = self.model.score(&name);
+                if st.seen.len() < cfg.max_names_per_client {
+                    st.seen.insert(name.clone(), s);
+                }
+                s
+            }
+        };
+        if score >= self.model.threshold() && st.dga_names.len() < cfg.max_names_per_client {
+            st.dga_names.insert(name.clone(), score);
+            st.dga_first = Some(st.dga_first.map_or(r.time, |f| f.min(r.time)));
+            st.dga_last = Some(st.dga_last.map_or(r.time, |l| l.max(r.time)));
+        }
+        if r.rcode.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("NXDOMAIN")) {
+            if st.nx_scored.len() < cfg.max_names_per_client {
+                st.nx_scored.insert(name.clone(), score);
+            }
+            let horizon = Timestamp(r.time.0.saturating_sub(cfg.window_secs.saturating_mul(1_000_000)));
+            while st.nx_window.front().is_some_and(|(t, _)| *t < horizon) {
+                if let Some((_, old)) = st.nx_window.pop_front()
+                    && let Some(c) = st.nx_names.get_mut(&old)
+                {
+                    *c -= 1;
+                    if *c == 0 {
+                        st.nx_names.remove(&old);
+                    }
+                }
+            }
+            if st.nx_window.len() < cfg.max_names_per_client {
+                *st.nx_names.entry(name.clone()).or_insert(0) += 1;
+                st.nx_window.push_back((r.time, name));
+            }
+            if st.nx_names.len() > st.nx_peak {
+                st.nx_peak = st.nx_names.len();
+                st.nx_peak_start = st.nx_window.front().map(|(t, _)| *t);
+                st.nx_peak_end = Some(r.time);
+            }
+        }
+    }
+
+    /// Findings for every flagged client, highest confidence first.
+    pub fn finish(self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let threshold = self.model.threshold();
+        for (client, st) in self.clients {
+            let nx_dga = st.nx_scored.values().filter(|s| **s >= threshold).count();
+            let nx_mean = mean(st.nx_scored.values().copied());
+            if st.nx_peak >= self.cfg.nx_threshold {
+                // Burst strength saturates at 4x the threshold; the DGA look of the names
+                // (mean score) then moves confidence between that and 1.
+                let burst =
+                    (0.5 + 0.5 * ((st.nx_peak as f64 / self.cfg.nx_threshold as f64) - 1.0) / 3.0).min(1.0);
+                let confidence = 1.0 - (1.0 - burst * 0.8) * (1.0 - nx_mean * 0.8);
+                out.push(Finding {
+                    client,
+                    kind: FindingKind::NxBurst,
+                    confidence,
+                    reason: format!(
+                        "{} NXDOMAIN responses to distinct names within {} s (threshold {}); \
+                         {} of {} NXDOMAIN names look DGA (mean score {:.2})",
+                        st.nx_peak,
+                        self.cfg.window_secs,
+                        self.cfg.nx_threshold,
+                        nx_dga,
+                        st.nx_scored.len(),
+                        nx_mean
+                    ),
+                    count: st.nx_peak,
+                    first_seen: st.nx_peak_start.or(st.first).unwrap_or(Timestamp(0)),
+                    last_seen: st.nx_peak_end.or(st.last).unwrap_or(Timestamp(0)),
+                    samples: top_names(&st.nx_scored, self.cfg.samples),
+                });
+            }
+            if st.dga_names.len() >= self.cfg.dga_threshold {
+                let n = st.dga_names.len();
+                let volume = (n as f64 / (4.0 * self.cfg.dga_threshold as f64)).min(1.0);
+                let nx_share = if n > 0 {
+                    st.dga_names.keys().filter(|k| st.nx_scored.contains_key(*k)).count() as f64 / n as f64
+                } else {
+                    0.0
+                };
+                let base = mean(st.dga_names.values().copied()) * (0.6 + 0.3 * volume);
+                let confidence = 1.0 - (1.0 - base) * (1.0 - 0.5 * nx_share);
+                out.push(Finding {
+                    client,
+                    kind: FindingKind::Dga,
+                    confidence,
+                    reason: format!(
+                        "{n} distinct DGA-looking names (threshold {}), {:.0} % of them NXDOMAIN; e.g. {}",
+                        self.cfg.dga_threshold,
+                        nx_share * 100.0,
+                        top_names(&st.dga_names, 1).first().map_or(String::new(), |s| self.model.explain(s))
+                    ),
+                    count: n,
+                    first_seen: st.dga_first.unwrap_or(Timestamp(0)),
+                    last_seen: st.dga_last.unwrap_or(Timestamp(0)),
+                    samples: top_names(&st.dga_names, self.cfg.samples),
+                });
+            }
+        }
+        out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then(a.client.cmp(&b.client)));
+        out
+    }
+}
+
+fn mean(it: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = it.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 { 0.0 } else { s / n as f64 }
+}
+
+fn top_names(m: &BTreeMap<String, f64>, k: usize) -> Vec<String> {
+    let mut v: Vec<(&String, &f64)> = m.iter().collect();
+    v.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+    v.into_iter().take(k).map(|(n, _)| n.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(t: i64, client: &str, name: &str, rcode: &str) -> DnsRecord {
+        DnsRecord {
+            time: Timestamp::from_secs(t),
+            client: client.parse().unwrap(),
+            client_port: None,
+            qname: name.to_string(),
+            qtype: "A".into(),
+            rcode: Some(rcode.into()),
+            answers: vec![],
+        }
+    }
+
+    #[test]
+    fn nx_window_slides_and_counts_distinct_names() {
+        let cfg = DnsDetectorConfig { window_secs: 60, nx_threshold: 10, ..Default::default() };
+        let mut d = DnsDetector::new(cfg);
+        // 9 distinct names every 10 s never reach 10 in 60 s: the window holds at most 7.
+        for i in 0..40 {
+            d.observe(&rec(i * 10, "10.0.0.1", &format!("name{}.example", i % 9), "NXDOMAIN"));
+        }
+        // The same name repeated is one name.
+        for i in 0..100 {
+            d.observe(&rec(i, "10.0.0.2", "printer.local.example", "NXDOMAIN"));
+        }
+        // 30 distinct names in 30 s: a burst.
+        for i in 0..30 {
+            d.observe(&rec(1000 + i, "10.0.0.3", &format!("qx{i}zkvbwpt.com"), "NXDOMAIN"));
+        }
+        let f = d.finish();
+        assert_eq!(f.iter().filter(|f| f.kind == FindingKind::NxBurst).count(), 1, "{f:?}");
+        let burst = f.iter().find(|f| f.kind == FindingKind::NxBurst).unwrap();
+        assert_eq!(burst.client.to_string(), "10.0.0.3");
+        assert_eq!(burst.count, 30);
+        assert_eq!(burst.first_seen, Timestamp::from_secs(1000));
+        assert!(burst.confidence > 0.4 && burst.confidence <= 1.0);
+    }
+
+    #[test]
+    fn confidence_rises_with_dga_look() {
+        let cfg = DnsDetectorConfig { nx_threshold: 10, ..Default::default() };
+        let mut d = DnsDetector::new(cfg);
+        let words =
+            ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"];
+        for (i, w) in words.iter().enumerate() {
+            d.observe(&rec(i as i64, "10.0.0.1", &format!("{w}.intranet.example.com"), "NXDOMAIN"));
+            d.observe(&rec(i as i64, "10.0.0.1", &format!("mail{w}shop.com"), "NXDOMAIN"));
+        }
+        for i in 0..20 {
+            let n = format!("{}xq{}zvkw{}tj.ru", (b'a' + i as u8) as char, i * 7, (b'z' - i as u8) as char);
+            d.observe(&rec(i, "10.0.0.2", &n, "NXDOMAIN"));
+        }
+        let f = d.finish();
+        let c = |ip: &str| {
+            f.iter()
+                .find(|f| f.kind == FindingKind::NxBurst && f.client.to_string() == ip)
+                .map(|f| f.confidence)
+                .unwrap()
+        };
+        assert!(c("10.0.0.2") > c("10.0.0.1"), "{f:#?}");
+    }
+
+    #[test]
+    fn score_names_serialises() {
+        let v = score_names(["wikipedia.org", "xtwscsoqwxobqdcuibtorby.ru"]);
+        assert!(!v[0].dga && v[1].dga, "{v:?}");
+        let j = serde_json::to_string(&v).unwrap();
+        assert!(j.contains("\"domain\":\"wikipedia.org\""), "{j}");
+    }
+}

@@ -1,0 +1,429 @@
+//! Unbound `log-queries`/`log-replies` and BIND `querylog` text.
+//!
+//! Unbound (1.17, `log-tag-queryreply: yes`; `info:` instead of the tag otherwise):
+//! `Nov 25 17:20:05 unbound[29117:0] query: 127.0.0.27 detik.com. A IN`
+//! `Nov 25 17:20:05 unbound[29117:0] reply: 127.0.0.27 detik.com. A IN NOERROR 0.000000 1 54`
+//! BIND 9.11+:
+//! `25-Nov-2026 17:20:05.123 client @0x7f… 10.0.0.5#53422 (example.com): query: example.com IN A +E(0)K (10.0.0.1)`
+//! Lines with a time prefix that are other log messages are counted as skipped.
+
+use super::{DnsFormat, DnsSink, ReadOptions, Stats, reject, wire::normalise_qname};
+use crate::record::DnsRecord;
+use botwatch_model::{Timestamp, parse_timestamp};
+use chrono::{Datelike, NaiveDate};
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
+/// A reply further than this from its query line belongs to another query.
+const REPLY_WINDOW_US: i64 = 30_000_000;
+
+pub(crate) fn detect_text(bytes: &[u8], name: &str) -> Option<DnsFormat> {
+    let head = &bytes[..bytes.len().min(64 * 1024)];
+    let text = String::from_utf8_lossy(head);
+    let (mut unbound, mut bind) = (0, 0);
+    for line in text.lines().filter(|l| !l.trim().is_empty()).take(50) {
+        if line.contains("unbound[") || line.contains("unbound:") {
+            unbound += 1;
+        }
+        if line.contains("client ") && line.contains("query: ") && line.contains('#') {
+            bind += 1;
+        }
+    }
+    if bind > 0 && bind >= unbound {
+        Some(DnsFormat::BindQueryLog)
+    } else if unbound > 0 || name.contains("unbound") {
+        Some(DnsFormat::UnboundLog)
+    } else if name.contains("named") || name.contains("bind") {
+        Some(DnsFormat::BindQueryLog)
+    } else {
+        None
+    }
+}
+
+const MONTHS: [&str; 12] =
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+fn month(s: &str) -> Option<u32> {
+    MONTHS.iter().position(|m| m.eq_ignore_ascii_case(s)).map(|i| i as u32 + 1)
+}
+
+/// `HH:MM:SS[.frac]` → seconds of day and microseconds.
+fn clock(s: &str) -> Option<i64> {
+    let (hms, frac) = s.split_once(['.', ',']).unwrap_or((s, ""));
+    let mut it = hms.split(':');
+    let (h, m, sec): (i64, i64, i64) =
+        (it.next()?.parse().ok()?, it.next()?.parse().ok()?, it.next()?.parse().ok()?);
+    if it.next().is_some() || h > 23 || m > 59 || sec > 60 || hms.len() != 8 {
+        return None;
+    }
+    let mut us = 0i64;
+    let mut scale = 100_000;
+    for c in frac.bytes() {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        us += i64::from(c - b'0') * scale;
+        scale /= 10;
+    }
+    Some((h * 3600 + m * 60 + sec) * 1_000_000 + us)
+}
+
+fn date_us(y: i32, m: u32, d: u32) -> Option<i64> {
+    let days = NaiveDate::from_ymd_opt(y, m, d)?.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1)?);
+    days.num_days().checked_mul(86_400_000_000)
+}
+
+fn epoch(s: &str) -> Option<Timestamp> {
+    let (sec, frac) = s.split_once('.').unwrap_or((s, ""));
+    if sec.is_empty() || sec.len() > 12 || !sec.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mut us = sec.parse::<i64>().ok()? * 1_000_000;
+    let mut scale = 100_000;
+    for c in frac.bytes().take(6) {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        us += i64::from(c - b'0') * scale;
+        scale /= 10;
+    }
+    Some(Timestamp(us))
+}
+
+#[derive(Debug, PartialEq)]
+enum TimeErr {
+    Missing,
+    NoYear,
+}
+
+/// Splits the time prefix off a line: `(time, rest)`.
+fn split_time<'a>(line: &'a str, reference: Option<Timestamp>) -> Result<(Timestamp, &'a str), TimeErr> {
+    let mut toks = line.split(' ').filter(|t| !t.is_empty());
+    let t1 = toks.next().ok_or(TimeErr::Missing)?;
+    let after = |tok: &str| -> &'a str {
+        // `tok` borrows from `line`; everything after it, leading blanks trimmed.
+        let end = tok.as_ptr() as usize - line.as_ptr() as usize + tok.len();
+        line[end..].trim_start()
+    };
+    if let Some(inner) = t1.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        return epoch(inner).map(|t| (t, after(t1))).ok_or(TimeErr::Missing);
+    }
+    if let Some(t) = epoch(t1).filter(|_| t1.len() >= 9) {
+        return Ok((t, after(t1)));
+    }
+    let t2 = toks.next();
+    // BIND: 25-Nov-2026 17:20:05.123
+    let dmy: Vec<&str> = t1.split('-').collect();
+    if let ([d, m, y], Some(t2)) = (dmy.as_slice(), t2)
+        && let (Ok(d), Some(m), Ok(y)) = (d.parse(), month(m), y.parse())
+    {
+        let us = date_us(y, m, d).zip(clock(t2)).ok_or(TimeErr::Missing)?;
+        return Ok((Timestamp(us.0 + us.1), after(t2)));
+    }
+    if t1.len() > 10 && t1.as_bytes()[4] == b'-' && (t1.as_bytes()[10] == b'T' || t1.as_bytes()[10] == b't') {
+        return parse_timestamp(t1).map(|t| (t, after(t1))).ok_or(TimeErr::Missing);
+    }
+    if t1.len() == 10
+        && t1.as_bytes()[4] == b'-'
+        && let Some(t2) = t2
+    {
+        let t = parse_timestamp(&format!("{t1} {t2}")).ok_or(TimeErr::Missing)?;
+        return Ok((t, after(t2)));
+    }
+    // Syslog: Nov 25 17:20:05 (day may be padded: "Nov  5").
+    if let (Some(m), Some(d), Some(t3)) = (month(t1), t2.and_then(|d| d.parse::<u32>().ok()), toks.next()) {
+        let tod = clock(t3).ok_or(TimeErr::Missing)?;
+        let reference = reference.ok_or(TimeErr::NoYear)?;
+        let ry = reference.to_datetime().year();
+        // The latest year that does not put the line more than a day after the reference.
+        for y in [ry + 1, ry, ry - 1] {
+            if let Some(us) = date_us(y, m, d)
+                && us + tod <= reference.0 + 86_400_000_000
+            {
+                return Ok((Timestamp(us + tod), after(t3)));
+            }
+        }
+        return Err(TimeErr::Missing);
+    }
+    Err(TimeErr::Missing)
+}
+
+/// Client as Unbound/BIND print it: `10.0.0.5`, `10.0.0.5#53422`, `10.0.0.5@53422`.
+fn client(s: &str) -> Option<(IpAddr, Option<u16>)> {
+    if let Ok(ip) = s.parse() {
+        return Some((ip, None));
+    }
+    let (ip, port) = s.rsplit_once(['#', '@'])?;
+    Some((ip.parse().ok()?, Some(port.parse().ok()?)))
+}
+
+enum Parsed {
+    Query(DnsRecord),
+    Reply(DnsRecord),
+    Other,
+}
+
+fn is_class(s: &str) -> bool {
+    matches!(s, "IN" | "CH" | "HS" | "ANY" | "NONE") || s.starts_with("CLASS")
+}
+
+/// Fields after the Unbound tag: `ip name type class [rcode time cached size …]`.
+fn unbound_fields(rest: &str, time: Timestamp, tagged: Option<bool>) -> Result<Parsed, String> {
+    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let Some(&first) = f.first() else { return Err("empty query/reply line".into()) };
+    let Some((ip, port)) = client(first) else {
+        // `info:` carries every other message too; tagged lines must start with the client.
+        return if tagged.is_none() {
+            Ok(Parsed::Other)
+        } else {
+            Err(format!("bad client address {first:?}"))
+        };
+    };
+    if f.len() < 4 || !is_class(f[3]) {
+        return Err("expected `client name type class`".into());
+    }
+    let is_reply = match tagged {
+        Some(r) => r,
+        None => f.len() >= 5,
+    };
+    let rcode = if is_reply {
+        let rc = f.get(4).ok_or("reply without rcode")?;
+        if rc.is_empty() || !rc.bytes().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!("bad rcode {rc:?}"));
+        }
+        Some(rc.to_ascii_uppercase())
+    } else {
+        None
+    };
+    let rec = DnsRecord {
+        time,
+        client: ip,
+        client_port: port,
+        qname: normalise_qname(f[1]),
+        qtype: f[2].to_ascii_uppercase(),
+        rcode,
+        answers: Vec::new(),
+    };
+    Ok(if is_reply { Parsed::Reply(rec) } else { Parsed::Query(rec) })
+}
+
+fn find_tag<'a>(rest: &'a str, tag: &str) -> Option<&'a str> {
+    let i = rest.find(tag)?;
+    (i == 0 || rest.as_bytes()[i - 1] == b' ').then(|| &rest[i + tag.len()..])
+}
+
+fn unbound_line(rest: &str, time: Timestamp) -> Result<Parsed, String> {
+    if let Some(r) = find_tag(rest, "query: ") {
+        return unbound_fields(r, time, Some(false));
+    }
+    if let Some(r) = find_tag(rest, "reply: ") {
+        return unbound_fields(r, time, Some(true));
+    }
+    if let Some(r) = find_tag(rest, "info: ") {
+        return unbound_fields(r, time, None);
+    }
+    Ok(Parsed::Other)
+}
+
+fn bind_line(rest: &str, time: Timestamp) -> Result<Parsed, String> {
+    let Some(c) = find_tag(rest, "client ") else { return Ok(Parsed::Other) };
+    let Some(q) = find_tag(c, "query: ") else { return Ok(Parsed::Other) };
+    let mut ct = c.split_ascii_whitespace();
+    let mut who = ct.next().unwrap_or("");
+    if who.starts_with("@0x") {
+        who = ct.next().unwrap_or("");
+    }
+    let who = who.trim_end_matches(':');
+    let (ip, port) = client(who).ok_or_else(|| format!("bad client address {who:?}"))?;
+    let f: Vec<&str> = q.split_ascii_whitespace().collect();
+    if f.len() < 3 || !is_class(f[1]) {
+        return Err("expected `query: name class type`".into());
+    }
+    Ok(Parsed::Query(DnsRecord {
+        time,
+        client: ip,
+        client_port: port,
+        qname: normalise_qname(f[0]),
+        qtype: f[2].to_ascii_uppercase(),
+        rcode: None,
+        answers: Vec::new(),
+    }))
+}
+
+pub(crate) fn read_log(
+    bytes: &[u8],
+    format: DnsFormat,
+    opts: &ReadOptions,
+    out: &mut dyn DnsSink,
+    stats: &mut Stats,
+) {
+    // Records are held until the end so a reply can complete the query line before it.
+    let mut recs: Vec<DnsRecord> = Vec::new();
+    let mut waiting: HashMap<(IpAddr, String, String), VecDeque<usize>> = HashMap::new();
+    for (i, raw) in bytes.split(|&c| c == b'\n').enumerate() {
+        let n = i as u64 + 1;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        stats.lines += 1;
+        let Ok(line) = std::str::from_utf8(raw) else {
+            out.reject(reject(n, raw, "not UTF-8"));
+            continue;
+        };
+        let (time, rest) = match split_time(line, opts.reference) {
+            Ok(v) => v,
+            Err(TimeErr::Missing) => {
+                out.reject(reject(n, raw, "no time stamp at the start of the line"));
+                continue;
+            }
+            Err(TimeErr::NoYear) => {
+                // Only query/reply lines matter; other yearless lines are just skipped.
+                let probe = Timestamp(0);
+                let parsed = match format {
+                    DnsFormat::BindQueryLog => bind_line(line, probe),
+                    _ => unbound_line(line, probe),
+                };
+                if matches!(parsed, Ok(Parsed::Other)) {
+                    stats.lines_skipped += 1;
+                } else {
+                    out.reject(reject(
+                        n,
+                        raw,
+                        "syslog time stamp has no year and no reference time was given",
+                    ));
+                }
+                continue;
+            }
+        };
+        let parsed = match format {
+            DnsFormat::BindQueryLog => bind_line(rest, time),
+            _ => unbound_line(rest, time),
+        };
+        match parsed {
+            Err(e) => out.reject(reject(n, raw, e)),
+            Ok(Parsed::Other) => stats.lines_skipped += 1,
+            Ok(Parsed::Query(r)) => {
+                stats.queries += 1;
+                waiting
+                    .entry((r.client, r.qname.clone(), r.qtype.clone()))
+                    .or_default()
+                    .push_back(recs.len());
+                recs.push(r);
+            }
+            Ok(Parsed::Reply(r)) => {
+                stats.responses += 1;
+                let q = waiting.get_mut(&(r.client, r.qname.clone(), r.qtype.clone())).and_then(|w| {
+                    while let Some(&j) = w.front() {
+                        if r.time.0 - recs[j].time.0 > REPLY_WINDOW_US {
+                            w.pop_front();
+                        } else {
+                            return w.pop_front();
+                        }
+                    }
+                    None
+                });
+                match q {
+                    Some(j) => {
+                        stats.paired += 1;
+                        recs[j].rcode = r.rcode;
+                    }
+                    None => {
+                        stats.unmatched_responses += 1;
+                        recs.push(r);
+                    }
+                }
+            }
+        }
+    }
+    stats.unanswered = recs.iter().filter(|r| r.rcode.is_none()).count() as u64;
+    for r in recs {
+        out.record(r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::{Collected, read_as};
+
+    fn run(text: &str, format: DnsFormat) -> (Vec<DnsRecord>, Vec<botwatch_model::Reject>, Stats) {
+        let opts = ReadOptions { reference: Some(parse_timestamp("2026-11-26T00:00:00Z").unwrap()) };
+        read_as(text.as_bytes(), format, &opts)
+    }
+
+    #[test]
+    fn time_prefixes() {
+        let r = Some(parse_timestamp("2026-01-02T00:00:00Z").unwrap());
+        let cases = [
+            ("[1764091205] x", "2025-11-25T17:20:05+00:00"),
+            ("1764091205.25 x", "2025-11-25T17:20:05.250000+00:00"),
+            ("25-Nov-2026 17:20:05.123 x", "2026-11-25T17:20:05.123000+00:00"),
+            ("2026-11-25T17:20:05.5+01:00 x", "2026-11-25T16:20:05.500000+00:00"),
+            ("2026-11-25 17:20:05 x", "2026-11-25T17:20:05+00:00"),
+            // December seen from early January is last year's.
+            ("Dec 31 23:59:59 x", "2025-12-31T23:59:59+00:00"),
+            ("Jan  2 10:00:00 x", "2026-01-02T10:00:00+00:00"),
+        ];
+        for (line, want) in cases {
+            let (t, rest) = split_time(line, r).unwrap_or_else(|e| panic!("{line}: {e:?}"));
+            assert_eq!((t.to_rfc3339().as_str(), rest), (want, "x"), "{line}");
+        }
+        assert_eq!(split_time("Nov 25 17:20:05 x", None), Err(TimeErr::NoYear));
+        for bad in ["", "x", "Nov 25 27:20:05 y", "31-Feb-2026 10:00:00 y", "[12a] y"] {
+            assert!(split_time(bad, r).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unbound_query_and_reply_pair() {
+        let text = "Nov 25 17:20:05 unbound[1:0] query: 127.0.0.27 Detik.com. A IN\n\
+                    Nov 25 17:20:05 unbound[1:0] info: start of service (unbound 1.17.1).\n\
+                    Nov 25 17:20:05 unbound[1:0] reply: 127.0.0.27 detik.com. A IN NOERROR 0.000000 1 54\n\
+                    Nov 25 17:20:06 unbound[1:0] info: 10.0.0.5 x.example. AAAA IN\n\
+                    Nov 25 17:20:06 unbound[1:0] info: 10.0.0.5 x.example. AAAA IN NXDOMAIN 0.1 0 40\n\
+                    Nov 25 17:20:07 unbound[1:0] query: 10.0.0.300 x.example. AAAA IN\n\
+                    Nov 25 17:20:07 unbound[1:0] query: 10.0.0.3 x.example.\n\
+                    garbage\n";
+        let (recs, rejects, stats) = run(text, DnsFormat::UnboundLog);
+        assert_eq!(recs.len(), 2);
+        assert_eq!((recs[0].qname.as_str(), recs[0].rcode.as_deref()), ("detik.com", Some("NOERROR")));
+        assert_eq!((recs[1].qtype.as_str(), recs[1].rcode.as_deref()), ("AAAA", Some("NXDOMAIN")));
+        assert_eq!(rejects.iter().map(|r| r.line).collect::<Vec<_>>(), vec![6, 7, 8]);
+        assert!(rejects.iter().all(|r| !r.reason.is_empty()));
+        assert_eq!((stats.paired, stats.lines_skipped, stats.lines), (2, 1, 8));
+    }
+
+    #[test]
+    fn bind_query_lines() {
+        let text = "25-Nov-2026 17:20:05.123 queries: info: client @0x7f3a2c0 10.0.0.5#53422 (Example.com): query: Example.com IN A +E(0)K (10.0.0.1)\n\
+                    25-Nov-2026 17:20:06.000 client 2001:db8::7#5353: view internal: query: x.test IN TXT + (::1)\n\
+                    2026-11-25T17:20:07.000Z client @0x1 10.0.0.5 (a): query: a IN A +\n\
+                    25-Nov-2026 17:20:08.000 general: info: zone loaded\n";
+        let (recs, rejects, stats) = run(text, DnsFormat::BindQueryLog);
+        assert_eq!(recs.len(), 3, "{rejects:?}");
+        assert_eq!((recs[2].qname.as_str(), recs[2].client_port), ("a", None));
+        assert_eq!(recs[0].client_port, Some(53422));
+        assert_eq!(recs[0].qname, "example.com");
+        assert_eq!(recs[1].client, "2001:db8::7".parse::<IpAddr>().unwrap());
+        assert_eq!(recs[1].qtype, "TXT");
+        assert_eq!(rejects.len(), 0);
+        assert_eq!(stats.lines_skipped, 1);
+        assert_eq!(detect_text(text.as_bytes(), "x"), Some(DnsFormat::BindQueryLog));
+        // BIND without port is still a client: the record keeps no port.
+        let (r, _, _) =
+            run("2026-11-25T17:20:07Z client 10.0.0.5 (a): query: a IN A +\n", DnsFormat::BindQueryLog);
+        assert_eq!(r[0].client_port, None);
+    }
+
+    #[test]
+    fn yearless_without_reference_rejects_only_query_lines() {
+        let text = "Nov 25 17:20:05 unbound[1:0] query: 127.0.0.27 detik.com. A IN\n\
+                    Nov 25 17:20:05 unbound[1:0] info: start of service\n";
+        let mut out = Collected::default();
+        let mut stats = Stats::default();
+        read_log(text.as_bytes(), DnsFormat::UnboundLog, &ReadOptions::default(), &mut out, &mut stats);
+        assert_eq!((out.rejects.len(), stats.lines_skipped), (1, 1));
+        assert!(out.rejects[0].reason.contains("no year"));
+    }
+}

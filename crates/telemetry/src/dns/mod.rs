@@ -1,0 +1,243 @@
+//! DNS resolver telemetry into [`DnsRecord`]s: one record per client query, completed by
+//! its response (rcode, A/AAAA answers) when the source shows both.
+//!
+//! Inputs, each detected from the first bytes (and the file name as a hint):
+//! - **dnstap** in Frame Streams files (`fstrm_capture`, `dnstap-ldns -w`, Unbound/BIND/
+//!   Knot/dnsdist writers): `CLIENT_QUERY` and `CLIENT_RESPONSE` messages, paired by
+//!   (client address, client port, DNS id). Other message types (resolver/auth side) are
+//!   counted and skipped. The protobuf schema is written as prost structs in [`dnstap`].
+//! - **Unbound** `log-queries`/`log-replies` lines (`query:`/`reply:` tags or `info:`) and
+//!   **BIND** query-log lines (`client @0x… 10.0.0.5#53422 (name): query: name IN A +E(0)K`),
+//!   behind syslog (`Nov 25 17:20:05`), ISO 8601, BIND (`25-Nov-2026 17:20:05.123`) or epoch
+//!   (`[1700000000]`) time prefixes. Unbound reply lines complete the query line before them.
+//! - **pcap / pcapng** captures (Ethernet, raw IP, Linux SLL, BSD loopback): DNS over
+//!   UDP and TCP port 53; responses complete queries by (client, port, DNS id).
+//!
+//! All wire-format DNS goes through hickory-proto. Naive times (syslog, BIND) are UTC.
+//! Syslog stamps carry no year: they are placed in the year that puts them at most one day
+//! after [`ReadOptions::reference`] (normally the file's mtime or the clock); without a
+//! reference such query lines are rejected rather than guessed.
+//!
+//! Public API:
+//! - [`detect`]`(bytes, name) -> Option<DnsFormat>`
+//! - [`read`]`(bytes, name)` / [`read_with`]`(bytes, name, &ReadOptions)` →
+//!   `(Vec<DnsRecord>, Vec<Reject>, Stats)`, records in query-time order; [`read_as`] for a
+//!   known format. Never panics; bad lines, frames and packets become [`Reject`]s with their
+//!   line/frame/packet number (1-based), raw bytes and reason.
+//! - [`serve_unix`]`(path, sink, &stop)`: a Frame Streams receiver on a Unix socket for
+//!   `dnstap-socket-path` (bidirectional READY/ACCEPT/START … STOP/FINISH handshake, or
+//!   unidirectional START); records go to a [`DnsSink`] as their responses arrive.
+//! - [`fstrm`]: the Frame Streams framing (decoder and control-frame encoder).
+//! - [`fuzzing`]: the entry points of the `telemetry_dnstap` and `telemetry_dnslog` targets.
+//!
+//! ```
+//! use botwatch_telemetry::dns;
+//! let log = b"[1764091205] unbound[1:0] query: 10.0.0.5 Example.COM. A IN\n";
+//! let (records, rejects, _stats) = dns::read(log, "unbound.log").unwrap();
+//! assert_eq!((records[0].qname.as_str(), rejects.len()), ("example.com", 0));
+//! ```
+
+pub mod dnstap;
+pub mod fstrm;
+mod log;
+mod pair;
+mod pcap;
+mod socket;
+mod wire;
+
+use crate::record::DnsRecord;
+use botwatch_model::{Reject, Timestamp};
+pub use socket::{ServeStats, serve_unix};
+
+/// The DNS telemetry formats [`read`] understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsFormat {
+    /// Frame Streams file of `protobuf:dnstap.Dnstap` frames.
+    Dnstap,
+    /// Unbound `log-queries` / `log-replies` text.
+    UnboundLog,
+    /// BIND `querylog` text.
+    BindQueryLog,
+    /// pcap or pcapng capture.
+    Pcap,
+}
+
+/// What [`read`] could not do at all (as opposed to per-line rejects).
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("input is not a recognised DNS telemetry format ({name})")]
+    Unrecognised { name: String },
+}
+
+/// Context a pure decoder cannot know by itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOptions {
+    /// Resolves the missing year of syslog time stamps; see the module header.
+    pub reference: Option<Timestamp>,
+}
+
+/// Counters of one decode; what came in, what went out, what was skipped and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stats {
+    /// Frame Streams frames (control + data).
+    pub frames: u64,
+    pub control_frames: u64,
+    /// dnstap messages that are not CLIENT_QUERY/CLIENT_RESPONSE (resolver side, …).
+    pub messages_skipped: u64,
+    /// Captured packets, and those that are not DNS on port 53 (or are IP fragments).
+    pub packets: u64,
+    pub packets_skipped: u64,
+    /// Text lines, and well-formed lines that are other log messages.
+    pub lines: u64,
+    pub lines_skipped: u64,
+    /// Queries and responses seen (a response without its query still makes a record).
+    pub queries: u64,
+    pub responses: u64,
+    /// Queries completed by their response.
+    pub paired: u64,
+    /// Queries whose response was never seen.
+    pub unanswered: u64,
+    /// Responses whose query was never seen.
+    pub unmatched_responses: u64,
+    pub records: u64,
+    pub rejects: u64,
+}
+
+/// Where decoders put records and rejects.
+pub trait DnsSink {
+    fn record(&mut self, r: DnsRecord);
+    fn reject(&mut self, r: Reject) {
+        let _ = r;
+    }
+}
+
+/// Collects everything; what [`read`] uses.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub records: Vec<DnsRecord>,
+    pub rejects: Vec<Reject>,
+}
+
+impl DnsSink for Collected {
+    fn record(&mut self, r: DnsRecord) {
+        self.records.push(r);
+    }
+    fn reject(&mut self, r: Reject) {
+        self.rejects.push(r);
+    }
+}
+
+/// Streams records to another thread; rejects are dropped (they are counted in [`Stats`]).
+impl DnsSink for std::sync::mpsc::Sender<DnsRecord> {
+    fn record(&mut self, r: DnsRecord) {
+        // A closed receiver means nobody wants more; the stream is still drained.
+        let _ = self.send(r);
+    }
+}
+
+pub(crate) fn reject(line: u64, raw: &[u8], reason: impl Into<String>) -> Reject {
+    // Cap what one reject holds: a desynchronised binary stream can leave megabytes of tail.
+    const MAX_RAW: usize = 64 * 1024;
+    Reject { line, raw: bytes::Bytes::copy_from_slice(&raw[..raw.len().min(MAX_RAW)]), reason: reason.into() }
+}
+
+/// Identifies the format from the first bytes; the name only breaks ties for text.
+pub fn detect(bytes: &[u8], name: &str) -> Option<DnsFormat> {
+    if fstrm::looks_like_file(bytes) {
+        return Some(DnsFormat::Dnstap);
+    }
+    if pcap::looks_like_pcap(bytes) {
+        return Some(DnsFormat::Pcap);
+    }
+    log::detect_text(bytes, name)
+}
+
+/// [`read_with`] without a reference time.
+pub fn read(bytes: &[u8], name: &str) -> Result<(Vec<DnsRecord>, Vec<Reject>, Stats), DnsError> {
+    read_with(bytes, name, &ReadOptions::default())
+}
+
+/// Detects the format and decodes the whole input.
+pub fn read_with(
+    bytes: &[u8],
+    name: &str,
+    opts: &ReadOptions,
+) -> Result<(Vec<DnsRecord>, Vec<Reject>, Stats), DnsError> {
+    let format = detect(bytes, name).ok_or_else(|| DnsError::Unrecognised { name: name.to_string() })?;
+    Ok(read_as(bytes, format, opts))
+}
+
+/// Decodes input known to be `format`.
+pub fn read_as(bytes: &[u8], format: DnsFormat, opts: &ReadOptions) -> (Vec<DnsRecord>, Vec<Reject>, Stats) {
+    let mut out = Collected::default();
+    let mut stats = Stats::default();
+    match format {
+        DnsFormat::Dnstap => dnstap::read_file(bytes, &mut out, &mut stats),
+        DnsFormat::Pcap => pcap::read_pcap(bytes, &mut out, &mut stats),
+        DnsFormat::UnboundLog | DnsFormat::BindQueryLog => {
+            log::read_log(bytes, format, opts, &mut out, &mut stats)
+        }
+    }
+    // Pairing emits a query when its response arrives; callers expect query order.
+    out.records.sort_by_key(|r| r.time);
+    stats.records = out.records.len() as u64;
+    stats.rejects = out.rejects.len() as u64;
+    (out.records, out.rejects, stats)
+}
+
+/// Entry points shared by the cargo-fuzz targets and the corpus replay test.
+pub mod fuzzing {
+    use super::*;
+
+    /// `telemetry_dnstap`: the file decoder, the incremental framing decoder fed in small
+    /// chunks, and detection.
+    pub fn dnstap(data: &[u8]) {
+        let _ = read_as(data, DnsFormat::Dnstap, &ReadOptions::default());
+        let mut dec = fstrm::Decoder::new(fstrm::MAX_DATA_FRAME);
+        for chunk in data.chunks(7) {
+            dec.push(chunk);
+            while let Ok(Some(_)) = dec.next_frame() {}
+        }
+        let _ = detect(data, "x.fstrm");
+    }
+
+    /// `telemetry_dnslog`: both text parsers (with and without a reference time), pcap, and
+    /// detection.
+    pub fn dnslog(data: &[u8]) {
+        let with_ref = ReadOptions { reference: Some(Timestamp::from_secs(1_764_000_000)) };
+        for f in [DnsFormat::UnboundLog, DnsFormat::BindQueryLog] {
+            let _ = read_as(data, f, &ReadOptions::default());
+            let _ = read_as(data, f, &with_ref);
+        }
+        let _ = read_as(data, DnsFormat::Pcap, &with_ref);
+        let _ = read(data, "query.log");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection_by_content_and_name() {
+        let tap = fstrm::encode_control(fstrm::START, Some(fstrm::CONTENT_TYPE));
+        assert_eq!(detect(&tap, "x"), Some(DnsFormat::Dnstap));
+        assert_eq!(detect(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0], "x"), Some(DnsFormat::Pcap));
+        assert_eq!(detect(&[0x0a, 0x0d, 0x0d, 0x0a], "x"), Some(DnsFormat::Pcap));
+        assert_eq!(detect(b"hello\n", "notes.txt"), None);
+        assert_eq!(detect(b"", "unbound.log"), Some(DnsFormat::UnboundLog));
+        assert!(matches!(read(b"\x00\x01garbage", "blob"), Err(DnsError::Unrecognised { .. })));
+    }
+
+    #[test]
+    fn empty_and_garbage_inputs_of_each_format() {
+        for f in [DnsFormat::Dnstap, DnsFormat::Pcap, DnsFormat::UnboundLog, DnsFormat::BindQueryLog] {
+            let (r, _, _) = read_as(b"", f, &ReadOptions::default());
+            assert!(r.is_empty());
+            let (r, rejects, _) = read_as(b"\x00\x00\x00\x00\xff\xfe binary\n", f, &ReadOptions::default());
+            assert!(r.is_empty(), "{f:?}");
+            assert!(!rejects.is_empty(), "{f:?}: garbage vanished");
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! Flow logs: Argus `binetflow` CSV/TSV, Zeek `conn.log` TSV and `nfdump -o csv`.
+//!
+//! Header-driven: columns are found by name, so reordered or extra columns (labels, Argus
+//! `srcUdata`, Zeek's `label`) do not matter. Argus and nfdump write local/UTC wall-clock
+//! times without a zone; they are read as UTC. Records that are valid but not IP flows
+//! (Argus `arp`, `llc`, `man` records) are skipped and counted, not rejected.
+
+use super::FlowError;
+use crate::record::FlowRecord;
+use botwatch_model::{Reject, Timestamp, parse_timestamp};
+use bytes::Bytes;
+use serde::Serialize;
+use std::net::IpAddr;
+
+/// Which flow-log dialect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogKind {
+    /// Argus `ra -c ,` output (`binetflow`), comma or tab separated.
+    Argus,
+    /// Zeek `conn.log` in its TSV form with `#fields`.
+    Zeek,
+    /// `nfdump -o csv`: how nfcapd files are read (`nfdump -r FILE -o csv > flows.csv`).
+    Nfdump,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LogStats {
+    /// Data lines seen (not header, comments or blank lines).
+    pub lines: u64,
+    pub records: u64,
+    pub rejected: u64,
+    /// Valid lines that describe no IP flow (Argus ARP/LLC/management records).
+    pub skipped_non_ip: u64,
+}
+
+#[derive(Clone, Copy)]
+enum Role {
+    Start,
+    End,
+    Dur,
+    Src,
+    Dst,
+    Sport,
+    Dport,
+    Proto,
+    Packets,
+    Bytes,
+    PacketsOut,
+    BytesOut,
+}
+
+fn role(kind: LogKind, col: &str) -> Option<Role> {
+    use Role::*;
+    Some(match (kind, col.trim()) {
+        (LogKind::Argus, "StartTime") => Start,
+        (LogKind::Argus, "LastTime") => End,
+        (LogKind::Argus, "Dur") => Dur,
+        (LogKind::Argus, "SrcAddr") => Src,
+        (LogKind::Argus, "DstAddr") => Dst,
+        (LogKind::Argus, "Sport") => Sport,
+        (LogKind::Argus, "Dport") => Dport,
+        (LogKind::Argus, "Proto") => Proto,
+        (LogKind::Argus, "TotPkts") => Packets,
+        (LogKind::Argus, "TotBytes") => Bytes,
+        (LogKind::Zeek, "ts") => Start,
+        (LogKind::Zeek, "duration") => Dur,
+        (LogKind::Zeek, "id.orig_h") => Src,
+        (LogKind::Zeek, "id.resp_h") => Dst,
+        (LogKind::Zeek, "id.orig_p") => Sport,
+        (LogKind::Zeek, "id.resp_p") => Dport,
+        (LogKind::Zeek, "proto") => Proto,
+        (LogKind::Zeek, "orig_pkts") => Packets,
+        (LogKind::Zeek, "orig_ip_bytes") => Bytes,
+        (LogKind::Zeek, "resp_pkts") => PacketsOut,
+        (LogKind::Zeek, "resp_ip_bytes") => BytesOut,
+        (LogKind::Nfdump, "ts") => Start,
+        (LogKind::Nfdump, "te") => End,
+        (LogKind::Nfdump, "td") => Dur,
+        (LogKind::Nfdump, "sa") => Src,
+        (LogKind::Nfdump, "da") => Dst,
+        (LogKind::Nfdump, "sp") => Sport,
+        (LogKind::Nfdump, "dp") => Dport,
+        (LogKind::Nfdump, "pr") => Proto,
+        (LogKind::Nfdump, "ipkt") => Packets,
+        (LogKind::Nfdump, "ibyt") => Bytes,
+        (LogKind::Nfdump, "opkt") => PacketsOut,
+        (LogKind::Nfdump, "obyt") => BytesOut,
+        _ => return None,
+    })
+}
+
+const ROLES: usize = 12;
+const REQUIRED: [(Role, &str); 4] = [
+    (Role::Start, "start time"),
+    (Role::Src, "source address"),
+    (Role::Dst, "destination address"),
+    (Role::Proto, "protocol"),
+];
+
+/// Reads a whole flow log. Fails only when the header is missing or lacks the columns a flow
+/// needs; every bad data line becomes a reject with its 1-based line number.
+pub fn read_log(
+    data: &[u8],
+    kind: LogKind,
+    out: &mut Vec<FlowRecord>,
+    rejects: &mut Vec<Reject>,
+) -> Result<LogStats, FlowError> {
+    let mut st = LogStats::default();
+    let mut cols: Option<[Option<usize>; ROLES]> = None;
+    let mut sep =
+        if kind == LogKind::Argus { None } else { Some(if kind == LogKind::Zeek { b'\t' } else { b',' }) };
+    let mut unset: &[u8] = b"-";
+    for (i, line) in data.split(|&c| c == b'\n').enumerate() {
+        let lineno = i as u64 + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(|c| c.is_ascii_whitespace()) {
+            continue;
+        }
+        if kind == LogKind::Zeek && line.starts_with(b"#") {
+            if let Some(rest) = line.strip_prefix(b"#separator ") {
+                sep = Some(zeek_separator(rest).unwrap_or(b'\t'));
+            } else if let Some(rest) = line.strip_prefix(b"#unset_field")
+                && rest.len() > 1
+            {
+                unset = &rest[1..];
+            } else if let Some(rest) = line.strip_prefix(b"#fields")
+                && rest.len() > 1
+            {
+                cols = Some(header(kind, &rest[1..], sep.unwrap_or(b'\t'))?);
+            }
+            continue;
+        }
+        // nfdump appends a summary block after the flows.
+        if kind == LogKind::Nfdump && line == b"Summary" {
+            break;
+        }
+        let Some(c) = cols else {
+            if kind == LogKind::Zeek {
+                return Err(FlowError::NoHeader);
+            }
+            let s = *sep.get_or_insert(if line.contains(&b'\t') { b'\t' } else { b',' });
+            cols = Some(header(kind, line, s)?);
+            continue;
+        };
+        st.lines += 1;
+        match parse_line(&c, line, sep.unwrap_or(b','), unset) {
+            Ok(Some(r)) => {
+                st.records += 1;
+                out.push(r);
+            }
+            Ok(None) => st.skipped_non_ip += 1,
+            Err(reason) => {
+                st.rejected += 1;
+                rejects.push(Reject { line: lineno, raw: Bytes::copy_from_slice(line), reason });
+            }
+        }
+    }
+    if cols.is_none() {
+        return Err(FlowError::NoHeader);
+    }
+    Ok(st)
+}
+
+fn zeek_separator(s: &[u8]) -> Option<u8> {
+    let s = std::str::from_utf8(s).ok()?.trim();
+    match s.strip_prefix("\\x") {
+        Some(hex) => u8::from_str_radix(hex, 16).ok(),
+        None => s.bytes().next(),
+    }
+}
+
+fn header(kind: LogKind, line: &[u8], sep: u8) -> Result<[Option<usize>; ROLES], FlowError> {
+    let mut cols = [None; ROLES];
+    for (i, name) in line.split(|&c| c == sep).enumerate() {
+        if let Some(r) = std::str::from_utf8(name).ok().and_then(|n| role(kind, n))
+            && cols[r as usize].is_none()
+        {
+            cols[r as usize] = Some(i);
+        }
+    }
+    let missing: Vec<&'static str> =
+        REQUIRED.iter().filter(|(r, _)| cols[*r as usize].is_none()).map(|(_, n)| *n).collect();
+    if missing.is_empty() { Ok(cols) } else { Err(FlowError::MissingColumns { kind, missing }) }
+}
+
+fn parse_line(
+    cols: &[Option<usize>; ROLES],
+    line: &[u8],
+    sep: u8,
+    unset: &[u8],
+) -> Result<Option<FlowRecord>, String> {
+    let line = std::str::from_utf8(line).map_err(|_| "line is not UTF-8".to_string())?;
+    let fields: Vec<&str> = line.split(sep as char).collect();
+    let get = |r: Role| -> Option<&str> {
+        let v = fields.get(cols[r as usize]?)?.trim();
+        if v.is_empty() || v.as_bytes() == unset || v == "(empty)" { None } else { Some(v) }
+    };
+    let need = |r: Role, what: &str| get(r).ok_or_else(|| format!("missing {what}"));
+    let proto_s = need(Role::Proto, "protocol")?;
+    let Some(proto) = proto_number(proto_s) else {
+        return if NON_IP.contains(&proto_s.to_ascii_lowercase().as_str()) {
+            Ok(None)
+        } else {
+            Err(format!("unknown protocol {proto_s:?}"))
+        };
+    };
+    let start_s = need(Role::Start, "start time")?;
+    let start = parse_time(start_s).ok_or_else(|| format!("bad start time {start_s:?}"))?;
+    let ip = |r: Role, what: &str| -> Result<IpAddr, String> {
+        let s = need(r, what)?;
+        s.parse().map_err(|_| format!("bad {what} {s:?}"))
+    };
+    let (src, dst) = (ip(Role::Src, "source address")?, ip(Role::Dst, "destination address")?);
+    let port = |r: Role| -> Result<u16, String> {
+        get(r).map_or(Ok(0), |s| parse_port(s).ok_or(format!("bad port {s:?}")))
+    };
+    let count = |r: Role| -> Result<u64, String> {
+        get(r).map_or(Ok(0), |s| s.parse::<u64>().map_err(|_| format!("bad count {s:?}")))
+    };
+    let end = match (get(Role::End), get(Role::Dur)) {
+        (Some(e), _) => parse_time(e).ok_or_else(|| format!("bad end time {e:?}"))?,
+        (None, Some(d)) => {
+            let us = parse_decimal_micros(d).ok_or_else(|| format!("bad duration {d:?}"))?;
+            Timestamp(start.0.saturating_add(us))
+        }
+        (None, None) => start,
+    };
+    Ok(Some(FlowRecord {
+        start,
+        end,
+        src,
+        dst,
+        src_port: port(Role::Sport)?,
+        dst_port: port(Role::Dport)?,
+        proto,
+        packets: count(Role::Packets)?.saturating_add(count(Role::PacketsOut)?),
+        bytes: count(Role::Bytes)?.saturating_add(count(Role::BytesOut)?),
+        exporter: None,
+    }))
+}
+
+/// Argus protocol names that are link-layer or Argus's own records.
+const NON_IP: &[&str] = &["arp", "rarp", "llc", "man", "ipx/spx", "stp", "lldp", "ipv6", "ipnip"];
+
+fn proto_number(s: &str) -> Option<u8> {
+    if let Ok(n) = s.parse::<u8>() {
+        return Some(n);
+    }
+    Some(match s.to_ascii_lowercase().as_str() {
+        "icmp" => 1,
+        "igmp" => 2,
+        "tcp" => 6,
+        "udp" => 17,
+        "gre" => 47,
+        "esp" => 50,
+        "ah" => 51,
+        "icmp6" | "ipv6-icmp" | "icmpv6" => 58,
+        "pim" => 103,
+        "sctp" => 132,
+        "udt" | "rtp" | "rtcp" => 17,
+        _ => return None,
+    })
+}
+
+/// Decimal, or Argus's hex for ICMP type/code (`0x0303`).
+fn parse_port(s: &str) -> Option<u16> {
+    match s.strip_prefix("0x") {
+        Some(h) => u16::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// `123.456789` seconds → µs, without going through a float.
+fn parse_decimal_micros(s: &str) -> Option<i64> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() && frac.is_empty() || !int.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    if !frac.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let secs: i64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut us: i64 = 0;
+    for (i, c) in frac.bytes().take(6).enumerate() {
+        us += i64::from(c - b'0') * 10i64.pow(5 - i as u32);
+    }
+    secs.checked_mul(1_000_000)?.checked_add(us)
+}
+
+/// Epoch seconds with a fraction (Zeek), or wall-clock times (`2018/09/27 22:40:52.362768`,
+/// `2018-03-09 20:49:16`).
+fn parse_time(s: &str) -> Option<Timestamp> {
+    if s.bytes().all(|c| c.is_ascii_digit() || c == b'.') && s.contains('.') {
+        return parse_decimal_micros(s).map(Timestamp);
+    }
+    if s.as_bytes().get(4) == Some(&b'/') {
+        return parse_timestamp(&s.replace('/', "-"));
+    }
+    parse_timestamp(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_numbers() {
+        assert_eq!(parse_time("1677024003.714845"), Some(Timestamp(1_677_024_003_714_845)));
+        assert_eq!(parse_time("2018/09/27 22:40:52.362768"), Some(Timestamp(1_538_088_052_362_768)));
+        assert_eq!(parse_time("2018-03-09 20:49:16"), Some(Timestamp(1_520_628_556_000_000)));
+        assert_eq!(parse_decimal_micros("0.5"), Some(500_000));
+        assert_eq!(parse_decimal_micros("."), None);
+        assert_eq!(parse_decimal_micros("1.2.3"), None);
+        assert_eq!(parse_port("0x0303"), Some(0x303));
+    }
+
+    #[test]
+    fn bad_lines_are_rejects_with_line_numbers() {
+        let log = b"StartTime,Dur,Proto,SrcAddr,Sport,Dir,DstAddr,Dport,TotPkts,TotBytes\n\
+            2018/09/27 22:40:52.36,1.5,tcp,192.168.2.1,52893,  ->,192.168.2.12,22,35,3766\n\
+            2018/09/27 22:40:53,0.1,tcp,not-an-ip,1,->,10.0.0.1,2,3,4\n\
+            1970/01/01 01:00:06.5,1.9,arp,0.0.0.0,,who,192.168.1.114,,3,126\n\
+            garbage\n";
+        let (mut out, mut rej) = (Vec::new(), Vec::new());
+        let st = read_log(log, LogKind::Argus, &mut out, &mut rej).unwrap();
+        assert_eq!((st.lines, st.records, st.rejected, st.skipped_non_ip), (4, 1, 2, 1));
+        assert_eq!(out[0].end.0 - out[0].start.0, 1_500_000);
+        assert_eq!((out[0].packets, out[0].bytes, out[0].proto), (35, 3766, 6));
+        assert_eq!(rej[0].line, 3);
+        assert!(rej[0].reason.contains("source address"), "{}", rej[0].reason);
+        assert_eq!(rej[1].line, 5);
+    }
+
+    #[test]
+    fn header_without_addresses_is_an_error() {
+        let e = read_log(b"Proto,State,Dur\nudp,CON,0.1\n", LogKind::Argus, &mut Vec::new(), &mut Vec::new());
+        assert!(matches!(e, Err(FlowError::MissingColumns { .. })));
+        let e = read_log(b"", LogKind::Zeek, &mut Vec::new(), &mut Vec::new());
+        assert!(matches!(e, Err(FlowError::NoHeader)));
+    }
+}

@@ -1,0 +1,190 @@
+//! Replaying captured NetFlow/IPFIX export traffic from pcap or pcapng files.
+//!
+//! Frames are read with `pcap-parser`, sliced to their UDP payload with `etherparse`
+//! (Ethernet, Linux cooked v1/v2, raw IPv4/IPv6, BSD loopback link types) and fed to a
+//! [`Collector`] with the frame's source address as the exporter, in capture order, so a
+//! template that was captured before its data decodes it.
+
+use super::netflow::{Collector, DecodeError};
+use crate::record::FlowRecord;
+use botwatch_model::Reject;
+use bytes::Bytes;
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapNGPacketBlock;
+use pcap_parser::{LegacyPcapSlice, Linktype, PcapBlockOwned, PcapNGSlice};
+use serde::Serialize;
+use std::net::{IpAddr, SocketAddr};
+
+/// The default export ports: NetFlow (2055, 9995, 9996) and IPFIX (4739). sFlow (6343) is a
+/// different protocol and never tried.
+pub const DEFAULT_PORTS: &[u16] = &[2055, 9995, 9996, 4739];
+const SFLOW_PORT: u16 = 6343;
+
+/// Which UDP datagrams are export packets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortFilter {
+    /// Only datagrams to these destination ports.
+    Ports(Vec<u16>),
+    /// Every datagram (except to sFlow's port) whose first two bytes are a NetFlow/IPFIX
+    /// version; captures made on a lab port (the shipped samples use 29055) need this.
+    Any,
+}
+
+impl Default for PortFilter {
+    fn default() -> Self {
+        PortFilter::Ports(DEFAULT_PORTS.to_vec())
+    }
+}
+
+/// What one replay saw, besides the collector's own counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PcapStats {
+    pub frames: u64,
+    /// Frames that were not UDP over IP (or whose link type is not supported).
+    pub not_udp: u64,
+    /// UDP datagrams left out by the port filter or not starting with a flow version.
+    pub not_flow: u64,
+    /// Datagrams given to the collector.
+    pub export_packets: u64,
+    /// The file ended inside a frame or a block could not be read; replay stopped there.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PcapError {
+    #[error("not a pcap or pcapng file")]
+    NotPcap,
+}
+
+/// Whether `data` starts like a pcap (either byte order, µs or ns) or pcapng file.
+pub fn is_pcap(data: &[u8]) -> bool {
+    matches!(
+        data.get(..4),
+        Some(
+            [0xd4, 0xc3, 0xb2, 0xa1]
+                | [0xa1, 0xb2, 0xc3, 0xd4]
+                | [0x4d, 0x3c, 0xb2, 0xa1]
+                | [0xa1, 0xb2, 0x3c, 0x4d]
+        )
+    ) || is_pcapng(data)
+}
+
+fn is_pcapng(data: &[u8]) -> bool {
+    data.get(..4) == Some(&[0x0a, 0x0d, 0x0d, 0x0a])
+}
+
+/// Replays a capture through `collector`, appending flows to `out`. A datagram that fails to
+/// decode becomes a reject whose line is the 1-based frame number.
+pub fn replay(
+    data: &[u8],
+    collector: &mut Collector,
+    filter: &PortFilter,
+    out: &mut Vec<FlowRecord>,
+    rejects: &mut Vec<Reject>,
+) -> Result<PcapStats, PcapError> {
+    let mut st = PcapStats::default();
+    let mut feed = |linktype: Linktype, frame: &[u8], st: &mut PcapStats| {
+        st.frames += 1;
+        let Some((exporter, port, payload)) = udp_payload(linktype, frame) else {
+            st.not_udp += 1;
+            return;
+        };
+        let wanted = match filter {
+            PortFilter::Ports(p) => p.contains(&port),
+            PortFilter::Any => {
+                port != SFLOW_PORT
+                    && payload.len() >= 2
+                    && matches!(u16::from_be_bytes([payload[0], payload[1]]), 5 | 7 | 9 | 10)
+            }
+        };
+        if !wanted {
+            st.not_flow += 1;
+            return;
+        }
+        st.export_packets += 1;
+        if let Err(e) = collector.decode(exporter, payload, out) {
+            rejects.push(reject(st.frames, payload, &e));
+        }
+    };
+    if is_pcapng(data) {
+        let slice = PcapNGSlice::from_slice(data).map_err(|_| PcapError::NotPcap)?;
+        let mut linktypes: Vec<Linktype> = Vec::new();
+        for block in slice {
+            let Ok(block) = block else {
+                st.truncated = true;
+                break;
+            };
+            match block {
+                PcapBlockOwned::NG(Block::SectionHeader(_)) => linktypes.clear(),
+                PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => linktypes.push(idb.linktype),
+                PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                    let lt = linktypes.get(epb.if_id as usize).copied().unwrap_or(Linktype(-1));
+                    feed(lt, epb.packet_data(), &mut st);
+                }
+                PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                    let lt = linktypes.first().copied().unwrap_or(Linktype(-1));
+                    feed(lt, spb.packet_data(), &mut st);
+                }
+                _ => {}
+            }
+        }
+        return Ok(st);
+    }
+    if !is_pcap(data) {
+        return Err(PcapError::NotPcap);
+    }
+    let slice = LegacyPcapSlice::from_slice(data).map_err(|_| PcapError::NotPcap)?;
+    let linktype = slice.header.network;
+    let big_endian = slice.header.is_bigendian();
+    // The slice iterator reads frame headers little-endian only; walk big-endian files by hand.
+    let mut rem = &data[24..];
+    while !rem.is_empty() {
+        let r = if big_endian {
+            pcap_parser::parse_pcap_frame_be(rem)
+        } else {
+            pcap_parser::parse_pcap_frame(rem)
+        };
+        let Ok((next, frame)) = r else {
+            st.truncated = true;
+            break;
+        };
+        rem = next;
+        // Frames claiming more than the snap length are still only `data` long.
+        let n = (frame.caplen as usize).min(frame.data.len());
+        feed(linktype, &frame.data[..n], &mut st);
+    }
+    Ok(st)
+}
+
+fn reject(frame: u64, payload: &[u8], e: &DecodeError) -> Reject {
+    Reject { line: frame, raw: Bytes::copy_from_slice(payload), reason: e.to_string() }
+}
+
+/// The exporter (source address and port), the destination port and the UDP payload.
+fn udp_payload(linktype: Linktype, frame: &[u8]) -> Option<(SocketAddr, u16, &[u8])> {
+    let sliced = match linktype {
+        Linktype::ETHERNET => SlicedPacket::from_ethernet(frame).ok()?,
+        Linktype::LINUX_SLL => SlicedPacket::from_linux_sll(frame).ok()?,
+        // Cooked v2 is 20 bytes with the EtherType first.
+        Linktype::LINUX_SLL2 => {
+            let et = u16::from_be_bytes([*frame.first()?, *frame.get(1)?]);
+            SlicedPacket::from_ether_type(et.into(), frame.get(20..)?).ok()?
+        }
+        Linktype::RAW | Linktype::IPV4 | Linktype::IPV6 => SlicedPacket::from_ip(frame).ok()?,
+        // BSD loopback: a 4-byte address family in host order, then IP.
+        Linktype::NULL | Linktype::LOOP => SlicedPacket::from_ip(frame.get(4..)?).ok()?,
+        _ => return None,
+    };
+    let src: IpAddr = match sliced.net.as_ref()? {
+        NetSlice::Ipv4(v4) => v4.header().source_addr().into(),
+        NetSlice::Ipv6(v6) => v6.header().source_addr().into(),
+        _ => return None,
+    };
+    match sliced.transport? {
+        TransportSlice::Udp(u) => {
+            Some((SocketAddr::new(src, u.source_port()), u.destination_port(), u.payload()))
+        }
+        _ => None,
+    }
+}
