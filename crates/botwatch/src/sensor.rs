@@ -163,7 +163,8 @@ impl Scanner {
     }
 
     fn ip_hit(&self, ip: IpAddr, t: Timestamp) -> Option<IndicatorMeta> {
-        if self.ignore_validity { self.matcher.lookup_ip(ip) } else { self.matcher.match_ip(ip, t) }.cloned()
+        if self.ignore_validity { self.matcher.lookup_ip(ip) } else { self.matcher.match_ip(ip, t) }
+            .map(|h| h.to_meta())
     }
 
     fn internal(&self, ip: IpAddr) -> bool {
@@ -200,6 +201,20 @@ impl Scanner {
     pub fn flow(&mut self, f: &FlowRecord) {
         self.counts.flows += 1;
         self.beacons.observe(f);
+        if !self.internal.is_empty() {
+            // Only the external end can be an indicator: one look-up per flow.
+            let (client, cport, peer, pport) = if self.internal(f.src) {
+                (f.src, f.src_port, f.dst, f.dst_port)
+            } else if self.internal(f.dst) {
+                (f.dst, f.dst_port, f.src, f.src_port)
+            } else {
+                return;
+            };
+            if let Some(m) = self.ip_hit(peer, f.start) {
+                self.record_hit(client, Some(cport), format!("{peer}:{pport}"), m, f.start);
+            }
+            return;
+        }
         if let Some(m) = self.ip_hit(f.dst, f.start)
             && (self.internal.is_empty() || self.internal(f.src))
         {
@@ -220,7 +235,7 @@ impl Scanner {
         } else {
             self.matcher.match_domain(&r.qname, r.time)
         }
-        .cloned();
+        .map(|h| h.to_meta());
         if let Some(m) = m {
             self.record_hit(r.client, r.client_port, r.qname.clone(), m, r.time);
             return;

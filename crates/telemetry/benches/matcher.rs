@@ -174,6 +174,20 @@ fn flows_vs_1m_ip_indicators(b: divan::Bencher) {
     });
 }
 
+/// Only the external end, as the sensor does once `[sensor] internal` names the ISP's own
+/// address space (the internal end is never an indicator).
+#[divan::bench(sample_count = 10)]
+fn flows_vs_1m_ip_indicators_external_end(b: divan::Bencher) {
+    let (m, flows) = ip_matcher();
+    b.counter(divan::counter::ItemsCount::new(flows.len())).bench(|| {
+        let mut hits = 0usize;
+        for f in flows {
+            hits += m.match_ip(f.dst, f.start).is_some() as usize;
+        }
+        divan::black_box(hits)
+    });
+}
+
 #[divan::bench(sample_count = 10)]
 fn dns_names_vs_1m_domains(b: divan::Bencher) {
     let (m, names) = dns_matcher();

@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 /// What an indicator says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum IndicatorValue {
     Ip(IpAddr),
     Net(IpNet),
@@ -54,11 +54,6 @@ pub struct IndicatorMeta {
     pub valid_until: Timestamp,
 }
 
-impl IndicatorMeta {
-    fn valid_at(&self, t: Timestamp) -> bool {
-        self.valid_from <= t && t <= self.valid_until
-    }
-}
 
 /// Unsigned address keys.
 trait Key: Copy + Ord {
@@ -94,13 +89,19 @@ impl Key for u128 {
 /// Disjoint inclusive segments `starts[i]..=ends[i]` → `vals[i]`, with a directory of
 /// bucket offsets over the key space.
 struct Segments<K> {
-    starts: Vec<K>,
-    ends: Vec<K>,
-    vals: Vec<u32>,
+    /// (start, end, value) side by side: the end and value of the segment a search lands
+    /// on are in the cache line it already read.
+    segs: Vec<(K, K, u32)>,
     min: u128,
     shift: u32,
     dir: Vec<u32>,
+    /// Every `FENCE`-th start, for key spaces the directory cannot split evenly (IPv6
+    /// indicators cluster in a few prefixes): a binary search over this small array (it
+    /// stays in cache), then one short block of segments.
+    fences: Vec<K>,
 }
+
+const FENCE: usize = 16;
 
 impl<K: Key> Segments<K> {
     /// `ranges` must form a laminar family (any two are disjoint or nested), as CIDRs do.
@@ -150,20 +151,14 @@ impl<K: Key> Segments<K> {
             }
             cursor = te.succ();
         }
-        let mut t = Segments {
-            starts: segs.iter().map(|s| s.0).collect(),
-            ends: segs.iter().map(|s| s.1).collect(),
-            vals: segs.iter().map(|s| s.2).collect(),
-            min: 0,
-            shift: 0,
-            dir: vec![0, 0],
-        };
-        let n = t.starts.len();
+        segs.shrink_to_fit();
+        let mut t = Segments { segs, min: 0, shift: 0, dir: vec![0, 0], fences: Vec::new() };
+        let n = t.segs.len();
         if n == 0 {
             return t;
         }
-        t.min = t.starts[0].bucket();
-        let range = t.starts[n - 1].bucket() - t.min;
+        t.min = t.segs[0].0.bucket();
+        let range = t.segs[n - 1].0.bucket() - t.min;
         // About two segments per bucket.
         let want = (n / 2).clamp(1, 1 << 22) as u128;
         while (range >> t.shift) >= want {
@@ -173,38 +168,52 @@ impl<K: Key> Segments<K> {
         let mut dir = Vec::with_capacity(nb + 1);
         let mut i = 0usize;
         for b in 0..nb {
-            while i < n && ((t.starts[i].bucket() - t.min) >> t.shift) < b as u128 {
+            while i < n && ((t.segs[i].0.bucket() - t.min) >> t.shift) < b as u128 {
                 i += 1;
             }
             dir.push(i as u32);
         }
         dir.push(n as u32);
-        t.dir = dir;
+        let worst = dir.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0) as usize;
+        if worst > 4 * FENCE {
+            t.fences = t.segs.iter().step_by(FENCE).map(|s| s.0).collect();
+            t.dir = vec![0, 0];
+        } else {
+            t.dir = dir;
+        }
         t
     }
 
     #[inline]
     fn get(&self, k: K) -> Option<u32> {
         let kb = k.bucket();
-        if self.starts.is_empty() || kb < self.min {
+        if self.segs.is_empty() || kb < self.min {
             return None;
         }
-        let b = ((kb - self.min) >> self.shift).min((self.dir.len() - 2) as u128) as usize;
-        // Every start in [dir[b], dir[b+1]) is in bucket b; the one before may still cover k.
-        let lo = (self.dir[b] as usize).saturating_sub(1);
-        let hi = self.dir[b + 1] as usize;
-        let p = lo + self.starts[lo..hi].partition_point(|s| *s <= k);
+        let (lo, hi) = if self.fences.is_empty() {
+            let b = ((kb - self.min) >> self.shift).min((self.dir.len() - 2) as u128) as usize;
+            // Every start in [dir[b], dir[b+1]) is in bucket b; the one before may still
+            // cover k.
+            ((self.dir[b] as usize).saturating_sub(1), self.dir[b + 1] as usize)
+        } else {
+            let f = self.fences.partition_point(|x| *x <= k);
+            if f == 0 {
+                return None;
+            }
+            ((f - 1) * FENCE, (f * FENCE).min(self.segs.len()))
+        };
+        let p = lo + self.segs[lo..hi].partition_point(|s| s.0 <= k);
         if p == 0 {
             return None;
         }
-        let i = p - 1;
-        (self.starts[i] <= k && k <= self.ends[i]).then(|| self.vals[i])
+        let (start, end, v) = self.segs[p - 1];
+        (start <= k && k <= end).then_some(v)
     }
 
     fn heap_bytes(&self) -> usize {
-        (self.starts.capacity() + self.ends.capacity()) * std::mem::size_of::<K>()
-            + self.vals.capacity() * 4
+        self.segs.capacity() * std::mem::size_of::<(K, K, u32)>()
             + self.dir.capacity() * 4
+            + self.fences.capacity() * std::mem::size_of::<K>()
     }
 }
 
@@ -245,6 +254,16 @@ struct Domains {
     text: Vec<u8>,
     /// Fewest labels any indicator has: shorter suffixes are not probed.
     min_dots: usize,
+    /// One bit per hash (2^23 bits, 1 MiB, stays in cache): most suffixes of most names
+    /// are answered "no" here without touching the table.
+    filter: Vec<u64>,
+}
+
+const FILTER_BITS: u32 = 23;
+
+#[inline]
+fn filter_bit(h: u64) -> usize {
+    (h >> (64 - FILTER_BITS)) as usize
 }
 
 impl Domains {
@@ -257,6 +276,7 @@ impl Domains {
             spans: vec![(0, 0); n_ids],
             text: Vec::new(),
             min_dots: usize::MAX,
+            filter: vec![0; (1 << FILTER_BITS) / 64],
         };
         for (name, id) in items {
             let b = name.as_bytes();
@@ -268,6 +288,7 @@ impl Domains {
             d.text.extend_from_slice(b);
             d.spans[id as usize] = (start, d.text.len() as u32);
             let h = domain_hash(b);
+            d.filter[filter_bit(h) / 64] |= 1 << (filter_bit(h) % 64);
             let mut i = h as usize & d.mask;
             while d.hashes[i] != 0 {
                 i = (i + 1) & d.mask;
@@ -283,6 +304,10 @@ impl Domains {
 
     #[inline]
     fn lookup_hash(&self, h: u64, name: &[u8]) -> Option<u32> {
+        let bit = filter_bit(h);
+        if self.filter[bit / 64] & (1 << (bit % 64)) == 0 {
+            return None;
+        }
         let mut i = h as usize & self.mask;
         loop {
             let x = self.hashes[i];
@@ -340,15 +365,110 @@ impl Domains {
             + self.ids.capacity() * 4
             + self.spans.capacity() * 8
             + self.text.capacity()
+            + self.filter.capacity() * 8
+    }
+}
+
+/// One indicator, compactly: the texts it shares with others (label, feeds) are pooled;
+/// an address indicator keeps only its prefix length (its value is the queried address
+/// under that mask), a domain its span in the domain arena.
+#[derive(Clone, Copy)]
+struct Entry {
+    source_id: i64,
+    valid_from: i64,
+    valid_until: i64,
+    label: u32,
+    feeds: u32,
+    /// Prefix length for addresses; `u8::MAX` for domains.
+    plen: u8,
+}
+
+/// A hit: a view of the indicator that matched.
+#[derive(Clone, Copy)]
+pub struct Hit<'a> {
+    m: &'a Matcher,
+    id: u32,
+    /// The address looked up (an address hit's value is it under the indicator's mask).
+    ip: Option<IpAddr>,
+}
+
+impl<'a> Hit<'a> {
+    fn e(&self) -> &'a Entry {
+        &self.m.entries[self.id as usize]
+    }
+
+    /// The indicator as written: `192.0.2.7`, `198.51.100.0/24`, `evil.example`.
+    pub fn value(&self) -> String {
+        let e = self.e();
+        match self.ip {
+            Some(ip) if e.plen != u8::MAX => {
+                let ip = match ip {
+                    IpAddr::V6(a) => a.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+                    v4 => v4,
+                };
+                let full = if ip.is_ipv4() { 32 } else { 128 };
+                if e.plen >= full {
+                    ip.to_string()
+                } else {
+                    IpNet::new(ip, e.plen).map(|n| n.trunc().to_string()).unwrap_or_else(|_| ip.to_string())
+                }
+            }
+            _ => {
+                let (a, b) = self.m.domains.spans[self.id as usize];
+                String::from_utf8_lossy(&self.m.domains.text[a as usize..b as usize]).into_owned()
+            }
+        }
+    }
+
+    pub fn label(&self) -> &'a str {
+        &self.m.pool[self.e().label as usize]
+    }
+
+    pub fn feeds(&self) -> &'a str {
+        &self.m.pool[self.e().feeds as usize]
+    }
+
+    pub fn source_id(&self) -> i64 {
+        self.e().source_id
+    }
+
+    pub fn valid_from(&self) -> Timestamp {
+        Timestamp::from_micros(self.e().valid_from)
+    }
+
+    pub fn valid_until(&self) -> Timestamp {
+        Timestamp::from_micros(self.e().valid_until)
+    }
+
+    fn valid_at(&self, t: Timestamp) -> bool {
+        let e = self.e();
+        e.valid_from <= t.micros() && t.micros() <= e.valid_until
+    }
+
+    /// An owned copy, for reporting.
+    pub fn to_meta(&self) -> IndicatorMeta {
+        IndicatorMeta {
+            value: self.value(),
+            source_id: self.source_id(),
+            label: self.label().to_string(),
+            feeds: self.feeds().to_string(),
+            valid_from: self.valid_from(),
+            valid_until: self.valid_until(),
+        }
     }
 }
 
 /// The compiled indicator set.
 pub struct Matcher {
     v4: Segments<u32>,
+    /// One bit per IPv4 /24 that any segment touches: most addresses of a flow are in no
+    /// listed /24 and are answered here, from a 2 MiB table that stays in cache.
+    v4_filter: Vec<u64>,
     v6: Segments<u128>,
     domains: Domains,
-    meta: Vec<IndicatorMeta>,
+    entries: Vec<Entry>,
+    /// Labels and feed lists, deduplicated.
+    pool: Vec<String>,
 }
 
 /// Sizes of a built matcher.
@@ -369,67 +489,123 @@ fn v6_range(n: ipnet::Ipv6Net) -> (u128, u128) {
     (u128::from(n.network()), u128::from(n.broadcast()))
 }
 
+/// Deduplicating string pool.
+#[derive(Default)]
+struct Pool {
+    strings: Vec<String>,
+    index: std::collections::HashMap<String, u32>,
+}
+
+impl Pool {
+    fn get(&mut self, s: String) -> u32 {
+        if let Some(&i) = self.index.get(&s) {
+            return i;
+        }
+        let i = self.strings.len() as u32;
+        self.strings.push(s.clone());
+        self.index.insert(s, i);
+        i
+    }
+}
+
 impl Matcher {
     /// Compiles `indicators`. The same value listed twice keeps one entry with the union
     /// of the validity windows.
     pub fn build(indicators: impl IntoIterator<Item = Indicator>) -> Matcher {
-        let mut meta: Vec<IndicatorMeta> = Vec::new();
-        let mut index: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut index: std::collections::HashMap<IndicatorValue, u32> = std::collections::HashMap::new();
+        let mut pool = Pool::default();
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
         let mut doms = Vec::new();
         for ind in indicators {
-            let (text, canon) = match &ind.value {
-                IndicatorValue::Ip(ip) => (ip.to_string(), IndicatorValue::Ip(*ip)),
+            let canon = match ind.value {
+                IndicatorValue::Ip(IpAddr::V6(a)) => match a.to_ipv4_mapped() {
+                    Some(v4) => IndicatorValue::Ip(IpAddr::V4(v4)),
+                    None => IndicatorValue::Ip(IpAddr::V6(a)),
+                },
+                IndicatorValue::Ip(ip) => IndicatorValue::Ip(ip),
                 IndicatorValue::Net(n) => {
                     let n = n.trunc();
-                    (n.to_string(), IndicatorValue::Net(n))
+                    if n.prefix_len() == n.max_prefix_len() {
+                        IndicatorValue::Ip(n.addr())
+                    } else {
+                        IndicatorValue::Net(n)
+                    }
                 }
                 IndicatorValue::Domain(d) => {
                     let d = d.trim_end_matches('.').to_ascii_lowercase();
                     if d.is_empty() {
                         continue;
                     }
-                    (d.clone(), IndicatorValue::Domain(d))
+                    IndicatorValue::Domain(d)
                 }
             };
-            if let Some(&id) = index.get(&text) {
-                let m = &mut meta[id as usize];
-                if ind.valid_until > m.valid_until {
-                    m.label = ind.label.clone();
-                    m.feeds = ind.feeds.clone();
-                    m.source_id = ind.source_id;
+            let (from, until) = (ind.valid_from.micros(), ind.valid_until.micros());
+            if let Some(&id) = index.get(&canon) {
+                let e = &mut entries[id as usize];
+                if until > e.valid_until {
+                    e.label = pool.get(ind.label);
+                    e.feeds = pool.get(ind.feeds);
+                    e.source_id = ind.source_id;
                 }
-                m.valid_from = m.valid_from.min(ind.valid_from);
-                m.valid_until = m.valid_until.max(ind.valid_until);
+                e.valid_from = e.valid_from.min(from);
+                e.valid_until = e.valid_until.max(until);
                 continue;
             }
-            let id = meta.len() as u32;
-            index.insert(text.clone(), id);
-            meta.push(IndicatorMeta {
-                value: text,
-                source_id: ind.source_id,
-                label: ind.label,
-                feeds: ind.feeds,
-                valid_from: ind.valid_from,
-                valid_until: ind.valid_until,
-            });
-            match canon {
-                IndicatorValue::Ip(IpAddr::V4(a)) => v4.push((u32::from(a), u32::from(a), id)),
-                IndicatorValue::Ip(IpAddr::V6(a)) => v6.push((u128::from(a), u128::from(a), id)),
+            let id = entries.len() as u32;
+            let plen = match &canon {
+                IndicatorValue::Ip(IpAddr::V4(a)) => {
+                    v4.push((u32::from(*a), u32::from(*a), id));
+                    32
+                }
+                IndicatorValue::Ip(IpAddr::V6(a)) => {
+                    v6.push((u128::from(*a), u128::from(*a), id));
+                    128
+                }
                 IndicatorValue::Net(IpNet::V4(n)) => {
-                    let (a, b) = v4_range(n);
-                    v4.push((a, b, id))
+                    let (a, b) = v4_range(*n);
+                    v4.push((a, b, id));
+                    n.prefix_len()
                 }
                 IndicatorValue::Net(IpNet::V6(n)) => {
-                    let (a, b) = v6_range(n);
-                    v6.push((a, b, id))
+                    let (a, b) = v6_range(*n);
+                    v6.push((a, b, id));
+                    n.prefix_len()
                 }
-                IndicatorValue::Domain(d) => doms.push((d, id)),
+                IndicatorValue::Domain(d) => {
+                    doms.push((d.clone(), id));
+                    u8::MAX
+                }
+            };
+            entries.push(Entry {
+                source_id: ind.source_id,
+                valid_from: from,
+                valid_until: until,
+                label: pool.get(ind.label),
+                feeds: pool.get(ind.feeds),
+                plen,
+            });
+            index.insert(canon, id);
+        }
+        drop(index);
+        let n = entries.len();
+        let v4 = Segments::build(v4);
+        let mut v4_filter = vec![0u64; (1 << 24) / 64];
+        for &(a, b, _) in &v4.segs {
+            for blk in (a >> 8)..=(b >> 8) {
+                v4_filter[blk as usize / 64] |= 1 << (blk % 64);
             }
         }
-        let n = meta.len();
-        Matcher { v4: Segments::build(v4), v6: Segments::build(v6), domains: Domains::build(doms, n), meta }
+        entries.shrink_to_fit();
+        Matcher {
+            v4,
+            v4_filter,
+            v6: Segments::build(v6),
+            domains: Domains::build(doms, n),
+            entries,
+            pool: pool.strings,
+        }
     }
 
     /// An empty matcher: nothing hits.
@@ -437,54 +613,59 @@ impl Matcher {
         Matcher::build(std::iter::empty())
     }
 
-    /// The indicator `ip` falls under at `t` (most specific prefix), if any.
     #[inline]
-    /// IPv4-mapped IPv6 addresses are looked up as the IPv4 address.
-    pub fn match_ip(&self, ip: IpAddr, t: Timestamp) -> Option<&IndicatorMeta> {
-        self.lookup_ip(ip).filter(|m| m.valid_at(t))
+    fn v4_get(&self, a: u32) -> Option<u32> {
+        let blk = (a >> 8) as usize;
+        if self.v4_filter[blk / 64] & (1 << (blk % 64)) == 0 {
+            return None;
+        }
+        self.v4.get(a)
+    }
+
+    /// The indicator `ip` falls under at `t` (most specific prefix), if any. IPv4-mapped
+    /// IPv6 addresses are looked up as the IPv4 address.
+    #[inline]
+    pub fn match_ip(&self, ip: IpAddr, t: Timestamp) -> Option<Hit<'_>> {
+        self.lookup_ip(ip).filter(|h| h.valid_at(t))
     }
 
     /// The longest indicator domain `name` is equal to or under, valid at `t`.
     #[inline]
-    pub fn match_domain(&self, name: &str, t: Timestamp) -> Option<&IndicatorMeta> {
-        self.lookup_domain(name).filter(|m| m.valid_at(t))
+    pub fn match_domain(&self, name: &str, t: Timestamp) -> Option<Hit<'_>> {
+        self.lookup_domain(name).filter(|h| h.valid_at(t))
     }
 
     /// The most specific indicator for `ip`, whatever its validity window.
     #[inline]
-    pub fn lookup_ip(&self, ip: IpAddr) -> Option<&IndicatorMeta> {
+    pub fn lookup_ip(&self, ip: IpAddr) -> Option<Hit<'_>> {
         let id = match ip {
-            IpAddr::V4(a) => self.v4.get(u32::from(a)),
+            IpAddr::V4(a) => self.v4_get(u32::from(a)),
             IpAddr::V6(a) => match a.to_ipv4_mapped() {
-                Some(v4) => self.v4.get(u32::from(v4)),
+                Some(v4) => self.v4_get(u32::from(v4)),
                 None => self.v6.get(u128::from(a)),
             },
         }?;
-        Some(&self.meta[id as usize])
+        Some(Hit { m: self, id, ip: Some(ip) })
     }
 
     /// The longest indicator domain for `name`, whatever its validity window.
     #[inline]
-    pub fn lookup_domain(&self, name: &str) -> Option<&IndicatorMeta> {
-        self.domains.find(name.as_bytes()).map(|id| &self.meta[id as usize])
+    pub fn lookup_domain(&self, name: &str) -> Option<Hit<'_>> {
+        self.domains.find(name.as_bytes()).map(|id| Hit { m: self, id, ip: None })
     }
 
     pub fn stats(&self) -> MatcherStats {
         MatcherStats {
-            indicators: self.meta.len(),
-            v4_segments: self.v4.starts.len(),
-            v6_segments: self.v6.starts.len(),
+            indicators: self.entries.len(),
+            v4_segments: self.v4.segs.len(),
+            v6_segments: self.v6.segs.len(),
             domains: self.domains.spans.iter().filter(|s| s.1 > s.0).count(),
             heap_bytes: self.v4.heap_bytes()
+                + self.v4_filter.capacity() * 8
                 + self.v6.heap_bytes()
                 + self.domains.heap_bytes()
-                + self
-                    .meta
-                    .iter()
-                    .map(|m| {
-                        std::mem::size_of::<IndicatorMeta>() + m.value.len() + m.label.len() + m.feeds.len()
-                    })
-                    .sum::<usize>(),
+                + self.entries.capacity() * std::mem::size_of::<Entry>()
+                + self.pool.iter().map(|p| p.capacity() + 24).sum::<usize>(),
         }
     }
 }
@@ -535,7 +716,7 @@ mod tests {
     #[test]
     fn domains_match_on_label_boundaries_ignoring_case() {
         let m = Matcher::build([ind("evil.example", "emotet"), ind("c2.other.example", "qakbot")]);
-        let hit = |n: &str| m.match_domain(n, T).map(|x| x.value.clone());
+        let hit = |n: &str| m.match_domain(n, T).map(|x| x.value());
         assert_eq!(hit("evil.example").as_deref(), Some("evil.example"));
         assert_eq!(hit("a.b.EVIL.example.").as_deref(), Some("evil.example"));
         assert_eq!(hit("notevil.example"), None);
@@ -553,8 +734,8 @@ mod tests {
     #[test]
     fn the_longest_suffix_wins() {
         let m = Matcher::build([ind("example.net", "wide"), ind("bad.example.net", "narrow")]);
-        assert_eq!(m.match_domain("x.bad.example.net", T).unwrap().label, "narrow");
-        assert_eq!(m.match_domain("good.example.net", T).unwrap().label, "wide");
+        assert_eq!(m.match_domain("x.bad.example.net", T).unwrap().label(), "narrow");
+        assert_eq!(m.match_domain("good.example.net", T).unwrap().label(), "wide");
     }
 
     #[test]
@@ -567,7 +748,7 @@ mod tests {
             ind("2001:db8::1", "v6host"),
             ind("0.0.0.0/0", "everything"),
         ]);
-        let l = |ip: &str| m.match_ip(ip.parse().unwrap(), T).map(|x| x.label.clone());
+        let l = |ip: &str| m.match_ip(ip.parse().unwrap(), T).map(|x| x.label().to_string());
         assert_eq!(l("198.51.100.7").as_deref(), Some("c2"));
         assert_eq!(l("198.51.100.8").as_deref(), Some("drop"));
         assert_eq!(l("198.51.101.1").as_deref(), Some("wider"));
@@ -588,7 +769,7 @@ mod tests {
         let m = Matcher::build([a, b]);
         assert_eq!(m.stats().indicators, 1);
         assert!(m.match_ip("192.0.2.1".parse().unwrap(), Timestamp::from_secs(5)).is_some());
-        assert_eq!(m.match_ip("192.0.2.1".parse().unwrap(), T).unwrap().label, "y");
+        assert_eq!(m.match_ip("192.0.2.1".parse().unwrap(), T).unwrap().label(), "y");
         let e = Matcher::empty();
         assert!(e.match_ip("192.0.2.1".parse().unwrap(), T).is_none());
         assert!(e.match_domain("a.example", T).is_none());
@@ -617,8 +798,10 @@ mod tests {
             let inds: Vec<Indicator> = nets.iter().map(|n| ind(&n.to_string(), &n.to_string())).collect();
             let m = Matcher::build(inds);
             let ip = std::net::Ipv4Addr::from(0xC000_0200u32 + probe);
-            let want = nets.iter().filter(|n| n.contains(&ip)).max_by_key(|n| n.prefix_len()).map(|n| n.to_string());
-            let got = m.match_ip(IpAddr::V4(ip), T).map(|x| x.value.clone());
+            // A /32 reads back as the bare address.
+            let show = |n: &ipnet::Ipv4Net| if n.prefix_len() == 32 { n.addr().to_string() } else { n.to_string() };
+            let want = nets.iter().filter(|n| n.contains(&ip)).max_by_key(|n| n.prefix_len()).map(show);
+            let got = m.match_ip(IpAddr::V4(ip), T).map(|x| x.value());
             prop_assert_eq!(got, want);
         }
 
@@ -635,7 +818,7 @@ mod tests {
                 .filter(|d| ql == **d || ql.ends_with(&format!(".{d}")))
                 .max_by_key(|d| d.len())
                 .cloned();
-            let got = m.match_domain(&q, T).map(|x| x.value.clone());
+            let got = m.match_domain(&q, T).map(|x| x.value());
             prop_assert_eq!(got, want);
         }
     }
