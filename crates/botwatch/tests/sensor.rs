@@ -204,3 +204,85 @@ fn dga_score_prints_one_verdict_per_name() {
     assert!(o.status.success());
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
 }
+
+/// NetFlow v9 (RFC 3954) export packet: template set 256 and one data set, as a router
+/// sends them.
+fn v9_packet(unix_secs: u32, flows: &[([u8; 4], [u8; 4], u16, u16)]) -> Vec<u8> {
+    const TEMPLATE: [(u16, u16); 9] =
+        [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (2, 4), (1, 4), (22, 4), (21, 4)];
+    let uptime: u32 = 100_000;
+    let mut tpl = Vec::new();
+    tpl.extend(0u16.to_be_bytes());
+    tpl.extend((8 + 4 * TEMPLATE.len() as u16).to_be_bytes());
+    tpl.extend(256u16.to_be_bytes());
+    tpl.extend((TEMPLATE.len() as u16).to_be_bytes());
+    for (t, l) in TEMPLATE {
+        tpl.extend(t.to_be_bytes());
+        tpl.extend(l.to_be_bytes());
+    }
+    let mut body = Vec::new();
+    for (src, dst, sport, dport) in flows {
+        body.extend(src);
+        body.extend(dst);
+        body.extend(sport.to_be_bytes());
+        body.extend(dport.to_be_bytes());
+        body.push(6);
+        body.extend(10u32.to_be_bytes());
+        body.extend(900u32.to_be_bytes());
+        body.extend((uptime - 5_000).to_be_bytes());
+        body.extend((uptime - 1_000).to_be_bytes());
+    }
+    while body.len() % 4 != 0 {
+        body.push(0);
+    }
+    let mut p = Vec::new();
+    p.extend(9u16.to_be_bytes());
+    p.extend((1 + flows.len() as u16).to_be_bytes());
+    p.extend(uptime.to_be_bytes());
+    p.extend(unix_secs.to_be_bytes());
+    p.extend(1u32.to_be_bytes());
+    p.extend(7u32.to_be_bytes());
+    p.extend(tpl);
+    p.extend(256u16.to_be_bytes());
+    p.extend((4 + body.len() as u16).to_be_bytes());
+    p.extend(body);
+    p
+}
+
+#[test]
+fn live_netflow_v9_over_udp_becomes_sightings() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    let db = db.to_str().unwrap();
+    let feodo = feeds("abusech/feodo_ipblocklist_2024-04-04.csv");
+    ok(&["ingest", "--db", db, "--quiet", feodo.to_str().unwrap()]);
+    let c2 = json_lines(&ok(&["observations", "--db", db, "--type", "c2-server", "--format", "jsonl"]));
+    let c2_ip: std::net::Ipv4Addr = c2[0]["subject"].as_str().unwrap().parse().unwrap();
+    let last_seen = botwatch_model::parse_timestamp(c2[0]["last_seen"].as_str().unwrap()).unwrap();
+
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = bin()
+        .args(["sensor", "netflow", "--listen", &listen, "--db", db, "--duration", "4", "--flush", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // Garbage first: counted, not fatal.
+    sock.send_to(b"\x00\x09garbage", &listen).unwrap();
+    let pkt = v9_packet(
+        last_seen.secs() as u32,
+        &[([10, 0, 0, 5], c2_ip.octets(), 40001, 443), ([10, 0, 0, 9], [93, 184, 216, 34], 40002, 443)],
+    );
+    sock.send_to(&pkt, &listen).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("1 hits"), "{stdout}");
+    let ev = json_lines(&ok(&["events", "--db", db, "--feed", "botwatch_sensor_match", "--format", "jsonl"]));
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["source.ip"], "10.0.0.5");
+    assert_eq!(ev[0]["destination.ip"], c2_ip.to_string());
+}
