@@ -54,7 +54,6 @@ pub struct IndicatorMeta {
     pub valid_until: Timestamp,
 }
 
-
 /// Unsigned address keys.
 trait Key: Copy + Ord {
     fn bucket(self) -> u128;
