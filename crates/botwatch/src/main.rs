@@ -393,13 +393,7 @@ enum SensorCmd {
         #[arg(long, default_value = "127.0.0.1:2055")]
         listen: std::net::SocketAddr,
         #[command(flatten)]
-        db: DbArg,
-        /// Store sightings and print a summary this often (seconds)
-        #[arg(long, default_value_t = 60)]
-        flush: u64,
-        /// Stop after this many seconds (default: run until killed)
-        #[arg(long)]
-        duration: Option<u64>,
+        run: SensorRun,
     },
     /// Accept dnstap over a Unix socket (Unbound/BIND dnstap-socket-path), match, detect
     Dnstap {
@@ -407,12 +401,20 @@ enum SensorCmd {
         #[arg(long)]
         socket: PathBuf,
         #[command(flatten)]
-        db: DbArg,
-        #[arg(long, default_value_t = 60)]
-        flush: u64,
-        #[arg(long)]
-        duration: Option<u64>,
+        run: SensorRun,
     },
+}
+
+#[derive(Args, Clone)]
+struct SensorRun {
+    #[command(flatten)]
+    db: DbArg,
+    /// Store sightings and print a summary this often (seconds)
+    #[arg(long, default_value_t = 60)]
+    flush: u64,
+    /// Stop after this many seconds (default: run until killed)
+    #[arg(long)]
+    duration: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -1324,10 +1326,8 @@ fn sensor(cfg: &Config, cmd: SensorCmd, out: &mut dyn Write) -> Result<()> {
     use botwatch::sensor;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
-    let (db, flush, duration) = match &cmd {
-        SensorCmd::Netflow { db, flush, duration, .. } | SensorCmd::Dnstap { db, flush, duration, .. } => {
-            (db.clone(), *flush, *duration)
-        }
+    let SensorRun { db, flush, duration } = match &cmd {
+        SensorCmd::Netflow { run, .. } | SensorCmd::Dnstap { run, .. } => run.clone(),
     };
     let mut store = open_store(cfg, &db)?;
     let matcher = Arc::new(sensor::matcher_from_store(&store, &cfg.sensor)?);

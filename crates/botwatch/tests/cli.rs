@@ -1,33 +1,9 @@
 //! The CLI end to end, as a user runs it: ingest real samples, query, export, re-ingest,
 //! bad input, exit codes, and a crash in the middle of a report.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_botwatch"));
-    c.env_remove("BOTWATCH_DB").env_remove("BOTWATCH_CONFIG");
-    c
-}
-
-fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../feeds/tests/data").join(rel)
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "{args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
+use common::{bin, data, ok, run};
 
 #[test]
 fn ingest_query_export_and_reingest() {

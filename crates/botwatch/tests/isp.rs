@@ -4,30 +4,11 @@
 //! the daily report and walled-garden export are written, compliance is computed, and the
 //! operator closes the case.
 
+mod common;
+
+use common::{json_lines, ok};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_botwatch"));
-    c.env_remove("BOTWATCH_DB").env_remove("BOTWATCH_CONFIG");
-    c
-}
-
-fn ok(args: &[&str]) -> String {
-    let o: Output = bin().args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn json_lines(s: &str) -> Vec<Value> {
-    s.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
-}
 
 fn day_offset(days: i64) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;

@@ -2,38 +2,11 @@
 //! against them, sightings stored and turned into cases; the detectors on the Unbound
 //! sample reproduce its ground truth.
 
+mod common;
+
+use common::{bin, data as feeds, json_lines, ok, run};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_botwatch"));
-    c.env_remove("BOTWATCH_DB").env_remove("BOTWATCH_CONFIG");
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "{args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn json_lines(s: &str) -> Vec<Value> {
-    s.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
-fn feeds(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../feeds/tests/data").join(rel)
-}
 
 fn telemetry(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../telemetry/tests/data").join(rel)
