@@ -116,23 +116,32 @@ fn unrecognised_and_broken_inputs_exit_3_and_say_why() {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in [
-        "ingest",
-        "feeds",
-        "events",
-        "observations",
-        "export",
-        "stats",
-        "rejects",
-        "reports",
-        "fetch",
-        "geo",
-        "synth",
-        "demo",
-    ] {
+    // Every command and subcommand the binary lists, found from its own help.
+    fn commands(help: &str) -> Vec<String> {
+        help.lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            // Wrapped descriptions continue on lines indented deeper than a command's.
+            .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .filter(|c| c != "help")
+            .collect()
+    }
+    let top = commands(&ok(&["--help"]));
+    assert!(top.len() >= 20, "{top:?}");
+    let mut seen = 0;
+    for cmd in &top {
         let out = ok(&[cmd, "--help"]);
         assert!(out.contains("Usage"), "{cmd}");
+        seen += 1;
+        for sub in commands(&out) {
+            let out = ok(&[cmd, &sub, "--help"]);
+            assert!(out.contains("Usage"), "{cmd} {sub}");
+            seen += 1;
+        }
     }
+    assert!(seen >= 35, "{seen} commands with help");
     let feeds = ok(&["feeds", "--json"]);
     assert!(feeds.lines().count() > 200, "all Shadowserver report types and the other feeds");
 }
