@@ -1330,7 +1330,7 @@ fn sensor(cfg: &Config, cmd: SensorCmd, out: &mut dyn Write) -> Result<()> {
         SensorCmd::Netflow { run, .. } | SensorCmd::Dnstap { run, .. } => run.clone(),
     };
     let mut store = open_store(cfg, &db)?;
-    let matcher = Arc::new(sensor::matcher_from_store(&store, &cfg.sensor)?);
+    let mut matcher = Arc::new(sensor::matcher_from_store(&store, &cfg.sensor)?);
     let scanner = Arc::new(Mutex::new(sensor::Scanner::new(matcher.clone(), &cfg.sensor, false)));
     let stop = Arc::new(AtomicBool::new(false));
     let worker = {
@@ -1366,6 +1366,12 @@ fn sensor(cfg: &Config, cmd: SensorCmd, out: &mut dyn Write) -> Result<()> {
             continue;
         }
         round += 1;
+        // Indicators the feeds added since are compiled outside the lock; the receiving
+        // thread keeps matching meanwhile and is held only for the swap.
+        match sensor::matcher_from_store(&store, &cfg.sensor) {
+            Ok(m) => matcher = Arc::new(m),
+            Err(e) => tracing::warn!("keeping the previous indicators: {e:#}"),
+        }
         // Hand the window's findings to the store; a fresh scanner takes over.
         let finished = {
             let mut s = scanner.lock().unwrap_or_else(|e| e.into_inner());
