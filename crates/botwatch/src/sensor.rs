@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result};
 use botwatch_model::{ClassificationType, Event, FeedInfo, Slot, Timestamp};
-use botwatch_store::{EventQuery, ReportMeta, ReportTotals, Store};
+use botwatch_store::{ReportMeta, ReportTotals, Store};
 use botwatch_telemetry::detect::{DnsDetector, DnsDetectorConfig, Finding, beacon};
 use botwatch_telemetry::matcher::{Indicator, IndicatorMeta, IndicatorValue, Matcher};
 use botwatch_telemetry::record::{DnsRecord, FlowRecord};
@@ -55,22 +55,36 @@ impl Default for SensorSection {
 pub fn matcher_from_store(store: &dyn Store, cfg: &SensorSection) -> Result<Matcher> {
     let ttl = cfg.indicator_ttl_days.max(0) * 86_400_000_000;
     let mut inds = Vec::new();
-    for ty in &cfg.indicator_types {
-        let q = EventQuery { classification_type: Some(ty.to_string()), ..Default::default() };
-        for o in store.observations(&q).context("reading indicators")? {
-            let Some(value) = indicator_value(&o.subject) else { continue };
-            let feeds: Vec<&str> = o.sources.keys().map(|k| k.as_str()).collect();
+    // Few distinct source sets exist: turn each stored JSON object into "feed,feed" once.
+    let mut feeds_of: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    store
+        .for_each_indicator(&cfg.indicator_types, &mut |o| {
+            let Some(value) = indicator_value(o.subject) else { return };
+            let feeds = match feeds_of.get(o.sources_json) {
+                Some(f) => f.clone(),
+                None => {
+                    let m: serde_json::Map<String, serde_json::Value> =
+                        serde_json::from_str(o.sources_json).unwrap_or_default();
+                    let f = m.keys().map(|k| k.as_str()).collect::<Vec<_>>().join(",");
+                    feeds_of.insert(o.sources_json.to_string(), f.clone());
+                    f
+                }
+            };
             inds.push(Indicator {
                 value,
                 source_id: o.id,
-                label: if o.family.is_empty() { o.classification_type.clone() } else { o.family.clone() },
-                feeds: feeds.join(","),
+                label: if o.family.is_empty() {
+                    o.classification_type.to_string()
+                } else {
+                    o.family.to_string()
+                },
+                feeds,
                 // A feed lists what was active around its report; a day's slack before.
                 valid_from: Timestamp::from_micros(o.first_seen.micros() - 86_400_000_000),
                 valid_until: Timestamp::from_micros(o.last_seen.micros().saturating_add(ttl)),
             });
-        }
-    }
+        })
+        .context("reading indicators")?;
     Ok(Matcher::build(inds))
 }
 

@@ -202,6 +202,19 @@ pub struct StoredEvent {
     pub event: Event,
 }
 
+/// One observation as an indicator source (see [`Store::for_each_indicator`]).
+#[derive(Debug, Clone, Copy)]
+pub struct IndicatorRow<'a> {
+    pub id: i64,
+    pub subject: &'a str,
+    pub classification_type: &'a str,
+    pub family: &'a str,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    /// The stored `{"feed": accuracy, …}` object, unparsed.
+    pub sources_json: &'a str,
+}
+
 /// A deduplicated observation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Observation {
@@ -299,6 +312,9 @@ pub trait Store: Send {
     fn save_fetch_state(&mut self, s: &FetchState) -> Result<()>;
     /// Totals: events, observations, rejects, reports.
     fn counts(&self) -> Result<Counts>;
+    /// Streams the observations of these classification types, lean, for compiling
+    /// indicator matchers over millions of them without materialising each one.
+    fn for_each_indicator(&self, types: &[String], f: &mut dyn FnMut(IndicatorRow<'_>)) -> Result<()>;
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]

@@ -451,6 +451,32 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn for_each_indicator(&self, types: &[String], f: &mut dyn FnMut(IndicatorRow<'_>)) -> Result<()> {
+        if types.is_empty() {
+            return Ok(());
+        }
+        let marks = vec!["?"; types.len()].join(",");
+        let mut st = self.conn.prepare(&format!(
+            "SELECT id, subject, type, family, first_seen, last_seen, sources FROM observations WHERE type IN ({marks})"
+        ))?;
+        let mut rows = st.query(params_from_iter(types.iter()))?;
+        while let Some(r) = rows.next()? {
+            let text = |i: usize| -> Result<&str> {
+                Ok(r.get_ref(i)?.as_str().map_err(|e| StoreError::Corrupt(e.to_string()))?)
+            };
+            f(IndicatorRow {
+                id: r.get(0)?,
+                subject: text(1)?,
+                classification_type: text(2)?,
+                family: text(3)?,
+                first_seen: Timestamp(r.get(4)?),
+                last_seen: Timestamp(r.get(5)?),
+                sources_json: text(6)?,
+            });
+        }
+        Ok(())
+    }
+
     fn counts(&self) -> Result<Counts> {
         let c = |t: &str| -> Result<u64> {
             Ok(self.conn.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get::<_, i64>(0))? as u64)
