@@ -462,7 +462,7 @@ impl Store for SqliteStore {
         let mut rows = st.query(params_from_iter(types.iter()))?;
         while let Some(r) = rows.next()? {
             let text = |i: usize| -> Result<&str> {
-                Ok(r.get_ref(i)?.as_str().map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                r.get_ref(i)?.as_str().map_err(|e| StoreError::Corrupt(e.to_string()))
             };
             f(IndicatorRow {
                 id: r.get(0)?,
