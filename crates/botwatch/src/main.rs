@@ -253,6 +253,9 @@ enum Cmd {
         /// Report only; store no sightings
         #[arg(long)]
         no_store: bool,
+        /// Indicator matching only: skip the DGA, NXDOMAIN and beaconing detectors
+        #[arg(long)]
+        no_detect: bool,
     },
     /// Live sensors: a NetFlow/IPFIX collector or a dnstap socket
     Sensor {
@@ -810,8 +813,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             botwatch::cases_cmd::run_compliance(&args, &store, &attr, &SystemClock, &cc, &mut out)?;
         }
         Cmd::Notify { cmd } => notify(&cfg, cmd, &mut out)?,
-        Cmd::Scan { files, db, json, ignore_validity, no_store } => {
-            return scan(&cfg, &files, &db, json, ignore_validity, no_store, &mut out);
+        Cmd::Scan { files, db, json, ignore_validity, no_store, no_detect } => {
+            let opts = ScanOpts { json, ignore_validity, no_store, no_detect };
+            return scan(&cfg, &files, &db, opts, &mut out);
         }
         Cmd::Sensor { cmd } => sensor(&cfg, cmd, &mut out)?,
         Cmd::Dga { cmd: DgaCmd::Score { domains, json } } => {
@@ -1195,20 +1199,29 @@ fn daily_reports(
     Ok(())
 }
 
+struct ScanOpts {
+    json: bool,
+    ignore_validity: bool,
+    no_store: bool,
+    no_detect: bool,
+}
+
 fn scan(
     cfg: &Config,
     files: &[PathBuf],
     db: &DbArg,
-    json: bool,
-    ignore_validity: bool,
-    no_store: bool,
+    opts: ScanOpts,
     out: &mut dyn Write,
 ) -> Result<ExitCode> {
     use botwatch::sensor;
+    let ScanOpts { json, ignore_validity, no_store, no_detect } = opts;
     let mut store = open_store(cfg, db)?;
     let matcher = std::sync::Arc::new(sensor::matcher_from_store(&store, &cfg.sensor)?);
     let ms = matcher.stats();
     let mut scanner = sensor::Scanner::new(matcher, &cfg.sensor, ignore_validity);
+    if no_detect {
+        scanner = scanner.without_detectors();
+    }
     let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
     let bar = if json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         indicatif::ProgressBar::hidden()

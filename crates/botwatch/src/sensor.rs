@@ -159,6 +159,8 @@ pub struct Scanner {
     hits: BTreeMap<(IpAddr, String, i64), Flagged>,
     dns: DnsDetector,
     beacons: beacon::BeaconDetector,
+    /// Run the DGA/NXDOMAIN/beacon detectors (they keep per-client state).
+    detect: bool,
     pub counts: ScanCounts,
 }
 
@@ -172,8 +174,15 @@ impl Scanner {
             hits: BTreeMap::new(),
             dns: DnsDetector::new(cfg.dns.clone()),
             beacons: beacon::BeaconDetector::new(cfg.beacon.clone()),
+            detect: true,
             counts: ScanCounts::default(),
         }
+    }
+
+    /// Indicator matching only: no detector state per client and flow series.
+    pub fn without_detectors(mut self) -> Self {
+        self.detect = false;
+        self
     }
 
     fn ip_hit(&self, ip: IpAddr, t: Timestamp) -> Option<IndicatorMeta> {
@@ -214,7 +223,9 @@ impl Scanner {
 
     pub fn flow(&mut self, f: &FlowRecord) {
         self.counts.flows += 1;
-        self.beacons.observe(f);
+        if self.detect {
+            self.beacons.observe(f);
+        }
         if !self.internal.is_empty() {
             // Only the external end can be an indicator: one look-up per flow.
             let (client, cport, peer, pport) = if self.internal(f.src) {
@@ -243,7 +254,9 @@ impl Scanner {
 
     pub fn dns(&mut self, r: &DnsRecord) {
         self.counts.dns += 1;
-        self.dns.observe(r);
+        if self.detect {
+            self.dns.observe(r);
+        }
         let m = if self.ignore_validity {
             self.matcher.lookup_domain(&r.qname)
         } else {

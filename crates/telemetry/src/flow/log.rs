@@ -191,9 +191,19 @@ fn parse_line(
     unset: &[u8],
 ) -> Result<Option<FlowRecord>, String> {
     let line = std::str::from_utf8(line).map_err(|_| "line is not UTF-8".to_string())?;
-    let fields: Vec<&str> = line.split(sep as char).collect();
+    // Only the columns a flow needs, in one pass that stops after the last of them: an
+    // nfdump CSV line has 48 fields and a Vec of them per line was the reader's main cost.
+    let last = cols.iter().flatten().copied().max().unwrap_or(0);
+    let mut vals: [Option<&str>; ROLES] = [None; ROLES];
+    for (i, f) in line.split(sep as char).take(last + 1).enumerate() {
+        for (r, c) in cols.iter().enumerate() {
+            if *c == Some(i) {
+                vals[r] = Some(f);
+            }
+        }
+    }
     let get = |r: Role| -> Option<&str> {
-        let v = fields.get(cols[r as usize]?)?.trim();
+        let v = vals[r as usize]?.trim();
         if v.is_empty() || v.as_bytes() == unset || v == "(empty)" { None } else { Some(v) }
     };
     let need = |r: Role, what: &str| get(r).ok_or_else(|| format!("missing {what}"));
@@ -246,6 +256,12 @@ const NON_IP: &[&str] = &["arp", "rarp", "llc", "man", "ipx/spx", "stp", "lldp",
 fn proto_number(s: &str) -> Option<u8> {
     if let Ok(n) = s.parse::<u8>() {
         return Some(n);
+    }
+    // The common names without allocating a lower-case copy.
+    for (name, n) in [("tcp", 6), ("udp", 17), ("icmp", 1)] {
+        if s.eq_ignore_ascii_case(name) {
+            return Some(n);
+        }
     }
     Some(match s.to_ascii_lowercase().as_str() {
         "icmp" => 1,
