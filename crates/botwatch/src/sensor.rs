@@ -88,8 +88,34 @@ pub fn matcher_from_store(store: &dyn Store, cfg: &SensorSection) -> Result<Matc
     Ok(Matcher::build(inds))
 }
 
+/// Addresses no real traffic comes from: documentation (RFC 5737, RFC 3849), loopback,
+/// unspecified. Feed examples and sample data use them; as indicators they only match
+/// other examples.
+fn never_routed(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_loopback()
+                || a.is_unspecified()
+                || (o[0], o[1], o[2]) == (192, 0, 2)
+                || (o[0], o[1], o[2]) == (198, 51, 100)
+                || (o[0], o[1], o[2]) == (203, 0, 113)
+        }
+        IpAddr::V6(a) => a.is_loopback() || a.is_unspecified() || a.segments()[..2] == [0x2001, 0x0db8],
+    }
+}
+
 /// An observation's subject as an indicator: address, network, domain, or a URL's host.
 pub fn indicator_value(subject: &str) -> Option<IndicatorValue> {
+    let v = indicator_value_any(subject)?;
+    match &v {
+        IndicatorValue::Ip(ip) if never_routed(*ip) => None,
+        IndicatorValue::Net(n) if never_routed(n.network()) => None,
+        _ => Some(v),
+    }
+}
+
+fn indicator_value_any(subject: &str) -> Option<IndicatorValue> {
     if let Ok(ip) = subject.parse::<IpAddr>() {
         return Some(IndicatorValue::Ip(ip));
     }
@@ -422,4 +448,34 @@ pub fn scan_file(
         anyhow::bail!("{name}: recognised but could not be read");
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_become_indicators_but_documentation_addresses_do_not() {
+        let v = |s: &str| indicator_value(s);
+        assert_eq!(v("185.220.101.1"), Some(IndicatorValue::Ip("185.220.101.1".parse().unwrap())));
+        assert_eq!(v("45.9.148.0/24"), Some(IndicatorValue::Net("45.9.148.0/24".parse().unwrap())));
+        assert_eq!(v("Evil.Example.COM."), Some(IndicatorValue::Domain("evil.example.com".into())));
+        assert_eq!(
+            v("http://user@bad.example.net:8080/x?y"),
+            Some(IndicatorValue::Domain("bad.example.net".into()))
+        );
+        assert_eq!(v("https://[2a00:1450::1]/p"), Some(IndicatorValue::Ip("2a00:1450::1".parse().unwrap())));
+        assert_eq!(v("http://45.9.148.7/x.exe"), Some(IndicatorValue::Ip("45.9.148.7".parse().unwrap())));
+        for never in [
+            "198.51.100.3",
+            "192.0.2.0/24",
+            "203.0.113.9",
+            "2001:db8::1",
+            "127.0.0.1",
+            "AS64500",
+            "localhost",
+        ] {
+            assert_eq!(v(never), None, "{never}");
+        }
+    }
 }
