@@ -84,7 +84,7 @@ cargo build --release -q -p botwatch
 bw="$repo/target/release/botwatch"
 # Run from the work directory so no ./botwatch.toml of the checkout changes the defaults.
 (cd "$work" && "$bw" ingest --quiet --db "$work/bw.db" --feed bambenek_c2_domains indicators.txt | tail -1)
-(cd "$work" && timed "$work/scan.out" "$bw" scan --db "$work/bw.db" --no-store dns.pcap
+(cd "$work" && timed "$work/scan.out" "$bw" scan --db "$work/bw.db" --no-store --no-detect dns.pcap
   printf '%s %s %s\n' "$cpu" "$wall" "$rss" > "$work/scan.time")
 read -r bw_cpu bw_wall bw_rss < "$work/scan.time"
 grep -E "^matched against" "$work/scan.out"
