@@ -23,22 +23,8 @@ if ! command -v nfdump >/dev/null || ! command -v nfpcapd >/dev/null; then
   echo "skipped: nfdump/nfpcapd not installed and could not be installed (apt-get install nfdump)"
   exit 0
 fi
-if [ ! -x /usr/bin/time ]; then
-  echo "skipped: /usr/bin/time missing (apt-get install time)"
-  exit 0
-fi
-
-work=$(mktemp -d)
-if [ "${KEEP:-0}" = 1 ]; then echo "work dir: $work"; else trap 'rm -rf "$work"' EXIT; fi
-
-# CPU seconds (user + sys) of a command; its stdout goes to $out. Sets $cpu and $wall.
-timed() {
-  local out=$1
-  shift
-  /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$@" > "$out"
-  read -r wall user sys rss < "$work/time"
-  cpu=$(python3 -c "print(round($user + $sys, 2))")
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 echo "nfdump: $(nfdump -V)"
 echo "generating $flows flows, $inds indicators"

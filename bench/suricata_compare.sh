@@ -27,22 +27,8 @@ if [ "${major:-0}" -lt 7 ]; then
   echo "skipped: $(suricata -V) is older than 7 (datasets with absolute paths need 7)"
   exit 0
 fi
-if [ ! -x /usr/bin/time ]; then
-  echo "skipped: /usr/bin/time missing (apt-get install time)"
-  exit 0
-fi
-
-work=$(mktemp -d)
-if [ "${KEEP:-0}" = 1 ]; then echo "work dir: $work"; else trap 'rm -rf "$work"' EXIT; fi
-
-# CPU seconds (user + sys) of a command; its stdout goes to $out. Sets $cpu, $wall, $rss.
-timed() {
-  local out=$1
-  shift
-  /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$@" > "$out"
-  read -r wall user sys rss < "$work/time"
-  cpu=$(python3 -c "print(round($user + $sys, 2))")
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 echo "$(suricata -V)"
 echo "generating $queries DNS queries, $inds indicator domains"

@@ -46,6 +46,28 @@ pub enum DecodeError {
     Malformed(String),
 }
 
+/// v5 and v7 are the same fixed layout in two crate types: one body for both.
+macro_rules! fixed_layout {
+    ($v:expr, $exporter:expr, $out:expr) => {{
+        let h = &$v.header;
+        let export = i64::from(h.unix_secs) * 1_000_000 + i64::from(h.unix_nsecs / 1000);
+        for f in &$v.flowsets {
+            $out.push(FlowRecord {
+                start: uptime_to_abs(export, h.sys_up_time, f.first),
+                end: uptime_to_abs(export, h.sys_up_time, f.last),
+                src: f.src_addr.into(),
+                dst: f.dst_addr.into(),
+                src_port: f.src_port,
+                dst_port: f.dst_port,
+                proto: f.protocol_number,
+                packets: u64::from(f.d_pkts),
+                bytes: u64::from(f.d_octets),
+                exporter: Some($exporter),
+            });
+        }
+    }};
+}
+
 /// A NetFlow/IPFIX collector: template caches per exporter and counters.
 ///
 /// Not thread-safe by design (one per receiving socket); templates learnt from one exporter
@@ -124,42 +146,8 @@ impl Collector {
 
     fn packet(&mut self, exporter: IpAddr, p: &NetflowPacket, out: &mut Vec<FlowRecord>) {
         match p {
-            NetflowPacket::V5(v) => {
-                let h = &v.header;
-                let export = i64::from(h.unix_secs) * 1_000_000 + i64::from(h.unix_nsecs / 1000);
-                for f in &v.flowsets {
-                    out.push(FlowRecord {
-                        start: uptime_to_abs(export, h.sys_up_time, f.first),
-                        end: uptime_to_abs(export, h.sys_up_time, f.last),
-                        src: f.src_addr.into(),
-                        dst: f.dst_addr.into(),
-                        src_port: f.src_port,
-                        dst_port: f.dst_port,
-                        proto: f.protocol_number,
-                        packets: u64::from(f.d_pkts),
-                        bytes: u64::from(f.d_octets),
-                        exporter: Some(exporter),
-                    });
-                }
-            }
-            NetflowPacket::V7(v) => {
-                let h = &v.header;
-                let export = i64::from(h.unix_secs) * 1_000_000 + i64::from(h.unix_nsecs / 1000);
-                for f in &v.flowsets {
-                    out.push(FlowRecord {
-                        start: uptime_to_abs(export, h.sys_up_time, f.first),
-                        end: uptime_to_abs(export, h.sys_up_time, f.last),
-                        src: f.src_addr.into(),
-                        dst: f.dst_addr.into(),
-                        src_port: f.src_port,
-                        dst_port: f.dst_port,
-                        proto: f.protocol_number,
-                        packets: u64::from(f.d_pkts),
-                        bytes: u64::from(f.d_octets),
-                        exporter: Some(exporter),
-                    });
-                }
-            }
+            NetflowPacket::V5(v) => fixed_layout!(v, exporter, out),
+            NetflowPacket::V7(v) => fixed_layout!(v, exporter, out),
             NetflowPacket::V9(v) => {
                 let ctx = TimeCtx {
                     export_us: i64::from(v.header.unix_secs) * 1_000_000,
