@@ -158,6 +158,9 @@ pub struct Flagged {
     pub count: u64,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
+    /// The indicator's malware family, when its feeds named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub malware: Option<String>,
     /// Family or classification of the indicator, the feeds behind it; or the detector's
     /// explanation.
     pub detail: String,
@@ -238,6 +241,8 @@ impl Scanner {
             count: 0,
             first_seen: t,
             last_seen: t,
+            // A label that is a classification type is no family.
+            malware: ClassificationType::from_name(&m.label).is_none().then(|| m.label.clone()),
             detail: format!("{} (from {})", m.label, m.feeds),
             client_port,
             peer: Some(peer),
@@ -294,7 +299,7 @@ impl Scanner {
             return;
         }
         // Answers pointing at a listed address.
-        for a in r.answers.clone() {
+        for &a in &r.answers {
             if let Some(m) = self.ip_hit(a, r.time) {
                 self.record_hit(r.client, r.client_port, format!("{} → {a}", r.qname), m, r.time);
                 break;
@@ -312,6 +317,7 @@ impl Scanner {
                 client: f.client,
                 reason: reason.unwrap_or_else(|| "detector".into()),
                 indicator: None,
+                malware: None,
                 score: Some((f.confidence * 1000.0).round() / 1000.0),
                 count: f.count as u64,
                 first_seen: f.first_seen,
@@ -356,12 +362,7 @@ pub fn sightings(flagged: &[Flagged], sensor: &str) -> Vec<Event> {
                     }
                 }
             }
-            if f.reason == "indicator" {
-                let label = f.detail.split(" (from ").next().unwrap_or("");
-                if ClassificationType::from_name(label).is_none() && !label.is_empty() {
-                    e.malware_name = Some(label.into());
-                }
-            }
+            e.malware_name = f.malware.as_deref().filter(|m| !m.is_empty()).map(Into::into);
             e.attrs.push(("extra.sensor.reason", botwatch_model::Value::Str(f.reason.as_str().into())));
             e.attrs.push(("extra.sensor.detail", botwatch_model::Value::Str(f.detail.as_str().into())));
             e.attrs.push(("extra.sensor.count", botwatch_model::Value::Int(f.count as i64)));

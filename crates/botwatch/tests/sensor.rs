@@ -91,6 +91,10 @@ fn flows_and_queries_to_feed_indicators_become_sightings_and_cases() {
     let ev = json_lines(&ok(&["events", "--db", db, "--feed", "botwatch_sensor_match", "--format", "jsonl"]));
     assert_eq!(ev.len(), 2, "{ev:?}");
     assert!(ev.iter().all(|e| e["classification.type"] == "infected-system"));
+    // The flow's sighting carries the C2's family from Feodo Tracker.
+    let flow_ev = ev.iter().find(|e| e["source.ip"] == "10.0.0.5").unwrap();
+    assert_eq!(flow_ev["malware.name"], ip_ind["malware.name"], "{flow_ev}");
+    assert_eq!(flow_ev["destination.ip"], c2_ip);
     ok(&["scan", "--db", db, "--json", flow_path.to_str().unwrap(), dns_path.to_str().unwrap()]);
     let again =
         json_lines(&ok(&["events", "--db", db, "--feed", "botwatch_sensor_match", "--format", "jsonl"]));
