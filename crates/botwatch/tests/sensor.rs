@@ -263,3 +263,67 @@ fn live_netflow_v9_over_udp_becomes_sightings() {
     assert_eq!(ev[0]["source.ip"], "10.0.0.5");
     assert_eq!(ev[0]["destination.ip"], c2_ip.to_string());
 }
+
+#[test]
+fn live_dnstap_socket_finds_the_dga_clients() {
+    use botwatch_telemetry::dns::fstrm;
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tap.db");
+    let db = db.to_str().unwrap();
+    let sock = dir.path().join("dnstap.sock");
+    let child = bin()
+        .args([
+            "sensor",
+            "dnstap",
+            "--socket",
+            sock.to_str().unwrap(),
+            "--db",
+            db,
+            "--duration",
+            "6",
+            "--flush",
+            "4",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Unbound's writer side of the Frame Streams handshake, then the sample's frames.
+    let mut c = None;
+    for _ in 0..100 {
+        if let Ok(s) = std::os::unix::net::UnixStream::connect(&sock) {
+            c = Some(s);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut c = c.expect("the sensor listens on its socket");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    c.write_all(&fstrm::encode_control(fstrm::READY, Some(fstrm::CONTENT_TYPE))).unwrap();
+    let mut head = [0u8; 8];
+    c.read_exact(&mut head).unwrap();
+    let mut accept = vec![0u8; u32::from_be_bytes(head[4..8].try_into().unwrap()) as usize];
+    c.read_exact(&mut accept).unwrap();
+    c.write_all(&fstrm::encode_control(fstrm::START, Some(fstrm::CONTENT_TYPE))).unwrap();
+    let file = std::fs::read(telemetry("dns/generated_unbound/unbound.dnstap.fstrm")).unwrap();
+    let mut pos = 0;
+    while let Ok(Some((f, used))) = fstrm::parse_frame(&file[pos..], fstrm::MAX_DATA_FRAME) {
+        if let fstrm::Frame::Data(d) = f {
+            c.write_all(&fstrm::encode_data(d)).unwrap();
+        }
+        pos += used;
+    }
+    c.write_all(&fstrm::encode_control(fstrm::STOP, None)).unwrap();
+    let mut finish = Vec::new();
+    let _ = c.read_to_end(&mut finish);
+    let o = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("840 DNS records"), "{stdout}");
+    let ev =
+        json_lines(&ok(&["events", "--db", db, "--feed", "botwatch_sensor_detect", "--format", "jsonl"]));
+    let clients: std::collections::BTreeSet<&str> =
+        ev.iter().map(|e| e["source.ip"].as_str().unwrap()).collect();
+    assert_eq!(clients, ["127.0.0.11", "127.0.0.12"].into_iter().collect(), "{ev:?}");
+}
