@@ -488,21 +488,34 @@ fn v6_range(n: ipnet::Ipv6Net) -> (u128, u128) {
     (u128::from(n.network()), u128::from(n.broadcast()))
 }
 
+/// SipHash was a fifth of compiling a million indicators; nothing here is attacker-keyed
+/// in a way that matters (a slow rebuild at worst).
+type FastMap<K, V> = std::collections::HashMap<K, V, xxhash_rust::xxh3::Xxh3DefaultBuilder>;
+
 /// Deduplicating string pool.
 #[derive(Default)]
 struct Pool {
     strings: Vec<String>,
-    index: std::collections::HashMap<String, u32>,
+    index: FastMap<String, u32>,
+    /// Indicators come grouped by feed: most strings equal the previous one asked for.
+    last: Option<u32>,
 }
 
 impl Pool {
     fn get(&mut self, s: String) -> u32 {
+        if let Some(l) = self.last
+            && self.strings[l as usize] == s
+        {
+            return l;
+        }
         if let Some(&i) = self.index.get(&s) {
+            self.last = Some(i);
             return i;
         }
         let i = self.strings.len() as u32;
         self.strings.push(s.clone());
         self.index.insert(s, i);
+        self.last = Some(i);
         i
     }
 }
@@ -512,7 +525,7 @@ impl Matcher {
     /// of the validity windows.
     pub fn build(indicators: impl IntoIterator<Item = Indicator>) -> Matcher {
         let mut entries: Vec<Entry> = Vec::new();
-        let mut index: std::collections::HashMap<IndicatorValue, u32> = std::collections::HashMap::new();
+        let mut index: FastMap<IndicatorValue, u32> = FastMap::default();
         let mut pool = Pool::default();
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
