@@ -365,8 +365,7 @@ mod tests {
     use botwatch_model::{Collected, Tlp};
 
     fn run(id: &str, data: &'static [u8]) -> Collected {
-        let spec = feeds().into_iter().find(|f| f.id == id).unwrap();
-        crate::util::parse_with(&spec, data)
+        crate::util::parse_feed(&super::PROVIDER, id, data)
     }
 
     #[test]

@@ -106,6 +106,17 @@ pub fn json_raw(v: &serde_json::Value) -> Bytes {
     Bytes::from(serde_json::to_vec(v).unwrap_or_default())
 }
 
+/// Parses `data` with the provider's feed `id`: the parsers' unit tests.
+#[cfg(test)]
+pub(crate) fn parse_feed(
+    provider: &crate::registry::Provider,
+    id: &str,
+    data: &'static [u8],
+) -> botwatch_model::Collected {
+    let spec = (provider.feeds)().into_iter().find(|f| f.id == id).unwrap_or_else(|| panic!("no feed {id}"));
+    parse_with(&spec, data)
+}
+
 /// Parses `data` with `spec` in a fixed context: the parsers' unit tests.
 #[cfg(test)]
 pub(crate) fn parse_with(spec: &crate::FeedSpec, data: &'static [u8]) -> botwatch_model::Collected {

@@ -148,8 +148,7 @@ mod tests {
     use botwatch_model::{Collected, Timestamp};
 
     fn run(id: &str, data: &'static [u8]) -> Collected {
-        let spec = (PROVIDER.feeds)().into_iter().find(|f| f.id == id).unwrap();
-        crate::util::parse_with(&spec, data)
+        crate::util::parse_feed(&PROVIDER, id, data)
     }
 
     #[test]
