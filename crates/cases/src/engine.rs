@@ -610,33 +610,13 @@ impl CaseEngine {
 }
 
 fn new_case(id: i64, s: &Sighting, now: Timestamp) -> Case {
-    Case {
-        id,
-        key: s.key.clone(),
-        org: s.org.clone(),
-        subscriber: s.subscriber.clone(),
-        ip: Some(s.ip),
-        threat: s.threat.clone(),
-        classification_type: s.ty.as_str().to_string(),
-        state: CaseState::Detected,
-        level: 0,
-        opened_at: now,
-        first_seen: s.time,
-        last_seen: s.time,
-        evidence: 0,
-        evidence_at_notice: 0,
-        notices: 0,
-        first_notified_at: None,
-        last_notified_at: None,
-        acknowledged_at: None,
-        escalated_at: None,
-        closed_at: None,
-        close_reason: None,
-        reinfections: 0,
-        last_event_id: None,
-        episode_notices: 0,
-        stage_since: None,
-    }
+    let mut c = Case::new(id, s.key.clone(), s.threat.clone(), s.ty.as_str().to_string(), now);
+    c.org = s.org.clone();
+    c.subscriber = s.subscriber.clone();
+    c.ip = Some(s.ip);
+    c.first_seen = s.time;
+    c.last_seen = s.time;
+    c
 }
 
 fn reopen(c: &mut Case, now: Timestamp, s: &Sighting, out: &mut Out) {

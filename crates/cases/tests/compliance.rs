@@ -8,33 +8,11 @@ use botwatch_model::{Case, CaseState, CloseReason, Timestamp};
 use common::t;
 
 fn case(id: i64, org: Option<&str>, first_seen: Timestamp) -> Case {
-    Case {
-        id,
-        key: format!("ip:192.0.2.{id}|mirai"),
-        org: org.map(str::to_string),
-        subscriber: None,
-        ip: None,
-        threat: "mirai".into(),
-        classification_type: "infected-system".into(),
-        state: CaseState::Detected,
-        level: 0,
-        opened_at: first_seen,
-        first_seen,
-        last_seen: first_seen,
-        evidence: 1,
-        evidence_at_notice: 0,
-        notices: 0,
-        first_notified_at: None,
-        last_notified_at: None,
-        acknowledged_at: None,
-        escalated_at: None,
-        closed_at: None,
-        close_reason: None,
-        reinfections: 0,
-        last_event_id: None,
-        episode_notices: 0,
-        stage_since: None,
-    }
+    let mut c =
+        Case::new(id, format!("ip:192.0.2.{id}|mirai"), "mirai".into(), "infected-system".into(), first_seen);
+    c.org = org.map(str::to_string);
+    c.evidence = 1;
+    c
 }
 
 fn notified(mut c: Case, after_hours: i64) -> Case {

@@ -135,3 +135,37 @@ pub struct Case {
     #[serde(default)]
     pub stage_since: Option<Timestamp>,
 }
+
+impl Case {
+    /// A case just opened at `at`: detected, nobody told, no counters yet. Callers set who it
+    /// belongs to (`org`, `subscriber`, `ip`) and the evidence.
+    pub fn new(id: i64, key: String, threat: String, classification_type: String, at: Timestamp) -> Case {
+        Case {
+            id,
+            key,
+            org: None,
+            subscriber: None,
+            ip: None,
+            threat,
+            classification_type,
+            state: CaseState::Detected,
+            level: 0,
+            opened_at: at,
+            first_seen: at,
+            last_seen: at,
+            evidence: 0,
+            evidence_at_notice: 0,
+            notices: 0,
+            first_notified_at: None,
+            last_notified_at: None,
+            acknowledged_at: None,
+            escalated_at: None,
+            closed_at: None,
+            close_reason: None,
+            reinfections: 0,
+            last_event_id: None,
+            episode_notices: 0,
+            stage_since: None,
+        }
+    }
+}

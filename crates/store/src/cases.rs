@@ -430,33 +430,15 @@ mod tests {
     use crate::StoreConfig;
 
     fn case(id: i64, key: &str) -> Case {
-        Case {
-            id,
-            key: key.into(),
-            org: Some("org-a".into()),
-            subscriber: None,
-            ip: Some("192.0.2.7".parse().unwrap()),
-            threat: "mirai".into(),
-            classification_type: "infected-system".into(),
-            state: CaseState::Detected,
-            level: 0,
-            opened_at: Timestamp::from_secs(100),
-            first_seen: Timestamp::from_secs(90),
-            last_seen: Timestamp::from_secs(95),
-            evidence: 2,
-            evidence_at_notice: 0,
-            notices: 0,
-            first_notified_at: None,
-            last_notified_at: None,
-            acknowledged_at: None,
-            escalated_at: None,
-            closed_at: None,
-            close_reason: None,
-            reinfections: 0,
-            last_event_id: Some(7),
-            episode_notices: 0,
-            stage_since: None,
-        }
+        let mut c =
+            Case::new(id, key.into(), "mirai".into(), "infected-system".into(), Timestamp::from_secs(100));
+        c.org = Some("org-a".into());
+        c.ip = Some("192.0.2.7".parse().unwrap());
+        c.first_seen = Timestamp::from_secs(90);
+        c.last_seen = Timestamp::from_secs(95);
+        c.evidence = 2;
+        c.last_event_id = Some(7);
+        c
     }
 
     #[test]
