@@ -17,3 +17,20 @@ timed() {
   read -r wall user sys rss < "$work/time"
   cpu=$(python3 -c "print(round($user + $sys, 2))")
 }
+
+# Builds botwatch, ingests INDICATORS as FEED (not timed), then times `botwatch scan` of INPUT
+# (matching only, as the other tools do). Sets $bw_cpu, $bw_wall, $bw_rss and leaves the
+# summary line in $work/scan.out.
+botwatch_scan() {
+  local feed=$1 indicators=$2 input=$3
+  echo "building botwatch (release)"
+  cargo build --release -q -p botwatch
+  bw="$repo/target/release/botwatch"
+  # Run from the work directory so no ./botwatch.toml of the checkout changes the defaults.
+  (cd "$work" && "$bw" ingest --quiet --db "$work/bw.db" --feed "$feed" "$indicators" | tail -1)
+  (cd "$work" && timed "$work/scan.out" "$bw" scan --db "$work/bw.db" --no-store --no-detect "$input"
+    printf '%s %s %s\n' "$cpu" "$wall" "$rss" > "$work/scan.time")
+  read -r bw_cpu bw_wall bw_rss < "$work/scan.time"
+  grep -E "^matched against" "$work/scan.out"
+  tail -1 "$work/scan.out"
+}

@@ -58,16 +58,7 @@ nf_hits=$(grep -c . "$work/nf_hits.txt" || true)
 timed /dev/null nfdump -Z -f "$work/filter.txt"
 nf_parse_cpu=$cpu
 
-echo "building botwatch (release)"
-cargo build --release -q -p botwatch
-bw="$repo/target/release/botwatch"
-# Run from the work directory so no ./botwatch.toml of the checkout changes the defaults.
-(cd "$work" && "$bw" ingest --quiet --db "$work/bw.db" --feed abusech_feodo_csv indicators.csv | tail -1)
-(cd "$work" && timed "$work/scan.out" "$bw" scan --db "$work/bw.db" --no-store --no-detect flows.csv
-  printf '%s %s %s\n' "$cpu" "$wall" "$rss" > "$work/scan.time")
-read -r bw_cpu bw_wall bw_rss < "$work/scan.time"
-grep -E "^matched against" "$work/scan.out"
-tail -1 "$work/scan.out"
+botwatch_scan abusech_feodo_csv indicators.csv flows.csv
 bw_records=$(tail -1 "$work/scan.out" | sed -E 's/^([0-9]+) flow records.*/\1/')
 bw_hits=$(tail -1 "$work/scan.out" | sed -E 's/.* ([0-9]+) indicator hits.*/\1/')
 

@@ -65,16 +65,7 @@ python3 bench/gen_dns.py "$work/empty" 1 1 > /dev/null
 timed /dev/null suricata -r "$work/empty/dns.pcap" -l "$work/log0" "${suri_opts[@]}"
 su_start_cpu=$cpu
 
-echo "building botwatch (release)"
-cargo build --release -q -p botwatch
-bw="$repo/target/release/botwatch"
-# Run from the work directory so no ./botwatch.toml of the checkout changes the defaults.
-(cd "$work" && "$bw" ingest --quiet --db "$work/bw.db" --feed bambenek_c2_domains indicators.txt | tail -1)
-(cd "$work" && timed "$work/scan.out" "$bw" scan --db "$work/bw.db" --no-store --no-detect dns.pcap
-  printf '%s %s %s\n' "$cpu" "$wall" "$rss" > "$work/scan.time")
-read -r bw_cpu bw_wall bw_rss < "$work/scan.time"
-grep -E "^matched against" "$work/scan.out"
-tail -1 "$work/scan.out"
+botwatch_scan bambenek_c2_domains indicators.txt dns.pcap
 bw_records=$(tail -1 "$work/scan.out" | sed -E 's/.*flow records, ([0-9]+) DNS records.*/\1/')
 bw_hits=$(tail -1 "$work/scan.out" | sed -E 's/.* ([0-9]+) indicator hits.*/\1/')
 
