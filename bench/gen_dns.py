@@ -17,6 +17,8 @@ import random
 import struct
 import sys
 
+from pcapgen import ETHERNET, FILE_HEADER, ipv4, record
+
 HIT_EVERY = 50
 # 2026-11-24T00:00:00Z: inside every indicator's validity window (listed 2026-11-20).
 START = 1795478400
@@ -25,13 +27,6 @@ LISTED = "2026-11-20 08:00"
 ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 TLDS = ["com", "net", "org", "info", "ru", "top"]
 WORDS = ["mail", "www", "cdn", "api", "static", "img", "login", "news", "shop", "video"]
-
-
-def ip_checksum(hdr):
-    s = sum(struct.unpack("!10H", hdr))
-    s = (s & 0xFFFF) + (s >> 16)
-    s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 def qname(name):
@@ -68,11 +63,10 @@ def main():
             f.write(base64.b64encode(d.encode()).decode())
             f.write("\n")
 
-    eth = bytes.fromhex("020000000002" "020000000001" "0800")
     resolver = bytes([10, 0, 0, 53])
     hits = 0
     with open(f"{outdir}/dns.pcap", "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        f.write(FILE_HEADER)
         for i in range(queries):
             if i % HIT_EVERY == 0:
                 name = indicators[rng.randrange(n_ind)]
@@ -83,12 +77,9 @@ def main():
             # UDP checksum 0 (none) is valid over IPv4.
             udp = struct.pack("!HHHH", 1024 + (i >> 16) * 16 + (i % 16), 53, 8 + len(dns), 0)
             src = bytes([10, 1, (i >> 8) & 255, i & 255])
-            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp) + len(dns), i & 0xFFFF, 0, 64, 17, 0, src, resolver)
-            ip = ip[:10] + struct.pack("!H", ip_checksum(ip)) + ip[12:]
-            frame = eth + ip + udp + dns
+            ip = ipv4(17, i, 0, src, resolver, len(udp) + len(dns))
             ts = START + i * SPAN_SECS // queries
-            f.write(struct.pack("<IIII", ts, (i * 997) % 1_000_000, len(frame), len(frame)))
-            f.write(frame)
+            f.write(record(ts, (i * 997) % 1_000_000, ETHERNET + ip + udp + dns))
     print(f"queries={queries} indicator_queries={hits} indicators={n_ind}")
 
 

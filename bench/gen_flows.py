@@ -13,6 +13,8 @@ import random
 import struct
 import sys
 
+from pcapgen import ETHERNET, FILE_HEADER, ipv4, record
+
 HIT_EVERY = 50
 # 2026-11-24T00:00:00Z: inside every indicator's validity window (first seen 2026-11-20).
 START = 1795478400
@@ -40,13 +42,6 @@ def dotted(a):
     return f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}"
 
 
-def ip_checksum(hdr):
-    s = sum(struct.unpack("!10H", hdr))
-    s = (s & 0xFFFF) + (s >> 16)
-    s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
@@ -64,10 +59,9 @@ def main():
         for a in indicators:
             f.write(f'"{FIRST_SEEN}","{dotted(a)}","443","online","{LAST_ONLINE}","Emotet"\n')
 
-    eth = bytes.fromhex("020000000002" "020000000001" "0800")
     hits = 0
     with open(f"{outdir}/flows.pcap", "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        f.write(FILE_HEADER)
         for i in range(flows):
             if i % HIT_EVERY == 0:
                 dst = indicators[rng.randrange(n_ind)]
@@ -79,19 +73,11 @@ def main():
             sport = 1024 + (i >> 16) * 16 + (i % 16)
             dport = 443 if i % 3 else 80
             payload = 40
-            ip = struct.pack(
-                "!BBHHHBBH4s4s",
-                0x45, 0, 20 + 20 + payload, i & 0xFFFF, 0x4000, 64, 6, 0,
-                src.to_bytes(4, "big"), dst.to_bytes(4, "big"),
-            )
-            ip = ip[:10] + struct.pack("!H", ip_checksum(ip)) + ip[12:]
+            ip = ipv4(6, i, 0x4000, src.to_bytes(4, "big"), dst.to_bytes(4, "big"), 20 + payload)
             # PSH+ACK without FIN: the flow ends by the collector's expiry, like most traffic.
             tcp = struct.pack("!HHIIBBHHH", sport, dport, i, 1, 5 << 4, 0x18, 65535, 0, 0)
-            frame = eth + ip + tcp + bytes(payload)
             ts = START + i * SPAN_SECS // flows
-            usec = (i * 997) % 1_000_000
-            f.write(struct.pack("<IIII", ts, usec, len(frame), len(frame)))
-            f.write(frame)
+            f.write(record(ts, (i * 997) % 1_000_000, ETHERNET + ip + tcp + bytes(payload)))
     print(f"flows={flows} indicator_flows={hits} indicators={n_ind}")
 
 
