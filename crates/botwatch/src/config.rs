@@ -32,6 +32,8 @@ pub struct Config {
     pub walled_garden: crate::isp::WalledGardenSection,
     /// Own sensors: indicator lifetime, sighting window, internal networks, detectors.
     pub sensor: crate::sensor::SensorSection,
+    /// `botwatch serve`: address, trusted proxies, portal rate limit, sessions.
+    pub server: botwatch_server::ServerConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

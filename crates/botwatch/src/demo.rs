@@ -296,7 +296,7 @@ fn isp_view(
     // One notice, rendered exactly as `botwatch notify run` would send it.
     let ncfg = botwatch_notify::NotifyConfig {
         secret: "botwatch-demo-secret".into(),
-        portal_url: "https://selfcheck.isp.example".into(),
+        portal_url: DEMO_URL.into(),
         ..Default::default()
     };
     let transports = botwatch_notify::Transports::from_config(&ncfg)?;
@@ -343,11 +343,21 @@ fn isp_view(
     std::fs::write(
         &cfg_path,
         format!(
-            "# Written by `botwatch demo`.\n[store]\npath = {:?}\n\n[constituency]\nfile = {:?}\n\n[leases]\npseudonymise_secret = \"botwatch-demo\"\n",
+            "# Written by `botwatch demo`.\n[store]\npath = {:?}\n\n[constituency]\nfile = {:?}\n\n[leases]\npseudonymise_secret = \"botwatch-demo\"\n\n[notify]\nsecret = \"botwatch-demo-secret\"\nportal_url = \"{DEMO_URL}\"\n\n# The demo trusts X-Forwarded-For from this machine, so the portal can be shown an\n# infected address with curl; a deployment lists its reverse proxies here.\n[server]\nlisten = \"127.0.0.1:8080\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
             db.display().to_string(),
             cons_path.display().to_string()
         ),
     )?;
+    // Tokens for the browser: the national centre's analyst and the first ISP's desk.
+    let desk_org = format!("as{first_asn}");
+    let mut token = |name: &str, role: &str, org: Option<&str>| -> Result<String> {
+        use botwatch_store::tokens::TokenStore;
+        let t = botwatch_server::auth::new_token()?;
+        store.create_token(name, role, org, &botwatch_server::auth::hash_token(&t), SystemClock.now())?;
+        Ok(t)
+    };
+    let analyst = token("demo analyst", "analyst", None)?;
+    let desk = token("demo abuse desk", "organisation", Some(&desk_org))?;
     let c = cfg_path.display();
     if let Some(case) = shown.first().filter(|c| c.subscriber.is_some())
         && let Some(ip) = case.ip
@@ -358,8 +368,20 @@ fn isp_view(
     writeln!(out, "  botwatch --config {c} cases list --open --limit 20")?;
     writeln!(out, "  botwatch --config {c} compliance --json")?;
     writeln!(out, "  botwatch --config {c} notify run --dry-run")?;
+    let infected_ip =
+        shown.iter().find_map(|c| c.ip).map(|i| i.to_string()).unwrap_or_else(|| "192.0.2.1".into());
+    writeln!(out, "\nIn a browser — start the server, then open {DEMO_URL}/")?;
+    writeln!(out, "  botwatch --config {c} serve")?;
+    writeln!(out, "  dashboard and every organisation's cases: log in with the analyst token {analyst}")?;
+    writeln!(out, "  one ISP's abuse desk ({desk_org}), its cases only:  log in with {desk}")?;
+    writeln!(out, "  self-check portal: {DEMO_URL}/check   (as an infected subscriber would see it:")?;
+    writeln!(out, "    curl -H 'X-Forwarded-For: {infected_ip}' {DEMO_URL}/check)")?;
+    writeln!(out, "  API: curl -H 'Authorization: Bearer {analyst}' {DEMO_URL}/api/v1/cases?open=true")?;
     Ok(())
 }
+
+/// Where the demo's server listens (`[server] listen` in the demo config).
+const DEMO_URL: &str = "http://127.0.0.1:8080";
 
 fn file_stem(p: &Path) -> String {
     p.file_stem().and_then(|s| s.to_str()).unwrap_or("botwatch-demo").to_string()

@@ -236,8 +236,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: WalledGardenCmd,
     },
-    /// Match telemetry files (NetFlow/IPFIX pcaps, flow logs, dnstap, DNS query logs, DNS
-    /// pcaps; detected) against the store's active indicators and run the DGA, NXDOMAIN and
+    /// Match telemetry files (NetFlow/IPFIX pcaps, nfcapd files, flow logs, dnstap, DNS query
+    /// logs, DNS pcaps; detected) against the store's active indicators and run the DGA, NXDOMAIN and
     /// beaconing detectors; findings are stored as sightings
     Scan {
         #[arg(required = true)]
@@ -298,6 +298,19 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Serve the REST API, dashboard, abuse-desk console, self-check portal and metrics
+    Serve {
+        /// Address to listen on [default: server.listen from config, else 127.0.0.1:8080]
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Create, list and revoke API tokens (for the API and the web log-in)
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
     /// Ingest the shipped samples into a fresh demo database and show a summary
     Demo {
         /// Demo database (replaced)
@@ -345,6 +358,39 @@ enum LeasesCmd {
         db: DbArg,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a token and print it (the only time it is shown; the store keeps its hash)
+    Create {
+        /// Who or what uses it
+        #[arg(long)]
+        name: String,
+        /// admin, analyst or organisation
+        #[arg(long)]
+        role: String,
+        /// Constituency id, for organisation tokens
+        #[arg(long)]
+        org: Option<String>,
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tokens, never their secrets
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id
+    Revoke {
+        id: i64,
+        #[command(flatten)]
+        db: DbArg,
     },
 }
 
@@ -950,6 +996,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 botwatch_feeds::shadowserver::synth::event4_sinkhole(rows, infected, &day, seed).as_bytes(),
             )?;
         }
+        Cmd::Serve { listen, db } => serve(&cfg, listen, &db)?,
+        Cmd::Token { cmd } => token(&cfg, cmd, &mut out)?,
         Cmd::Demo { db, synthetic_rows } => {
             let registry = botwatch::registry(&cfg);
             let ipdb = botwatch::ipdb(&cfg)?;
@@ -1216,7 +1264,10 @@ fn scan(
     use botwatch::sensor;
     let ScanOpts { json, ignore_validity, no_store, no_detect } = opts;
     let mut store = open_store(cfg, db)?;
-    let matcher = std::sync::Arc::new(sensor::matcher_from_store(&store, &cfg.sensor)?);
+    let path = db.db.clone().unwrap_or_else(|| cfg.store.path.clone());
+    let (matcher, compiled) =
+        sensor::matcher_cached(&store, &cfg.sensor, sensor::matcher_snapshot_path(&path).as_deref())?;
+    let matcher = std::sync::Arc::new(matcher);
     let ms = matcher.stats();
     let mut scanner = sensor::Scanner::new(matcher, &cfg.sensor, ignore_validity);
     if no_detect {
@@ -1239,15 +1290,45 @@ fn scan(
     for f in files {
         let name = f.display().to_string();
         bar.set_message(name.clone());
-        let data = match std::fs::read(f) {
-            Ok(d) => d,
+        // The first bytes tell an nfcapd file, which is streamed block by block (no
+        // file-sized buffer to fault in); every other format is read whole.
+        let peeked = std::fs::File::open(f).and_then(|mut file| {
+            let mut head = Vec::with_capacity(4096);
+            std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, 4096), &mut head)?;
+            Ok((file, head))
+        });
+        let (mut file, mut data) = match peeked {
+            Ok(x) => x,
             Err(e) => {
                 eprintln!("error: {name}: {e}");
                 failed += 1;
                 continue;
             }
         };
-        sha2::Digest::update(&mut hasher, &data);
+        let len = file.metadata().map_or(0, |m| m.len());
+        if botwatch_telemetry::flow::nfcapd::is_nfcapd(&data) {
+            let digest = (!no_store).then_some(&mut hasher);
+            match sensor::scan_nfcapd_reader(&mut scanner, &name, &mut file, digest) {
+                Ok(s) => scanned.push(s),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    failed += 1;
+                }
+            }
+            bar.inc(len);
+            continue;
+        }
+        data.reserve(usize::try_from(len).unwrap_or(0).saturating_sub(data.len()));
+        if let Err(e) = std::io::Read::read_to_end(&mut file, &mut data) {
+            eprintln!("error: {name}: {e}");
+            failed += 1;
+            continue;
+        }
+        // The digest names the sightings' report (a second scan of the same files adds
+        // nothing); a scan that stores nothing need not pay for it.
+        if !no_store {
+            sha2::Digest::update(&mut hasher, &data);
+        }
         let written = std::fs::metadata(f)
             .and_then(|m| m.modified())
             .ok()
@@ -1302,8 +1383,15 @@ fn scan(
         }
         writeln!(
             out,
-            "matched against {} active indicators ({} IPv4 / {} IPv6 segments, {} domains)",
-            ms.indicators, ms.v4_segments, ms.v6_segments, ms.domains
+            "matched against {} active indicators ({} IPv4 / {} IPv6 segments, {} domains; {})",
+            ms.indicators,
+            ms.v4_segments,
+            ms.v6_segments,
+            ms.domains,
+            match compiled {
+                sensor::Compiled::Snapshot => "compiled snapshot",
+                sensor::Compiled::Store => "compiled from the store",
+            }
         )?;
         for f in &flagged {
             writeln!(
@@ -1335,6 +1423,120 @@ fn scan(
     Ok(if failed > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
 }
 
+/// What the server needs, from the config: the constituency, leases for attribution, the
+/// case policy, the bar, remediation advice and the notice-link key.
+fn serve(cfg: &Config, listen: Option<std::net::SocketAddr>, db: &DbArg) -> Result<()> {
+    let path = db.db.clone().unwrap_or_else(|| cfg.store.path.clone());
+    let store_cfg = StoreConfig { dedup_window_secs: cfg.store.dedup_window_hours as i64 * 3600 };
+    let store = open_existing(cfg, db)?;
+    let attributor = botwatch::isp::attributor(cfg, &store)?;
+    drop(store);
+    let constituency = match botwatch::isp::constituency(cfg)? {
+        Some(c) => c,
+        None => botwatch_enrich::owners::Constituency::new(Vec::new())?,
+    };
+    let mut scfg = cfg.server.clone();
+    if let Some(l) = listen {
+        scfg.listen = l;
+    }
+    if cfg.notify.secret.is_empty() {
+        tracing::warn!("No [notify] secret: notice links cannot be verified by the portal");
+    }
+    let deps = botwatch_server::Deps {
+        db: botwatch_server::db::Db::open(path, store_cfg, scfg.db_connections)?,
+        constituency,
+        attributor: std::sync::Arc::new(attributor),
+        engine: botwatch_cases::CaseEngine::new(cfg.cases.clone())?,
+        bar: cfg.bar.clone(),
+        advice: botwatch_notify::render::Advice::embedded()?,
+        token_secret: cfg.notify.secret.as_bytes().to_vec(),
+        clock: std::sync::Arc::new(SystemClock),
+    };
+    let listen = scfg.listen;
+    let state = botwatch_server::AppState::new(scfg, deps)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let local = listener.local_addr()?;
+        // Printed (not logged) so scripts and tests can read the port when asked for 0.
+        println!("botwatch serving on http://{local}/ (dashboard), http://{local}/check (self-check portal), http://{local}/api/v1/openapi.json");
+        std::io::Write::flush(&mut std::io::stdout())?;
+        botwatch_server::serve(listener, state, botwatch_server::shutdown_signal()).await?;
+        anyhow::Ok(())
+    })
+}
+
+fn token(cfg: &Config, cmd: TokenCmd, out: &mut dyn Write) -> Result<()> {
+    use botwatch_server::auth::{Role, hash_token, new_token};
+    use botwatch_store::tokens::TokenStore;
+    match cmd {
+        TokenCmd::Create { name, role, org, db, json } => {
+            let role = Role::parse(&role)
+                .ok_or_else(|| anyhow::anyhow!("--role: admin, analyst or organisation"))?;
+            let org = match role {
+                Role::Organisation => {
+                    let org = org.ok_or_else(|| anyhow::anyhow!("an organisation token needs --org"))?;
+                    let c = botwatch::isp::constituency(cfg)?;
+                    if c.as_ref().and_then(|c| c.get(&org)).is_none() {
+                        bail!("--org {org}: not an organisation of the configured constituency");
+                    }
+                    Some(org)
+                }
+                _ => None,
+            };
+            let mut store = open_store(cfg, &db)?;
+            let token = new_token()?;
+            let id = store.create_token(
+                &name,
+                role.as_str(),
+                org.as_deref(),
+                &hash_token(&token),
+                SystemClock.now(),
+            )?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"id": id, "token": token, "role": role.as_str(), "org": org})
+                )?;
+            } else {
+                writeln!(out, "{token}")?;
+                eprintln!("token {id} ({}): shown once, keep it safe", role.as_str());
+            }
+        }
+        TokenCmd::List { db, json } => {
+            let store = open_existing(cfg, &db)?;
+            for t in store.tokens()? {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&t)?)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{:>4}  {:<20} {:<12} {:<12} created {}  last used {}{}",
+                        t.id,
+                        t.name,
+                        t.role,
+                        t.org.as_deref().unwrap_or("-"),
+                        t.created_at.to_rfc3339(),
+                        t.last_used.map(|x| x.to_rfc3339()).unwrap_or_else(|| "never".into()),
+                        if t.revoked_at.is_some() { "  REVOKED" } else { "" }
+                    )?;
+                }
+            }
+        }
+        TokenCmd::Revoke { id, db } => {
+            let mut store = open_existing(cfg, &db)?;
+            if !store.revoke_token(id, SystemClock.now())? {
+                bail!("no live token with id {id}");
+            }
+            writeln!(out, "token {id} revoked")?;
+        }
+    }
+    Ok(())
+}
+
 fn sensor(cfg: &Config, cmd: SensorCmd, out: &mut dyn Write) -> Result<()> {
     use botwatch::sensor;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -1343,7 +1545,9 @@ fn sensor(cfg: &Config, cmd: SensorCmd, out: &mut dyn Write) -> Result<()> {
         SensorCmd::Netflow { run, .. } | SensorCmd::Dnstap { run, .. } => run.clone(),
     };
     let mut store = open_store(cfg, &db)?;
-    let mut matcher = Arc::new(sensor::matcher_from_store(&store, &cfg.sensor)?);
+    let snapshot = sensor::matcher_snapshot_path(&db.db.clone().unwrap_or_else(|| cfg.store.path.clone()));
+    let mut matcher = Arc::new(sensor::matcher_cached(&store, &cfg.sensor, snapshot.as_deref())?.0);
+    let mut generation = store.generation(sensor::SIGHTING_FEEDS)?;
     let scanner = Arc::new(Mutex::new(sensor::Scanner::new(matcher.clone(), &cfg.sensor, false)));
     let stop = Arc::new(AtomicBool::new(false));
     let worker = {
@@ -1380,10 +1584,18 @@ fn sensor(cfg: &Config, cmd: SensorCmd, out: &mut dyn Write) -> Result<()> {
         }
         round += 1;
         // Indicators the feeds added since are compiled outside the lock; the receiving
-        // thread keeps matching meanwhile and is held only for the swap.
-        match sensor::matcher_from_store(&store, &cfg.sensor) {
-            Ok(m) => matcher = Arc::new(m),
-            Err(e) => tracing::warn!("keeping the previous indicators: {e:#}"),
+        // thread keeps matching meanwhile and is held only for the swap. Unchanged
+        // observations (the store's generation) are not compiled again.
+        match store.generation(sensor::SIGHTING_FEEDS) {
+            Ok(g) if g == generation => {}
+            Ok(g) => match sensor::matcher_cached(&store, &cfg.sensor, snapshot.as_deref()) {
+                Ok((m, _)) => {
+                    matcher = Arc::new(m);
+                    generation = g;
+                }
+                Err(e) => tracing::warn!("Keeping the previous indicators: {e:#}"),
+            },
+            Err(e) => tracing::warn!("Keeping the previous indicators: {e:#}"),
         }
         // Hand the window's findings to the store; a fresh scanner takes over.
         let finished = {

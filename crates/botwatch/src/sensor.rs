@@ -88,6 +88,78 @@ pub fn matcher_from_store(store: &dyn Store, cfg: &SensorSection) -> Result<Matc
     Ok(Matcher::build(inds))
 }
 
+/// Bumped when what [`matcher_from_store`] derives from the same observations changes, so
+/// snapshots compiled under the old rules are not used.
+const INDICATOR_RULES: u32 = 1;
+
+/// Where a compiled matcher came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compiled {
+    /// A snapshot compiled from the same observations and settings.
+    Snapshot,
+    /// Compiled from the store just now.
+    Store,
+}
+
+/// The matcher snapshot of the database at `db`: beside it. None for an in-memory database.
+pub fn matcher_snapshot_path(db: &std::path::Path) -> Option<std::path::PathBuf> {
+    let s = db.to_str()?;
+    if s.is_empty() || s == ":memory:" || s.starts_with("file::memory:") {
+        return None;
+    }
+    let mut p = db.as_os_str().to_owned();
+    p.push(".matcher");
+    Some(p.into())
+}
+
+/// The feeds sightings are stored under ([`sightings`]); never indicator sources.
+pub const SIGHTING_FEEDS: &[&str] = &["botwatch_sensor_match", "botwatch_sensor_detect"];
+
+/// What the snapshot of the store's current indicators is labelled with.
+pub fn snapshot_key(store: &dyn Store, cfg: &SensorSection) -> Result<String> {
+    Ok(format!(
+        "rules {INDICATOR_RULES}|{}|types {:?}|ttl {}",
+        store.generation(SIGHTING_FEEDS).context("reading the store's generation")?,
+        cfg.indicator_types,
+        cfg.indicator_ttl_days
+    ))
+}
+
+/// [`matcher_from_store`] through a snapshot file: read when it was compiled from the same
+/// observations and settings, else compiled and the snapshot rewritten. A snapshot that
+/// cannot be read or written costs a compile, never the scan.
+pub fn matcher_cached(
+    store: &dyn Store,
+    cfg: &SensorSection,
+    snapshot: Option<&std::path::Path>,
+) -> Result<(Matcher, Compiled)> {
+    let Some(path) = snapshot else { return Ok((matcher_from_store(store, cfg)?, Compiled::Store)) };
+    let key = snapshot_key(store, cfg)?;
+    if let Ok(file) = std::fs::File::open(path)
+        && let Ok(meta) = file.metadata()
+    {
+        match Matcher::read_snapshot(file, meta.len(), &key) {
+            Ok(m) => return Ok((m, Compiled::Snapshot)),
+            Err(botwatch_telemetry::matcher::SnapshotError::Stale) => {}
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "Ignoring the matcher snapshot"),
+        }
+    }
+    let m = matcher_from_store(store, cfg)?;
+    // Written aside and renamed: a concurrent reader sees the old snapshot or the new one.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let written = std::fs::write(&tmp, m.to_snapshot(&key))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        });
+    if let Err(e) = written {
+        tracing::warn!(path = %path.display(), error = %e, "Could not write the matcher snapshot");
+    }
+    Ok((m, Compiled::Store))
+}
+
 /// Addresses no real traffic comes from: documentation (RFC 5737, RFC 3849), loopback,
 /// unspecified. Feed examples and sample data use them; as indicators they only match
 /// other examples.
@@ -244,9 +316,15 @@ impl Scanner {
             // A label that is a classification type is no family.
             malware: ClassificationType::from_name(&m.label).is_none().then(|| m.label.clone()),
             detail: format!("{} (from {})", m.label, m.feeds),
-            client_port,
-            peer: Some(peer),
+            client_port: None,
+            peer: None,
         });
+        // Port and peer of the earliest hit, whatever order records come in (streamed DNS
+        // comes as exchanges complete, not by time).
+        if e.count == 0 || t < e.first_seen {
+            e.client_port = client_port;
+            e.peer = Some(peer);
+        }
         e.count += 1;
         e.first_seen = e.first_seen.min(t);
         e.last_seen = e.last_seen.max(t);
@@ -421,14 +499,23 @@ pub fn scan_file(
 ) -> Result<FileScan> {
     use botwatch_telemetry::{dns, flow};
     let mut out = FileScan { file: name.to_string(), kinds: Vec::new(), records: 0, rejects: 0 };
-    let as_flow = flow::detect(data, name).is_some();
-    let as_dns = dns::detect(data, name).is_some();
-    if !as_flow && !as_dns {
+    let flow_format = flow::detect(data, name);
+    let as_flow = flow_format.is_some();
+    let dns_format = dns::detect(data, name);
+    if !as_flow && dns_format.is_none() {
         anyhow::bail!(
-            "{name}: not a recognised telemetry format (NetFlow/IPFIX pcap, flow log, nfdump CSV, dnstap, Unbound/BIND query log, DNS pcap)"
+            "{name}: not a recognised telemetry format (NetFlow/IPFIX pcap, nfcapd file, flow log, nfdump CSV, dnstap, Unbound/BIND query log, DNS pcap)"
         );
     }
-    if as_flow && let Ok((recs, rejects, _)) = flow::read(data, name) {
+    if flow_format == Some(flow::FlowFormat::Nfcapd) {
+        // Streamed into the scanner: a million-flow file never becomes a Vec of records. A
+        // file that cannot be read at all (LZO/BZ2, nfdump 1.6) says how to convert it.
+        let st = flow::nfcapd::read_nfcapd(data, |r| scanner.flow(r), &mut Vec::new())
+            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        out.kinds.push("flows");
+        out.records += st.records;
+        out.rejects += st.rejected;
+    } else if as_flow && let Ok((recs, rejects, _)) = flow::read(data, name) {
         out.kinds.push("flows");
         out.records += recs.len() as u64;
         out.rejects += rejects.len() as u64;
@@ -436,19 +523,98 @@ pub fn scan_file(
             scanner.flow(r);
         }
     }
-    let opts = dns::ReadOptions { reference: written };
-    if as_dns && let Ok((recs, rejects, _)) = dns::read_with(data, name, &opts) {
-        out.kinds.push("dns");
-        out.records += recs.len() as u64;
-        out.rejects += rejects.len() as u64;
-        for r in &recs {
-            scanner.dns(r);
+    if let Some(format) = dns_format {
+        // Streamed: a capture's records never all sit in memory at once. They arrive as
+        // their exchanges complete rather than sorted, which matching does not mind and the
+        // detectors' windows tolerate (within the 30 s pairing window).
+        struct Feed<'a>(&'a mut Scanner);
+        impl dns::DnsSink for Feed<'_> {
+            fn record(&mut self, r: DnsRecord) {
+                self.0.dns(&r);
+            }
         }
+        let stats =
+            dns::read_into(data, format, &dns::ReadOptions { reference: written }, &mut Feed(scanner));
+        out.kinds.push("dns");
+        out.records += stats.records;
+        out.rejects += stats.rejects;
     }
     if out.kinds.is_empty() {
         anyhow::bail!("{name}: recognised but could not be read");
     }
     Ok(out)
+}
+
+/// [`scan_file`] for an nfcapd file read from `reader` block by block into one reused buffer
+/// (`flow::nfcapd::read_nfcapd_from`): the file is never in memory whole, so a scan pays
+/// for no file-sized buffer. With `digest`, the file's bytes go into it exactly as if the
+/// whole file had been hashed, so the scan's report digest does not depend on the path.
+pub fn scan_nfcapd_reader<R: std::io::Read + std::io::Seek>(
+    scanner: &mut Scanner,
+    name: &str,
+    mut reader: R,
+    digest: Option<&mut sha2::Sha256>,
+) -> Result<FileScan> {
+    use botwatch_telemetry::flow::nfcapd;
+    let mut read = |r: &mut dyn ReadSeek| nfcapd::read_nfcapd_from(r, |f| scanner.flow(f), &mut Vec::new());
+    let st = match digest {
+        Some(hasher) => {
+            let mut hashed = HashingReader { inner: &mut reader, hasher, pos: 0, hashed: 0 };
+            let st = read(&mut hashed);
+            hashed.finish().map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            st
+        }
+        None => read(&mut reader),
+    };
+    // As in `scan_file`: a file that cannot be read at all (LZO/BZ2, nfdump 1.6) says how
+    // to convert it.
+    let st = st.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    Ok(FileScan { file: name.to_string(), kinds: vec!["flows"], records: st.records, rejects: st.rejected })
+}
+
+/// One instantiation of the nfcapd reader for both plain and hashed files.
+trait ReadSeek: std::io::Read + std::io::Seek {}
+impl<T: std::io::Read + std::io::Seek> ReadSeek for T {}
+
+/// Hashes each byte of a file once, in file order, however it is read and sought: a read
+/// that continues where hashing stands is hashed as it passes, and [`HashingReader::finish`]
+/// hashes whatever was skipped or never read. The reader starts at offset 0 (the nfcapd
+/// reader seeks there first).
+struct HashingReader<'a, R> {
+    inner: R,
+    hasher: &'a mut sha2::Sha256,
+    /// Where `inner` stands.
+    pos: u64,
+    /// Bytes `0..hashed` are in the digest.
+    hashed: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let end = self.pos + n as u64;
+        if (self.pos..end).contains(&self.hashed) {
+            sha2::Digest::update(&mut *self.hasher, &buf[(self.hashed - self.pos) as usize..n]);
+            self.hashed = end;
+        }
+        self.pos = end;
+        Ok(n)
+    }
+}
+
+impl<R: std::io::Seek> std::io::Seek for HashingReader<'_, R> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.pos = self.inner.seek(to)?;
+        Ok(self.pos)
+    }
+}
+
+impl<R: std::io::Read + std::io::Seek> HashingReader<'_, R> {
+    fn finish(mut self) -> std::io::Result<()> {
+        self.inner.seek(std::io::SeekFrom::Start(self.hashed))?;
+        std::io::copy(&mut self.inner, self.hasher)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -478,5 +644,33 @@ mod tests {
         ] {
             assert_eq!(v(never), None, "{never}");
         }
+    }
+
+    #[test]
+    fn a_streamed_nfcapd_file_is_hashed_as_if_read_whole() {
+        use botwatch_telemetry::flow::nfcapd::build;
+        use sha2::Digest;
+        // Data blocks, a gap the reader seeks over, the appendix, and bytes after it that
+        // are never read: all of them are in the digest, in file order.
+        let flow = build::v4_flow([10, 0, 0, 5], [185, 220, 101, 1], 40000, 443, 1_700_000_000_000);
+        let mut file = build::header(0, 2, 1, 0);
+        file.extend(build::block(1, &flow));
+        file.extend(build::block(1, &flow));
+        file.extend_from_slice(b"gap");
+        let at = file.len() as u64;
+        file[24..32].copy_from_slice(&at.to_le_bytes());
+        file.extend(build::block(1, &[0x01, 0x80, 8, 0, b'x', 0, 0, 0]));
+        file.extend_from_slice(b"trailer");
+        let mut scanner = Scanner::new(Arc::new(Matcher::empty()), &SensorSection::default(), false);
+        let mut hasher = sha2::Sha256::new();
+        let cursor = std::io::Cursor::new(&file);
+        let s = scan_nfcapd_reader(&mut scanner, "f", cursor, Some(&mut hasher)).unwrap();
+        assert_eq!((s.kinds, s.records, s.rejects), (vec!["flows"], 2, 0));
+        assert_eq!(hasher.finalize(), sha2::Sha256::digest(&file));
+        // A file that is not read at all still is hashed whole.
+        let mut hasher = sha2::Sha256::new();
+        let e = scan_nfcapd_reader(&mut scanner, "f", std::io::Cursor::new(&file[..30]), Some(&mut hasher));
+        assert!(e.unwrap_err().to_string().starts_with("f: nfdump file header truncated"));
+        assert_eq!(hasher.finalize(), sha2::Sha256::digest(&file[..30]));
     }
 }

@@ -327,3 +327,114 @@ fn live_dnstap_socket_finds_the_dga_clients() {
         ev.iter().map(|e| e["source.ip"].as_str().unwrap()).collect();
     assert_eq!(clients, ["127.0.0.11", "127.0.0.12"].into_iter().collect(), "{ev:?}");
 }
+
+#[test]
+fn the_compiled_matcher_is_reused_until_a_feed_changes_the_indicators() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("m.db");
+    let db = db_path.to_str().unwrap();
+    let feodo = feeds("abusech/feodo_ipblocklist_2024-04-04.csv");
+    ok(&["ingest", "--db", db, "--quiet", feodo.to_str().unwrap()]);
+    let c2 = json_lines(&ok(&["observations", "--db", db, "--type", "c2-server", "--format", "jsonl"]));
+    let ind = &c2[0];
+    let (c2_ip, t) = (ind["subject"].as_str().unwrap(), argus_time(ind["last_seen"].as_str().unwrap()));
+    let flows = dir.path().join("f.binetflow");
+    std::fs::write(
+        &flows,
+        format!(
+            "StartTime,Dur,Proto,SrcAddr,Sport,Dir,DstAddr,Dport,TotPkts,TotBytes\n{t},1,tcp,10.0.0.5,40000,   ->,{c2_ip},443,10,900\n"
+        ),
+    )
+    .unwrap();
+    let scan = || ok(&["scan", "--db", db, flows.to_str().unwrap()]);
+    let snapshot = dir.path().join("m.db.matcher");
+
+    let first = scan();
+    assert!(first.contains("compiled from the store") && first.contains("1 indicator hits"), "{first}");
+    assert!(snapshot.exists());
+    // The first scan stored a sighting: that is not a change of indicators.
+    let second = scan();
+    assert!(second.contains("compiled snapshot") && second.contains("1 indicator hits"), "{second}");
+
+    // A feed adds indicators: compiled again, and the new ones match.
+    let bambenek = feeds("bambenek/bambenek_c2-dommasterlist.txt");
+    ok(&["ingest", "--db", db, "--quiet", bambenek.to_str().unwrap()]);
+    let third = scan();
+    assert!(third.contains("compiled from the store"), "{third}");
+    let before: u64 =
+        first.split(" active indicators").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    let after: u64 =
+        third.split(" active indicators").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(after > before, "{first}\n{third}");
+
+    // A damaged snapshot costs a compile, never the scan.
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&snapshot, &bytes).unwrap();
+    let fourth = scan();
+    assert!(fourth.contains("compiled from the store") && fourth.contains("1 indicator hits"), "{fourth}");
+    assert!(scan().contains("compiled snapshot"));
+}
+
+#[test]
+fn nfcapd_files_are_streamed_and_matched() {
+    use botwatch_telemetry::flow::nfcapd::build;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nf.db");
+    let db = db.to_str().unwrap();
+    let feodo = feeds("abusech/feodo_ipblocklist_2024-04-04.csv");
+    ok(&["ingest", "--db", db, "--quiet", feodo.to_str().unwrap()]);
+    let c2 = json_lines(&ok(&["observations", "--db", db, "--type", "c2-server", "--format", "jsonl"]));
+    let (ip_ind, c2_ip) = c2
+        .iter()
+        .find_map(|o| Some((o, o["subject"].as_str()?.parse::<std::net::Ipv4Addr>().ok()?)))
+        .unwrap();
+    let t_ms = botwatch_model::parse_timestamp(ip_ind["last_seen"].as_str().unwrap()).unwrap().0 / 1000;
+    let t_ms = u64::try_from(t_ms).unwrap();
+
+    // Two data blocks: the bot reaches the C2 in each, a clean client browses in the first.
+    let first = [
+        build::v4_flow([10, 0, 0, 5], c2_ip.octets(), 40000, 443, t_ms),
+        build::v4_flow([10, 0, 0, 9], [93, 184, 216, 34], 41000, 443, t_ms),
+    ]
+    .concat();
+    let mut file = build::header(0, 2, 0, 0);
+    file.extend(build::block(2, &first));
+    file.extend(build::block(1, &build::v4_flow([10, 0, 0, 5], c2_ip.octets(), 40001, 443, t_ms + 1000)));
+    let nf = dir.path().join("nfcapd.202404040000");
+    std::fs::write(&nf, &file).unwrap();
+    let nf = nf.to_str().unwrap();
+
+    let flagged = json_lines(&ok(&["scan", "--db", db, "--json", nf]));
+    assert_eq!(flagged.len(), 1, "only the bot: {flagged:?}");
+    assert_eq!(flagged[0]["client"], "10.0.0.5");
+    assert_eq!(flagged[0]["reason"], "indicator");
+    assert_eq!(flagged[0]["indicator"], c2_ip.to_string());
+    assert_eq!(flagged[0]["count"], 2);
+    // The streamed file names the stored report like any other: scanning it again adds nothing.
+    let events = || {
+        json_lines(&ok(&["events", "--db", db, "--feed", "botwatch_sensor_match", "--format", "jsonl"])).len()
+    };
+    assert_eq!(events(), 1);
+    let summary = ok(&["scan", "--db", db, nf]);
+    assert!(summary.contains(&format!("{nf}: 3 records (flows), 0 rejected")), "{summary}");
+    assert_eq!(events(), 1);
+
+    // Cut inside the second block: the first block's flows stand, the cut block is a reject.
+    let cut = dir.path().join("cut.nfcapd");
+    std::fs::write(&cut, &file[..file.len() - 10]).unwrap();
+    let cut = cut.to_str().unwrap();
+    let summary = ok(&["scan", "--db", db, "--no-store", cut]);
+    assert!(summary.contains(&format!("{cut}: 2 records (flows), 1 rejected")), "{summary}");
+    let flagged = json_lines(&ok(&["scan", "--db", db, "--no-store", "--json", cut]));
+    assert_eq!((flagged.len(), &flagged[0]["count"]), (1, &Value::from(1)), "{flagged:?}");
+
+    // Cut inside the header: the file cannot be read at all, exit 3 and why.
+    let stub = dir.path().join("stub.nfcapd");
+    std::fs::write(&stub, &file[..20]).unwrap();
+    let o = run(&["scan", "--db", db, "--no-store", stub.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("stub.nfcapd: nfdump file header truncated: 20 of 40 bytes"), "{err}");
+}

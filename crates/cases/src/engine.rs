@@ -373,6 +373,40 @@ impl CaseEngine {
         Ok(rec.case)
     }
 
+    /// The subscriber says the machine is clean (the portal's "I cleaned it"). The history
+    /// records it; a case waiting on the subscriber (detected, notified, escalated) becomes
+    /// acknowledged. It stays open: evidence after this counts as a repeat, and silence
+    /// closes it as for any case, so a claim alone never clears anyone.
+    pub fn customer_report(
+        &self,
+        store: &mut dyn CaseStore,
+        id: i64,
+        actor: &str,
+        detail: &str,
+        clock: &dyn Clock,
+    ) -> Result<Case> {
+        let now = clock.now();
+        let mut tx = store.case_tx()?;
+        let mut rec = tx.by_id(id)?.ok_or(CaseError::NotFound(id))?;
+        let from = rec.case.state;
+        if !from.is_open() {
+            return Err(CaseError::Transition { id, from, to: CaseState::Acknowledged });
+        }
+        let c = &mut rec.case;
+        if matches!(from, CaseState::Detected | CaseState::Notified | CaseState::Escalated) {
+            c.state = CaseState::Acknowledged;
+            c.acknowledged_at = Some(now);
+            c.stage_since = Some(now);
+            c.evidence_at_notice = c.evidence;
+        }
+        let h = entry(c, Some(from), "customer_reported_clean", actor, now, detail);
+        rec.next_check = self.next_check(&rec, now);
+        tx.save(&rec)?;
+        tx.append_history(&[h])?;
+        tx.commit()?;
+        Ok(rec.case)
+    }
+
     /// Closes an open case.
     pub fn close(
         &self,

@@ -75,6 +75,8 @@ pub struct CaseQuery {
     pub org: Option<String>,
     pub subscriber: Option<String>,
     pub ip: Option<IpAddr>,
+    /// Cursor: only cases with an id greater than this.
+    pub after_id: Option<i64>,
     pub limit: Option<u64>,
 }
 
@@ -372,6 +374,10 @@ impl CaseStore for SqliteStore {
         if let Some(ip) = q.ip {
             conds.push("ip = ?");
             args.push(Sql::Blob(ip_key(ip).to_vec()));
+        }
+        if let Some(a) = q.after_id {
+            conds.push("id > ?");
+            args.push(Sql::Integer(a));
         }
         let wh = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
         let limit = q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64);

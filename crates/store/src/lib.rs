@@ -24,6 +24,7 @@ pub mod encode;
 pub mod leases;
 pub mod outbox;
 pub mod sqlite;
+pub mod tokens;
 
 pub use encode::{DocKeys, EncodedEvent, encode, encode_with};
 
@@ -315,6 +316,11 @@ pub trait Store: Send {
     /// Streams the observations of these classification types, lean, for compiling
     /// indicator matchers over millions of them without materialising each one.
     fn for_each_indicator(&self, types: &[String], f: &mut dyn FnMut(IndicatorRow<'_>)) -> Result<()>;
+    /// Changes whenever a report of a feed other than `ignore_feeds` is stored, so whenever
+    /// the observations those feeds contribute may have changed: what is compiled from them
+    /// (an indicator matcher) can be cached under it. A sensor ignores its own sightings'
+    /// feeds, which never yield indicators, so storing them does not force a recompile.
+    fn generation(&self, ignore_feeds: &[&str]) -> Result<String>;
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]

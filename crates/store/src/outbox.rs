@@ -126,6 +126,8 @@ pub trait OutboxStore {
     /// Newest first, optionally only one status.
     fn notices(&self, status: Option<NoticeStatus>, limit: u64) -> Result<Vec<Notice>>;
     fn notice(&self, id: i64) -> Result<Option<Notice>>;
+    /// How many notices are in each status, by status name.
+    fn notice_counts(&self) -> Result<Vec<(String, u64)>>;
 }
 
 /// Enqueues on any connection or open transaction: the case engine calls this inside the
@@ -250,6 +252,14 @@ impl OutboxStore for SqliteStore {
 
     fn notice(&self, id: i64) -> Result<Option<Notice>> {
         Ok(self.conn.query_row(&format!("SELECT {COLS} FROM outbox WHERE id = ?"), [id], row).optional()?)
+    }
+
+    fn notice_counts(&self) -> Result<Vec<(String, u64)>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
 

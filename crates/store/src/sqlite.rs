@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/sqlite/0003_leases.sql")),
     (4, include_str!("../migrations/sqlite/0004_cases.sql")),
     (5, include_str!("../migrations/sqlite/0005_doc_keys.sql")),
+    (6, include_str!("../migrations/sqlite/0006_tokens.sql")),
 ];
 
 /// The schema version a store opened by this build has.
@@ -476,6 +477,21 @@ impl Store for SqliteStore {
             });
         }
         Ok(())
+    }
+
+    fn generation(&self, ignore_feeds: &[&str]) -> Result<String> {
+        // Observations only change inside a report's transaction and reports are never
+        // deleted, so the newest report pins them down; its content hash and time tell a
+        // database replaced by another one apart.
+        let marks = vec!["?"; ignore_feeds.len()].join(",");
+        Ok(self.conn.query_row(
+            &format!(
+                "SELECT COALESCE((SELECT id || ':' || sha256 || ':' || ingested_at FROM reports
+                   WHERE feed NOT IN ({marks}) ORDER BY id DESC LIMIT 1), '-')"
+            ),
+            params_from_iter(ignore_feeds.iter()),
+            |r| r.get(0),
+        )?)
     }
 
     fn counts(&self) -> Result<Counts> {

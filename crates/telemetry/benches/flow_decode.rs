@@ -1,9 +1,11 @@
 //! NetFlow v9 and IPFIX decoding throughput (records/s) over the real export captures in
 //! tests/data/flows, each replayed many times through one collector (templates stay cached,
-//! as in a long-running collector).
+//! as in a long-running collector); nfcapd file decoding over the committed nfpcapd file's
+//! data block repeated (uncompressed and LZ4), or over the file named by `BOTWATCH_NFCAPD`.
 //!   cargo bench -p botwatch-telemetry --bench flow_decode
+//!   BOTWATCH_NFCAPD=/path/nfcapd.202611240000 cargo bench -p botwatch-telemetry --bench flow_decode -- nfcapd
 
-use botwatch_telemetry::flow::Collector;
+use botwatch_telemetry::flow::{Collector, nfcapd};
 use divan::Bencher;
 use divan::counter::ItemsCount;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
@@ -99,4 +101,70 @@ fn ipfix(bencher: Bencher) {
         10,
     );
     run(bencher, &pkts);
+}
+
+/// The data block of a committed nfcapd file, `copies` times behind its own header (appendix
+/// dropped): a file of realistic records of any size without nfdump at bench time.
+fn nfcapd_repeated(name: &str, copies: u32) -> Vec<u8> {
+    let d = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/flows/nfcapd").join(name))
+        .unwrap();
+    let size = u32::from_le_bytes(d[44..48].try_into().unwrap()) as usize;
+    let block = &d[40..52 + size];
+    let mut f = d[..40].to_vec();
+    f[18..20].fill(0);
+    f[24..32].fill(0);
+    f[36..40].copy_from_slice(&copies.to_le_bytes());
+    for _ in 0..copies {
+        f.extend_from_slice(block);
+    }
+    f
+}
+
+fn run_nfcapd(bencher: Bencher, data: &[u8]) {
+    let count = || {
+        let mut n = 0u64;
+        let st =
+            nfcapd::read_nfcapd(data, |r| n += u64::from(divan::black_box(r).proto > 0), &mut Vec::new());
+        st.map(|s| (s.records, n)).unwrap()
+    };
+    let (records, _) = count();
+    assert!(records > 0);
+    bencher.counter(ItemsCount::new(records as usize)).bench_local(count);
+}
+
+#[divan::bench]
+fn nfcapd_plain(bencher: Bencher) {
+    let data = match std::env::var_os("BOTWATCH_NFCAPD") {
+        Some(p) => std::fs::read(p).unwrap(),
+        None => nfcapd_repeated("test7-malicious.nfcapd", 200),
+    };
+    run_nfcapd(bencher, &data);
+}
+
+/// The same file read block by block from disk (page cache), as `botwatch scan` reads it.
+#[divan::bench]
+fn nfcapd_plain_file(bencher: Bencher) {
+    let (path, _tmp) = match std::env::var_os("BOTWATCH_NFCAPD") {
+        Some(p) => (std::path::PathBuf::from(p), None),
+        None => {
+            let tmp = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(tmp.path(), nfcapd_repeated("test7-malicious.nfcapd", 200)).unwrap();
+            (tmp.path().to_path_buf(), Some(tmp))
+        }
+    };
+    let count = || {
+        let mut n = 0u64;
+        let f = std::fs::File::open(&path).unwrap();
+        let st =
+            nfcapd::read_nfcapd_from(f, |r| n += u64::from(divan::black_box(r).proto > 0), &mut Vec::new());
+        st.map(|s| (s.records, n)).unwrap()
+    };
+    let (records, _) = count();
+    assert!(records > 0);
+    bencher.counter(ItemsCount::new(records as usize)).bench_local(count);
+}
+
+#[divan::bench]
+fn nfcapd_lz4(bencher: Bencher) {
+    run_nfcapd(bencher, &nfcapd_repeated("test7-malicious.lz4.nfcapd", 200));
 }

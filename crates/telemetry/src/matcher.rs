@@ -12,6 +12,13 @@
 //! - Each indicator has a validity window; a hit outside it is no hit.
 //! - [`SharedMatcher`] swaps a rebuilt matcher in atomically: readers keep the one they
 //!   loaded, ingestion never pauses.
+//! - [`Matcher::to_snapshot`] / [`Matcher::from_snapshot`]: the compiled arrays as a file,
+//!   labelled with what they were compiled from, so a scan against unchanged indicators
+//!   reads them instead of compiling again.
+
+mod snapshot;
+
+pub use snapshot::{SnapshotError, fuzzing};
 
 use botwatch_model::Timestamp;
 use ipnet::IpNet;

@@ -2,6 +2,7 @@
 
 use botwatch_model::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// One flow: a NetFlow/IPFIX record or a flow-log line, direction as exported.
@@ -31,10 +32,11 @@ pub struct DnsRecord {
     pub client_port: Option<u16>,
     /// Query name, lower case, without the trailing dot.
     pub qname: String,
-    /// Query type mnemonic (`A`, `AAAA`, `TXT`, …) or `TYPE<n>`.
-    pub qtype: String,
+    /// Query type mnemonic (`A`, `AAAA`, `TXT`, …) or `TYPE<n>`. Borrowed for the known
+    /// mnemonics, so a decoder allocates nothing per record for them.
+    pub qtype: Cow<'static, str>,
     /// Response code mnemonic (`NOERROR`, `NXDOMAIN`, …) when a response was seen.
-    pub rcode: Option<String>,
+    pub rcode: Option<Cow<'static, str>>,
     /// Addresses in the answer, when seen.
     pub answers: Vec<IpAddr>,
 }

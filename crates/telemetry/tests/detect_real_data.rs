@@ -35,8 +35,8 @@ fn parse_unbound_reply(line: &str) -> Option<DnsRecord> {
         client: f.first()?.parse().ok()?,
         client_port: None,
         qname: f.get(1)?.trim_end_matches('.').to_ascii_lowercase(),
-        qtype: f.get(2)?.to_string(),
-        rcode: Some(f.get(4)?.to_string()),
+        qtype: f.get(2)?.to_string().into(),
+        rcode: Some(f.get(4)?.to_string().into()),
         answers: vec![],
     })
 }

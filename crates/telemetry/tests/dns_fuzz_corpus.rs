@@ -1,5 +1,6 @@
-//! Replays the `telemetry_dnstap` and `telemetry_dnslog` fuzz corpora through the same entry
-//! points as the cargo-fuzz targets, on stable, plus mutations of the real samples.
+//! Replays the `telemetry_dnstap`, `telemetry_dnslog` and `telemetry_dnspcap` fuzz corpora
+//! through the same entry points as the cargo-fuzz targets, on stable, plus mutations of the
+//! real samples.
 
 use botwatch_telemetry::dns::{self, DnsFormat, ReadOptions, fuzzing};
 use std::path::Path;
@@ -20,6 +21,11 @@ fn every_corpus_entry_replays_without_panic() {
     }
     for d in &log {
         fuzzing::dnslog(d);
+    }
+    let pcap = corpus("telemetry_dnspcap");
+    assert!(pcap.len() >= 5);
+    for d in &pcap {
+        fuzzing::dnspcap(d);
     }
 }
 
@@ -60,6 +66,7 @@ proptest::proptest! {
             d[i % n] ^= b | 1;
         }
         fuzzing::dnslog(&d);
+        fuzzing::dnspcap(&d);
     }
 
     #[test]

@@ -130,7 +130,7 @@ fn dnstap_and_query_log_of_the_same_resolver_agree() {
         })
         .collect();
     assert_eq!((tap.len(), log.len(), truth.len()), (840, 840, 840));
-    let key = |r: &DnsRecord| (r.client.to_string(), r.qname.clone(), r.qtype.clone());
+    let key = |r: &DnsRecord| (r.client.to_string(), r.qname.clone(), r.qtype.to_string());
     let mut a: Vec<_> = tap.iter().map(key).collect();
     let mut b: Vec<_> = log.iter().map(key).collect();
     let mut c: Vec<_> = truth.iter().map(|t| (t.0.clone(), t.1.clone(), t.2.clone())).collect();

@@ -9,9 +9,11 @@ use std::path::Path;
 fn every_flow_corpus_entry_replays_without_panic() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
     let mut n = 0;
-    for (target, run) in
-        [("telemetry_netflow", fuzzing::netflow as fn(&[u8])), ("telemetry_flowlog", fuzzing::flowlog)]
-    {
+    for (target, run) in [
+        ("telemetry_netflow", fuzzing::netflow as fn(&[u8])),
+        ("telemetry_flowlog", fuzzing::flowlog),
+        ("telemetry_nfcapd", fuzzing::nfcapd),
+    ] {
         let dir = root.join(target);
         let rd = std::fs::read_dir(&dir).unwrap_or_else(|_| panic!("no corpus at {}", dir.display()));
         for f in rd {

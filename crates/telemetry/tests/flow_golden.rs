@@ -80,6 +80,8 @@ fn formats_are_detected() {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         let want = if name.ends_with(".pcap") {
             FlowFormat::Pcap
+        } else if name.ends_with(".nfcapd") {
+            FlowFormat::Nfcapd
         } else if name.ends_with(".nfdump.csv") {
             FlowFormat::NfdumpCsv
         } else if name.ends_with("conn.log") {
@@ -210,4 +212,80 @@ fn truncated_captures_keep_what_came_before() {
         assert!(part.len() < full.len());
         assert_eq!(&full[..part.len()], &part[..]);
     }
+}
+
+/// nfdump's CSV of an nfcapd file with the `ra` (exporter) column, and its millisecond times.
+fn nfdump_csv(name: &str) -> Vec<(FlowRecord, String, String, String)> {
+    let dir = data_dir().join("nfcapd");
+    let csv = std::fs::read(dir.join(format!("{name}.nfdump.csv"))).unwrap();
+    let (records, rejects, _) = flow::read(&csv, "x.nfdump.csv").unwrap();
+    assert!(rejects.is_empty(), "{rejects:?}");
+    let text = String::from_utf8(csv).unwrap();
+    let mut lines = text.lines();
+    let ra = lines.next().unwrap().split(',').position(|c| c == "ra").unwrap();
+    let times = std::fs::read_to_string(dir.join(format!("{name}.times.txt"))).unwrap();
+    let mut times = times.lines();
+    records
+        .into_iter()
+        .zip(lines)
+        .map(|(r, line)| {
+            let (ts, te) = times.next().unwrap().split_once(',').unwrap();
+            (r, line.split(',').nth(ra).unwrap().to_string(), ts.to_string(), te.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn nfcapd_files_equal_nfdumps_own_decoding() {
+    let ms = |t: botwatch_model::Timestamp| t.to_datetime().format("%Y-%m-%d %H:%M:%S%.3f").to_string();
+    for (file, truth) in [
+        ("test7-malicious.nfcapd", "test7-malicious"),
+        ("test7-malicious.lz4.nfcapd", "test7-malicious"),
+        ("test7-notudp-v9.lz4.nfcapd", "test7-notudp-v9"),
+    ] {
+        let want = nfdump_csv(truth);
+        let data = std::fs::read(data_dir().join("nfcapd").join(file)).unwrap();
+        let (got, rejects, stats) = flow::read(&data, file).unwrap();
+        assert!(rejects.is_empty(), "{file}: {rejects:?}");
+        let st = stats.nfcapd.unwrap();
+        assert_eq!(st.declared_flows, Some(got.len() as u64), "{file}");
+        assert_eq!(got.len(), want.len(), "{file}");
+        assert!(got.iter().any(|r| r.src.is_ipv6()) || !file.starts_with("test7-malicious"), "{file}");
+        for (i, (g, (w, ra, ts, te))) in got.iter().zip(&want).enumerate() {
+            let ctx = format!("{file} flow {i}: {g:?} vs nfdump {w:?}");
+            assert_eq!(key(g), key(w), "{ctx}");
+            assert_eq!((g.start.secs(), g.end.secs()), (w.start.secs(), w.end.secs()), "{ctx}");
+            assert_eq!((&ms(g.start), &ms(g.end)), (ts, te), "{ctx}");
+            let exporter = g.exporter.map_or("0.0.0.0".to_string(), |e| e.to_string());
+            assert_eq!(&exporter, ra, "{ctx}");
+        }
+    }
+}
+
+#[test]
+fn unsupported_nfcapd_files_say_how_to_convert_them() {
+    for (file, want) in [
+        ("test8-malicious.lzo.nfcapd", "nfdump -r FILE -J 0"),
+        ("test8-malicious.bz2.nfcapd", "nfdump -r FILE -J 0"),
+        ("test1-malicious-head.nfcapd", "nfdump -r FILE -w NEW"),
+    ] {
+        let data = std::fs::read(data_dir().join("nfcapd").join(file)).unwrap();
+        let e = flow::read(&data, file).unwrap_err().to_string();
+        assert!(e.contains(want), "{file}: {e}");
+    }
+}
+
+#[test]
+fn truncated_nfcapd_files_keep_what_came_before() {
+    let data = std::fs::read(data_dir().join("nfcapd/test7-malicious.nfcapd")).unwrap();
+    let (full, _, _) = flow::read(&data, "x").unwrap();
+    // One data block: cut anywhere inside it, nothing is read but nothing fails either.
+    for cut in [40, 41, 56, 100, data.len() / 2] {
+        let (part, rejects, st) = flow::read(&data[..cut], "x").unwrap();
+        assert!(part.is_empty() && st.nfcapd.unwrap().truncated, "cut {cut}");
+        assert_eq!((rejects.len(), rejects[0].line), (1, 1), "cut {cut}: {rejects:?}");
+    }
+    // Cut in the appendix: every flow, and a reject for the appendix block.
+    let (part, rejects, _) = flow::read(&data[..data.len() - 10], "x").unwrap();
+    assert_eq!((part.len(), rejects.len(), rejects[0].line), (full.len(), 1, 2));
 }

@@ -284,7 +284,7 @@ mod tests {
             client_port: None,
             qname: name.to_string(),
             qtype: "A".into(),
-            rcode: Some(rcode.into()),
+            rcode: Some(rcode.to_string().into()),
             answers: vec![],
         }
     }

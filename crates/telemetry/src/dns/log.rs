@@ -11,6 +11,7 @@ use super::{DnsFormat, DnsSink, ReadOptions, Stats, reject, wire::normalise_qnam
 use crate::record::DnsRecord;
 use botwatch_model::{Timestamp, parse_timestamp};
 use chrono::{Datelike, NaiveDate};
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
@@ -191,7 +192,7 @@ fn unbound_fields(rest: &str, time: Timestamp, tagged: Option<bool>) -> Result<P
         if rc.is_empty() || !rc.bytes().all(|c| c.is_ascii_alphanumeric()) {
             return Err(format!("bad rcode {rc:?}"));
         }
-        Some(rc.to_ascii_uppercase())
+        Some(rc.to_ascii_uppercase().into())
     } else {
         None
     };
@@ -200,7 +201,7 @@ fn unbound_fields(rest: &str, time: Timestamp, tagged: Option<bool>) -> Result<P
         client: ip,
         client_port: port,
         qname: normalise_qname(f[1]),
-        qtype: f[2].to_ascii_uppercase(),
+        qtype: f[2].to_ascii_uppercase().into(),
         rcode,
         answers: Vec::new(),
     };
@@ -244,7 +245,7 @@ fn bind_line(rest: &str, time: Timestamp) -> Result<Parsed, String> {
         client: ip,
         client_port: port,
         qname: normalise_qname(f[0]),
-        qtype: f[2].to_ascii_uppercase(),
+        qtype: f[2].to_ascii_uppercase().into(),
         rcode: None,
         answers: Vec::new(),
     }))
@@ -259,7 +260,7 @@ pub(crate) fn read_log(
 ) {
     // Records are held until the end so a reply can complete the query line before it.
     let mut recs: Vec<DnsRecord> = Vec::new();
-    let mut waiting: HashMap<(IpAddr, String, String), VecDeque<usize>> = HashMap::new();
+    let mut waiting: HashMap<(IpAddr, String, Cow<'static, str>), VecDeque<usize>> = HashMap::new();
     for (i, raw) in bytes.split(|&c| c == b'\n').enumerate() {
         let n = i as u64 + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -388,7 +389,7 @@ mod tests {
         let (recs, rejects, stats) = run(text, DnsFormat::UnboundLog);
         assert_eq!(recs.len(), 2);
         assert_eq!((recs[0].qname.as_str(), recs[0].rcode.as_deref()), ("detik.com", Some("NOERROR")));
-        assert_eq!((recs[1].qtype.as_str(), recs[1].rcode.as_deref()), ("AAAA", Some("NXDOMAIN")));
+        assert_eq!((&*recs[1].qtype, recs[1].rcode.as_deref()), ("AAAA", Some("NXDOMAIN")));
         assert_eq!(rejects.iter().map(|r| r.line).collect::<Vec<_>>(), vec![6, 7, 8]);
         assert!(rejects.iter().all(|r| !r.reason.is_empty()));
         assert_eq!((stats.paired, stats.lines_skipped, stats.lines), (2, 1, 8));

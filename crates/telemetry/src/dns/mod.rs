@@ -13,7 +13,9 @@
 //! - **pcap / pcapng** captures (Ethernet, raw IP, Linux SLL, BSD loopback): DNS over
 //!   UDP and TCP port 53; responses complete queries by (client, port, DNS id).
 //!
-//! All wire-format DNS goes through hickory-proto. Naive times (syslog, BIND) are UTC.
+//! All wire-format DNS goes through hickory-proto, except the common shapes (a query, an
+//! A/AAAA answer) that `wire` reads directly and hickory would read identically. Naive
+//! times (syslog, BIND) are UTC.
 //! Syslog stamps carry no year: they are placed in the year that puts them at most one day
 //! after [`ReadOptions::reference`] (normally the file's mtime or the clock); without a
 //! reference such query lines are rejected rather than guessed.
@@ -24,11 +26,14 @@
 //!   `(Vec<DnsRecord>, Vec<Reject>, Stats)`, records in query-time order; [`read_as`] for a
 //!   known format. Never panics; bad lines, frames and packets become [`Reject`]s with their
 //!   line/frame/packet number (1-based), raw bytes and reason.
+//! - [`read_into`]`(bytes, format, &ReadOptions, sink)`: the same decode streamed into a
+//!   [`DnsSink`] as exchanges complete, unsorted, without collecting the records.
 //! - [`serve_unix`]`(path, sink, &stop)`: a Frame Streams receiver on a Unix socket for
 //!   `dnstap-socket-path` (bidirectional READY/ACCEPT/START … STOP/FINISH handshake, or
 //!   unidirectional START); records go to a [`DnsSink`] as their responses arrive.
 //! - [`fstrm`]: the Frame Streams framing (decoder and control-frame encoder).
-//! - [`fuzzing`]: the entry points of the `telemetry_dnstap` and `telemetry_dnslog` targets.
+//! - [`fuzzing`]: the entry points of the `telemetry_dnstap`, `telemetry_dnslog` and
+//!   `telemetry_dnspcap` targets.
 //!
 //! ```
 //! use botwatch_telemetry::dns;
@@ -171,6 +176,19 @@ pub fn read_with(
 /// Decodes input known to be `format`.
 pub fn read_as(bytes: &[u8], format: DnsFormat, opts: &ReadOptions) -> (Vec<DnsRecord>, Vec<Reject>, Stats) {
     let mut out = Collected::default();
+    let stats = read_into(bytes, format, opts, &mut out);
+    // Pairing emits a query when its response arrives; callers expect query order.
+    out.records.sort_by_key(|r| r.time);
+    (out.records, out.rejects, stats)
+}
+
+/// Decodes input known to be `format` straight into `sink`, holding no more than the
+/// pairing window (dnstap, pcap) or a text file's records: a capture of any size streams.
+/// Records come as their exchange completes (a query with its response, or unanswered
+/// once the window has passed), so only roughly in query order; [`read_as`] sorts them.
+/// `Stats::records` and `Stats::rejects` count what went to the sink.
+pub fn read_into(bytes: &[u8], format: DnsFormat, opts: &ReadOptions, sink: &mut dyn DnsSink) -> Stats {
+    let mut out = Counted { inner: sink, records: 0, rejects: 0 };
     let mut stats = Stats::default();
     match format {
         DnsFormat::Dnstap => dnstap::read_file(bytes, &mut out, &mut stats),
@@ -179,11 +197,27 @@ pub fn read_as(bytes: &[u8], format: DnsFormat, opts: &ReadOptions) -> (Vec<DnsR
             log::read_log(bytes, format, opts, &mut out, &mut stats)
         }
     }
-    // Pairing emits a query when its response arrives; callers expect query order.
-    out.records.sort_by_key(|r| r.time);
-    stats.records = out.records.len() as u64;
-    stats.rejects = out.rejects.len() as u64;
-    (out.records, out.rejects, stats)
+    stats.records = out.records;
+    stats.rejects = out.rejects;
+    stats
+}
+
+/// Counts what passes to the sink for [`Stats`].
+struct Counted<'a> {
+    inner: &'a mut dyn DnsSink,
+    records: u64,
+    rejects: u64,
+}
+
+impl DnsSink for Counted<'_> {
+    fn record(&mut self, r: DnsRecord) {
+        self.records += 1;
+        self.inner.record(r);
+    }
+    fn reject(&mut self, r: Reject) {
+        self.rejects += 1;
+        self.inner.reject(r);
+    }
 }
 
 /// Entry points shared by the cargo-fuzz targets and the corpus replay test.
@@ -200,6 +234,15 @@ pub mod fuzzing {
             while let Ok(Some(_)) = dec.next_frame() {}
         }
         let _ = detect(data, "x.fstrm");
+    }
+
+    /// `telemetry_dnspcap`: the capture reader, and its two fast paths held to the readers
+    /// they stand in for: the bytes as a DNS message (hickory-proto) and as a frame
+    /// (etherparse). A disagreement panics, which is what the fuzzer looks for.
+    pub fn dnspcap(data: &[u8]) {
+        let _ = read_as(data, DnsFormat::Pcap, &ReadOptions::default());
+        wire::check_fast(data);
+        pcap::check_udp_fast(data);
     }
 
     /// `telemetry_dnslog`: both text parsers (with and without a reference time), pcap, and

@@ -8,9 +8,12 @@ use super::pair::Pairer;
 use super::{DnsSink, Stats, reject, wire};
 use botwatch_model::Timestamp;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
-use pcap_parser::{Linktype, PcapBlockOwned, PcapError, create_reader, pcapng::Block};
+use pcap_parser::{
+    Linktype, PcapBlockOwned, PcapError, PcapHeader, create_reader, parse_pcap_frame, parse_pcap_frame_be,
+    pcapng::Block,
+};
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 const DNS_PORT: u16 = 53;
 /// A DNS message over TCP is at most 64 KiB plus its length prefix.
@@ -37,6 +40,35 @@ struct State {
 
 pub(crate) fn read_pcap(bytes: &[u8], out: &mut dyn DnsSink, stats: &mut Stats) {
     let mut st = State { pairer: Pairer::default(), tcp: HashMap::new() };
+    match pcap_parser::parse_pcap_header(bytes) {
+        Ok((frames, h)) if !h.is_modified_format() => read_legacy(frames, &h, &mut st, out, stats),
+        _ => read_blocks(bytes, &mut st, out, stats),
+    }
+    st.pairer.finish(out, stats);
+}
+
+/// A classic pcap file, frame by frame over the bytes in place: the streaming reader would
+/// copy every frame through its buffer, and refuses frames of 64 KiB and more.
+fn read_legacy(mut rem: &[u8], h: &PcapHeader, st: &mut State, out: &mut dyn DnsSink, stats: &mut Stats) {
+    let (lt, nanos, big_endian) = (h.network, h.is_nanosecond_precision(), h.is_bigendian());
+    while !rem.is_empty() {
+        let frame = if big_endian { parse_pcap_frame_be(rem) } else { parse_pcap_frame(rem) };
+        let Ok((next, b)) = frame else {
+            // The only failure of a frame over a slice is running out of bytes; the reason is
+            // worded as the streaming reader words it.
+            out.reject(reject(stats.packets + 1, &[], "corrupt capture: UnexpectedEof"));
+            break;
+        };
+        rem = next;
+        stats.packets += 1;
+        let frac = if nanos { i64::from(b.ts_usec) / 1000 } else { i64::from(b.ts_usec) };
+        let t = Timestamp(i64::from(b.ts_sec) * 1_000_000 + frac);
+        packet(lt, b.data, t, stats.packets, st, out, stats);
+    }
+}
+
+/// pcapng (and the rare "modified" pcap) through pcap-parser's streaming reader.
+fn read_blocks(bytes: &[u8], st: &mut State, out: &mut dyn DnsSink, stats: &mut Stats) {
     let mut reader = match create_reader(1 << 16, bytes) {
         Ok(r) => r,
         Err(e) => return out.reject(reject(1, &bytes[..bytes.len().min(64)], format!("pcap header: {e:?}"))),
@@ -58,7 +90,7 @@ pub(crate) fn read_pcap(bytes: &[u8], out: &mut dyn DnsSink, stats: &mut Stats) 
                         let (lt, nanos) = legacy.unwrap_or((Linktype::ETHERNET, false));
                         let frac = if nanos { i64::from(b.ts_usec) / 1000 } else { i64::from(b.ts_usec) };
                         let t = Timestamp(i64::from(b.ts_sec) * 1_000_000 + frac);
-                        packet(lt, b.data, t, stats.packets, &mut st, out, stats);
+                        packet(lt, b.data, t, stats.packets, st, out, stats);
                     }
                     PcapBlockOwned::NG(Block::SectionHeader(_)) => ifaces.clear(),
                     PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
@@ -79,7 +111,7 @@ pub(crate) fn read_pcap(bytes: &[u8], out: &mut dyn DnsSink, stats: &mut Stats) 
                                     ((ticks % res.max(1)) as u128 * 1_000_000 / res.max(1) as u128) as i64;
                                 let t = Timestamp(secs.saturating_mul(1_000_000).saturating_add(sub));
                                 let data = &epb.data[..(epb.caplen as usize).min(epb.data.len())];
-                                packet(lt, data, t, n, &mut st, out, stats);
+                                packet(lt, data, t, n, st, out, stats);
                             }
                             None => {
                                 out.reject(reject(n, epb.data, "packet on an undeclared pcapng interface"))
@@ -90,7 +122,7 @@ pub(crate) fn read_pcap(bytes: &[u8], out: &mut dyn DnsSink, stats: &mut Stats) 
                         stats.packets += 1;
                         let lt = ifaces.first().map_or(Linktype::ETHERNET, |i| i.0);
                         // Simple packets carry no time; the record gets the epoch.
-                        packet(lt, spb.data, Timestamp(0), stats.packets, &mut st, out, stats);
+                        packet(lt, spb.data, Timestamp(0), stats.packets, st, out, stats);
                     }
                     PcapBlockOwned::NG(_) => {}
                 }
@@ -110,7 +142,6 @@ pub(crate) fn read_pcap(bytes: &[u8], out: &mut dyn DnsSink, stats: &mut Stats) 
             }
         }
     }
-    st.pairer.finish(out, stats);
 }
 
 fn packet(
@@ -122,6 +153,14 @@ fn packet(
     out: &mut dyn DnsSink,
     stats: &mut Stats,
 ) {
+    if let Some((flow, payload)) = udp_fast(lt, data) {
+        if flow.1 == DNS_PORT || flow.3 == DNS_PORT {
+            message(payload, flow, t, n, data, st, out, stats);
+        } else {
+            stats.packets_skipped += 1;
+        }
+        return;
+    }
     let sliced = match lt {
         Linktype::ETHERNET => SlicedPacket::from_ethernet(data),
         Linktype::RAW | Linktype::IPV4 | Linktype::IPV6 => SlicedPacket::from_ip(data),
@@ -188,6 +227,66 @@ fn packet(
     }
 }
 
+/// The flow and payload of the most common frame, an unfragmented UDP datagram over IPv4
+/// without options, in Ethernet II or raw IP, sliced by hand exactly as etherparse would
+/// slice it; `None` for every other frame, which etherparse then takes.
+fn udp_fast(lt: Linktype, data: &[u8]) -> Option<(Flow, &[u8])> {
+    let ip = match lt {
+        Linktype::ETHERNET if data.get(12..14)? == [0x08, 0x00] => &data[14..],
+        Linktype::RAW | Linktype::IPV4 | Linktype::IPV6 => data,
+        _ => return None,
+    };
+    let h = ip.get(..20)?;
+    // Version 4 with a 20-byte header, UDP, neither more fragments nor a fragment offset.
+    if h[0] != 0x45 || h[9] != 17 || h[6] & 0x3f != 0 || h[7] != 0 {
+        return None;
+    }
+    // The IP total length bounds the datagram (Ethernet pads short frames).
+    let udp = ip.get(20..usize::from(u16::from_be_bytes([h[2], h[3]])))?;
+    let uh = udp.get(..8)?;
+    let payload = match usize::from(u16::from_be_bytes([uh[4], uh[5]])) {
+        // A zero UDP length means "the rest"; etherparse reads it so too.
+        0 => &udp[8..],
+        len @ 8.. => udp.get(8..len)?,
+        _ => return None,
+    };
+    let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
+    let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
+    let flow = (src, u16::from_be_bytes([uh[0], uh[1]]), dst, u16::from_be_bytes([uh[2], uh[3]]));
+    Some((flow, payload))
+}
+
+/// What etherparse makes of a frame, in `udp_fast`'s terms.
+fn via_etherparse(lt: Linktype, data: &[u8]) -> Option<(Flow, &[u8])> {
+    let p = match lt {
+        Linktype::ETHERNET => SlicedPacket::from_ethernet(data),
+        _ => SlicedPacket::from_ip(data),
+    }
+    .ok()?;
+    let (src, dst) = match p.net? {
+        NetSlice::Ipv4(v4) => {
+            (IpAddr::V4(v4.header().source_addr()), IpAddr::V4(v4.header().destination_addr()))
+        }
+        NetSlice::Ipv6(v6) => {
+            (IpAddr::V6(v6.header().source_addr()), IpAddr::V6(v6.header().destination_addr()))
+        }
+        _ => return None,
+    };
+    match p.transport? {
+        TransportSlice::Udp(u) => Some(((src, u.source_port(), dst, u.destination_port()), u.payload())),
+        _ => None,
+    }
+}
+
+/// For the fuzz target: the fast path declines or slices as etherparse does.
+pub(crate) fn check_udp_fast(data: &[u8]) {
+    for lt in [Linktype::ETHERNET, Linktype::RAW] {
+        if let Some(fast) = udp_fast(lt, data) {
+            assert_eq!(via_etherparse(lt, data), Some(fast), "UDP fast path differs from etherparse");
+        }
+    }
+}
+
 /// One DNS message; `false` when it did not decode.
 #[allow(clippy::too_many_arguments)] // the flow, time and numbering of one packet plus the decode state
 fn message(
@@ -209,4 +308,72 @@ fn message(
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn agrees(lt: Linktype, data: &[u8]) -> bool {
+        udp_fast(lt, data).is_none_or(|fast| via_etherparse(lt, data) == Some(fast))
+    }
+
+    /// Ethernet, IPv4 and UDP headers around `payload`, as a resolver's capture has them.
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00];
+        let total = (28 + payload.len()) as u16;
+        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&[10, 0, 0, 5, 10, 0, 0, 53]);
+        let ulen = (8 + payload.len()) as u16;
+        f.extend_from_slice(&[0xd2, 0x4e, 0, 53, (ulen >> 8) as u8, ulen as u8, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn the_udp_fast_path_slices_as_etherparse_does() {
+        let f = frame(b"dns message");
+        let (flow, payload) = udp_fast(Linktype::ETHERNET, &f).unwrap();
+        assert_eq!((flow.1, flow.3, payload), (53838, 53, &b"dns message"[..]));
+        assert_eq!(via_etherparse(Linktype::ETHERNET, &f), Some((flow, payload)));
+        assert!(udp_fast(Linktype::RAW, &f[14..]).is_some() && agrees(Linktype::RAW, &f[14..]));
+        // Every frame of the sample captures, cut at every length.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dns/go-dnscollector");
+        let mut taken = 0;
+        for name in ["dnsdump_udp.pcap", "dnsdump_tcp.pcap", "dnsdump_udp+tcp.pcap"] {
+            let data = std::fs::read(dir.join(name)).unwrap();
+            for b in pcap_parser::LegacyPcapSlice::from_slice(&data).unwrap() {
+                let Ok(PcapBlockOwned::Legacy(b)) = b else { continue };
+                taken += usize::from(udp_fast(Linktype::ETHERNET, b.data).is_some());
+                for cut in 0..=b.data.len() {
+                    assert!(agrees(Linktype::ETHERNET, &b.data[..cut]), "{name}");
+                }
+            }
+        }
+        assert!(taken > 10);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+        /// Headers with their fields bent (lengths, version, fragments, protocol, link
+        /// type) either leave the fast path or come out as etherparse slices them.
+        #[test]
+        fn the_udp_fast_path_declines_or_agrees(
+            payload in prop::collection::vec(any::<u8>(), 0..24),
+            edits in prop::collection::vec((0usize..42, any::<u8>()), 0..3),
+            cut in any::<Option<usize>>(),
+            raw in any::<bool>(),
+        ) {
+            let mut f = frame(&payload);
+            for (i, b) in edits {
+                f[i] = b;
+            }
+            if let Some(c) = cut {
+                f.truncate(c % (f.len() + 1));
+            }
+            let (lt, data) = if raw && f.len() >= 14 { (Linktype::RAW, &f[14..]) } else { (Linktype::ETHERNET, &f[..]) };
+            prop_assert!(agrees(lt, data));
+        }
+    }
 }

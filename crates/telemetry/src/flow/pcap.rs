@@ -26,7 +26,7 @@ const SFLOW_PORT: u16 = 6343;
 pub enum PortFilter {
     /// Only datagrams to these destination ports.
     Ports(Vec<u16>),
-    /// Every datagram (except to sFlow's port) whose first two bytes are a NetFlow/IPFIX
+    /// Every datagram (except to sFlow's port, and DNS) whose first two bytes are a NetFlow/IPFIX
     /// version; captures made on a lab port (the shipped samples use 29055) need this.
     Any,
 }
@@ -93,7 +93,10 @@ pub fn replay(
         let wanted = match filter {
             PortFilter::Ports(p) => p.contains(&port),
             PortFilter::Any => {
+                // DNS to or from port 53: a message id of 5, 7, 9 or 10 looks like a version.
                 port != SFLOW_PORT
+                    && port != 53
+                    && exporter.port() != 53
                     && payload.len() >= 2
                     && matches!(u16::from_be_bytes([payload[0], payload[1]]), 5 | 7 | 9 | 10)
             }

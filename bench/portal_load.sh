@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Self-check portal under load: a store of EVENTS synthetic sinkhole events (default 10M, as
+# days of reports), cases opened from them, `botwatch serve`, and wrk hitting /check with a
+# different X-Forwarded-For per request (half infected addresses from the store, half
+# clean), as a busy ISP's portal behind its reverse proxy sees it. Prints requests/s, p50,
+# p99 and errors. See bench/README.md, "Portal and dashboard under load".
+#   bench/portal_load.sh [EVENTS] [SECONDS]        KEEP=1 keeps the work directory.
+# Needs wrk (installed with apt-get when missing and root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+events=${1:-10000000}
+secs=${2:-15}
+if ! command -v wrk >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null 2>&1 || true
+  fi
+fi
+if ! command -v wrk >/dev/null; then echo "skipped: wrk not installed (apt-get install wrk)"; exit 0; fi
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+
+echo "building botwatch (release)"
+cargo build --release -q -p botwatch
+bw="$repo/target/release/botwatch"
+cat > "$work/botwatch.toml" <<TOML
+[store]
+path = "$work/bw.db"
+[server]
+listen = "127.0.0.1:0"
+trusted_proxies = ["127.0.0.1/32"]
+# The load comes from one machine through the "proxy": every request names another visitor,
+# so the per-visitor limit is not what is measured.
+portal_rate = 1000.0
+portal_burst = 1000.0
+TOML
+cd "$work"
+per_day=1000000
+days=$(( (events + per_day - 1) / per_day ))
+echo "ingesting $events events as $days daily reports"
+for d in $(seq 1 "$days"); do
+  rows=$(( events - (d - 1) * per_day )); [ "$rows" -gt "$per_day" ] && rows=$per_day
+  day=$(date -u -d "2026-10-01 + $d days" +%F)
+  "$bw" synth --rows "$rows" --infected 200000 --day "$day" --seed "$d" > "day.csv"
+  "$bw" --config botwatch.toml ingest --quiet --feed shadowserver_event4_sinkhole day.csv | tail -1
+done
+rm -f day.csv
+echo "opening cases"
+/usr/bin/time -f "cases update: %e s, %M KB" "$bw" --config botwatch.toml cases update --batch 100000 | tail -1
+"$bw" --config botwatch.toml stats --by type | head -3
+# Visitors: infected addresses from the store, and as many documentation addresses (clean).
+"$bw" --config botwatch.toml cases list --open --json --limit 50000 2>/dev/null \
+  | python3 -c 'import sys,json; [print(json.loads(l)["ip"]) for l in sys.stdin if l.startswith("{") and json.loads(l).get("ip")]' > infected.txt || true
+n_inf=$(wc -l < infected.txt)
+python3 - "$n_inf" > visitors.lua <<'PY'
+import sys, random
+random.seed(7)
+inf = [l.strip() for l in open("infected.txt") if l.strip()]
+clean = [f"198.51.{random.randrange(256)}.{random.randrange(256)}" for _ in range(max(len(inf), 1000))]
+ips = [x for pair in zip(inf, clean) for x in pair] or clean
+print("local ips = {" + ",".join(f'"{i}"' for i in ips) + "}")
+print("""
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", "/check", { ["X-Forwarded-For"] = ips[(i % #ips) + 1] })
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout
+  io.write(string.format("RESULT requests=%d seconds=%.2f rps=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f errors=%d\\n",
+    summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000, errors))
+end
+""")
+PY
+echo "visitors: $n_inf infected, as many clean"
+taskset -c 1 "$bw" --config botwatch.toml serve > serve.out 2>serve.err &
+srv=$!
+trap 'kill $srv 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do grep -q "serving on" serve.out 2>/dev/null && break; sleep 0.1; done
+url=$(grep -o "http://[0-9.:]*/" serve.out | head -1)
+echo "server: $url"
+# Warm the page cache and the connection pool, then measure.
+taskset -c 0 wrk -t1 -c16 -d3s -s visitors.lua "${url}check" > /dev/null
+taskset -c 0 wrk -t1 -c32 -d"${secs}s" --latency -s visitors.lua "${url}check" | tee wrk.out | grep -E "Requests/sec|Latency|RESULT|Non-2xx"
+grep -E "^RESULT" wrk.out | python3 -c '
+import sys
+kv = dict(x.split("=") for x in sys.stdin.read().split()[1:])
+ok = float(kv["rps"]) >= 5000 and float(kv["p99_ms"]) <= 5 and int(kv["errors"]) == 0
+print(("target met" if ok else "target NOT met") + ": >= 5000 requests/s with p99 <= 5 ms and 0 errors")'

@@ -1,0 +1,347 @@
+//! `botwatch serve` as a user runs it, over real HTTP on 127.0.0.1, on the demo database:
+//! the OpenAPI document matches the routes and the answers; every endpoint walked with one
+//! organisation's token shows nothing of another's; the portal answers only for the
+//! visitor's own address, verifies notice links, records "I cleaned it" and rate-limits.
+
+mod common;
+
+use common::bin;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The demo database and config in `dir`; returns the config path.
+fn demo(dir: &Path) -> String {
+    let o = bin().current_dir(dir).args(["demo", "--db", "botwatch-demo.db"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    dir.join("botwatch-demo.toml").to_str().unwrap().to_string()
+}
+
+fn serve(dir: &Path, cfg: &str) -> Server {
+    let mut child = bin()
+        .current_dir(dir)
+        .args(["--config", cfg, "serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .trim_end_matches('/')
+        .to_string();
+    Server { child, base }
+}
+
+fn token(dir: &Path, cfg: &str, role: &str, org: Option<&str>) -> String {
+    let mut args = vec!["--config", cfg, "token", "create", "--name", role, "--role", role, "--json"];
+    if let Some(o) = org {
+        args.extend(["--org", o]);
+    }
+    let o = bin().current_dir(dir).args(&args).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["token"].as_str().unwrap().to_string()
+}
+
+fn client() -> reqwest::blocking::Client {
+    // reqwest is built without a default TLS provider (ring is installed explicitly).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// (status, JSON body or Null).
+fn call(
+    c: &reqwest::blocking::Client,
+    method: &str,
+    url: &str,
+    tok: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = c.request(method.to_uppercase().parse().unwrap(), url);
+    if let Some(t) = tok {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.header("content-type", "application/json").body(b.to_string());
+    }
+    let resp = r.send().unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The schema an operation documents for a status, with `$ref`s resolved one level.
+fn response_schema<'a>(spec: &'a Value, op: &'a Value, status: u16) -> Option<&'a Value> {
+    let mut r = &op["responses"][status.to_string()];
+    if let Some(rf) = r["$ref"].as_str() {
+        r = &spec["components"]["responses"][rf.rsplit('/').next().unwrap()];
+    }
+    let mut s = &r["content"]["application/json"]["schema"];
+    if let Some(rf) = s["$ref"].as_str() {
+        s = &spec["components"]["schemas"][rf.rsplit('/').next().unwrap()];
+    }
+    (!s.is_null()).then_some(s)
+}
+
+fn check_required(schema: &Value, body: &Value, what: &str) {
+    for k in schema["required"].as_array().into_iter().flatten() {
+        let k = k.as_str().unwrap();
+        assert!(body.get(k).is_some(), "{what}: answer lacks required key {k:?}: {body}");
+    }
+}
+
+#[test]
+fn api_matches_openapi_and_organisations_see_only_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo(dir.path());
+    let admin = token(dir.path(), &cfg, "admin", None);
+    let org_a = token(dir.path(), &cfg, "organisation", Some("as3320"));
+    let srv = serve(dir.path(), &cfg);
+    let c = client();
+    let url = |p: &str| format!("{}{p}", srv.base);
+
+    // The document lists exactly the routes the server has.
+    let (st, spec) = call(&c, "get", &url("/api/v1/openapi.json"), None, None);
+    assert_eq!(st, 200);
+    let documented: BTreeSet<(String, String)> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(p, ops)| ops.as_object().unwrap().keys().map(move |m| (m.clone(), p.clone())))
+        .collect();
+    let routed: BTreeSet<(String, String)> =
+        botwatch_server::api::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(documented, routed, "openapi.json and api::ROUTES differ");
+
+    // Real ids to fill the paths with.
+    let (_, cases) = call(&c, "get", &url("/api/v1/cases?open=true&limit=1000"), Some(&admin), None);
+    let cases = cases["items"].as_array().unwrap().clone();
+    let case_of = |org: &str| cases.iter().find(|x| x["org"] == org).unwrap()["id"].as_i64().unwrap();
+    let (a_case, b_case) = (case_of("as3320"), case_of("as4713"));
+
+    // Every operation, as the admin: a documented status, and the documented keys.
+    for (method, path) in botwatch_server::api::ROUTES {
+        let (concrete, body) = match (*method, *path) {
+            ("post", "/api/v1/cases/{id}/ack") => (path.replace("{id}", &a_case.to_string()), None),
+            ("post", "/api/v1/cases/{id}/close") => {
+                (path.replace("{id}", &a_case.to_string()), Some(serde_json::json!({"reason": "dismissed"})))
+            }
+            ("post", "/api/v1/cases/bulk") => {
+                (path.to_string(), Some(serde_json::json!({"ids": [a_case, 999_999_999], "action": "ack"})))
+            }
+            ("post", "/api/v1/tokens") => {
+                (path.to_string(), Some(serde_json::json!({"name": "t", "role": "analyst"})))
+            }
+            ("delete", "/api/v1/tokens/{id}") => (path.replace("{id}", "1"), None),
+            (_, p) => (p.replace("{id}", &b_case.to_string()).replace("{by}", "family"), None),
+        };
+        let (st, got) = call(&c, method, &url(&concrete), Some(&admin), body);
+        let op = &spec["paths"][*path][*method];
+        assert!(
+            op["responses"].get(st.to_string()).is_some(),
+            "{method} {concrete}: status {st} not documented: {got}"
+        );
+        if (200..300).contains(&st)
+            && let Some(schema) = response_schema(&spec, op, st)
+        {
+            check_required(schema, &got, &format!("{method} {concrete}"));
+            if let Some(items) = got["items"].as_array()
+                && let Some(item_schema) = schema["properties"]["items"]["items"]["$ref"].as_str()
+            {
+                let s = &spec["components"]["schemas"][item_schema.rsplit('/').next().unwrap()];
+                for it in items.iter().take(20) {
+                    check_required(s, it, &format!("{method} {concrete} item"));
+                }
+            }
+        }
+    }
+
+    // Without a token: 401 everywhere but the document itself.
+    for (method, path) in botwatch_server::api::ROUTES {
+        let (st, _) =
+            call(&c, method, &url(&path.replace("{id}", "1").replace("{by}", "family")), None, None);
+        let want = if *path == "/api/v1/openapi.json" { 200 } else { 401 };
+        assert_eq!(st, want, "{method} {path} without a token");
+    }
+    let (st, _) = call(&c, "get", &url("/api/v1/cases"), Some("bw_not-a-token"), None);
+    assert_eq!(st, 401);
+
+    // Organisation A's token, walking every operation: nothing of anyone else.
+    let (_, me) = call(&c, "get", &url("/api/v1/me"), Some(&org_a), None);
+    assert_eq!((me["role"].as_str(), me["org"].as_str()), (Some("organisation"), Some("as3320")));
+    let mut after = None::<String>;
+    let mut seen_events = 0;
+    loop {
+        let q = after.as_ref().map(|a| format!("&after={a}")).unwrap_or_default();
+        let (st, page) = call(&c, "get", &url(&format!("/api/v1/events?limit=50{q}")), Some(&org_a), None);
+        assert_eq!(st, 200);
+        for e in page["items"].as_array().unwrap() {
+            assert_eq!(e["source.asn"], 3320, "another organisation's event: {e}");
+            seen_events += 1;
+        }
+        match page["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => break,
+        }
+    }
+    assert!(seen_events > 0, "the organisation sees its own events");
+    let (_, obs) = call(&c, "get", &url("/api/v1/observations?limit=1000"), Some(&org_a), None);
+    assert!(obs["items"].as_array().unwrap().iter().all(|o| o["asn"] == 3320), "{obs}");
+    let (_, own) = call(&c, "get", &url("/api/v1/cases?limit=1000"), Some(&org_a), None);
+    let own = own["items"].as_array().unwrap();
+    assert!(!own.is_empty() && own.iter().all(|x| x["org"] == "as3320"));
+    assert_eq!(call(&c, "get", &url("/api/v1/cases?org=as4713"), Some(&org_a), None).0, 403);
+    assert_eq!(call(&c, "get", &url(&format!("/api/v1/cases/{b_case}")), Some(&org_a), None).0, 404);
+    for act in ["ack", "close"] {
+        let (st, _) = call(&c, "post", &url(&format!("/api/v1/cases/{b_case}/{act}")), Some(&org_a), None);
+        assert_eq!(st, 404, "{act} on another organisation's case");
+    }
+    let (_, bulk) = call(
+        &c,
+        "post",
+        &url("/api/v1/cases/bulk"),
+        Some(&org_a),
+        Some(serde_json::json!({"ids": [b_case], "action": "close"})),
+    );
+    assert_eq!(bulk["results"][0]["ok"], false);
+    let (_, b_after) = call(&c, "get", &url(&format!("/api/v1/cases/{b_case}")), Some(&admin), None);
+    assert_ne!(b_after["case"]["state"], "closed", "another organisation's case untouched");
+    let (_, notices) = call(&c, "get", &url("/api/v1/notices?limit=1000"), Some(&org_a), None);
+    assert!(notices["items"].as_array().unwrap().iter().all(|n| n["org"] == "as3320"), "{notices}");
+    let (_, orgs) = call(&c, "get", &url("/api/v1/organisations"), Some(&org_a), None);
+    let ids: Vec<_> = orgs["items"].as_array().unwrap().iter().map(|o| o["id"].clone()).collect();
+    assert_eq!(ids, vec![Value::from("as3320")]);
+    let (_, comp) = call(&c, "get", &url("/api/v1/compliance"), Some(&org_a), None);
+    assert!(comp["items"].as_array().unwrap().iter().all(|r| r["org"] == "as3320"), "{comp}");
+    for p in ["/api/v1/stats/family", "/api/v1/feeds", "/api/v1/tokens"] {
+        assert_eq!(call(&c, "get", &url(p), Some(&org_a), None).0, 403, "{p}");
+    }
+    assert_eq!(
+        call(
+            &c,
+            "post",
+            &url("/api/v1/tokens"),
+            Some(&org_a),
+            Some(serde_json::json!({"name":"x","role":"admin"}))
+        )
+        .0,
+        403
+    );
+
+    // Pages carry the security headers; /metrics and /healthz answer.
+    let r = c.get(url("/check")).send().unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    let m = c.get(url("/metrics")).send().unwrap().text().unwrap();
+    assert!(m.contains("botwatch_http_requests_total{route=\"/api/v1/events\",status=\"200\"}"), "{m}");
+    assert!(m.contains("botwatch_feed_events_total{feed=") && m.contains("botwatch_notices{status="), "{m}");
+    assert_eq!(call(&c, "get", &url("/healthz"), None, None).1["status"], "ok");
+}
+
+#[test]
+fn portal_answers_for_the_visitor_only_and_records_a_cleaned_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo(dir.path());
+    // A tight limit for the last part of this test.
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text = text.replace("[server]\n", "[server]\nportal_rate = 0.5\nportal_burst = 6\n");
+    std::fs::write(&cfg, text).unwrap();
+    let admin = token(dir.path(), &cfg, "admin", None);
+    let srv = serve(dir.path(), &cfg);
+    let c = client();
+    let url = |p: &str| format!("{}{p}", srv.base);
+    let (_, cases) = call(&c, "get", &url("/api/v1/cases?state=notified&limit=1000"), Some(&admin), None);
+    let case = cases["items"].as_array().unwrap().iter().find(|x| x["ip"].is_string()).unwrap().clone();
+    let ip = case["ip"].as_str().unwrap();
+
+    let page = |xff: &str, q: &str| {
+        let r = c.get(url(&format!("/check{q}"))).header("x-forwarded-for", xff).send().unwrap();
+        let cookie =
+            r.headers().get("set-cookie").map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string());
+        (r.status().as_u16(), cookie, r.text().unwrap())
+    };
+    // Listed, in German, with the family's advice; a spoofed hop to the left changes nothing.
+    let (st, cookie, body) = page(&format!("203.0.113.99, {ip}"), "?lang=de");
+    assert_eq!(st, 200);
+    assert!(
+        body.contains("data-listed=\"1\"") && body.contains("Ihre Adresse") && body.contains(ip),
+        "{body}"
+    );
+    assert!(body.contains(case["threat"].as_str().unwrap()));
+    // Clean.
+    let (_, _, clean) = page("198.51.100.77", "?lang=ja");
+    assert!(clean.contains("data-listed=\"0\"") && clean.contains("あなたのアドレス"), "{clean}");
+    assert!(!clean.contains(ip), "nothing about other subscribers");
+    // There is no way to ask about another address.
+    let (_, _, other) = page("198.51.100.77", &format!("?ip={ip}"));
+    assert!(other.contains("data-listed=\"0\"") && !other.contains(ip));
+
+    // "I cleaned it": without the form's nonce refused; with it, recorded on the case.
+    let nonce = body.split("name=\"nonce\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let post = |cookie: Option<&str>, nonce: &str| {
+        // The nonce is URL-safe base64: no form encoding needed.
+        let mut r = c
+            .post(url("/check/cleaned"))
+            .header("x-forwarded-for", ip)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("nonce={nonce}&lang=en"));
+        if let Some(k) = cookie {
+            r = r.header("cookie", k);
+        }
+        let r = r.send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    assert_eq!(post(None, &nonce).0, 403, "a forged cross-site form has no cookie");
+    let (st, thanks) = post(cookie.as_deref(), &nonce);
+    assert_eq!(st, 200, "{thanks}");
+    assert!(thanks.contains("id=\"thanks\""), "{thanks}");
+    let id = case["id"].as_i64().unwrap();
+    let (_, detail) = call(&c, "get", &url(&format!("/api/v1/cases/{id}")), Some(&admin), None);
+    let actions: Vec<_> = detail["history"].as_array().unwrap().iter().map(|h| h["action"].clone()).collect();
+    assert!(actions.contains(&Value::from("customer_reported_clean")), "{actions:?}");
+    assert_eq!(detail["case"]["state"], "acknowledged");
+
+    // A notice's link: genuine with the configured secret, refused when tampered with.
+    let claims = botwatch_notify::token::Claims {
+        message_id: "m1@x".into(),
+        case_id: Some(id),
+        expires: 4_102_444_800,
+    };
+    let t = botwatch_notify::token::sign(b"botwatch-demo-secret", &claims);
+    let r = c.get(url(&format!("/verify?t={t}"))).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().unwrap().contains("genuine"));
+    let bad = format!("{}A", &t[..t.len() - 1]);
+    assert_eq!(c.get(url(&format!("/verify?t={bad}"))).send().unwrap().status().as_u16(), 400);
+
+    // Rate limit per visitor: the burst, then 429 with Retry-After; another visitor is served.
+    let mut limited = None;
+    for _ in 0..12 {
+        let r = c.get(url("/check")).header("x-forwarded-for", "192.0.2.200").send().unwrap();
+        if r.status().as_u16() == 429 {
+            limited = Some(r.headers()["retry-after"].to_str().unwrap().to_string());
+            break;
+        }
+    }
+    assert!(limited.is_some_and(|s| s.parse::<u64>().unwrap() >= 1), "no 429 after the burst");
+    assert_eq!(page("192.0.2.201", "").0, 200);
+}

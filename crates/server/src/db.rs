@@ -1,0 +1,73 @@
+//! The store from async handlers: a few SQLite connections, each used by one blocking task
+//! at a time. WAL lets them read while the ingest writer (another process, or a case
+//! action here) writes.
+
+use crate::api::ApiError;
+use botwatch_store::StoreConfig;
+use botwatch_store::sqlite::SqliteStore;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: Option<PathBuf>,
+    cfg: StoreConfig,
+    idle: Mutex<Vec<SqliteStore>>,
+    /// Bounds the connections open at once; a request beyond it waits for one.
+    permits: tokio::sync::Semaphore,
+}
+
+impl Db {
+    /// Connections to the database at `path`, opened as needed, at most `max` at once.
+    pub fn open(path: PathBuf, cfg: StoreConfig, max: usize) -> anyhow::Result<Db> {
+        // Open one now: a wrong path or a too-new schema fails at start, not per request.
+        let first = SqliteStore::open(&path, cfg.clone())?;
+        Ok(Db::with(Some(path), cfg, vec![first], max))
+    }
+
+    /// One in-memory store (tests): every request shares it.
+    pub fn in_memory(store: SqliteStore) -> Db {
+        Db::with(None, StoreConfig::default(), vec![store], 1)
+    }
+
+    fn with(path: Option<PathBuf>, cfg: StoreConfig, idle: Vec<SqliteStore>, max: usize) -> Db {
+        let max = if path.is_some() { max.max(1) } else { 1 };
+        Db {
+            inner: Arc::new(Inner {
+                path,
+                cfg,
+                idle: Mutex::new(idle),
+                permits: tokio::sync::Semaphore::new(max),
+            }),
+        }
+    }
+
+    /// Runs `f` with a connection on the blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut SqliteStore) -> anyhow::Result<T> + Send + 'static,
+    {
+        let _permit =
+            self.inner.permits.acquire().await.map_err(|_| ApiError::unavailable("store closed"))?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let taken = inner.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let mut store = match taken {
+                Some(s) => s,
+                None => match &inner.path {
+                    Some(p) => SqliteStore::open(p, inner.cfg.clone()).map_err(ApiError::internal)?,
+                    None => return Err(ApiError::unavailable("no store connection")),
+                },
+            };
+            let out = f(&mut store);
+            inner.idle.lock().unwrap_or_else(|e| e.into_inner()).push(store);
+            out.map_err(ApiError::from_anyhow)
+        })
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("store task failed: {e}")))?
+    }
+}

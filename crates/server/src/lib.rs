@@ -1,0 +1,187 @@
+//! botwatch's HTTP side, served by `botwatch serve`: the REST API (`/api/v1`, described by
+//! `/api/v1/openapi.json`), the dashboard and abuse-desk console (server-rendered pages, a
+//! vendored chart library, no script or style inline, nothing fetched from elsewhere), the
+//! public self-check portal (`/check`), `/metrics` (Prometheus) and `/healthz`.
+//!
+//! Who sees what is decided in one place, [`auth::Principal`]: an API token (stored as its
+//! SHA-256) or a web session carries a role — admin, analyst (everything), organisation (only
+//! what lies in its own networks and ASNs: events, observations, cases, notices, its own
+//! compliance) — and the portal is public but answers only for the visitor's own address.
+//!
+//! The store is SQLite, blocking: every query runs on tokio's blocking pool through a small
+//! pool of connections ([`db::Db`]), so a slow query never stalls the event loop.
+
+pub mod api;
+pub mod auth;
+pub mod db;
+pub mod metrics;
+pub mod net;
+pub mod portal;
+pub mod web;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use botwatch_cases::{Attributor, Bar, CaseEngine};
+use botwatch_enrich::owners::Constituency;
+use botwatch_model::Clock;
+use botwatch_notify::render::Advice;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// `[server]` in botwatch.toml.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (the portal's client address).
+    pub trusted_proxies: Vec<IpNet>,
+    /// Portal look-ups per second and burst, per client address (IPv6: per /64).
+    pub portal_rate: f64,
+    pub portal_burst: f64,
+    /// Web sessions expire after this long.
+    pub session_hours: u64,
+    /// Read connections to the store (the blocking pool runs at most this many queries).
+    pub db_connections: usize,
+    /// Marks cookies `Secure`; on whenever the server is reached over HTTPS (directly or
+    /// through a proxy).
+    pub secure_cookies: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            trusted_proxies: Vec::new(),
+            portal_rate: 1.0,
+            portal_burst: 10.0,
+            session_hours: 12,
+            db_connections: 4,
+            secure_cookies: false,
+        }
+    }
+}
+
+/// What the server needs from the rest of botwatch, built by the binary from its config.
+pub struct Deps {
+    pub db: db::Db,
+    /// Organisations, for tenancy and the organisation list.
+    pub constituency: Constituency,
+    /// Organisations and subscribers, for compliance figures.
+    pub attributor: Arc<dyn Attributor + Send + Sync>,
+    pub engine: CaseEngine,
+    pub bar: Bar,
+    pub advice: Advice,
+    /// Key of the signed links in notices (see `botwatch_notify::token`).
+    pub token_secret: Vec<u8>,
+    pub clock: Arc<dyn Clock + Send + Sync>,
+}
+
+/// Shared by every request.
+pub struct AppState {
+    pub cfg: ServerConfig,
+    pub deps: Deps,
+    pub sessions: auth::Sessions,
+    pub metrics: metrics::Metrics,
+    pub limiter: net::RateLimiter,
+    pub pages: web::Pages,
+}
+
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    pub fn new(cfg: ServerConfig, deps: Deps) -> anyhow::Result<Shared> {
+        let limiter = net::RateLimiter::new(cfg.portal_rate, cfg.portal_burst);
+        Ok(Arc::new(AppState {
+            sessions: auth::Sessions::new(std::time::Duration::from_secs(cfg.session_hours * 3600)),
+            metrics: metrics::Metrics::default(),
+            limiter,
+            pages: web::Pages::new()?,
+            cfg,
+            deps,
+        }))
+    }
+}
+
+/// Every route of the server.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .merge(api::routes())
+        .merge(web::routes())
+        .merge(portal::routes())
+        .route("/healthz", axum::routing::get(healthz))
+        .route("/metrics", axum::routing::get(metrics::render))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn healthz(State(st): State<Shared>) -> Response {
+    use axum::response::IntoResponse;
+    match st.deps.db.run(|s| Ok(s.schema_version()?)).await {
+        Ok(v) => axum::Json(serde_json::json!({"status": "ok", "schema_version": v})).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Security headers on every response, and the request's latency and status counted under
+/// its route (never the raw path: ids and tokens would make unbounded label sets).
+async fn observe(State(st): State<Shared>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).await;
+    st.metrics.request(&route, resp.status().as_u16(), started.elapsed());
+    let h = resp.headers_mut();
+    // No inline script or style anywhere: the CSP says so and the pages keep to it.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Serves until `shutdown` resolves; requests in flight finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Shared,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("Shutting down: finishing requests in flight");
+}

@@ -1,0 +1,187 @@
+//! `/metrics` in the Prometheus text format (0.0.4), written by hand: a few counters and
+//! one latency histogram need no metrics framework. Pipeline figures (events, rejects per
+//! feed, notices by status, sensor hits) are read from the store at scrape time, so they
+//! count what every botwatch process did, not only this server.
+
+use crate::Shared;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use botwatch_store::Store;
+use botwatch_store::outbox::OutboxStore;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, seconds.
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    /// (route, status) → requests.
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+    /// Portal outcomes: listed, clean, rate_limited, …
+    portal: Mutex<BTreeMap<&'static str, u64>>,
+    actions: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Metrics {
+    pub fn request(&self, route: &str, status: u16, took: Duration) {
+        *lock(&self.requests).entry((route.to_string(), status)).or_default() += 1;
+        let secs = took.as_secs_f64();
+        let mut l = lock(&self.latency);
+        let h = l.entry(route.to_string()).or_default();
+        h.count += 1;
+        h.sum += secs;
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            h.counts[i] += 1;
+        }
+    }
+
+    pub fn portal(&self, outcome: &'static str) {
+        *lock(&self.portal).entry(outcome).or_default() += 1;
+    }
+
+    pub fn case_action(&self, action: &'static str) {
+        *lock(&self.actions).entry(action).or_default() += 1;
+    }
+
+    fn write_own(&self, out: &mut String) {
+        let _ = writeln!(out, "# HELP botwatch_http_requests_total HTTP requests by route and status.");
+        let _ = writeln!(out, "# TYPE botwatch_http_requests_total counter");
+        for ((route, status), n) in lock(&self.requests).iter() {
+            let _ = writeln!(
+                out,
+                "botwatch_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                esc(route)
+            );
+        }
+        let _ = writeln!(out, "# HELP botwatch_http_request_duration_seconds Request latency by route.");
+        let _ = writeln!(out, "# TYPE botwatch_http_request_duration_seconds histogram");
+        for (route, h) in lock(&self.latency).iter() {
+            let r = esc(route);
+            let mut cum = 0;
+            for (b, c) in BUCKETS.iter().zip(h.counts) {
+                cum += c;
+                let _ = writeln!(
+                    out,
+                    "botwatch_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {cum}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "botwatch_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(out, "botwatch_http_request_duration_seconds_sum{{route=\"{r}\"}} {}", h.sum);
+            let _ =
+                writeln!(out, "botwatch_http_request_duration_seconds_count{{route=\"{r}\"}} {}", h.count);
+        }
+        let _ = writeln!(out, "# HELP botwatch_portal_lookups_total Self-check portal look-ups by outcome.");
+        let _ = writeln!(out, "# TYPE botwatch_portal_lookups_total counter");
+        for (k, n) in lock(&self.portal).iter() {
+            let _ = writeln!(out, "botwatch_portal_lookups_total{{outcome=\"{k}\"}} {n}");
+        }
+        let _ = writeln!(out, "# HELP botwatch_case_actions_total Case actions taken through the server.");
+        let _ = writeln!(out, "# TYPE botwatch_case_actions_total counter");
+        for (k, n) in lock(&self.actions).iter() {
+            let _ = writeln!(out, "botwatch_case_actions_total{{action=\"{k}\"}} {n}");
+        }
+    }
+}
+
+/// Label values escaped as the text format requires.
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// What the store holds, summed per feed.
+struct StoreFigures {
+    feeds: BTreeMap<String, (u64, u64, u64, u64)>,
+    notices: Vec<(String, u64)>,
+    open_cases: u64,
+}
+
+pub async fn render(State(st): State<Shared>) -> Response {
+    let figures = st
+        .deps
+        .db
+        .run(|s| {
+            let mut feeds: BTreeMap<String, (u64, u64, u64, u64)> = BTreeMap::new();
+            for r in s.reports(1_000_000)? {
+                let f = feeds.entry(r.feed).or_default();
+                f.0 += r.events;
+                f.1 += r.rejects;
+                f.2 += r.duplicates;
+                f.3 += 1;
+            }
+            let notices = s.notice_counts()?;
+            let open_cases = botwatch_store::cases::CaseStore::cases(
+                s,
+                &botwatch_store::cases::CaseQuery { open_only: true, ..Default::default() },
+            )?
+            .len() as u64;
+            Ok(StoreFigures { feeds, notices, open_cases })
+        })
+        .await;
+    let mut out = String::new();
+    st.metrics.write_own(&mut out);
+    match figures {
+        Ok(f) => {
+            for (name, help, pick) in [
+                ("botwatch_feed_events_total", "Events stored per feed.", 0),
+                ("botwatch_feed_rejects_total", "Lines rejected per feed (kept as dead letters).", 1),
+                ("botwatch_feed_duplicates_total", "Events dropped as duplicates per feed.", 2),
+                ("botwatch_feed_reports_total", "Reports ingested per feed.", 3),
+            ] {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} counter");
+                for (feed, v) in &f.feeds {
+                    let x = [v.0, v.1, v.2, v.3][pick];
+                    let _ = writeln!(out, "{name}{{feed=\"{}\"}} {x}", esc(feed));
+                }
+            }
+            let _ = writeln!(
+                out,
+                "# HELP botwatch_sensor_hits_total Sightings from botwatch's own sensors (indicator matches and detections)."
+            );
+            let _ = writeln!(out, "# TYPE botwatch_sensor_hits_total counter");
+            for (feed, v) in f.feeds.iter().filter(|(k, _)| k.starts_with("botwatch_sensor_")) {
+                let _ = writeln!(
+                    out,
+                    "botwatch_sensor_hits_total{{sensor=\"{}\"}} {}",
+                    esc(&feed["botwatch_sensor_".len()..]),
+                    v.0
+                );
+            }
+            let _ = writeln!(
+                out,
+                "# HELP botwatch_notices Notices in the outbox by status (sent, failed, pending, cancelled)."
+            );
+            let _ = writeln!(out, "# TYPE botwatch_notices gauge");
+            for (status, n) in &f.notices {
+                let _ = writeln!(out, "botwatch_notices{{status=\"{}\"}} {n}", esc(status));
+            }
+            let _ = writeln!(out, "# HELP botwatch_open_cases Cases not closed.");
+            let _ = writeln!(out, "# TYPE botwatch_open_cases gauge");
+            let _ = writeln!(out, "botwatch_open_cases {}", f.open_cases);
+            let _ = writeln!(out, "botwatch_store_up 1");
+        }
+        Err(_) => {
+            let _ = writeln!(out, "botwatch_store_up 0");
+        }
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
