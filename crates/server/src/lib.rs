@@ -89,6 +89,36 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     pub limiter: net::RateLimiter,
     pub pages: web::Pages,
+    /// Addresses the portal has something to say about, refreshed every
+    /// [`FLAGGED_REFRESH`]; any other visitor is answered "clean" without a query. `None`
+    /// until the first refresh: then every visitor is looked up.
+    pub flagged: std::sync::RwLock<Option<Arc<std::collections::HashSet<[u8; 16]>>>>,
+}
+
+/// How stale the portal's "clean" answer may be: a new listing shows within this.
+pub const FLAGGED_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl AppState {
+    /// Rebuilds the set of flagged addresses from the store.
+    pub async fn refresh_flagged(self: &Arc<Self>) -> Result<usize, api::ApiError> {
+        let now = self.deps.clock.now();
+        let window = portal::WINDOW_DAYS.max(self.deps.bar.exposure_window_days);
+        let since = botwatch_model::Timestamp(now.micros().saturating_sub(window * 86_400_000_000));
+        let keys = self
+            .deps
+            .db
+            .run(move |s| Ok(botwatch_store::cases::CaseStore::flagged_addresses(s, since)?))
+            .await?;
+        let n = keys.len();
+        *self.flagged.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(keys.into_iter().collect()));
+        Ok(n)
+    }
+
+    /// Whether `ip` is certainly clean (not flagged at the last refresh).
+    pub fn surely_clean(&self, ip: std::net::IpAddr) -> bool {
+        let g = self.flagged.read().unwrap_or_else(|e| e.into_inner());
+        g.as_ref().is_some_and(|set| !set.contains(&botwatch_store::ip_key(ip)))
+    }
 }
 
 pub type Shared = Arc<AppState>;
@@ -101,6 +131,7 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             limiter,
             pages: web::Pages::new()?,
+            flagged: std::sync::RwLock::new(None),
             cfg,
             deps,
         }))
@@ -159,8 +190,25 @@ pub async fn serve(
     state: Shared,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // The first refresh before serving, so the portal's fast answer is right from the start.
+    if let Err(e) = state.refresh_flagged().await {
+        tracing::warn!(error = %e, "Could not load the flagged addresses; the portal looks every visitor up");
+    }
+    let refresher = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(FLAGGED_REFRESH).await;
+                if let Err(e) = state.refresh_flagged().await {
+                    tracing::warn!(error = %e, "Refreshing the flagged addresses failed");
+                }
+            }
+        })
+    };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let r = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    refresher.abort();
+    r
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

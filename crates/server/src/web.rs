@@ -110,13 +110,18 @@ fn check_csrf(p: &Principal, sent: &str) -> Result<(), Response> {
     }
 }
 
+/// The log-in page with a fresh form nonce (and its cookie), and an error when there is one.
+fn login_page(st: &Shared, status: StatusCode, error: Option<&str>) -> Response {
+    let nonce = auth::form_nonce().unwrap_or_default();
+    let body = st.pages.render("login.html", context! { nonce => &nonce, error, user => Value::from(()) });
+    with_nonce_cookie((status, Html(body)).into_response(), &nonce, st.cfg.secure_cookies)
+}
+
 async fn login_form(State(st): State<Shared>, headers: HeaderMap) -> Response {
     if st.sessions.principal(&headers).is_some() {
         return Redirect::to("/").into_response();
     }
-    let nonce = auth::form_nonce().unwrap_or_default();
-    let body = st.pages.render("login.html", context! { nonce => &nonce, user => Value::from(()) });
-    with_nonce_cookie(Html(body).into_response(), &nonce, st.cfg.secure_cookies)
+    login_page(&st, StatusCode::OK, None)
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,18 +140,7 @@ async fn login(
     }
     let p = match auth::principal_for_token(&st, &f.token).await {
         Ok(p) => p,
-        Err(_) => {
-            let nonce = auth::form_nonce().unwrap_or_default();
-            let body = st.pages.render(
-                "login.html",
-                context! { nonce => &nonce, error => "Unknown or revoked token.", user => Value::from(()) },
-            );
-            return with_nonce_cookie(
-                (StatusCode::UNAUTHORIZED, Html(body)).into_response(),
-                &nonce,
-                st.cfg.secure_cookies,
-            );
-        }
+        Err(_) => return login_page(&st, StatusCode::UNAUTHORIZED, Some("Unknown or revoked token.")),
     };
     let home = if p.sees_all() { "/" } else { "/cases" };
     let sid = match st.sessions.create(p) {

@@ -97,6 +97,10 @@ pub trait CaseStore {
         ip: Option<IpAddr>,
         since: Timestamp,
     ) -> Result<Vec<Exposure>>;
+    /// Every address the self-check portal has something to say about: an open case, an
+    /// infected-system observation seen at or after `since`, or an exposure since then.
+    /// As 16-byte keys (IPv4 mapped into IPv6).
+    fn flagged_addresses(&self, since: Timestamp) -> Result<Vec<[u8; 16]>>;
 }
 
 /// One open transaction of case changes.
@@ -393,6 +397,22 @@ impl CaseStore for SqliteStore {
         )?;
         let rows = st.query_map([id], history_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn flagged_addresses(&self, since: Timestamp) -> Result<Vec<[u8; 16]>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT ip FROM observations WHERE last_seen >= ?1 AND type = 'infected-system' AND ip IS NOT NULL
+             UNION SELECT ip FROM cases WHERE state != 'closed' AND ip IS NOT NULL
+             UNION SELECT ip FROM case_exposures WHERE time >= ?1",
+        )?;
+        let rows = st.query_map([since.micros()], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for b in rows {
+            if let Ok(k) = <[u8; 16]>::try_from(b?.as_slice()) {
+                out.push(k);
+            }
+        }
+        Ok(out)
     }
 
     fn exposures(
