@@ -361,10 +361,7 @@ impl CaseEngine {
             return Err(CaseError::Transition { id, from, to: CaseState::Acknowledged });
         }
         let c = &mut rec.case;
-        c.state = CaseState::Acknowledged;
-        c.acknowledged_at = Some(now);
-        c.stage_since = Some(now);
-        c.evidence_at_notice = c.evidence;
+        acknowledge(c, now);
         let h = entry(c, Some(from), "acknowledged", actor, now, "");
         rec.next_check = self.next_check(&rec, now);
         tx.save(&rec)?;
@@ -394,10 +391,7 @@ impl CaseEngine {
         }
         let c = &mut rec.case;
         if matches!(from, CaseState::Detected | CaseState::Notified | CaseState::Escalated) {
-            c.state = CaseState::Acknowledged;
-            c.acknowledged_at = Some(now);
-            c.stage_since = Some(now);
-            c.evidence_at_notice = c.evidence;
+            acknowledge(c, now);
         }
         let h = entry(c, Some(from), "customer_reported_clean", actor, now, detail);
         rec.next_check = self.next_check(&rec, now);
@@ -697,6 +691,15 @@ fn close_case(rec: &mut CaseRecord, reason: CloseReason, now: Timestamp, actor: 
     rec.next_check = None;
     out.history.push(entry(c, Some(from), "closed", actor, now, reason.as_str()));
     out.transitions += 1;
+}
+
+/// The subscriber or desk has taken note: the stage restarts now, and evidence from here on
+/// counts as repeat evidence.
+fn acknowledge(c: &mut Case, now: Timestamp) {
+    c.state = CaseState::Acknowledged;
+    c.acknowledged_at = Some(now);
+    c.stage_since = Some(now);
+    c.evidence_at_notice = c.evidence;
 }
 
 fn entry(

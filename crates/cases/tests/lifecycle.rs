@@ -347,3 +347,23 @@ fn closing_a_case_cancels_its_notices_still_waiting() {
     let due = s.due_notices(clock_now(&clock), 10_000).unwrap();
     assert!(due.iter().all(|n| n.notice.case_id != Some(id)));
 }
+
+#[test]
+fn a_subscriber_saying_it_is_clean_acknowledges_but_never_closes() {
+    let (mut s, engine, clock, _attr) = notified(policy());
+    let id = case_of(&s, "190.113.1.2").id;
+    let c = engine.customer_report(&mut s, id, "subscriber", "from the portal", &clock).unwrap();
+    assert_eq!((c.state, c.acknowledged_at), (CaseState::Acknowledged, Some(clock_now(&clock))));
+    // Said again on an acknowledged case: recorded, the state stays.
+    let c = engine.customer_report(&mut s, id, "subscriber", "again", &clock).unwrap();
+    assert_eq!(c.state, CaseState::Acknowledged);
+    let h = s.case_history(id).unwrap();
+    let said: Vec<_> =
+        h.iter().filter(|h| h.action == "customer_reported_clean").map(|h| h.detail.as_str()).collect();
+    assert_eq!(said, ["from the portal", "again"]);
+    engine.close(&mut s, id, CloseReason::Remediated, "desk", &clock).unwrap();
+    assert!(matches!(
+        engine.customer_report(&mut s, id, "subscriber", "late", &clock),
+        Err(CaseError::Transition { .. })
+    ));
+}

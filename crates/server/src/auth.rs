@@ -215,9 +215,31 @@ impl Sessions {
     }
 }
 
-/// A random value for a form's anti-forgery field before anyone has logged in.
+/// A random value for a form's anti-forgery field before anyone has logged in (the log-in
+/// and portal forms): double-submitted, once in the form and once in [`NONCE_COOKIE`]; a
+/// cross-site form cannot read the cookie to copy it.
 pub fn form_nonce() -> anyhow::Result<String> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random::<18>()?))
+}
+
+pub const NONCE_COOKIE: &str = "bw_form";
+
+/// `r` with the cookie half of a form nonce.
+pub fn with_nonce_cookie(
+    mut r: axum::response::Response,
+    nonce: &str,
+    secure: bool,
+) -> axum::response::Response {
+    let secure = if secure { "; Secure" } else { "" };
+    if let Ok(v) = format!("{NONCE_COOKIE}={nonce}; Path=/; HttpOnly; SameSite=Strict{secure}").parse() {
+        r.headers_mut().append(axum::http::header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// Whether a submitted form's nonce is the one its cookie holds.
+pub fn nonce_matches(headers: &HeaderMap, sent: &str) -> bool {
+    !sent.is_empty() && cookie(headers, NONCE_COOKIE) == Some(sent)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub struct Db {
 }
 
 struct Inner {
-    path: Option<PathBuf>,
+    path: PathBuf,
     cfg: StoreConfig,
     idle: Mutex<Vec<SqliteStore>>,
     /// Bounds the connections open at once; a request beyond it waits for one.
@@ -25,24 +25,14 @@ impl Db {
     pub fn open(path: PathBuf, cfg: StoreConfig, max: usize) -> anyhow::Result<Db> {
         // Open one now: a wrong path or a too-new schema fails at start, not per request.
         let first = SqliteStore::open(&path, cfg.clone())?;
-        Ok(Db::with(Some(path), cfg, vec![first], max))
-    }
-
-    /// One in-memory store (tests): every request shares it.
-    pub fn in_memory(store: SqliteStore) -> Db {
-        Db::with(None, StoreConfig::default(), vec![store], 1)
-    }
-
-    fn with(path: Option<PathBuf>, cfg: StoreConfig, idle: Vec<SqliteStore>, max: usize) -> Db {
-        let max = if path.is_some() { max.max(1) } else { 1 };
-        Db {
+        Ok(Db {
             inner: Arc::new(Inner {
                 path,
                 cfg,
-                idle: Mutex::new(idle),
-                permits: tokio::sync::Semaphore::new(max),
+                idle: Mutex::new(vec![first]),
+                permits: tokio::sync::Semaphore::new(max.max(1)),
             }),
-        }
+        })
     }
 
     /// Runs `f` with a connection on the blocking pool.
@@ -58,10 +48,7 @@ impl Db {
             let taken = inner.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let mut store = match taken {
                 Some(s) => s,
-                None => match &inner.path {
-                    Some(p) => SqliteStore::open(p, inner.cfg.clone()).map_err(ApiError::internal)?,
-                    None => return Err(ApiError::unavailable("no store connection")),
-                },
+                None => SqliteStore::open(&inner.path, inner.cfg.clone()).map_err(ApiError::internal)?,
             };
             let out = f(&mut store);
             inner.idle.lock().unwrap_or_else(|e| e.into_inner()).push(store);

@@ -204,17 +204,7 @@ async fn check(
         "portal.html",
         minijinja::context! { lang, langs => LANGS, t => texts(lang), r, nonce => &nonce, done => false },
     );
-    with_nonce_cookie(Html(page).into_response(), &nonce, st.cfg.secure_cookies)
-}
-
-pub const NONCE_COOKIE: &str = "bw_form";
-
-pub fn with_nonce_cookie(mut r: Response, nonce: &str, secure: bool) -> Response {
-    let secure = if secure { "; Secure" } else { "" };
-    if let Ok(v) = format!("{NONCE_COOKIE}={nonce}; Path=/; HttpOnly; SameSite=Strict{secure}").parse() {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
-    r
+    auth::with_nonce_cookie(Html(page).into_response(), &nonce, st.cfg.secure_cookies)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -273,7 +263,7 @@ async fn cleaned(
     axum::Form(f): axum::Form<CleanedForm>,
 ) -> Response {
     let lang = language(f.lang.as_deref(), &headers);
-    if auth::cookie(&headers, NONCE_COOKIE) != Some(f.nonce.as_str()) || f.nonce.is_empty() {
+    if !auth::nonce_matches(&headers, &f.nonce) {
         return ApiError::forbidden("form expired: reload the page").into_response();
     }
     let ip = visitor(&st, peer, &headers);
@@ -310,7 +300,7 @@ async fn cleaned(
         "portal.html",
         minijinja::context! { lang, langs => LANGS, t => texts(lang), r, nonce => &nonce, done => true, recorded => n },
     );
-    with_nonce_cookie(Html(page).into_response(), &nonce, st.cfg.secure_cookies)
+    auth::with_nonce_cookie(Html(page).into_response(), &nonce, st.cfg.secure_cookies)
 }
 
 /// The portal's words, per language.

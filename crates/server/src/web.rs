@@ -6,7 +6,6 @@
 use crate::Shared;
 use crate::api::{self, Action, ApiError, CaseParams};
 use crate::auth::{self, Principal, SESSION_COOKIE};
-use crate::portal::{NONCE_COOKIE, with_nonce_cookie};
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -114,7 +113,7 @@ fn check_csrf(p: &Principal, sent: &str) -> Result<(), Response> {
 fn login_page(st: &Shared, status: StatusCode, error: Option<&str>) -> Response {
     let nonce = auth::form_nonce().unwrap_or_default();
     let body = st.pages.render("login.html", context! { nonce => &nonce, error, user => Value::from(()) });
-    with_nonce_cookie((status, Html(body)).into_response(), &nonce, st.cfg.secure_cookies)
+    auth::with_nonce_cookie((status, Html(body)).into_response(), &nonce, st.cfg.secure_cookies)
 }
 
 async fn login_form(State(st): State<Shared>, headers: HeaderMap) -> Response {
@@ -135,7 +134,7 @@ async fn login(
     headers: HeaderMap,
     axum::Form(f): axum::Form<LoginForm>,
 ) -> Response {
-    if f.nonce.is_empty() || auth::cookie(&headers, NONCE_COOKIE) != Some(f.nonce.as_str()) {
+    if !auth::nonce_matches(&headers, &f.nonce) {
         return ApiError::forbidden("form expired: reload the log-in page").into_response();
     }
     let p = match auth::principal_for_token(&st, &f.token).await {
