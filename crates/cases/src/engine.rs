@@ -345,6 +345,9 @@ impl CaseEngine {
                 break;
             }
             sum.process += self.process(store, &events, attributor, clock)?;
+            // Millions of events in one run would otherwise keep the whole run's case
+            // writes in SQLite's write-ahead log (it filled a disk at 10M events).
+            Store::checkpoint(store)?;
         }
         sum.tick = self.tick(store, attributor, clock)?;
         Ok(sum)

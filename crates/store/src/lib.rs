@@ -321,6 +321,11 @@ pub trait Store: Send {
     /// (an indicator matcher) can be cached under it. A sensor ignores its own sightings'
     /// feeds, which never yield indicators, so storing them does not force a recompile.
     fn generation(&self, ignore_feeds: &[&str]) -> Result<String>;
+    /// Lets the backend tidy up between batches of a long run (SQLite: copy the
+    /// write-ahead log into the main file, so it does not grow over the whole run).
+    fn checkpoint(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]

@@ -479,6 +479,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn checkpoint(&self) -> Result<()> {
+        SqliteStore::checkpoint(self)
+    }
+
     fn generation(&self, ignore_feeds: &[&str]) -> Result<String> {
         // Observations only change inside a report's transaction and reports are never
         // deleted, so the newest report pins them down; its content hash and time tell a
