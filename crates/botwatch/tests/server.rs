@@ -254,6 +254,9 @@ fn api_matches_openapi_and_organisations_see_only_their_own() {
     let m = c.get(url("/metrics")).send().unwrap().text().unwrap();
     assert!(m.contains("botwatch_http_requests_total{route=\"/api/v1/events\",status=\"200\"}"), "{m}");
     assert!(m.contains("botwatch_feed_events_total{feed=") && m.contains("botwatch_notices{status="), "{m}");
+    // The admin's ack and close above, through the API.
+    assert!(m.contains("botwatch_case_actions_total{action=\"ack\"} 1"), "{m}");
+    assert!(m.contains("botwatch_case_actions_total{action=\"close\"} 1"), "{m}");
     assert_eq!(call(&c, "get", &url("/healthz"), None, None).1["status"], "ok");
 }
 

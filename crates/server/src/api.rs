@@ -416,7 +416,8 @@ pub async fn act(
     let reason = close_reason(reason)?;
     let p = p.clone();
     let shared = st.clone();
-    st.deps
+    let done = st
+        .deps
         .db
         .run(move |s| {
             let Some(rec) = s.case(id)? else { return Err(ApiError::not_found().into()) };
@@ -431,12 +432,17 @@ pub async fn act(
             };
             Ok(serde_json::to_value(c)?)
         })
-        .await
+        .await?;
+    // Counted here, once per applied action, whichever page or endpoint (single or bulk) asked.
+    st.metrics.case_action(match action {
+        Action::Ack => "ack",
+        Action::Close => "close",
+    });
+    Ok(done)
 }
 
 async fn ack(State(st): State<Shared>, p: Principal, Path(id): Path<i64>) -> ApiResult {
     let c = act(&st, &p, id, Action::Ack, None).await?;
-    st.metrics.case_action("ack");
     Ok(Json(c).into_response())
 }
 
@@ -448,7 +454,6 @@ async fn close(
 ) -> ApiResult {
     let reason = body.and_then(|Json(b)| b.reason);
     let c = act(&st, &p, id, Action::Close, reason.as_deref()).await?;
-    st.metrics.case_action("close");
     Ok(Json(c).into_response())
 }
 

@@ -225,13 +225,22 @@ pub fn form_nonce() -> anyhow::Result<String> {
 pub const NONCE_COOKIE: &str = "bw_form";
 
 /// `r` with the cookie half of a form nonce.
-pub fn with_nonce_cookie(
+pub fn with_nonce_cookie(r: axum::response::Response, nonce: &str, secure: bool) -> axum::response::Response {
+    set_cookie(r, NONCE_COOKIE, nonce, secure, None)
+}
+
+/// `r` setting one of botwatch's cookies: site-wide, never visible to scripts, never sent
+/// cross-site; `max_age` 0 deletes it.
+pub fn set_cookie(
     mut r: axum::response::Response,
-    nonce: &str,
+    name: &str,
+    value: &str,
     secure: bool,
+    max_age: Option<u64>,
 ) -> axum::response::Response {
     let secure = if secure { "; Secure" } else { "" };
-    if let Ok(v) = format!("{NONCE_COOKIE}={nonce}; Path=/; HttpOnly; SameSite=Strict{secure}").parse() {
+    let age = max_age.map(|a| format!("; Max-Age={a}")).unwrap_or_default();
+    if let Ok(v) = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}{age}").parse() {
         r.headers_mut().append(axum::http::header::SET_COOKIE, v);
     }
     r

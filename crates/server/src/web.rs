@@ -146,12 +146,7 @@ async fn login(
         Ok(s) => s,
         Err(e) => return ApiError::internal(e).into_response(),
     };
-    let secure = if st.cfg.secure_cookies { "; Secure" } else { "" };
-    let mut r = Redirect::to(home).into_response();
-    if let Ok(v) = format!("{SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Strict{secure}").parse() {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
-    r
+    auth::set_cookie(Redirect::to(home).into_response(), SESSION_COOKIE, &sid, st.cfg.secure_cookies, None)
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,11 +168,13 @@ async fn logout(
         return r;
     }
     st.sessions.end(&headers);
-    let mut r = Redirect::to("/login").into_response();
-    if let Ok(v) = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0").parse() {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
-    r
+    auth::set_cookie(
+        Redirect::to("/login").into_response(),
+        SESSION_COOKIE,
+        "",
+        st.cfg.secure_cookies,
+        Some(0),
+    )
 }
 
 /// JSON for a `<script type="application/json">` block: `<`, `>` and `&` escaped so the
@@ -428,10 +425,7 @@ async fn action(
         return ApiError::bad_request("unknown action").into_response();
     };
     match api::act(&st, &p, id, a, reason).await {
-        Ok(_) => {
-            st.metrics.case_action(if a == Action::Ack { "ack" } else { "close" });
-            Redirect::to(&format!("/cases/{id}")).into_response()
-        }
+        Ok(_) => Redirect::to(&format!("/cases/{id}")).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -466,9 +460,7 @@ async fn bulk(State(st): State<Shared>, headers: HeaderMap, body: String) -> Res
     };
     // Each case succeeds or fails on its own (one already closed does not stop the rest).
     for id in ids.iter().take(1000) {
-        if api::act(&st, &p, *id, a, reason).await.is_ok() {
-            st.metrics.case_action(if a == Action::Ack { "ack" } else { "close" });
-        }
+        let _ = api::act(&st, &p, *id, a, reason).await;
     }
     Redirect::to("/cases").into_response()
 }
