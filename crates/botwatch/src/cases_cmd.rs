@@ -46,6 +46,19 @@ pub enum CasesCmd {
         #[arg(long, default_value = "operator")]
         by: String,
     },
+    /// Notify now: a detected case's first notice without the delay, or a reminder for a
+    /// notified one (within the policy's notices per episode)
+    Notify {
+        id: i64,
+        #[arg(long, default_value = "operator")]
+        by: String,
+    },
+    /// Raise a notified or acknowledged case one escalation level (the walled garden at its level)
+    Escalate {
+        id: i64,
+        #[arg(long, default_value = "operator")]
+        by: String,
+    },
     /// Close a case
     Close {
         id: i64,
@@ -219,6 +232,14 @@ pub fn run(
         CasesCmd::Ack { id, by } => {
             let c = engine.ack(store, *id, by, clock)?;
             writeln!(out, "case {} {}", c.id, c.state.as_str())?;
+        }
+        CasesCmd::Notify { id, by } => {
+            let c = engine.notify_now(store, attributor, *id, by, clock)?;
+            writeln!(out, "case {} {}: notice {} queued", c.id, c.state.as_str(), c.notices)?;
+        }
+        CasesCmd::Escalate { id, by } => {
+            let c = engine.escalate(store, attributor, *id, by, clock)?;
+            writeln!(out, "case {} {} (level {})", c.id, c.state.as_str(), c.level)?;
         }
         CasesCmd::Close { id, reason, by } => {
             let c = engine.close(store, *id, (*reason).into(), by, clock)?;

@@ -1453,6 +1453,8 @@ fn serve(cfg: &Config, listen: Option<std::net::SocketAddr>, db: &DbArg) -> Resu
         clock: std::sync::Arc::new(SystemClock),
     };
     let listen = scfg.listen;
+    // Before binding: a bad certificate is a start-up error, not a failure per connection.
+    let tls = scfg.tls()?;
     let state = botwatch_server::AppState::new(scfg, deps)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
@@ -1461,9 +1463,10 @@ fn serve(cfg: &Config, listen: Option<std::net::SocketAddr>, db: &DbArg) -> Resu
             .with_context(|| format!("listening on {listen}"))?;
         let local = listener.local_addr()?;
         // Printed (not logged) so scripts and tests can read the port when asked for 0.
-        println!("botwatch serving on http://{local}/ (dashboard), http://{local}/check (self-check portal), http://{local}/api/v1/openapi.json");
+        let s = if tls.is_some() { "https" } else { "http" };
+        println!("botwatch serving on {s}://{local}/ (dashboard), {s}://{local}/check (self-check portal), {s}://{local}/api/v1/openapi.json");
         std::io::Write::flush(&mut std::io::stdout())?;
-        botwatch_server::serve(listener, state, botwatch_server::shutdown_signal()).await?;
+        botwatch_server::serve(listener, state, tls, botwatch_server::shutdown_signal()).await?;
         anyhow::Ok(())
     })
 }

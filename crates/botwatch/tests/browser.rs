@@ -1,7 +1,8 @@
 //! The web UI in a real headless Chromium, driven over W3C WebDriver (chromedriver): an
-//! analyst logs in and the dashboard's charts draw under the CSP; an abuse desk walks one of
-//! its cases through acknowledge and close; the self-check portal is seen from an infected and
-//! from a clean address, in German, English and Japanese. No page may fetch anything from
+//! analyst logs in, the dashboard's charts draw under the CSP and the compliance table fills;
+//! an abuse desk walks one of its cases through acknowledge and close, acknowledges two more
+//! at once from its queue, escalates one and has it notified now; the self-check portal is
+//! seen from an infected and from a clean address, in German, English and Japanese. No page may fetch anything from
 //! another origin. Screenshots of each step go to `target/browser-screenshots/`.
 //!
 //! Needs `/usr/bin/chromium` and `chromedriver` (Debian: chromium, chromium-driver). Without
@@ -49,7 +50,9 @@ fn dashboard_case_walk_and_portal_in_chromium() -> Result<()> {
     let ctx = Ctx { s: &browser, server: &server, demo: &demo, shots: &shots };
 
     ctx.analyst_dashboard()?;
+    ctx.analyst_compliance()?;
     ctx.desk_walks_a_case()?;
+    ctx.desk_bulk_escalate_and_notify()?;
     ctx.portal()?;
     ctx.no_csp_violations()?;
     println!("browser test done in {:.1} s", started.elapsed().as_secs_f64());
@@ -123,6 +126,58 @@ impl Ctx<'_> {
         self.shot("dashboard-rate.png")
     }
 
+    /// a2. The compliance page, reached from the menu: one row per organisation with cases.
+    fn analyst_compliance(&self) -> Result<()> {
+        self.s.click(&self.s.find("header.top a[href='/compliance']")?)?;
+        let rows = self.s.wait("the compliance table", || {
+            let url = self.s.url()?;
+            if !url.ends_with("/compliance") {
+                return Err(format!("on {url}"));
+            }
+            let rows = self.table_rows("table#compliance")?;
+            if rows.is_empty() { Err("no rows".into()) } else { Ok(rows) }
+        })?;
+        // Nine columns in each (the lone cell of "No cases yet." would fail this).
+        assert!(rows.iter().all(|r| r.len() == 9), "compliance rows: {rows:?}");
+        let cases: u64 = rows.iter().filter_map(|r| r[1].parse::<u64>().ok()).sum();
+        assert!(cases > 0, "the demo's cases are counted: {rows:?}");
+        assert!(
+            rows.iter().any(|r| r[0] != "(unattributed)" && (r[8].starts_with("meets") || r[8].starts_with("fails"))),
+            "an organisation's row with its verdict: {rows:?}"
+        );
+        self.only_same_origin(&self.server.origin)?;
+        self.shot("compliance.png")
+    }
+
+    /// Each body row of a table, as the trimmed text of its cells.
+    fn table_rows(&self, table: &str) -> Result<Vec<Vec<String>>> {
+        let v = self.s.exec(
+            "return [...document.querySelectorAll(arguments[0] + ' tbody tr')].map(r => \
+             [...r.cells].map(c => c.textContent.trim()))",
+            json!([table]),
+        )?;
+        serde_json::from_value(v).map_err(|e| e.to_string())
+    }
+
+    /// The case page's figure in the row headed `name`.
+    fn case_field(&self, name: &str) -> Result<String> {
+        let v = self.s.exec(
+            "const th = [...document.querySelectorAll('th')].find(t => t.textContent.trim() === arguments[0]); \
+             return th ? th.nextElementSibling.textContent.trim() : null",
+            json!([name]),
+        )?;
+        v.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("no {name:?} on {}", self.s.url().unwrap_or_default()))
+    }
+
+    /// The (action, actor, detail) of the case page's newest history row.
+    fn last_history(&self) -> Result<(String, String, String)> {
+        let rows = self.table_rows("table#history")?;
+        let r = rows.last().ok_or("no history")?;
+        Ok((r[2].clone(), r[1].clone(), r[4].clone()))
+    }
+
     /// b. The abuse desk sees only its organisation's cases, and acknowledges then closes one.
     fn desk_walks_a_case(&self) -> Result<()> {
         self.s.click(&self.s.find("form[action='/logout'] button")?)?;
@@ -174,6 +229,65 @@ impl Ctx<'_> {
             "history ends with the desk's two actions: {actions:?}"
         );
         self.shot("case-closed.png")
+    }
+
+    /// b2. From the queue, two notified cases acknowledged with one bulk action; then one of
+    /// them escalated from its page, and notified again at once.
+    fn desk_bulk_escalate_and_notify(&self) -> Result<()> {
+        self.s.click(&self.s.find("header.top a[href='/cases']")?)?;
+        let before = self.s.wait("the case queue", || {
+            let url = self.s.url()?;
+            if url.ends_with("/cases") { self.table_rows("table#cases") } else { Err(format!("on {url}")) }
+        })?;
+        let picked: Vec<String> = before
+            .iter()
+            .filter(|r| r.get(2).is_some_and(|s| s.starts_with("notified")))
+            .take(2)
+            .map(|r| r[1].clone())
+            .collect();
+        assert_eq!(picked.len(), 2, "two notified cases in the desk's queue: {before:?}");
+        for id in &picked {
+            self.s.click(&self.s.find(&format!("table#cases input[name=ids][value='{id}']"))?)?;
+        }
+        self.s.click(&self.s.find("select[name=action] option[value=ack]")?)?;
+        self.shot("bulk-selected.png")?;
+        self.s.click(&self.s.find("#bulk-apply")?)?;
+        let after = self.s.wait("both cases acknowledged", || {
+            let rows = self.table_rows("table#cases")?;
+            let state = |id: &str| rows.iter().find(|r| r[1] == id).map(|r| r[2].clone()).unwrap_or_default();
+            if picked.iter().all(|id| state(id) == "acknowledged") {
+                Ok(rows)
+            } else {
+                Err(format!("states {:?}", picked.iter().map(|id| state(id)).collect::<Vec<_>>()))
+            }
+        })?;
+        for r in before.iter().filter(|r| !picked.contains(&r[1])) {
+            let now = after.iter().find(|a| a[1] == r[1]).map(|a| &a[2]);
+            assert_eq!(now, Some(&r[2]), "case {} was not selected: its state stays", r[1]);
+        }
+        self.shot("bulk-acknowledged.png")?;
+
+        let id = &picked[0];
+        self.s.click(&self.s.find(&format!("table#cases a[href='/cases/{id}']"))?)?;
+        self.s.wait("the case page", || self.state_is("acknowledged"))?;
+        let notices: u64 = self.case_field("Notices")?.parse().map_err(|e| format!("notices: {e}"))?;
+        assert!(self.s.find_all("#act-notify")?.len() == 1, "an open case offers notify now");
+        self.s.click(&self.s.find("#act-escalate")?)?;
+        self.s.wait("the case to be escalated", || self.state_is("escalated (level 1)"))?;
+        let (action, actor, detail) = self.last_history()?;
+        assert_eq!(action, "escalation");
+        assert!(actor.starts_with("organisation:") && detail == format!("by {actor}"), "{actor} / {detail}");
+        assert_eq!(self.case_field("Notices")?, (notices + 1).to_string(), "the escalation notice is queued");
+        self.shot("case-escalated.png")?;
+
+        self.s.click(&self.s.find("#act-notify")?)?;
+        self.s.wait("a notice now", || {
+            let n = self.case_field("Notices")?;
+            if n == (notices + 2).to_string() { Ok(()) } else { Err(format!("notices {n}")) }
+        })?;
+        self.state_is("escalated (level 1)")?;
+        assert_eq!(self.last_history()?.0, "renotified");
+        self.shot("case-notified-now.png")
     }
 
     fn state_is(&self, want: &str) -> Result<()> {

@@ -162,7 +162,9 @@ fn report_to_case_to_notice_to_exports() {
     assert!(org["cases"].as_u64().unwrap() >= 1);
     assert!(org["notified_cases"].as_u64().unwrap() >= 1);
 
-    // The operator: acknowledged, then remediated.
+    // The operator: a reminder now, one level up, acknowledged, then remediated.
+    assert!(with(&["cases", "notify", &id]).contains("notified: notice 2 queued"));
+    assert!(with(&["cases", "escalate", &id, "--by", "alice"]).contains("escalated (level 1)"));
     with(&["cases", "ack", &id]);
     with(&["cases", "close", &id, "--reason", "remediated"]);
     let shown: Value = serde_json::from_str(with(&["cases", "show", &id, "--json"]).trim()).unwrap();

@@ -136,6 +136,13 @@ fn api_matches_openapi_and_organisations_see_only_their_own() {
     let cases = cases["items"].as_array().unwrap().clone();
     let case_of = |org: &str| cases.iter().find(|x| x["org"] == org).unwrap()["id"].as_i64().unwrap();
     let (a_case, b_case) = (case_of("as3320"), case_of("as4713"));
+    // A third, notified case for the desk actions that need one (ack and close take a_case).
+    let c_case = cases
+        .iter()
+        .find(|x| x["state"] == "notified" && x["id"] != a_case && x["id"] != b_case)
+        .expect("a notified case in the demo")["id"]
+        .as_i64()
+        .unwrap();
 
     // Every operation, as the admin: a documented status, and the documented keys.
     for (method, path) in botwatch_server::api::ROUTES {
@@ -143,6 +150,9 @@ fn api_matches_openapi_and_organisations_see_only_their_own() {
             ("post", "/api/v1/cases/{id}/ack") => (path.replace("{id}", &a_case.to_string()), None),
             ("post", "/api/v1/cases/{id}/close") => {
                 (path.replace("{id}", &a_case.to_string()), Some(serde_json::json!({"reason": "dismissed"})))
+            }
+            ("post", "/api/v1/cases/{id}/notify" | "/api/v1/cases/{id}/escalate") => {
+                (path.replace("{id}", &c_case.to_string()), None)
             }
             ("post", "/api/v1/cases/bulk") => {
                 (path.to_string(), Some(serde_json::json!({"ids": [a_case, 999_999_999], "action": "ack"})))
@@ -173,6 +183,21 @@ fn api_matches_openapi_and_organisations_see_only_their_own() {
             }
         }
     }
+
+    // The admin's notice and escalation of c_case, in its history under the admin's name.
+    let (_, c_detail) = call(&c, "get", &url(&format!("/api/v1/cases/{c_case}")), Some(&admin), None);
+    assert_eq!(
+        (c_detail["case"]["state"].as_str(), c_detail["case"]["level"].as_u64()),
+        (Some("escalated"), Some(1))
+    );
+    let desk: Vec<(&str, &str)> = c_detail["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["actor"].as_str().is_some_and(|a| a.starts_with("admin:")))
+        .map(|h| (h["action"].as_str().unwrap(), h["to"].as_str().unwrap()))
+        .collect();
+    assert_eq!(desk, [("renotified", "notified"), ("escalation", "escalated")], "{c_detail}");
 
     // Without a token: 401 everywhere but the document itself.
     for (method, path) in botwatch_server::api::ROUTES {
@@ -210,20 +235,53 @@ fn api_matches_openapi_and_organisations_see_only_their_own() {
     assert!(!own.is_empty() && own.iter().all(|x| x["org"] == "as3320"));
     assert_eq!(call(&c, "get", &url("/api/v1/cases?org=as4713"), Some(&org_a), None).0, 403);
     assert_eq!(call(&c, "get", &url(&format!("/api/v1/cases/{b_case}")), Some(&org_a), None).0, 404);
-    for act in ["ack", "close"] {
+    let (_, b_before) = call(&c, "get", &url(&format!("/api/v1/cases/{b_case}")), Some(&admin), None);
+    for act in ["ack", "close", "notify", "escalate"] {
         let (st, _) = call(&c, "post", &url(&format!("/api/v1/cases/{b_case}/{act}")), Some(&org_a), None);
         assert_eq!(st, 404, "{act} on another organisation's case");
+        let (_, bulk) = call(
+            &c,
+            "post",
+            &url("/api/v1/cases/bulk"),
+            Some(&org_a),
+            Some(serde_json::json!({"ids": [b_case], "action": act})),
+        );
+        assert_eq!(
+            (&bulk["results"][0]["ok"], &bulk["results"][0]["error"]),
+            (&Value::from(false), &Value::from("not found")),
+            "bulk {act}"
+        );
     }
+    let (_, b_after) = call(&c, "get", &url(&format!("/api/v1/cases/{b_case}")), Some(&admin), None);
+    assert_eq!(b_after["case"], b_before["case"], "another organisation's case untouched");
+    assert_eq!(b_after["history"], b_before["history"]);
+    // An organisation's desk notifies and escalates its own cases.
+    let mine = own
+        .iter()
+        .find(|x| x["state"] == "notified" && x["id"] != a_case)
+        .expect("a notified case of the organisation")["id"]
+        .as_i64()
+        .unwrap();
+    let (st, got) = call(&c, "post", &url(&format!("/api/v1/cases/{mine}/notify")), Some(&org_a), None);
+    assert_eq!((st, got["notices"].as_u64()), (200, Some(2)), "{got}");
     let (_, bulk) = call(
         &c,
         "post",
         &url("/api/v1/cases/bulk"),
         Some(&org_a),
-        Some(serde_json::json!({"ids": [b_case], "action": "close"})),
+        Some(serde_json::json!({"ids": [mine], "action": "escalate"})),
     );
-    assert_eq!(bulk["results"][0]["ok"], false);
-    let (_, b_after) = call(&c, "get", &url(&format!("/api/v1/cases/{b_case}")), Some(&admin), None);
-    assert_ne!(b_after["case"]["state"], "closed", "another organisation's case untouched");
+    assert_eq!(
+        (&bulk["results"][0]["ok"], &bulk["results"][0]["state"]),
+        (&Value::from(true), &Value::from("escalated")),
+        "{bulk}"
+    );
+    // The top level (the demo's walled garden) comes after one more; past it, a conflict.
+    let (st, got) = call(&c, "post", &url(&format!("/api/v1/cases/{mine}/escalate")), Some(&org_a), None);
+    assert_eq!(st, 200, "{got}");
+    let (st, got) = call(&c, "post", &url(&format!("/api/v1/cases/{mine}/escalate")), Some(&org_a), None);
+    assert_eq!(st, 409, "{got}");
+    assert!(got["error"].as_str().is_some_and(|e| e.contains("top escalation level")), "{got}");
     let (_, notices) = call(&c, "get", &url("/api/v1/notices?limit=1000"), Some(&org_a), None);
     assert!(notices["items"].as_array().unwrap().iter().all(|n| n["org"] == "as3320"), "{notices}");
     let (_, orgs) = call(&c, "get", &url("/api/v1/organisations"), Some(&org_a), None);
@@ -257,6 +315,9 @@ fn api_matches_openapi_and_organisations_see_only_their_own() {
     // The admin's ack and close above, through the API.
     assert!(m.contains("botwatch_case_actions_total{action=\"ack\"} 1"), "{m}");
     assert!(m.contains("botwatch_case_actions_total{action=\"close\"} 1"), "{m}");
+    // The admin's and the organisation's notices and escalations; refused ones do not count.
+    assert!(m.contains("botwatch_case_actions_total{action=\"notify\"} 2"), "{m}");
+    assert!(m.contains("botwatch_case_actions_total{action=\"escalate\"} 3"), "{m}");
     assert_eq!(call(&c, "get", &url("/healthz"), None, None).1["status"], "ok");
 }
 

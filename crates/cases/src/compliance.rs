@@ -15,8 +15,8 @@
 use crate::attribution::Attributor;
 use crate::policy::days;
 use crate::{CaseStore, Result};
-use botwatch_model::{Case, CloseReason, Timestamp};
-use botwatch_store::cases::{CaseQuery, Exposure};
+use botwatch_model::{Case, Timestamp};
+use botwatch_store::cases::{CaseFigures, CaseQuery, Exposure};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -99,8 +99,19 @@ const DAY: f64 = 86_400_000_000.0;
 
 /// Figures per organisation (sorted by org id; unattributed last) at `now`.
 pub fn compliance(cases: &[Case], attr: &dyn Attributor, bar: &Bar, now: Timestamp) -> Vec<OrgCompliance> {
-    let mut by_org: BTreeMap<Option<&str>, Vec<&Case>> = BTreeMap::new();
-    for c in cases.iter().filter(|c| c.close_reason != Some(CloseReason::Dismissed)) {
+    let figures: Vec<CaseFigures> = cases.iter().map(CaseFigures::from).collect();
+    compliance_of(&figures, attr, bar, now)
+}
+
+/// [`compliance`] over what the store reads of each case ([`CaseStore::case_figures`]).
+pub fn compliance_of(
+    cases: &[CaseFigures],
+    attr: &dyn Attributor,
+    bar: &Bar,
+    now: Timestamp,
+) -> Vec<OrgCompliance> {
+    let mut by_org: BTreeMap<Option<&str>, Vec<&CaseFigures>> = BTreeMap::new();
+    for c in cases.iter().filter(|c| !c.dismissed) {
         by_org.entry(c.org.as_deref()).or_default().push(c);
     }
     let mut out: Vec<OrgCompliance> =
@@ -113,25 +124,25 @@ pub fn compliance(cases: &[Case], attr: &dyn Attributor, bar: &Bar, now: Timesta
 
 fn org_figures(
     org: Option<&str>,
-    cs: &[&Case],
+    cs: &[&CaseFigures],
     attr: &dyn Attributor,
     bar: &Bar,
     now: Timestamp,
 ) -> OrgCompliance {
     let info = org.and_then(|o| attr.org_by_id(o));
     let n = cs.len() as u64;
-    let open = cs.iter().filter(|c| c.state.is_open()).count() as u64;
+    let open = cs.iter().filter(|c| c.open).count() as u64;
     let to_notice: Vec<f64> = cs
         .iter()
         .filter_map(|c| c.first_notified_at.map(|t| (t.0 - c.first_seen.0).max(0) as f64 / HOUR))
         .collect();
     let to_close: Vec<f64> = cs
         .iter()
-        .filter(|c| !c.state.is_open())
+        .filter(|c| !c.open)
         .filter_map(|c| c.closed_at.map(|t| (t.0 - c.first_seen.0).max(0) as f64 / DAY))
         .collect();
     let window = days(bar.notify_within_days);
-    let eligible: Vec<&&Case> =
+    let eligible: Vec<&&CaseFigures> =
         cs.iter().filter(|c| c.first_notified_at.is_some() || now.0 - c.first_seen.0 >= window).collect();
     let within = eligible
         .iter()
@@ -253,15 +264,14 @@ pub fn subscriber_status(
     })
 }
 
-/// Convenience over a store: every case, then [`compliance`].
+/// Convenience over a store: every case's figures, then [`compliance_of`].
 pub fn org_report(
     store: &dyn CaseStore,
     attr: &dyn Attributor,
     bar: &Bar,
     now: Timestamp,
 ) -> Result<Vec<OrgCompliance>> {
-    let cases = store.cases(&CaseQuery::default())?;
-    Ok(compliance(&cases, attr, bar, now))
+    Ok(compliance_of(&store.case_figures()?, attr, bar, now))
 }
 
 #[cfg(test)]

@@ -9,6 +9,10 @@
 //!                        closed ◀── silent Q days · remediated · dismissed (from any open state)
 //! ```
 //!
+//! The desk moves cases by hand too: `ack`, `close`, `notify_now` (no batching delay or
+//! re-notify interval, but the per-episode notice limit holds) and `escalate` (one level,
+//! through the same code as escalation by evidence or time).
+//!
 //! Every change appends a history row, and every notice it causes is enqueued in the same
 //! transaction. A notice's idempotency key carries the case's lifetime notice number, which
 //! only grows, so re-running `process` or `tick` can never enqueue a notice twice and a
@@ -427,6 +431,84 @@ impl CaseEngine {
         Ok(rec.case)
     }
 
+    /// The desk tells the subscriber now instead of waiting: a detected case gets its first
+    /// notice without the batching delay; a case already notified gets a reminder without
+    /// waiting for the re-notify interval. The per-episode notice limit still holds, so a
+    /// desk cannot flood a subscriber either. Nothing changes when it fails.
+    pub fn notify_now(
+        &self,
+        store: &mut dyn CaseStore,
+        attr: &dyn Attributor,
+        id: i64,
+        actor: &str,
+        clock: &dyn Clock,
+    ) -> Result<Case> {
+        let now = clock.now();
+        let mut tx = store.case_tx()?;
+        let mut rec = tx.by_id(id)?.ok_or(CaseError::NotFound(id))?;
+        let from = rec.case.state;
+        if !from.is_open() {
+            return Err(CaseError::Transition { id, from, to: CaseState::Notified });
+        }
+        if rec.case.episode_notices >= self.policy.max_notices {
+            return Err(CaseError::NoticesExhausted { id, max: self.policy.max_notices });
+        }
+        let (to, org) = self.recipients(&rec.case, attr);
+        if to.is_empty() {
+            return Err(CaseError::NoRecipient(id));
+        }
+        let mut out = Out::default();
+        let detail = format!("by {actor}");
+        if from == CaseState::Detected {
+            self.first_notice(&mut rec, now, actor, &detail, &to, org.as_ref(), &mut out);
+        } else {
+            self.remind(&mut rec, now, actor, &detail, &to, org.as_ref(), &mut out);
+        }
+        rec.next_check = self.next_check(&rec, now);
+        tx.save(&rec)?;
+        tx.append_history(&out.history)?;
+        tx.enqueue(&out.notices)?;
+        tx.commit()?;
+        Ok(rec.case)
+    }
+
+    /// The desk raises a case one level, as repeat evidence or time would: escalated, or
+    /// the walled garden on reaching its level, with an escalation notice when there is
+    /// someone to tell and the notice limit allows. Only a case the subscriber has been
+    /// told about (or that the desk acknowledged) escalates: a detected case is notified
+    /// first. Nothing changes when it fails.
+    pub fn escalate(
+        &self,
+        store: &mut dyn CaseStore,
+        attr: &dyn Attributor,
+        id: i64,
+        actor: &str,
+        clock: &dyn Clock,
+    ) -> Result<Case> {
+        let now = clock.now();
+        let mut tx = store.case_tx()?;
+        let mut rec = tx.by_id(id)?.ok_or(CaseError::NotFound(id))?;
+        let c = &rec.case;
+        match c.state {
+            CaseState::Notified | CaseState::Acknowledged | CaseState::Escalated => {}
+            CaseState::WalledGarden => return Err(CaseError::AtTopLevel { id, level: c.level }),
+            from @ (CaseState::Detected | CaseState::Closed) => {
+                return Err(CaseError::Transition { id, from, to: CaseState::Escalated });
+            }
+        }
+        if c.level >= self.cap() {
+            return Err(CaseError::AtTopLevel { id, level: c.level });
+        }
+        let mut out = Out::default();
+        self.raise(&mut rec, now, attr, actor, &format!("by {actor}"), &mut out);
+        rec.next_check = self.next_check(&rec, now);
+        tx.save(&rec)?;
+        tx.append_history(&out.history)?;
+        tx.enqueue(&out.notices)?;
+        tx.commit()?;
+        Ok(rec.case)
+    }
+
     /// Applies every transition due at `now`, then sets `next_check`.
     fn evaluate(&self, rec: &mut CaseRecord, now: Timestamp, attr: &dyn Attributor, out: &mut Out) {
         // Each step moves the case forward and stamps `now`, so a few steps reach a fixed
@@ -470,12 +552,7 @@ impl CaseEngine {
                     // later, when attribution data may have caught up.
                     return false;
                 }
-                let c = &mut rec.case;
-                c.state = CaseState::Notified;
-                c.stage_since = Some(now);
-                out.history.push(entry(c, Some(CaseState::Detected), "notified", ENGINE, now, ""));
-                out.transitions += 1;
-                self.notice(rec, "first_notice", now, &to, org.as_ref(), out);
+                self.first_notice(rec, now, ENGINE, "", &to, org.as_ref(), out);
                 true
             }
             CaseState::Notified | CaseState::Acknowledged | CaseState::Escalated => {
@@ -484,30 +561,12 @@ impl CaseEngine {
                 let by_repeats = repeats >= p.escalate_after_repeats;
                 let by_time = now.0.saturating_sub(stage.0) >= p.escalate_us() && c.last_seen > stage;
                 if (by_repeats || by_time) && c.level < self.cap() {
-                    let from = c.state;
-                    let c = &mut rec.case;
-                    c.level += 1;
-                    c.escalated_at = Some(now);
-                    c.stage_since = Some(now);
-                    c.evidence_at_notice = c.evidence;
-                    let garden = p.walled_garden_level > 0 && c.level >= p.walled_garden_level;
-                    let (state, reason) = if garden {
-                        (CaseState::WalledGarden, "walled_garden")
-                    } else {
-                        (CaseState::Escalated, "escalation")
-                    };
-                    c.state = state;
                     let why = if by_repeats {
                         format!("{repeats} sightings since the last notice")
                     } else {
                         "still seen after the escalation period".to_string()
                     };
-                    out.history.push(entry(c, Some(from), reason, ENGINE, now, &why));
-                    out.transitions += 1;
-                    let (to, org) = self.recipients(&rec.case, attr);
-                    if rec.case.episode_notices < p.max_notices && !to.is_empty() {
-                        self.notice(rec, reason, now, &to, org.as_ref(), out);
-                    }
+                    self.raise(rec, now, attr, ENGINE, &why, out);
                     return true;
                 }
                 self.renotify(rec, now, attr, out)
@@ -530,10 +589,83 @@ impl CaseEngine {
         if to.is_empty() {
             return false;
         }
-        let state = c.state;
-        out.history.push(entry(c, Some(state), "renotified", ENGINE, now, ""));
-        self.notice(rec, "renotify", now, &to, org.as_ref(), out);
+        self.remind(rec, now, ENGINE, "", &to, org.as_ref(), out);
         true
+    }
+
+    /// Detected → notified, with the first notice of the episode.
+    #[allow(clippy::too_many_arguments)] // each is one piece of the change; a struct would only wrap them
+    fn first_notice(
+        &self,
+        rec: &mut CaseRecord,
+        now: Timestamp,
+        actor: &str,
+        detail: &str,
+        to: &[(Channel, String)],
+        org: Option<&OrgInfo>,
+        out: &mut Out,
+    ) {
+        let c = &mut rec.case;
+        let from = c.state;
+        c.state = CaseState::Notified;
+        c.stage_since = Some(now);
+        out.history.push(entry(c, Some(from), "notified", actor, now, detail));
+        out.transitions += 1;
+        self.notice(rec, "first_notice", now, to, org, out);
+    }
+
+    /// A further notice in the current state. A case acknowledged before anyone was told
+    /// (the desk acked a detected case) gets its first notice under that name.
+    #[allow(clippy::too_many_arguments)] // as for `first_notice`
+    fn remind(
+        &self,
+        rec: &mut CaseRecord,
+        now: Timestamp,
+        actor: &str,
+        detail: &str,
+        to: &[(Channel, String)],
+        org: Option<&OrgInfo>,
+        out: &mut Out,
+    ) {
+        let c = &rec.case;
+        let (action, reason) =
+            if c.episode_notices == 0 { ("notified", "first_notice") } else { ("renotified", "renotify") };
+        out.history.push(entry(c, Some(c.state), action, actor, now, detail));
+        self.notice(rec, reason, now, to, org, out);
+    }
+
+    /// One level up (the caller checked the cap): escalated, or the walled garden on
+    /// reaching its level; the stage restarts now, and the notice goes out when there is
+    /// someone to tell and the episode's limit allows.
+    fn raise(
+        &self,
+        rec: &mut CaseRecord,
+        now: Timestamp,
+        attr: &dyn Attributor,
+        actor: &str,
+        why: &str,
+        out: &mut Out,
+    ) {
+        let p = &self.policy;
+        let c = &mut rec.case;
+        let from = c.state;
+        c.level += 1;
+        c.escalated_at = Some(now);
+        c.stage_since = Some(now);
+        c.evidence_at_notice = c.evidence;
+        let garden = p.walled_garden_level > 0 && c.level >= p.walled_garden_level;
+        let (state, reason) = if garden {
+            (CaseState::WalledGarden, "walled_garden")
+        } else {
+            (CaseState::Escalated, "escalation")
+        };
+        c.state = state;
+        out.history.push(entry(c, Some(from), reason, actor, now, why));
+        out.transitions += 1;
+        let (to, org) = self.recipients(&rec.case, attr);
+        if rec.case.episode_notices < p.max_notices && !to.is_empty() {
+            self.notice(rec, reason, now, &to, org.as_ref(), out);
+        }
     }
 
     /// The earliest instant a time-driven transition may become due.

@@ -5,7 +5,8 @@
 //!
 //! - [`policy::Policy`]: the `[cases]` section (what opens a case, delays, escalation).
 //! - [`engine::CaseEngine`]: `process` (events → cases, incremental and idempotent via a
-//!   cursor), `tick` (time-driven transitions), `ack` and `close` for operators.
+//!   cursor), `tick` (time-driven transitions), `ack`, `close`, `notify_now` and `escalate`
+//!   for operators.
 //! - [`attribution::Attributor`]: the address → organisation / subscriber lookup the engine
 //!   needs, implemented elsewhere (`botwatch-enrich`); [`attribution::StaticAttributor`] is a
 //!   table in memory.
@@ -44,6 +45,14 @@ pub enum CaseError {
     NotFound(i64),
     #[error("case {id} cannot go from {} to {}", from.as_str(), to.as_str())]
     Transition { id: i64, from: CaseState, to: CaseState },
+    #[error(
+        "case {0} has nobody to notify: no subscriber contact and no abuse address or webhook for its organisation"
+    )]
+    NoRecipient(i64),
+    #[error("case {id} already had {max} notices this episode, the most the policy allows")]
+    NoticesExhausted { id: i64, max: u32 },
+    #[error("case {id} is already at the top escalation level ({level})")]
+    AtTopLevel { id: i64, level: u8 },
     #[error("invalid policy: {0}")]
     Policy(String),
 }

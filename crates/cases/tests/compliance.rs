@@ -2,9 +2,11 @@
 
 mod common;
 
-use botwatch_cases::compliance::{Spread, compliance};
+use botwatch_cases::compliance::{Spread, compliance, org_report};
 use botwatch_cases::{Bar, OrgInfo, StaticAttributor};
 use botwatch_model::{Case, CaseState, CloseReason, Timestamp};
+use botwatch_store::cases::{CaseRecord, CaseStore};
+use botwatch_store::sqlite::SqliteStore;
 use common::t;
 
 fn case(id: i64, org: Option<&str>, first_seen: Timestamp) -> Case {
@@ -96,4 +98,16 @@ fn per_org_figures_and_the_bar_match_the_hand_computation() {
     assert!(compliance(&cases, &attr, &lax, now)[0].meets_bar);
     let json = serde_json::to_value(&report[0]).unwrap();
     assert_eq!(json["hours_to_first_notice"]["p90"], 72.0);
+
+    // From a store, which reads only the figures of each case: the same report.
+    let mut store = SqliteStore::open_in_memory(Default::default()).unwrap();
+    let before = store.cases_generation().unwrap();
+    let mut tx = store.case_tx().unwrap();
+    for c in &cases {
+        let next_check = c.state.is_open().then_some(now);
+        tx.save(&CaseRecord { case: c.clone(), recent: vec![], next_check }).unwrap();
+    }
+    tx.commit().unwrap();
+    assert_eq!(org_report(&store, &attr, &Bar::default(), now).unwrap(), report);
+    assert_ne!(store.cases_generation().unwrap(), before);
 }

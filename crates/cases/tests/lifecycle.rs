@@ -367,3 +367,197 @@ fn a_subscriber_saying_it_is_clean_acknowledges_but_never_closes() {
         Err(CaseError::Transition { .. })
     ));
 }
+
+/// Cases in, still within the notify delay: every case detected, nothing queued.
+fn detected(policy: Policy) -> (SqliteStore, CaseEngine, ManualClock, botwatch_cases::StaticAttributor) {
+    let mut s = store();
+    let engine = CaseEngine::new(policy).unwrap();
+    let clock = ManualClock::new(t("2021-03-04T00:10:00Z"));
+    let attr = attributor();
+    ingest(&mut s, &fixture("shadowserver/event4_sinkhole.csv"));
+    engine.update(&mut s, &attr, &clock, 1000).unwrap();
+    assert!(s.cases(&CaseQuery::default()).unwrap().iter().all(|c| c.state == CaseState::Detected));
+    (s, engine, clock, attr)
+}
+
+fn notices_of(s: &SqliteStore, id: i64) -> Vec<Notice> {
+    all_notices(s).into_iter().filter(|n| n.notice.case_id == Some(id)).collect()
+}
+
+/// Everything a failed desk action must leave as it was.
+fn snapshot(s: &SqliteStore, id: i64) -> (Case, Option<Timestamp>, usize, usize) {
+    let rec = s.case(id).unwrap().unwrap();
+    (rec.case, rec.next_check, s.case_history(id).unwrap().len(), notices_of(s, id).len())
+}
+
+#[test]
+fn notify_now_skips_the_delay_then_reminds_within_the_notice_limit() {
+    let p = Policy { max_notices: 3, ..policy() };
+    let (mut s, engine, clock, attr) = detected(p);
+    let id = case_of(&s, "190.113.1.2").id;
+    clock.advance_secs(5 * 60);
+    let now = clock_now(&clock);
+    let c = engine.notify_now(&mut s, &attr, id, "desk", &clock).unwrap();
+    assert_eq!(
+        (c.state, c.stage_since, c.notices, c.episode_notices),
+        (CaseState::Notified, Some(now), 1, 1)
+    );
+    assert_eq!((c.first_notified_at, c.last_notified_at), (Some(now), Some(now)));
+    // One notice per recipient (two abuse addresses and the webhook), under the first-notice key.
+    let n = notices_of(&s, id);
+    assert_eq!(n.len(), 3);
+    assert_eq!(n[0].notice.key, format!("case:{id}:first_notice:1"));
+    assert!(n.iter().all(|n| n.notice.payload["reason"] == "first_notice" && n.notice.created_at == now));
+    assert!(s.case(id).unwrap().unwrap().next_check.is_some_and(|t| t > now));
+    // The others wait for the delay as before; the tick adds nothing to this one.
+    assert_eq!(case_of(&s, "35.197.11.12").state, CaseState::Detected);
+    clock.set(t("2021-03-04T01:10:00Z"));
+    let tick = engine.tick(&mut s, &attr, &clock).unwrap();
+    assert_eq!(tick.notices, 2, "only the two cases still detected");
+    assert_eq!(notices_of(&s, id).len(), 3);
+
+    // Asked again: a reminder now, never a second first notice, and the stage keeps its start.
+    let c = engine.notify_now(&mut s, &attr, id, "desk", &clock).unwrap();
+    assert_eq!(
+        (c.state, c.stage_since, c.notices, c.episode_notices),
+        (CaseState::Notified, Some(now), 2, 2)
+    );
+    let n = notices_of(&s, id);
+    assert_eq!(n.len(), 6);
+    assert!(n.iter().any(|n| n.notice.key == format!("case:{id}:renotify:2")));
+    engine.notify_now(&mut s, &attr, id, "desk", &clock).unwrap();
+    // Three notices this episode: the policy's limit holds for the desk too.
+    let before = snapshot(&s, id);
+    let err = engine.notify_now(&mut s, &attr, id, "desk", &clock).unwrap_err();
+    assert!(matches!(err, CaseError::NoticesExhausted { id: e, max: 3 } if e == id), "{err}");
+    assert_eq!(snapshot(&s, id), before, "a refused notice changes nothing");
+
+    let h = s.case_history(id).unwrap();
+    let rows: Vec<_> =
+        h.iter().map(|h| (h.actor.as_str(), h.action.as_str(), h.from, h.to, h.detail.as_str())).collect();
+    assert_eq!(
+        rows[1..],
+        [
+            ("desk", "notified", Some(CaseState::Detected), CaseState::Notified, "by desk"),
+            ("desk", "renotified", Some(CaseState::Notified), CaseState::Notified, "by desk"),
+            ("desk", "renotified", Some(CaseState::Notified), CaseState::Notified, "by desk"),
+        ]
+    );
+    assert!(h.iter().all(|h| h.from.is_none_or(|f| allowed(f, h.to))));
+
+    engine.close(&mut s, id, CloseReason::Remediated, "desk", &clock).unwrap();
+    let before = snapshot(&s, id);
+    assert!(matches!(
+        engine.notify_now(&mut s, &attr, id, "desk", &clock),
+        Err(CaseError::Transition { from: CaseState::Closed, .. })
+    ));
+    assert_eq!(snapshot(&s, id), before);
+    assert!(matches!(engine.notify_now(&mut s, &attr, 9999, "x", &clock), Err(CaseError::NotFound(9999))));
+}
+
+#[test]
+fn notify_now_with_nobody_to_tell_changes_nothing() {
+    let (mut s, engine, clock, _attr) = detected(policy());
+    let id = case_of(&s, "190.113.1.2").id;
+    let before = snapshot(&s, id);
+    let err = engine.notify_now(&mut s, &botwatch_cases::NoAttribution, id, "desk", &clock).unwrap_err();
+    assert!(matches!(err, CaseError::NoRecipient(e) if e == id), "{err}");
+    assert!(err.to_string().contains("nobody to notify"), "{err}");
+    assert_eq!(snapshot(&s, id), before);
+    assert!(all_notices(&s).is_empty());
+}
+
+#[test]
+fn a_case_acknowledged_before_any_notice_gets_a_first_notice_on_request() {
+    let (mut s, engine, clock, attr) = detected(policy());
+    let id = case_of(&s, "190.113.1.2").id;
+    engine.ack(&mut s, id, "desk", &clock).unwrap();
+    let c = engine.notify_now(&mut s, &attr, id, "desk", &clock).unwrap();
+    assert_eq!((c.state, c.episode_notices), (CaseState::Acknowledged, 1));
+    assert_eq!(notices_of(&s, id)[0].notice.key, format!("case:{id}:first_notice:1"));
+    let last = s.case_history(id).unwrap().pop().unwrap();
+    assert_eq!((last.action.as_str(), last.to), ("notified", CaseState::Acknowledged));
+}
+
+#[test]
+fn the_desk_escalates_one_level_at_a_time_up_to_the_walled_garden() {
+    let (mut s, engine, clock, attr) = notified(policy());
+    let id = case_of(&s, "190.113.1.2").id;
+    clock.advance_secs(600);
+    let now = clock_now(&clock);
+    let c = engine.escalate(&mut s, &attr, id, "alice", &clock).unwrap();
+    assert_eq!(
+        (c.state, c.level, c.escalated_at, c.stage_since),
+        (CaseState::Escalated, 1, Some(now), Some(now))
+    );
+    assert_eq!((c.evidence_at_notice, c.notices), (c.evidence, 2));
+    let n = notices_of(&s, id);
+    assert_eq!(n.len(), 6, "first notice and escalation, three recipients each");
+    let esc: Vec<_> = n.iter().filter(|n| n.notice.payload["reason"] == "escalation").collect();
+    assert_eq!(esc.len(), 3);
+    assert_eq!(esc[0].notice.key, format!("case:{id}:escalation:2"));
+    assert_eq!(esc[0].notice.payload["case"]["state"], "escalated");
+    // The escalation clock starts again from the desk's action.
+    let next = s.case(id).unwrap().unwrap().next_check.unwrap();
+    assert!(next > now, "{next:?}");
+
+    clock.advance_secs(60);
+    let c = engine.escalate(&mut s, &attr, id, "alice", &clock).unwrap();
+    assert_eq!((c.state, c.level, c.notices), (CaseState::WalledGarden, 2, 3));
+    assert!(notices_of(&s, id).iter().any(|n| n.notice.key == format!("case:{id}:walled_garden:3")));
+
+    let before = snapshot(&s, id);
+    let err = engine.escalate(&mut s, &attr, id, "alice", &clock).unwrap_err();
+    assert!(matches!(err, CaseError::AtTopLevel { level: 2, .. }), "{err}");
+    assert_eq!(snapshot(&s, id), before, "a refused escalation changes nothing");
+
+    let h = s.case_history(id).unwrap();
+    let rows: Vec<_> = h[2..].iter().map(|h| (h.actor.as_str(), h.action.as_str(), h.to, h.level)).collect();
+    assert_eq!(
+        rows,
+        [
+            ("alice", "escalation", CaseState::Escalated, 1),
+            ("alice", "walled_garden", CaseState::WalledGarden, 2)
+        ]
+    );
+    assert!(h[2..].iter().all(|h| h.detail == "by alice"));
+    assert!(h.iter().all(|h| h.from.is_none_or(|f| allowed(f, h.to))));
+
+    // Neither a closed case nor one never notified escalates.
+    engine.close(&mut s, id, CloseReason::Remediated, "alice", &clock).unwrap();
+    let before = snapshot(&s, id);
+    assert!(matches!(
+        engine.escalate(&mut s, &attr, id, "alice", &clock),
+        Err(CaseError::Transition { from: CaseState::Closed, to: CaseState::Escalated, .. })
+    ));
+    assert_eq!(snapshot(&s, id), before);
+    let (mut s, engine, clock, attr) = detected(policy());
+    let id = case_of(&s, "190.113.1.2").id;
+    let before = snapshot(&s, id);
+    assert!(matches!(
+        engine.escalate(&mut s, &attr, id, "alice", &clock),
+        Err(CaseError::Transition { from: CaseState::Detected, .. })
+    ));
+    assert_eq!(snapshot(&s, id), before);
+}
+
+#[test]
+fn desk_escalation_stops_at_max_level_and_sends_nothing_past_the_notice_limit() {
+    let p = Policy { walled_garden_level: 0, max_level: 1, max_notices: 1, ..policy() };
+    let (mut s, engine, clock, attr) = notified(p);
+    let id = case_of(&s, "190.113.1.2").id;
+    let c = engine.escalate(&mut s, &attr, id, "alice", &clock).unwrap();
+    assert_eq!((c.state, c.level, c.notices), (CaseState::Escalated, 1, 1), "the limit was the first notice");
+    assert_eq!(notices_of(&s, id).len(), 3);
+    assert!(matches!(
+        engine.escalate(&mut s, &attr, id, "alice", &clock),
+        Err(CaseError::AtTopLevel { level: 1, .. })
+    ));
+    // Nobody to tell does not stop an escalation either (a desk acked a detected case).
+    let (mut s, engine, clock, _attr) = detected(policy());
+    let id = case_of(&s, "190.113.1.2").id;
+    engine.ack(&mut s, id, "desk", &clock).unwrap();
+    let c = engine.escalate(&mut s, &botwatch_cases::NoAttribution, id, "desk", &clock).unwrap();
+    assert_eq!((c.state, c.level, c.notices), (CaseState::Escalated, 1, 0));
+    assert!(all_notices(&s).is_empty());
+}

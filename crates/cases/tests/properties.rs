@@ -1,6 +1,7 @@
 //! Random interleavings of new evidence, repeated `process`/`tick` runs, clock moves and
-//! operator actions: one notice per key and per notice number, never a notice for a case
-//! that was closed when it was queued, and states only move along allowed edges.
+//! operator actions (ack, close, notify now, escalate): one notice per key and per notice
+//! number, never more than the policy's notices per episode, never a notice for a case that
+//! was closed when it was queued, and states only move along allowed edges.
 
 mod common;
 
@@ -22,6 +23,8 @@ enum Op {
     Replay,
     Ack(usize),
     Close(usize),
+    NotifyNow(usize),
+    Escalate(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -34,6 +37,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Replay),
         1 => (0..4usize).prop_map(Op::Ack),
         1 => (0..4usize).prop_map(Op::Close),
+        1 => (0..4usize).prop_map(Op::NotifyNow),
+        1 => (0..4usize).prop_map(Op::Escalate),
     ]
 }
 
@@ -77,13 +82,18 @@ proptest! {
                     let sum = engine.process(&mut s, tail, &attr, &clock).unwrap();
                     prop_assert_eq!(sum.attached, 0);
                 }
-                Op::Ack(i) | Op::Close(i) => {
+                Op::Ack(i) | Op::Close(i) | Op::NotifyNow(i) | Op::Escalate(i) => {
                     let cases = s.cases(&CaseQuery::default()).unwrap();
                     if let Some(c) = cases.get(i) {
-                        let r = if matches!(op, Op::Ack(_)) {
-                            engine.ack(&mut s, c.id, "op", &clock).map(|_| ())
-                        } else {
-                            engine.close(&mut s, c.id, CloseReason::Remediated, "op", &clock).map(|_| ())
+                        let r = match op {
+                            Op::Ack(_) => engine.ack(&mut s, c.id, "op", &clock).map(|_| ()),
+                            Op::NotifyNow(_) => {
+                                engine.notify_now(&mut s, &attr, c.id, "op", &clock).map(|_| ())
+                            }
+                            Op::Escalate(_) => {
+                                engine.escalate(&mut s, &attr, c.id, "op", &clock).map(|_| ())
+                            }
+                            _ => engine.close(&mut s, c.id, CloseReason::Remediated, "op", &clock).map(|_| ()),
                         };
                         // Refused moves are errors, never silent changes.
                         if r.is_err() {
@@ -122,6 +132,7 @@ proptest! {
             let got = numbers.get(id).cloned().unwrap_or_default();
             let want: HashSet<u64> = (1..=c.notices as u64).collect();
             prop_assert_eq!(got, want, "case {}", id);
+            prop_assert!(c.episode_notices <= engine.policy().max_notices, "case {}", id);
             let h = s.case_history(*id).unwrap();
             prop_assert_eq!(h[0].action.as_str(), "opened");
             let mut state = CaseState::Detected;

@@ -35,6 +35,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/cases/{id}"),
     ("post", "/api/v1/cases/{id}/ack"),
     ("post", "/api/v1/cases/{id}/close"),
+    ("post", "/api/v1/cases/{id}/notify"),
+    ("post", "/api/v1/cases/{id}/escalate"),
     ("post", "/api/v1/cases/bulk"),
     ("get", "/api/v1/notices"),
     ("get", "/api/v1/organisations"),
@@ -56,6 +58,8 @@ pub fn routes() -> Router<Shared> {
         .route("/api/v1/cases/{id}", get(case))
         .route("/api/v1/cases/{id}/ack", post(ack))
         .route("/api/v1/cases/{id}/close", post(close))
+        .route("/api/v1/cases/{id}/notify", post(notify))
+        .route("/api/v1/cases/{id}/escalate", post(escalate))
         .route("/api/v1/cases/bulk", post(bulk))
         .route("/api/v1/notices", get(notices))
         .route("/api/v1/organisations", get(organisations))
@@ -102,9 +106,12 @@ impl ApiError {
             Ok(a) => a,
             Err(e) => match e.downcast_ref::<botwatch_cases::CaseError>() {
                 Some(botwatch_cases::CaseError::NotFound(_)) => Self::not_found(),
-                Some(c @ botwatch_cases::CaseError::Transition { .. }) => {
-                    Self::new(StatusCode::CONFLICT, c.to_string())
-                }
+                Some(
+                    c @ (botwatch_cases::CaseError::Transition { .. }
+                    | botwatch_cases::CaseError::NoRecipient(_)
+                    | botwatch_cases::CaseError::NoticesExhausted { .. }
+                    | botwatch_cases::CaseError::AtTopLevel { .. }),
+                ) => Self::new(StatusCode::CONFLICT, c.to_string()),
                 _ => Self::internal(format!("{e:#}")),
             },
         }
@@ -387,6 +394,10 @@ async fn case(State(st): State<Shared>, p: Principal, Path(id): Path<i64>) -> Ap
 pub enum Action {
     Ack,
     Close,
+    /// The first notice without the batching delay, or a reminder now.
+    Notify,
+    /// One escalation level up.
+    Escalate,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -426,9 +437,12 @@ pub async fn act(
             }
             let actor = format!("{}:{}", p.role.as_str(), p.name);
             let clock = &*shared.deps.clock;
+            let (engine, attr) = (&shared.deps.engine, &*shared.deps.attributor);
             let c = match action {
-                Action::Ack => shared.deps.engine.ack(s, id, &actor, clock)?,
-                Action::Close => shared.deps.engine.close(s, id, reason, &actor, clock)?,
+                Action::Ack => engine.ack(s, id, &actor, clock)?,
+                Action::Close => engine.close(s, id, reason, &actor, clock)?,
+                Action::Notify => engine.notify_now(s, attr, id, &actor, clock)?,
+                Action::Escalate => engine.escalate(s, attr, id, &actor, clock)?,
             };
             Ok(serde_json::to_value(c)?)
         })
@@ -437,6 +451,8 @@ pub async fn act(
     st.metrics.case_action(match action {
         Action::Ack => "ack",
         Action::Close => "close",
+        Action::Notify => "notify",
+        Action::Escalate => "escalate",
     });
     Ok(done)
 }
@@ -454,6 +470,16 @@ async fn close(
 ) -> ApiResult {
     let reason = body.and_then(|Json(b)| b.reason);
     let c = act(&st, &p, id, Action::Close, reason.as_deref()).await?;
+    Ok(Json(c).into_response())
+}
+
+async fn notify(State(st): State<Shared>, p: Principal, Path(id): Path<i64>) -> ApiResult {
+    let c = act(&st, &p, id, Action::Notify, None).await?;
+    Ok(Json(c).into_response())
+}
+
+async fn escalate(State(st): State<Shared>, p: Principal, Path(id): Path<i64>) -> ApiResult {
+    let c = act(&st, &p, id, Action::Escalate, None).await?;
     Ok(Json(c).into_response())
 }
 
@@ -527,17 +553,8 @@ pub async fn compliance_rows(
     st: &Shared,
     p: &Principal,
 ) -> Result<Vec<botwatch_cases::OrgCompliance>, ApiError> {
-    let shared = st.clone();
-    let p = p.clone();
-    st.deps
-        .db
-        .run(move |s| {
-            let now = shared.deps.clock.now();
-            let rows =
-                botwatch_cases::compliance::org_report(s, &*shared.deps.attributor, &shared.deps.bar, now)?;
-            Ok(rows.into_iter().filter(|r| p.sees_org(r.org.as_deref())).collect())
-        })
-        .await
+    let all = st.compliance_all().await?;
+    Ok(all.iter().filter(|r| p.sees_org(r.org.as_deref())).cloned().collect())
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -17,6 +17,7 @@ pub mod db;
 pub mod metrics;
 pub mod net;
 pub mod portal;
+pub mod tls;
 pub mod web;
 
 use axum::Router;
@@ -48,8 +49,19 @@ pub struct ServerConfig {
     /// Read connections to the store (the blocking pool runs at most this many queries).
     pub db_connections: usize,
     /// Marks cookies `Secure`; on whenever the server is reached over HTTPS (directly or
-    /// through a proxy).
+    /// through a proxy). Implied by `tls_cert`.
     pub secure_cookies: bool,
+    /// PEM certificate chain, the server's own certificate first, to serve HTTPS directly
+    /// (HTTP/2 and HTTP/1.1); with `tls_key`, or neither for plain HTTP (e.g. behind a
+    /// proxy that terminates TLS). Read once at start-up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `tls_cert`: PKCS#8 (`PRIVATE KEY`), RSA (`RSA PRIVATE KEY`) or
+    /// SEC1 (`EC PRIVATE KEY`), unencrypted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// With TLS: a client must finish its handshake within this many milliseconds.
+    pub tls_handshake_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +74,9 @@ impl Default for ServerConfig {
             session_hours: 12,
             db_connections: 4,
             secure_cookies: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_handshake_timeout_ms: 10_000,
         }
     }
 }
@@ -93,25 +108,93 @@ pub struct AppState {
     /// [`FLAGGED_REFRESH`]; any other visitor is answered "clean" without a query. `None`
     /// until the first refresh: then every visitor is looked up.
     pub flagged: std::sync::RwLock<Option<Arc<std::collections::HashSet<[u8; 16]>>>>,
+    /// What the store looked like when `flagged` was read.
+    flagged_mark: std::sync::Mutex<String>,
+    /// Every organisation's compliance figures, reused while no case changed.
+    compliance: std::sync::Mutex<Option<ComplianceCache>>,
+}
+
+/// Compliance figures read every case: computed once per change of the cases (and per
+/// hour, since "old enough to have been notified" moves with the clock).
+struct ComplianceCache {
+    generation: String,
+    hour: i64,
+    rows: Arc<Vec<botwatch_cases::OrgCompliance>>,
 }
 
 /// How stale the portal's "clean" answer may be: a new listing shows within this.
 pub const FLAGGED_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl AppState {
-    /// Rebuilds the set of flagged addresses from the store.
+    /// Rebuilds the set of flagged addresses from the store, when the store changed since;
+    /// returns how many addresses are flagged.
     pub async fn refresh_flagged(self: &Arc<Self>) -> Result<usize, api::ApiError> {
         let now = self.deps.clock.now();
         let window = portal::WINDOW_DAYS.max(self.deps.bar.exposure_window_days);
         let since = botwatch_model::Timestamp(now.micros().saturating_sub(window * 86_400_000_000));
+        let st = self.clone();
         let keys = self
             .deps
             .db
-            .run(move |s| Ok(botwatch_store::cases::CaseStore::flagged_addresses(s, since)?))
+            .run(move |s| {
+                // Reading a million addresses every 30 s would take a core from the portal
+                // under load: only when reports or cases changed (or the window moved a day).
+                let mark = format!(
+                    "{}|{}|{}",
+                    botwatch_store::Store::generation(s, &[])?,
+                    botwatch_store::cases::CaseStore::cases_generation(s)?,
+                    since.micros().div_euclid(86_400_000_000)
+                );
+                let mut last = st.flagged_mark.lock().unwrap_or_else(|e| e.into_inner());
+                if *last == mark {
+                    return Ok(None);
+                }
+                let keys = botwatch_store::cases::CaseStore::flagged_addresses(s, since)?;
+                *last = mark;
+                Ok(Some(keys))
+            })
             .await?;
+        let Some(keys) = keys else {
+            return Ok(self
+                .flagged
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map_or(0, |f| f.len()));
+        };
         let n = keys.len();
         *self.flagged.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(keys.into_iter().collect()));
         Ok(n)
+    }
+
+    /// Every organisation's compliance figures (unfiltered: callers apply tenancy).
+    pub async fn compliance_all(
+        self: &Arc<Self>,
+    ) -> Result<Arc<Vec<botwatch_cases::OrgCompliance>>, api::ApiError> {
+        let st = self.clone();
+        self.deps
+            .db
+            .run(move |s| {
+                let now = st.deps.clock.now();
+                let generation = botwatch_store::cases::CaseStore::cases_generation(s)?;
+                let hour = now.micros().div_euclid(3_600_000_000);
+                let lock = || st.compliance.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(c) = lock().as_ref()
+                    && c.generation == generation
+                    && c.hour == hour
+                {
+                    return Ok(c.rows.clone());
+                }
+                let rows = Arc::new(botwatch_cases::compliance::org_report(
+                    s,
+                    &*st.deps.attributor,
+                    &st.deps.bar,
+                    now,
+                )?);
+                *lock() = Some(ComplianceCache { generation, hour, rows: rows.clone() });
+                Ok(rows)
+            })
+            .await
     }
 
     /// Whether `ip` is certainly clean (not flagged at the last refresh).
@@ -124,7 +207,9 @@ impl AppState {
 pub type Shared = Arc<AppState>;
 
 impl AppState {
-    pub fn new(cfg: ServerConfig, deps: Deps) -> anyhow::Result<Shared> {
+    pub fn new(mut cfg: ServerConfig, deps: Deps) -> anyhow::Result<Shared> {
+        // A cookie set over HTTPS without `Secure` would be sent over plain HTTP too.
+        cfg.secure_cookies |= cfg.tls_enabled();
         let limiter = net::RateLimiter::new(cfg.portal_rate, cfg.portal_burst);
         Ok(Arc::new(AppState {
             sessions: auth::Sessions::new(std::time::Duration::from_secs(cfg.session_hours * 3600)),
@@ -132,6 +217,8 @@ impl AppState {
             limiter,
             pages: web::Pages::new()?,
             flagged: std::sync::RwLock::new(None),
+            compliance: std::sync::Mutex::new(None),
+            flagged_mark: std::sync::Mutex::new(String::new()),
             cfg,
             deps,
         }))
@@ -181,15 +268,28 @@ async fn observe(State(st): State<Shared>, req: Request, next: Next) -> Response
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    if st.cfg.tls_enabled() {
+        // Only when serving HTTPS ourselves: behind a proxy, the proxy owns this policy.
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
     resp
 }
 
-/// Serves until `shutdown` resolves; requests in flight finish first.
+/// Serves until `shutdown` resolves; requests in flight finish first. Over HTTPS when `tls`
+/// is given, which must be `state.cfg.tls()` (the config also decides `Secure` cookies and
+/// `Strict-Transport-Security`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Shared,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if tls.is_some() != state.cfg.tls_enabled() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "TLS given to serve() disagrees with [server] tls_cert/tls_key",
+        ));
+    }
     // The first refresh before serving, so the portal's fast answer is right from the start.
     if let Err(e) = state.refresh_flagged().await {
         tracing::warn!(error = %e, "Could not load the flagged addresses; the portal looks every visitor up");
@@ -198,6 +298,10 @@ pub async fn serve(
         let state = state.clone();
         tokio::spawn(async move {
             loop {
+                // Recomputed here when cases changed, so no page waits for it.
+                if let Err(e) = state.compliance_all().await {
+                    tracing::warn!(error = %e, "Refreshing the compliance figures failed");
+                }
                 tokio::time::sleep(FLAGGED_REFRESH).await;
                 if let Err(e) = state.refresh_flagged().await {
                     tracing::warn!(error = %e, "Refreshing the flagged addresses failed");
@@ -205,8 +309,13 @@ pub async fn serve(
             }
         })
     };
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let r = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let r = match tls {
+        None => {
+            let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        }
+        Some(tls) => tls::serve(listener, state, tls, shutdown).await,
+    };
     refresher.abort();
     r
 }

@@ -31,6 +31,8 @@ pub struct Metrics {
     /// Portal outcomes: listed, clean, rate_limited, …
     portal: Mutex<BTreeMap<&'static str, u64>>,
     actions: Mutex<BTreeMap<&'static str, u64>>,
+    /// TLS handshakes by outcome: ok, failed, timeout.
+    tls_handshakes: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -56,6 +58,10 @@ impl Metrics {
 
     pub fn case_action(&self, action: &'static str) {
         *lock(&self.actions).entry(action).or_default() += 1;
+    }
+
+    pub fn tls_handshake(&self, outcome: &'static str) {
+        *lock(&self.tls_handshakes).entry(outcome).or_default() += 1;
     }
 
     fn write_own(&self, out: &mut String) {
@@ -98,6 +104,11 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE botwatch_case_actions_total counter");
         for (k, n) in lock(&self.actions).iter() {
             let _ = writeln!(out, "botwatch_case_actions_total{{action=\"{k}\"}} {n}");
+        }
+        let _ = writeln!(out, "# HELP botwatch_tls_handshakes_total TLS handshakes by outcome (HTTPS only).");
+        let _ = writeln!(out, "# TYPE botwatch_tls_handshakes_total counter");
+        for (k, n) in lock(&self.tls_handshakes).iter() {
+            let _ = writeln!(out, "botwatch_tls_handshakes_total{{outcome=\"{k}\"}} {n}");
         }
     }
 }

@@ -103,10 +103,13 @@ async fn report(st: &Shared, ip: IpAddr, lang: &'static str) -> Result<Report, A
         .run(move |s| {
             let now = shared.deps.clock.now();
             let status = subscriber_status(s, &Subject::Ip(ip), &shared.deps.bar, now)?;
-            let recent = s.events(&EventQuery {
+            // Observations, not events: one row per threat already spanning first to last
+            // sighting, where the events of a bot beaconing all month are hundreds.
+            let recent = s.observations(&EventQuery {
                 ip: Some(ip),
+                classification_type: Some("infected-system".into()),
                 since: Some(Timestamp(now.micros().saturating_sub(WINDOW_DAYS * 86_400_000_000))),
-                limit: Some(500),
+                limit: Some(100),
                 ..Default::default()
             })?;
             let advice = &shared.deps.advice;
@@ -126,17 +129,12 @@ async fn report(st: &Shared, ip: IpAddr, lang: &'static str) -> Result<Report, A
             }
             // Feed reports with no case yet (or no case engine run): still shown, per threat.
             let mut seen: BTreeMap<String, (Timestamp, Timestamp)> = BTreeMap::new();
-            for e in &recent {
-                let ev = &e.event;
-                if ev.classification_type.as_str() != "infected-system" {
-                    continue;
-                }
+            for o in &recent {
                 let threat =
-                    ev.malware_name.as_deref().unwrap_or(ev.classification_type.as_str()).to_string();
-                let t = ev.time_source.unwrap_or(ev.time_observation);
-                let span = seen.entry(threat).or_insert((t, t));
-                span.0 = span.0.min(t);
-                span.1 = span.1.max(t);
+                    if o.family.is_empty() { o.classification_type.clone() } else { o.family.clone() };
+                let span = seen.entry(threat).or_insert((o.first_seen, o.last_seen));
+                span.0 = span.0.min(o.first_seen);
+                span.1 = span.1.max(o.last_seen);
             }
             for (threat, (first, last)) in seen {
                 if listings.iter().any(|l| l.threat == threat) {

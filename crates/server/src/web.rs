@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use botwatch_model::CaseState;
+use botwatch_model::{CaseState, Timestamp};
 use botwatch_store::cases::CaseStore;
 use botwatch_store::{EventQuery, GroupBy, Store};
 use minijinja::{Environment, Value, context};
@@ -185,6 +185,8 @@ fn json_block(v: &serde_json::Value) -> Value {
 }
 
 const TOP: u64 = 10;
+/// Days the dashboard's charts cover, up to the newest report.
+const DASHBOARD_DAYS: i64 = 90;
 
 async fn dashboard(State(st): State<Shared>, headers: HeaderMap) -> Response {
     let p = match user(&st, &headers) {
@@ -203,47 +205,49 @@ async fn dashboard(State(st): State<Shared>, headers: HeaderMap) -> Response {
         .deps
         .db
         .run(move |s| {
-            let infected = |family: Option<String>| EventQuery {
+            // Everything here reads the per-day rollup (see botwatch-store's rollup.rs), never
+            // the events: a few thousand rows whatever the store holds.
+            let infected = |family: Option<String>, since: Option<Timestamp>| EventQuery {
                 classification_type: Some("infected-system".into()),
                 family,
+                since,
                 ..Default::default()
             };
+            // The 90 days up to the newest report: old samples would stretch the axis over
+            // years. The top lists cover the same days.
+            let newest = s.stats(GroupBy::Day, &infected(None, None))?.pop();
+            let since = newest
+                .as_ref()
+                .and_then(|d| botwatch_model::parse_timestamp(&d.key))
+                .map(|t| t.saturating_add_secs(-(DASHBOARD_DAYS - 1) * 86_400));
+            let days: Vec<String> = s.stats(GroupBy::Day, &infected(None, since))?.into_iter().map(|r| r.key).collect();
             let families: Vec<String> = s
-                .stats(GroupBy::Family, &EventQuery { limit: Some(6), ..infected(None) })?
+                .stats(GroupBy::Family, &EventQuery { limit: Some(6), ..infected(None, since) })?
                 .into_iter()
                 .map(|r| r.key)
                 .filter(|k| !k.is_empty())
                 .take(5)
                 .collect();
-            let mut days: Vec<String> =
-                s.stats(GroupBy::Day, &infected(None))?.into_iter().map(|r| r.key).collect();
-            // The 90 days up to the newest report: old samples would stretch the axis
-            // over years.
-            if let Some(cutoff) = days
-                .last()
-                .and_then(|d| botwatch_model::parse_timestamp(d))
-                .map(|t| t.saturating_add_secs(-90 * 86_400).day())
-            {
-                days.retain(|d| *d >= cutoff);
-            }
             let mut series = Vec::new();
             for f in &families {
                 let by_day: BTreeMap<String, u64> = s
-                    .stats(GroupBy::Day, &infected(Some(f.clone())))?
+                    .stats(GroupBy::Day, &infected(Some(f.clone()), since))?
                     .into_iter()
                     .map(|r| (r.key, r.subjects))
                     .collect();
                 series.push(json!({"name": f, "values": days.iter().map(|d| by_day.get(d).copied().unwrap_or(0)).collect::<Vec<_>>()}));
             }
             let top = |by: GroupBy| -> anyhow::Result<(Vec<String>, Vec<u64>)> {
-                let rows = s.stats(by, &EventQuery { limit: Some(TOP + 1), ..infected(None) })?;
-                let rows: Vec<_> = rows.into_iter().filter(|r| !r.key.is_empty()).take(TOP as usize).collect();
+                let mut rows = s.stats(by, &infected(None, since))?;
+                rows.retain(|r| !r.key.is_empty());
+                // Ranked by infected addresses (the rollup ranks by events).
+                rows.sort_by(|a, b| b.subjects.cmp(&a.subjects).then_with(|| a.key.cmp(&b.key)));
+                rows.truncate(TOP as usize);
                 Ok((rows.iter().map(|r| r.key.clone()).collect(), rows.iter().map(|r| r.subjects).collect()))
             };
             let (asn_l, asn_v) = top(GroupBy::Asn)?;
             let (cc_l, cc_v) = top(GroupBy::Country)?;
             let counts = s.counts()?;
-            let open_cases = s.cases(&botwatch_store::cases::CaseQuery { open_only: true, ..Default::default() })?.len();
             // Feed health: per feed, the newest report and the totals.
             let mut feeds: BTreeMap<String, serde_json::Value> = BTreeMap::new();
             for r in s.reports(10_000)? {
@@ -255,13 +259,15 @@ async fn dashboard(State(st): State<Shared>, headers: HeaderMap) -> Response {
                     e[k] = json!(e[k].as_u64().unwrap_or(0) + v);
                 }
             }
-            Ok((families, days, series, (asn_l, asn_v), (cc_l, cc_v), counts, open_cases, feeds))
+            Ok((days, series, (asn_l, asn_v), (cc_l, cc_v), counts, feeds))
         })
         .await;
-    let (_, days, series, (asn_l, asn_v), (cc_l, cc_v), counts, open_cases, feeds) = match data {
+    let (days, series, (asn_l, asn_v), (cc_l, cc_v), counts, feeds) = match data {
         Ok(d) => d,
         Err(e) => return e.into_response(),
     };
+    // Dismissed cases are closed, so the compliance rows hold every open case.
+    let open_cases: u64 = rows.iter().map(|r| r.open_cases).sum();
     let rated: Vec<_> = rows.iter().filter(|r| r.infections_per_1000.is_some()).collect();
     let charts = json!({
         "timeline": {"kind": "timeline", "days": days, "series": series, "empty": "No infected systems reported yet."},
@@ -404,6 +410,8 @@ fn parse_action(a: &str) -> Option<(Action, Option<&'static str>)> {
         "ack" => Some((Action::Ack, None)),
         "close" => Some((Action::Close, Some("remediated"))),
         "dismiss" => Some((Action::Close, Some("dismissed"))),
+        "notify" => Some((Action::Notify, None)),
+        "escalate" => Some((Action::Escalate, None)),
         _ => None,
     }
 }

@@ -80,6 +80,33 @@ pub struct CaseQuery {
     pub limit: Option<u64>,
 }
 
+/// What compliance figures need of one case, read without the rest of it (a million
+/// cases' figures are a fraction of their rows).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseFigures {
+    pub org: Option<String>,
+    pub open: bool,
+    pub dismissed: bool,
+    pub first_seen: Timestamp,
+    pub first_notified_at: Option<Timestamp>,
+    pub closed_at: Option<Timestamp>,
+    pub reinfections: u32,
+}
+
+impl From<&Case> for CaseFigures {
+    fn from(c: &Case) -> Self {
+        CaseFigures {
+            org: c.org.clone(),
+            open: c.state.is_open(),
+            dismissed: c.close_reason == Some(CloseReason::Dismissed),
+            first_seen: c.first_seen,
+            first_notified_at: c.first_notified_at,
+            closed_at: c.closed_at,
+            reinfections: c.reinfections,
+        }
+    }
+}
+
 /// Case operations; a PostgreSQL backend implements the same.
 pub trait CaseStore {
     /// Starts one atomic batch of case changes. Dropping it without `commit` rolls back.
@@ -101,6 +128,11 @@ pub trait CaseStore {
     /// infected-system observation seen at or after `since`, or an exposure since then.
     /// As 16-byte keys (IPv4 mapped into IPv6).
     fn flagged_addresses(&self, since: Timestamp) -> Result<Vec<[u8; 16]>>;
+    /// Every case's [`CaseFigures`].
+    fn case_figures(&self) -> Result<Vec<CaseFigures>>;
+    /// Changes whenever a case is opened, changes state, is notified or gets evidence: what
+    /// is computed from all cases (compliance figures) can be cached under it. Cheap.
+    fn cases_generation(&self) -> Result<String>;
 }
 
 /// One open transaction of case changes.
@@ -386,7 +418,7 @@ impl CaseStore for SqliteStore {
         let wh = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
         let limit = q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64);
         let mut st =
-            self.conn.prepare(&format!("SELECT {COLS} FROM cases {wh} ORDER BY id LIMIT {limit}"))?;
+            self.conn.prepare_cached(&format!("SELECT {COLS} FROM cases {wh} ORDER BY id LIMIT {limit}"))?;
         let rows = st.query_map(params_from_iter(args), |r| row(r).map(|x| x.case))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -413,6 +445,35 @@ impl CaseStore for SqliteStore {
             }
         }
         Ok(out)
+    }
+
+    fn case_figures(&self) -> Result<Vec<CaseFigures>> {
+        let mut st = self.conn.prepare(
+            "SELECT org, state != 'closed', close_reason IS 'dismissed', first_seen, first_notified_at, closed_at, reinfections FROM cases",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(CaseFigures {
+                org: r.get(0)?,
+                open: r.get(1)?,
+                dismissed: r.get(2)?,
+                first_seen: Timestamp(r.get(3)?),
+                first_notified_at: ts(r.get(4)?),
+                closed_at: ts(r.get(5)?),
+                reinfections: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn cases_generation(&self) -> Result<String> {
+        // History ids and case ids only grow (rowids, never deleted); every transition
+        // appends history, and evidence moves the engine's cursor.
+        Ok(self.conn.query_row(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM case_history) || ':' || (SELECT COALESCE(MAX(id), 0) FROM cases)
+                    || ':' || (SELECT last_event_id FROM case_cursor WHERE id = 1)",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     fn exposures(

@@ -23,6 +23,8 @@ pub mod cases;
 pub mod encode;
 pub mod leases;
 pub mod outbox;
+mod rollup;
+pub mod sketch;
 pub mod sqlite;
 pub mod tokens;
 
@@ -286,6 +288,9 @@ pub struct StatRow {
     pub events: u64,
     /// Distinct subjects (infected addresses, C2 hosts, …).
     pub subjects: u64,
+    /// `subjects` is an estimate (about 1.6 % standard error): too many to count exactly
+    /// from the per-day rollup.
+    pub approximate: bool,
 }
 
 /// Conditional-GET state of a fetched URL.
