@@ -8,20 +8,12 @@ mod common;
 use common::bin;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
 
 struct Server {
-    child: Child,
+    /// Held for its `Drop`: the server stops with the test.
+    _child: common::Running,
     base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The demo database and config in `dir`; returns the config path.
@@ -32,22 +24,8 @@ fn demo(dir: &Path) -> String {
 }
 
 fn serve(dir: &Path, cfg: &str) -> Server {
-    let mut child = bin()
-        .current_dir(dir)
-        .args(["--config", cfg, "serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .trim_end_matches('/')
-        .to_string();
-    Server { child, base }
+    let (child, base, _) = common::serve(Some(dir), cfg, "http");
+    Server { _child: child, base }
 }
 
 fn token(dir: &Path, cfg: &str, role: &str, org: Option<&str>) -> String {

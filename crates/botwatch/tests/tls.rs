@@ -11,24 +11,16 @@
 mod common;
 
 use common::bin;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 struct Server {
-    child: Child,
+    child: common::Running,
     /// `https://127.0.0.1:PORT`
     base: String,
     addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A self-signed certificate and its key, written to `dir`; (cert path, key path, cert PEM).
@@ -68,21 +60,8 @@ fn tls_toml(cert: &Path, key: &Path, handshake_ms: u64) -> String {
 }
 
 fn serve(cfg: &str) -> Server {
-    let mut child = bin()
-        .args(["--config", cfg, "serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let (child, base, line) = common::serve(None, cfg, "https");
     assert!(!line.contains("http://"), "plain URL printed for a TLS server: {line:?}");
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .unwrap_or_else(|| panic!("no https URL in {line:?}"))
-        .trim_end_matches('/')
-        .to_string();
     let addr = base.trim_start_matches("https://").parse().unwrap();
     Server { child, base, addr }
 }
@@ -280,10 +259,10 @@ fn sigterm_stops_promptly_despite_idle_and_half_open_connections() {
 
     let started = Instant::now();
     let ok =
-        std::process::Command::new("kill").args(["-TERM", &srv.child.id().to_string()]).status().unwrap();
+        std::process::Command::new("kill").args(["-TERM", &srv.child.0.id().to_string()]).status().unwrap();
     assert!(ok.success());
     let status = loop {
-        if let Some(s) = srv.child.try_wait().unwrap() {
+        if let Some(s) = srv.child.0.try_wait().unwrap() {
             break s;
         }
         assert!(started.elapsed() < Duration::from_secs(20), "server still running 20 s after SIGTERM");

@@ -357,24 +357,41 @@ impl CaseEngine {
         Ok(sum)
     }
 
-    /// An operator (or the subscriber, through the desk) acknowledged the case: the
-    /// escalation clock restarts from now.
-    pub fn ack(&self, store: &mut dyn CaseStore, id: i64, actor: &str, clock: &dyn Clock) -> Result<Case> {
+    /// A change made by hand (desk, subscriber): loads the case, lets `change` check and
+    /// apply it (recording history and notices in `out`), then saves all of it in one
+    /// transaction. An error from `change` leaves everything as it was.
+    fn by_hand(
+        &self,
+        store: &mut dyn CaseStore,
+        id: i64,
+        clock: &dyn Clock,
+        change: impl FnOnce(&mut CaseRecord, Timestamp, &mut Out) -> Result<()>,
+    ) -> Result<Case> {
         let now = clock.now();
         let mut tx = store.case_tx()?;
         let mut rec = tx.by_id(id)?.ok_or(CaseError::NotFound(id))?;
-        let from = rec.case.state;
-        if !matches!(from, CaseState::Detected | CaseState::Notified | CaseState::Escalated) {
-            return Err(CaseError::Transition { id, from, to: CaseState::Acknowledged });
-        }
-        let c = &mut rec.case;
-        acknowledge(c, now);
-        let h = entry(c, Some(from), "acknowledged", actor, now, "");
+        let mut out = Out::default();
+        change(&mut rec, now, &mut out)?;
         rec.next_check = self.next_check(&rec, now);
         tx.save(&rec)?;
-        tx.append_history(&[h])?;
+        tx.append_history(&out.history)?;
+        tx.enqueue(&out.notices)?;
         tx.commit()?;
         Ok(rec.case)
+    }
+
+    /// An operator (or the subscriber, through the desk) acknowledged the case: the
+    /// escalation clock restarts from now.
+    pub fn ack(&self, store: &mut dyn CaseStore, id: i64, actor: &str, clock: &dyn Clock) -> Result<Case> {
+        self.by_hand(store, id, clock, |rec, now, out| {
+            let from = rec.case.state;
+            if !matches!(from, CaseState::Detected | CaseState::Notified | CaseState::Escalated) {
+                return Err(CaseError::Transition { id, from, to: CaseState::Acknowledged });
+            }
+            acknowledge(&mut rec.case, now);
+            out.history.push(entry(&rec.case, Some(from), "acknowledged", actor, now, ""));
+            Ok(())
+        })
     }
 
     /// The subscriber says the machine is clean (the portal's "I cleaned it"). The history
@@ -389,23 +406,17 @@ impl CaseEngine {
         detail: &str,
         clock: &dyn Clock,
     ) -> Result<Case> {
-        let now = clock.now();
-        let mut tx = store.case_tx()?;
-        let mut rec = tx.by_id(id)?.ok_or(CaseError::NotFound(id))?;
-        let from = rec.case.state;
-        if !from.is_open() {
-            return Err(CaseError::Transition { id, from, to: CaseState::Acknowledged });
-        }
-        let c = &mut rec.case;
-        if matches!(from, CaseState::Detected | CaseState::Notified | CaseState::Escalated) {
-            acknowledge(c, now);
-        }
-        let h = entry(c, Some(from), "customer_reported_clean", actor, now, detail);
-        rec.next_check = self.next_check(&rec, now);
-        tx.save(&rec)?;
-        tx.append_history(&[h])?;
-        tx.commit()?;
-        Ok(rec.case)
+        self.by_hand(store, id, clock, |rec, now, out| {
+            let from = rec.case.state;
+            if !from.is_open() {
+                return Err(CaseError::Transition { id, from, to: CaseState::Acknowledged });
+            }
+            if matches!(from, CaseState::Detected | CaseState::Notified | CaseState::Escalated) {
+                acknowledge(&mut rec.case, now);
+            }
+            out.history.push(entry(&rec.case, Some(from), "customer_reported_clean", actor, now, detail));
+            Ok(())
+        })
     }
 
     /// Closes an open case.
@@ -417,18 +428,13 @@ impl CaseEngine {
         actor: &str,
         clock: &dyn Clock,
     ) -> Result<Case> {
-        let now = clock.now();
-        let mut tx = store.case_tx()?;
-        let mut rec = tx.by_id(id)?.ok_or(CaseError::NotFound(id))?;
-        if !rec.case.state.is_open() {
-            return Err(CaseError::Transition { id, from: rec.case.state, to: CaseState::Closed });
-        }
-        let mut out = Out::default();
-        close_case(&mut rec, reason, now, actor, &mut out);
-        tx.save(&rec)?;
-        tx.append_history(&out.history)?;
-        tx.commit()?;
-        Ok(rec.case)
+        self.by_hand(store, id, clock, |rec, now, out| {
+            if !rec.case.state.is_open() {
+                return Err(CaseError::Transition { id, from: rec.case.state, to: CaseState::Closed });
+            }
+            close_case(rec, reason, now, actor, out);
+            Ok(())
+        })
     }
 
     /// The desk tells the subscriber now instead of waiting: a detected case gets its first
@@ -443,33 +449,26 @@ impl CaseEngine {
         actor: &str,
         clock: &dyn Clock,
     ) -> Result<Case> {
-        let now = clock.now();
-        let mut tx = store.case_tx()?;
-        let mut rec = tx.by_id(id)?.ok_or(CaseError::NotFound(id))?;
-        let from = rec.case.state;
-        if !from.is_open() {
-            return Err(CaseError::Transition { id, from, to: CaseState::Notified });
-        }
-        if rec.case.episode_notices >= self.policy.max_notices {
-            return Err(CaseError::NoticesExhausted { id, max: self.policy.max_notices });
-        }
-        let (to, org) = self.recipients(&rec.case, attr);
-        if to.is_empty() {
-            return Err(CaseError::NoRecipient(id));
-        }
-        let mut out = Out::default();
-        let detail = format!("by {actor}");
-        if from == CaseState::Detected {
-            self.first_notice(&mut rec, now, actor, &detail, &to, org.as_ref(), &mut out);
-        } else {
-            self.remind(&mut rec, now, actor, &detail, &to, org.as_ref(), &mut out);
-        }
-        rec.next_check = self.next_check(&rec, now);
-        tx.save(&rec)?;
-        tx.append_history(&out.history)?;
-        tx.enqueue(&out.notices)?;
-        tx.commit()?;
-        Ok(rec.case)
+        self.by_hand(store, id, clock, |rec, now, out| {
+            let from = rec.case.state;
+            if !from.is_open() {
+                return Err(CaseError::Transition { id, from, to: CaseState::Notified });
+            }
+            if rec.case.episode_notices >= self.policy.max_notices {
+                return Err(CaseError::NoticesExhausted { id, max: self.policy.max_notices });
+            }
+            let (to, org) = self.recipients(&rec.case, attr);
+            if to.is_empty() {
+                return Err(CaseError::NoRecipient(id));
+            }
+            let detail = format!("by {actor}");
+            if from == CaseState::Detected {
+                self.first_notice(rec, now, actor, &detail, &to, org.as_ref(), out);
+            } else {
+                self.remind(rec, now, actor, &detail, &to, org.as_ref(), out);
+            }
+            Ok(())
+        })
     }
 
     /// The desk raises a case one level, as repeat evidence or time would: escalated, or
@@ -485,28 +484,21 @@ impl CaseEngine {
         actor: &str,
         clock: &dyn Clock,
     ) -> Result<Case> {
-        let now = clock.now();
-        let mut tx = store.case_tx()?;
-        let mut rec = tx.by_id(id)?.ok_or(CaseError::NotFound(id))?;
-        let c = &rec.case;
-        match c.state {
-            CaseState::Notified | CaseState::Acknowledged | CaseState::Escalated => {}
-            CaseState::WalledGarden => return Err(CaseError::AtTopLevel { id, level: c.level }),
-            from @ (CaseState::Detected | CaseState::Closed) => {
-                return Err(CaseError::Transition { id, from, to: CaseState::Escalated });
+        self.by_hand(store, id, clock, |rec, now, out| {
+            let c = &rec.case;
+            match c.state {
+                CaseState::Notified | CaseState::Acknowledged | CaseState::Escalated => {}
+                CaseState::WalledGarden => return Err(CaseError::AtTopLevel { id, level: c.level }),
+                from @ (CaseState::Detected | CaseState::Closed) => {
+                    return Err(CaseError::Transition { id, from, to: CaseState::Escalated });
+                }
             }
-        }
-        if c.level >= self.cap() {
-            return Err(CaseError::AtTopLevel { id, level: c.level });
-        }
-        let mut out = Out::default();
-        self.raise(&mut rec, now, attr, actor, &format!("by {actor}"), &mut out);
-        rec.next_check = self.next_check(&rec, now);
-        tx.save(&rec)?;
-        tx.append_history(&out.history)?;
-        tx.enqueue(&out.notices)?;
-        tx.commit()?;
-        Ok(rec.case)
+            if c.level >= self.cap() {
+                return Err(CaseError::AtTopLevel { id, level: c.level });
+            }
+            self.raise(rec, now, attr, actor, &format!("by {actor}"), out);
+            Ok(())
+        })
     }
 
     /// Applies every transition due at `now`, then sets `next_check`.

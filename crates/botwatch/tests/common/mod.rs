@@ -16,6 +16,43 @@ pub fn run(args: &[&str]) -> Output {
     bin().args(args).output().unwrap()
 }
 
+/// A child process (a server, a browser driver) killed and reaped when dropped, so a
+/// failing test leaves nothing running.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `botwatch --config CFG serve` on a free port (in `dir` when given): the process,
+/// the base URL it announced (`{scheme}://127.0.0.1:PORT`) and the whole announcement.
+pub fn serve(dir: Option<&Path>, cfg: &str, scheme: &str) -> (Running, String, String) {
+    use std::io::BufRead;
+    let mut cmd = bin();
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    let mut child = cmd
+        .args(["--config", cfg, "serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let prefix = format!("{scheme}://");
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix} URL in {line:?}"))
+        .trim_end_matches('/')
+        .to_string();
+    (Running(child), base, line)
+}
+
 /// Runs and asserts success; stdout.
 pub fn ok(args: &[&str]) -> String {
     let o = run(args);
