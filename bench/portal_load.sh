@@ -4,7 +4,9 @@
 # different X-Forwarded-For per request (half infected addresses from the store, half
 # clean), as a busy ISP's portal behind its reverse proxy sees it. Prints requests/s, p50,
 # p99 and errors. See bench/README.md, "Portal and dashboard under load".
-#   bench/portal_load.sh [EVENTS] [SECONDS]        KEEP=1 keeps the work directory.
+#   bench/portal_load.sh [EVENTS] [SECONDS]        KEEP=1 keeps the work directory;
+#   STORE=dir reuses (or first fills) the store in dir, so a second run skips the
+#   half hour of ingest and case opening that 10M events take.
 # INFECTED (default 1,200,000) distinct bots: with 10M events about 1M cases, the issue's
 # "10M events and 1M cases".
 # Needs wrk (installed with apt-get when missing and root).
@@ -38,22 +40,32 @@ portal_rate = 1000.0
 portal_burst = 1000.0
 TOML
 cd "$work"
-per_day=1000000
-days=$(( (events + per_day - 1) / per_day ))
-echo "ingesting $events events as $days daily reports"
-for d in $(seq 1 "$days"); do
-  rows=$(( events - (d - 1) * per_day )); [ "$rows" -gt "$per_day" ] && rows=$per_day
-  # The last days before today: the portal shows the last 30 days, cases open on them.
-  day=$(date -u -d "-$((days - d + 1)) days" +%F)
-  "$bw" synth --rows "$rows" --infected "$infected" --day "$day" --seed "$d" > "day.csv"
-  "$bw" --config botwatch.toml ingest --quiet --feed shadowserver_event4_sinkhole day.csv | tail -1
-done
-rm -f day.csv
-echo "opening cases"
-/usr/bin/time -f "cases update: %e s, %M KB" "$bw" --config botwatch.toml cases update --batch 100000 | tail -1
+if [ -n "${STORE:-}" ]; then
+  mkdir -p "$STORE"
+  sed -i "s|^path = .*|path = \"$STORE/bw.db\"|" botwatch.toml
+fi
+db=$(sed -n 's/^path = "\(.*\)"/\1/p' botwatch.toml)
+if [ -n "${STORE:-}" ] && [ -s "$STORE/ready" ]; then
+  echo "reusing the store in $STORE ($(cat "$STORE/ready"))"
+else
+  per_day=1000000
+  days=$(( (events + per_day - 1) / per_day ))
+  echo "ingesting $events events as $days daily reports"
+  for d in $(seq 1 "$days"); do
+    rows=$(( events - (d - 1) * per_day )); [ "$rows" -gt "$per_day" ] && rows=$per_day
+    # The last days before today: the portal shows the last 30 days, cases open on them.
+    day=$(date -u -d "-$((days - d + 1)) days" +%F)
+    "$bw" synth --rows "$rows" --infected "$infected" --day "$day" --seed "$d" > "day.csv"
+    "$bw" --config botwatch.toml ingest --quiet --feed shadowserver_event4_sinkhole day.csv | tail -1
+  done
+  rm -f day.csv
+  echo "opening cases"
+  /usr/bin/time -f "cases update: %e s, %M KB" "$bw" --config botwatch.toml cases update --batch 100000 | tail -1
+  [ -n "${STORE:-}" ] && echo "$events events, $infected bots, $(date -u +%F)" > "$STORE/ready"
+fi
 "$bw" --config botwatch.toml stats --by type | head -3
-python3 -c 'import sqlite3; n, o = sqlite3.connect("bw.db").execute("SELECT COUNT(*), SUM(state != \"closed\") FROM cases").fetchone(); print(f"cases: {n} ({o} open)")'
-du -h bw.db
+python3 -c 'import sqlite3,sys; n, o = sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*), SUM(state != \"closed\") FROM cases").fetchone(); print(f"cases: {n} ({o} open)")' "$db"
+du -h "$db"
 # Visitors: infected addresses from the store, and as many documentation addresses (clean).
 "$bw" --config botwatch.toml cases list --open --json --limit 50000 2>/dev/null \
   | python3 -c 'import sys,json; [print(json.loads(l)["ip"]) for l in sys.stdin if l.startswith("{") and json.loads(l).get("ip")]' > infected.txt || true
@@ -83,12 +95,12 @@ echo "visitors: $n_inf infected, as many clean"
 tok=$("$bw" --config botwatch.toml token create --name bench --role analyst 2>/dev/null)
 taskset -c 1 "$bw" --config botwatch.toml serve > serve.out 2>serve.err &
 srv=$!
-trap 'kill $srv 2>/dev/null; rm -rf "$work"' EXIT
+if [ "${KEEP:-0}" = 1 ]; then trap 'kill $srv 2>/dev/null' EXIT; else trap 'kill $srv 2>/dev/null; rm -rf "$work"' EXIT; fi
 for _ in $(seq 100); do grep -q "serving on" serve.out 2>/dev/null && break; sleep 0.1; done
 url=$(grep -o "http://[0-9.:]*/" serve.out | head -1)
 echo "server: $url"
 # Warm the page cache and the connection pool, then measure.
-taskset -c 0 wrk -t1 -c16 -d3s -s visitors.lua "${url}check" > /dev/null
+taskset -c 0 wrk -t1 -c16 -d10s -s visitors.lua "${url}check" > /dev/null
 # Three loads: 8 and 16 connections (the latency a visitor sees at 5k+ requests/s) and 64
 # (the most it serves; latency then is mostly queueing). wrk is closed-loop: each
 # connection sends its next request when the last is answered.

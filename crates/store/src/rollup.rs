@@ -4,11 +4,18 @@
 //! (classification type, family, feed, ASN, country), with the event count and a
 //! [`Sketch`] of the distinct subjects, so "infected addresses per family over 90 days"
 //! counts an address seen on many days once.
+//!
+//! Two slimmer tables hold the same rows summed over the dimensions a chart does not need:
+//! `event_days_threat` (day, type, family, feed) and `event_days_net` (day, type, ASN,
+//! country). A query reads the smallest table that has every dimension it groups or
+//! filters by (an aggregate navigator): "top ASNs" reads one row per ASN and day instead of
+//! one per ASN, family, feed, country and day.
 
 use crate::sketch::{QUERY_EXACT, STORED_EXACT, Sketch};
 use crate::{EventQuery, GroupBy, Result, StatRow, StoreError};
 use botwatch_model::Timestamp;
-use rusqlite::{Connection, params, params_from_iter, types::Value as Sql};
+use rusqlite::types::{Value as Sql, ValueRef};
+use rusqlite::{Connection, params, params_from_iter};
 use std::collections::HashMap;
 
 pub const DAY_US: i64 = 86_400_000_000;
@@ -108,28 +115,33 @@ impl DayCells {
         }
     }
 
-    /// Adds the cells to what the table holds.
+    /// Adds the cells to what the tables hold.
     pub(crate) fn flush(&mut self, conn: &Connection) -> Result<()> {
-        let mut get = conn.prepare_cached(
-            "SELECT events, subjects FROM event_days WHERE day = ? AND type = ? AND family = ? AND feed = ? AND asn = ? AND cc = ?",
-        )?;
-        let mut put = conn.prepare_cached(
-            "INSERT OR REPLACE INTO event_days (day, type, family, feed, asn, cc, events, subjects) VALUES (?,?,?,?,?,?,?,?)",
-        )?;
-        for mut c in self.cells.drain(..) {
-            let old: Option<(i64, Vec<u8>)> = get
-                .query_row(params![c.day, c.ty, c.family, c.feed, c.asn, c.cc], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .map(Some)
-                .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
-            if let Some((events, blob)) = old {
-                c.events += events;
-                let stored = Sketch::decode(&blob, STORED_EXACT)
-                    .map_err(|e| StoreError::Corrupt(format!("event_days: {e}")))?;
-                c.subjects.merge(&stored);
-            }
-            put.execute(params![c.day, c.ty, c.family, c.feed, c.asn, c.cc, c.events, c.subjects.encode()])?;
+        type Part = (i64, Sketch);
+        let fresh = || (0i64, Sketch::new(STORED_EXACT));
+        let mut threat: HashMap<(i64, String, String, String), Part> = HashMap::new();
+        let mut net: HashMap<(i64, String, i64, String), Part> = HashMap::new();
+        for c in self.cells.drain(..) {
+            let t =
+                threat.entry((c.day, c.ty.clone(), c.family.clone(), c.feed.clone())).or_insert_with(fresh);
+            t.0 += c.events;
+            t.1.merge(&c.subjects);
+            let n = net.entry((c.day, c.ty.clone(), c.asn, c.cc.clone())).or_insert_with(fresh);
+            n.0 += c.events;
+            n.1.merge(&c.subjects);
+            add_row(
+                conn,
+                Table::Full,
+                params![c.day, c.ty, c.family, c.feed, c.asn, c.cc],
+                c.events,
+                c.subjects,
+            )?;
+        }
+        for ((day, ty, family, feed), (events, sk)) in threat {
+            add_row(conn, Table::Threat, params![day, ty, family, feed], events, sk)?;
+        }
+        for ((day, ty, asn, cc), (events, sk)) in net {
+            add_row(conn, Table::Net, params![day, ty, asn, cc], events, sk)?;
         }
         self.index.clear();
         self.spill.clear();
@@ -137,8 +149,85 @@ impl DayCells {
     }
 }
 
-/// Builds the rollup from the events already stored (the migration that adds the table).
+/// The three rollup tables, from the finest to the slimmest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Full,
+    Threat,
+    Net,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Full => "event_days",
+            Table::Threat => "event_days_threat",
+            Table::Net => "event_days_net",
+        }
+    }
+
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            Table::Full => &["day", "type", "family", "feed", "asn", "cc"],
+            Table::Threat => &["day", "type", "family", "feed"],
+            Table::Net => &["day", "type", "asn", "cc"],
+        }
+    }
+
+    /// The smallest table holding every dimension `q` and `by` need.
+    fn for_query(by: GroupBy, q: &EventQuery) -> Table {
+        let threat_dims =
+            matches!(by, GroupBy::Family | GroupBy::Feed) || q.family.is_some() || q.feed.is_some();
+        let net_dims = matches!(by, GroupBy::Asn | GroupBy::Country) || q.asn.is_some() || q.cc.is_some();
+        match (threat_dims, net_dims) {
+            (true, true) => Table::Full,
+            (false, true) => Table::Net,
+            // Day and type alone: either slim table has them; threat rows are fewer.
+            (_, false) => Table::Threat,
+        }
+    }
+}
+
+/// Adds `events` and `subjects` to the row of `table` with these key values.
+fn add_row(
+    conn: &Connection,
+    table: Table,
+    key: &[&dyn rusqlite::ToSql],
+    mut events: i64,
+    mut subjects: Sketch,
+) -> Result<()> {
+    let cols = table.keys();
+    let wh = cols.iter().map(|c| format!("{c} = ?")).collect::<Vec<_>>().join(" AND ");
+    let mut get =
+        conn.prepare_cached(&format!("SELECT events, subjects FROM {} WHERE {wh}", table.name()))?;
+    let old: Option<(i64, Vec<u8>)> = get
+        .query_row(key, |r| Ok((r.get(0)?, r.get(1)?)))
+        .map(Some)
+        .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
+    if let Some((n, blob)) = old {
+        events += n;
+        subjects.merge_encoded(&blob).map_err(|e| StoreError::Corrupt(format!("{}: {e}", table.name())))?;
+    }
+    let marks = vec!["?"; cols.len() + 2].join(",");
+    let mut put = conn.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO {} ({}, events, subjects) VALUES ({marks})",
+        table.name(),
+        cols.join(", ")
+    ))?;
+    let blob = subjects.encode();
+    let mut args: Vec<&dyn rusqlite::ToSql> = key.to_vec();
+    args.push(&events);
+    args.push(&blob);
+    put.execute(args.as_slice())?;
+    Ok(())
+}
+
+/// Builds the rollup from the events already stored (the migration that adds the tables,
+/// and a rebuild): whatever the tables held is replaced.
 pub(crate) fn backfill(conn: &Connection) -> Result<()> {
+    for t in [Table::Full, Table::Threat, Table::Net] {
+        conn.execute(&format!("DELETE FROM {}", t.name()), [])?;
+    }
     let mut cells = DayCells::default();
     let mut st = conn.prepare(
         "SELECT COALESCE(time_source, time_observation), type, COALESCE(family, ''), feed, asn, COALESCE(cc, ''), subject FROM events",
@@ -192,29 +281,47 @@ pub(crate) fn stats(conn: &Connection, by: GroupBy, q: &EventQuery) -> Result<Op
         args.push(Sql::Integer(day_of(u.micros())));
     }
     let wh = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
+    let table = Table::for_query(by, q);
     let col = match by {
         GroupBy::Family => "family",
-        GroupBy::Asn => "CASE WHEN asn < 0 THEN '' ELSE CAST(asn AS TEXT) END",
+        GroupBy::Asn => "asn",
         GroupBy::Country => "cc",
         GroupBy::Day => "day",
         GroupBy::Feed => "feed",
         GroupBy::Type => "type",
     };
-    let mut st = conn.prepare(&format!("SELECT {col}, events, subjects FROM event_days {wh}"))?;
+    let mut st =
+        conn.prepare_cached(&format!("SELECT {col}, events, subjects FROM {} {wh}", table.name()))?;
     let mut rows = st.query(params_from_iter(args))?;
-    let mut groups: HashMap<String, (u64, Sketch)> = HashMap::new();
+    // Keyed without allocating per row: integers (day, ASN) as they are, text borrowed for
+    // the look-up and copied only for a new group.
+    let mut by_int: HashMap<i64, (u64, Sketch)> = HashMap::new();
+    let mut by_text: HashMap<String, (u64, Sketch)> = HashMap::new();
+    let fresh = || (0u64, Sketch::new(QUERY_EXACT));
+    let bad = |i: usize, e: rusqlite::types::FromSqlError| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e))
+    };
     while let Some(r) = rows.next()? {
-        let key = match by {
-            GroupBy::Day => Timestamp(r.get::<_, i64>(0)?.saturating_mul(DAY_US)).day(),
-            _ => r.get(0)?,
+        let g = match r.get_ref(0)? {
+            ValueRef::Integer(k) => by_int.entry(k).or_insert_with(fresh),
+            v => {
+                let k = v.as_str().map_err(|e| bad(0, e))?;
+                if !by_text.contains_key(k) {
+                    by_text.insert(k.to_string(), fresh());
+                }
+                by_text.get_mut(k).ok_or_else(|| StoreError::Corrupt("rollup group vanished".into()))?
+            }
         };
-        let blob: Vec<u8> = r.get(2)?;
-        let stored = Sketch::decode(&blob, STORED_EXACT)
-            .map_err(|e| StoreError::Corrupt(format!("event_days: {e}")))?;
-        let g = groups.entry(key).or_insert_with(|| (0, Sketch::new(QUERY_EXACT)));
         g.0 += r.get::<_, i64>(1)?.max(0) as u64;
-        g.1.merge(&stored);
+        let blob = r.get_ref(2)?.as_blob().map_err(|e| bad(2, e))?;
+        g.1.merge_encoded(blob).map_err(|e| StoreError::Corrupt(format!("{}: {e}", table.name())))?;
     }
+    let int_key = |k: i64| match by {
+        GroupBy::Day => Timestamp(k.saturating_mul(DAY_US)).day(),
+        _ if k < 0 => String::new(),
+        _ => k.to_string(),
+    };
+    let groups = by_int.into_iter().map(|(k, v)| (int_key(k), v)).chain(by_text);
     let mut out: Vec<StatRow> = groups
         .into_iter()
         .map(|(key, (events, mut s))| StatRow {

@@ -30,10 +30,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/sqlite/0006_tokens.sql")),
     (7, include_str!("../migrations/sqlite/0007_event_days.sql")),
     (8, include_str!("../migrations/sqlite/0008_cases_next_check.sql")),
+    (9, include_str!("../migrations/sqlite/0009_event_days_slim.sql")),
 ];
 
-/// The migration that adds the per-day rollup, which is then filled from stored events.
-const ROLLUP_MIGRATION: i64 = 7;
+/// The last migration that changes the per-day rollup's tables: they are then (re)filled
+/// from the stored events, once, in its transaction.
+const ROLLUP_MIGRATION: i64 = 9;
 
 /// The schema version a store opened by this build has.
 pub fn schema_version_latest() -> i64 {
@@ -141,7 +143,6 @@ impl SqliteStore {
     /// is for a repaired or hand-edited database).
     pub fn rebuild_rollup(&mut self) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM event_days", [])?;
         crate::rollup::backfill(&tx)?;
         tx.commit()?;
         Ok(())
