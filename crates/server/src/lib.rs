@@ -108,8 +108,8 @@ pub struct AppState {
     /// [`FLAGGED_REFRESH`]; any other visitor is answered "clean" without a query. `None`
     /// until the first refresh: then every visitor is looked up.
     pub flagged: std::sync::RwLock<Option<Arc<std::collections::HashSet<[u8; 16]>>>>,
-    /// What the store looked like when `flagged` was read.
-    flagged_mark: std::sync::Mutex<String>,
+    /// (window's first day, newest event id) when `flagged` was last brought up to date.
+    flagged_mark: std::sync::Mutex<Option<(i64, i64)>>,
     /// Every organisation's compliance figures, reused while no case changed.
     compliance: std::sync::Mutex<Option<ComplianceCache>>,
 }
@@ -126,45 +126,45 @@ struct ComplianceCache {
 pub const FLAGGED_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl AppState {
-    /// Rebuilds the set of flagged addresses from the store, when the store changed since;
-    /// returns how many addresses are flagged.
+    /// Brings the set of flagged addresses up to date and returns its size. Once a day (the
+    /// window moves) and at start it is rebuilt from the store; in between, the addresses of
+    /// events stored since are added (every new listing, case or exposure comes from an
+    /// event). Nothing is removed in between: an address no longer flagged only costs a
+    /// look-up, which answers correctly. Reading a million addresses every 30 s would take a
+    /// core from the portal under load.
     pub async fn refresh_flagged(self: &Arc<Self>) -> Result<usize, api::ApiError> {
         let now = self.deps.clock.now();
         let window = portal::WINDOW_DAYS.max(self.deps.bar.exposure_window_days);
         let since = botwatch_model::Timestamp(now.micros().saturating_sub(window * 86_400_000_000));
+        let day = since.micros().div_euclid(86_400_000_000);
         let st = self.clone();
-        let keys = self
+        let update = self
             .deps
             .db
             .run(move |s| {
-                // Reading a million addresses every 30 s would take a core from the portal
-                // under load: only when reports or cases changed (or the window moved a day).
-                let mark = format!(
-                    "{}|{}|{}",
-                    botwatch_store::Store::generation(s, &[])?,
-                    botwatch_store::cases::CaseStore::cases_generation(s)?,
-                    since.micros().div_euclid(86_400_000_000)
-                );
-                let mut last = st.flagged_mark.lock().unwrap_or_else(|e| e.into_inner());
-                if *last == mark {
-                    return Ok(None);
+                let last = *st.flagged_mark.lock().unwrap_or_else(|e| e.into_inner());
+                // The newest event first: one stored while the set is read is added by the
+                // next refresh.
+                let newest = botwatch_store::Store::newest_event_id(s)?;
+                match last {
+                    Some((d, after)) if d == day => {
+                        Ok((false, botwatch_store::Store::addresses_between(s, after, newest)?, newest))
+                    }
+                    _ => Ok((true, botwatch_store::cases::CaseStore::flagged_addresses(s, since)?, newest)),
                 }
-                let keys = botwatch_store::cases::CaseStore::flagged_addresses(s, since)?;
-                *last = mark;
-                Ok(Some(keys))
             })
             .await?;
-        let Some(keys) = keys else {
-            return Ok(self
-                .flagged
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
-                .map_or(0, |f| f.len()));
-        };
-        let n = keys.len();
-        *self.flagged.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(keys.into_iter().collect()));
-        Ok(n)
+        let (full, keys, newest) = update;
+        let mut g = self.flagged.write().unwrap_or_else(|e| e.into_inner());
+        if full || g.is_none() {
+            *g = Some(Arc::new(keys.into_iter().collect()));
+        } else if let Some(set) = g.as_mut()
+            && !keys.is_empty()
+        {
+            Arc::make_mut(set).extend(keys);
+        }
+        *self.flagged_mark.lock().unwrap_or_else(|e| e.into_inner()) = Some((day, newest));
+        Ok(g.as_ref().map_or(0, |set| set.len()))
     }
 
     /// Every organisation's compliance figures (unfiltered: callers apply tenancy).
@@ -218,7 +218,7 @@ impl AppState {
             pages: web::Pages::new()?,
             flagged: std::sync::RwLock::new(None),
             compliance: std::sync::Mutex::new(None),
-            flagged_mark: std::sync::Mutex::new(String::new()),
+            flagged_mark: std::sync::Mutex::new(None),
             cfg,
             deps,
         }))
@@ -290,22 +290,20 @@ pub async fn serve(
             "TLS given to serve() disagrees with [server] tls_cert/tls_key",
         ));
     }
-    // The first refresh before serving, so the portal's fast answer is right from the start.
-    if let Err(e) = state.refresh_flagged().await {
-        tracing::warn!(error = %e, "Could not load the flagged addresses; the portal looks every visitor up");
-    }
+    // Served from the first moment: until the flagged set is read (seconds, with a million
+    // cases), the portal looks every visitor up, which answers the same.
     let refresher = {
         let state = state.clone();
         tokio::spawn(async move {
             loop {
+                if let Err(e) = state.refresh_flagged().await {
+                    tracing::warn!(error = %e, "Refreshing the flagged addresses failed; the portal looks visitors up");
+                }
                 // Recomputed here when cases changed, so no page waits for it.
                 if let Err(e) = state.compliance_all().await {
                     tracing::warn!(error = %e, "Refreshing the compliance figures failed");
                 }
                 tokio::time::sleep(FLAGGED_REFRESH).await;
-                if let Err(e) = state.refresh_flagged().await {
-                    tracing::warn!(error = %e, "Refreshing the flagged addresses failed");
-                }
             }
         })
     };

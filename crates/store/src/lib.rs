@@ -326,6 +326,11 @@ pub trait Store: Send {
     /// (an indicator matcher) can be cached under it. A sensor ignores its own sightings'
     /// feeds, which never yield indicators, so storing them does not force a recompile.
     fn generation(&self, ignore_feeds: &[&str]) -> Result<String>;
+    /// The id of the newest stored event (0 when none); ids only grow.
+    fn newest_event_id(&self) -> Result<i64>;
+    /// The addresses (16-byte keys) of the events with ids in `after_id + 1 ..= upto_id`:
+    /// what a cache of flagged addresses adds between full rebuilds.
+    fn addresses_between(&self, after_id: i64, upto_id: i64) -> Result<Vec<[u8; 16]>>;
     /// Lets the backend tidy up between batches of a long run (SQLite: copy the
     /// write-ahead log into the main file, so it does not grow over the whole run).
     fn checkpoint(&self) -> Result<()> {

@@ -534,6 +534,25 @@ impl Store for SqliteStore {
         )?)
     }
 
+    fn newest_event_id(&self) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?)
+    }
+
+    fn addresses_between(&self, after_id: i64, upto_id: i64) -> Result<Vec<[u8; 16]>> {
+        // A range of rowids: reads only the new events, however many are stored.
+        let mut st = self.conn.prepare_cached("SELECT ip FROM events WHERE id > ? AND id <= ?")?;
+        let mut rows = st.query([after_id, upto_id])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(0)?
+                && let Ok(k) = <[u8; 16]>::try_from(b)
+            {
+                out.push(k);
+            }
+        }
+        Ok(out)
+    }
+
     fn counts(&self) -> Result<Counts> {
         let c = |t: &str| -> Result<u64> {
             Ok(self.conn.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get::<_, i64>(0))? as u64)
