@@ -25,12 +25,21 @@
       data.push(s.values);
       series.push({ label: s.name, stroke: palette[i % palette.length], width: 2, points: { show: xs.length < 40 } });
     });
-    new uPlot({ width: width(el), height: 260, series: series, axes: [{}, { size: 60 }], scales: { x: { time: true } } }, data, el);
+    // One day alone would make uPlot stretch the axis over years: show a week around it.
+    var x = { time: true };
+    if (xs.length === 1) { x.range = function () { return [xs[0] - 3 * 86400, xs[0] + 3 * 86400]; }; }
+    new uPlot({ width: width(el), height: 260, series: series, axes: [{}, { size: 60 }], scales: { x: x } }, data, el);
   }
 
   // Categories as bars: x is the index, labelled with the category.
+  // Long names (organisations) are shortened on the axis; rotated, they would run off it.
+  function short(label) {
+    return label.length > 14 ? label.slice(0, 13) + "\u2026" : label;
+  }
+
   function bars(el, c) {
     if (!c.labels.length) { return empty(el, c.empty); }
+    var labels = c.labels.map(short);
     var xs = c.labels.map(function (_, i) { return i; });
     var opts = {
       width: width(el),
@@ -38,11 +47,13 @@
       // Bars start at zero: uPlot's automatic range would cut the short ones off.
       scales: { x: { time: false, range: [-0.6, c.labels.length - 0.4] }, y: { range: function (u, min, max) { return uPlot.rangeNum(0, max, 0.1, true); } } },
       axes: [
-        { values: function (u, splits) { return splits.map(function (i) { return Number.isInteger(i) ? (c.labels[i] || "") : ""; }); }, rotate: -30, size: 70, incrs: [1], space: 10 },
+        { values: function (u, splits) { return splits.map(function (i) { return Number.isInteger(i) ? (labels[i] || "") : ""; }); }, rotate: -30, size: 70, incrs: [1], space: 10 },
         { size: 60 }
       ],
       series: [{}, { label: c.label, fill: "rgba(11,92,173,0.35)", stroke: palette[0], paths: uPlot.paths.bars({ size: [0.6, 60] }), points: { show: false } }],
-      legend: { show: false }
+      legend: { show: false },
+      // Room on the right for the last label, which runs down and right of its bar.
+      padding: [null, Math.min(90, 6 * Math.max.apply(null, labels.map(function (l) { return l.length; }))), null, null]
     };
     new uPlot(opts, [xs, c.values], el);
   }
