@@ -166,11 +166,22 @@ impl Table {
         }
     }
 
-    fn keys(self) -> &'static [&'static str] {
+    /// (read the row, write the row) by key, as literals: the writer runs them for every
+    /// cell of every report.
+    fn sql(self) -> (&'static str, &'static str) {
         match self {
-            Table::Full => &["day", "type", "family", "feed", "asn", "cc"],
-            Table::Threat => &["day", "type", "family", "feed"],
-            Table::Net => &["day", "type", "asn", "cc"],
+            Table::Full => (
+                "SELECT events, subjects FROM event_days WHERE day = ? AND type = ? AND family = ? AND feed = ? AND asn = ? AND cc = ?",
+                "INSERT OR REPLACE INTO event_days (day, type, family, feed, asn, cc, events, subjects) VALUES (?,?,?,?,?,?,?,?)",
+            ),
+            Table::Threat => (
+                "SELECT events, subjects FROM event_days_threat WHERE day = ? AND type = ? AND family = ? AND feed = ?",
+                "INSERT OR REPLACE INTO event_days_threat (day, type, family, feed, events, subjects) VALUES (?,?,?,?,?,?)",
+            ),
+            Table::Net => (
+                "SELECT events, subjects FROM event_days_net WHERE day = ? AND type = ? AND asn = ? AND cc = ?",
+                "INSERT OR REPLACE INTO event_days_net (day, type, asn, cc, events, subjects) VALUES (?,?,?,?,?,?)",
+            ),
         }
     }
 
@@ -196,10 +207,8 @@ fn add_row(
     mut events: i64,
     mut subjects: Sketch,
 ) -> Result<()> {
-    let cols = table.keys();
-    let wh = cols.iter().map(|c| format!("{c} = ?")).collect::<Vec<_>>().join(" AND ");
-    let mut get =
-        conn.prepare_cached(&format!("SELECT events, subjects FROM {} WHERE {wh}", table.name()))?;
+    let (read, write) = table.sql();
+    let mut get = conn.prepare_cached(read)?;
     let old: Option<(i64, Vec<u8>)> = get
         .query_row(key, |r| Ok((r.get(0)?, r.get(1)?)))
         .map(Some)
@@ -208,12 +217,7 @@ fn add_row(
         events += n;
         subjects.merge_encoded(&blob).map_err(|e| StoreError::Corrupt(format!("{}: {e}", table.name())))?;
     }
-    let marks = vec!["?"; cols.len() + 2].join(",");
-    let mut put = conn.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO {} ({}, events, subjects) VALUES ({marks})",
-        table.name(),
-        cols.join(", ")
-    ))?;
+    let mut put = conn.prepare_cached(write)?;
     let blob = subjects.encode();
     let mut args: Vec<&dyn rusqlite::ToSql> = key.to_vec();
     args.push(&events);
