@@ -159,6 +159,11 @@ pub trait CaseTx {
 const COLS: &str = "id, key, state, level, org, subscriber, ip, threat, type, opened_at, first_seen, last_seen, evidence, \
      evidence_at_notice, notices, episode_notices, first_notified_at, last_notified_at, acknowledged_at, escalated_at, \
      stage_since, closed_at, close_reason, reinfections, last_event_id, recent, next_check";
+/// `COLS` for listings, which return `Case` and drop the recent sightings: not reading and
+/// parsing that JSON is most of a portal look-up's case query.
+const LIST_COLS: &str = "id, key, state, level, org, subscriber, ip, threat, type, opened_at, first_seen, last_seen, evidence, \
+     evidence_at_notice, notices, episode_notices, first_notified_at, last_notified_at, acknowledged_at, escalated_at, \
+     stage_since, closed_at, close_reason, reinfections, last_event_id, '[]', next_check";
 
 fn ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp::from_micros)
@@ -418,7 +423,7 @@ impl CaseStore for SqliteStore {
         let wh = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
         let limit = q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64);
         let mut st =
-            self.conn.prepare_cached(&format!("SELECT {COLS} FROM cases {wh} ORDER BY id LIMIT {limit}"))?;
+            self.conn.prepare_cached(&format!("SELECT {LIST_COLS} FROM cases {wh} ORDER BY id LIMIT {limit}"))?;
         let rows = st.query_map(params_from_iter(args), |r| row(r).map(|x| x.case))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -526,6 +531,11 @@ mod tests {
         c.evidence = 2;
         c.last_event_id = Some(7);
         c
+    }
+
+    #[test]
+    fn listing_columns_are_the_record_columns_without_recent() {
+        assert_eq!(LIST_COLS.replace("'[]'", "recent"), COLS);
     }
 
     #[test]
