@@ -93,13 +93,17 @@ end
 PY
 echo "visitors: $n_inf infected, as many clean"
 tok=$("$bw" --config botwatch.toml token create --name bench --role analyst 2>/dev/null)
-taskset -c 1 "$bw" --config botwatch.toml serve > serve.out 2>serve.err &
+taskset -c 1 "$bw" --log info --config botwatch.toml serve > serve.out 2>serve.err &
 srv=$!
 if [ "${KEEP:-0}" = 1 ]; then trap 'kill $srv 2>/dev/null' EXIT; else trap 'kill $srv 2>/dev/null; rm -rf "$work"' EXIT; fi
 for _ in $(seq 100); do grep -q "serving on" serve.out 2>/dev/null && break; sleep 0.1; done
 url=$(grep -o "http://[0-9.:]*/" serve.out | head -1)
 echo "server: $url"
-# Warm the page cache and the connection pool, then measure.
+# Wait until the server has read the flagged addresses (its background start-up work; see
+# /healthz), then warm the page cache and the connection pool, then measure.
+for _ in $(seq 600); do curl -s "${url}healthz" | grep -q '"portal_ready":true' && break; sleep 1; done
+sleep 5
+grep -hE "Flagged addresses read|Compliance figures computed" serve.err serve.out | sed 's/\x1b\[[0-9;]*m//g' | tail -2 || true
 taskset -c 0 wrk -t1 -c16 -d10s -s visitors.lua "${url}check" > /dev/null
 # Three loads: 8 and 16 connections (the latency a visitor sees at 5k+ requests/s) and 64
 # (the most it serves; latency then is mostly queueing). wrk is closed-loop: each

@@ -25,6 +25,7 @@ impl Db {
     pub fn open(path: PathBuf, cfg: StoreConfig, max: usize) -> anyhow::Result<Db> {
         // Open one now: a wrong path or a too-new schema fails at start, not per request.
         let first = SqliteStore::open(&path, cfg.clone())?;
+        first.tune_for_reads()?;
         Ok(Db {
             inner: Arc::new(Inner {
                 path,
@@ -48,7 +49,11 @@ impl Db {
             let taken = inner.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let mut store = match taken {
                 Some(s) => s,
-                None => SqliteStore::open(&inner.path, inner.cfg.clone()).map_err(ApiError::internal)?,
+                None => {
+                    let s = SqliteStore::open(&inner.path, inner.cfg.clone()).map_err(ApiError::internal)?;
+                    s.tune_for_reads().map_err(ApiError::internal)?;
+                    s
+                }
             };
             let out = f(&mut store);
             inner.idle.lock().unwrap_or_else(|e| e.into_inner()).push(store);

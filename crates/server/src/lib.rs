@@ -137,6 +137,7 @@ impl AppState {
         let window = portal::WINDOW_DAYS.max(self.deps.bar.exposure_window_days);
         let since = botwatch_model::Timestamp(now.micros().saturating_sub(window * 86_400_000_000));
         let day = since.micros().div_euclid(86_400_000_000);
+        let started = std::time::Instant::now();
         let st = self.clone();
         let update = self
             .deps
@@ -155,6 +156,13 @@ impl AppState {
             })
             .await?;
         let (full, keys, newest) = update;
+        if full {
+            tracing::info!(
+                addresses = keys.len(),
+                seconds = started.elapsed().as_secs_f64(),
+                "Flagged addresses read"
+            );
+        }
         let mut g = self.flagged.write().unwrap_or_else(|e| e.into_inner());
         if full || g.is_none() {
             *g = Some(Arc::new(keys.into_iter().collect()));
@@ -185,12 +193,18 @@ impl AppState {
                 {
                     return Ok(c.rows.clone());
                 }
+                let started = std::time::Instant::now();
                 let rows = Arc::new(botwatch_cases::compliance::org_report(
                     s,
                     &*st.deps.attributor,
                     &st.deps.bar,
                     now,
                 )?);
+                tracing::info!(
+                    organisations = rows.len(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "Compliance figures computed"
+                );
                 *lock() = Some(ComplianceCache { generation, hour, rows: rows.clone() });
                 Ok(rows)
             })
@@ -240,7 +254,13 @@ pub fn router(state: Shared) -> Router {
 async fn healthz(State(st): State<Shared>) -> Response {
     use axum::response::IntoResponse;
     match st.deps.db.run(|s| Ok(s.schema_version()?)).await {
-        Ok(v) => axum::Json(serde_json::json!({"status": "ok", "schema_version": v})).into_response(),
+        // `portal_ready`: the flagged addresses are loaded, so clean visitors are answered
+        // from memory (before that every visitor is looked up: correct, slower).
+        Ok(v) => {
+            let ready = st.flagged.read().unwrap_or_else(|e| e.into_inner()).is_some();
+            axum::Json(serde_json::json!({"status": "ok", "schema_version": v, "portal_ready": ready}))
+                .into_response()
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -148,6 +148,15 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Settings for a connection that serves many small random reads (the HTTP server's):
+    /// the file is memory-mapped, so a page the OS has cached is read in place instead of
+    /// copied into SQLite's own cache by a system call per page, which was a quarter of a
+    /// portal look-up on a 10 GB store. Writes still go through the normal path.
+    pub fn tune_for_reads(&self) -> Result<()> {
+        self.conn.execute_batch("PRAGMA mmap_size = 68719476736;")?;
+        Ok(())
+    }
+
     pub fn schema_version(&self) -> Result<i64> {
         Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
@@ -386,9 +395,13 @@ impl Store for SqliteStore {
 
     fn observations(&self, q: &EventQuery) -> Result<Vec<Observation>> {
         let (wh, args) = where_clause(q, false);
+        let limit = q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64);
+        // One address's observations are few: unordered, sorted below (an ORDER BY makes
+        // SQLite re-prepare the cached statement for every address; see `cases`).
+        let few = q.ip.is_some();
+        let tail = if few { String::new() } else { format!("ORDER BY id LIMIT {limit}") };
         let sql = format!(
-            "SELECT id, subject, type, family, asn, cc, first_seen, last_seen, count, sources, confidence FROM observations {wh} ORDER BY id LIMIT {}",
-            q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64)
+            "SELECT id, subject, type, family, asn, cc, first_seen, last_seen, count, sources, confidence FROM observations {wh} {tail}"
         );
         let mut st = self.conn.prepare_cached(&sql)?;
         let rows = st.query_map(params_from_iter(args), |r| {
@@ -406,7 +419,12 @@ impl Store for SqliteStore {
                 confidence: r.get(10)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut out: Vec<Observation> = rows.collect::<rusqlite::Result<_>>()?;
+        if few {
+            out.sort_by_key(|o| o.id);
+            out.truncate(limit.min(usize::MAX as u64) as usize);
+        }
+        Ok(out)
     }
 
     fn rejects(&self, report_id: Option<i64>, feed: Option<&str>, limit: u64) -> Result<Vec<StoredReject>> {
