@@ -24,8 +24,7 @@ impl Db {
     /// Connections to the database at `path`, opened as needed, at most `max` at once.
     pub fn open(path: PathBuf, cfg: StoreConfig, max: usize) -> anyhow::Result<Db> {
         // Open one now: a wrong path or a too-new schema fails at start, not per request.
-        let first = SqliteStore::open(&path, cfg.clone())?;
-        first.tune_for_reads()?;
+        let first = open_reader(&path, &cfg)?;
         Ok(Db {
             inner: Arc::new(Inner {
                 path,
@@ -49,11 +48,7 @@ impl Db {
             let taken = inner.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let mut store = match taken {
                 Some(s) => s,
-                None => {
-                    let s = SqliteStore::open(&inner.path, inner.cfg.clone()).map_err(ApiError::internal)?;
-                    s.tune_for_reads().map_err(ApiError::internal)?;
-                    s
-                }
+                None => open_reader(&inner.path, &inner.cfg).map_err(ApiError::internal)?,
             };
             let out = f(&mut store);
             inner.idle.lock().unwrap_or_else(|e| e.into_inner()).push(store);
@@ -62,4 +57,11 @@ impl Db {
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("store task failed: {e}")))?
     }
+}
+
+/// One of the pool's connections, set up for the server's many small reads.
+fn open_reader(path: &std::path::Path, cfg: &StoreConfig) -> anyhow::Result<SqliteStore> {
+    let s = SqliteStore::open(path, cfg.clone())?;
+    s.tune_for_reads()?;
+    Ok(s)
 }

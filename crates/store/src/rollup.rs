@@ -262,7 +262,7 @@ pub(crate) fn stats(conn: &Connection, by: GroupBy, q: &EventQuery) -> Result<Op
     }
     if let Some(f) = &q.family {
         conds.push("family = ?");
-        args.push(Sql::Text(botwatch_model::family::normalise(f).to_string()));
+        args.push(Sql::Text(crate::sqlite::norm_family(f)));
     }
     if let Some(f) = &q.feed {
         conds.push("feed = ?");
@@ -274,7 +274,7 @@ pub(crate) fn stats(conn: &Connection, by: GroupBy, q: &EventQuery) -> Result<Op
     }
     if let Some(cc) = &q.cc {
         conds.push("cc = ?");
-        args.push(Sql::Text(cc.to_ascii_uppercase()));
+        args.push(Sql::Text(crate::sqlite::norm_cc(cc)));
     }
     if let Some(s) = q.since {
         conds.push("day >= ?");

@@ -591,9 +591,20 @@ impl Store for SqliteStore {
     }
 }
 
-/// A classification type as stored, from any of its accepted names.
+/// A classification type as stored, from any of its accepted names. This and the two below
+/// are what a filter compares against, in the events' WHERE clause and in the rollup alike.
 pub(crate) fn norm_type(t: &str) -> String {
     ClassificationType::from_name(t).map(|c| c.as_str().to_string()).unwrap_or_else(|| t.to_string())
+}
+
+/// A malware family as stored (canonical name).
+pub(crate) fn norm_family(f: &str) -> String {
+    botwatch_model::family::normalise(f).to_string()
+}
+
+/// A country code as stored (upper case).
+pub(crate) fn norm_cc(cc: &str) -> String {
+    cc.to_ascii_uppercase()
 }
 
 /// WHERE clause for events (`events = true`) or observations.
@@ -636,11 +647,11 @@ fn where_clause(q: &EventQuery, events: bool) -> (String, Vec<Sql>) {
     }
     if let Some(cc) = &q.cc {
         conds.push(format!("{p}cc = ?"));
-        args.push(Sql::Text(cc.to_ascii_uppercase()));
+        args.push(Sql::Text(norm_cc(cc)));
     }
     if let Some(f) = &q.family {
         conds.push(format!("{family_col} = ?"));
-        args.push(Sql::Text(botwatch_model::family::normalise(f).to_string()));
+        args.push(Sql::Text(norm_family(f)));
     }
     if let Some(f) = &q.feed {
         if events {
@@ -925,7 +936,7 @@ impl ReportWriter for SqliteWriter<'_> {
                 }
             }
             self.days.add(
-                e.time_source.unwrap_or(e.time_observation),
+                e.time,
                 e.ty,
                 e.family.as_deref().unwrap_or(""),
                 e.feed.as_str(),
