@@ -215,12 +215,15 @@ async fn dashboard(State(st): State<Shared>, headers: HeaderMap) -> Response {
             };
             // The 90 days up to the newest report: old samples would stretch the axis over
             // years. The top lists cover the same days.
-            let newest = s.stats(GroupBy::Day, &infected(None, None))?.pop();
-            let since = newest
-                .as_ref()
-                .and_then(|d| botwatch_model::parse_timestamp(&d.key))
+            let mut days: Vec<String> =
+                s.stats(GroupBy::Day, &infected(None, None))?.into_iter().map(|r| r.key).collect();
+            let since = days
+                .last()
+                .and_then(|d| botwatch_model::parse_timestamp(d))
                 .map(|t| t.saturating_add_secs(-(DASHBOARD_DAYS - 1) * 86_400));
-            let days: Vec<String> = s.stats(GroupBy::Day, &infected(None, since))?.into_iter().map(|r| r.key).collect();
+            if let Some(first) = since.map(|t| t.day()) {
+                days.retain(|d| *d >= first);
+            }
             let families: Vec<String> = s
                 .stats(GroupBy::Family, &EventQuery { limit: Some(6), ..infected(None, since) })?
                 .into_iter()
