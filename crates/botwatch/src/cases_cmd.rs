@@ -6,7 +6,7 @@
 //! ([`botwatch_cases::CasesConfig`]) and `SystemClock`.
 
 use anyhow::{Context, Result, bail};
-use botwatch_cases::compliance::{OrgCompliance, Subject, org_report, subscriber_status};
+use botwatch_cases::compliance::{OrgCompliance, Subject, Verdict, org_report, subscriber_status};
 use botwatch_cases::{Attributor, CaseEngine, CaseQuery, CaseStore, CasesConfig};
 use botwatch_model::{Case, CaseState, Clock, CloseReason};
 use botwatch_store::sqlite::SqliteStore;
@@ -287,17 +287,24 @@ fn fmt_f(v: Option<f64>) -> String {
 fn compliance_row(out: &mut dyn Write, o: &OrgCompliance) -> Result<()> {
     writeln!(
         out,
-        "{:<16} {:>6} {:>5} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8}  {}",
+        "{:<16} {:>6} {:>5} {:>8} {:>6} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8}  {}",
         o.org.as_deref().unwrap_or("(none)"),
         o.cases,
         o.open_cases,
+        o.notified_cases,
+        o.queued_cases,
         fmt_f(o.hours_to_first_notice.median),
         fmt_f(o.hours_to_first_notice.p90),
         fmt_f(o.days_to_close.median),
         fmt_f(o.share_notified_within.map(|x| x * 100.0)),
         fmt_f(o.reinfection_rate.map(|x| x * 100.0)),
         fmt_f(o.infections_per_1000),
-        if o.meets_bar { "pass".to_string() } else { format!("FAIL: {}", o.reasons.join("; ")) }
+        match o.verdict {
+            Verdict::Pass => "pass".to_string(),
+            Verdict::Fail => format!("FAIL: {}", o.reasons.join("; ")),
+            Verdict::NotMeasured => format!("NOT MEASURED: {}", o.unmeasured.join("; ")),
+            Verdict::NoBar => "no bar configured ([bar] in the config)".to_string(),
+        }
     )?;
     Ok(())
 }
@@ -319,11 +326,31 @@ pub fn run_compliance(
     }
     writeln!(
         out,
-        "{:<16} {:>6} {:>5} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8}  bar",
-        "org", "cases", "open", "h→notice", "p90 h", "d→close", "%≤Nd", "%reinf", "per 1k"
+        "{:<16} {:>6} {:>5} {:>8} {:>6} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8}  bar",
+        "org",
+        "cases",
+        "open",
+        "notified",
+        "queued",
+        "h→notice",
+        "p90 h",
+        "d→close",
+        "%≤Nd",
+        "%reinf",
+        "per 1k"
     )?;
     for o in &report {
         compliance_row(out, o)?;
+    }
+    writeln!(
+        out,
+        "notified = a transport accepted a notice (SMTP 250, webhook 2xx); queued = notices waiting in the outbox (`botwatch notify run` sends them)"
+    )?;
+    if cfg.bar.is_empty() {
+        writeln!(
+            out,
+            "No [bar] thresholds are configured: no organisation is judged (see botwatch.example.toml)."
+        )?;
     }
     Ok(())
 }

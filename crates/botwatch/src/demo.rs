@@ -239,7 +239,7 @@ fn isp_view(
         botwatch_model::parse_timestamp(day).ok_or_else(|| anyhow::anyhow!("bad report day {day:?}"))?;
     let lease_path = stem.with_file_name(format!("{}-dhcpd.leases", file_stem(db)));
     std::fs::write(&lease_path, dhcpd_leases(&ips, start))?;
-    let mut cfg = crate::config::Config::default();
+    let mut cfg = crate::config::Config { bar: botwatch_cases::Bar::recommended(), ..Default::default() };
     cfg.constituency.file = Some(cons_path.clone());
     cfg.leases.pseudonymise_secret = Some("botwatch-demo".into());
     let imp = crate::isp::import_leases(&cfg, store, &lease_path, None, &SystemClock)?;
@@ -315,7 +315,10 @@ fn isp_view(
         writeln!(out, "  | …")?;
     }
     let pending = store.notices(Some(botwatch_store::outbox::NoticeStatus::Pending), 100_000)?.len();
-    writeln!(out, "  ({pending} notices pending in the outbox)")?;
+    writeln!(
+        out,
+        "  ({pending} notices queued in the outbox, 0 sent: the demo has no mail server; until a transport accepts them no case counts as notified)"
+    )?;
     writeln!(out, "\nCompliance per organisation (minimum security bar):")?;
     let cc = botwatch_cases::CasesConfig { cases: cfg.cases.clone(), bar: cfg.bar.clone() };
     let mut table = Vec::new();
@@ -343,9 +346,10 @@ fn isp_view(
     std::fs::write(
         &cfg_path,
         format!(
-            "# Written by `botwatch demo`.\n[store]\npath = {:?}\n\n[constituency]\nfile = {:?}\n\n[leases]\npseudonymise_secret = \"botwatch-demo\"\n\n[notify]\nsecret = \"botwatch-demo-secret\"\nportal_url = \"{DEMO_URL}\"\n\n# The demo trusts X-Forwarded-For from this machine, so the portal can be shown an\n# infected address with curl; a deployment lists its reverse proxies here.\n[server]\nlisten = \"127.0.0.1:8080\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+            "# Written by `botwatch demo`.\n[store]\npath = {:?}\n\n[constituency]\nfile = {:?}\n\n[leases]\npseudonymise_secret = \"botwatch-demo\"\n\n{}\n[notify]\nsecret = \"botwatch-demo-secret\"\nportal_url = \"{DEMO_URL}\"\n\n# The demo trusts X-Forwarded-For from this machine, so the portal can be shown an\n# infected address with curl; a deployment lists its reverse proxies here.\n[server]\nlisten = \"127.0.0.1:8080\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
             db.display().to_string(),
-            cons_path.display().to_string()
+            cons_path.display().to_string(),
+            bar_toml(&cfg.bar),
         ),
     )?;
     // Tokens for the browser: the national centre's analyst and the first ISP's desk.
@@ -378,6 +382,12 @@ fn isp_view(
     writeln!(out, "    curl -H 'X-Forwarded-For: {infected_ip}' {DEMO_URL}/check)")?;
     writeln!(out, "  API: curl -H 'Authorization: Bearer {analyst}' {DEMO_URL}/api/v1/cases?open=true")?;
     Ok(())
+}
+
+/// `[bar]` as TOML, so the demo's config judges against the same thresholds it printed.
+fn bar_toml(bar: &botwatch_cases::Bar) -> String {
+    let body = toml::to_string(bar).unwrap_or_default();
+    format!("# The minimum security bar (botwatch.example.toml explains each threshold).\n[bar]\n{body}")
 }
 
 /// Where the demo's server listens (`[server] listen` in the demo config).

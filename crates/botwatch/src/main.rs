@@ -1158,16 +1158,31 @@ fn notify(cfg: &Config, cmd: NotifyCmd, out: &mut dyn Write) -> Result<()> {
                 }
                 writeln!(
                     out,
-                    "{} due · {} sent · {} deferred (rate limit) · {} deferred (quiet hours) · {} to retry · {} failed · {} without transport{}",
+                    "{} due · {} sent · {} deferred (rate limit) · {} deferred (quiet hours) · {} to retry · {} failed · {} cancelled (case closed) · {} taken over by another runner · {} left queued (no transport){}",
                     sum.due,
                     sum.sent,
                     sum.deferred_rate_limit,
                     sum.deferred_quiet_hours,
                     sum.retried,
                     sum.failed,
+                    sum.cancelled,
+                    sum.lost_claim,
                     sum.no_transport,
                     if dry_run { " (dry run: nothing sent)" } else { "" }
                 )?;
+            }
+            if !dry_run && !sum.missing_transports.is_empty() {
+                let what: Vec<&str> = sum
+                    .missing_transports
+                    .iter()
+                    .map(|c| match c {
+                        botwatch_store::outbox::Channel::Email => {
+                            "e-mail notices need [notify.smtp] url (or host) in the config"
+                        }
+                        botwatch_store::outbox::Channel::Webhook => "webhook notices need [notify.webhook]",
+                    })
+                    .collect();
+                bail!("{} notice(s) left queued, not sent: {}", sum.no_transport, what.join("; "));
             }
         }
         NotifyCmd::List { status, limit, db, json } => {

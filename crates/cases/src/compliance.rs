@@ -3,9 +3,11 @@
 //!
 //! Definitions (all over an organisation's cases, dismissed ones excluded — a false
 //! positive should count neither for nor against anyone):
-//! - *time to first notice*: `first_notified_at − first_seen` (first evidence, by event
-//!   time) of notified cases; median (mean of the middle two for an even count) and p90
-//!   (nearest rank).
+//! - *notified*: a transport accepted a notice about the case (SMTP 250, webhook 2xx). A
+//!   notice still in the outbox is *queued*, counted apart, and never makes a case notified.
+//! - *time to first notice*: first delivery − `first_seen` (first evidence, by event time)
+//!   of notified cases; median (mean of the middle two for an even count) and p90 (nearest
+//!   rank).
 //! - *time to close*: `closed_at − first_seen` of closed cases; median.
 //! - *share notified within N days*: notified within N days of first evidence, over the
 //!   cases old enough to have been (notified, or first seen at least N days ago).
@@ -22,7 +24,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// The `[bar]` section: thresholds an organisation (and a subscriber) must meet. A
-/// threshold left unset is not checked.
+/// threshold left unset is not checked; with no `[bar]` section at all there is no bar, and
+/// no verdict (see [`Verdict`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Bar {
@@ -42,7 +45,25 @@ pub struct Bar {
 }
 
 impl Default for Bar {
+    /// No thresholds: "no bar configured", which is never a pass.
     fn default() -> Self {
+        Bar {
+            notify_within_days: 2,
+            max_median_hours_to_notice: None,
+            max_p90_hours_to_notice: None,
+            min_share_notified_within: None,
+            max_median_days_to_close: None,
+            max_reinfection_rate: None,
+            max_infections_per_1000: None,
+            max_open_cases: None,
+            exposure_window_days: 30,
+        }
+    }
+}
+
+impl Bar {
+    /// The thresholds `botwatch.example.toml` suggests (and the demo uses).
+    pub fn recommended() -> Self {
         Bar {
             notify_within_days: 2,
             max_median_hours_to_notice: Some(48.0),
@@ -53,6 +74,43 @@ impl Default for Bar {
             max_infections_per_1000: Some(5.0),
             max_open_cases: None,
             exposure_window_days: 30,
+        }
+    }
+
+    /// No threshold is set.
+    pub fn is_empty(&self) -> bool {
+        self.max_median_hours_to_notice.is_none()
+            && self.max_p90_hours_to_notice.is_none()
+            && self.min_share_notified_within.is_none()
+            && self.max_median_days_to_close.is_none()
+            && self.max_reinfection_rate.is_none()
+            && self.max_infections_per_1000.is_none()
+            && self.max_open_cases.is_none()
+    }
+}
+
+/// An organisation's standing against the bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every threshold set was measured and met.
+    Pass,
+    /// At least one threshold was missed (`reasons`).
+    Fail,
+    /// None missed, but some threshold could not be measured (`unmeasured` says why): not a
+    /// pass.
+    NotMeasured,
+    /// No `[bar]` thresholds are configured.
+    NoBar,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::NotMeasured => "not measured",
+            Verdict::NoBar => "no bar configured",
         }
     }
 }
@@ -83,15 +141,23 @@ pub struct OrgCompliance {
     pub cases: u64,
     pub open_cases: u64,
     pub closed_cases: u64,
+    /// Cases a transport accepted a notice about.
     pub notified_cases: u64,
+    /// Cases with a notice queued and none delivered yet.
+    pub queued_cases: u64,
     pub hours_to_first_notice: Spread,
     pub days_to_close: Spread,
     pub share_notified_within: Option<f64>,
     pub reinfection_rate: Option<f64>,
     pub subscribers: Option<u64>,
     pub infections_per_1000: Option<f64>,
+    pub verdict: Verdict,
+    /// `verdict == Pass`.
     pub meets_bar: bool,
+    /// Thresholds missed.
     pub reasons: Vec<String>,
+    /// Thresholds set that could not be measured, and why.
+    pub unmeasured: Vec<String>,
 }
 
 const HOUR: f64 = 3_600_000_000.0;
@@ -134,7 +200,7 @@ fn org_figures(
     let open = cs.iter().filter(|c| c.open).count() as u64;
     let to_notice: Vec<f64> = cs
         .iter()
-        .filter_map(|c| c.first_notified_at.map(|t| (t.0 - c.first_seen.0).max(0) as f64 / HOUR))
+        .filter_map(|c| c.first_sent_at.map(|t| (t.0 - c.first_seen.0).max(0) as f64 / HOUR))
         .collect();
     let to_close: Vec<f64> = cs
         .iter()
@@ -143,11 +209,9 @@ fn org_figures(
         .collect();
     let window = days(bar.notify_within_days);
     let eligible: Vec<&&CaseFigures> =
-        cs.iter().filter(|c| c.first_notified_at.is_some() || now.0 - c.first_seen.0 >= window).collect();
-    let within = eligible
-        .iter()
-        .filter(|c| c.first_notified_at.is_some_and(|t| t.0 - c.first_seen.0 <= window))
-        .count();
+        cs.iter().filter(|c| c.first_sent_at.is_some() || now.0 - c.first_seen.0 >= window).collect();
+    let within =
+        eligible.iter().filter(|c| c.first_sent_at.is_some_and(|t| t.0 - c.first_seen.0 <= window)).count();
     let ratio = |a: usize, b: usize| if b == 0 { None } else { Some(a as f64 / b as f64) };
     let subscribers = info.as_ref().and_then(|i| i.subscribers);
     let mut o = OrgCompliance {
@@ -157,41 +221,74 @@ fn org_figures(
         open_cases: open,
         closed_cases: n - open,
         notified_cases: to_notice.len() as u64,
+        queued_cases: cs.iter().filter(|c| c.queued).count() as u64,
         hours_to_first_notice: spread(to_notice),
         days_to_close: spread(to_close),
         share_notified_within: ratio(within, eligible.len()),
         reinfection_rate: ratio(cs.iter().filter(|c| c.reinfections > 0).count(), cs.len()),
         subscribers,
         infections_per_1000: subscribers.filter(|s| *s > 0).map(|s| open as f64 * 1000.0 / s as f64),
-        meets_bar: true,
+        verdict: Verdict::NoBar,
+        meets_bar: false,
         reasons: Vec::new(),
+        unmeasured: Vec::new(),
     };
-    o.reasons = judge(&o, bar);
-    o.meets_bar = o.reasons.is_empty();
+    (o.reasons, o.unmeasured) = judge(&o, bar);
+    o.verdict = if bar.is_empty() {
+        Verdict::NoBar
+    } else if !o.reasons.is_empty() {
+        Verdict::Fail
+    } else if !o.unmeasured.is_empty() {
+        Verdict::NotMeasured
+    } else {
+        Verdict::Pass
+    };
+    o.meets_bar = o.verdict == Verdict::Pass;
     o
 }
 
-fn judge(o: &OrgCompliance, bar: &Bar) -> Vec<String> {
+fn judge(o: &OrgCompliance, bar: &Bar) -> (Vec<String>, Vec<String>) {
     let mut r = Vec::new();
-    let mut above = |what: &str, v: Option<f64>, max: Option<f64>| {
-        if let (Some(v), Some(max)) = (v, max)
-            && v > max
-        {
-            r.push(format!("{what} {v:.2} is above {max}"));
+    let mut u = Vec::new();
+    let why_none = |what: &str| -> String {
+        match what {
+            w if w.contains("notice") && o.queued_cases > 0 => {
+                format!(
+                    "{w}: no notice delivered yet ({} case(s) with notices queued, not sent)",
+                    o.queued_cases
+                )
+            }
+            w if w.contains("notice") => format!("{w}: no notice delivered yet"),
+            w if w.contains("close") => format!("{w}: no case closed yet"),
+            w if w.contains("subscribers") => {
+                format!("{w}: the organisation's subscriber count is not configured")
+            }
+            w if w.contains("share") => format!("{w}: no case old enough yet"),
+            w => format!("{w}: no data"),
         }
+    };
+    let mut above = |what: &str, v: Option<f64>, max: Option<f64>| match (v, max) {
+        (Some(v), Some(max)) if v > max => r.push(format!("{what} {v:.2} is above {max}")),
+        // Nothing to measure where there are no cases; otherwise a missing figure is said.
+        (None, Some(_)) if o.cases > 0 => u.push(why_none(what)),
+        _ => {}
     };
     above("median hours to first notice", o.hours_to_first_notice.median, bar.max_median_hours_to_notice);
     above("p90 hours to first notice", o.hours_to_first_notice.p90, bar.max_p90_hours_to_notice);
     above("median days to close", o.days_to_close.median, bar.max_median_days_to_close);
     above("re-infection rate", o.reinfection_rate, bar.max_reinfection_rate);
-    above("infections per 1000 subscribers", o.infections_per_1000, bar.max_infections_per_1000);
-    above("open cases", Some(o.open_cases as f64), bar.max_open_cases.map(|m| m as f64));
-    if let (Some(v), Some(min)) = (o.share_notified_within, bar.min_share_notified_within)
-        && v < min
-    {
-        r.push(format!("share notified within {} days {v:.2} is below {min}", bar.notify_within_days));
+    // Unattributed cases have no subscriber base to divide by.
+    if o.org.is_some() {
+        above("infections per 1000 subscribers", o.infections_per_1000, bar.max_infections_per_1000);
     }
-    r
+    above("open cases", Some(o.open_cases as f64), bar.max_open_cases.map(|m| m as f64));
+    let share = format!("share notified within {} days", bar.notify_within_days);
+    match (o.share_notified_within, bar.min_share_notified_within) {
+        (Some(v), Some(min)) if v < min => r.push(format!("{share} {v:.2} is below {min}")),
+        (None, Some(_)) if o.cases > 0 => u.push(why_none(&share)),
+        _ => {}
+    }
+    (r, u)
 }
 
 /// A subscriber line or an address.

@@ -31,7 +31,7 @@ pub mod policy;
 
 pub use attribution::{Attributor, NoAttribution, OrgInfo, StaticAttributor, SubscriberHit};
 pub use botwatch_store::cases::{CaseQuery, CaseStore};
-pub use compliance::{Bar, OrgCompliance, SubscriberStatus};
+pub use compliance::{Bar, OrgCompliance, SubscriberStatus, Verdict};
 pub use engine::{CaseEngine, ProcessSummary, TickSummary, UpdateSummary, allowed};
 pub use policy::Policy;
 

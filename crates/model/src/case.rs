@@ -114,7 +114,10 @@ pub struct Case {
     pub evidence: u64,
     /// Evidence count when the last notice was sent: new evidence since then is "repeat".
     pub evidence_at_notice: u64,
+    /// Notices queued for the case (the engine's count; idempotency keys are numbered by
+    /// it). Queued is not sent: see `notices_sent`.
     pub notices: u32,
+    /// When the first notice was *queued* (the lifecycle's "notified" step).
     pub first_notified_at: Option<Timestamp>,
     pub last_notified_at: Option<Timestamp>,
     pub acknowledged_at: Option<Timestamp>,
@@ -134,6 +137,13 @@ pub struct Case {
     /// restart it.
     #[serde(default)]
     pub stage_since: Option<Timestamp>,
+    /// Notices a transport accepted (SMTP 250, webhook 2xx), read from the outbox.
+    #[serde(default)]
+    pub notices_sent: u32,
+    /// When a transport first accepted a notice about this case: what compliance's "time to
+    /// first notice" measures to.
+    #[serde(default)]
+    pub first_sent_at: Option<Timestamp>,
 }
 
 impl Case {
@@ -166,6 +176,8 @@ impl Case {
             last_event_id: None,
             episode_notices: 0,
             stage_since: None,
+            notices_sent: 0,
+            first_sent_at: None,
         }
     }
 }

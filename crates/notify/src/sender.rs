@@ -1,9 +1,12 @@
 //! Draining the outbox.
 //!
-//! Order per notice: rate limit → quiet hours → render → send → mark. A notice is marked
-//! sent right after its receiver accepted it, before the next one is touched, so a crash
-//! (even SIGKILL) repeats at most the single notice in flight — with the same Message-ID /
-//! Idempotency-Key, which receivers can deduplicate on. Rate limits and quiet hours *defer*
+//! Order per notice: claim → rate limit → quiet hours → render → confirm the claim → send →
+//! mark. Notices are claimed with a lease ([`OutboxStore::claim_due`]), so any number of
+//! runners deliver each notice once; the claim is confirmed right before the send
+//! ([`OutboxStore::start_sending`]), so a notice whose case closed while it waited is
+//! cancelled, not sent. A notice is marked sent right after its receiver accepted it, before
+//! the next one is touched, so a crash (even SIGKILL) repeats at most the single notice in
+//! flight — with the same Message-ID / Idempotency-Key, which receivers can deduplicate on. Rate limits and quiet hours *defer*
 //! (not an attempt); failures count as attempts with exponential back-off up to
 //! `max_attempts`, permanent refusals fail at once.
 
@@ -13,7 +16,7 @@ use crate::token::{self, Claims};
 use crate::webhook::{self, WebhookSender};
 use crate::{NotifyConfig, Result};
 use botwatch_model::{Clock, Timestamp};
-use botwatch_store::outbox::{Channel, NewNotice, Notice, OutboxStore};
+use botwatch_store::outbox::{Channel, NewNotice, Notice, OutboxStore, SendCheck};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -34,8 +37,11 @@ pub struct Policy {
     pub max_attempts: u32,
     pub backoff_base_secs: i64,
     pub backoff_max_secs: i64,
-    /// Notices fetched per query.
+    /// Notices claimed per query.
     pub batch: u64,
+    /// How long a runner's claim on a notice lasts before another runner may take it over
+    /// (renewed right before each send): longer than the slowest transport's timeout.
+    pub claim_secs: i64,
     /// Render only: nothing is sent and nothing in the store changes.
     #[serde(skip)]
     pub dry_run: bool,
@@ -53,6 +59,7 @@ impl Default for Policy {
             backoff_base_secs: 60,
             backoff_max_secs: 6 * 3600,
             batch: 200,
+            claim_secs: 300,
             dry_run: false,
         }
     }
@@ -154,21 +161,28 @@ pub struct DrainSummary {
     pub retried: u64,
     /// Given up (permanent refusal or `max_attempts` reached).
     pub failed: u64,
+    /// Not sent: the case closed while the notice waited.
+    pub cancelled: u64,
+    /// Taken over by another runner before this one sent it (its claim had expired).
+    pub lost_claim: u64,
     /// Left pending: no transport configured for the channel.
     pub no_transport: u64,
+    /// The channels left pending for want of a transport.
+    pub missing_transports: Vec<Channel>,
     pub previews: Vec<Preview>,
 }
 
 enum Outcome {
-    Sent,
     RateLimited(Timestamp),
     Quiet(Timestamp),
     Failed(SendError),
     NoTransport,
-    Preview(Rendered),
+    /// Rendered and allowed out now: confirm the claim, then send.
+    Ready(Rendered, String),
 }
 
-fn process(
+/// Everything before the hand-over to a transport; nothing here changes the store.
+fn prepare(
     n: &Notice,
     now: Timestamp,
     store: &impl OutboxStore,
@@ -193,99 +207,186 @@ fn process(
             return Ok(Outcome::Quiet(until));
         }
     }
-    let verify_url = t.verify_url(x, now);
-    let rendered = match t.renderer.render(x, &verify_url) {
-        Ok(r) => r,
-        // A broken template is fixed by an operator; retrying with back-off picks the fix up.
-        Err(e) => return Ok(Outcome::Failed(SendError::Transient(e.to_string()))),
+    let have_transport = match x.channel {
+        Channel::Email => t.mailer.is_some(),
+        Channel::Webhook => t.webhook.is_some(),
     };
-    if p.dry_run {
-        return Ok(Outcome::Preview(rendered));
+    if !have_transport && !p.dry_run {
+        return Ok(Outcome::NoTransport);
     }
-    let sent = match x.channel {
-        Channel::Email => {
-            let Some(m) = &t.mailer else { return Ok(Outcome::NoTransport) };
-            m.build(x, &rendered, now).and_then(|msg| m.send(&msg))
-        }
-        Channel::Webhook => {
-            let Some(w) = &t.webhook else { return Ok(Outcome::NoTransport) };
-            w.send(&x.recipient, webhook::body(x, &rendered, &verify_url), &x.message_id, now)
-        }
-    };
-    Ok(match sent {
-        Ok(()) => Outcome::Sent,
-        Err(e) => Outcome::Failed(e),
-    })
+    let verify_url = t.verify_url(x, now);
+    match t.renderer.render(x, &verify_url) {
+        Ok(r) => Ok(Outcome::Ready(r, verify_url)),
+        // A broken template is fixed by an operator; retrying with back-off picks the fix up.
+        Err(e) => Ok(Outcome::Failed(SendError::Transient(e.to_string()))),
+    }
 }
 
-/// Sends what is due. Store errors abort (the notice in hand stays pending and is retried on
-/// the next run); delivery errors are recorded per notice.
+fn send(
+    n: &Notice,
+    rendered: &Rendered,
+    verify_url: &str,
+    t: &Transports,
+    now: Timestamp,
+) -> Result<(), SendError> {
+    let x = &n.notice;
+    match x.channel {
+        Channel::Email => {
+            let Some(m) = &t.mailer else { return Err(SendError::Transient("no e-mail transport".into())) };
+            m.build(x, rendered, now).and_then(|msg| m.send(&msg))
+        }
+        Channel::Webhook => {
+            let Some(w) = &t.webhook else { return Err(SendError::Transient("no webhook transport".into())) };
+            w.send(&x.recipient, webhook::body(x, rendered, verify_url), &x.message_id, now)
+        }
+    }
+}
+
+/// A name for this runner's claims: unique per process and call.
+fn runner_id(now: Timestamp) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let host = std::env::var("HOSTNAME").unwrap_or_default();
+    let n = CALLS.fetch_add(1, Ordering::Relaxed);
+    format!("{host}:{}:{}:{n}", std::process::id(), now.micros())
+}
+
+/// Renders what is due without claiming, sending or changing anything.
+fn preview(store: &impl OutboxStore, clock: &dyn Clock, t: &Transports, p: &Policy) -> Result<DrainSummary> {
+    let mut sum = DrainSummary::default();
+    let now = clock.now();
+    for n in store.due_notices(now, p.batch.max(1))? {
+        sum.due += 1;
+        match prepare(&n, now, store, t, p)? {
+            Outcome::Ready(rendered, _) => sum.previews.push(Preview {
+                id: n.id,
+                channel: n.notice.channel,
+                recipient: n.notice.recipient.clone(),
+                message_id: n.notice.message_id.clone(),
+                rendered,
+            }),
+            Outcome::RateLimited(_) => sum.deferred_rate_limit += 1,
+            Outcome::Quiet(_) => sum.deferred_quiet_hours += 1,
+            Outcome::Failed(_) => sum.retried += 1,
+            Outcome::NoTransport => sum.no_transport += 1,
+        }
+    }
+    Ok(sum)
+}
+
+/// Sends what is due. Store errors abort (the notice in hand stays claimed until its lease
+/// ends and is then taken up again); delivery errors are recorded per notice.
 pub fn drain(
     store: &mut impl OutboxStore,
     clock: &dyn Clock,
     transports: &Transports,
     policy: &Policy,
 ) -> Result<DrainSummary> {
+    if policy.dry_run {
+        return preview(store, clock, transports, policy);
+    }
     let mut sum = DrainSummary::default();
     let start = clock.now();
+    let runner = runner_id(start);
+    let lease = policy.claim_secs.max(1);
     loop {
-        let due = store.due_notices(start, policy.batch.max(1))?;
-        let full_page = due.len() as u64 == policy.batch.max(1);
+        // Due as of the start: what this run defers or retries later is left to the next run.
+        let due =
+            store.claim_due(start, policy.batch.max(1), &runner, clock.now().saturating_add_secs(lease))?;
+        if due.is_empty() {
+            break;
+        }
         let mut stuck = false;
         for n in &due {
             sum.due += 1;
             let now = clock.now();
-            match process(n, now, store, transports, policy)? {
-                Outcome::Sent => {
-                    store.mark_sent(n.id, now)?;
-                    sum.sent += 1;
-                    tracing::info!(id = n.id, message_id = %n.notice.message_id, recipient = %n.notice.recipient, "Notice sent");
-                }
+            let (rendered, verify_url) = match prepare(n, now, store, transports, policy)? {
+                Outcome::Ready(r, u) => (r, u),
                 Outcome::RateLimited(at) => {
-                    store.defer(n.id, at)?;
+                    store.defer(n.id, &runner, at)?;
                     sum.deferred_rate_limit += 1;
+                    continue;
                 }
                 Outcome::Quiet(at) => {
-                    store.defer(n.id, at)?;
+                    store.defer(n.id, &runner, at)?;
                     sum.deferred_quiet_hours += 1;
+                    continue;
                 }
                 Outcome::Failed(e) => {
-                    let attempts = n.attempts + 1;
-                    let retry = match &e {
-                        SendError::Transient(_) if attempts < policy.max_attempts => {
-                            Some(now.saturating_add_secs(policy.backoff_secs(attempts)))
-                        }
-                        _ => None,
-                    };
-                    store.mark_failed(n.id, &e.to_string(), retry)?;
-                    if retry.is_some() {
-                        sum.retried += 1;
-                    } else {
-                        sum.failed += 1;
-                    }
-                    tracing::warn!(id = n.id, message_id = %n.notice.message_id, attempts, error = %e, "Notice not delivered");
+                    fail(store, &runner, n, e, now, policy, &mut sum)?;
+                    continue;
                 }
                 Outcome::NoTransport => {
+                    store.release(n.id, &runner)?;
                     sum.no_transport += 1;
+                    if !sum.missing_transports.contains(&n.notice.channel) {
+                        sum.missing_transports.push(n.notice.channel);
+                    }
                     stuck = true;
+                    continue;
                 }
-                Outcome::Preview(rendered) => {
-                    sum.previews.push(Preview {
-                        id: n.id,
-                        channel: n.notice.channel,
-                        recipient: n.notice.recipient.clone(),
-                        message_id: n.notice.message_id.clone(),
-                        rendered,
-                    });
+            };
+            match store.start_sending(n.id, &runner, now, now.saturating_add_secs(lease))? {
+                SendCheck::Go => {}
+                SendCheck::Cancelled => {
+                    sum.cancelled += 1;
+                    tracing::info!(id = n.id, case_id = ?n.notice.case_id, "Notice cancelled: its case closed before sending");
+                    continue;
+                }
+                SendCheck::Lost => {
+                    sum.lost_claim += 1;
+                    tracing::warn!(id = n.id, "Notice taken over by another runner before sending");
+                    continue;
                 }
             }
+            match send(n, &rendered, &verify_url, transports, now) {
+                Ok(()) => {
+                    let at = clock.now();
+                    if store.mark_sent(n.id, &runner, at)? {
+                        sum.sent += 1;
+                        tracing::info!(id = n.id, message_id = %n.notice.message_id, recipient = %n.notice.recipient, "Notice sent");
+                    } else {
+                        // Only a lease that ran out during the send gets here; the other
+                        // runner re-sends with the same Message-ID.
+                        sum.lost_claim += 1;
+                        tracing::warn!(id = n.id, message_id = %n.notice.message_id, "Notice sent, but its claim had passed to another runner");
+                    }
+                }
+                Err(e) => fail(store, &runner, n, e, now, policy, &mut sum)?,
+            }
         }
-        // A dry run or a notice left pending would be fetched again: stop after one page.
-        if !full_page || stuck || policy.dry_run {
+        // Notices released for want of a transport would be claimed again: stop here.
+        if stuck {
             break;
         }
     }
     Ok(sum)
+}
+
+fn fail(
+    store: &mut impl OutboxStore,
+    runner: &str,
+    n: &Notice,
+    e: SendError,
+    now: Timestamp,
+    policy: &Policy,
+    sum: &mut DrainSummary,
+) -> Result<()> {
+    let attempts = n.attempts + 1;
+    let retry = match &e {
+        SendError::Transient(_) if attempts < policy.max_attempts => {
+            Some(now.saturating_add_secs(policy.backoff_secs(attempts)))
+        }
+        _ => None,
+    };
+    store.mark_failed(n.id, runner, &e.to_string(), retry)?;
+    if retry.is_some() {
+        sum.retried += 1;
+    } else {
+        sum.failed += 1;
+    }
+    tracing::warn!(id = n.id, message_id = %n.notice.message_id, attempts, error = %e, "Notice not delivered");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -36,7 +36,10 @@ fn sigkill_mid_batch_repeats_at_most_the_notice_in_flight() {
         assert_eq!(store.enqueue(&notices).unwrap(), N as u64);
     }
     let bin = env!("CARGO_BIN_EXE_botwatch-notify-drain");
-    let mut child = Command::new(bin).arg(&db).arg(&url).args(["--slow-ms", "40"]).spawn().unwrap();
+    // A short claim: the restarted sender takes over the killed one's notice in flight once
+    // its lease has run out (a real deployment waits `claim_secs`, 300 s by default).
+    let mut child =
+        Command::new(bin).arg(&db).arg(&url).args(["--slow-ms", "40", "--claim-secs", "1"]).spawn().unwrap();
     let start = Instant::now();
     while spooled(&spool, &t).len() < 10 {
         assert!(start.elapsed() < Duration::from_secs(30), "drain made no progress");
@@ -48,6 +51,7 @@ fn sigkill_mid_batch_repeats_at_most_the_notice_in_flight() {
     let before = spooled(&spool, &t).len();
     assert!(before < N, "killed mid-batch ({before} of {N} arrived)");
 
+    std::thread::sleep(Duration::from_millis(1_100));
     let out = Command::new(bin).arg(&db).arg(&url).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got = wait_spooled(&spool, &t, N, Duration::from_secs(20));

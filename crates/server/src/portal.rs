@@ -15,6 +15,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use botwatch_cases::compliance::{Subject, subscriber_status};
 use botwatch_model::Timestamp;
+use botwatch_store::outbox::NoticeStatus;
 use botwatch_store::{EventQuery, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -205,6 +206,13 @@ async fn check(
     auth::with_nonce_cookie(Html(page).into_response(), &nonce, st.cfg.secure_cookies)
 }
 
+/// What the outbox says of a verified link's notice.
+enum Delivery {
+    Sent(String),
+    Queued,
+    Never(&'static str),
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct VerifyParams {
     /// The token of a notice's link (`{portal_url}/verify?t=…`, see botwatch_notify).
@@ -217,29 +225,52 @@ pub struct VerifyParams {
 async fn verify(State(st): State<Shared>, headers: HeaderMap, Query(q): Query<VerifyParams>) -> Response {
     let lang = language(q.lang.as_deref(), &headers);
     let now = st.deps.clock.now();
-    let (valid, reason, case) = match botwatch_notify::token::verify(&st.deps.token_secret, &q.t, now) {
-        Ok(claims) => {
-            let state = match claims.case_id {
-                Some(id) => st
+    // A signature proves the link came from this desk; only the outbox says whether the
+    // notice it names ever went out, so an unsent one is never called "genuine".
+    let (valid, reason, case, delivery) =
+        match botwatch_notify::token::verify(&st.deps.token_secret, &q.t, now) {
+            Ok(claims) => {
+                let found = st
                     .deps
                     .db
                     .run(move |s| {
-                        Ok(botwatch_store::cases::CaseStore::case(s, id)?.map(|r| r.case.state.as_str()))
+                        let state = match claims.case_id {
+                            Some(id) => {
+                                botwatch_store::cases::CaseStore::case(s, id)?.map(|r| r.case.state.as_str())
+                            }
+                            None => None,
+                        };
+                        let notice =
+                            botwatch_store::outbox::OutboxStore::notice_by_message_id(s, &claims.message_id)?;
+                        Ok((claims.case_id, state, notice.map(|n| (n.status, n.sent_at))))
                     })
                     .await
-                    .ok()
-                    .flatten(),
-                None => None,
-            };
-            (true, None, claims.case_id.map(|id| (id, state)))
-        }
-        Err(e) => (false, Some(e.to_string()), None),
+                    .ok();
+                match found {
+                    Some((case_id, state, notice)) => {
+                        let delivery = match notice {
+                            Some((NoticeStatus::Sent, Some(at))) => Delivery::Sent(at.to_rfc3339()),
+                            Some((NoticeStatus::Pending | NoticeStatus::Sending, _)) => Delivery::Queued,
+                            Some((other, _)) => Delivery::Never(other.as_str()),
+                            None => Delivery::Never("no such notice"),
+                        };
+                        (true, None, case_id.map(|id| (id, state)), delivery)
+                    }
+                    None => (true, None, None, Delivery::Never("the store could not be read")),
+                }
+            }
+            Err(e) => (false, Some(e.to_string()), None, Delivery::Never("")),
+        };
+    let (sent_at, queued, never) = match &delivery {
+        Delivery::Sent(at) => (Some(at.clone()), false, None),
+        Delivery::Queued => (None, true, None),
+        Delivery::Never(why) => (None, false, Some(*why)),
     };
     st.metrics.portal(if valid { "verified" } else { "verify_failed" });
     let page = st.pages.render(
         "portal_verify.html",
         minijinja::context! {
-            lang, langs => LANGS, t => texts(lang), valid, reason,
+            lang, langs => LANGS, t => texts(lang), valid, reason, sent_at, queued, never,
             case_id => case.map(|c| c.0), case_state => case.and_then(|c| c.1),
         },
     );
@@ -367,6 +398,23 @@ pub fn texts(lang: &str) -> BTreeMap<&'static str, &'static str> {
         (
             "verify_ok",
             ["This notice is genuine.", "Diese Benachrichtigung ist echt.", "この通知は本物です。"],
+        ),
+        ("verify_sent", ["It was sent on", "Sie wurde versandt am", "送信日時："]),
+        (
+            "verify_queued",
+            [
+                "This link is genuine, but its notice has not been sent yet.",
+                "Dieser Link ist echt, aber die Benachrichtigung wurde noch nicht versandt.",
+                "このリンクは本物ですが、通知はまだ送信されていません。",
+            ],
+        ),
+        (
+            "verify_never",
+            [
+                "This link is genuine, but its notice was never sent:",
+                "Dieser Link ist echt, aber die Benachrichtigung wurde nie versandt:",
+                "このリンクは本物ですが、通知は送信されませんでした：",
+            ],
         ),
         (
             "verify_bad",

@@ -88,7 +88,10 @@ pub struct CaseFigures {
     pub open: bool,
     pub dismissed: bool,
     pub first_seen: Timestamp,
-    pub first_notified_at: Option<Timestamp>,
+    /// When a transport first accepted a notice about the case (not when one was queued).
+    pub first_sent_at: Option<Timestamp>,
+    /// A notice was queued but none has been accepted yet.
+    pub queued: bool,
     pub closed_at: Option<Timestamp>,
     pub reinfections: u32,
 }
@@ -100,7 +103,8 @@ impl From<&Case> for CaseFigures {
             open: c.state.is_open(),
             dismissed: c.close_reason == Some(CloseReason::Dismissed),
             first_seen: c.first_seen,
-            first_notified_at: c.first_notified_at,
+            first_sent_at: c.first_sent_at,
+            queued: c.first_notified_at.is_some() && c.first_sent_at.is_none(),
             closed_at: c.closed_at,
             reinfections: c.reinfections,
         }
@@ -165,6 +169,12 @@ const LIST_COLS: &str = "id, key, state, level, org, subscriber, ip, threat, typ
      evidence_at_notice, notices, episode_notices, first_notified_at, last_notified_at, acknowledged_at, escalated_at, \
      stage_since, closed_at, close_reason, reinfections, last_event_id, '[]', next_check";
 
+/// What was delivered for a case, read from the outbox beside the case's own columns for
+/// what users see (the engine's reads go without): notices a transport accepted and when the
+/// first was. The case's own `notices`/`first_notified_at` count what was *queued*.
+const DELIVERY: &str = ", (SELECT COUNT(*) FROM outbox o WHERE o.case_id = cases.id AND o.status = 'sent'), \
+     (SELECT MIN(o.sent_at) FROM outbox o WHERE o.case_id = cases.id AND o.status = 'sent')";
+
 fn ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp::from_micros)
 }
@@ -177,6 +187,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRecord> {
     let close: Option<String> = r.get(22)?;
     let ip: Option<Vec<u8>> = r.get(6)?;
     let recent: String = r.get(25)?;
+    let delivery = r.as_ref().column_count() > 27;
     Ok(CaseRecord {
         case: Case {
             id: r.get(0)?,
@@ -209,6 +220,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRecord> {
             },
             reinfections: r.get::<_, i64>(23)? as u32,
             last_event_id: r.get(24)?,
+            notices_sent: if delivery { r.get::<_, i64>(27)?.clamp(0, u32::MAX as i64) as u32 } else { 0 },
+            first_sent_at: if delivery { ts(r.get(28)?) } else { None },
         },
         recent: serde_json::from_str(&recent).map_err(|e| bad(25, e.to_string()))?,
         next_check: ts(r.get(26)?),
@@ -391,7 +404,10 @@ impl CaseStore for SqliteStore {
     }
 
     fn case(&self, id: i64) -> Result<Option<CaseRecord>> {
-        Ok(self.conn.query_row(&format!("SELECT {COLS} FROM cases WHERE id = ?"), [id], row).optional()?)
+        Ok(self
+            .conn
+            .query_row(&format!("SELECT {COLS}{DELIVERY} FROM cases WHERE id = ?"), [id], row)
+            .optional()?)
     }
 
     fn cases(&self, q: &CaseQuery) -> Result<Vec<Case>> {
@@ -427,7 +443,8 @@ impl CaseStore for SqliteStore {
         // new binding of the address, which was a sixth of a portal look-up.
         let few = q.ip.is_some() || q.subscriber.is_some();
         let tail = if few { String::new() } else { format!("ORDER BY id LIMIT {limit}") };
-        let mut st = self.conn.prepare_cached(&format!("SELECT {LIST_COLS} FROM cases {wh} {tail}"))?;
+        let mut st =
+            self.conn.prepare_cached(&format!("SELECT {LIST_COLS}{DELIVERY} FROM cases {wh} {tail}"))?;
         let rows = st.query_map(params_from_iter(args), |r| row(r).map(|x| x.case))?;
         let mut out: Vec<Case> = rows.collect::<rusqlite::Result<_>>()?;
         if few {
@@ -463,15 +480,19 @@ impl CaseStore for SqliteStore {
 
     fn case_figures(&self) -> Result<Vec<CaseFigures>> {
         let mut st = self.conn.prepare(
-            "SELECT org, state != 'closed', close_reason IS 'dismissed', first_seen, first_notified_at, closed_at, reinfections FROM cases",
+            "SELECT org, state != 'closed', close_reason IS 'dismissed', first_seen,
+                    (SELECT MIN(o.sent_at) FROM outbox o WHERE o.case_id = cases.id AND o.status = 'sent'),
+                    closed_at, reinfections, first_notified_at IS NOT NULL FROM cases",
         )?;
         let rows = st.query_map([], |r| {
+            let first_sent_at = ts(r.get(4)?);
             Ok(CaseFigures {
                 org: r.get(0)?,
                 open: r.get(1)?,
                 dismissed: r.get(2)?,
                 first_seen: Timestamp(r.get(3)?),
-                first_notified_at: ts(r.get(4)?),
+                first_sent_at,
+                queued: first_sent_at.is_none() && r.get::<_, bool>(7)?,
                 closed_at: ts(r.get(5)?),
                 reinfections: r.get(6)?,
             })
@@ -481,10 +502,12 @@ impl CaseStore for SqliteStore {
 
     fn cases_generation(&self) -> Result<String> {
         // History ids and case ids only grow (rowids, never deleted); every transition
-        // appends history, and evidence moves the engine's cursor.
+        // appends history, evidence moves the engine's cursor, and a delivery sets a
+        // newer `sent_at` (compliance counts only delivered notices).
         Ok(self.conn.query_row(
             "SELECT (SELECT COALESCE(MAX(id), 0) FROM case_history) || ':' || (SELECT COALESCE(MAX(id), 0) FROM cases)
-                    || ':' || (SELECT last_event_id FROM case_cursor WHERE id = 1)",
+                    || ':' || (SELECT last_event_id FROM case_cursor WHERE id = 1)
+                    || ':' || (SELECT COALESCE(MAX(sent_at), 0) FROM outbox)",
             [],
             |r| r.get(0),
         )?)

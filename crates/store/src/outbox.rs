@@ -10,6 +10,16 @@
 //!
 //! `key` is the idempotency key: enqueueing a key that exists is a no-op, so "one notice
 //! per key" holds whatever the callers do.
+//!
+//! Runners *claim* what they send ([`OutboxStore::claim_due`]: runner id and lease expiry
+//! written in one write transaction), so two or more `notify run` at once never send a
+//! notice twice. Right before the hand-over to a transport the claim is confirmed
+//! ([`OutboxStore::start_sending`]): the notice must still be pending, still ours, and its
+//! case not closed, and it becomes `sending`. Closing a case cancels only pending notices,
+//! and every later write is conditional on the state it expects, so no terminal state
+//! (`sent`, `failed`, `cancelled`) is ever overwritten. A runner killed mid-send leaves a
+//! `sending` notice whose lease expires; the next runner sends it again with the same
+//! Message-ID — still the one notice that can repeat.
 
 use crate::Result;
 use crate::sqlite::SqliteStore;
@@ -45,7 +55,11 @@ impl Channel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeStatus {
+    /// Queued: not handed to any transport yet (possibly claimed by a runner).
     Pending,
+    /// Handed to a transport by the runner holding the claim; not accepted yet.
+    Sending,
+    /// Accepted by the receiver (SMTP 250, webhook 2xx): the only status that means sent.
     Sent,
     /// Given up: a permanent error (bad address, 4xx from a webhook) or too many attempts.
     Failed,
@@ -57,6 +71,7 @@ impl NoticeStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             NoticeStatus::Pending => "pending",
+            NoticeStatus::Sending => "sending",
             NoticeStatus::Sent => "sent",
             NoticeStatus::Failed => "failed",
             NoticeStatus::Cancelled => "cancelled",
@@ -65,6 +80,7 @@ impl NoticeStatus {
     pub fn from_name(s: &str) -> Option<NoticeStatus> {
         match s {
             "pending" => Some(NoticeStatus::Pending),
+            "sending" => Some(NoticeStatus::Sending),
             "sent" => Some(NoticeStatus::Sent),
             "failed" => Some(NoticeStatus::Failed),
             "cancelled" => Some(NoticeStatus::Cancelled),
@@ -109,23 +125,65 @@ pub struct Notice {
     pub sent_at: Option<Timestamp>,
 }
 
+/// What [`OutboxStore::start_sending`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendCheck {
+    /// Still pending and ours: now `sending`, hand it to the transport.
+    Go,
+    /// Its case closed while it waited: now `cancelled`, not to be sent.
+    Cancelled,
+    /// No longer ours (the lease ran out and another runner took it) or no longer pending.
+    Lost,
+}
+
 /// Outbox operations; the PostgreSQL backend implements the same.
 pub trait OutboxStore {
     /// Inserts the notices whose key is new; returns how many were new.
     fn enqueue(&mut self, notices: &[NewNotice]) -> Result<u64>;
-    /// Pending notices due at `now`, oldest due first.
+    /// Pending notices due at `now`, oldest due first, claimed or not (read-only: previews
+    /// and listings; senders use [`OutboxStore::claim_due`]).
     fn due_notices(&self, now: Timestamp, limit: u64) -> Result<Vec<Notice>>;
-    /// The receiver accepted it.
-    fn mark_sent(&mut self, id: i64, at: Timestamp) -> Result<()>;
-    /// A failed attempt: retried at `retry_at`, or given up when `None`.
-    fn mark_failed(&mut self, id: i64, error: &str, retry_at: Option<Timestamp>) -> Result<()>;
+    /// Claims up to `limit` due notices for `runner` until `lease_until`, atomically: those
+    /// pending and unclaimed (or whose claim expired), and those a runner whose lease
+    /// expired left `sending`. What one runner holds, no other gets.
+    fn claim_due(
+        &mut self,
+        now: Timestamp,
+        limit: u64,
+        runner: &str,
+        lease_until: Timestamp,
+    ) -> Result<Vec<Notice>>;
+    /// Confirms the claim right before sending (see [`SendCheck`]) and extends the lease to
+    /// `lease_until`, so a slow transport does not lose it.
+    fn start_sending(
+        &mut self,
+        id: i64,
+        runner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<SendCheck>;
+    /// The receiver accepted it. False (and nothing changed) when it was not `runner`'s.
+    fn mark_sent(&mut self, id: i64, runner: &str, at: Timestamp) -> Result<bool>;
+    /// A failed attempt: retried at `retry_at`, or given up when `None`. Releases the claim.
+    fn mark_failed(
+        &mut self,
+        id: i64,
+        runner: &str,
+        error: &str,
+        retry_at: Option<Timestamp>,
+    ) -> Result<bool>;
     /// Not sent now (quiet hours, rate limit) and not an attempt: due again at `due_at`.
-    fn defer(&mut self, id: i64, due_at: Timestamp) -> Result<()>;
+    /// Releases the claim.
+    fn defer(&mut self, id: i64, runner: &str, due_at: Timestamp) -> Result<bool>;
+    /// Gives a claimed notice back untouched (no transport for it here).
+    fn release(&mut self, id: i64, runner: &str) -> Result<bool>;
     /// Notices sent to `recipient` at or after `since` (for per-recipient rate limits).
     fn sent_since(&self, recipient: &str, since: Timestamp) -> Result<u64>;
     /// Newest first, optionally only one status.
     fn notices(&self, status: Option<NoticeStatus>, limit: u64) -> Result<Vec<Notice>>;
     fn notice(&self, id: i64) -> Result<Option<Notice>>;
+    /// The notice with this Message-ID (what a notice's signed link names).
+    fn notice_by_message_id(&self, message_id: &str) -> Result<Option<Notice>>;
     /// How many notices are in each status, by status name.
     fn notice_counts(&self) -> Result<Vec<(String, u64)>>;
 }
@@ -207,31 +265,118 @@ impl OutboxStore for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn mark_sent(&mut self, id: i64, at: Timestamp) -> Result<()> {
-        self.conn.execute(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
-            params![at.micros(), id],
-        )?;
-        Ok(())
+    fn claim_due(
+        &mut self,
+        now: Timestamp,
+        limit: u64,
+        runner: &str,
+        lease_until: Timestamp,
+    ) -> Result<Vec<Notice>> {
+        // IMMEDIATE takes the write lock before reading, so two runners cannot both read a
+        // notice as free and both claim it.
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut claimed: Vec<Notice> = {
+            let mut st = tx.prepare_cached(&format!(
+                "UPDATE outbox SET claimed_by = ?1, claim_until = ?2
+                 WHERE id IN (SELECT id FROM outbox
+                              WHERE ((status = 'pending' AND due_at <= ?3) OR status = 'sending')
+                                AND (claim_until IS NULL OR claim_until < ?3)
+                              ORDER BY due_at, id LIMIT ?4)
+                 RETURNING {COLS}"
+            ))?;
+            let rows =
+                st.query_map(params![runner, lease_until.micros(), now.micros(), limit as i64], row)?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        tx.commit()?;
+        claimed.sort_by_key(|n| (n.notice.due_at, n.id));
+        Ok(claimed)
     }
 
-    fn mark_failed(&mut self, id: i64, error: &str, retry_at: Option<Timestamp>) -> Result<()> {
-        match retry_at {
+    fn start_sending(
+        &mut self,
+        id: i64,
+        runner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<SendCheck> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let found: Option<(String, Option<String>, Option<i64>, bool)> = tx
+            .query_row(
+                "SELECT o.status, o.claimed_by, o.claim_until, COALESCE(c.state = 'closed', 0)
+                 FROM outbox o LEFT JOIN cases c ON c.id = o.case_id WHERE o.id = ?",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Some((status, by, until, case_closed)) = found else {
+            return Ok(SendCheck::Lost);
+        };
+        let ours = by.as_deref() == Some(runner) && until.is_some_and(|u| u >= now.micros());
+        let check = match status.as_str() {
+            "pending" if case_closed => {
+                tx.execute(
+                    "UPDATE outbox SET status = 'cancelled', last_error = 'case closed before sending', claimed_by = NULL, claim_until = NULL WHERE id = ?",
+                    [id],
+                )?;
+                SendCheck::Cancelled
+            }
+            // A `sending` notice of ours is one a dead runner left and this one took over.
+            "pending" | "sending" if ours => {
+                tx.execute(
+                    "UPDATE outbox SET status = 'sending', claim_until = ? WHERE id = ?",
+                    params![lease_until.micros(), id],
+                )?;
+                SendCheck::Go
+            }
+            _ => SendCheck::Lost,
+        };
+        tx.commit()?;
+        Ok(check)
+    }
+
+    fn mark_sent(&mut self, id: i64, runner: &str, at: Timestamp) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL, claimed_by = NULL, claim_until = NULL
+             WHERE id = ? AND status = 'sending' AND claimed_by = ?",
+            params![at.micros(), id, runner],
+        )? == 1)
+    }
+
+    fn mark_failed(
+        &mut self,
+        id: i64,
+        runner: &str,
+        error: &str,
+        retry_at: Option<Timestamp>,
+    ) -> Result<bool> {
+        let n = match retry_at {
             Some(t) => self.conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, due_at = ? WHERE id = ?",
-                params![error, t.micros(), id],
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, due_at = ?, status = 'pending', claimed_by = NULL, claim_until = NULL
+                 WHERE id = ? AND status IN ('pending', 'sending') AND claimed_by = ?",
+                params![error, t.micros(), id, runner],
             )?,
             None => self.conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, status = 'failed' WHERE id = ?",
-                params![error, id],
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, status = 'failed', claimed_by = NULL, claim_until = NULL
+                 WHERE id = ? AND status IN ('pending', 'sending') AND claimed_by = ?",
+                params![error, id, runner],
             )?,
         };
-        Ok(())
+        Ok(n == 1)
     }
 
-    fn defer(&mut self, id: i64, due_at: Timestamp) -> Result<()> {
-        self.conn.execute("UPDATE outbox SET due_at = ? WHERE id = ?", params![due_at.micros(), id])?;
-        Ok(())
+    fn defer(&mut self, id: i64, runner: &str, due_at: Timestamp) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE outbox SET due_at = ?, claimed_by = NULL, claim_until = NULL WHERE id = ? AND status = 'pending' AND claimed_by = ?",
+            params![due_at.micros(), id, runner],
+        )? == 1)
+    }
+
+    fn release(&mut self, id: i64, runner: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE outbox SET claimed_by = NULL, claim_until = NULL WHERE id = ? AND status = 'pending' AND claimed_by = ?",
+            params![id, runner],
+        )? == 1)
     }
 
     fn sent_since(&self, recipient: &str, since: Timestamp) -> Result<u64> {
@@ -252,6 +397,13 @@ impl OutboxStore for SqliteStore {
 
     fn notice(&self, id: i64) -> Result<Option<Notice>> {
         Ok(self.conn.query_row(&format!("SELECT {COLS} FROM outbox WHERE id = ?"), [id], row).optional()?)
+    }
+
+    fn notice_by_message_id(&self, message_id: &str) -> Result<Option<Notice>> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!("SELECT {COLS} FROM outbox WHERE message_id = ? ORDER BY id LIMIT 1"))?;
+        Ok(st.query_row([message_id], row).optional()?)
     }
 
     fn notice_counts(&self) -> Result<Vec<(String, u64)>> {
@@ -287,23 +439,49 @@ mod tests {
     #[test]
     fn one_notice_per_key_and_the_lifecycle_of_a_send() {
         let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
+        let t = Timestamp::from_secs;
         assert_eq!(s.enqueue(&[notice("a", 10), notice("b", 20)]).unwrap(), 2);
         assert_eq!(s.enqueue(&[notice("a", 10)]).unwrap(), 0, "same key again: nothing new");
-        assert!(s.due_notices(Timestamp::from_secs(5), 10).unwrap().is_empty());
-        let due = s.due_notices(Timestamp::from_secs(15), 10).unwrap();
+        assert!(s.claim_due(t(5), 10, "r1", t(65)).unwrap().is_empty());
+        let due = s.claim_due(t(15), 10, "r1", t(75)).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].notice, notice("a", 10));
-        s.mark_failed(due[0].id, "421 try later", Some(Timestamp::from_secs(30))).unwrap();
-        assert_eq!(s.due_notices(Timestamp::from_secs(25), 10).unwrap().len(), 1, "b only");
-        s.mark_sent(due[0].id, Timestamp::from_secs(31)).unwrap();
-        let n = s.notice(due[0].id).unwrap().unwrap();
-        assert_eq!((n.status, n.attempts), (NoticeStatus::Sent, 2));
-        assert_eq!(s.sent_since("abuse@example.net", Timestamp::from_secs(30)).unwrap(), 1);
-        let b = s.due_notices(Timestamp::from_secs(40), 10).unwrap()[0].id;
-        s.defer(b, Timestamp::from_secs(100)).unwrap();
-        assert!(s.due_notices(Timestamp::from_secs(40), 10).unwrap().is_empty());
-        s.mark_failed(b, "550 no such user", None).unwrap();
-        assert!(s.due_notices(Timestamp::from_secs(200), 10).unwrap().is_empty());
+        let a = due[0].id;
+        assert!(s.claim_due(t(15), 10, "r2", t(75)).unwrap().is_empty(), "claimed by r1");
+        assert_eq!(s.start_sending(a, "r2", t(16), t(80)).unwrap(), SendCheck::Lost);
+        assert_eq!(s.start_sending(a, "r1", t(16), t(80)).unwrap(), SendCheck::Go);
+        assert!(s.mark_failed(a, "r1", "421 try later", Some(t(30))).unwrap());
+        assert_eq!(s.notice(a).unwrap().unwrap().status, NoticeStatus::Pending);
+        assert_eq!(s.claim_due(t(25), 10, "r1", t(85)).unwrap().len(), 1, "b only");
+        let again = s.claim_due(t(31), 10, "r2", t(91)).unwrap();
+        assert_eq!(again.iter().map(|n| n.id).collect::<Vec<_>>(), vec![a], "b is still r1's");
+        assert_eq!(s.start_sending(a, "r2", t(31), t(91)).unwrap(), SendCheck::Go);
+        assert!(!s.mark_sent(a, "r1", t(31)).unwrap(), "not r1's any more");
+        assert!(s.mark_sent(a, "r2", t(31)).unwrap());
+        let n = s.notice(a).unwrap().unwrap();
+        assert_eq!((n.status, n.attempts, n.sent_at), (NoticeStatus::Sent, 2, Some(t(31))));
+        assert!(!s.mark_failed(a, "r2", "late", None).unwrap(), "a terminal state stays");
+        assert_eq!(s.notice_by_message_id("a@botwatch.test").unwrap().unwrap().id, a);
+        assert_eq!(s.sent_since("abuse@example.net", t(30)).unwrap(), 1);
+        let b = s.notice_by_message_id("b@botwatch.test").unwrap().unwrap().id;
+        assert!(s.defer(b, "r1", t(100)).unwrap());
+        assert!(s.claim_due(t(40), 10, "r1", t(100)).unwrap().is_empty());
+        assert_eq!(s.claim_due(t(100), 10, "r1", t(160)).unwrap().len(), 1);
+        assert!(s.mark_failed(b, "r1", "550 no such user", None).unwrap());
+        assert!(s.claim_due(t(200), 10, "r1", t(260)).unwrap().is_empty());
         assert_eq!(s.notices(Some(NoticeStatus::Failed), 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_runner_that_died_mid_send_is_taken_over_after_its_lease() {
+        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
+        let t = Timestamp::from_secs;
+        s.enqueue(&[notice("a", 0)]).unwrap();
+        let a = s.claim_due(t(1), 10, "dead", t(61)).unwrap()[0].id;
+        assert_eq!(s.start_sending(a, "dead", t(2), t(62)).unwrap(), SendCheck::Go);
+        assert!(s.claim_due(t(50), 10, "r2", t(110)).unwrap().is_empty(), "lease still running");
+        assert_eq!(s.claim_due(t(63), 10, "r2", t(123)).unwrap().len(), 1);
+        assert_eq!(s.start_sending(a, "r2", t(63), t(123)).unwrap(), SendCheck::Go);
+        assert!(s.mark_sent(a, "r2", t(64)).unwrap());
     }
 }

@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/sqlite/0007_event_days.sql")),
     (8, include_str!("../migrations/sqlite/0008_cases_next_check.sql")),
     (9, include_str!("../migrations/sqlite/0009_event_days_slim.sql")),
+    (10, include_str!("../migrations/sqlite/0010_outbox_claims.sql")),
 ];
 
 /// The last migration that changes the per-day rollup's tables: they are then (re)filled

@@ -1,7 +1,8 @@
 //! Drains a botwatch outbox over SMTP until nothing is due; used by the crash test.
 //!
-//! `botwatch-notify-drain DB SMTP_URL [--slow-ms N] [--secret S]`. With `--slow-ms`, it
-//! sends one notice per drain and sleeps N ms after each, so a test can kill it mid-batch.
+//! `botwatch-notify-drain DB SMTP_URL [--slow-ms N] [--secret S] [--claim-secs N] [--batch N]`.
+//! With `--slow-ms`, it sends one notice per drain and sleeps N ms after each, so a test can
+//! kill it mid-batch. Several may run at once on one store (the concurrency test).
 //! Rate limits and quiet hours are off: this drains everything that is due.
 
 use botwatch_model::SystemClock;
@@ -16,11 +17,15 @@ fn main() -> ExitCode {
     let mut pos = Vec::new();
     let mut slow_ms = 0u64;
     let mut secret = "botwatch-test-secret".to_string();
+    let mut claim_secs = 300i64;
+    let mut batch = None;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--slow-ms" => slow_ms = it.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--secret" => secret = it.next().unwrap_or_default(),
+            "--claim-secs" => claim_secs = it.next().and_then(|v| v.parse().ok()).unwrap_or(300),
+            "--batch" => batch = it.next().and_then(|v| v.parse().ok()),
             _ => pos.push(a),
         }
     }
@@ -36,7 +41,8 @@ fn main() -> ExitCode {
         max_per_day: 0,
         quiet_start_hour: 0,
         quiet_end_hour: 0,
-        batch: if slow_ms > 0 { 1 } else { 200 },
+        batch: batch.unwrap_or(if slow_ms > 0 { 1 } else { 200 }),
+        claim_secs,
         ..Policy::default()
     };
     let run = || -> Result<u64, Box<dyn std::error::Error>> {
@@ -46,7 +52,7 @@ fn main() -> ExitCode {
         loop {
             let s = drain(&mut store, &SystemClock, &t, &policy)?;
             sent += s.sent;
-            if s.due == 0 || (s.sent == 0 && s.retried + s.failed == 0) {
+            if s.due == 0 || (s.sent + s.cancelled + s.lost_claim == 0 && s.retried + s.failed == 0) {
                 return Ok(sent);
             }
             if slow_ms > 0 {
