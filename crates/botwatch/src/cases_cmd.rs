@@ -121,7 +121,7 @@ fn json_line(out: &mut dyn Write, v: &impl serde::Serialize) -> Result<()> {
 fn case_row(out: &mut dyn Write, c: &Case) -> Result<()> {
     writeln!(
         out,
-        "{:>6}  {:<13} {:>2}  {:<12} {:<18} {:<40} {:>6} {:>3}  {}",
+        "{:>6}  {:<13} {:>2}  {:<12} {:<18} {:<40} {:>6} {:>3}/{:<3}  {}",
         c.id,
         c.state.as_str(),
         c.level,
@@ -129,7 +129,8 @@ fn case_row(out: &mut dyn Write, c: &Case) -> Result<()> {
         opt(&c.ip),
         c.key,
         c.evidence,
-        c.notices,
+        c.notices_sent,
+        c.notices_queued,
         c.last_seen
     )?;
     Ok(())
@@ -162,8 +163,8 @@ pub fn run(
             } else {
                 writeln!(
                     out,
-                    "{:>6}  {:<13} {:>2}  {:<12} {:<18} {:<40} {:>6} {:>3}  last seen",
-                    "id", "state", "lv", "org", "ip", "key", "events", "ntc"
+                    "{:>6}  {:<13} {:>2}  {:<12} {:<18} {:<40} {:>6} {:>7}  last seen",
+                    "id", "state", "lv", "org", "ip", "key", "events", "sent/q"
                 )?;
                 for c in &cases {
                     case_row(out, c)?;
@@ -189,10 +190,16 @@ pub fn run(
                 )?;
                 writeln!(
                     out,
-                    "notices {}  first {}  last {}  re-infections {}",
+                    "notices: {} sent (accepted by a transport), {} queued (not sent yet), {} in all  first queued {}  first sent {}  re-infections {}",
+                    c.notices_sent,
+                    c.notices_queued,
                     c.notices,
                     opt(&c.first_notified_at),
-                    opt(&c.last_notified_at),
+                    match c.first_sent_at {
+                        Some(t) => t.to_string(),
+                        None if c.notices > 0 => "not sent yet".to_string(),
+                        None => "-".to_string(),
+                    },
                     c.reinfections
                 )?;
                 if let Some(r) = c.close_reason {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{json_lines, ok};
+use common::{json_lines, ok, run};
 use serde_json::Value;
 use std::path::Path;
 
@@ -156,11 +156,19 @@ fn report_to_case_to_notice_to_exports() {
     assert!(with(&["walled-garden", "export", "--format", "nftables"]).contains("table inet botwatch"));
     assert!(with(&["walled-garden", "export", "--format", "rpz"]).contains("SOA"));
 
-    // Compliance: one notified case per 1,000 subscribers and more.
+    // Compliance: notified only where the SMTP server accepted the notice; otherwise queued.
     let comp = json_lines(&with(&["compliance", "--json"]));
     let org = comp.iter().find(|o| o["org"] == "test-isp").expect("the org's row");
     assert!(org["cases"].as_u64().unwrap() >= 1);
-    assert!(org["notified_cases"].as_u64().unwrap() >= 1);
+    if smtp.is_some() {
+        assert!(org["notified_cases"].as_u64().unwrap() >= 1, "{org}");
+    } else {
+        assert_eq!(org["notified_cases"], 0, "nothing was sent: {org}");
+        assert!(org["queued_cases"].as_u64().unwrap() >= 1, "{org}");
+    }
+    // No [bar] in this config: no verdict, never a pass.
+    assert_eq!(org["verdict"], "no_bar", "{org}");
+    assert_eq!(org["meets_bar"], false);
 
     // The operator: a reminder now, one level up, acknowledged, then remediated.
     assert!(with(&["cases", "notify", &id]).contains("notified: notice 2 queued"));
@@ -169,4 +177,48 @@ fn report_to_case_to_notice_to_exports() {
     with(&["cases", "close", &id, "--reason", "remediated"]);
     let shown: Value = serde_json::from_str(with(&["cases", "show", &id, "--json"]).trim()).unwrap();
     assert_eq!(shown["case"]["state"], "closed", "{shown}");
+}
+
+/// Issue 11 (1, 2): with no transport configured nothing counts as sent, `notify run` fails
+/// and names the setting, and `compliance` without a config gives no verdict.
+#[test]
+fn issue_11_nothing_to_send_with_is_an_error_and_no_bar_is_no_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let day = day_offset(-1);
+    let report_path = p(&format!("{day}-event4_sinkhole-test-asn.csv"));
+    std::fs::write(&report_path, ok(&["synth", "--rows", "200", "--infected", "20", "--day", &day])).unwrap();
+    let db = p("x.db");
+    ok(&["ingest", "--quiet", "--db", &db, &report_path]);
+    let obs = json_lines(&ok(&["observations", "--db", &db, "--format", "jsonl", "--limit", "1"]));
+    let asn = obs[0]["asn"].as_u64().unwrap();
+    std::fs::write(
+        p("cons.toml"),
+        format!("[[org]]\nid = \"isp\"\nname = \"An ISP\"\nasns = [{asn}]\nabuse_emails = [\"abuse@isp.test\"]\nsubscribers = 1000\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        p("bw.toml"),
+        format!(
+            "[store]\npath = {db:?}\n[constituency]\nfile = {:?}\n[cases]\nnotify_delay_minutes = 0\n[notify.policy]\nquiet_start_hour = 0\nquiet_end_hour = 0\n[bar]\nmax_median_hours_to_notice = 48.0\nmin_share_notified_within = 0.9\n",
+            p("cons.toml")
+        ),
+    )
+    .unwrap();
+    let c = p("bw.toml");
+    ok(&["--config", &c, "cases", "update"]);
+    let o = run(&["--config", &c, "notify", "run"]);
+    assert!(!o.status.success(), "nothing to send with must not exit 0");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("[notify.smtp]") && err.contains("left queued"), "{err}");
+    let listed = json_lines(&ok(&["--config", &c, "notify", "list", "--status", "sent", "--json"]));
+    assert!(listed.is_empty(), "nothing was sent: {listed:?}");
+    let comp = json_lines(&ok(&["--config", &c, "compliance", "--json"]));
+    let org = comp.iter().find(|o| o["org"] == "isp").expect("the org's row");
+    assert_eq!((org["notified_cases"].as_u64(), org["meets_bar"].as_bool()), (Some(0), Some(false)), "{org}");
+    assert!(org["queued_cases"].as_u64().unwrap() >= 1, "{org}");
+    assert_ne!(org["verdict"], "pass", "{org}");
+    // The store alone, without the config that holds the bar: no verdict at all.
+    let bare = ok(&["compliance", "--db", &db]);
+    assert!(bare.contains("no bar configured") && !bare.contains(" pass"), "{bare}");
 }

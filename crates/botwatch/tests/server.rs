@@ -362,16 +362,28 @@ fn portal_answers_for_the_visitor_only_and_records_a_cleaned_machine() {
     assert!(actions.contains(&Value::from("customer_reported_clean")), "{actions:?}");
     assert_eq!(detail["case"]["state"], "acknowledged");
 
-    // A notice's link: genuine with the configured secret, refused when tampered with.
+    // A notice's link: signed with the configured secret, refused when tampered with; and
+    // (issue 11) "genuine" only for a notice a transport accepted: the demo's are queued.
+    let (_, notices) = call(&c, "get", &url("/api/v1/notices?limit=1"), Some(&admin), None);
+    let queued = &notices["items"][0];
+    assert_eq!(queued["status"], "pending", "{queued}");
     let claims = botwatch_notify::token::Claims {
-        message_id: "m1@x".into(),
-        case_id: Some(id),
+        message_id: queued["message_id"].as_str().unwrap().into(),
+        case_id: queued["case_id"].as_i64(),
         expires: 4_102_444_800,
     };
-    let t = botwatch_notify::token::sign(b"botwatch-demo-secret", &claims);
+    let conf: toml::Value = toml::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    let secret = conf["notify"]["secret"].as_str().unwrap().to_string();
+    let t = botwatch_notify::token::sign(secret.as_bytes(), &claims);
     let r = c.get(url(&format!("/verify?t={t}"))).send().unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert!(r.text().unwrap().contains("genuine"));
+    let text = r.text().unwrap();
+    assert!(text.contains("data-delivery=\"queued\"") && text.contains("not been sent yet"), "{text}");
+    assert!(!text.contains("genuine"), "an unsent notice is not called genuine: {text}");
+    let unknown = botwatch_notify::token::Claims { message_id: "m1@x".into(), ..claims };
+    let t2 = botwatch_notify::token::sign(secret.as_bytes(), &unknown);
+    let text = c.get(url(&format!("/verify?t={t2}"))).send().unwrap().text().unwrap();
+    assert!(text.contains("data-delivery=\"never\""), "{text}");
     let bad = format!("{}A", &t[..t.len() - 1]);
     assert_eq!(c.get(url(&format!("/verify?t={bad}"))).send().unwrap().status().as_u16(), 400);
 

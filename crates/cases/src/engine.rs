@@ -802,7 +802,10 @@ fn attach(rec: &mut CaseRecord, s: &Sighting, keep: usize) {
         c.org = s.org.clone();
     }
     c.last_event_id = Some(c.last_event_id.unwrap_or(0).max(s.event_id));
-    rec.recent.push(s.evidence.clone());
+    // Kept in time order (oldest first), whatever order the reports arrived in: notices,
+    // `cases show` and the case page quote it as it is, and truncation keeps the newest.
+    let at = rec.recent.partition_point(|e| (e.time, e.event_id) <= (s.evidence.time, s.evidence.event_id));
+    rec.recent.insert(at, s.evidence.clone());
     if rec.recent.len() > keep.max(1) {
         let extra = rec.recent.len() - keep.max(1);
         rec.recent.drain(..extra);

@@ -144,6 +144,9 @@ pub struct Case {
     /// first notice" measures to.
     #[serde(default)]
     pub first_sent_at: Option<Timestamp>,
+    /// Notices waiting in the outbox (queued or being handed over), read from the outbox.
+    #[serde(default)]
+    pub notices_queued: u32,
 }
 
 impl Case {
@@ -178,6 +181,7 @@ impl Case {
             stage_since: None,
             notices_sent: 0,
             first_sent_at: None,
+            notices_queued: 0,
         }
     }
 }

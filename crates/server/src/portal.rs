@@ -403,17 +403,17 @@ pub fn texts(lang: &str) -> BTreeMap<&'static str, &'static str> {
         (
             "verify_queued",
             [
-                "This link is genuine, but its notice has not been sent yet.",
-                "Dieser Link ist echt, aber die Benachrichtigung wurde noch nicht versandt.",
-                "このリンクは本物ですが、通知はまだ送信されていません。",
+                "This link was issued here, but its notice has not been sent yet.",
+                "Dieser Link wurde hier ausgestellt, aber die Benachrichtigung wurde noch nicht versandt.",
+                "このリンクは当窓口が発行したものですが、通知はまだ送信されていません。",
             ],
         ),
         (
             "verify_never",
             [
-                "This link is genuine, but its notice was never sent:",
-                "Dieser Link ist echt, aber die Benachrichtigung wurde nie versandt:",
-                "このリンクは本物ですが、通知は送信されませんでした：",
+                "This link was issued here, but its notice was never sent:",
+                "Dieser Link wurde hier ausgestellt, aber die Benachrichtigung wurde nie versandt:",
+                "このリンクは当窓口が発行したものですが、通知は送信されませんでした：",
             ],
         ),
         (

@@ -173,7 +173,8 @@ const LIST_COLS: &str = "id, key, state, level, org, subscriber, ip, threat, typ
 /// what users see (the engine's reads go without): notices a transport accepted and when the
 /// first was. The case's own `notices`/`first_notified_at` count what was *queued*.
 const DELIVERY: &str = ", (SELECT COUNT(*) FROM outbox o WHERE o.case_id = cases.id AND o.status = 'sent'), \
-     (SELECT MIN(o.sent_at) FROM outbox o WHERE o.case_id = cases.id AND o.status = 'sent')";
+     (SELECT MIN(o.sent_at) FROM outbox o WHERE o.case_id = cases.id AND o.status = 'sent'), \
+     (SELECT COUNT(*) FROM outbox o WHERE o.case_id = cases.id AND o.status IN ('pending', 'sending'))";
 
 fn ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp::from_micros)
@@ -222,8 +223,14 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRecord> {
             last_event_id: r.get(24)?,
             notices_sent: if delivery { r.get::<_, i64>(27)?.clamp(0, u32::MAX as i64) as u32 } else { 0 },
             first_sent_at: if delivery { ts(r.get(28)?) } else { None },
+            notices_queued: if delivery { r.get::<_, i64>(29)?.clamp(0, u32::MAX as i64) as u32 } else { 0 },
         },
-        recent: serde_json::from_str(&recent).map_err(|e| bad(25, e.to_string()))?,
+        // Sorted on read too: rows written before evidence was kept in order.
+        recent: {
+            let mut v: Vec<Evidence> = serde_json::from_str(&recent).map_err(|e| bad(25, e.to_string()))?;
+            v.sort_by_key(|e| (e.time, e.event_id));
+            v
+        },
         next_check: ts(r.get(26)?),
     })
 }
