@@ -346,7 +346,7 @@ fn isp_view(
     std::fs::write(
         &cfg_path,
         format!(
-            "# Written by `botwatch demo`.\n[store]\npath = {:?}\n\n[constituency]\nfile = {:?}\n\n[leases]\npseudonymise_secret = \"botwatch-demo\"\n\n{}\n[notify]\nsecret = \"botwatch-demo-secret\"\nportal_url = \"{DEMO_URL}\"\n\n# The demo trusts X-Forwarded-For from this machine, so the portal can be shown an\n# infected address with curl; a deployment lists its reverse proxies here.\n[server]\nlisten = \"127.0.0.1:8080\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+            "# Written by `botwatch demo`.\n[store]\npath = {:?}\n\n[constituency]\nfile = {:?}\n\n[leases]\npseudonymise_secret = \"botwatch-demo\"\n\n{}\n[notify]\nfrom = \"botwatch demo desk <abuse@cert.example>\"\nsecret = \"botwatch-demo-secret\"\nportal_url = \"{DEMO_URL}\"\n\n# The demo trusts X-Forwarded-For from this machine, so the portal can be shown an\n# infected address with curl; a deployment lists its reverse proxies here.\n[server]\nlisten = \"127.0.0.1:8080\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
             db.display().to_string(),
             cons_path.display().to_string(),
             bar_toml(&cfg.bar),

@@ -191,31 +191,76 @@ pub fn walled_garden_export(
     })
 }
 
-/// One owner's rows for a day's report: the cases of that organisation with evidence on
-/// `day`.
+/// One owner's rows for a day's report: each sighting on `day` of the organisation's cases
+/// (the sightings a case keeps), with the feed's original line, port, transport and the
+/// address's ASN. A case with evidence that day but none of it kept gives one row from the
+/// case itself.
 pub fn daily_rows(
     store: &SqliteStore,
     org: &str,
     day_start: Timestamp,
 ) -> Result<Vec<botwatch_notify::reports::ReportRow>> {
+    use botwatch_store::{EventQuery, Store};
     let day_end = Timestamp::from_micros(day_start.micros() + 86_400_000_000);
+    let ipdb = botwatch_enrich::IpDb::builtin();
     let q = CaseQuery { org: Some(org.to_string()), ..Default::default() };
     let mut rows = Vec::new();
     for c in store.cases(&q)? {
         if c.last_seen < day_start || c.first_seen >= day_end {
             continue;
         }
-        let Some(ip) = c.ip else { continue };
-        rows.push(botwatch_notify::reports::ReportRow {
-            time: c.last_seen,
-            ip,
-            port: None,
-            asn: None,
-            classification_type: c.classification_type.clone(),
-            malware: (c.threat != c.classification_type).then(|| c.threat.clone()),
-            feed: "botwatch".into(),
-            subscriber: c.subscriber.clone(),
-        });
+        let Some(rec) = store.case(c.id)? else { continue };
+        let malware = (c.threat != c.classification_type).then(|| c.threat.clone());
+        let before = rows.len();
+        for e in rec.recent.iter().filter(|e| e.time >= day_start && e.time < day_end) {
+            let Ok(ip) = e.ip.parse::<IpAddr>() else { continue };
+            // The stored event, for its original line and transport: the first event at or
+            // after its id on that address is the event itself.
+            let ev = store
+                .events(&EventQuery {
+                    ip: Some(ip),
+                    after_id: Some(e.event_id - 1),
+                    limit: Some(1),
+                    ..Default::default()
+                })?
+                .into_iter()
+                .find(|x| x.id == e.event_id);
+            rows.push(botwatch_notify::reports::ReportRow {
+                time: e.time,
+                ip,
+                port: e.port,
+                asn: ipdb.lookup(ip).and_then(|i| i.asn).filter(|a| *a > 0),
+                classification_type: e.classification_type.clone(),
+                malware: e.malware.clone().or_else(|| malware.clone()),
+                feed: e.feed.clone(),
+                subscriber: c.subscriber.clone(),
+                destination: e.destination.clone(),
+                protocol: ev
+                    .as_ref()
+                    .and_then(|x| x.event.protocol_transport.as_ref().map(|p| p.to_string())),
+                raw: ev.map(|x| x.event.raw.to_vec()),
+                case_id: Some(c.id),
+            });
+        }
+        if rows.len() == before
+            && let Some(ip) = c.ip
+        {
+            rows.push(botwatch_notify::reports::ReportRow {
+                time: c.last_seen,
+                ip,
+                port: None,
+                asn: ipdb.lookup(ip).and_then(|i| i.asn).filter(|a| *a > 0),
+                classification_type: c.classification_type.clone(),
+                malware,
+                feed: rec.recent.last().map(|e| e.feed.clone()).unwrap_or_else(|| "unknown".into()),
+                subscriber: c.subscriber.clone(),
+                destination: None,
+                protocol: None,
+                raw: None,
+                case_id: Some(c.id),
+            });
+        }
     }
+    rows.sort_by_key(|r| (r.time, r.ip, r.case_id));
     Ok(rows)
 }

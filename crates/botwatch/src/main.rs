@@ -143,7 +143,11 @@ enum Cmd {
     },
     /// Export events for other tools
     Export {
-        /// intelmq: IntelMQ's file-output JSON lines (flat dotted keys, raw in base64)
+        /// intelmq: JSON lines IntelMQ 3.5 loads as they are (flat dotted keys, raw in base64).
+        /// Mapped on the way out: classification.type blocklist → blacklist; TLP CLEAR → WHITE,
+        /// AMBER+STRICT → AMBER (original in extra.tlp); keys IntelMQ does not define, and
+        /// values its harmonisation would refuse, go under extra.* unchanged. jsonl: the same
+        /// document unmapped, plus botwatch's ids and the raw line as text
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
         #[command(flatten)]
@@ -1232,6 +1236,15 @@ fn daily_reports(
     let Some(constituency) = botwatch::isp::constituency(cfg)? else {
         bail!("no [constituency] file configured: daily reports go to the organisations listed there");
     };
+    // The XARF reporter: who the receiving ISP answers. The shipped placeholder is not one.
+    let reporter = botwatch_notify::reports::Party::from_mailbox(&cfg.notify.from)
+        .filter(|p| !p.domain.ends_with(".invalid"))
+        .with_context(|| {
+            format!(
+                "[notify] from = {:?} is not the desk's address: set it (e.g. \"Example CERT <abuse@cert.example>\"); it is the XARF reports' reporter",
+                cfg.notify.from
+            )
+        })?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for org in constituency.orgs() {
         let rows = botwatch::isp::daily_rows(&store, &org.id, start)?;
@@ -1239,25 +1252,16 @@ fn daily_reports(
             continue;
         }
         let to = org.abuse_emails.first().cloned().unwrap_or_default();
-        let meta = botwatch_notify::reports::ReportMeta::new(&org.id, &day, now, &cfg.notify.from, &to);
+        let meta =
+            botwatch_notify::reports::ReportMeta::new(&org.id, &org.name, &day, now, reporter.clone(), &to);
         let base = dir.join(format!("{day}-{}", org.id));
         std::fs::write(base.with_extension("csv"), botwatch_notify::reports::csv(&rows))?;
         std::fs::write(base.with_extension("json"), botwatch_notify::reports::json(&meta, &rows))?;
-        // One X-ARF message per incident, kept together as an mbox (what mail tools import).
-        let mut mbox = Vec::new();
-        for m in botwatch_notify::reports::xarf(&meta, &rows) {
-            mbox.extend_from_slice(b"From botwatch@localhost Thu Jan  1 00:00:00 1970\n");
-            for line in m.split_inclusive(|b| *b == b'\n') {
-                let body = line.strip_prefix(b"\r").unwrap_or(line);
-                if body.starts_with(b"From ") {
-                    mbox.push(b'>');
-                }
-                mbox.extend_from_slice(line);
-            }
-            mbox.extend_from_slice(b"\n");
-        }
-        std::fs::write(base.with_extension("xarf.mbox"), mbox)?;
-        writeln!(out, "{}: {} rows → {}.{{csv,json,xarf.mbox}}", org.id, rows.len(), base.display())?;
+        std::fs::write(
+            base.with_extension("xarf.jsonl"),
+            botwatch_notify::reports::xarf_jsonl(&meta, &rows),
+        )?;
+        writeln!(out, "{}: {} rows → {}.{{csv,json,xarf.jsonl}}", org.id, rows.len(), base.display())?;
     }
     Ok(())
 }

@@ -119,10 +119,15 @@ pub fn event_row(e: &StoredEvent) -> Vec<String> {
     ]
 }
 
-/// The IntelMQ document plus botwatch's ids (not IntelMQ keys, so prefixed).
+/// The IntelMQ document plus botwatch's ids (not IntelMQ keys, so prefixed); with
+/// `intelmq_raw`, the line IntelMQ loads as it is (see `botwatch_model::intelmq`).
 pub fn event_json(e: &StoredEvent, intelmq_raw: bool) -> Value {
     let mut m = e.event.to_intelmq(intelmq_raw);
-    if !intelmq_raw {
+    if intelmq_raw {
+        // For IntelMQ itself: exactly what its harmonisation accepts (names, TLP, extra.*).
+        return Value::Object(botwatch_model::intelmq::harmonise(m));
+    }
+    {
         m.insert("botwatch.id".into(), Value::from(e.id));
         m.insert("botwatch.report_id".into(), Value::from(e.report_id));
         if let Some(o) = e.observation_id {

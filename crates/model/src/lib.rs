@@ -16,6 +16,7 @@
 pub mod case;
 pub mod event;
 pub mod family;
+pub mod intelmq;
 pub mod intern;
 pub mod lease;
 pub mod taxonomy;

@@ -131,6 +131,10 @@ fn rows() -> Vec<ReportRow> {
             malware: Some("mirai".into()),
             feed: "shadowserver_event4_sinkhole".into(),
             subscriber: Some("cust,\"42\"".into()),
+            destination: Some("198.51.100.7:80".into()),
+            protocol: Some("tcp".into()),
+            raw: Some(b"2026-11-24 12:00:00,192.0.2.10,23".to_vec()),
+            case_id: Some(7),
         },
         ReportRow {
             time: Timestamp::from_secs(1_795_525_200),
@@ -141,16 +145,21 @@ fn rows() -> Vec<ReportRow> {
             malware: None,
             feed: "abusech_feodo".into(),
             subscriber: None,
+            destination: None,
+            protocol: None,
+            raw: None,
+            case_id: None,
         },
     ]
 }
 
 fn meta() -> ReportMeta {
     ReportMeta::new(
+        "example-isp",
         "Example ISP",
         "2026-11-24",
         Timestamp::from_secs(1_795_600_000),
-        "cert@botwatch.test",
+        reports::Party::from_mailbox("CERT Test <cert@botwatch.test>").unwrap(),
         "abuse@example.net",
     )
 }
@@ -161,63 +170,79 @@ fn csv_and_json_round_trip() {
     let mut r = csv::Reader::from_reader(c.as_slice());
     assert_eq!(
         r.headers().unwrap(),
-        vec!["time", "ip", "port", "asn", "type", "malware", "feed", "subscriber"]
+        vec![
+            "time",
+            "ip",
+            "port",
+            "asn",
+            "type",
+            "malware",
+            "feed",
+            "destination",
+            "protocol",
+            "subscriber",
+            "case"
+        ]
     );
     let recs: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
     assert_eq!(recs.len(), 2);
     assert_eq!(&recs[0][0], "2026-11-24T12:00:00+00:00");
-    assert_eq!(&recs[0][7], "cust,\"42\"");
+    assert_eq!(&recs[0][2], "23", "the source port, which a CGNAT operator needs");
+    assert_eq!(&recs[0][9], "cust,\"42\"");
     assert_eq!(&recs[1][2], "");
     let j: serde_json::Value = serde_json::from_slice(&reports::json(&meta(), &rows())).unwrap();
     assert_eq!(j["count"], 2);
-    assert_eq!(j["owner"], "Example ISP");
+    assert_eq!((j["owner"].as_str(), j["owner_name"].as_str()), (Some("example-isp"), Some("Example ISP")));
     assert_eq!(j["rows"][1]["ip"], "2001:db8::7");
     assert_eq!(j["rows"][0]["type"], "infected-system");
+    assert_eq!(j["rows"][0]["port"], 23);
     assert_eq!(j["rows"][1]["port"], serde_json::Value::Null);
 }
 
+/// Issue 11 (3): the fields XARF v4 wants, the organisation by name, the real feed, port and
+/// ASN, the evidence; no mail-header artefacts. (`crates/botwatch/tests/validators.rs` runs
+/// the `xarf` package's validator on the same output.)
 #[test]
-fn xarf_one_multipart_message_per_incident_with_required_fields() {
-    let msgs = reports::xarf(&meta(), &rows());
-    assert_eq!(msgs.len(), 2);
-    for (i, m) in msgs.iter().enumerate() {
-        let s = String::from_utf8(m.clone()).unwrap();
-        assert!(!s.replace("\r\n", "").contains('\n'), "CRLF line ends only");
-        let (head, body) = s.split_once("\r\n\r\n").unwrap();
-        for h in
-            ["X-XARF: PLAIN", "Auto-Submitted: auto-generated", "MIME-Version: 1.0", "To: abuse@example.net"]
-        {
-            assert!(head.contains(h), "{h}");
-        }
-        let boundary = head.split("boundary=\"").nth(1).unwrap().split('"').next().unwrap();
-        let parts: Vec<&str> = body.split(&format!("--{boundary}")).collect();
-        // preamble, 3 parts, closing "--"
-        assert_eq!(parts.len(), 5, "{s}");
-        assert!(parts[4].starts_with("--"));
-        assert!(parts[2].contains("name=\"report.txt\""));
-        let yaml = parts[2].split_once("\r\n\r\n").unwrap().1;
-        let fields: std::collections::BTreeMap<&str, &str> =
-            yaml.lines().filter_map(|l| l.split_once(": ")).collect();
-        for f in [
-            "Reported-From",
-            "Category",
-            "Report-Type",
-            "User-Agent",
-            "Date",
-            "Source-Type",
-            "Source",
-            "Attachment",
-            "Schema-URL",
-            "Version",
-            "Report-ID",
-        ] {
-            assert!(fields.contains_key(f), "report {i} lacks {f}:\n{yaml}");
-        }
-        assert_eq!(fields["Category"], "abuse");
-        assert_eq!(fields["Version"], "'0.2'");
-        assert_eq!(fields["Source-Type"], if i == 0 { "ipv4" } else { "ipv6" });
-        assert_eq!(fields["Source"], if i == 0 { "'192.0.2.10'" } else { "'2001:db8::7'" });
-        assert_eq!(fields.get("Port").copied(), if i == 0 { Some("23") } else { None });
-        assert!(parts[3].contains(if i == 0 { "192.0.2.10" } else { "2001:db8::7" }));
-    }
+fn xarf_v4_one_report_per_incident_with_required_fields() {
+    let reports = reports::xarf(&meta(), &rows());
+    assert_eq!(reports.len(), 2);
+    let a = &reports[0];
+    assert_eq!(a["xarf_version"], reports::XARF_VERSION);
+    assert_eq!((a["category"].as_str(), a["type"].as_str()), (Some("connection"), Some("infected_host")));
+    assert_eq!(
+        a["reporter"],
+        serde_json::json!({"org": "CERT Test", "contact": "cert@botwatch.test", "domain": "botwatch.test"})
+    );
+    assert_eq!(a["sender"], a["reporter"]);
+    assert_eq!((a["source_identifier"].as_str(), a["source_port"].as_u64()), (Some("192.0.2.10"), Some(23)));
+    assert_eq!(
+        (a["protocol"].as_str(), a["bot_type"].as_str(), a["bot_name"].as_str()),
+        (Some("tcp"), Some("malicious"), Some("mirai"))
+    );
+    assert_eq!(
+        (a["destination_ip"].as_str(), a["destination_port"].as_u64()),
+        (Some("198.51.100.7"), Some(80))
+    );
+    assert_eq!(a["first_seen"], "2026-11-24T12:00:00+00:00");
+    let tags: Vec<&str> = a["tags"].as_array().unwrap().iter().filter_map(|t| t.as_str()).collect();
+    assert_eq!(
+        tags,
+        ["malware:mirai", "asn:64496", "feed:shadowserver_event4_sinkhole", "classification:infected-system"]
+    );
+    let desc = a["description"].as_str().unwrap();
+    assert!(
+        desc.starts_with("To Example ISP: 192.0.2.10:23 (AS64496)")
+            && desc.contains("shadowserver_event4_sinkhole"),
+        "{desc}"
+    );
+    assert_eq!(a["evidence"][0]["hash"].as_str().unwrap().len(), "sha256:".len() + 64);
+    let id = a["report_id"].as_str().unwrap();
+    assert_eq!((id.len(), &id[14..15]), (36, "5"), "a name-based UUID: {id}");
+    assert!(!a.to_string().contains('>') && !a.to_string().contains("1970"));
+    // No transport given: an infrastructure/botnet report, no port, no evidence it lacks.
+    let b = &reports[1];
+    assert_eq!((b["category"].as_str(), b["type"].as_str()), (Some("infrastructure"), Some("botnet")));
+    assert!(b.get("source_port").is_none() && b.get("evidence").is_none());
+    assert!(b["compromise_evidence"].as_str().unwrap().contains("abusech_feodo"));
+    assert_ne!(a["report_id"], b["report_id"]);
 }

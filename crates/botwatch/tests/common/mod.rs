@@ -74,3 +74,40 @@ pub fn json_lines(s: &str) -> Vec<Value> {
 pub fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../feeds/tests/data").join(rel)
 }
+
+/// The Python that has the peers' validators (PyPI `intelmq` and `xarf`): `BOTWATCH_PYTHON`,
+/// else `python3`. `None` (the test says it skipped) when neither has them; with
+/// `BOTWATCH_VALIDATORS=1` (set by `.ci/run` once it installed them) that is a failure.
+pub fn validator_python() -> Option<String> {
+    let py = std::env::var("BOTWATCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has = Command::new(&py)
+        .args(["-c", "import intelmq.lib.message, xarf"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has {
+        return Some(py);
+    }
+    assert!(
+        std::env::var("BOTWATCH_VALIDATORS").as_deref() != Ok("1"),
+        "BOTWATCH_VALIDATORS=1 but {py} cannot import intelmq and xarf"
+    );
+    eprintln!(
+        "skipped: no Python with the intelmq and xarf packages (set BOTWATCH_PYTHON; .ci/run installs them)"
+    );
+    None
+}
+
+/// Runs `scripts/validate.py KIND FILE` (the peers' own validators); asserts every line
+/// passed and returns the validator's summary.
+pub fn validate(py: &str, kind: &str, file: &Path) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/validate.py");
+    let o = Command::new(py).arg(script).arg(kind).arg(file).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{kind} validation of {} failed:\n{out}{}",
+        file.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
