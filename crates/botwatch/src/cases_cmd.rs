@@ -118,6 +118,13 @@ fn json_line(out: &mut dyn Write, v: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
+impl CasesCmd {
+    /// Whether the command only reads the store (and can run on a read-only one).
+    pub fn only_reads(&self) -> bool {
+        matches!(self, CasesCmd::List { .. } | CasesCmd::Show { .. } | CasesCmd::Status { .. })
+    }
+}
+
 fn case_row(out: &mut dyn Write, c: &Case) -> Result<()> {
     writeln!(
         out,

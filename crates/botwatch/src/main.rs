@@ -26,6 +26,9 @@ struct Cli {
     /// Log level filter (error, warn, info, debug), or RUST_LOG syntax
     #[arg(long, global = true, default_value = "warn", env = "BOTWATCH_LOG")]
     log: String,
+    /// Log lines as text (coloured only when stderr is a terminal) or as JSON objects
+    #[arg(long, global = true, value_enum, default_value = "text", env = "BOTWATCH_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -508,6 +511,12 @@ enum ExportFormat {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum By {
     Family,
     Asn,
@@ -521,7 +530,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colour codes only for a person at a terminal: a log file or journald gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => fmt.with_ansi(ansi).init(),
+        LogFormat::Json => fmt.json().with_ansi(false).with_current_span(false).init(),
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -542,6 +557,23 @@ fn open_store(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
     let path = db.db.clone().unwrap_or_else(|| cfg.store.path.clone());
     SqliteStore::open(&path, StoreConfig { dedup_window_secs: cfg.store.dedup_window_hours as i64 * 3600 })
         .with_context(|| format!("opening database {}", path.display()))
+}
+
+/// For commands that only read: opened read-only (nothing created, migrated or written), so a
+/// user who may read the store but not write it can query it.
+fn open_read(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
+    let path = db.db.clone().unwrap_or_else(|| cfg.store.path.clone());
+    if !path.exists() {
+        bail!(
+            "no database at {} (run `botwatch ingest` or `botwatch demo` first, or pass --db)",
+            path.display()
+        );
+    }
+    SqliteStore::open_read_only(
+        &path,
+        StoreConfig { dedup_window_secs: cfg.store.dedup_window_hours as i64 * 3600 },
+    )
+    .with_context(|| format!("opening database {} read-only", path.display()))
 }
 
 fn open_existing(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
@@ -661,7 +693,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Events { filters, db, format } => {
-            let store = open_existing(&cfg, &db)?;
+            let store = open_read(&cfg, &db)?;
             let mut q = filters.query(&families)?;
             if format == Format::Table && q.limit.is_none() {
                 q.limit = Some(100);
@@ -693,7 +725,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Observations { filters, db, format } => {
-            let store = open_existing(&cfg, &db)?;
+            let store = open_read(&cfg, &db)?;
             let obs = store.observations(&filters.query(&families)?)?;
             let header = [
                 "id",
@@ -729,7 +761,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             output::emit(&mut out, format, &obs, &header, &rows)?;
         }
         Cmd::Export { format, filters, db, output: file } => {
-            let store = open_existing(&cfg, &db)?;
+            let store = open_read(&cfg, &db)?;
             let mut q = filters.query(&families)?;
             let mut w: Box<dyn Write> = match &file {
                 Some(p) => Box::new(std::io::BufWriter::new(
@@ -780,7 +812,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             w.flush()?;
         }
         Cmd::Stats { by, filters, db, format } => {
-            let store = open_existing(&cfg, &db)?;
+            let store = open_read(&cfg, &db)?;
             let g = match by {
                 By::Family => GroupBy::Family,
                 By::Asn => GroupBy::Asn,
@@ -808,7 +840,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             output::emit(&mut out, format, &rows, &header, &table)?;
         }
         Cmd::Rejects { feed, report, limit, db, format } => {
-            let store = open_existing(&cfg, &db)?;
+            let store = open_read(&cfg, &db)?;
             let rows = store.rejects(report, feed.as_deref(), limit)?;
             let table: Vec<_> = rows.iter().map(output::reject_row).collect();
             output::emit(&mut out, format, &rows, output::REJECT_COLUMNS, &table)?;
@@ -818,7 +850,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Leases { cmd } => leases(&cfg, cmd, &mut out)?,
         Cmd::Attribute { ip, at, port, db, json } => {
-            let store = open_existing(&cfg, &db)?;
+            let store = open_read(&cfg, &db)?;
             let at = parse_timestamp(&at).with_context(|| format!("not a time: {at:?}"))?;
             let attr = botwatch::isp::attributor(&cfg, &store)?;
             let org = attr.constituency.as_ref().and_then(|c| {
@@ -851,13 +883,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Cases { cmd, db } => {
-            let mut store = open_existing(&cfg, &db)?;
+            let mut store = if cmd.only_reads() { open_read(&cfg, &db)? } else { open_existing(&cfg, &db)? };
             let attr = botwatch::isp::attributor(&cfg, &store)?;
             let cc = botwatch_cases::CasesConfig { cases: cfg.cases.clone(), bar: cfg.bar.clone() };
             botwatch::cases_cmd::run(&cmd, &mut store, &attr, &SystemClock, &cc, &mut out)?;
         }
         Cmd::Compliance { args, db } => {
-            let store = open_existing(&cfg, &db)?;
+            let store = open_read(&cfg, &db)?;
             let attr = botwatch::isp::attributor(&cfg, &store)?;
             let cc = botwatch_cases::CasesConfig { cases: cfg.cases.clone(), bar: cfg.bar.clone() };
             botwatch::cases_cmd::run_compliance(&args, &store, &attr, &SystemClock, &cc, &mut out)?;
@@ -891,12 +923,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::WalledGarden { cmd: WalledGardenCmd::Export { format, db } } => {
-            let store = open_existing(&cfg, &db)?;
+            let store = open_read(&cfg, &db)?;
             let bytes = botwatch::isp::walled_garden_export(&cfg, &store, &format, SystemClock.now())?;
             out.write_all(&bytes)?;
         }
         Cmd::Reports { cmd: None, limit, db, format } => {
-            let store = open_existing(&cfg, &db)?;
+            let store = open_read(&cfg, &db)?;
             let reps = store.reports(limit)?;
             let header =
                 ["id", "feed", "name", "ingested", "events", "duplicates", "merged", "rejects", "warnings"];
@@ -1117,7 +1149,7 @@ fn leases(cfg: &Config, cmd: LeasesCmd, out: &mut dyn Write) -> Result<()> {
             }
         }
         LeasesCmd::List { db, json } => {
-            let store = open_existing(cfg, &db)?;
+            let store = open_read(cfg, &db)?;
             for i in store.lease_imports()? {
                 if json {
                     writeln!(out, "{}", serde_json::to_string(&i)?)?;
@@ -1190,7 +1222,7 @@ fn notify(cfg: &Config, cmd: NotifyCmd, out: &mut dyn Write) -> Result<()> {
             }
         }
         NotifyCmd::List { status, limit, db, json } => {
-            let store = open_existing(cfg, &db)?;
+            let store = open_read(cfg, &db)?;
             let status = match status {
                 Some(s) => {
                     Some(NoticeStatus::from_name(&s).with_context(|| format!("unknown status {s:?}"))?)
@@ -1226,7 +1258,7 @@ fn daily_reports(
     dir: &std::path::Path,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let store = open_existing(cfg, db)?;
+    let store = open_read(cfg, db)?;
     let now = SystemClock.now();
     let day = match day {
         Some(d) => d.to_string(),
@@ -1447,7 +1479,16 @@ fn scan(
 fn serve(cfg: &Config, listen: Option<std::net::SocketAddr>, db: &DbArg) -> Result<()> {
     let path = db.db.clone().unwrap_or_else(|| cfg.store.path.clone());
     let store_cfg = StoreConfig { dedup_window_secs: cfg.store.dedup_window_hours as i64 * 3600 };
-    let store = open_existing(cfg, db)?;
+    // A store this user may only read is served read-only: pages and queries work, and
+    // whatever would write (case actions, log-ins' bookkeeping) answers that it cannot.
+    let (store, read_only) = match open_existing(cfg, db) {
+        Ok(s) => (s, false),
+        Err(e) if matches!(e.downcast_ref(), Some(botwatch_store::StoreError::NotWritable { .. })) => {
+            tracing::warn!(error = %format!("{e:#}"), "Serving the store read-only");
+            (open_read(cfg, db)?, true)
+        }
+        Err(e) => return Err(e),
+    };
     let attributor = botwatch::isp::attributor(cfg, &store)?;
     drop(store);
     let constituency = match botwatch::isp::constituency(cfg)? {
@@ -1462,7 +1503,7 @@ fn serve(cfg: &Config, listen: Option<std::net::SocketAddr>, db: &DbArg) -> Resu
         tracing::warn!("No [notify] secret: notice links cannot be verified by the portal");
     }
     let deps = botwatch_server::Deps {
-        db: botwatch_server::db::Db::open(path, store_cfg, scfg.db_connections)?,
+        db: botwatch_server::db::Db::open(path, store_cfg, scfg.db_connections, read_only)?,
         constituency,
         attributor: std::sync::Arc::new(attributor),
         engine: botwatch_cases::CaseEngine::new(cfg.cases.clone())?,
@@ -1529,7 +1570,7 @@ fn token(cfg: &Config, cmd: TokenCmd, out: &mut dyn Write) -> Result<()> {
             }
         }
         TokenCmd::List { db, json } => {
-            let store = open_existing(cfg, &db)?;
+            let store = open_read(cfg, &db)?;
             for t in store.tokens()? {
                 if json {
                     writeln!(out, "{}", serde_json::to_string(&t)?)?;

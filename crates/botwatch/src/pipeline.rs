@@ -244,6 +244,14 @@ impl Ingestor<'_> {
                     tracing::info!(feed = %summary.feed, report = %summary.name, kind = ?w.kind, "{}", w.message);
                 }
             }
+            tracing::info!(
+                feed = %summary.feed,
+                report = %summary.name,
+                events = summary.events,
+                duplicates = summary.duplicates,
+                rejects = summary.rejects,
+                "Report stored"
+            );
             out.push(summary);
         }
         Ok(out)

@@ -180,3 +180,42 @@ fn a_killed_ingest_leaves_the_report_wholly_out() {
     let s: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert!(s["new"] == true || events == 300_000);
 }
+
+/// Issue 11 (10): logs written to a file carry no colour codes; `--log-format json` writes
+/// one JSON object per line.
+#[test]
+fn logs_are_plain_off_a_terminal_and_json_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("2026-11-24-event4_sinkhole-test.csv");
+    std::fs::write(&report, ok(&["synth", "--rows", "50", "--infected", "5", "--day", "2026-11-24"]))
+        .unwrap();
+    let db = dir.path().join("l.db");
+    let (db, report) = (db.to_str().unwrap(), report.to_str().unwrap());
+    let o = run(&["--log", "debug", "ingest", "--quiet", "--db", db, report]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.is_empty(), "debug logging says something");
+    assert!(!err.contains('\u{1b}'), "no ANSI escapes in a log file: {err:?}");
+    let second = dir.path().join("2026-11-25-event4_sinkhole-test.csv");
+    std::fs::write(&second, ok(&["synth", "--rows", "60", "--infected", "5", "--day", "2026-11-25"]))
+        .unwrap();
+    let o = run(&[
+        "--log",
+        "debug",
+        "--log-format",
+        "json",
+        "ingest",
+        "--quiet",
+        "--db",
+        db,
+        second.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{v}");
+    }
+}

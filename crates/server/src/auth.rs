@@ -120,7 +120,11 @@ pub async fn principal_for_token(st: &AppState, token: &str) -> Result<Principal
             if let Some(r) = &row
                 && r.last_used.is_none_or(|t| now.micros() - t.micros() > 60_000_000)
             {
-                s.touch_token(r.id, now)?;
+                // Bookkeeping only: never fails or delays a request (a read-only store, or
+                // the write lock held by an ingest, just skips it this time).
+                if let Err(e) = s.touch_token_nowait(r.id, now) {
+                    tracing::debug!(error = %e, "Token use not recorded");
+                }
             }
             Ok(row)
         })

@@ -33,7 +33,7 @@ async fn new_listings_join_the_set_and_old_ones_leave_at_the_daily_rebuild() {
     report(&db, "a", "192.0.2.1", t0);
     let clock = Arc::new(ManualClock::new(t0.saturating_add_secs(3600)));
     let deps = Deps {
-        db: botwatch_server::db::Db::open(db.clone(), StoreConfig::default(), 2).unwrap(),
+        db: botwatch_server::db::Db::open(db.clone(), StoreConfig::default(), 2, false).unwrap(),
         constituency: botwatch_enrich::owners::Constituency::new(Vec::new()).unwrap(),
         attributor: Arc::new(StaticAttributor::default()),
         engine: CaseEngine::new(Policy::default()).unwrap(),

@@ -43,6 +43,16 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database schema version {found} is newer than this botwatch knows ({known}); upgrade botwatch")]
     TooNew { found: i64, known: i64 },
+    #[error(
+        "database schema version {found} is older than this botwatch's ({known}) and a read-only open cannot migrate it; run any write command (e.g. `botwatch cases update`) once as a user who can write the store"
+    )]
+    TooOld { found: i64, known: i64 },
+    /// The store (or its directory, where SQLite keeps the write-ahead log) is not writable
+    /// by this user: only read-only commands can use it.
+    #[error(
+        "cannot write the store {path}: {why}; run as a user who can write it and its directory (queries, exports and `serve` open it read-only)"
+    )]
+    NotWritable { path: String, why: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -38,6 +38,47 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// from the stored events, once, in its transaction.
 const ROLLUP_MIGRATION: i64 = 9;
 
+/// Why this process cannot write the store at `path` (the file, or the directory SQLite
+/// writes its journal and WAL into), if it cannot.
+fn not_writable(path: &Path) -> Option<String> {
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.to_path_buf(),
+        None => std::path::PathBuf::from("."),
+    };
+    if path.exists() && std::fs::OpenOptions::new().append(true).open(path).is_err() {
+        return Some("the file is not writable by this user".into());
+    }
+    // The only portable test of a directory's write permission is to write in it.
+    let probe = dir.join(format!(".botwatch-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+        Err(e) => Some(format!(
+            "its directory {} is not writable ({e}); SQLite keeps its write-ahead log there",
+            dir.display()
+        )),
+    }
+}
+
+/// `path` for a `file:` URI: the characters URIs give a meaning escaped.
+fn uri_path(path: &Path) -> String {
+    let s = path.to_string_lossy();
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '%' | '?' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// How long a statement waits for another connection's lock before failing busy.
+pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The schema version a store opened by this build has.
 pub fn schema_version_latest() -> i64 {
     MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
@@ -57,8 +98,47 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
+        // SQLite silently opens a file it may not write read-only, and fails later on the
+        // first write with "attempt to write a readonly database": say why up front instead.
+        if let Some(why) = not_writable(path) {
+            return Err(StoreError::NotWritable { path: path.display().to_string(), why });
+        }
         let conn = Connection::open(path)?;
         Self::init(conn, cfg, Some(path.to_path_buf()))
+    }
+
+    /// Opens an existing store for reading only: nothing is created, migrated or written
+    /// (`query_only`), so a user who may read but not write the store (or its directory)
+    /// can query it. Where SQLite cannot create the WAL index beside the file (a directory
+    /// this user cannot write), the file is opened as immutable: nobody can be writing it
+    /// through this directory's WAL anyway.
+    pub fn open_read_only(path: &Path, cfg: StoreConfig) -> Result<Self> {
+        use rusqlite::OpenFlags;
+        let flags =
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let check = |c: &Connection| c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0));
+        let conn = match Connection::open_with_flags(path, flags).and_then(|c| check(&c).map(|_| c)) {
+            Ok(c) => c,
+            Err(first) => {
+                let uri = format!("file:{}?immutable=1", uri_path(path));
+                match Connection::open_with_flags(&uri, flags).and_then(|c| check(&c).map(|_| c)) {
+                    Ok(c) => c,
+                    Err(_) => return Err(first.into()),
+                }
+            }
+        };
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.execute_batch("PRAGMA query_only=1; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384;")?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = schema_version_latest();
+        if found > known {
+            return Err(StoreError::TooNew { found, known });
+        }
+        if found < known {
+            return Err(StoreError::TooOld { found, known });
+        }
+        Ok(SqliteStore { conn, cfg, path: Some(path.to_path_buf()) })
     }
 
     pub fn open_in_memory(cfg: StoreConfig) -> Result<Self> {
@@ -66,7 +146,7 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection, cfg: StoreConfig, path: Option<std::path::PathBuf>) -> Result<Self> {
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL: readers (the API, `botwatch events`) never block the ingest writer.
         // synchronous=NORMAL: a committed report survives a process crash; a power cut may
         // lose the last commit but never corrupts the file.

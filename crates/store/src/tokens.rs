@@ -36,6 +36,10 @@ pub trait TokenStore {
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>>;
     /// Records a use; cheap enough for every request.
     fn touch_token(&mut self, id: i64, at: Timestamp) -> Result<()>;
+    /// [`TokenStore::touch_token`] without waiting for the write lock: fails at once
+    /// (`SQLITE_BUSY`) while another process writes, for bookkeeping a request must not
+    /// wait on.
+    fn touch_token_nowait(&mut self, id: i64, at: Timestamp) -> Result<()>;
     fn tokens(&self) -> Result<Vec<TokenRow>>;
     /// Revokes a token; false when there was no live token with that id.
     fn revoke_token(&mut self, id: i64, at: Timestamp) -> Result<bool>;
@@ -85,6 +89,13 @@ impl TokenStore for SqliteStore {
     fn touch_token(&mut self, id: i64, at: Timestamp) -> Result<()> {
         self.conn.execute("UPDATE api_tokens SET last_used = ? WHERE id = ?", params![at.micros(), id])?;
         Ok(())
+    }
+
+    fn touch_token_nowait(&mut self, id: i64, at: Timestamp) -> Result<()> {
+        self.conn.busy_timeout(std::time::Duration::ZERO)?;
+        let r = self.touch_token(id, at);
+        self.conn.busy_timeout(crate::sqlite::BUSY_TIMEOUT)?;
+        r
     }
 
     fn tokens(&self) -> Result<Vec<TokenRow>> {
