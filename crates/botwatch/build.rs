@@ -1,45 +1,24 @@
-//! Embeds the sample reports under `crates/feeds/tests/data` into the binary for
-//! `botwatch demo`, so the demo works from any directory with no files beside it.
+//! Embeds the sample reports listed in `demo-samples.txt` (real reports under
+//! `crates/feeds/tests/data` whose licences allow it) into the binary for `botwatch demo`,
+//! so the demo works from any directory with no files beside it. An explicit list, not a
+//! walk of the folder: a fixture added for the tests is not compiled in by accident.
 
 use std::path::{Path, PathBuf};
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            walk(&p, out);
-            continue;
-        }
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let skip = name.ends_with(".expected.json")
-            || name.ends_with(".feed.json")
-            || name.starts_with("PROVENANCE")
-            || name.starts_with("LICENSE")
-            || name.ends_with(".md")
-            || name.contains("bad")
-            || name.contains("garbage")
-            // Generic CSVs are read through a column mapping (their `.feed.json`), which
-            // detection cannot guess: the demo would only report them as not ingested.
-            || p.with_file_name(format!("{name}.feed.json")).exists();
-        if !skip {
-            out.push(p);
-        }
-    }
-}
-
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../feeds/tests/data");
-    println!("cargo:rerun-if-changed={}", root.display());
-    let mut files = Vec::new();
-    walk(&root, &mut files);
-    files.sort();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let list = dir.join("demo-samples.txt");
+    let root = dir.join("../feeds/tests/data");
+    println!("cargo:rerun-if-changed={}", list.display());
+    let text = std::fs::read_to_string(&list).unwrap_or_default();
     let mut code = String::from(
         "/// (path relative to the samples folder, bytes)\npub const SAMPLES: &[(&str, &[u8])] = &[\n",
     );
-    for f in &files {
-        let rel = f.strip_prefix(&root).unwrap_or(f).display().to_string();
-        let abs = f.canonicalize().unwrap_or(f.clone());
+    for rel in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let f = root.join(rel);
+        println!("cargo:rerun-if-changed={}", f.display());
+        let abs =
+            f.canonicalize().unwrap_or_else(|_| panic!("demo-samples.txt names {rel}, which does not exist"));
         code.push_str(&format!("    ({rel:?}, include_bytes!({:?})),\n", abs.display().to_string()));
     }
     code.push_str("];\n");

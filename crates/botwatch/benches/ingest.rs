@@ -26,7 +26,7 @@ fn ingest_event4_sinkhole_100k_sqlite(b: divan::Bencher) {
     let registry = Registry::builtin();
     let ipdb = botwatch_enrich::IpDb::builtin();
     let families = FamilyTable::default();
-    let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families };
+    let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families, limits: Default::default() };
     b.counter(divan::counter::ItemsCount::new(ROWS))
         .with_inputs(|| {
             let dir = tempfile::tempdir().unwrap();
@@ -39,7 +39,7 @@ fn ingest_event4_sinkhole_100k_sqlite(b: divan::Bencher) {
                     &mut store,
                     Input {
                         name: "2026-11-24-event4_sinkhole-bench-asn.csv",
-                        data: data.clone(),
+                        data: botwatch_feeds::input::Source::Bytes(data.clone()),
                         feed: None,
                         source: None,
                         observed: Timestamp::from_secs(1_800_000_000),

@@ -15,7 +15,7 @@ use std::io::Write;
 
 #[derive(Subcommand, Debug, Clone)]
 pub enum CasesCmd {
-    /// List cases, newest last
+    /// List cases: oldest first, or in the desk's order (--order desk)
     List {
         /// Only this state (detected, notified, acknowledged, escalated, walled_garden, closed)
         #[arg(long)]
@@ -26,6 +26,15 @@ pub enum CasesCmd {
         /// Only open cases
         #[arg(long)]
         open: bool,
+        /// Only cases whose threat (family or type) contains this
+        #[arg(long)]
+        threat: Option<String>,
+        /// Only cases of the constituency's organisations
+        #[arg(long)]
+        constituency: bool,
+        /// id: oldest first; desk: own constituency first, most escalated, newest evidence
+        #[arg(long, value_enum, default_value = "id")]
+        order: Order,
         /// At most this many
         #[arg(long)]
         limit: Option<u64>,
@@ -118,6 +127,13 @@ fn json_line(out: &mut dyn Write, v: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
+/// `cases list --order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Order {
+    Id,
+    Desk,
+}
+
 impl CasesCmd {
     /// Whether the command only reads the store (and can run on a read-only one).
     pub fn only_reads(&self) -> bool {
@@ -153,15 +169,26 @@ pub fn run(
 ) -> Result<()> {
     let engine = CaseEngine::new(cfg.cases.clone()).context("invalid [cases] configuration")?;
     match cmd {
-        CasesCmd::List { state, org, open, limit, json } => {
+        CasesCmd::List { state, org, open, threat, constituency, order, limit, json } => {
             let state = match state {
                 Some(s) => {
                     Some(CaseState::from_name(s).with_context(|| format!("unknown case state {s:?}"))?)
                 }
                 None => None,
             };
-            let q =
-                CaseQuery { state, org: org.clone(), open_only: *open, limit: *limit, ..Default::default() };
+            let q = CaseQuery {
+                state,
+                org: org.clone(),
+                open_only: *open,
+                limit: *limit,
+                threat: threat.clone(),
+                constituency_only: *constituency,
+                order: match order {
+                    Order::Id => botwatch_store::cases::CaseOrder::Id,
+                    Order::Desk => botwatch_store::cases::CaseOrder::Desk,
+                },
+                ..Default::default()
+            };
             let cases = store.cases(&q)?;
             if *json {
                 for c in &cases {
@@ -386,7 +413,16 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["process"]["events"], 0);
         out.clear();
-        let list = CasesCmd::List { state: None, org: None, open: false, limit: None, json: false };
+        let list = CasesCmd::List {
+            state: None,
+            org: None,
+            open: false,
+            threat: None,
+            constituency: false,
+            order: Order::Id,
+            limit: None,
+            json: false,
+        };
         run(&list, &mut s, &attr, &clock, &cfg, &mut out).unwrap();
         assert_eq!(String::from_utf8(out.clone()).unwrap().lines().count(), 1, "header only");
         assert!(run(&CasesCmd::Show { id: 1, json: false }, &mut s, &attr, &clock, &cfg, &mut out).is_err());

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub store: StoreSection,
+    /// Limits on what one input may expand to.
+    pub ingest: IngestSection,
     pub enrich: EnrichSection,
     pub fetch: FetchSection,
     /// Feeds `botwatch fetch` pulls.
@@ -49,6 +51,42 @@ pub struct StoreSection {
 impl Default for StoreSection {
     fn default() -> Self {
         StoreSection { path: PathBuf::from("botwatch.db"), dedup_window_hours: 24 }
+    }
+}
+
+/// `[ingest]`: what one input may expand to. Inputs are read as streams, so these bound
+/// work and disk, not memory (except `max_document_mib`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSection {
+    /// Decompressed size of one input, all its members together.
+    pub max_gib: u64,
+    /// Decompressed over compressed size (checked past the first 16 MiB): a gzip or zip
+    /// member expanding more is refused as a compression bomb.
+    pub max_ratio: u64,
+    /// A report of a format that cannot be read in chunks (a JSON bundle, a MISP event) is
+    /// held in memory up to this size.
+    pub max_document_mib: u64,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        let d = botwatch_feeds::input::Limits::default();
+        IngestSection {
+            max_gib: d.max_bytes >> 30,
+            max_ratio: d.max_ratio,
+            max_document_mib: d.max_document >> 20,
+        }
+    }
+}
+
+impl IngestSection {
+    pub fn limits(&self) -> botwatch_feeds::input::Limits {
+        botwatch_feeds::input::Limits {
+            max_bytes: self.max_gib.saturating_mul(1 << 30),
+            max_ratio: self.max_ratio.max(1),
+            max_document: self.max_document_mib.saturating_mul(1 << 20),
+        }
     }
 }
 

@@ -58,7 +58,7 @@ pub fn run(
             &mut store,
             Input {
                 name: &base,
-                data,
+                data: botwatch_feeds::input::Source::Bytes(data),
                 feed: None,
                 source: Some(format!("demo:{name}")),
                 observed: now,

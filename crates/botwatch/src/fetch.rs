@@ -100,7 +100,7 @@ impl<'a> Fetcher<'a> {
                     store,
                     Input {
                         name: &file_name,
-                        data,
+                        data: botwatch_feeds::input::Source::Bytes(data),
                         feed: src.feed.as_deref(),
                         source: Some(src.url.clone()),
                         observed: now,

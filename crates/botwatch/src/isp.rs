@@ -46,6 +46,9 @@ pub struct WalledGardenSection {
 pub struct EnrichAttributor {
     pub constituency: Option<Constituency>,
     pub index: SubscriberIndex,
+    /// The offline IP → ASN data: who announces an address decides its owner, not the
+    /// ASN a feed row claims.
+    pub ipdb: std::sync::Arc<botwatch_enrich::IpDb>,
 }
 
 fn org_info(o: &Org) -> OrgInfo {
@@ -61,7 +64,12 @@ fn org_info(o: &Org) -> OrgInfo {
 }
 
 impl Attributor for EnrichAttributor {
-    fn org(&self, ip: IpAddr, asn: Option<u32>) -> Option<OrgInfo> {
+    /// Ownership from the address alone: the constituency's networks, then the ASN the
+    /// offline data gives for the address. The feed's ASN (`_feed_asn`) is evidence (kept in
+    /// the event and shown there), never trusted for ownership: a row claiming another
+    /// organisation's ASN must not open a case under it.
+    fn org(&self, ip: IpAddr, _feed_asn: Option<u32>) -> Option<OrgInfo> {
+        let asn = self.ipdb.lookup(ip).and_then(|i| i.asn);
         self.constituency.as_ref()?.org_for(ip, asn).map(org_info)
     }
     fn org_by_id(&self, id: &str) -> Option<OrgInfo> {
@@ -91,7 +99,11 @@ pub fn constituency(cfg: &Config) -> Result<Option<Constituency>> {
 /// The attributor for `store`: constituency from config, every stored lease record.
 pub fn attributor(cfg: &Config, store: &SqliteStore) -> Result<EnrichAttributor> {
     let records = store.load_leases().context("loading lease records")?;
-    Ok(EnrichAttributor { constituency: constituency(cfg)?, index: SubscriberIndex::build(records) })
+    Ok(EnrichAttributor {
+        constituency: constituency(cfg)?,
+        index: SubscriberIndex::build(records),
+        ipdb: crate::ipdb(cfg)?,
+    })
 }
 
 /// What one lease file import did.

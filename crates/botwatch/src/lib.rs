@@ -41,3 +41,11 @@ pub fn ipdb(cfg: &Config) -> Result<std::sync::Arc<botwatch_enrich::IpDb>> {
         None => botwatch_enrich::IpDb::builtin(),
     })
 }
+
+/// Standard input copied to a temporary file (deleted when dropped): the pipeline reads an
+/// input twice, and a pipe can be read once.
+pub fn spool_stdin() -> Result<tempfile::NamedTempFile> {
+    let mut f = tempfile::NamedTempFile::new()?;
+    std::io::copy(&mut std::io::stdin().lock(), &mut f)?;
+    Ok(f)
+}

@@ -600,7 +600,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let ipdb = botwatch::ipdb(&cfg)?;
             let mut store = open_store(&cfg, &db)?;
-            let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families };
+            let ing = Ingestor {
+                registry: &registry,
+                ipdb: &ipdb,
+                families: &families,
+                limits: cfg.ingest.limits(),
+            };
             let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
             let bar = if quiet || json {
                 indicatif::ProgressBar::hidden()
@@ -619,19 +624,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for f in &files {
                 let name = f.display().to_string();
                 bar.set_message(name.clone());
+                // Files are read as streams, never whole; standard input is spooled to a
+                // temporary file first (it is read twice: once to hash, once to parse).
+                let spool;
                 let data = if name == "-" {
-                    let mut v = Vec::new();
-                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
-                    v
+                    spool = botwatch::spool_stdin()?;
+                    botwatch_feeds::input::Source::File(spool.path().to_path_buf())
                 } else {
-                    match std::fs::read(f) {
-                        Ok(d) => d,
-                        Err(e) => {
-                            eprintln!("{name}: cannot read: {e}");
-                            failed += 1;
-                            continue;
-                        }
+                    if let Err(e) = std::fs::File::open(f) {
+                        eprintln!("{name}: cannot read: {e}");
+                        failed += 1;
+                        continue;
                     }
+                    botwatch_feeds::input::Source::File(f.clone())
                 };
                 let base = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or(name.clone());
                 let before = bar.position();
@@ -639,7 +644,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     &mut store,
                     Input {
                         name: &base,
-                        data: data.into(),
+                        data,
                         feed: feed.as_deref(),
                         source: Some(name.clone()),
                         observed: SystemClock.now(),
@@ -964,7 +969,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let registry = botwatch::registry(&cfg);
             let ipdb = botwatch::ipdb(&cfg)?;
             let mut store = open_store(&cfg, &db)?;
-            let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families };
+            let ing = Ingestor {
+                registry: &registry,
+                ipdb: &ipdb,
+                families: &families,
+                limits: cfg.ingest.limits(),
+            };
             let fetcher = botwatch::fetch::Fetcher::new(&cfg.fetch, &SystemClock)?;
             let mut failed = 0;
             for s in &sources {
@@ -1037,7 +1047,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Demo { db, synthetic_rows } => {
             let registry = botwatch::registry(&cfg);
             let ipdb = botwatch::ipdb(&cfg)?;
-            let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families };
+            let ing = Ingestor {
+                registry: &registry,
+                ipdb: &ipdb,
+                families: &families,
+                limits: cfg.ingest.limits(),
+            };
             let r = botwatch::demo::run(&db, &ing, synthetic_rows, &mut out, true)?;
             out.flush()?;
             if !r.failed.is_empty() {

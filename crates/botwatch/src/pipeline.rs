@@ -1,9 +1,12 @@
 //! The ingest pipeline for one report: detect → parse → enrich → dedup/store.
 //!
+//! The input is read as a stream (gzip and zip decompressed as they are read, under the
+//! [`input::Limits`]): a first pass hashes it and keeps its head for detection, a second
+//! parses it in record-aligned chunks where the format allows ([`botwatch_feeds::Chunking`]).
 //! Parsing and enrichment run on one thread, the store writer on the caller's; batches pass
-//! through a bounded channel, so memory stays at a few batches whatever the report size, and
-//! a slow disk slows the parser instead of filling memory. The whole report is one store
-//! transaction: it lands wholly or not at all.
+//! through a bounded channel, so memory stays at a few chunks and batches whatever the report
+//! size, and a slow disk slows the parser instead of filling memory. The whole report is one
+//! store transaction: it lands wholly or not at all.
 
 use anyhow::{Context, Result};
 use botwatch_enrich::IpDb;
@@ -12,7 +15,6 @@ use botwatch_model::{Event, FamilyTable, Reject, Sink, Timestamp, Warning, Warni
 use botwatch_store::{
     BatchOutcome, DocKeys, EncodedEvent, ObservationResolver, ObservationRow, ReportMeta, ReportTotals, Store,
 };
-use bytes::Bytes;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -28,6 +30,8 @@ pub struct Ingestor<'a> {
     pub registry: &'a Registry,
     pub ipdb: &'a IpDb,
     pub families: &'a FamilyTable,
+    /// What one input may expand to (`[ingest]` in the config).
+    pub limits: input::Limits,
 }
 
 /// What happened to one report.
@@ -52,7 +56,7 @@ pub struct ReportSummary {
 /// Options for one input.
 pub struct Input<'a> {
     pub name: &'a str,
-    pub data: Bytes,
+    pub data: input::Source,
     /// Feed id; detected when `None`.
     pub feed: Option<&'a str>,
     pub source: Option<String>,
@@ -135,15 +139,40 @@ impl Ingestor<'_> {
         inp: Input<'_>,
         progress: &dyn Fn(u64),
     ) -> Result<Vec<ReportSummary>> {
-        let members = input::decode(inp.name, inp.data, input::DEFAULT_LIMIT)?;
+        let members = input::members(inp.name, &inp.data)?;
         let mut out = Vec::new();
+        let mut used = 0u64;
         for m in members {
+            // Pass 1: the report's hash and size, and its head for detection.
+            let (sha, size, head) = input::with_reader(&inp.data, &m, &self.limits, used, |r| {
+                let mut h = Sha256::new();
+                let mut head = Vec::new();
+                let mut size = 0u64;
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    match r.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(k) => {
+                            h.update(&buf[..k]);
+                            if head.len() < botwatch_feeds::registry::HEAD_LEN {
+                                let take = k.min(botwatch_feeds::registry::HEAD_LEN - head.len());
+                                head.extend_from_slice(&buf[..take]);
+                            }
+                            size += k as u64;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(input::read_error(&m.what, e)),
+                    }
+                }
+                let d = h.finalize();
+                Ok((d.iter().map(|b| format!("{b:02x}")).collect::<String>(), size, head))
+            })??;
+            used += size;
             let spec = match inp.feed {
                 Some(id) => self.registry.get(id)?,
-                None => self.registry.detect(Some(&m.name), &m.data)?,
+                None => self.registry.detect(Some(&m.name), &head)?,
             };
-            let sha = sha256_hex(&m.data);
-            let mut meta = ReportMeta::new(&sha, &spec.id, m.data.len() as u64, inp.observed);
+            let mut meta = ReportMeta::new(&sha, &spec.id, size, inp.observed);
             meta.name = Some(m.name.clone());
             meta.source = inp.source.clone();
             meta.archive = inp.archive.clone();
@@ -152,7 +181,7 @@ impl Ingestor<'_> {
                 name: m.name.clone(),
                 feed: spec.id.clone(),
                 sha256: sha,
-                bytes: m.data.len() as u64,
+                bytes: size,
                 new: false,
                 report_id: None,
                 events: 0,
@@ -164,7 +193,7 @@ impl Ingestor<'_> {
                 warnings: vec![],
             };
             let Some(mut writer) = store.begin_report(&meta)? else {
-                progress(m.data.len() as u64);
+                progress(size);
                 out.push(summary);
                 continue;
             };
@@ -187,12 +216,34 @@ impl Ingestor<'_> {
                             bytes: 0,
                             closed: false,
                         };
-                        spec.parser.parse(&m.data, &ctx, &mut sink);
+                        // Pass 2: parse, in chunks where the format allows.
+                        let read =
+                            input::with_reader(&inp.data, &m, &self.limits, used - size, |r| {
+                                match spec.parser.chunking() {
+                                    Some(kind) => {
+                                        let mut chunks = input::Chunker::new(r, kind, input::CHUNK);
+                                        spec.parser.parse_chunks(&mut chunks, &ctx, &mut sink);
+                                        match chunks.error.take() {
+                                            Some(e) => Err(input::read_error(&m.what, e)),
+                                            None => Ok(()),
+                                        }
+                                    }
+                                    None => {
+                                        let data = input::read_all(r, &m.what, self.limits.max_document)?;
+                                        spec.parser.parse(&data, &ctx, &mut sink);
+                                        Ok(())
+                                    }
+                                }
+                            });
+                        let read_err = match read {
+                            Ok(Ok(())) => None,
+                            Ok(Err(e)) | Err(e) => Some(e),
+                        };
                         sink.flush();
                         let observations: Option<Vec<ObservationRow>> =
                             sink.resolver.take().map(|r| r.finish());
                         let keys: Vec<String> = sink.doc_keys.keys().iter().map(|k| k.to_string()).collect();
-                        (sink.warnings, observations, sink.error, keys)
+                        (sink.warnings, observations, sink.error, keys, read_err)
                     })?;
                     let mut totals = BatchOutcome::default();
                     let mut err = None;
@@ -207,8 +258,13 @@ impl Ingestor<'_> {
                         progress(bytes);
                     }
                     drop(rx);
-                    let (warnings, observations, resolve_err, doc_keys) =
+                    let (warnings, observations, resolve_err, doc_keys, read_err) =
                         parser.join().map_err(|_| anyhow::anyhow!("parser thread panicked"))?;
+                    // The input could not be read to its end (a limit, a broken archive):
+                    // nothing of it is stored, and the error says why.
+                    if let Some(e) = read_err {
+                        return Err(e).context("reading the report");
+                    }
                     if let Some(e) = err {
                         return Err(e).context("storing events");
                     }

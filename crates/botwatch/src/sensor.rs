@@ -503,8 +503,16 @@ pub fn scan_file(
     let as_flow = flow_format.is_some();
     let dns_format = dns::detect(data, name);
     if !as_flow && dns_format.is_none() {
+        // A Zeek log of another kind is said to be one, not reported as unknown or misread.
+        if let Some(kind) = dns::zeek::path(data) {
+            let json = data.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{');
+            anyhow::bail!(
+                "{name}: a Zeek {kind} log{}; botwatch reads Zeek conn.log (TSV) and dns.log (TSV or JSON)",
+                if json { " in JSON" } else { "" }
+            );
+        }
         anyhow::bail!(
-            "{name}: not a recognised telemetry format (NetFlow/IPFIX pcap, nfcapd file, flow log, nfdump CSV, dnstap, Unbound/BIND query log, DNS pcap)"
+            "{name}: not a recognised telemetry format (NetFlow/IPFIX pcap, nfcapd file, flow log, nfdump CSV, dnstap, Unbound/BIND query log, Zeek conn.log/dns.log, DNS pcap)"
         );
     }
     if flow_format == Some(flow::FlowFormat::Nfcapd) {

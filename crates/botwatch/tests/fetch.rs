@@ -73,7 +73,7 @@ fn conditional_get_retries_and_archive() {
     let registry = botwatch_feeds::registry::Registry::builtin();
     let ipdb = botwatch_enrich::IpDb::builtin();
     let families = FamilyTable::default();
-    let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families };
+    let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families, limits: Default::default() };
     let src = FeedSource { feed: None, url: url.clone(), headers: Default::default() };
 
     let first = fetcher.fetch(&src, &mut store, &ing);
@@ -109,7 +109,7 @@ fn client_errors_are_not_retried_and_are_reported() {
     let registry = botwatch_feeds::registry::Registry::builtin();
     let ipdb = botwatch_enrich::IpDb::builtin();
     let families = FamilyTable::default();
-    let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families };
+    let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families, limits: Default::default() };
     let out = fetcher.fetch(
         &FeedSource { feed: Some("abusech_feodo_csv".into()), url, headers: Default::default() },
         &mut store,
@@ -138,7 +138,7 @@ fn unreachable_server_gives_up_after_the_configured_attempts() {
     let registry = botwatch_feeds::registry::Registry::builtin();
     let ipdb = botwatch_enrich::IpDb::builtin();
     let families = FamilyTable::default();
-    let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families };
+    let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families, limits: Default::default() };
     let src =
         FeedSource { feed: None, url: format!("http://127.0.0.1:{port}/x.csv"), headers: Default::default() };
     let out = fetcher.fetch(&src, &mut store, &ing);

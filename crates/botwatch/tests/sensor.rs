@@ -117,6 +117,30 @@ fn flows_and_queries_to_feed_indicators_become_sightings_and_cases() {
     let o = run(&["scan", "--db", db, junk.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a recognised telemetry format"));
+
+    // Issue 11 (5): a Zeek dns.log is DNS (it was read as flows: "N records (flows), 0 DNS
+    // records"); its query for the C2 domain flags the client.
+    let epoch = botwatch_model::parse_timestamp(t_dom).unwrap().secs();
+    let zeek = format!(
+        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tdns\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\ttrans_id\trtt\tquery\tqclass\tqclass_name\tqtype\tqtype_name\trcode\trcode_name\tAA\tTC\tRD\tRA\tZ\tanswers\tTTLs\trejected\n\
+         {epoch}.5\tC1\t10.0.0.11\t5353\t10.0.0.1\t53\tudp\t1\t0.01\twww.{c2_dom}\t1\tC_INTERNET\t1\tA\t0\tNOERROR\tF\tF\tT\tT\t0\t192.0.2.1\t60.0\tF\n"
+    );
+    let zeek_path = dir.path().join("dns.log");
+    std::fs::write(&zeek_path, zeek).unwrap();
+    let flagged = json_lines(&ok(&["scan", "--db", db, "--json", "--no-store", zeek_path.to_str().unwrap()]));
+    assert!(flagged.iter().any(|f| f["client"] == "10.0.0.11" && f["indicator"] == c2_dom), "{flagged:?}");
+    let said = ok(&["scan", "--db", db, "--no-store", zeek_path.to_str().unwrap()]);
+    assert!(said.contains("dns") && !said.contains("flows"), "{said}");
+    // Another kind of Zeek log is named as such and refused, not misread.
+    let http = dir.path().join("http.log");
+    std::fs::write(&http, "#separator \\x09\n#path\thttp\n#fields\tts\tuid\n1.0\tC1\n").unwrap();
+    let o = run(&["scan", "--db", db, http.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("a Zeek http log"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]

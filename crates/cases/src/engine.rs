@@ -55,6 +55,9 @@ pub struct ProcessSummary {
     pub already_processed: u64,
     /// Types that open no case, or no source address.
     pub ignored: u64,
+    /// Source addresses that belong to nobody (documentation, loopback, multicast, …,
+    /// see [`is_special`]): never a case, whatever a feed says.
+    pub special: u64,
     /// Too old to open or re-open a case (older than the auto-close period).
     pub stale: u64,
     /// Older than the closure of their (closed) case.
@@ -167,6 +170,10 @@ impl CaseEngine {
                 sum.ignored += 1;
                 continue;
             };
+            if is_special(ip) {
+                sum.special += 1;
+                continue;
+            }
             let time = e.time_source.unwrap_or(e.time_observation);
             let ty = e.classification_type;
             let vulnerable = ty.taxonomy() == "vulnerable";
@@ -764,6 +771,41 @@ impl CaseEngine {
     }
 }
 
+/// Addresses no subscriber or network owner holds: documentation (RFC 5737, RFC 3849, RFC
+/// 9637), unspecified, loopback, link-local, multicast, broadcast, benchmarking (RFC 2544),
+/// "this network" and the reserved 240/4. Private and shared (CGNAT) space is kept: an ISP's
+/// own sensors see its subscribers there.
+pub fn is_special(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_unspecified()
+                || a.is_loopback()
+                || a.is_link_local()
+                || a.is_multicast()
+                || a.is_broadcast()
+                || a.is_documentation()
+                || o[0] == 0
+                || o[0] >= 240
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+        }
+        IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return is_special(IpAddr::V4(v4));
+            }
+            let s = a.segments();
+            a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+                || (s[0] == 0x3fff && s[1] & 0xf000 == 0)
+                || (s[0] == 0x2001 && s[1] == 0x0002 && s[2] == 0)
+        }
+    }
+}
+
 fn new_case(id: i64, s: &Sighting, now: Timestamp) -> Case {
     let mut c = Case::new(id, s.key.clone(), s.threat.clone(), s.ty.as_str().to_string(), now);
     c.org = s.org.clone();
@@ -849,5 +891,49 @@ fn entry(
         to: c.state,
         level: c.level,
         detail: detail.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod special_tests {
+    use super::is_special;
+
+    #[test]
+    fn documentation_and_other_unowned_addresses_are_special() {
+        for a in [
+            "192.0.2.70",
+            "198.51.100.1",
+            "203.0.113.255",
+            "2001:db8::70",
+            "3fff:0fff::1",
+            "127.0.0.1",
+            "0.1.2.3",
+            "169.254.1.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "198.18.0.1",
+            "198.19.255.255",
+            "::",
+            "::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:192.0.2.1",
+            "2001:2::1",
+        ] {
+            assert!(is_special(a.parse().unwrap()), "{a}");
+        }
+        for a in [
+            "1.234.21.73",
+            "10.0.0.1",
+            "100.64.0.1",
+            "192.168.1.1",
+            "198.20.0.1",
+            "2003::1",
+            "3fff:1000::1",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(!is_special(a.parse().unwrap()), "{a}");
+        }
     }
 }

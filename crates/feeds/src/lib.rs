@@ -68,12 +68,44 @@ impl<'a> ParseContext<'a> {
     }
 }
 
+/// How a report of a format can be cut into pieces that parse in turn (see
+/// [`Parser::parse_chunks`]), so that a report of any size is read in bounded memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunking {
+    /// RFC 4180 CSV: pieces end at a line end outside double quotes.
+    Csv,
+    /// One record per line: pieces end at a line end.
+    Lines,
+}
+
 /// A feed format: bytes in, events and rejects out.
 pub trait Parser: Send + Sync {
     /// Parses one whole report. Never panics and never fails as a whole: what cannot be
     /// read becomes rejects (a report that is not the expected format at all becomes one
     /// reject holding its first bytes and the reason).
     fn parse(&self, input: &Bytes, ctx: &ParseContext<'_>, sink: &mut dyn Sink);
+
+    /// Whether the format reads in pieces, and where pieces may end. `None` (the default):
+    /// whole documents only (JSON bundles, MISP events), which callers cap in size.
+    fn chunking(&self) -> Option<Chunking> {
+        None
+    }
+
+    /// Parses one report given as consecutive pieces cut as [`Parser::chunking`] says: the
+    /// same events, rejects (with the same line numbers) and warnings as [`Parser::parse`]
+    /// over their concatenation. The default concatenates, for formats that cannot do better.
+    fn parse_chunks(
+        &self,
+        chunks: &mut dyn Iterator<Item = Bytes>,
+        ctx: &ParseContext<'_>,
+        sink: &mut dyn Sink,
+    ) {
+        let mut all = bytes::BytesMut::new();
+        for c in chunks {
+            all.extend_from_slice(&c);
+        }
+        self.parse(&all.freeze(), ctx, sink);
+    }
 }
 
 /// One supported feed.
@@ -124,6 +156,12 @@ pub enum FeedError {
         #[source]
         source: std::io::Error,
     },
-    #[error("decompressed size of {what} exceeds the limit of {limit} bytes")]
+    #[error(
+        "decompressed size of {what} exceeds the limit of {limit} bytes ([ingest] max_bytes / max_document)"
+    )]
     TooLarge { what: String, limit: u64 },
+    #[error(
+        "{what} expands more than {limit} times its compressed size ({ratio}×, a compression bomb?); refused ([ingest] max_ratio)"
+    )]
+    Ratio { what: String, ratio: u64, limit: u64 },
 }

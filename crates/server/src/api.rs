@@ -309,6 +309,14 @@ pub struct CaseParams {
     pub ip: Option<IpAddr>,
     pub after: Option<i64>,
     pub limit: Option<u64>,
+    /// Threat (family or type) contains this.
+    pub threat: Option<String>,
+    /// Only cases of the constituency's organisations.
+    pub constituency: Option<bool>,
+    /// `id` (default; `after` pages) or `desk` (constituency first, most escalated, newest
+    /// evidence; `offset` pages).
+    pub order: Option<botwatch_store::cases::CaseOrder>,
+    pub offset: Option<u64>,
 }
 
 /// The case query a caller may run: an organisation's is pinned to its own organisation.
@@ -335,6 +343,10 @@ pub fn case_query(p: &Principal, q: &CaseParams) -> Result<CaseQuery, ApiError> 
         ip: q.ip,
         after_id: q.after,
         limit: Some(limit(q.limit)),
+        threat: q.threat.clone(),
+        constituency_only: q.constituency.unwrap_or(false),
+        order: q.order.unwrap_or_default(),
+        offset: q.offset.unwrap_or(0),
     })
 }
 

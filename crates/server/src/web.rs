@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use botwatch_model::{CaseState, Timestamp};
-use botwatch_store::cases::CaseStore;
+use botwatch_store::cases::{CaseOrder, CaseStore};
 use botwatch_store::{EventQuery, GroupBy, Store};
 use minijinja::{Environment, Value, context};
 use serde::Deserialize;
@@ -309,6 +309,13 @@ struct CaseFilter {
     org: Option<String>,
     ip: Option<String>,
     subscriber: Option<String>,
+    /// Threat (family or type) contains this.
+    q: Option<String>,
+    /// `all` to list cases outside the constituency too.
+    scope: Option<String>,
+    /// `id` for oldest first; the desk's order otherwise.
+    order: Option<String>,
+    offset: Option<u64>,
     after: Option<i64>,
 }
 
@@ -333,6 +340,10 @@ async fn cases(State(st): State<Shared>, headers: HeaderMap, Query(f): Query<Cas
         ip,
         after: f.after,
         limit: Some(100),
+        threat: blank(&f.q),
+        constituency: Some(f.scope.as_deref() != Some("all")),
+        order: Some(if f.order.as_deref() == Some("id") { CaseOrder::Id } else { CaseOrder::Desk }),
+        offset: f.offset,
     };
     let q = match api::case_query(&p, &params) {
         Ok(q) => q,
@@ -343,7 +354,10 @@ async fn cases(State(st): State<Shared>, headers: HeaderMap, Query(f): Query<Cas
         Err(e) => return e.into_response(),
     };
     let next = (list.len() == 100).then(|| {
-        let mut n = CaseFilter { after: list.last().map(|c| c.id), ..f.clone() };
+        let mut n = match params.order {
+            Some(CaseOrder::Id) => CaseFilter { after: list.last().map(|c| c.id), ..f.clone() },
+            _ => CaseFilter { offset: Some(f.offset.unwrap_or(0) + 100), ..f.clone() },
+        };
         n.state = state.clone();
         serde_urlencoded_pairs(&n)
     });
@@ -362,7 +376,7 @@ async fn cases(State(st): State<Shared>, headers: HeaderMap, Query(f): Query<Cas
         &st,
         "cases.html",
         &p,
-        context! { cases => list, states, f => context!{ state, org => params.org, ip => f.ip, subscriber => params.subscriber }, next },
+        context! { cases => list, states, f => context!{ state, org => params.org, ip => f.ip, subscriber => params.subscriber, q => f.q, scope => f.scope, order => f.order }, next },
     )
 }
 
@@ -379,13 +393,24 @@ fn serde_urlencoded_pairs(f: &CaseFilter) -> String {
             .collect::<String>()
     };
     let mut parts = Vec::new();
-    for (k, v) in [("state", &f.state), ("org", &f.org), ("ip", &f.ip), ("subscriber", &f.subscriber)] {
+    for (k, v) in [
+        ("state", &f.state),
+        ("org", &f.org),
+        ("ip", &f.ip),
+        ("subscriber", &f.subscriber),
+        ("q", &f.q),
+        ("scope", &f.scope),
+        ("order", &f.order),
+    ] {
         if let Some(v) = v {
             parts.push(format!("{k}={}", enc(v)));
         }
     }
     if let Some(a) = f.after {
         parts.push(format!("after={a}"));
+    }
+    if let Some(o) = f.offset {
+        parts.push(format!("offset={o}"));
     }
     parts.join("&")
 }

@@ -75,9 +75,28 @@ pub struct CaseQuery {
     pub org: Option<String>,
     pub subscriber: Option<String>,
     pub ip: Option<IpAddr>,
-    /// Cursor: only cases with an id greater than this.
+    /// Cursor: only cases with an id greater than this (with [`CaseOrder::Id`]).
     pub after_id: Option<i64>,
     pub limit: Option<u64>,
+    /// Only cases whose threat (family or type) contains this, case-insensitively.
+    pub threat: Option<String>,
+    /// Only cases attributed to an organisation of the constituency.
+    pub constituency_only: bool,
+    pub order: CaseOrder,
+    /// Rows skipped (paging in [`CaseOrder::Desk`]).
+    pub offset: u64,
+}
+
+/// The order cases are listed in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseOrder {
+    /// Oldest first, by id (stable, for cursors and exports).
+    #[default]
+    Id,
+    /// How a desk works a queue: its own constituency's cases first, then the most
+    /// escalated, then the newest evidence.
+    Desk,
 }
 
 /// What compliance figures need of one case, read without the rest of it (a million
@@ -443,19 +462,48 @@ impl CaseStore for SqliteStore {
             conds.push("id > ?");
             args.push(Sql::Integer(a));
         }
+        if let Some(t) = q.threat.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            conds.push("threat LIKE ? ESCAPE '\\'");
+            let esc = t.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            args.push(Sql::Text(format!("%{esc}%")));
+        }
+        if q.constituency_only {
+            conds.push("org IS NOT NULL");
+        }
         let wh = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
         let limit = q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64);
         // One address's or subscriber's cases are few: read them unordered and sort here.
         // With ORDER BY, SQLite (built with STAT4) re-prepares the cached statement on every
         // new binding of the address, which was a sixth of a portal look-up.
         let few = q.ip.is_some() || q.subscriber.is_some();
-        let tail = if few { String::new() } else { format!("ORDER BY id LIMIT {limit}") };
+        let tail = match (few, q.order) {
+            (true, _) => String::new(),
+            (false, CaseOrder::Id) => format!("ORDER BY id LIMIT {limit} OFFSET {}", q.offset),
+            (false, CaseOrder::Desk) => {
+                format!(
+                    "ORDER BY org IS NULL, level DESC, last_seen DESC, id DESC LIMIT {limit} OFFSET {}",
+                    q.offset
+                )
+            }
+        };
         let mut st =
             self.conn.prepare_cached(&format!("SELECT {LIST_COLS}{DELIVERY} FROM cases {wh} {tail}"))?;
         let rows = st.query_map(params_from_iter(args), |r| row(r).map(|x| x.case))?;
         let mut out: Vec<Case> = rows.collect::<rusqlite::Result<_>>()?;
         if few {
-            out.sort_by_key(|c| c.id);
+            match q.order {
+                CaseOrder::Id => out.sort_by_key(|c| c.id),
+                CaseOrder::Desk => out.sort_by_key(|c| {
+                    (
+                        c.org.is_none(),
+                        std::cmp::Reverse(c.level),
+                        std::cmp::Reverse(c.last_seen),
+                        std::cmp::Reverse(c.id),
+                    )
+                }),
+            }
+            let skip = q.offset.min(out.len() as u64) as usize;
+            out.drain(..skip);
             out.truncate(limit.min(usize::MAX as u64) as usize);
         }
         Ok(out)

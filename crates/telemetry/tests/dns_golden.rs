@@ -186,3 +186,25 @@ fn truncated_samples_never_panic_and_keep_a_prefix() {
         }
     }
 }
+
+/// Issue 11 (5): a Zeek dns.log reads as DNS, the same records from its TSV and JSON forms,
+/// and is never taken for a flow log.
+#[test]
+fn zeek_dns_log_is_dns_in_tsv_and_json() {
+    let tsv = std::fs::read(data_dir().join("zeek/test18-dns.log")).unwrap();
+    let json = std::fs::read(data_dir().join("zeek/test18-dns-json.log")).unwrap();
+    assert_eq!(dns::detect(&tsv, "dns.log"), Some(DnsFormat::ZeekDns));
+    assert_eq!(dns::detect(&json, "dns.log"), Some(DnsFormat::ZeekDns));
+    assert_eq!(botwatch_telemetry::flow::detect(&tsv, "dns.log"), None, "not flows");
+    assert_eq!(botwatch_telemetry::flow::detect(&json, "dns.log"), None);
+    let (a, ra, _) = dns::read_with(&tsv, "dns.log", &opts()).unwrap();
+    let (b, rb, _) = dns::read_with(&json, "dns.log", &opts()).unwrap();
+    assert!(ra.is_empty() && rb.is_empty(), "{ra:?} {rb:?}");
+    assert_eq!(a, b);
+    assert_eq!(a.len(), 22, "every data line of the log");
+    let conn =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/flows/logs/test18-conn.log"))
+            .unwrap();
+    assert_eq!(dns::detect(&conn, "conn.log"), None, "a conn.log is not DNS");
+    assert!(botwatch_telemetry::flow::detect(&conn, "conn.log").is_some());
+}

@@ -140,6 +140,22 @@ struct Counters {
 
 impl Parser for ShadowserverParser {
     fn parse(&self, input: &Bytes, ctx: &ParseContext<'_>, sink: &mut dyn Sink) {
+        self.parse_chunks(&mut std::iter::once(input.clone()), ctx, sink);
+    }
+
+    fn chunking(&self) -> Option<crate::Chunking> {
+        Some(crate::Chunking::Csv)
+    }
+
+    /// The header and report type come from the first chunk; rows are read chunk by chunk
+    /// with the same plan and counters, so a report of any size is read in pieces.
+    fn parse_chunks(
+        &self,
+        chunks: &mut dyn Iterator<Item = Bytes>,
+        ctx: &ParseContext<'_>,
+        sink: &mut dyn Sink,
+    ) {
+        let Some(input) = chunks.next() else { return };
         let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&input[..]);
         let mut rec = csv::ByteRecord::new();
         // Header.
@@ -158,7 +174,7 @@ impl Parser for ShadowserverParser {
                         .collect();
                 }
                 Err(e) => {
-                    reject_whole(sink, input, format!("unreadable CSV header: {e}"));
+                    reject_whole(sink, &input, format!("unreadable CSV header: {e}"));
                     return;
                 }
             }
@@ -177,7 +193,7 @@ impl Parser for ShadowserverParser {
                     None => {
                         reject_whole(
                             sink,
-                            input,
+                            &input,
                             "not a Shadowserver report: file name and header match no report type in the schema",
                         );
                         return;
@@ -186,81 +202,22 @@ impl Parser for ShadowserverParser {
             }
         };
         let (plan, missing_required) = compile(&report, &header, sink);
-        let row_ctx = RowContext::new(&header);
-        let constants = report.constants.clone();
-        let mut counters = Counters::default();
-        let ncols = header.len();
-
-        loop {
-            let start = rdr.position().byte() as usize;
-            match rdr.read_byte_record(&mut rec) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(e) => {
-                    // The csv reader recovers at the next record; keep what we know.
-                    let line = e.position().map(|p| p.line()).unwrap_or(0).max(1);
-                    let end = (rdr.position().byte() as usize).min(input.len());
-                    reject(
-                        sink,
-                        line,
-                        input.slice(start.min(end)..end),
-                        format!("unreadable CSV record: {e}"),
-                    );
-                    continue;
-                }
-            }
-            let pos = rec.position().map(|p| (p.byte() as usize, p.line())).unwrap_or((start, 0));
-            let end = (rdr.position().byte() as usize).min(input.len());
-            let mut raw_end = end;
-            while raw_end > pos.0 && matches!(input[raw_end - 1], b'\n' | b'\r') {
-                raw_end -= 1;
-            }
-            let raw = input.slice(pos.0.min(raw_end)..raw_end);
-            let line = pos.1;
-            if rec.len() == 1 && rec.get(0).is_some_and(|f| f.iter().all(u8::is_ascii_whitespace)) {
-                continue; // blank line
-            }
-            if !missing_required.is_empty() {
-                reject(
-                    sink,
-                    line,
-                    raw,
-                    format!("header lacks required column(s) {}", missing_required.join(", ")),
-                );
-                continue;
-            }
-            // A short row is padded (trailing empty columns are often dropped, and IntelMQ
-            // reads them as empty); a long one means a broken line or wrong delimiter.
-            if rec.len() > ncols {
-                reject(sink, line, raw, format!("row has {} fields, header has {ncols}", rec.len()));
-                continue;
-            }
-            while rec.len() < ncols {
-                rec.push_field(b"");
-            }
-            let mut e = Event::new(ctx.feed.clone(), report.default_type, ctx.observed);
-            e.attrs.reserve(ncols);
-            for (slot, v) in &constants {
-                // Constants come from the schema and were validated when it was loaded.
-                let _ = e.set_str(*slot, v);
-            }
-            match fill(&mut e, &rec, &plan, &row_ctx, ctx, &mut counters) {
-                Ok(()) => {
-                    if e.malware_name.is_none()
-                        && report.default_type == botwatch_model::ClassificationType::InfectedSystem
-                    {
-                        // Sinkhole rows with an empty `infection` still name the `family`.
-                        if let Some(Value::Str(f)) = e.attr("extra.family") {
-                            e.malware_name = ctx.families.canonical(f);
-                        }
-                    }
-                    e.raw = raw;
-                    e.line = line;
-                    sink.event(e);
-                }
-                Err(reason) => reject(sink, line, raw, reason),
-            }
+        let mut rows = Rows {
+            report: &report,
+            plan: &plan,
+            missing_required: &missing_required,
+            row_ctx: RowContext::new(&header),
+            ncols: header.len(),
+            counters: Counters::default(),
+        };
+        rows.read(&mut rdr, &mut rec, &input, 0, ctx, sink);
+        let mut line_base = count_lines(&input);
+        for chunk in chunks {
+            let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&chunk[..]);
+            rows.read(&mut rdr, &mut rec, &chunk, line_base, ctx, sink);
+            line_base += count_lines(&chunk);
         }
+        let counters = rows.counters;
         let mut drift: Vec<_> = counters.drift_rows.into_iter().collect();
         drift.sort();
         for (col, n) in drift {
@@ -284,6 +241,106 @@ impl Parser for ShadowserverParser {
                     header[col], header[col]
                 ),
             });
+        }
+    }
+}
+
+/// Lines in a chunk: chunks end at record ends, so this is where the next one starts.
+fn count_lines(b: &[u8]) -> u64 {
+    b.iter().filter(|&&c| c == b'\n').count() as u64
+}
+
+/// What reading the rows needs, kept from chunk to chunk.
+struct Rows<'r> {
+    report: &'r Arc<ReportType>,
+    plan: &'r [Plan],
+    missing_required: &'r [String],
+    row_ctx: RowContext,
+    ncols: usize,
+    counters: Counters,
+}
+
+impl Rows<'_> {
+    /// The records of one chunk; `line_base` lines came before it.
+    fn read(
+        &mut self,
+        rdr: &mut csv::Reader<&[u8]>,
+        rec: &mut csv::ByteRecord,
+        input: &Bytes,
+        line_base: u64,
+        ctx: &ParseContext<'_>,
+        sink: &mut dyn Sink,
+    ) {
+        let (report, ncols) = (self.report, self.ncols);
+        loop {
+            let start = rdr.position().byte() as usize;
+            match rdr.read_byte_record(rec) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    // The csv reader recovers at the next record; keep what we know.
+                    let line = e.position().map(|p| p.line()).unwrap_or(0).max(1) + line_base;
+                    let end = (rdr.position().byte() as usize).min(input.len());
+                    reject(
+                        sink,
+                        line,
+                        input.slice(start.min(end)..end),
+                        format!("unreadable CSV record: {e}"),
+                    );
+                    continue;
+                }
+            }
+            let pos = rec.position().map(|p| (p.byte() as usize, p.line())).unwrap_or((start, 0));
+            let end = (rdr.position().byte() as usize).min(input.len());
+            let mut raw_end = end;
+            while raw_end > pos.0 && matches!(input[raw_end - 1], b'\n' | b'\r') {
+                raw_end -= 1;
+            }
+            let raw = input.slice(pos.0.min(raw_end)..raw_end);
+            let line = pos.1 + line_base;
+            if rec.len() == 1 && rec.get(0).is_some_and(|f| f.iter().all(u8::is_ascii_whitespace)) {
+                continue; // blank line
+            }
+            if !self.missing_required.is_empty() {
+                reject(
+                    sink,
+                    line,
+                    raw,
+                    format!("header lacks required column(s) {}", self.missing_required.join(", ")),
+                );
+                continue;
+            }
+            // A short row is padded (trailing empty columns are often dropped, and IntelMQ
+            // reads them as empty); a long one means a broken line or wrong delimiter.
+            if rec.len() > ncols {
+                reject(sink, line, raw, format!("row has {} fields, header has {ncols}", rec.len()));
+                continue;
+            }
+            while rec.len() < ncols {
+                rec.push_field(b"");
+            }
+            let mut e = Event::new(ctx.feed.clone(), report.default_type, ctx.observed);
+            e.attrs.reserve(ncols);
+            for (slot, v) in &report.constants {
+                // Constants come from the schema and were validated when it was loaded.
+                let _ = e.set_str(*slot, v);
+            }
+            match fill(&mut e, rec, self.plan, &self.row_ctx, ctx, &mut self.counters) {
+                Ok(()) => {
+                    if e.malware_name.is_none()
+                        && report.default_type == botwatch_model::ClassificationType::InfectedSystem
+                    {
+                        // Sinkhole rows with an empty `infection` still name the `family`.
+                        if let Some(Value::Str(f)) = e.attr("extra.family") {
+                            e.malware_name = ctx.families.canonical(f);
+                        }
+                    }
+                    e.raw = raw;
+                    e.line = line;
+                    sink.event(e);
+                }
+                Err(reason) => reject(sink, line, raw, reason),
+            }
         }
     }
 }

@@ -49,6 +49,7 @@ mod pair;
 mod pcap;
 mod socket;
 mod wire;
+pub mod zeek;
 
 use crate::record::DnsRecord;
 use botwatch_model::{Reject, Timestamp};
@@ -66,6 +67,8 @@ pub enum DnsFormat {
     BindQueryLog,
     /// pcap or pcapng capture.
     Pcap,
+    /// Zeek `dns.log`, TSV or JSON.
+    ZeekDns,
 }
 
 /// What [`read`] could not do at all (as opposed to per-line rejects).
@@ -155,6 +158,10 @@ pub fn detect(bytes: &[u8], name: &str) -> Option<DnsFormat> {
     if pcap::looks_like_pcap(bytes) {
         return Some(DnsFormat::Pcap);
     }
+    // A Zeek log says what it is; only its `dns` kind is DNS.
+    if let Some(kind) = zeek::path(bytes) {
+        return (kind == "dns").then_some(DnsFormat::ZeekDns);
+    }
     log::detect_text(bytes, name)
 }
 
@@ -193,6 +200,7 @@ pub fn read_into(bytes: &[u8], format: DnsFormat, opts: &ReadOptions, sink: &mut
     match format {
         DnsFormat::Dnstap => dnstap::read_file(bytes, &mut out, &mut stats),
         DnsFormat::Pcap => pcap::read_pcap(bytes, &mut out, &mut stats),
+        DnsFormat::ZeekDns => zeek::read_zeek(bytes, &mut out, &mut stats),
         DnsFormat::UnboundLog | DnsFormat::BindQueryLog => {
             log::read_log(bytes, format, opts, &mut out, &mut stats)
         }
@@ -245,11 +253,12 @@ pub mod fuzzing {
         pcap::check_udp_fast(data);
     }
 
-    /// `telemetry_dnslog`: both text parsers (with and without a reference time), pcap, and
-    /// detection.
+    /// `telemetry_dnslog`: the text parsers (Unbound and BIND with and without a reference
+    /// time, Zeek dns.log TSV and JSON), pcap, Zeek's log-kind sniffing, and detection.
     pub fn dnslog(data: &[u8]) {
         let with_ref = ReadOptions { reference: Some(Timestamp::from_secs(1_764_000_000)) };
-        for f in [DnsFormat::UnboundLog, DnsFormat::BindQueryLog] {
+        let _ = zeek::path(data);
+        for f in [DnsFormat::UnboundLog, DnsFormat::BindQueryLog, DnsFormat::ZeekDns] {
             let _ = read_as(data, f, &ReadOptions::default());
             let _ = read_as(data, f, &with_ref);
         }

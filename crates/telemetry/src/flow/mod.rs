@@ -103,11 +103,13 @@ pub fn detect(data: &[u8], name: &str) -> Option<FlowFormat> {
     if nfcapd::is_nfcapd(data) {
         return Some(FlowFormat::Nfcapd);
     }
+    // A Zeek log names its kind (`#path`): only `conn` is flows, and only as TSV.
+    if let Some(kind) = crate::dns::zeek::path(data) {
+        let tsv = data.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'#');
+        return (kind == "conn" && tsv).then_some(FlowFormat::ZeekConn);
+    }
     let head = &data[..data.len().min(4096)];
     let first = head.split(|&c| c == b'\n').find(|l| !l.iter().all(u8::is_ascii_whitespace)).unwrap_or(b"");
-    if first.starts_with(b"#separator") || first.starts_with(b"#fields") {
-        return Some(FlowFormat::ZeekConn);
-    }
     if first.starts_with(b"ts,te,td,sa,da") {
         return Some(FlowFormat::NfdumpCsv);
     }

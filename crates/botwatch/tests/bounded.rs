@@ -1,0 +1,98 @@
+//! Issue 11 (6): compressed input is decompressed as a stream, under a ratio and a total
+//! limit, so a compression bomb is refused with a clear error after a few megabytes and
+//! peak memory does not follow the input's size. Peak RSS is the child's, measured by the
+//! kernel (`getrusage` through Python's `resource`, which every CI machine here has).
+
+mod common;
+
+use common::ok;
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+/// Runs botwatch and returns (exit code, stderr, peak RSS in KiB).
+fn run_measured(args: &[&str]) -> (i32, String, u64) {
+    let py = "import resource, subprocess, sys\n\
+              p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n\
+              sys.stderr.buffer.write(p.stderr)\n\
+              print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)";
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(py)
+        .arg(env!("CARGO_BIN_EXE_botwatch"))
+        .args(args)
+        .env_remove("BOTWATCH_DB")
+        .env_remove("BOTWATCH_CONFIG")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let mut it = out.split_whitespace();
+    let code: i32 = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no result: {out}"));
+    let rss: u64 = it.next().and_then(|v| v.parse().ok()).unwrap();
+    (code, String::from_utf8_lossy(&o.stderr).to_string(), rss)
+}
+
+/// A gzip that expands to `members` × 16 MiB of the same CSV row: concatenated gzip
+/// members (which `gzip -d` and IntelMQ read as one stream) make it cheap to build.
+fn bomb(path: &Path, members: usize) {
+    let header = "\"timestamp\",\"ip\",\"port\",\"asn\",\"geo\",\"region\",\"city\",\"hostname\",\"type\",\"infection\"\n";
+    let row = "\"2026-11-24 10:00:00\",\"192.0.2.7\",\"40001\",\"64496\",\"DE\",\"x\",\"y\",\"\",\"tcp\",\"emotet\"\n";
+    let mut block = String::with_capacity(16 << 20);
+    while block.len() + row.len() <= 16 << 20 {
+        block.push_str(row);
+    }
+    let gz = |s: &str| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(s.as_bytes()).unwrap();
+        e.finish().unwrap()
+    };
+    let mut f = std::fs::File::create(path).unwrap();
+    f.write_all(&gz(header)).unwrap();
+    let one = gz(&block);
+    for _ in 0..members {
+        f.write_all(&one).unwrap();
+    }
+}
+
+#[test]
+fn a_gzip_bomb_is_refused_early_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("2026-11-24-event4_sinkhole-bomb.csv.gz");
+    bomb(&path, 120); // 1.9 GiB expanded
+    let compressed = std::fs::metadata(&path).unwrap().len();
+    assert!(compressed < 16 << 20, "{compressed}");
+    let db = dir.path().join("b.db");
+    let (code, err, rss_kib) =
+        run_measured(&["ingest", "--quiet", "--db", db.to_str().unwrap(), path.to_str().unwrap()]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("compression bomb") && err.contains("max_ratio"), "{err}");
+    // The old path held the whole 1.9 GiB (2.1 GB RSS); streaming stops past 16 MiB.
+    assert!(rss_kib < 200 * 1024, "peak RSS {rss_kib} KiB for a refused bomb");
+    let reports = ok(&["reports", "--db", db.to_str().unwrap()]);
+    assert!(!reports.contains("bomb"), "nothing of it was stored: {reports}");
+    eprintln!("1.9 GiB gzip bomb ({compressed} bytes): refused, peak RSS {} MiB", rss_kib / 1024);
+}
+
+#[test]
+fn a_large_report_is_read_in_chunks_in_bounded_memory() {
+    // Peak memory of a 10 MB and a 40 MB report: chunked reading keeps it from growing with
+    // the input (the old path held the whole input and its events' raw lines).
+    let dir = tempfile::tempdir().unwrap();
+    let mut peaks = Vec::new();
+    for rows in [40_000u64, 160_000] {
+        let p = dir.path().join(format!("2026-11-24-event4_sinkhole-{rows}.csv"));
+        let report = ok(&["synth", "--rows", &rows.to_string(), "--infected", "2000", "--day", "2026-11-24"]);
+        std::fs::write(&p, report).unwrap();
+        let size = std::fs::metadata(&p).unwrap().len();
+        let db = dir.path().join(format!("{rows}.db"));
+        let (code, err, rss) =
+            run_measured(&["ingest", "--quiet", "--db", db.to_str().unwrap(), p.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        eprintln!("{rows} rows ({} MB): peak RSS {} MiB", size / 1_000_000, rss / 1024);
+        peaks.push((size, rss));
+    }
+    let (small, big) = (peaks[0], peaks[1]);
+    assert!(big.0 > 3 * small.0);
+    // Four times the input, not four times the memory: at most a third more.
+    assert!(big.1 * 3 < small.1 * 4, "peak RSS grew with the input: {peaks:?}");
+}
