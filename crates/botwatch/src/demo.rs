@@ -241,7 +241,6 @@ fn isp_view(
     std::fs::write(&lease_path, dhcpd_leases(&ips, start))?;
     let mut cfg = crate::config::Config { bar: botwatch_cases::Bar::recommended(), ..Default::default() };
     cfg.constituency.file = Some(cons_path.clone());
-    cfg.leases.pseudonymise_secret = Some("botwatch-demo".into());
     let imp = crate::isp::import_leases(&cfg, store, &lease_path, None, &SystemClock)?;
     let attr = crate::isp::attributor(&cfg, store)?;
     // The desk's clock: now, then past the notice delay.
@@ -294,8 +293,9 @@ fn isp_view(
         )?;
     }
     // One notice, rendered exactly as `botwatch notify run` would send it.
+    let notify_key = botwatch_server::auth::new_key()?;
     let ncfg = botwatch_notify::NotifyConfig {
-        secret: "botwatch-demo-secret".into(),
+        secret: notify_key.clone(),
         portal_url: DEMO_URL.into(),
         ..Default::default()
     };
@@ -346,7 +346,7 @@ fn isp_view(
     std::fs::write(
         &cfg_path,
         format!(
-            "# Written by `botwatch demo`.\n[store]\npath = {:?}\n\n[constituency]\nfile = {:?}\n\n[leases]\npseudonymise_secret = \"botwatch-demo\"\n\n{}\n[notify]\nfrom = \"botwatch demo desk <abuse@cert.example>\"\nsecret = \"botwatch-demo-secret\"\nportal_url = \"{DEMO_URL}\"\n\n# The demo trusts X-Forwarded-For from this machine, so the portal can be shown an\n# infected address with curl; a deployment lists its reverse proxies here.\n[server]\nlisten = \"127.0.0.1:8080\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+            "# Written by `botwatch demo`.\n[store]\npath = {:?}\n\n[constituency]\nfile = {:?}\n\n{}\n[notify]\nfrom = \"botwatch demo desk <abuse@cert.example>\"\n# A key made for this demo: notice links and webhooks are signed with it.\nsecret = \"{notify_key}\"\nportal_url = \"{DEMO_URL}\"\n\n# The demo trusts X-Forwarded-For from this machine, so the portal can be shown an\n# infected address with curl; a deployment lists its reverse proxies here.\n[server]\nlisten = \"127.0.0.1:8080\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
             db.display().to_string(),
             cons_path.display().to_string(),
             bar_toml(&cfg.bar),

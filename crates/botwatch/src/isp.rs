@@ -7,7 +7,7 @@ use crate::config::Config;
 use anyhow::{Context, Result, bail};
 use botwatch_cases::{Attributor, CaseQuery, CaseStore, OrgInfo, SubscriberHit};
 use botwatch_enrich::owners::{Constituency, Org};
-use botwatch_enrich::subscriber::{Attribution, Pseudonymiser, SubscriberIndex};
+use botwatch_enrich::subscriber::{Attribution, SubscriberIndex};
 use botwatch_model::{CaseState, Clock, Timestamp};
 use botwatch_store::leases::{LeaseImport, LeaseStore};
 use botwatch_store::sqlite::SqliteStore;
@@ -25,13 +25,21 @@ pub struct ConstituencySection {
 }
 
 /// `[leases]`: subscriber attribution from lease and accounting logs.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LeasesSection {
-    /// When set, subscriber ids and identifiers are stored as keyed pseudonyms
-    /// (HMAC-SHA256 with this secret), never in clear. Changing it breaks the link to
-    /// earlier imports.
+    /// Subscriber ids and identifiers are stored as keyed pseudonyms (HMAC-SHA256), never
+    /// in clear; `false` stores them as imported.
+    pub pseudonymise: bool,
+    /// The pseudonymisation key; unset, botwatch generates one and keeps it in the store.
+    /// Changing it breaks the link to earlier imports.
     pub pseudonymise_secret: Option<String>,
+}
+
+impl Default for LeasesSection {
+    fn default() -> Self {
+        LeasesSection { pseudonymise: true, pseudonymise_secret: None }
+    }
 }
 
 /// `[walled_garden]`: what escalated subscribers can still reach, and the RPZ zone's names.
@@ -153,8 +161,7 @@ pub fn import_leases(
             )
         })?,
     };
-    if let Some(secret) = &cfg.leases.pseudonymise_secret {
-        let p = Pseudonymiser::new(secret.as_bytes());
+    if let Some(p) = crate::keys::pseudonymiser(cfg, store)? {
         for r in &mut records {
             p.apply(r);
         }

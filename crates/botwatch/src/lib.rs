@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod fetch;
 pub mod isp;
+pub mod keys;
 pub mod output;
 pub mod pipeline;
 pub mod sensor;

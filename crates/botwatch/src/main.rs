@@ -890,6 +890,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Cases { cmd, db } => {
             let mut store = if cmd.only_reads() { open_read(&cfg, &db)? } else { open_existing(&cfg, &db)? };
             let attr = botwatch::isp::attributor(&cfg, &store)?;
+            // A subscriber is looked up by the same keyed pseudonym its records were stored
+            // under; one no record and no case names is unknown, not "meets the bar".
+            let cmd = match cmd {
+                botwatch::cases_cmd::CasesCmd::Status { who, json }
+                    if who.parse::<std::net::IpAddr>().is_err() =>
+                {
+                    let stored = match botwatch::keys::pseudonymiser_read(&cfg, &store)? {
+                        Some(p) if !attr.index.knows_subscriber(&who) => p.pseudonym(&who),
+                        _ => who.clone(),
+                    };
+                    let q =
+                        botwatch_cases::CaseQuery { subscriber: Some(stored.clone()), ..Default::default() };
+                    if !attr.index.knows_subscriber(&stored)
+                        && botwatch_store::cases::CaseStore::cases(&store, &q)?.is_empty()
+                    {
+                        bail!(
+                            "unknown subscriber {who:?}: no lease record and no case names it (not a verdict)"
+                        );
+                    }
+                    botwatch::cases_cmd::CasesCmd::Status { who: stored, json }
+                }
+                c => c,
+            };
             let cc = botwatch_cases::CasesConfig { cases: cfg.cases.clone(), bar: cfg.bar.clone() };
             botwatch::cases_cmd::run(&cmd, &mut store, &attr, &SystemClock, &cc, &mut out)?;
         }
@@ -1192,7 +1215,9 @@ fn notify(cfg: &Config, cmd: NotifyCmd, out: &mut dyn Write) -> Result<()> {
         NotifyCmd::Run { dry_run, db, json } => {
             let mut store = open_existing(cfg, &db)?;
             botwatch_notify::webhook::install_crypto_provider();
-            let transports = botwatch_notify::Transports::from_config(&cfg.notify)?;
+            let mut ncfg = cfg.notify.clone();
+            ncfg.secret = botwatch::keys::notify_key(cfg, &mut store)?;
+            let transports = botwatch_notify::Transports::from_config(&ncfg)?;
             let mut policy = cfg.notify.policy.clone();
             policy.dry_run = dry_run;
             let sum = botwatch_notify::drain(&mut store, &SystemClock, &transports, &policy)?;
@@ -1514,8 +1539,17 @@ fn serve(cfg: &Config, listen: Option<std::net::SocketAddr>, db: &DbArg) -> Resu
     if let Some(l) = listen {
         scfg.listen = l;
     }
-    if cfg.notify.secret.is_empty() {
-        tracing::warn!("No [notify] secret: notice links cannot be verified by the portal");
+    // The key notice links were signed with: configured, else the store's (made on first
+    // use by `notify run`, or here when the store is writable).
+    let token_secret = if read_only {
+        let store = open_read(cfg, db)?;
+        botwatch::keys::notify_key_read(cfg, &store)?
+    } else {
+        let mut store = open_existing(cfg, db)?;
+        Some(botwatch::keys::notify_key(cfg, &mut store)?)
+    };
+    if token_secret.is_none() {
+        tracing::warn!("No notice-link key yet: the portal verifies no link until `notify run` has made one");
     }
     let deps = botwatch_server::Deps {
         db: botwatch_server::db::Db::open(path, store_cfg, scfg.db_connections, read_only)?,
@@ -1524,7 +1558,7 @@ fn serve(cfg: &Config, listen: Option<std::net::SocketAddr>, db: &DbArg) -> Resu
         engine: botwatch_cases::CaseEngine::new(cfg.cases.clone())?,
         bar: cfg.bar.clone(),
         advice: botwatch_notify::render::Advice::embedded()?,
-        token_secret: cfg.notify.secret.as_bytes().to_vec(),
+        token_secret: token_secret.unwrap_or_default().into_bytes(),
         clock: std::sync::Arc::new(SystemClock),
     };
     let listen = scfg.listen;

@@ -81,6 +81,16 @@ struct BatchSink<'a> {
     tx: crossbeam_channel::Sender<(Vec<EncodedEvent>, Vec<Reject>, u64)>,
     bytes: u64,
     closed: bool,
+    /// Event times outside this range are rejects (see [`time_bounds`]).
+    times: (Timestamp, Timestamp),
+}
+
+/// The plausible times of a report observed at `observed`: from 1990 (before any botnet
+/// feed) to a day after it was observed (clocks and time zones drift; a week-old "future"
+/// does not). A row dated 9999-12-31 or 1970 is a broken row: as an event it would take
+/// over every chart and window.
+pub fn time_bounds(observed: Timestamp) -> (Timestamp, Timestamp) {
+    (Timestamp::from_secs(631_152_000), observed.saturating_add_secs(86_400))
 }
 
 impl BatchSink<'_> {
@@ -109,6 +119,14 @@ impl BatchSink<'_> {
 impl Sink for BatchSink<'_> {
     fn event(&mut self, mut e: Event) {
         if self.closed {
+            return;
+        }
+        if let Some(t) = e.time_source
+            && (t < self.times.0 || t > self.times.1)
+        {
+            let why = if t > self.times.1 { "in the future" } else { "before 1990" };
+            let reason = format!("time.source {} is {why}: not a plausible sighting time", t.to_rfc3339());
+            self.reject(Reject { line: e.line, raw: e.raw, reason });
             return;
         }
         self.ipdb.enrich(&mut e);
@@ -215,6 +233,7 @@ impl Ingestor<'_> {
                             tx,
                             bytes: 0,
                             closed: false,
+                            times: time_bounds(inp.observed),
                         };
                         // Pass 2: parse, in chunks where the format allows.
                         let read =

@@ -219,3 +219,24 @@ fn logs_are_plain_off_a_terminal_and_json_on_request() {
         assert!(v["level"].is_string() && v["fields"].is_object(), "{v}");
     }
 }
+
+/// Synthetic reports claim for each address the ASN the shipped IP data gives it: ownership
+/// goes by the address, so a mismatch would put the demo's cases under no organisation.
+#[test]
+fn synthetic_rows_carry_the_asn_of_their_address() {
+    let ipdb = botwatch_enrich::IpDb::builtin();
+    let csv = ok(&["synth", "--rows", "3000", "--infected", "500", "--day", "2026-11-24"]);
+    let mut r = csv::Reader::from_reader(csv.as_bytes());
+    let h = r.headers().unwrap().clone();
+    let (ip_i, asn_i) =
+        (h.iter().position(|c| c == "src_ip").unwrap(), h.iter().position(|c| c == "src_asn").unwrap());
+    let mut n = 0;
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        let ip: std::net::IpAddr = rec[ip_i].parse().unwrap();
+        let claimed: u32 = rec[asn_i].parse().unwrap();
+        assert_eq!(ipdb.lookup(ip).and_then(|i| i.asn), Some(claimed), "{ip}");
+        n += 1;
+    }
+    assert_eq!(n, 3000);
+}

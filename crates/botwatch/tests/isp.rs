@@ -37,7 +37,7 @@ fn report_to_case_to_notice_to_exports() {
     let spool = std::env::var("BOTWATCH_SMTP_SPOOL").ok();
     let tag = format!("isp{}", std::process::id());
     let cfg = format!(
-        "[store]\npath = {db:?}\n\n[constituency]\nfile = {cons:?}\n\n[cases]\nnotify_delay_minutes = 0\nmessage_domain = \"{tag}.test\"\n\n[notify]\nfrom = \"Test ISP abuse desk <abuse@isp.test>\"\nsecret = \"s3cret\"\nportal_url = \"https://selfcheck.isp.test\"\n\n[notify.policy]\nquiet_start_hour = 0\nquiet_end_hour = 0\nmax_per_hour = 0\nmax_per_day = 0\n{smtp}",
+        "[store]\npath = {db:?}\n\n[constituency]\nfile = {cons:?}\n\n[cases]\nnotify_delay_minutes = 0\nmessage_domain = \"{tag}.test\"\n\n[notify]\nfrom = \"Test ISP abuse desk <abuse@isp.test>\"\nsecret = \"4f1d9a7c2b6e8d0f3a5c7e9b1d3f5a7c\"\nportal_url = \"https://selfcheck.isp.test\"\n\n[notify.policy]\nquiet_start_hour = 0\nquiet_end_hour = 0\nmax_per_hour = 0\nmax_per_day = 0\n{smtp}",
         db = p("isp.db"),
         cons = p("constituency.toml"),
         smtp = smtp.as_ref().map(|u| format!("\n[notify.smtp]\nurl = {u:?}\n")).unwrap_or_default(),
@@ -91,7 +91,16 @@ fn report_to_case_to_notice_to_exports() {
     let ours: Vec<&Value> = cases.iter().filter(|c| c["ip"] == ip.as_str()).collect();
     assert!(!ours.is_empty(), "a case for {ip}");
     let case = ours[0];
-    assert!(case["key"].as_str().unwrap().starts_with("sub:line-000001|"), "{case}");
+    // Attributed to the lease's subscriber, stored under a keyed pseudonym (issue 11: never
+    // in clear by default), and found again by the raw id through the same key.
+    assert!(case["key"].as_str().unwrap().starts_with("sub:sub-"), "{case}");
+    assert!(!case.to_string().contains("line-000001"), "{case}");
+    let st = with(&["cases", "status", "line-000001"]);
+    assert!(st.contains("below the bar") && st.contains("open case"), "{st}");
+    let unknown = run(&["--config", &c, "cases", "status", "line-999999"]);
+    assert!(
+        !unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("unknown subscriber")
+    );
     assert_eq!(case["org"], "test-isp");
     assert_eq!(case["state"], "notified", "{case}");
     let id = case["id"].as_i64().unwrap().to_string();
@@ -218,6 +227,24 @@ fn issue_11_nothing_to_send_with_is_an_error_and_no_bar_is_no_pass() {
     assert_eq!((org["notified_cases"].as_u64(), org["meets_bar"].as_bool()), (Some(0), Some(false)), "{org}");
     assert!(org["queued_cases"].as_u64().unwrap() >= 1, "{org}");
     assert_ne!(org["verdict"], "pass", "{org}");
+    // Issue 11 (forgeable links): a placeholder key is refused, naming the setting; with no
+    // key configured one is made and kept, so two runs sign alike.
+    std::fs::write(p("weak.toml"), format!("[store]\npath = {db:?}\n[notify]\nsecret = \"change-me\"\n"))
+        .unwrap();
+    let o = run(&["--config", &p("weak.toml"), "notify", "run", "--dry-run"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("[notify] secret"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let dry = |n: &str| {
+        let out = ok(&["--config", &c, "notify", "run", "--dry-run"]);
+        let link = out.split("verify?t=").nth(1).map(|t| t.split_whitespace().next().unwrap().to_string());
+        assert!(link.is_some(), "{n}: {out}");
+        link.unwrap()
+    };
+    assert_eq!(dry("first"), dry("second"), "the generated key is kept");
     // The store alone, without the config that holds the bar: no verdict at all.
     let bare = ok(&["compliance", "--db", &db]);
     assert!(bare.contains("no bar configured") && !bare.contains(" pass"), "{bare}");

@@ -90,8 +90,17 @@ fn check_required(schema: &Value, body: &Value, what: &str) {
 fn api_matches_openapi_and_organisations_see_only_their_own() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = demo(dir.path());
+    // The demo's organisations are its busiest networks: the first is the desk's.
+    let cons = std::fs::read_to_string(dir.path().join("botwatch-demo-constituency.toml")).unwrap();
+    let ids: Vec<String> = cons
+        .lines()
+        .filter_map(|l| l.strip_prefix("id = \""))
+        .map(|l| l.trim_end_matches('"').to_string())
+        .collect();
+    let (org_a_id, org_b_id) = (ids[0].as_str(), ids[1].as_str());
+    let asn_a: u64 = org_a_id.trim_start_matches("as").parse().unwrap();
     let admin = token(dir.path(), &cfg, "admin", None);
-    let org_a = token(dir.path(), &cfg, "organisation", Some("as3320"));
+    let org_a = token(dir.path(), &cfg, "organisation", Some(org_a_id));
     let srv = serve(dir.path(), &cfg);
     let c = client();
     let url = |p: &str| format!("{}{p}", srv.base);
@@ -113,7 +122,7 @@ fn api_matches_openapi_and_organisations_see_only_their_own() {
     let (_, cases) = call(&c, "get", &url("/api/v1/cases?open=true&limit=1000"), Some(&admin), None);
     let cases = cases["items"].as_array().unwrap().clone();
     let case_of = |org: &str| cases.iter().find(|x| x["org"] == org).unwrap()["id"].as_i64().unwrap();
-    let (a_case, b_case) = (case_of("as3320"), case_of("as4713"));
+    let (a_case, b_case) = (case_of(org_a_id), case_of(org_b_id));
     // A third, notified case for the desk actions that need one (ack and close take a_case).
     let c_case = cases
         .iter()
@@ -189,7 +198,7 @@ fn api_matches_openapi_and_organisations_see_only_their_own() {
 
     // Organisation A's token, walking every operation: nothing of anyone else.
     let (_, me) = call(&c, "get", &url("/api/v1/me"), Some(&org_a), None);
-    assert_eq!((me["role"].as_str(), me["org"].as_str()), (Some("organisation"), Some("as3320")));
+    assert_eq!((me["role"].as_str(), me["org"].as_str()), (Some("organisation"), Some(org_a_id)));
     let mut after = None::<String>;
     let mut seen_events = 0;
     loop {
@@ -197,7 +206,7 @@ fn api_matches_openapi_and_organisations_see_only_their_own() {
         let (st, page) = call(&c, "get", &url(&format!("/api/v1/events?limit=50{q}")), Some(&org_a), None);
         assert_eq!(st, 200);
         for e in page["items"].as_array().unwrap() {
-            assert_eq!(e["source.asn"], 3320, "another organisation's event: {e}");
+            assert_eq!(e["source.asn"], asn_a, "another organisation's event: {e}");
             seen_events += 1;
         }
         match page["next"].as_str() {
@@ -207,11 +216,11 @@ fn api_matches_openapi_and_organisations_see_only_their_own() {
     }
     assert!(seen_events > 0, "the organisation sees its own events");
     let (_, obs) = call(&c, "get", &url("/api/v1/observations?limit=1000"), Some(&org_a), None);
-    assert!(obs["items"].as_array().unwrap().iter().all(|o| o["asn"] == 3320), "{obs}");
+    assert!(obs["items"].as_array().unwrap().iter().all(|o| o["asn"] == asn_a), "{obs}");
     let (_, own) = call(&c, "get", &url("/api/v1/cases?limit=1000"), Some(&org_a), None);
     let own = own["items"].as_array().unwrap();
-    assert!(!own.is_empty() && own.iter().all(|x| x["org"] == "as3320"));
-    assert_eq!(call(&c, "get", &url("/api/v1/cases?org=as4713"), Some(&org_a), None).0, 403);
+    assert!(!own.is_empty() && own.iter().all(|x| x["org"] == org_a_id));
+    assert_eq!(call(&c, "get", &url(&format!("/api/v1/cases?org={org_b_id}")), Some(&org_a), None).0, 403);
     assert_eq!(call(&c, "get", &url(&format!("/api/v1/cases/{b_case}")), Some(&org_a), None).0, 404);
     let (_, b_before) = call(&c, "get", &url(&format!("/api/v1/cases/{b_case}")), Some(&admin), None);
     for act in ["ack", "close", "notify", "escalate"] {
@@ -261,12 +270,12 @@ fn api_matches_openapi_and_organisations_see_only_their_own() {
     assert_eq!(st, 409, "{got}");
     assert!(got["error"].as_str().is_some_and(|e| e.contains("top escalation level")), "{got}");
     let (_, notices) = call(&c, "get", &url("/api/v1/notices?limit=1000"), Some(&org_a), None);
-    assert!(notices["items"].as_array().unwrap().iter().all(|n| n["org"] == "as3320"), "{notices}");
+    assert!(notices["items"].as_array().unwrap().iter().all(|n| n["org"] == org_a_id), "{notices}");
     let (_, orgs) = call(&c, "get", &url("/api/v1/organisations"), Some(&org_a), None);
     let ids: Vec<_> = orgs["items"].as_array().unwrap().iter().map(|o| o["id"].clone()).collect();
-    assert_eq!(ids, vec![Value::from("as3320")]);
+    assert_eq!(ids, vec![Value::from(org_a_id)]);
     let (_, comp) = call(&c, "get", &url("/api/v1/compliance"), Some(&org_a), None);
-    assert!(comp["items"].as_array().unwrap().iter().all(|r| r["org"] == "as3320"), "{comp}");
+    assert!(comp["items"].as_array().unwrap().iter().all(|r| r["org"] == org_a_id), "{comp}");
     for p in ["/api/v1/stats/family", "/api/v1/feeds", "/api/v1/tokens"] {
         assert_eq!(call(&c, "get", &url(p), Some(&org_a), None).0, 403, "{p}");
     }

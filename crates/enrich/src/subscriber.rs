@@ -584,6 +584,11 @@ impl SubscriberIndex {
         self.recs.is_empty()
     }
 
+    /// Whether any record names this subscriber (a scan: for one-off look-ups, not per event).
+    pub fn knows_subscriber(&self, s: &str) -> bool {
+        (0..self.subscribers.len() as u32).any(|i| self.subscribers.get(i) == s)
+    }
+
     /// Distinct subscribers.
     pub fn subscribers(&self) -> usize {
         self.subscribers.len()

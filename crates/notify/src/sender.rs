@@ -119,6 +119,13 @@ pub struct Transports {
 
 impl Transports {
     pub fn from_config(cfg: &NotifyConfig) -> Result<Transports> {
+        // Links and webhooks signed with an empty or short key could be forged by anyone.
+        if cfg.secret.trim().chars().count() < 16 {
+            return Err(crate::NotifyError::Config(
+                "[notify] secret is empty or shorter than 16 characters: notices would carry forgeable links"
+                    .into(),
+            ));
+        }
         Ok(Transports {
             renderer: Renderer::new(cfg)?,
             mailer: Mailer::new(cfg)?,

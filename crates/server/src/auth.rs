@@ -102,6 +102,11 @@ pub fn hash_token(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A fresh 256-bit key, hex-encoded (for keys kept in config files and the store).
+pub fn new_key() -> anyhow::Result<String> {
+    Ok(random::<32>()?.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 fn random<const N: usize>() -> anyhow::Result<[u8; N]> {
     let mut b = [0u8; N];
     ring::rand::SystemRandom::new().fill(&mut b).map_err(|_| anyhow::anyhow!("no system randomness"))?;

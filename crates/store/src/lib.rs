@@ -24,6 +24,7 @@ pub mod encode;
 pub mod leases;
 pub mod outbox;
 mod rollup;
+pub mod secrets;
 pub mod sketch;
 pub mod sqlite;
 pub mod tokens;

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/sqlite/0008_cases_next_check.sql")),
     (9, include_str!("../migrations/sqlite/0009_event_days_slim.sql")),
     (10, include_str!("../migrations/sqlite/0010_outbox_claims.sql")),
+    (11, include_str!("../migrations/sqlite/0011_secrets.sql")),
 ];
 
 /// The last migration that changes the per-day rollup's tables: they are then (re)filled

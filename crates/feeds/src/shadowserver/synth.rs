@@ -23,17 +23,19 @@ const FAMILIES: &[(&str, &str, u32)] = &[
     ("zeus-gameover", "zeus_gameover", 2),
 ];
 
-/// Networks to draw sources from: (first address, size, ASN, country, region, city).
+/// Networks to draw sources from: (first address, size, ASN, country, region, city). Each
+/// lies inside one range the shipped IP → ASN data gives to that ASN, so a synthetic row's
+/// ASN is the one botwatch itself finds for its address (ownership goes by the address).
 const NETS: &[(u32, u32, u32, &str, &str, &str)] = &[
-    (0x5D_C0_00_00, 1 << 16, 3320, "DE", "HESSEN", "FRANKFURT AM MAIN"),
-    (0x4F_C0_00_00, 1 << 15, 3209, "DE", "BERLIN", "BERLIN"),
-    (0x3A_00_00_00, 1 << 16, 4713, "JP", "TOKYO", "TOKYO"),
-    (0x7A_C8_00_00, 1 << 14, 2516, "JP", "OSAKA", "OSAKA"),
+    (0x4F_C0_00_00, 1 << 16, 3320, "DE", "HESSEN", "FRANKFURT AM MAIN"),
+    (0x58_40_00_00, 1 << 15, 3209, "DE", "BERLIN", "BERLIN"),
+    (0x99_80_00_00, 1 << 16, 4713, "JP", "TOKYO", "TOKYO"),
+    (0x6A_80_00_00, 1 << 14, 2516, "JP", "OSAKA", "OSAKA"),
     (0x01_80_00_00, 1 << 15, 1221, "AU", "VICTORIA", "MELBOURNE"),
-    (0x5C_40_00_00, 1 << 14, 1136, "NL", "NOORD-HOLLAND", "AMSTERDAM"),
-    (0xBE_71_00_00, 1 << 14, 12252, "PE", "LIMA", "LIMA"),
-    (0x2B_F0_00_00, 1 << 15, 9829, "IN", "MAHARASHTRA", "MUMBAI"),
-    (0x63_F0_00_00, 1 << 16, 7922, "US", "PENNSYLVANIA", "PHILADELPHIA"),
+    (0x4D_A0_00_00, 1 << 14, 1136, "NL", "NOORD-HOLLAND", "AMSTERDAM"),
+    (0xB3_06_00_00, 1 << 14, 12252, "PE", "LIMA", "LIMA"),
+    (0x75_C0_00_00, 1 << 15, 9829, "IN", "MAHARASHTRA", "MUMBAI"),
+    (0x49_00_00_00, 1 << 16, 7922, "US", "PENNSYLVANIA", "PHILADELPHIA"),
 ];
 
 struct Rng(u64);

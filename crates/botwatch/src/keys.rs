@@ -1,0 +1,133 @@
+//! The keys botwatch signs and pseudonymises with: the configured ones when set (refused
+//! when they are a known placeholder or too short), else one generated on first use and
+//! kept in the store, so nothing is ever signed with an empty or guessable key.
+
+use crate::config::Config;
+use anyhow::{Result, bail};
+use botwatch_enrich::subscriber::Pseudonymiser;
+use botwatch_store::sqlite::SqliteStore;
+
+/// Values from examples and documentation, refused as keys: anyone can forge with them.
+const PLACEHOLDERS: &[&str] = &[
+    "change-me",
+    "changeme",
+    "change_me",
+    "secret",
+    "s3cret",
+    "password",
+    "botwatch",
+    "botwatch-demo",
+    "botwatch-demo-secret",
+    "example",
+    "test",
+    "xxx",
+];
+
+/// Fewer characters than this cannot be a key worth the name.
+pub const MIN_KEY_LEN: usize = 16;
+
+/// Refuses a configured key that is a known placeholder or too short, naming the setting.
+pub fn check_key(setting: &str, value: &str) -> Result<()> {
+    let v = value.trim();
+    if PLACEHOLDERS.iter().any(|p| p.eq_ignore_ascii_case(v)) {
+        bail!(
+            "{setting} = {v:?} is a placeholder anyone could sign with: set a random value (e.g. `openssl rand -hex 32`) or remove it to let botwatch generate and keep one"
+        );
+    }
+    if v.chars().count() < MIN_KEY_LEN {
+        bail!(
+            "{setting} is shorter than {MIN_KEY_LEN} characters: set a random value (e.g. `openssl rand -hex 32`) or remove it to let botwatch generate and keep one"
+        );
+    }
+    Ok(())
+}
+
+fn now_micros() -> i64 {
+    use botwatch_model::Clock;
+    botwatch_model::SystemClock.now().micros()
+}
+
+fn generated(store: &mut SqliteStore, name: &str) -> Result<String> {
+    let key = botwatch_server::auth::new_key()?;
+    let v = store.secret_or_init(name, || key.into_bytes(), now_micros())?;
+    Ok(String::from_utf8_lossy(&v).into_owned())
+}
+
+/// The key for notice links and webhook signatures: `[notify] secret`, else the store's.
+pub fn notify_key(cfg: &Config, store: &mut SqliteStore) -> Result<String> {
+    let s = cfg.notify.secret.trim();
+    if !s.is_empty() {
+        check_key("[notify] secret", s)?;
+        return Ok(s.to_string());
+    }
+    generated(store, "notify")
+}
+
+/// [`notify_key`] for a store this process may only read: `None` when none was made yet
+/// (then nothing can be verified, rather than everything).
+pub fn notify_key_read(cfg: &Config, store: &SqliteStore) -> Result<Option<String>> {
+    let s = cfg.notify.secret.trim();
+    if !s.is_empty() {
+        check_key("[notify] secret", s)?;
+        return Ok(Some(s.to_string()));
+    }
+    Ok(store.secret("notify")?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+}
+
+/// The pseudonymiser for subscriber ids: `[leases] pseudonymise_secret`, else the store's
+/// key; `None` only when `[leases] pseudonymise = false`.
+pub fn pseudonymiser(cfg: &Config, store: &mut SqliteStore) -> Result<Option<Pseudonymiser>> {
+    if !cfg.leases.pseudonymise {
+        return Ok(None);
+    }
+    let key = match cfg.leases.pseudonymise_secret.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => {
+            check_key("[leases] pseudonymise_secret", s)?;
+            s.to_string()
+        }
+        None => generated(store, "pseudonym")?,
+    };
+    Ok(Some(Pseudonymiser::new(key.as_bytes())))
+}
+
+/// [`pseudonymiser`] for a store this process may only read.
+pub fn pseudonymiser_read(cfg: &Config, store: &SqliteStore) -> Result<Option<Pseudonymiser>> {
+    if !cfg.leases.pseudonymise {
+        return Ok(None);
+    }
+    Ok(match cfg.leases.pseudonymise_secret.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => {
+            check_key("[leases] pseudonymise_secret", s)?;
+            Some(Pseudonymiser::new(s.as_bytes()))
+        }
+        None => store.secret("pseudonym")?.map(|k| Pseudonymiser::new(&k)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_and_short_keys_are_refused() {
+        for bad in ["change-me", "CHANGE-ME", " secret ", "botwatch-demo-secret", "short"] {
+            assert!(check_key("[notify] secret", bad).is_err(), "{bad}");
+        }
+        assert!(check_key("[notify] secret", "9f2c4e1a7b3d5f608a1c2e4b6d8f0a13").is_ok());
+    }
+
+    #[test]
+    fn without_config_a_key_is_made_once_and_kept() {
+        let mut s = SqliteStore::open_in_memory(Default::default()).unwrap();
+        let cfg = Config::default();
+        assert_eq!(notify_key_read(&cfg, &s).unwrap(), None);
+        let a = notify_key(&cfg, &mut s).unwrap();
+        assert_eq!(a.len(), 64);
+        assert_eq!(notify_key(&cfg, &mut s).unwrap(), a);
+        assert_eq!(notify_key_read(&cfg, &s).unwrap(), Some(a));
+        let p = pseudonymiser(&cfg, &mut s).unwrap().unwrap();
+        let q = pseudonymiser_read(&cfg, &s).unwrap().unwrap();
+        assert_eq!(p.pseudonym("line-1"), q.pseudonym("line-1"));
+        assert_ne!(p.pseudonym("line-1"), "line-1");
+    }
+}
