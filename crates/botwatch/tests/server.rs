@@ -296,7 +296,18 @@ fn api_matches_openapi_and_organisations_see_only_their_own() {
     let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
     assert_eq!(r.headers()["x-frame-options"], "DENY");
-    let m = c.get(url("/metrics")).send().unwrap().text().unwrap();
+    // Issue 11: /metrics takes an analyst's or admin's token (it was open to anyone, and each
+    // scrape recounted every open case).
+    assert_eq!(c.get(url("/metrics")).send().unwrap().status().as_u16(), 401);
+    let as_org = c.get(url("/metrics")).header("authorization", format!("Bearer {org_a}")).send().unwrap();
+    assert_eq!(as_org.status().as_u16(), 403);
+    let m = c
+        .get(url("/metrics"))
+        .header("authorization", format!("Bearer {admin}"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     assert!(m.contains("botwatch_http_requests_total{route=\"/api/v1/events\",status=\"200\"}"), "{m}");
     assert!(m.contains("botwatch_feed_events_total{feed=") && m.contains("botwatch_notices{status="), "{m}");
     // The admin's ack and close above, through the API.
@@ -407,4 +418,95 @@ fn portal_answers_for_the_visitor_only_and_records_a_cleaned_machine() {
     }
     assert!(limited.is_some_and(|s| s.parse::<u64>().unwrap() >= 1), "no 429 after the burst");
     assert_eq!(page("192.0.2.201", "").0, 200);
+}
+
+/// Issue 11: revoking a token ends the web sessions it logged in with; the plain-HTTP
+/// server closes connections that send no request in time and caps them per client, so a
+/// flood of idle connections from one host leaves the server answering others.
+#[test]
+fn revocation_ends_sessions_and_idle_floods_do_not_starve_the_server() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo(dir.path());
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text = text.replace("[server]\n", "[server]\nheader_timeout_secs = 1\nmax_connections_per_client = 8\n");
+    std::fs::write(&cfg, &text).unwrap();
+    let tok = token(dir.path(), &cfg, "analyst", None);
+    let srv = serve(dir.path(), &cfg);
+    let url = |p: &str| format!("{}{p}", srv.base);
+    // Log in through the form (nonce cookie + field), as a browser does.
+    botwatch_notify::webhook::install_crypto_provider();
+    let c = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let form = c.get(url("/login")).send().unwrap();
+    let nonce_cookie = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("bw_form="))
+        .unwrap();
+    let nonce = nonce_cookie.trim_start_matches("bw_form=").to_string();
+    let r = c
+        .post(url("/login"))
+        .header("cookie", &nonce_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={tok}&nonce={nonce}"))
+        .send()
+        .unwrap();
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("bw_session="))
+        .expect("a session cookie");
+    let cases = |c: &reqwest::blocking::Client| {
+        c.get(url("/cases")).header("cookie", &session).send().unwrap().status().as_u16()
+    };
+    assert_eq!(cases(&c), 200);
+    // Ours is the newest token (the demo made two before it).
+    let listed = String::from_utf8(
+        bin()
+            .current_dir(dir.path())
+            .args(["--config", &cfg, "token", "list", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let ids: Vec<i64> =
+        listed.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_i64().unwrap()).collect();
+    let id = ids.iter().max().unwrap().to_string();
+    let o = bin().current_dir(dir.path()).args(["--config", &cfg, "token", "revoke", &id]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(cases(&c), 303, "the revoked token's session is over: back to the log-in page");
+
+    // Idle connections from 127.0.0.2: eight are held, the ninth is closed at once, and the
+    // server still answers 127.0.0.1.
+    let addr: std::net::SocketAddr = srv.base.trim_start_matches("http://").parse().unwrap();
+    let from = |ip: [u8; 4]| {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.bind(&std::net::SocketAddr::from((ip, 0)).into()).unwrap();
+        s.connect(&addr.into()).unwrap();
+        std::net::TcpStream::from(s)
+    };
+    let mut idle: Vec<std::net::TcpStream> = (0..8).map(|_| from([127, 0, 0, 2])).collect();
+    let mut ninth = from([127, 0, 0, 2]);
+    ninth.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(ninth.read(&mut buf).unwrap_or(0), 0, "over the per-client cap: closed");
+    assert_eq!(call(&client(), "get", &url("/healthz"), None, None).0, 200, "others are served");
+    // Saying nothing for longer than the header timeout: the server closes them.
+    for s in &mut idle {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(s.read(&mut buf).unwrap_or(0), 0);
+        assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    }
+    // A request on a fresh connection from the same host works again.
+    let mut again = from([127, 0, 0, 2]);
+    again.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    again.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
 }

@@ -41,7 +41,11 @@ fn setup(dir: &Path, server_toml: &str) -> String {
     let cfg = dir.join("botwatch.toml");
     std::fs::write(
         &cfg,
-        format!("[store]\npath = {:?}\n\n[server]\n{server_toml}", db.display().to_string()),
+        // The handshake counters are read from /metrics without a token here.
+        format!(
+            "[store]\npath = {:?}\n\n[server]\nmetrics_access = \"public\"\n{server_toml}",
+            db.display().to_string()
+        ),
     )
     .unwrap();
     let cfg = cfg.to_str().unwrap().to_string();

@@ -174,6 +174,10 @@ impl FromRequestParts<Shared> for Principal {
             .sessions
             .principal(&parts.headers)
             .ok_or_else(|| ApiError::unauthorized("log in or send a token"))?;
+        if !session_token_live(st, &p).await {
+            st.sessions.end(&parts.headers);
+            return Err(ApiError::unauthorized("the token this session logged in with was revoked"));
+        }
         if !parts.method.is_safe() {
             let sent = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
             if sent.is_none() || sent != p.csrf.as_deref() {
@@ -187,6 +191,13 @@ impl FromRequestParts<Shared> for Principal {
 struct Session {
     principal: Principal,
     expires: Instant,
+}
+
+/// Whether the token a session logged in with is still live (sessions without one, none
+/// today, are). A store error counts as not live: a session is never extended on doubt.
+pub async fn session_token_live(st: &crate::AppState, p: &Principal) -> bool {
+    let Some(id) = p.token_id else { return true };
+    st.deps.db.run(move |s| Ok(botwatch_store::tokens::TokenStore::token_live(s, id)?)).await.unwrap_or(false)
 }
 
 /// Web sessions by the SHA-256 of their cookie.

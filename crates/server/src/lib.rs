@@ -62,6 +62,26 @@ pub struct ServerConfig {
     pub tls_key: Option<std::path::PathBuf>,
     /// With TLS: a client must finish its handshake within this many milliseconds.
     pub tls_handshake_timeout_ms: u64,
+    /// A request's headers must arrive within this many seconds of the connection (or of
+    /// the previous response, on a kept-alive one); else the connection is closed.
+    pub header_timeout_secs: u64,
+    /// Connections open at once; further ones wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (IPv6: one /64); further ones are
+    /// closed at once. Trusted proxies are exempt.
+    pub max_connections_per_client: usize,
+    /// Who may read `/metrics`: `token` (an admin's or analyst's API token, as Prometheus's
+    /// `authorization` sends it) or `public`.
+    pub metrics_access: MetricsAccess,
+}
+
+/// See [`ServerConfig::metrics_access`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricsAccess {
+    #[default]
+    Token,
+    Public,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +97,11 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             tls_handshake_timeout_ms: 10_000,
+            header_timeout_secs: 10,
+            // Under the usual soft limit of 1,024 open files, with room for the store's.
+            max_connections: 900,
+            max_connections_per_client: 32,
+            metrics_access: MetricsAccess::Token,
         }
     }
 }
@@ -327,13 +352,7 @@ pub async fn serve(
             }
         })
     };
-    let r = match tls {
-        None => {
-            let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
-        }
-        Some(tls) => tls::serve(listener, state, tls, shutdown).await,
-    };
+    let r = tls::serve(listener, state, tls, shutdown).await;
     refresher.abort();
     r
 }

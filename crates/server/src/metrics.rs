@@ -1,7 +1,9 @@
 //! `/metrics` in the Prometheus text format (0.0.4), written by hand: a few counters and
 //! one latency histogram need no metrics framework. Pipeline figures (events, rejects per
-//! feed, notices by status, sensor hits) are read from the store at scrape time, so they
-//! count what every botwatch process did, not only this server.
+//! feed, notices by status, sensor hits) are read from the store, so they count what every
+//! botwatch process did, not only this server; they are read at most once per
+//! [`STORE_FIGURES_TTL`], so scrapes (or a flood of them) cost the store nothing more. Reading
+//! `/metrics` takes an admin's or analyst's token unless `[server] metrics_access = "public"`.
 
 use crate::Shared;
 use axum::extract::State;
@@ -12,6 +14,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// How long the store's figures are reused between scrapes.
+pub const STORE_FIGURES_TTL: Duration = Duration::from_secs(15);
 
 /// Upper bounds of the latency buckets, seconds.
 const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
@@ -33,6 +38,10 @@ pub struct Metrics {
     actions: Mutex<BTreeMap<&'static str, u64>>,
     /// TLS handshakes by outcome: ok, failed, timeout.
     tls_handshakes: Mutex<BTreeMap<&'static str, u64>>,
+    /// Connections closed at once: the client had its share open already.
+    refused: std::sync::atomic::AtomicU64,
+    /// The store's part of the page and when it was read.
+    store_part: tokio::sync::Mutex<Option<(std::time::Instant, String)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -58,6 +67,10 @@ impl Metrics {
 
     pub fn case_action(&self, action: &'static str) {
         *lock(&self.actions).entry(action).or_default() += 1;
+    }
+
+    pub fn connection_refused(&self) {
+        self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn tls_handshake(&self, outcome: &'static str) {
@@ -110,6 +123,16 @@ impl Metrics {
         for (k, n) in lock(&self.tls_handshakes).iter() {
             let _ = writeln!(out, "botwatch_tls_handshakes_total{{outcome=\"{k}\"}} {n}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP botwatch_connections_refused_total Connections closed at once: the client already had its share open."
+        );
+        let _ = writeln!(out, "# TYPE botwatch_connections_refused_total counter");
+        let _ = writeln!(
+            out,
+            "botwatch_connections_refused_total {}",
+            self.refused.load(std::sync::atomic::Ordering::Relaxed)
+        );
     }
 }
 
@@ -125,7 +148,39 @@ struct StoreFigures {
     open_cases: u64,
 }
 
-pub async fn render(State(st): State<Shared>) -> Response {
+pub async fn render(State(st): State<Shared>, headers: axum::http::HeaderMap) -> Response {
+    if st.cfg.metrics_access == crate::MetricsAccess::Token {
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let Some(token) = token else {
+            return crate::api::ApiError::unauthorized(
+                "/metrics takes an admin's or analyst's token (Authorization: Bearer)",
+            )
+            .into_response();
+        };
+        match crate::auth::principal_for_token(&st, token).await {
+            Ok(p) if p.sees_all() => {}
+            Ok(_) => return crate::api::ApiError::forbidden("analysts and admins only").into_response(),
+            Err(e) => return e.into_response(),
+        }
+    }
+    let mut out = String::new();
+    st.metrics.write_own(&mut out);
+    // One store read per TTL, whatever the scrape rate; concurrent scrapes wait for it.
+    let mut cached = st.metrics.store_part.lock().await;
+    let fresh = cached.as_ref().is_some_and(|(at, _)| at.elapsed() < STORE_FIGURES_TTL);
+    if !fresh {
+        *cached = Some((std::time::Instant::now(), store_part(&st).await));
+    }
+    if let Some((_, part)) = cached.as_ref() {
+        out.push_str(part);
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+async fn store_part(st: &Shared) -> String {
     let figures = st
         .deps
         .db
@@ -139,16 +194,11 @@ pub async fn render(State(st): State<Shared>) -> Response {
                 f.3 += 1;
             }
             let notices = s.notice_counts()?;
-            let open_cases = botwatch_store::cases::CaseStore::cases(
-                s,
-                &botwatch_store::cases::CaseQuery { open_only: true, ..Default::default() },
-            )?
-            .len() as u64;
+            let open_cases = botwatch_store::cases::CaseStore::open_case_count(s)?;
             Ok(StoreFigures { feeds, notices, open_cases })
         })
         .await;
     let mut out = String::new();
-    st.metrics.write_own(&mut out);
     match figures {
         Ok(f) => {
             for (name, help, pick) in [
@@ -194,5 +244,5 @@ pub async fn render(State(st): State<Shared>) -> Response {
             let _ = writeln!(out, "botwatch_store_up 0");
         }
     }
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    out
 }

@@ -117,20 +117,36 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsErr
 }
 
 /// The accept loop over TLS; see the module documentation.
+/// Serves plain HTTP (`tls: None`) or HTTPS on `listener`. Every connection is bounded:
+/// at most `max_connections` at once (the accept loop waits for a slot, so file descriptors
+/// cannot run out), at most `max_connections_per_client` from one address (IPv6: one /64;
+/// trusted proxies exempt, they carry many users), the TLS handshake and every request's
+/// headers must arrive within their deadlines, and a kept-alive connection that sends no
+/// next request within `header_timeout_secs` is closed.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     state: Shared,
-    tls: Arc<rustls::ServerConfig>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let handshake_timeout = Duration::from_millis(state.cfg.tls_handshake_timeout_ms);
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let header_timeout = Duration::from_secs(state.cfg.header_timeout_secs.max(1));
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let app = crate::router(state.clone());
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(state.cfg.max_connections.max(1)));
+    let per_client = Arc::new(PerClient::new(state.cfg.max_connections_per_client.max(1)));
     // Dropped at shutdown: handshakes still under way are abandoned rather than waited for.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -141,6 +157,13 @@ pub(crate) async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        let trusted = state.cfg.trusted_proxies.iter().any(|n| n.contains(&peer.ip()));
+        let Some(client) = (if trusted { Some(None) } else { per_client.enter(peer.ip()).map(Some) }) else {
+            // Over its share: closed at once, without reading a byte.
+            state.metrics.connection_refused();
+            drop(tcp);
+            continue;
+        };
         // Small TLS records and HTTP/2 frames should not wait for Nagle.
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
@@ -150,6 +173,27 @@ pub(crate) async fn serve(
         let watcher = graceful.watcher();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
+            let _slot = slot;
+            let _client = client;
+            // What `into_make_service_with_connect_info` gives: the portal reads the peer
+            // address from `ConnectInfo`.
+            let svc = TowerToHyperService::new(axum::Extension(ConnectInfo(peer)).layer(app));
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // The timer makes the header-read deadline apply, to the first request and to
+            // every next one on a kept-alive connection: a client cannot hold a connection
+            // by saying nothing.
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+            builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(header_timeout));
+            let Some(acceptor) = acceptor else {
+                // Plain HTTP is HTTP/1.1 (browsers never speak cleartext HTTP/2): no protocol
+                // sniffing, which would wait for a first byte with no deadline.
+                let builder = builder.http1_only();
+                let conn = builder.serve_connection(TokioIo::new(tcp), svc);
+                if let Err(e) = watcher.watch(conn).await {
+                    tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+                }
+                return;
+            };
             let handshake = tokio::select! {
                 r = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)) => r,
                 _ = stop.changed() => return,
@@ -168,14 +212,9 @@ pub(crate) async fn serve(
                 }
             };
             state.metrics.tls_handshake("ok");
-            // What `into_make_service_with_connect_info` gives the plain server: the portal
-            // reads the peer address from `ConnectInfo`.
-            let svc = TowerToHyperService::new(axum::Extension(ConnectInfo(peer)).layer(app));
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            // The timer makes hyper's header-read deadline (30 s) apply: a client that
-            // finished the handshake cannot hold the connection by never sending a request.
-            builder.http1().timer(TokioTimer::new());
-            builder.http2().timer(TokioTimer::new());
+            // ALPN already chose the protocol: serve it without sniffing the first bytes.
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            let builder = if h2 { builder.http2_only() } else { builder.http1_only() };
             let conn = builder.serve_connection(TokioIo::new(stream), svc);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "HTTPS connection ended with an error");
@@ -191,6 +230,60 @@ pub(crate) async fn serve(
         );
     }
     Ok(())
+}
+
+/// Open connections per client address (IPv6 by /64, where one subscriber's devices live).
+struct PerClient {
+    max: usize,
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One connection's place in [`PerClient`]; given back when dropped.
+struct ClientSlot {
+    key: std::net::IpAddr,
+    of: Arc<PerClient>,
+}
+
+impl PerClient {
+    fn new(max: usize) -> Self {
+        PerClient { max, open: Default::default() }
+    }
+
+    fn key(ip: std::net::IpAddr) -> std::net::IpAddr {
+        match ip {
+            std::net::IpAddr::V6(a) if a.to_ipv4_mapped().is_none() => {
+                let s = a.segments();
+                std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            std::net::IpAddr::V6(a) => {
+                std::net::IpAddr::V4(a.to_ipv4_mapped().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED))
+            }
+            v4 => v4,
+        }
+    }
+
+    fn enter(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<ClientSlot> {
+        let key = Self::key(ip);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(key).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot { key, of: self.clone() })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.of.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// Per-connection errors (reset before accept) are not the listener's; anything else (out

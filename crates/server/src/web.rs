@@ -91,8 +91,15 @@ async fn asset(Path(file): Path<String>) -> Response {
 /// The logged-in user, or the way to the log-in page.
 // The error is the response to send as it is; boxing it would only add an allocation.
 #[allow(clippy::result_large_err)]
-fn user(st: &Shared, headers: &HeaderMap) -> Result<Principal, Response> {
-    st.sessions.principal(headers).ok_or_else(|| Redirect::to("/login").into_response())
+/// The logged-in user; a session whose token was revoked (here or by `botwatch token
+/// revoke` in another process) ends at its next request.
+async fn user(st: &Shared, headers: &HeaderMap) -> Result<Principal, Response> {
+    let p = st.sessions.principal(headers).ok_or_else(|| Redirect::to("/login").into_response())?;
+    if !auth::session_token_live(st, &p).await {
+        st.sessions.end(headers);
+        return Err(Redirect::to("/login").into_response());
+    }
+    Ok(p)
 }
 
 fn page(st: &Shared, name: &str, p: &Principal, extra: Value) -> Response {
@@ -160,7 +167,7 @@ async fn logout(
     headers: HeaderMap,
     axum::Form(f): axum::Form<CsrfForm>,
 ) -> Response {
-    let p = match user(&st, &headers) {
+    let p = match user(&st, &headers).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -189,7 +196,7 @@ const TOP: u64 = 10;
 const DASHBOARD_DAYS: i64 = 90;
 
 async fn dashboard(State(st): State<Shared>, headers: HeaderMap) -> Response {
-    let p = match user(&st, &headers) {
+    let p = match user(&st, &headers).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -293,7 +300,7 @@ async fn dashboard(State(st): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 async fn compliance(State(st): State<Shared>, headers: HeaderMap) -> Response {
-    let p = match user(&st, &headers) {
+    let p = match user(&st, &headers).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -320,7 +327,7 @@ struct CaseFilter {
 }
 
 async fn cases(State(st): State<Shared>, headers: HeaderMap, Query(f): Query<CaseFilter>) -> Response {
-    let p = match user(&st, &headers) {
+    let p = match user(&st, &headers).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -416,7 +423,7 @@ fn serde_urlencoded_pairs(f: &CaseFilter) -> String {
 }
 
 async fn case(State(st): State<Shared>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    let p = match user(&st, &headers) {
+    let p = match user(&st, &headers).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -450,7 +457,7 @@ async fn action(
     Path(id): Path<i64>,
     axum::Form(f): axum::Form<ActionForm>,
 ) -> Response {
-    let p = match user(&st, &headers) {
+    let p = match user(&st, &headers).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -467,7 +474,7 @@ async fn action(
 }
 
 async fn bulk(State(st): State<Shared>, headers: HeaderMap, body: String) -> Response {
-    let p = match user(&st, &headers) {
+    let p = match user(&st, &headers).await {
         Ok(p) => p,
         Err(r) => return r,
     };

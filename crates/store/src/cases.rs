@@ -153,6 +153,8 @@ pub trait CaseStore {
     fn flagged_addresses(&self, since: Timestamp) -> Result<Vec<[u8; 16]>>;
     /// Every case's [`CaseFigures`].
     fn case_figures(&self) -> Result<Vec<CaseFigures>>;
+    /// Cases not closed, counted without reading them.
+    fn open_case_count(&self) -> Result<u64>;
     /// Changes whenever a case is opened, changes state, is notified or gets evidence: what
     /// is computed from all cases (compliance figures) can be cached under it. Cheap.
     fn cases_generation(&self) -> Result<String>;
@@ -553,6 +555,13 @@ impl CaseStore for SqliteStore {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn open_case_count(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM cases WHERE state != 'closed'", [], |r| r.get::<_, i64>(0))?
+            as u64)
     }
 
     fn cases_generation(&self) -> Result<String> {

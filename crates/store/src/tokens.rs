@@ -43,6 +43,8 @@ pub trait TokenStore {
     fn tokens(&self) -> Result<Vec<TokenRow>>;
     /// Revokes a token; false when there was no live token with that id.
     fn revoke_token(&mut self, id: i64, at: Timestamp) -> Result<bool>;
+    /// The token exists and is not revoked (a web session lives only as long as its token).
+    fn token_live(&self, id: i64) -> Result<bool>;
 }
 
 const COLS: &str = "id, name, role, org, created_at, last_used, revoked_at";
@@ -89,6 +91,13 @@ impl TokenStore for SqliteStore {
     fn touch_token(&mut self, id: i64, at: Timestamp) -> Result<()> {
         self.conn.execute("UPDATE api_tokens SET last_used = ? WHERE id = ?", params![at.micros(), id])?;
         Ok(())
+    }
+
+    fn token_live(&self, id: i64) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM api_tokens WHERE id = ? AND revoked_at IS NULL")?
+            .exists([id])?)
     }
 
     fn touch_token_nowait(&mut self, id: i64, at: Timestamp) -> Result<()> {
