@@ -328,6 +328,13 @@ impl Schema {
                 .zip(row)
                 .any(|(col, val)| matches!(col.as_str(), "ip" | "src_ip") && val.contains(':'))
         });
+        // A row naming a malware family is a bot's, not a scanner's: when the header fits a
+        // sinkhole report and a honeypot report about as well (a 2021 sinkhole layout has
+        // neither today's `ssl_*` columns nor the honeypots' `count`), the infected-system
+        // type is the one meant.
+        let names_family = first_row.is_some_and(|row| {
+            header.iter().zip(row).any(|(col, val)| col == "family" && !val.trim().is_empty())
+        });
         let mut best: Option<(f64, bool, &Arc<ReportType>)> = None;
         let mut all: Vec<_> = self.reports().collect();
         all.sort_by_key(|r| r.file_name.len());
@@ -335,7 +342,10 @@ impl Schema {
             let cols = if r.documented.is_empty() { &r.known_fields } else { &r.documented };
             let inter = cols.iter().filter(|f| h.contains(f.as_str())).count();
             let union = h.len() + cols.len() - inter;
-            let score = inter as f64 / union.max(1) as f64;
+            let mut score = inter as f64 / union.max(1) as f64;
+            if names_family && r.default_type == ClassificationType::InfectedSystem {
+                score += 0.05;
+            }
             let family_ok = r.file_name.contains('6') == v6;
             let better = match best {
                 None => true,
@@ -345,7 +355,12 @@ impl Schema {
                 best = Some((score, family_ok, r));
             }
         }
-        best.filter(|(s, _, _)| *s >= 0.7).map(|(_, _, r)| r.clone())
+        best.filter(|(s, _, r)| {
+            let bonus =
+                if names_family && r.default_type == ClassificationType::InfectedSystem { 0.05 } else { 0.0 };
+            *s - bonus >= 0.7
+        })
+        .map(|(_, _, r)| r.clone())
     }
 }
 
