@@ -46,11 +46,16 @@ pub struct StoreSection {
     /// Sightings of the same (IP, classification, family) closer than this are one
     /// observation.
     pub dedup_window_hours: u32,
+    /// Personal data (events and their raw lines, observations, rejected lines, lease
+    /// records, exposures, closed cases' evidence, sent notices' payloads, archived reports)
+    /// older than this many days is deleted by `botwatch prune` and daily by `serve`. Unset:
+    /// kept until deleted by hand.
+    pub retain_days: Option<u32>,
 }
 
 impl Default for StoreSection {
     fn default() -> Self {
-        StoreSection { path: PathBuf::from("botwatch.db"), dedup_window_hours: 24 }
+        StoreSection { path: PathBuf::from("botwatch.db"), dedup_window_hours: 24, retain_days: None }
     }
 }
 

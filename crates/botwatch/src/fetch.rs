@@ -278,3 +278,24 @@ mod tests {
         assert_eq!(file_name_of("http://127.0.0.1:8080/"), "report");
     }
 }
+
+/// Deletes archived reports of days before `before` (`archive_dir/<feed>/<YYYY-MM-DD>/`);
+/// returns how many files went. A missing archive is nothing to do.
+pub fn prune_archive(cfg: &crate::config::FetchSection, before: Timestamp) -> Result<u64> {
+    let cut = before.to_rfc3339()[..10].to_string();
+    let mut removed = 0;
+    let Ok(feeds) = std::fs::read_dir(&cfg.archive_dir) else { return Ok(0) };
+    for feed in feeds.flatten().filter(|e| e.path().is_dir()) {
+        for day in std::fs::read_dir(feed.path())?.flatten() {
+            let name = day.file_name().to_string_lossy().to_string();
+            // Only day folders botwatch made: `YYYY-MM-DD`, compared as text.
+            let is_day = name.len() == 10 && name.as_bytes()[4] == b'-' && name.as_bytes()[7] == b'-';
+            if is_day && name < cut && day.path().is_dir() {
+                removed += std::fs::read_dir(day.path())?.count() as u64;
+                std::fs::remove_dir_all(day.path())
+                    .with_context(|| format!("removing {}", day.path().display()))?;
+            }
+        }
+    }
+    Ok(removed)
+}

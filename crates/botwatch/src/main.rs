@@ -313,6 +313,16 @@ enum Cmd {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Delete personal data older than the retention period ([store] retain_days)
+    Prune {
+        /// Days to keep [default: store.retain_days from config]
+        #[arg(long)]
+        days: Option<u32>,
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
     /// Create, list and revoke API tokens (for the API and the web log-in)
     Token {
         #[command(subcommand)]
@@ -1067,6 +1077,37 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Serve { listen, db } => serve(&cfg, listen, &db)?,
         Cmd::Token { cmd } => token(&cfg, cmd, &mut out)?,
+        Cmd::Prune { days, db, json } => {
+            let Some(days) = days.or(cfg.store.retain_days) else {
+                bail!("no retention period: set [store] retain_days or pass --days");
+            };
+            let mut store = open_existing(&cfg, &db)?;
+            let before =
+                Timestamp::from_micros(SystemClock.now().micros() - i64::from(days) * 86_400_000_000);
+            let s = store.prune(before)?;
+            let archived = botwatch::fetch::prune_archive(&cfg.fetch, before)?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"before": before, "store": s, "archived_reports": archived})
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "older than {} ({days} days) deleted: {} events, {} observations, {} rejected lines, {} lease records, {} exposures, {} archived reports; evidence cleared on {} closed cases and {} finished notices",
+                    before.to_rfc3339(),
+                    s.events,
+                    s.observations,
+                    s.rejects,
+                    s.lease_records,
+                    s.exposures,
+                    archived,
+                    s.closed_case_evidence,
+                    s.notice_payloads
+                )?;
+            }
+        }
         Cmd::Demo { db, synthetic_rows } => {
             let registry = botwatch::registry(&cfg);
             let ipdb = botwatch::ipdb(&cfg)?;
@@ -1559,6 +1600,7 @@ fn serve(cfg: &Config, listen: Option<std::net::SocketAddr>, db: &DbArg) -> Resu
         bar: cfg.bar.clone(),
         advice: botwatch_notify::render::Advice::embedded()?,
         token_secret: token_secret.unwrap_or_default().into_bytes(),
+        retain_days: cfg.store.retain_days,
         clock: std::sync::Arc::new(SystemClock),
     };
     let listen = scfg.listen;

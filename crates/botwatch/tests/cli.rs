@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{bin, data, ok, run};
+use common::{bin, data, json_lines, ok, run};
 
 #[test]
 fn ingest_query_export_and_reingest() {
@@ -239,4 +239,44 @@ fn synthetic_rows_carry_the_asn_of_their_address() {
         n += 1;
     }
     assert_eq!(n, 3000);
+}
+
+/// Issue 11: personal data has a retention period: `botwatch prune` (and `serve`, daily)
+/// deletes what is older; without a period configured it says so instead of guessing.
+#[test]
+fn prune_deletes_what_is_older_than_the_retention_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let db = db.to_str().unwrap();
+    let day = |back: i64| {
+        use botwatch_model::Clock;
+        botwatch_model::SystemClock.now().saturating_add_secs(-back * 86_400).to_rfc3339()[..10].to_string()
+    };
+    let (old, new) = (day(40), day(1));
+    for (d, rows) in [(&old, "300"), (&new, "200")] {
+        let p = dir.path().join(format!("{d}-event4_sinkhole-t.csv"));
+        std::fs::write(&p, ok(&["synth", "--rows", rows, "--infected", "20", "--day", d])).unwrap();
+        ok(&["ingest", "--quiet", "--db", db, p.to_str().unwrap()]);
+    }
+    let count = || json_lines(&ok(&["events", "--db", db, "--format", "jsonl", "--limit", "100000"])).len();
+    assert_eq!(count(), 500);
+    let o = run(&["prune", "--db", db]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("retain_days"));
+    let cfg = dir.path().join("bw.toml");
+    std::fs::write(&cfg, "[store]\nretain_days = 30\n").unwrap();
+    let s: serde_json::Value =
+        serde_json::from_str(ok(&["--config", cfg.to_str().unwrap(), "prune", "--db", db, "--json"]).trim())
+            .unwrap();
+    assert_eq!(s["store"]["events"], 300, "{s}");
+    assert_eq!(count(), 200, "the recent day is kept");
+    let obs = json_lines(&ok(&["observations", "--db", db, "--format", "jsonl", "--limit", "100000"]));
+    assert!(
+        obs.iter().all(|o| o["last_seen"].as_str().unwrap() >= new.as_str()),
+        "only recent observations remain"
+    );
+    // Again: nothing more to delete.
+    let s: serde_json::Value =
+        serde_json::from_str(ok(&["--config", cfg.to_str().unwrap(), "prune", "--db", db, "--json"]).trim())
+            .unwrap();
+    assert_eq!(s["store"]["events"], 0);
 }

@@ -119,6 +119,9 @@ pub struct Deps {
     /// Key of the signed links in notices (see `botwatch_notify::token`).
     pub token_secret: Vec<u8>,
     pub clock: Arc<dyn Clock + Send + Sync>,
+    /// `[store] retain_days`: personal data older than this is pruned once a day (not on a
+    /// store served read-only).
+    pub retain_days: Option<u32>,
 }
 
 /// Shared by every request.
@@ -137,6 +140,8 @@ pub struct AppState {
     flagged_mark: std::sync::Mutex<Option<(i64, i64)>>,
     /// Every organisation's compliance figures, reused while no case changed.
     compliance: std::sync::Mutex<Option<ComplianceCache>>,
+    /// When personal data was last pruned.
+    last_prune: std::sync::Mutex<Option<botwatch_model::Timestamp>>,
 }
 
 /// Compliance figures read every case: computed once per change of the cases (and per
@@ -157,6 +162,31 @@ impl AppState {
     /// event). Nothing is removed in between: an address no longer flagged only costs a
     /// look-up, which answers correctly. Reading a million addresses every 30 s would take a
     /// core from the portal under load.
+    /// Prunes personal data past `retain_days`, at most once a day.
+    pub async fn prune_if_due(self: &Arc<Self>) {
+        let Some(days) = self.deps.retain_days else { return };
+        if self.deps.db.read_only() {
+            return;
+        }
+        let now = self.deps.clock.now();
+        {
+            let mut last = self.last_prune.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| now.micros() - t.micros() < 86_400_000_000) {
+                return;
+            }
+            *last = Some(now);
+        }
+        let before = botwatch_model::Timestamp::from_micros(now.micros() - i64::from(days) * 86_400_000_000);
+        match self.deps.db.run(move |s| Ok(s.prune(before)?)).await {
+            Ok(s) => {
+                tracing::info!(before = %before, events = s.events, observations = s.observations, lease_records = s.lease_records, "Pruned personal data past the retention period")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Pruning past the retention period failed; tried again tomorrow")
+            }
+        }
+    }
+
     pub async fn refresh_flagged(self: &Arc<Self>) -> Result<usize, api::ApiError> {
         let now = self.deps.clock.now();
         let window = portal::WINDOW_DAYS.max(self.deps.bar.exposure_window_days);
@@ -258,6 +288,7 @@ impl AppState {
             flagged: std::sync::RwLock::new(None),
             compliance: std::sync::Mutex::new(None),
             flagged_mark: std::sync::Mutex::new(None),
+            last_prune: std::sync::Mutex::new(None),
             cfg,
             deps,
         }))
@@ -348,6 +379,7 @@ pub async fn serve(
                 if let Err(e) = state.compliance_all().await {
                     tracing::warn!(error = %e, "Refreshing the compliance figures failed");
                 }
+                state.prune_if_due().await;
                 tokio::time::sleep(FLAGGED_REFRESH).await;
             }
         })

@@ -23,6 +23,7 @@ pub mod cases;
 pub mod encode;
 pub mod leases;
 pub mod outbox;
+pub mod retention;
 mod rollup;
 pub mod secrets;
 pub mod sketch;

@@ -1,0 +1,57 @@
+//! Retention of personal data: what identifies a subscriber or an address is deleted once
+//! older than the configured period (`[store] retain_days`), by `botwatch store prune` and
+//! daily by `botwatch serve`. Aggregates stay (the per-day rollup, report totals, case rows
+//! and their history, which compliance figures are computed from); the rows, raw lines and
+//! evidence behind them go.
+
+use crate::Result;
+use crate::sqlite::SqliteStore;
+use botwatch_model::Timestamp;
+use rusqlite::params;
+use serde::Serialize;
+
+/// What one prune removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PruneSummary {
+    /// Events (with their raw lines) whose sighting time is older.
+    pub events: u64,
+    /// Observations last seen before the cut-off.
+    pub observations: u64,
+    /// Rejected lines (raw bytes) of reports ingested before the cut-off.
+    pub rejects: u64,
+    /// Lease and accounting records that ended before the cut-off.
+    pub lease_records: u64,
+    /// Closed cases whose quoted evidence was cleared (the case row stays).
+    pub closed_case_evidence: u64,
+    /// Exposures (vulnerable services per subscriber) older than the cut-off.
+    pub exposures: u64,
+    /// Finished notices whose payload (evidence, subscriber) was cleared (status and times
+    /// stay: compliance measures delivery with them).
+    pub notice_payloads: u64,
+}
+
+impl SqliteStore {
+    /// Deletes personal data older than `before`, in one transaction.
+    pub fn prune(&mut self, before: Timestamp) -> Result<PruneSummary> {
+        let t = before.micros();
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = |sql: &str| -> Result<u64> { Ok(tx.execute(sql, params![t])? as u64) };
+        let s = PruneSummary {
+            events: n("DELETE FROM events WHERE COALESCE(time_source, time_observation) < ?1")?,
+            observations: n("DELETE FROM observations WHERE last_seen < ?1")?,
+            rejects: n(
+                "DELETE FROM rejects WHERE report_id IN (SELECT id FROM reports WHERE ingested_at < ?1)",
+            )?,
+            lease_records: n("DELETE FROM leases WHERE end_us IS NOT NULL AND end_us < ?1")?,
+            closed_case_evidence: n(
+                "UPDATE cases SET recent = '[]' WHERE state = 'closed' AND closed_at < ?1 AND recent != '[]'",
+            )?,
+            exposures: n("DELETE FROM case_exposures WHERE time < ?1")?,
+            notice_payloads: n(
+                "UPDATE outbox SET payload = '{}' WHERE status IN ('sent', 'failed', 'cancelled') AND created_at < ?1 AND payload != '{}'",
+            )?,
+        };
+        tx.commit()?;
+        Ok(s)
+    }
+}
