@@ -264,21 +264,6 @@ pub fn check_url(url: &str) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_names_from_urls() {
-        assert_eq!(
-            file_name_of("https://feodotracker.abuse.ch/downloads/ipblocklist.csv"),
-            "ipblocklist.csv"
-        );
-        assert_eq!(file_name_of("https://www.spamhaus.org/drop/drop.txt?x=1"), "drop.txt");
-        assert_eq!(file_name_of("http://127.0.0.1:8080/"), "report");
-    }
-}
-
 /// Deletes archived reports of days before `before` (`archive_dir/<feed>/<YYYY-MM-DD>/`);
 /// returns how many files went. A missing archive is nothing to do.
 pub fn prune_archive(cfg: &crate::config::FetchSection, before: Timestamp) -> Result<u64> {
@@ -298,4 +283,19 @@ pub fn prune_archive(cfg: &crate::config::FetchSection, before: Timestamp) -> Re
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_from_urls() {
+        assert_eq!(
+            file_name_of("https://feodotracker.abuse.ch/downloads/ipblocklist.csv"),
+            "ipblocklist.csv"
+        );
+        assert_eq!(file_name_of("https://www.spamhaus.org/drop/drop.txt?x=1"), "drop.txt");
+        assert_eq!(file_name_of("http://127.0.0.1:8080/"), "report");
+    }
 }
