@@ -563,10 +563,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// For commands that write: a writer already at work (an ingest) is waited for, with
+/// progress, rather than failing with "database is locked".
 fn open_store(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
     let path = db.db.clone().unwrap_or_else(|| cfg.store.path.clone());
-    SqliteStore::open(&path, StoreConfig { dedup_window_secs: cfg.store.dedup_window_hours as i64 * 3600 })
-        .with_context(|| format!("opening database {}", path.display()))
+    let mut s = SqliteStore::open(
+        &path,
+        StoreConfig { dedup_window_secs: cfg.store.dedup_window_hours as i64 * 3600 },
+    )
+    .with_context(|| format!("opening database {}", path.display()))?;
+    s.wait_for_writers()?;
+    Ok(s)
 }
 
 /// For commands that only read: opened read-only (nothing created, migrated or written), so a

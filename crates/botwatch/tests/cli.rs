@@ -280,3 +280,30 @@ fn prune_deletes_what_is_older_than_the_retention_period() {
             .unwrap();
     assert_eq!(s["store"]["events"], 0);
 }
+
+/// Issue 11: a writer that finds the store's write lock taken (an ingest holds it for a whole
+/// report) waits and says so, instead of failing with "database is locked" after 10 s.
+#[test]
+fn a_writer_waits_for_the_write_lock_with_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let p = dir.path().join("2026-11-24-event4_sinkhole-w.csv");
+    std::fs::write(&p, ok(&["synth", "--rows", "100", "--infected", "10", "--day", "2026-11-24"])).unwrap();
+    ok(&["ingest", "--quiet", "--db", db.to_str().unwrap(), p.to_str().unwrap()]);
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let child = bin()
+        .args(["cases", "update", "--db", db.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Longer than the 10 s after which it used to fail.
+    std::thread::sleep(std::time::Duration::from_secs(11));
+    holder.execute_batch("COMMIT").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("waiting") && err.contains("write lock"), "{err}");
+    assert!(!err.contains("database is locked"), "{err}");
+}

@@ -77,6 +77,20 @@ fn uri_path(path: &Path) -> String {
     out
 }
 
+/// For command-line writers: wait for another process's write lock (an ingest holds it for
+/// a whole report, minutes for a large one) up to an hour instead of failing after
+/// [`BUSY_TIMEOUT`], saying on standard error every five seconds what it waits for.
+fn patient(retries: i32) -> bool {
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    if retries > 0 && retries % 100 == 0 {
+        eprintln!(
+            "botwatch: waiting {} s for the store's write lock (another botwatch process is writing, e.g. an ingest)…",
+            retries / 20
+        );
+    }
+    retries < 20 * 3600
+}
+
 /// How long a statement waits for another connection's lock before failing busy.
 pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -182,6 +196,13 @@ impl SqliteStore {
             tx.execute_batch(&format!("PRAGMA user_version = {v}"))?;
             tx.commit()?;
         }
+        Ok(())
+    }
+
+    /// Waits (up to an hour, with progress on standard error) for other writers instead of
+    /// failing after ten seconds: what a command-line writer wants, not a server request.
+    pub fn wait_for_writers(&mut self) -> Result<()> {
+        self.conn.busy_handler(Some(patient))?;
         Ok(())
     }
 
