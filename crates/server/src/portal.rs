@@ -56,6 +56,55 @@ pub fn visitor(st: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
     client_ip(peer.ip(), xff, &st.cfg.trusted_proxies)
 }
 
+/// The visitor's source port, when the connection came straight from them (behind a proxy
+/// it is the proxy's): on a CGNAT address it tells the subscriber apart.
+fn visitor_port(st: &AppState, peer: SocketAddr) -> Option<u16> {
+    let proxied = st.cfg.trusted_proxies.iter().any(|n| n.contains(&peer.ip().to_canonical()));
+    (!proxied).then_some(peer.port())
+}
+
+/// Whose cases on an address the visitor may see and acknowledge.
+#[derive(Debug, Clone, PartialEq)]
+enum Scope {
+    /// The lease records name the visitor's subscriber line (address, and port under CGNAT).
+    Subscriber(String),
+    /// No lease records for the address: its cases, all keyed to at most one subscriber.
+    Address,
+    /// Several subscribers share the address (CGNAT without a port, or cases of several
+    /// subscribers): nothing is anyone's alone, so nothing is shown or acknowledged.
+    Shared,
+}
+
+fn scope(
+    st: &AppState,
+    ip: IpAddr,
+    port: Option<u16>,
+    now: Timestamp,
+    cases: &[botwatch_model::Case],
+) -> Scope {
+    use botwatch_cases::SubscriberHit;
+    match st.deps.attributor.subscriber(ip, port, now) {
+        SubscriberHit::Exact(s) => Scope::Subscriber(s),
+        SubscriberHit::Ambiguous(_) => Scope::Shared,
+        SubscriberHit::NotFound => {
+            let subs: std::collections::BTreeSet<&str> =
+                cases.iter().filter_map(|c| c.subscriber.as_deref()).collect();
+            if subs.len() > 1 { Scope::Shared } else { Scope::Address }
+        }
+    }
+}
+
+/// The cases of `cases` that are the visitor's under `scope`.
+fn theirs(scope: &Scope, cases: Vec<botwatch_model::Case>) -> Vec<botwatch_model::Case> {
+    match scope {
+        Scope::Subscriber(s) => {
+            cases.into_iter().filter(|c| c.subscriber.as_deref() == Some(s.as_str())).collect()
+        }
+        Scope::Address => cases,
+        Scope::Shared => Vec::new(),
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct CheckParams {
     pub lang: Option<String>,
@@ -78,6 +127,8 @@ struct Listing {
 struct Report {
     ip: String,
     listed: bool,
+    /// Several subscribers share the address: nothing is shown as the visitor's.
+    shared: bool,
     meets_bar: bool,
     listings: Vec<Listing>,
     exposures: Vec<String>,
@@ -86,12 +137,13 @@ struct Report {
 
 /// What the store says about `ip`: its open cases (with the advice for each family), what
 /// the feeds reported in the last 30 days, and the security bar.
-async fn report(st: &Shared, ip: IpAddr, lang: &'static str) -> Result<Report, ApiError> {
+async fn report(st: &Shared, ip: IpAddr, port: Option<u16>, lang: &'static str) -> Result<Report, ApiError> {
     if st.surely_clean(ip) {
         // Most visitors: nothing open, nothing recent, nothing exposed, so the bar is met.
         return Ok(Report {
             ip: ip.to_string(),
             listed: false,
+            shared: false,
             meets_bar: true,
             listings: Vec::new(),
             exposures: Vec::new(),
@@ -103,7 +155,23 @@ async fn report(st: &Shared, ip: IpAddr, lang: &'static str) -> Result<Report, A
         .db
         .run(move |s| {
             let now = shared.deps.clock.now();
-            let status = subscriber_status(s, &Subject::Ip(ip), &shared.deps.bar, now)?;
+            let mut status = subscriber_status(s, &Subject::Ip(ip), &shared.deps.bar, now)?;
+            let scope = scope(&shared, ip, port, now, &status.open_cases);
+            if scope == Scope::Shared {
+                return Ok(Report {
+                    ip: ip.to_string(),
+                    listed: false,
+                    shared: true,
+                    meets_bar: false,
+                    listings: Vec::new(),
+                    exposures: Vec::new(),
+                    open_cases: Vec::new(),
+                });
+            }
+            let all = status.open_cases.len();
+            status.open_cases = theirs(&scope, std::mem::take(&mut status.open_cases));
+            // Others' cases on the address are no reason of the visitor's.
+            let others_hidden = all != status.open_cases.len();
             // Observations, not events: one row per threat already spanning first to last
             // sighting, where the events of a bot beaconing all month are hundreds.
             let recent = s.observations(&EventQuery {
@@ -153,10 +221,16 @@ async fn report(st: &Shared, ip: IpAddr, lang: &'static str) -> Result<Report, A
                     case_id: None,
                 });
             }
+            let meets_bar = if others_hidden {
+                status.open_cases.is_empty() && status.exposures.is_empty()
+            } else {
+                status.meets_bar
+            };
             Ok(Report {
                 ip: ip.to_string(),
                 listed: !listings.is_empty(),
-                meets_bar: status.meets_bar,
+                shared: false,
+                meets_bar,
                 exposures: status
                     .exposures
                     .iter()
@@ -185,10 +259,11 @@ async fn check(
 ) -> Response {
     let lang = language(q.lang.as_deref(), &headers);
     let ip = visitor(&st, peer, &headers);
+    let port = visitor_port(&st, peer);
     if let Err(retry) = st.limiter.check(ip, std::time::Instant::now()) {
         return too_many(retry, lang, &st);
     }
-    let r = match report(&st, ip, lang).await {
+    let r = match report(&st, ip, port, lang).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -284,7 +359,7 @@ pub struct CleanedForm {
     pub lang: Option<String>,
 }
 
-/// "I cleaned it": recorded on every open case of the visitor's own address.
+/// "I cleaned it": recorded on the open cases that are the visitor's alone (see [`Scope`]).
 async fn cleaned(
     State(st): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -296,6 +371,7 @@ async fn cleaned(
         return ApiError::forbidden("form expired: reload the page").into_response();
     }
     let ip = visitor(&st, peer, &headers);
+    let port = visitor_port(&st, peer);
     if let Err(retry) = st.limiter.check(ip, std::time::Instant::now()) {
         return too_many(retry, lang, &st);
     }
@@ -306,6 +382,8 @@ async fn cleaned(
         .run(move |s| {
             let q = botwatch_store::cases::CaseQuery { open_only: true, ip: Some(ip), ..Default::default() };
             let open = botwatch_store::cases::CaseStore::cases(s, &q)?;
+            let scope = scope(&shared, ip, port, shared.deps.clock.now(), &open);
+            let open = theirs(&scope, open);
             let mut n = 0;
             for c in open {
                 let detail = format!("reported from {ip} through the self-check portal");
@@ -320,7 +398,7 @@ async fn cleaned(
         Err(e) => return e.into_response(),
     };
     st.metrics.portal("reported_clean");
-    let r = match report(&st, ip, lang).await {
+    let r = match report(&st, ip, port, lang).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -378,6 +456,14 @@ pub fn texts(lang: &str) -> BTreeMap<&'static str, &'static str> {
             ],
         ),
         ("exposed", ["Exposed services reported", "Gemeldete offene Dienste", "報告された公開サービス"]),
+        (
+            "shared",
+            [
+                "This address is shared by several customers (carrier-grade NAT), so this page cannot tell which reports are yours. Your provider can: please contact them.",
+                "Diese Adresse teilen sich mehrere Kunden (Carrier-Grade-NAT); diese Seite kann nicht erkennen, welche Meldungen Sie betreffen. Ihr Anbieter kann es: Bitte wenden Sie sich an ihn.",
+                "このアドレスは複数の利用者で共有されています（キャリアグレードNAT）。どの報告があなたのものかはこのページでは判別できません。ご契約のプロバイダーにお問い合わせください。",
+            ],
+        ),
         ("cleaned_button", ["I cleaned my devices", "Ich habe meine Geräte bereinigt", "機器を駆除しました"]),
         (
             "cleaned_help",
