@@ -307,3 +307,49 @@ fn a_writer_waits_for_the_write_lock_with_progress() {
     assert!(err.contains("waiting") && err.contains("write lock"), "{err}");
     assert!(!err.contains("database is locked"), "{err}");
 }
+
+/// Issue 11 (STIX data loss): every address of an indicator's pattern (or an observed-data
+/// object) is its own event, not one event and the rest "duplicates"; many addresses are
+/// read in linear time.
+#[test]
+fn every_address_of_a_stix_pattern_is_an_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let bundle = |n: usize| {
+        let ips: Vec<String> = (0..n)
+            .map(|i| format!("[ipv4-addr:value = '10.{}.{}.{}']", i >> 16, (i >> 8) & 255, i & 255))
+            .collect();
+        serde_json::json!({
+            "type": "bundle", "id": "bundle--8d4f1c2e-0000-4000-8000-000000000001",
+            "objects": [{
+                "type": "indicator", "spec_version": "2.1", "id": "indicator--8d4f1c2e-0000-4000-8000-000000000002",
+                "created": "2026-11-20T00:00:00Z", "modified": "2026-11-20T00:00:00Z",
+                "pattern_type": "stix", "pattern": ips.join(" OR "), "valid_from": "2026-11-20T00:00:00Z",
+                "indicator_types": ["malicious-activity"]
+            }]
+        })
+        .to_string()
+    };
+    for (name, n) in [("three.json", 3usize), ("many.json", 100_000)] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bundle(n)).unwrap();
+        // A store each: the three addresses are also among the many (and would rightly be
+        // duplicates of the first report there).
+        let db = db.with_extension(name);
+        let out = ok(&[
+            "ingest",
+            "--json",
+            "--db",
+            db.to_str().unwrap(),
+            "--feed",
+            "stix_bundle",
+            p.to_str().unwrap(),
+        ]);
+        let s: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+        assert_eq!(
+            (s["events"].as_u64(), s["duplicates"].as_u64()),
+            (Some(n as u64), Some(0)),
+            "{name}: {s}"
+        );
+    }
+}

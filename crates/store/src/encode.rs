@@ -35,12 +35,26 @@ pub struct EncodedEvent {
 }
 
 /// Same feed, same raw line, same time: the same event, whichever report carries it.
+/// What makes an event the same event again: feed, raw line, time and what it is about. One
+/// line of most feeds is one subject, so the subject changes nothing there; a STIX object
+/// or MISP event naming many addresses or hashes is one raw document for all of them, and
+/// without the subject all but the first were taken for duplicates.
 pub fn fingerprint(e: &Event) -> i64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(e.feed.id.as_bytes());
     h.update(&[0]);
     h.update(&e.raw);
     h.update(&e.time_source.unwrap_or(e.time_observation).micros().to_le_bytes());
+    if let Some(s) = e.subject() {
+        h.update(&[1]);
+        h.update(s.as_bytes());
+    }
+    for (k, v) in &e.attrs {
+        if k.starts_with("malware.hash.") {
+            h.update(k.as_bytes());
+            h.update(v.to_json().to_string().as_bytes());
+        }
+    }
     h.digest() as i64
 }
 

@@ -34,7 +34,7 @@ pub(crate) fn spec(
 }
 
 /// A file hash, recognised by length (all feeds write them in hex).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Hash {
     Md5,
     Sha1,
@@ -43,6 +43,16 @@ pub(crate) enum Hash {
 }
 
 impl Hash {
+    /// The algorithm's name as STIX writes it in `hashes`.
+    pub(crate) fn stix_name(self) -> &'static str {
+        match self {
+            Hash::Md5 => "MD5",
+            Hash::Sha1 => "SHA-1",
+            Hash::Sha256 => "SHA-256",
+            Hash::Sha512 => "SHA-512",
+        }
+    }
+
     pub(crate) fn of(s: &str) -> Option<Hash> {
         if !s.bytes().all(|c| c.is_ascii_hexdigit()) {
             return None;

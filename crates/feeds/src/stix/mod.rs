@@ -275,7 +275,7 @@ impl Context {
 }
 
 /// An observable value and what kind of thing it is.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Obs {
     Ip(String),
     Domain(String),
@@ -389,18 +389,78 @@ impl Parser for Bundle {
     }
 }
 
-fn emit(obs: Vec<Obs>, c: &Context, line: &Line, ctx: &ParseContext<'_>, sink: &mut dyn Sink) {
-    let mut seen = Vec::new();
+impl Obs {
+    /// The observable as a STIX comparison (what an indicator of this one alone says).
+    fn comparison(&self) -> String {
+        let q = |v: &str| v.replace('\\', "\\\\").replace('\'', "\\'");
+        match self {
+            Obs::Ip(v) if v.contains(':') => format!("[ipv6-addr:value = '{}']", q(v)),
+            Obs::Ip(v) => format!("[ipv4-addr:value = '{}']", q(v)),
+            Obs::Domain(v) => format!("[domain-name:value = '{}']", q(v)),
+            Obs::Url(v) => format!("[url:value = '{}']", q(v)),
+            Obs::Hash(h, v) => format!("[file:hashes.'{}' = '{}']", h.stix_name(), q(v)),
+        }
+    }
+}
+
+impl Obs {
+    /// The observable as a STIX cyber-observable object.
+    fn sco(&self) -> Json {
+        match self {
+            Obs::Ip(v) if v.contains(':') => serde_json::json!({"type": "ipv6-addr", "value": v}),
+            Obs::Ip(v) => serde_json::json!({"type": "ipv4-addr", "value": v}),
+            Obs::Domain(v) => serde_json::json!({"type": "domain-name", "value": v}),
+            Obs::Url(v) => serde_json::json!({"type": "url", "value": v}),
+            Obs::Hash(h, v) => serde_json::json!({"type": "file", "hashes": { h.stix_name(): v }}),
+        }
+    }
+}
+
+/// The object as each of its events keeps it when it names several observables: the same
+/// object (id, times, markings, labels) with the pattern, or the observed objects, reduced
+/// to that event's one observable. Keeping the whole object in each would store it once
+/// per observable: 100,000 addresses would be 100,000 copies of a 3 MB pattern.
+fn reduced(o: &Json, ob: &Obs) -> Bytes {
+    let Some(src) = o.as_object() else { return util::json_raw(o) };
+    // Copied without the big members, which are what is replaced: a copy per observable of
+    // the whole object would make the many-observable case quadratic again.
+    let mut m = serde_json::Map::with_capacity(src.len());
+    for (k, v) in src {
+        if !matches!(k.as_str(), "pattern" | "objects" | "object_refs") {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    if src.contains_key("pattern") {
+        m.insert("pattern".into(), Json::String(ob.comparison()));
+    } else {
+        m.insert("objects".into(), serde_json::json!({ "0": ob.sco() }));
+    }
+    util::json_raw(&Json::Object(m))
+}
+
+/// One event per distinct observable of an object (a pattern OR-ing 100,000 addresses is
+/// 100,000 events, in linear time); the store tells them apart by their subject (see
+/// `botwatch_store::encode::fingerprint`).
+fn emit(obs: Vec<Obs>, o: &Json, c: &Context, line: &Line, ctx: &ParseContext<'_>, sink: &mut dyn Sink) {
+    let several = obs.len() > 1;
+    let mut seen = std::collections::HashSet::with_capacity(obs.len());
     for ob in obs {
         if seen.contains(&ob) {
             continue;
         }
+        let own;
+        let line = if several {
+            own = Line { number: line.number, raw: reduced(o, &ob) };
+            &own
+        } else {
+            line
+        };
         let mut e = c.event(ctx, line);
         match ob.apply(&mut e) {
             Ok(()) => sink.event(e),
             Err(m) => util::reject(sink, line.number, line.raw.clone(), m),
         }
-        seen.push(ob);
+        seen.insert(ob);
     }
 }
 
@@ -448,7 +508,7 @@ fn indicator(g: &Graph<'_>, o: &Json, mut line: Line, ctx: &ParseContext<'_>, si
         malware.extend(infra_malware(g, i));
     }
     let c = Context::new(g, o, &infra, &malware, T::Blocklist);
-    emit(obs, &c, &line, ctx, sink);
+    emit(obs, o, &c, &line, ctx, sink);
 }
 
 fn infra_malware<'a>(g: &Graph<'a>, infra: &Json) -> Vec<&'a Json> {
@@ -479,7 +539,7 @@ fn observed(g: &Graph<'_>, o: &Json, mut line: Line, ctx: &ParseContext<'_>, sin
         .filter(|t| s(t, "type") == Some("malware"))
         .collect();
     let c = Context::new(g, o, &[], &malware, T::Undetermined);
-    emit(obs, &c, &line, ctx, sink);
+    emit(obs, o, &c, &line, ctx, sink);
 }
 
 fn infrastructure(g: &Graph<'_>, o: &Json, mut line: Line, ctx: &ParseContext<'_>, sink: &mut dyn Sink) {
@@ -492,7 +552,7 @@ fn infrastructure(g: &Graph<'_>, o: &Json, mut line: Line, ctx: &ParseContext<'_
     line.raw = util::json_raw(o);
     let malware = infra_malware(g, o);
     let c = Context::new(g, o, &[], &malware, T::Blocklist);
-    emit(obs, &c, &line, ctx, sink);
+    emit(obs, o, &c, &line, ctx, sink);
 }
 
 #[cfg(test)]
