@@ -249,3 +249,60 @@ fn issue_11_nothing_to_send_with_is_an_error_and_no_bar_is_no_pass() {
     let bare = ok(&["compliance", "--db", &db]);
     assert!(bare.contains("no bar configured") && !bare.contains(" pass"), "{bare}");
 }
+
+/// Issue 11: ownership follows the address (a row claiming AS3320 for an address the IP data
+/// gives AS8220 opens no case under AS3320's organisation, and the feed's claim stays in the
+/// event); documentation addresses never open a case; a row dated 9999-12-31 is a reject.
+#[test]
+fn issue_11_ownership_by_address_no_case_for_unowned_addresses_no_far_future() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let day = day_offset(-1);
+    let synth = ok(&["synth", "--rows", "1", "--infected", "1", "--day", &day]);
+    let mut r = csv::Reader::from_reader(synth.as_bytes());
+    let header = r.headers().unwrap().clone();
+    let template = r.records().next().unwrap().unwrap();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let row = |ip: &str, asn: &str, time: &str| {
+        let mut v: Vec<String> = template.iter().map(str::to_string).collect();
+        v[col("src_ip")] = ip.into();
+        v[col("src_asn")] = asn.into();
+        v[col("timestamp")] = time.into();
+        v
+    };
+    let t = format!("{day} 10:00:00");
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&header).unwrap();
+    w.write_record(row("79.192.0.7", "3320", &t)).unwrap(); // AS3320's, truly
+    w.write_record(row("58.0.187.129", "3320", &t)).unwrap(); // AS8220's, claiming 3320
+    w.write_record(row("192.0.2.70", "3320", &t)).unwrap(); // documentation
+    w.write_record(row("79.192.0.8", "3320", "9999-12-31 23:59:59")).unwrap();
+    let report = p(&format!("{day}-event4_sinkhole-own.csv"));
+    std::fs::write(&report, w.into_inner().unwrap()).unwrap();
+    std::fs::write(
+        p("cons.toml"),
+        "[[org]]\nid = \"dtag\"\nname = \"Telekom\"\nasns = [3320]\nabuse_emails = [\"abuse@dtag.test\"]\n\n[[org]]\nid = \"colt\"\nname = \"Colt\"\nasns = [8220]\nabuse_emails = [\"abuse@colt.test\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p("bw.toml"),
+        format!("[store]\npath = {:?}\n[constituency]\nfile = {:?}\n", p("o.db"), p("cons.toml")),
+    )
+    .unwrap();
+    let c = p("bw.toml");
+    let s: Value =
+        serde_json::from_str(ok(&["--config", &c, "ingest", "--json", &report]).lines().next().unwrap())
+            .unwrap();
+    assert_eq!((s["events"].as_u64(), s["rejects"].as_u64()), (Some(3), Some(1)), "{s}");
+    let rejects = ok(&["--config", &c, "rejects", "--format", "jsonl"]);
+    assert!(rejects.contains("is in the future"), "{rejects}");
+    ok(&["--config", &c, "cases", "update"]);
+    let cases = json_lines(&ok(&["--config", &c, "cases", "list", "--json"]));
+    let org_of = |ip: &str| cases.iter().find(|x| x["ip"] == ip).map(|x| x["org"].clone());
+    assert_eq!(org_of("79.192.0.7"), Some(Value::from("dtag")));
+    assert_eq!(org_of("58.0.187.129"), Some(Value::from("colt")), "by the address, not the row's claim");
+    assert_eq!(org_of("192.0.2.70"), None, "no case for a documentation address");
+    // The feed's claim is kept as evidence in the event.
+    let ev = json_lines(&ok(&["--config", &c, "events", "--ip", "58.0.187.129", "--format", "jsonl"]));
+    assert_eq!(ev[0]["source.asn"], 3320);
+}

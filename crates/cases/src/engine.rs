@@ -937,3 +937,48 @@ mod special_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod evidence_tests {
+    use super::*;
+
+    /// Issue 11 (8): evidence is kept in time order whatever order reports arrive in, and
+    /// the newest by time survive the cap.
+    #[test]
+    fn evidence_is_kept_in_time_order() {
+        let t = Timestamp::from_secs;
+        let ip: std::net::IpAddr = "198.18.0.1".parse().unwrap();
+        let mut rec = CaseRecord {
+            case: Case::new(1, "ip:x|emotet".into(), "emotet".into(), "infected-system".into(), t(500)),
+            recent: vec![],
+            next_check: None,
+        };
+        for (id, at) in [(1, 500), (2, 100), (3, 900), (4, 300), (5, 700)] {
+            let ev = Evidence {
+                event_id: id,
+                time: t(at),
+                feed: "f".into(),
+                ip: ip.to_string(),
+                port: None,
+                classification_type: "infected-system".into(),
+                malware: None,
+                destination: None,
+            };
+            let s = Sighting {
+                key: "ip:x|emotet".into(),
+                event_id: id,
+                time: t(at),
+                ip,
+                subscriber: None,
+                org: None,
+                ty: ClassificationType::InfectedSystem,
+                threat: "emotet".into(),
+                evidence: ev,
+            };
+            attach(&mut rec, &s, 4);
+        }
+        let times: Vec<i64> = rec.recent.iter().map(|e| e.time.secs()).collect();
+        assert_eq!(times, [300, 500, 700, 900], "sorted, the oldest dropped");
+        assert_eq!((rec.case.first_seen, rec.case.last_seen), (t(100), t(900)));
+    }
+}
