@@ -12,8 +12,8 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
-/// Runs botwatch as a user who cannot write `dir`.
-fn as_reader(args: &[&str]) -> Output {
+/// botwatch as a user who cannot write the store's directory.
+fn reader() -> Command {
     let exe = env!("CARGO_BIN_EXE_botwatch");
     let mut c = if is_root() {
         let mut c = Command::new("setpriv");
@@ -23,7 +23,11 @@ fn as_reader(args: &[&str]) -> Output {
         Command::new(exe)
     };
     c.env_remove("BOTWATCH_DB").env_remove("BOTWATCH_CONFIG").env("HOME", "/tmp");
-    c.args(args).output().unwrap()
+    c
+}
+
+fn as_reader(args: &[&str]) -> Output {
+    reader().args(args).output().unwrap()
 }
 
 #[test]
@@ -82,14 +86,7 @@ fn a_read_only_user_can_query_export_and_serve_and_writes_say_why() {
     assert!(!err.contains("attempt to write a readonly database"), "{err}");
 
     // serve, read-only: pages and the API answer.
-    let exe = env!("CARGO_BIN_EXE_botwatch");
-    let mut cmd = if is_root() {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", exe]);
-        c
-    } else {
-        Command::new(exe)
-    };
+    let mut cmd = reader();
     let mut child = common::Running(
         cmd.args(["serve", "--db", db, "--listen", "127.0.0.1:0"])
             .stdout(std::process::Stdio::piped())

@@ -79,24 +79,36 @@ mod tests {
         Claims { message_id: "case-1-1@bw.test".into(), case_id: Some(1), expires: 1000 }
     }
 
+    const KEY: &[u8] = b"a-key-of-sixteen+bytes";
+
     #[test]
     fn round_trip_expiry_and_tampering() {
-        let t = sign(b"secret", &claims());
+        let t = sign(KEY, &claims());
         assert!(t.starts_with("v1."));
-        assert_eq!(verify(b"secret", &t, Timestamp::from_secs(999)), Ok(claims()));
-        assert_eq!(verify(b"secret", &t, Timestamp::from_secs(1001)), Err(TokenError::Expired));
-        assert_eq!(verify(b"other", &t, Timestamp::from_secs(0)), Err(TokenError::Invalid));
-        let forged = sign(b"secret", &Claims { case_id: Some(2), ..claims() });
+        assert_eq!(verify(KEY, &t, Timestamp::from_secs(999)), Ok(claims()));
+        assert_eq!(verify(KEY, &t, Timestamp::from_secs(1001)), Err(TokenError::Expired));
+        assert_eq!(verify(b"another-key-of-16-bytes", &t, Timestamp::from_secs(0)), Err(TokenError::Invalid));
+        let forged = sign(KEY, &Claims { case_id: Some(2), ..claims() });
         let (_, good_tag) = t.rsplit_once('.').unwrap();
         let (forged_signed, _) = forged.rsplit_once('.').unwrap();
         let spliced = format!("{forged_signed}.{good_tag}");
-        assert_eq!(verify(b"secret", &spliced, Timestamp::from_secs(0)), Err(TokenError::Invalid));
+        assert_eq!(verify(KEY, &spliced, Timestamp::from_secs(0)), Err(TokenError::Invalid));
         assert_eq!(
-            verify(b"secret", &t.replacen("v1", "v2", 1), Timestamp::from_secs(0)),
+            verify(KEY, &t.replacen("v1", "v2", 1), Timestamp::from_secs(0)),
             Err(TokenError::Invalid)
         );
         for junk in ["", ".", "v1..", "v1.x.y", "v1.%%%.abc"] {
-            assert_eq!(verify(b"secret", junk, Timestamp::from_secs(0)), Err(TokenError::Invalid));
+            assert_eq!(verify(KEY, junk, Timestamp::from_secs(0)), Err(TokenError::Invalid));
+        }
+    }
+
+    /// Issue 11 (forgeable links): a link signed with an empty or short key never verifies,
+    /// so a deployment without a key cannot vouch for a forged one.
+    #[test]
+    fn empty_and_short_keys_verify_nothing() {
+        for weak in [&b""[..], b"change-me"] {
+            let t = sign(weak, &claims());
+            assert_eq!(verify(weak, &t, Timestamp::from_secs(0)), Err(TokenError::Invalid));
         }
     }
 
