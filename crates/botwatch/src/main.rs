@@ -1589,12 +1589,12 @@ fn serve(cfg: &Config, listen: Option<std::net::SocketAddr>, db: &DbArg) -> Resu
     }
     // The key notice links were signed with: configured, else the store's (made on first
     // use by `notify run`, or here when the store is writable).
-    let token_secret = if read_only {
+    let (token_secret, pseudonymiser) = if read_only {
         let store = open_read(cfg, db)?;
-        botwatch::keys::notify_key_read(cfg, &store)?
+        (botwatch::keys::notify_key_read(cfg, &store)?, botwatch::keys::pseudonymiser_read(cfg, &store)?)
     } else {
         let mut store = open_existing(cfg, db)?;
-        Some(botwatch::keys::notify_key(cfg, &mut store)?)
+        (Some(botwatch::keys::notify_key(cfg, &mut store)?), botwatch::keys::pseudonymiser(cfg, &mut store)?)
     };
     if token_secret.is_none() {
         tracing::warn!("No notice-link key yet: the portal verifies no link until `notify run` has made one");
@@ -1608,6 +1608,7 @@ fn serve(cfg: &Config, listen: Option<std::net::SocketAddr>, db: &DbArg) -> Resu
         advice: botwatch_notify::render::Advice::embedded()?,
         token_secret: token_secret.unwrap_or_default().into_bytes(),
         retain_days: cfg.store.retain_days,
+        pseudonymiser,
         clock: std::sync::Arc::new(SystemClock),
     };
     let listen = scfg.listen;

@@ -45,6 +45,12 @@ fn a_read_only_user_can_query_export_and_serve_and_writes_say_why() {
     std::fs::write(&report, ok(&["synth", "--rows", "300", "--infected", "30", "--day", "2026-11-24"]))
         .unwrap();
     ok(&["ingest", "--quiet", "--db", db, report.to_str().unwrap()]);
+    ok(&["cases", "update", "--db", db]);
+    let created: serde_json::Value = serde_json::from_str(
+        ok(&["token", "create", "--db", db, "--name", "ro", "--role", "admin", "--json"]).trim(),
+    )
+    .unwrap();
+    let token = created["token"].as_str().unwrap().to_string();
     let want = ok(&["stats", "--db", db, "--by", "family"]);
     let listing = || {
         let mut v: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
@@ -107,6 +113,22 @@ fn a_read_only_user_can_query_export_and_serve_and_writes_say_why() {
     assert_eq!(health.status().as_u16(), 200);
     let page = reqwest::blocking::get(format!("{}/check", base.trim_end_matches('/'))).unwrap();
     assert_eq!(page.status().as_u16(), 200);
+    // The API reads; a case action cannot write here and says so (503, not a 500).
+    let c = reqwest::blocking::Client::new();
+    let cases = c
+        .get(format!("{}/api/v1/cases?limit=1", base.trim_end_matches('/')))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(cases.status().as_u16(), 200);
+    let v: serde_json::Value = serde_json::from_str(&cases.text().unwrap()).unwrap();
+    let id = v["items"][0]["id"].as_i64().unwrap();
+    let ack = c
+        .post(format!("{}/api/v1/cases/{id}/ack", base.trim_end_matches('/')))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(ack.status().as_u16(), 503, "{:?}", ack.text());
     drop(child);
     restore();
 }

@@ -44,7 +44,26 @@ pub fn run(target: &str, data: &[u8]) {
     let bytes = Bytes::copy_from_slice(data);
     match target {
         "decode" => {
-            let _ = crate::input::decode("x.gz", bytes, 1 << 24);
+            let _ = crate::input::decode("x.gz", bytes.clone(), 1 << 24);
+            // Streamed, under a tight ratio: a bomb stops, anything else reads to its end.
+            let src = crate::input::Source::Bytes(bytes.clone());
+            let limits = crate::input::Limits { max_bytes: 1 << 24, max_ratio: 4, max_document: 1 << 20 };
+            if let Ok(members) = crate::input::members("x.csv.gz", &src) {
+                for m in &members {
+                    let _ = crate::input::with_reader(&src, m, &limits, 0, |r| {
+                        let mut ch = crate::input::Chunker::new(r, crate::Chunking::Csv, 1024);
+                        ch.by_ref().count()
+                    });
+                }
+            }
+            // Chunks of the plain bytes join to the input, each ending at a record end.
+            for kind in [crate::Chunking::Csv, crate::Chunking::Lines] {
+                let mut r: &[u8] = data;
+                let mut ch = crate::input::Chunker::new(&mut r, kind, 1024);
+                let parts: Vec<Bytes> = ch.by_ref().collect();
+                assert!(ch.error.is_none());
+                assert_eq!(parts.concat(), data, "chunks join to the input");
+            }
         }
         "detect" => {
             let reg = registry::Registry::builtin();

@@ -112,10 +112,35 @@ impl ApiError {
                     | botwatch_cases::CaseError::NoticesExhausted { .. }
                     | botwatch_cases::CaseError::AtTopLevel { .. }),
                 ) => Self::new(StatusCode::CONFLICT, c.to_string()),
+                // Another process holds the write lock (an ingest writes a whole report in
+                // one transaction), or this user may not write the store: the request may
+                // succeed later or elsewhere, and the server is not broken.
+                _ if busy_or_read_only(&e) => Self::unavailable(
+                    "the store is busy (another botwatch process is writing) or read-only here; try again later",
+                ),
                 _ => Self::internal(format!("{e:#}")),
             },
         }
     }
+}
+
+fn busy_or_read_only(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        let sqlite = c.downcast_ref::<rusqlite::Error>().or_else(|| {
+            match c.downcast_ref::<botwatch_store::StoreError>() {
+                Some(botwatch_store::StoreError::Sqlite(s)) => Some(s),
+                _ => None,
+            }
+        });
+        matches!(
+            sqlite.and_then(rusqlite::Error::sqlite_error_code),
+            Some(
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::ReadOnly
+            )
+        )
+    })
 }
 
 impl std::fmt::Display for ApiError {
@@ -132,6 +157,10 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut()
                 .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("30"));
         }
         r
     }
@@ -350,7 +379,8 @@ pub fn case_query(p: &Principal, q: &CaseParams) -> Result<CaseQuery, ApiError> 
     })
 }
 
-async fn cases(State(st): State<Shared>, p: Principal, Query(q): Query<CaseParams>) -> ApiResult {
+async fn cases(State(st): State<Shared>, p: Principal, Query(mut q): Query<CaseParams>) -> ApiResult {
+    q.subscriber = q.subscriber.map(|s| st.deps.stored_subscriber(&s));
     let query = case_query(&p, &q)?;
     let want = limit(q.limit);
     let page = st

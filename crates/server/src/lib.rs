@@ -122,6 +122,9 @@ pub struct Deps {
     /// `[store] retain_days`: personal data older than this is pruned once a day (not on a
     /// store served read-only).
     pub retain_days: Option<u32>,
+    /// The key subscriber ids are stored under: a raw id asked for (`?subscriber=`) is
+    /// looked up as its pseudonym. `None`: ids are stored as imported.
+    pub pseudonymiser: Option<botwatch_enrich::subscriber::Pseudonymiser>,
 }
 
 /// Shared by every request.
@@ -274,6 +277,17 @@ impl AppState {
 }
 
 pub type Shared = Arc<AppState>;
+
+impl Deps {
+    /// A subscriber id as the store holds it: a raw id becomes its keyed pseudonym (one that
+    /// already is one, `sub-…`, is kept).
+    pub fn stored_subscriber(&self, id: &str) -> String {
+        match &self.pseudonymiser {
+            Some(p) if !id.starts_with("sub-") => p.pseudonym(id),
+            _ => id.to_string(),
+        }
+    }
+}
 
 impl AppState {
     pub fn new(mut cfg: ServerConfig, deps: Deps) -> anyhow::Result<Shared> {

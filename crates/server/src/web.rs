@@ -343,7 +343,7 @@ async fn cases(State(st): State<Shared>, headers: HeaderMap, Query(f): Query<Cas
         open: Some(state.is_none()),
         state: state.clone().filter(|s| s != "all"),
         org: blank(&f.org),
-        subscriber: blank(&f.subscriber),
+        subscriber: blank(&f.subscriber).map(|s| st.deps.stored_subscriber(&s)),
         ip,
         after: f.after,
         limit: Some(100),

@@ -41,6 +41,7 @@ async fn new_listings_join_the_set_and_old_ones_leave_at_the_daily_rebuild() {
         advice: botwatch_notify::render::Advice::embedded().unwrap(),
         token_secret: b"k".to_vec(),
         retain_days: None,
+        pseudonymiser: None,
         clock: clock.clone(),
     };
     let st = AppState::new(ServerConfig::default(), deps).unwrap();

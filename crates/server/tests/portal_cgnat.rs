@@ -41,6 +41,7 @@ fn app(db: &std::path::Path, attr: StaticAttributor, now: Timestamp) -> axum::Ro
         advice: botwatch_notify::render::Advice::embedded().unwrap(),
         token_secret: b"0123456789abcdef".to_vec(),
         retain_days: None,
+        pseudonymiser: None,
         clock: Arc::new(ManualClock::new(now)),
     };
     botwatch_server::router(AppState::new(ServerConfig::default(), deps).unwrap())
