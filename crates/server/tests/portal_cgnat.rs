@@ -80,19 +80,26 @@ fn states(db: &std::path::Path) -> Vec<CaseState> {
     (1..=2).map(|id| s.case(id).unwrap().unwrap().case.state).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_shared_address_shows_and_acknowledges_no_ones_cases() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("p.db");
+/// The two cases on the shared address, a portal whose lease records give the address to
+/// `holders` now, and the visitor (straight from the address, port 40001).
+fn scenario(dir: &std::path::Path, holders: &[&str]) -> (std::path::PathBuf, axum::Router, SocketAddr) {
+    let db = dir.join("p.db");
     let t0 = Timestamp::from_secs(1_790_000_000);
     setup(&db, t0);
     let ip: IpAddr = SHARED.parse().unwrap();
-    let peer = SocketAddr::new(ip, 40001);
-    // Both lines hold the address now: without a port block, the records cannot tell.
     let mut attr = StaticAttributor::default();
-    attr.lease(ip, "sub-a", t0, t0.saturating_add_secs(86_400));
-    attr.lease(ip, "sub-b", t0, t0.saturating_add_secs(86_400));
+    for h in holders {
+        attr.lease(ip, h, t0, t0.saturating_add_secs(86_400));
+    }
     let app = app(&db, attr, t0.saturating_add_secs(60));
+    (db, app, SocketAddr::new(ip, 40001))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_address_shows_and_acknowledges_no_ones_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    // Both lines hold the address now: without a port block, the records cannot tell.
+    let (db, app, peer) = scenario(dir.path(), &["sub-a", "sub-b"]);
     let (page, cookie) = get(&app, peer).await;
     assert!(page.contains("data-listed=\"shared\""), "{page}");
     assert!(!page.contains("emotet") && !page.contains("qakbot"), "nobody else's infections: {page}");
@@ -104,14 +111,7 @@ async fn a_shared_address_shows_and_acknowledges_no_ones_cases() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_visitors_own_line_sees_and_acknowledges_only_its_cases() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("p.db");
-    let t0 = Timestamp::from_secs(1_790_000_000);
-    setup(&db, t0);
-    let ip: IpAddr = SHARED.parse().unwrap();
-    let peer = SocketAddr::new(ip, 40001);
-    let mut attr = StaticAttributor::default();
-    attr.lease(ip, "sub-a", t0, t0.saturating_add_secs(86_400));
-    let app = app(&db, attr, t0.saturating_add_secs(60));
+    let (db, app, peer) = scenario(dir.path(), &["sub-a"]);
     let (page, cookie) = get(&app, peer).await;
     assert!(page.contains("emotet") && !page.contains("qakbot"), "{page}");
     cleaned(&app, peer, &cookie.unwrap()).await;
