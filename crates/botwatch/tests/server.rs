@@ -404,7 +404,10 @@ fn portal_answers_for_the_visitor_only_and_records_a_cleaned_machine() {
     let t2 = botwatch_notify::token::sign(secret.as_bytes(), &unknown);
     let text = c.get(url(&format!("/verify?t={t2}"))).send().unwrap().text().unwrap();
     assert!(text.contains("data-delivery=\"never\""), "{text}");
-    let bad = format!("{}A", &t[..t.len() - 1]);
+    // Tampered: the last character of the signature changed (the key is random per demo,
+    // so the replacement must differ from whatever it was).
+    let swap = if t.ends_with('A') { 'B' } else { 'A' };
+    let bad = format!("{}{swap}", &t[..t.len() - 1]);
     assert_eq!(c.get(url(&format!("/verify?t={bad}"))).send().unwrap().status().as_u16(), 400);
 
     // Rate limit per visitor: the burst, then 429 with Retry-After; another visitor is served.
