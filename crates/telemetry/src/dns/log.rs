@@ -74,7 +74,7 @@ fn date_us(y: i32, m: u32, d: u32) -> Option<i64> {
     days.num_days().checked_mul(86_400_000_000)
 }
 
-fn epoch(s: &str) -> Option<Timestamp> {
+pub(super) fn epoch(s: &str) -> Option<Timestamp> {
     let (sec, frac) = s.split_once('.').unwrap_or((s, ""));
     if sec.is_empty() || sec.len() > 12 || !sec.bytes().all(|c| c.is_ascii_digit()) {
         return None;

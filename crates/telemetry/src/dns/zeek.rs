@@ -98,45 +98,16 @@ fn separator(s: &str) -> Option<u8> {
     s.bytes().next()
 }
 
-/// Epoch seconds with a fraction (Zeek's default) or an ISO 8601 time (`JSON::TimestampFormat`).
+/// Epoch seconds with a fraction (Zeek's default, read as the Unbound/BIND logs' epoch
+/// stamps are) or an ISO 8601 time (`JSON::TimestampFormat`).
 fn time(s: &str) -> Option<Timestamp> {
     let s = s.trim();
-    let (sec, frac) = s.split_once('.').unwrap_or((s, ""));
-    let digits = |x: &str| x.bytes().all(|c| c.is_ascii_digit());
-    if !sec.is_empty() && sec.len() <= 12 && digits(sec) && digits(frac) {
-        let secs: i64 = sec.parse().ok()?;
-        let mut us = 0i64;
-        let mut scale = 100_000;
-        for c in frac.bytes().take(6) {
-            us += i64::from(c - b'0') * scale;
-            scale /= 10;
-        }
-        return secs.checked_mul(1_000_000)?.checked_add(us).map(Timestamp::from_micros);
-    }
-    parse_timestamp(s)
+    super::log::epoch(s).or_else(|| parse_timestamp(s))
 }
 
-fn known_qtype(name: &str) -> Cow<'static, str> {
-    // Zeek writes ANY (255) as `*`.
-    if name == "*" {
-        return Cow::Borrowed("ANY");
-    }
-    const KNOWN: [&str; 16] = [
-        "A", "AAAA", "ANY", "CAA", "CNAME", "DNSKEY", "DS", "HTTPS", "MX", "NS", "NULL", "PTR", "SOA", "SRV",
-        "SVCB", "TXT",
-    ];
-    match KNOWN.iter().find(|k| k.eq_ignore_ascii_case(name)) {
-        Some(k) => Cow::Borrowed(k),
-        None => Cow::Owned(name.to_ascii_uppercase()),
-    }
-}
-
-fn known_rcode(name: &str) -> Cow<'static, str> {
-    const KNOWN: [&str; 6] = ["NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "FORMERR", "NOTIMP"];
-    match KNOWN.iter().find(|k| k.eq_ignore_ascii_case(name)) {
-        Some(k) => Cow::Borrowed(k),
-        None => Cow::Owned(name.to_ascii_uppercase()),
-    }
+/// A mnemonic as the text logs carry it: upper case; Zeek writes ANY (255) as `*`.
+fn mnemonic(name: &str) -> Cow<'static, str> {
+    if name == "*" { Cow::Borrowed("ANY") } else { Cow::Owned(name.to_ascii_uppercase()) }
 }
 
 /// What one line says, before it becomes a record.
@@ -160,9 +131,9 @@ fn record(f: Fields<'_>) -> Result<DnsRecord, String> {
     // Zeek logs a DNS message that carried no question (a bare response, a malformed
     // packet) with an unset query: there is no name to match.
     let qname = f.query.map(str::trim).filter(|q| !q.is_empty()).ok_or("no query name")?;
-    let qname = qname.trim_end_matches('.').to_ascii_lowercase();
+    let qname = super::wire::normalise_qname(qname);
     let qtype = match (f.qtype_name, f.qtype) {
-        (Some(n), _) if !n.is_empty() => known_qtype(n),
+        (Some(n), _) if !n.is_empty() => mnemonic(n),
         (_, Some(t)) if t.bytes().all(|c| c.is_ascii_digit()) && !t.is_empty() => {
             Cow::Owned(format!("TYPE{t}"))
         }
@@ -174,7 +145,7 @@ fn record(f: Fields<'_>) -> Result<DnsRecord, String> {
         client_port: f.client_port.and_then(|p| p.trim().parse().ok()),
         qname,
         qtype,
-        rcode: f.rcode_name.filter(|r| !r.is_empty()).map(known_rcode),
+        rcode: f.rcode_name.filter(|r| !r.is_empty()).map(mnemonic),
         answers: f.answers.iter().filter_map(|a| a.trim().parse().ok()).collect(),
     })
 }
