@@ -62,13 +62,6 @@ impl Source {
         })
     }
 
-    fn len(&self) -> u64 {
-        match self {
-            Source::File(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
-            Source::Bytes(b) => b.len() as u64,
-        }
-    }
-
     fn head(&self, n: usize) -> std::io::Result<Vec<u8>> {
         let mut v = Vec::with_capacity(n);
         self.open()?.take(n as u64).read_to_end(&mut v)?;
@@ -379,11 +372,6 @@ pub fn decode(name: &str, data: Bytes, limit: u64) -> Result<Vec<Member>, FeedEr
         out.push(Member { name: m.name, data });
     }
     Ok(out)
-}
-
-/// The size an input has before decompression (for progress).
-pub fn stored_len(src: &Source) -> u64 {
-    src.len()
 }
 
 #[cfg(test)]

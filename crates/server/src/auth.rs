@@ -159,15 +159,21 @@ pub const SESSION_COOKIE: &str = "bw_session";
 /// The caller of an API request: a bearer token, else a web session. A session may only
 /// change things with its anti-forgery token in `X-CSRF-Token` (a cookie alone could be a
 /// forged cross-site request).
+/// The token of an `Authorization: Bearer …` header: `None` without the header, an error
+/// for one that is not a bearer token.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(v) = headers.get(axum::http::header::AUTHORIZATION) else { return Ok(None) };
+    let v = v.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+    v.strip_prefix("Bearer ")
+        .map(Some)
+        .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <token>"))
+}
+
 impl FromRequestParts<Shared> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, st: &Shared) -> Result<Self, Self::Rejection> {
-        if let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION) {
-            let v = v.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
-            let token = v
-                .strip_prefix("Bearer ")
-                .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <token>"))?;
+        if let Some(token) = bearer(&parts.headers)? {
             return principal_for_token(st, token).await;
         }
         let p = st

@@ -150,15 +150,15 @@ struct StoreFigures {
 
 pub async fn render(State(st): State<Shared>, headers: axum::http::HeaderMap) -> Response {
     if st.cfg.metrics_access == crate::MetricsAccess::Token {
-        let token = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let Some(token) = token else {
-            return crate::api::ApiError::unauthorized(
-                "/metrics takes an admin's or analyst's token (Authorization: Bearer)",
-            )
-            .into_response();
+        let token = match crate::auth::bearer(&headers) {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                return crate::api::ApiError::unauthorized(
+                    "/metrics takes an admin's or analyst's token (Authorization: Bearer)",
+                )
+                .into_response();
+            }
+            Err(e) => return e.into_response(),
         };
         match crate::auth::principal_for_token(&st, token).await {
             Ok(p) if p.sees_all() => {}

@@ -250,13 +250,10 @@ impl PerClient {
     }
 
     fn key(ip: std::net::IpAddr) -> std::net::IpAddr {
-        match ip {
-            std::net::IpAddr::V6(a) if a.to_ipv4_mapped().is_none() => {
+        match ip.to_canonical() {
+            std::net::IpAddr::V6(a) => {
                 let s = a.segments();
                 std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-            std::net::IpAddr::V6(a) => {
-                std::net::IpAddr::V4(a.to_ipv4_mapped().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED))
             }
             v4 => v4,
         }
