@@ -250,42 +250,37 @@ fn org_figures(
 fn judge(o: &OrgCompliance, bar: &Bar) -> (Vec<String>, Vec<String>) {
     let mut r = Vec::new();
     let mut u = Vec::new();
-    let why_none = |what: &str| -> String {
-        match what {
-            w if w.contains("notice") && o.queued_cases > 0 => {
-                format!(
-                    "{w}: no notice delivered yet ({} case(s) with notices queued, not sent)",
-                    o.queued_cases
-                )
-            }
-            w if w.contains("notice") => format!("{w}: no notice delivered yet"),
-            w if w.contains("close") => format!("{w}: no case closed yet"),
-            w if w.contains("subscribers") => {
-                format!("{w}: the organisation's subscriber count is not configured")
-            }
-            w if w.contains("share") => format!("{w}: no case old enough yet"),
-            w => format!("{w}: no data"),
-        }
+    let undelivered = if o.queued_cases > 0 {
+        format!("no notice delivered yet ({} case(s) with notices queued, not sent)", o.queued_cases)
+    } else {
+        "no notice delivered yet".to_string()
     };
-    let mut above = |what: &str, v: Option<f64>, max: Option<f64>| match (v, max) {
+    // `missing`: why the figure is absent, said when a threshold is set for it.
+    let mut above = |what: &str, v: Option<f64>, max: Option<f64>, missing: &str| match (v, max) {
         (Some(v), Some(max)) if v > max => r.push(format!("{what} {v:.2} is above {max}")),
         // Nothing to measure where there are no cases; otherwise a missing figure is said.
-        (None, Some(_)) if o.cases > 0 => u.push(why_none(what)),
+        (None, Some(_)) if o.cases > 0 => u.push(format!("{what}: {missing}")),
         _ => {}
     };
-    above("median hours to first notice", o.hours_to_first_notice.median, bar.max_median_hours_to_notice);
-    above("p90 hours to first notice", o.hours_to_first_notice.p90, bar.max_p90_hours_to_notice);
-    above("median days to close", o.days_to_close.median, bar.max_median_days_to_close);
-    above("re-infection rate", o.reinfection_rate, bar.max_reinfection_rate);
+    let notice = o.hours_to_first_notice;
+    above("median hours to first notice", notice.median, bar.max_median_hours_to_notice, &undelivered);
+    above("p90 hours to first notice", notice.p90, bar.max_p90_hours_to_notice, &undelivered);
+    above("median days to close", o.days_to_close.median, bar.max_median_days_to_close, "no case closed yet");
+    above("re-infection rate", o.reinfection_rate, bar.max_reinfection_rate, "no data");
     // Unattributed cases have no subscriber base to divide by.
     if o.org.is_some() {
-        above("infections per 1000 subscribers", o.infections_per_1000, bar.max_infections_per_1000);
+        above(
+            "infections per 1000 subscribers",
+            o.infections_per_1000,
+            bar.max_infections_per_1000,
+            "the organisation's subscriber count is not configured",
+        );
     }
-    above("open cases", Some(o.open_cases as f64), bar.max_open_cases.map(|m| m as f64));
+    above("open cases", Some(o.open_cases as f64), bar.max_open_cases.map(|m| m as f64), "no data");
     let share = format!("share notified within {} days", bar.notify_within_days);
     match (o.share_notified_within, bar.min_share_notified_within) {
         (Some(v), Some(min)) if v < min => r.push(format!("{share} {v:.2} is below {min}")),
-        (None, Some(_)) if o.cases > 0 => u.push(why_none(&share)),
+        (None, Some(_)) if o.cases > 0 => u.push(format!("{share}: no case old enough yet")),
         _ => {}
     }
     (r, u)
