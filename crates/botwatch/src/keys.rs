@@ -53,25 +53,34 @@ fn generated(store: &mut SqliteStore, name: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&v).into_owned())
 }
 
+/// A key set in the config (`value`, blank meaning unset), checked.
+fn configured(setting: &str, value: Option<&str>) -> Result<Option<String>> {
+    match value.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => check_key(setting, s).map(|()| Some(s.to_string())),
+        None => Ok(None),
+    }
+}
+
+/// The store's key `name` as text, if one was made.
+fn stored(store: &SqliteStore, name: &str) -> Result<Option<String>> {
+    Ok(store.secret(name)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+}
+
 /// The key for notice links and webhook signatures: `[notify] secret`, else the store's.
 pub fn notify_key(cfg: &Config, store: &mut SqliteStore) -> Result<String> {
-    let s = cfg.notify.secret.trim();
-    if !s.is_empty() {
-        check_key("[notify] secret", s)?;
-        return Ok(s.to_string());
+    match configured("[notify] secret", Some(&cfg.notify.secret))? {
+        Some(k) => Ok(k),
+        None => generated(store, "notify"),
     }
-    generated(store, "notify")
 }
 
 /// [`notify_key`] for a store this process may only read: `None` when none was made yet
 /// (then nothing can be verified, rather than everything).
 pub fn notify_key_read(cfg: &Config, store: &SqliteStore) -> Result<Option<String>> {
-    let s = cfg.notify.secret.trim();
-    if !s.is_empty() {
-        check_key("[notify] secret", s)?;
-        return Ok(Some(s.to_string()));
+    match configured("[notify] secret", Some(&cfg.notify.secret))? {
+        Some(k) => Ok(Some(k)),
+        None => stored(store, "notify"),
     }
-    Ok(store.secret("notify")?.map(|v| String::from_utf8_lossy(&v).into_owned()))
 }
 
 /// The pseudonymiser for subscriber ids: `[leases] pseudonymise_secret`, else the store's
@@ -80,11 +89,8 @@ pub fn pseudonymiser(cfg: &Config, store: &mut SqliteStore) -> Result<Option<Pse
     if !cfg.leases.pseudonymise {
         return Ok(None);
     }
-    let key = match cfg.leases.pseudonymise_secret.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) => {
-            check_key("[leases] pseudonymise_secret", s)?;
-            s.to_string()
-        }
+    let key = match configured("[leases] pseudonymise_secret", cfg.leases.pseudonymise_secret.as_deref())? {
+        Some(k) => k,
         None => generated(store, "pseudonym")?,
     };
     Ok(Some(Pseudonymiser::new(key.as_bytes())))
@@ -95,13 +101,11 @@ pub fn pseudonymiser_read(cfg: &Config, store: &SqliteStore) -> Result<Option<Ps
     if !cfg.leases.pseudonymise {
         return Ok(None);
     }
-    Ok(match cfg.leases.pseudonymise_secret.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) => {
-            check_key("[leases] pseudonymise_secret", s)?;
-            Some(Pseudonymiser::new(s.as_bytes()))
-        }
-        None => store.secret("pseudonym")?.map(|k| Pseudonymiser::new(&k)),
-    })
+    let key = match configured("[leases] pseudonymise_secret", cfg.leases.pseudonymise_secret.as_deref())? {
+        Some(k) => Some(k),
+        None => stored(store, "pseudonym")?,
+    };
+    Ok(key.map(|k| Pseudonymiser::new(k.as_bytes())))
 }
 
 #[cfg(test)]
