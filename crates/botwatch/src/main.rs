@@ -1488,7 +1488,7 @@ fn scan(
     let secs = started.elapsed().as_secs_f64();
     let mut stored = 0;
     if !no_store && !flagged.is_empty() {
-        let sha: String = sha2::Digest::finalize(hasher).iter().map(|b| format!("{b:02x}")).collect();
+        let sha = botwatch::pipeline::digest_hex(hasher);
         let (hits, found): (Vec<_>, Vec<_>) = flagged.iter().cloned().partition(|f| f.reason == "indicator");
         let name = format!("scan of {} file(s)", files.len());
         stored += sensor::store_sightings(

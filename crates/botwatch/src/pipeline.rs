@@ -65,8 +65,12 @@ pub struct Input<'a> {
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    let d = Sha256::digest(data);
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    digest_hex(Sha256::new_with_prefix(data))
+}
+
+/// A finished SHA-256 in lower-case hex: a report's identity in the store.
+pub fn digest_hex(h: Sha256) -> String {
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 struct BatchSink<'a> {
@@ -182,8 +186,7 @@ impl Ingestor<'_> {
                         Err(e) => return Err(input::read_error(&m.what, e)),
                     }
                 }
-                let d = h.finalize();
-                Ok((d.iter().map(|b| format!("{b:02x}")).collect::<String>(), size, head))
+                Ok((digest_hex(h), size, head))
             })??;
             used += size;
             let spec = match inp.feed {
