@@ -6,6 +6,9 @@ usage: validate.py xarf FILE.jsonl      each line must pass `xarf.parse` (PyPI x
        validate.py intelmq FILE.jsonl   each line must load as an IntelMQ Event with
                                        IntelMQ's own harmonisation, every key and value valid
                                        as written (not only after IntelMQ's sanitation)
+       validate.py prometheus FILE      the text exposition parses with prometheus_client's
+                                       own parser (the format Prometheus scrapes)
+       validate.py openapi FILE.json    the document passes openapi-spec-validator
 
 Prints one line per invalid input line (`line N: …`) and a summary; exits 1 if any line is
 invalid or the file is empty, 2 if the validator package is missing.
@@ -58,7 +61,36 @@ def intelmq_check(lines):
     return bad, f"intelmq {intelmq.__version__}"
 
 
+def whole_file(kind, path):
+    """The one-document checks: prometheus and openapi."""
+    try:
+        if kind == "prometheus":
+            from prometheus_client.parser import text_string_to_metric_families
+
+            with open(path, encoding="utf-8") as f:
+                families = list(text_string_to_metric_families(f.read()))
+            samples = sum(len(f.samples) for f in families)
+            print(f"prometheus_client: {len(families)} families, {samples} samples parsed")
+            return 0 if families else 1
+        import json
+
+        from openapi_spec_validator import validate
+
+        with open(path, encoding="utf-8") as f:
+            validate(json.load(f))
+        print("openapi-spec-validator: valid")
+        return 0
+    except ImportError as e:
+        print(f"missing validator: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # the validators' own errors
+        print(f"invalid: {type(e).__name__}: {e}")
+        return 1
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] in ("prometheus", "openapi"):
+        sys.exit(whole_file(sys.argv[1], sys.argv[2]))
     if len(sys.argv) != 3 or sys.argv[1] not in ("xarf", "intelmq"):
         print(__doc__, file=sys.stderr)
         sys.exit(2)

@@ -316,6 +316,15 @@ fn api_matches_openapi_and_organisations_see_only_their_own() {
     // The admin's and the organisation's notices and escalations; refused ones do not count.
     assert!(m.contains("botwatch_case_actions_total{action=\"notify\"} 2"), "{m}");
     assert!(m.contains("botwatch_case_actions_total{action=\"escalate\"} 3"), "{m}");
+    // What Prometheus scrapes parses with Prometheus's own client parser, and the API's
+    // document passes openapi-spec-validator.
+    if let Some(py) = common::validator_python() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), &m).unwrap();
+        eprintln!("{}", common::validate(&py, "prometheus", f.path()).trim());
+        let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/openapi.json");
+        eprintln!("{}", common::validate(&py, "openapi", &spec).trim());
+    }
     assert_eq!(call(&c, "get", &url("/healthz"), None, None).1["status"], "ok");
 }
 

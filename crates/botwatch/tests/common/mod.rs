@@ -81,7 +81,7 @@ pub fn data(rel: &str) -> PathBuf {
 pub fn validator_python() -> Option<String> {
     let py = std::env::var("BOTWATCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let has = Command::new(&py)
-        .args(["-c", "import intelmq.lib.message, xarf"])
+        .args(["-c", "import intelmq.lib.message, xarf, prometheus_client, openapi_spec_validator"])
         .output()
         .is_ok_and(|o| o.status.success());
     if has {
@@ -89,7 +89,7 @@ pub fn validator_python() -> Option<String> {
     }
     assert!(
         std::env::var("BOTWATCH_VALIDATORS").as_deref() != Ok("1"),
-        "BOTWATCH_VALIDATORS=1 but {py} cannot import intelmq and xarf"
+        "BOTWATCH_VALIDATORS=1 but {py} cannot import intelmq, xarf, prometheus_client and openapi_spec_validator"
     );
     eprintln!(
         "skipped: no Python with the intelmq and xarf packages (set BOTWATCH_PYTHON; .ci/run installs them)"
