@@ -29,6 +29,8 @@ pub struct EncodedEvent {
     pub family: Option<botwatch_model::Text>,
     /// JSON object of the remaining IntelMQ keys.
     pub doc: Vec<u8>,
+    /// TLP rank (0 CLEAR … 4 RED), `None` when unmarked.
+    pub tlp: Option<u8>,
     /// (observation id, opened by this event), when resolved before the writer.
     pub observation: Option<(i64, bool)>,
     pub raw: Bytes,
@@ -327,6 +329,7 @@ fn encoded(e: &Event, doc: Vec<u8>) -> EncodedEvent {
         cc: e.source.cc.clone(),
         ty: e.classification_type.as_str(),
         family: e.malware_name.clone(),
+        tlp: e.tlp.map(|t| t as u8),
         doc,
         observation: None,
         raw: e.raw.clone(),

@@ -26,6 +26,7 @@ pub mod outbox;
 pub mod retention;
 mod rollup;
 pub mod secrets;
+pub mod share;
 pub mod sketch;
 pub mod sqlite;
 pub mod tokens;
@@ -185,6 +186,8 @@ pub struct ObservationRow {
     pub count: i64,
     /// Feed id → accuracy.
     pub sources: Vec<(String, f64)>,
+    /// Strictest TLP rank (0 CLEAR … 4 RED) among its events; `None`: none was marked.
+    pub tlp: Option<u8>,
     /// Events of this report counted in `count`.
     pub added: i64,
     /// Stored before this report.

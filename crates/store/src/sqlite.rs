@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/sqlite/0009_event_days_slim.sql")),
     (10, include_str!("../migrations/sqlite/0010_outbox_claims.sql")),
     (11, include_str!("../migrations/sqlite/0011_secrets.sql")),
+    (12, include_str!("../migrations/sqlite/0012_share.sql")),
 ];
 
 /// The last migration that changes the per-day rollup's tables: they are then (re)filled
@@ -282,6 +283,8 @@ struct ObsState {
     last: i64,
     count: i64,
     sources: Vec<(String, f64)>,
+    /// Strictest TLP rank of its events.
+    tlp: Option<u8>,
     added: i64,
     existing: bool,
 }
@@ -300,6 +303,7 @@ impl ObsState {
             last: self.last,
             count: self.count,
             sources: self.sources,
+            tlp: self.tlp,
             added: self.added,
             existing: self.existing,
         }
@@ -820,7 +824,7 @@ impl Obs {
         for chunk in want.chunks(500) {
             let marks = vec!["?"; chunk.len()].join(",");
             let sql = format!(
-                "SELECT id, subject, type, family, ip, asn, cc, first_seen, last_seen, count, sources FROM observations WHERE last_seen >= ? AND subject IN ({marks})"
+                "SELECT id, subject, type, family, ip, asn, cc, first_seen, last_seen, count, sources, tlp FROM observations WHERE last_seen >= ? AND subject IN ({marks})"
             );
             let mut st = conn.prepare_cached(&sql)?;
             let mut args: Vec<Sql> = vec![Sql::Integer(floor)];
@@ -843,6 +847,7 @@ impl Obs {
                     last: r.get(8)?,
                     count: r.get(9)?,
                     sources: sources.into_iter().map(|(k, v)| (k, v.as_f64().unwrap_or(100.0))).collect(),
+                    tlp: r.get(11)?,
                     added: 0,
                     existing: true,
                 };
@@ -904,6 +909,7 @@ impl Obs {
             if o.cc.is_none() {
                 o.cc = e.cc.as_ref().map(|c| c.to_string());
             }
+            o.tlp = o.tlp.max(e.tlp);
             return (i, true);
         }
         let id = self.next_obs_id;
@@ -922,6 +928,7 @@ impl Obs {
             last: t,
             count: 1,
             sources: vec![(feed.to_string(), e.accuracy)],
+            tlp: e.tlp,
             added: 1,
             existing: false,
         });
@@ -1072,10 +1079,11 @@ impl ReportWriter for SqliteWriter<'_> {
         };
         {
             let mut up = me.tx.prepare_cached(
-                "INSERT INTO observations (id, subject, type, family, ip, asn, cc, first_seen, last_seen, count, sources, confidence)
-                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+                "INSERT INTO observations (id, subject, type, family, ip, asn, cc, first_seen, last_seen, count, sources, confidence, tlp)
+                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
                  ON CONFLICT(id) DO UPDATE SET asn=excluded.asn, cc=excluded.cc, first_seen=excluded.first_seen,
-                   last_seen=excluded.last_seen, count=excluded.count, sources=excluded.sources, confidence=excluded.confidence",
+                   last_seen=excluded.last_seen, count=excluded.count, sources=excluded.sources, confidence=excluded.confidence,
+                   tlp=excluded.tlp",
             )?;
             let mut sources = String::new();
             for o in &rows {
@@ -1098,7 +1106,8 @@ impl ReportWriter for SqliteWriter<'_> {
                     o.last,
                     o.count,
                     sources,
-                    conf
+                    conf,
+                    o.tlp
                 ])?;
             }
             drop(up);
