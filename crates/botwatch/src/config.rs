@@ -36,6 +36,11 @@ pub struct Config {
     pub sensor: crate::sensor::SensorSection,
     /// `botwatch serve`: address, trusted proxies, portal rate limit, sessions.
     pub server: botwatch_server::ServerConfig,
+    /// Sharing: this node's name, default TLP, indicator types, federation privacy. The
+    /// TAXII server at `/taxii2/` answers only when this section is present.
+    pub share: Option<botwatch_share::partners::ShareConfig>,
+    /// Partner nodes and centres: credentials, collections, TLP entitlement.
+    pub partners: Vec<botwatch_share::partners::Partner>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod output;
 pub mod pipeline;
 pub mod sensor;
+pub mod share;
 
 use anyhow::Result;
 use botwatch_feeds::registry::Registry;

@@ -150,7 +150,11 @@ enum Cmd {
         /// Mapped on the way out: classification.type blocklist → blacklist; TLP CLEAR → WHITE,
         /// AMBER+STRICT → AMBER (original in extra.tlp); keys IntelMQ does not define, and
         /// values its harmonisation would refuse, go under extra.* unchanged. jsonl: the same
-        /// document unmapped, plus botwatch's ids and the raw line as text
+        /// document unmapped, plus botwatch's ids and the raw line as text. stix: a STIX 2.1
+        /// bundle of indicators, malware, infrastructure and sightings for one recipient
+        /// (--partner, or --tlp/--sightings/--home-addresses for a file); misp-feed: a MISP
+        /// feed directory (--out). STIX and MISP ignore the event filters and pass the TLP
+        /// gate: TLP:RED never leaves
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
         #[command(flatten)]
@@ -160,6 +164,31 @@ enum Cmd {
         /// Write here instead of stdout
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// misp-feed: the feed directory
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// stix, misp-feed: export for this partner of [[partners]] (its entitlement applies)
+        #[arg(long)]
+        partner: Option<String>,
+        /// stix, misp-feed without --partner: the highest TLP to include
+        #[arg(long, default_value = "green")]
+        tlp: String,
+        /// stix, misp-feed without --partner: include sightings
+        #[arg(long)]
+        sightings: bool,
+        /// stix, misp-feed without --partner: include addresses inside the constituency
+        #[arg(long)]
+        home_addresses: bool,
+    },
+    /// Sharing: publish into the TAXII collections, list partners, read the exchange log
+    Share {
+        #[command(subcommand)]
+        cmd: ShareCmd,
+    },
+    /// TAXII 2.1 client: pull partners' collections, push this node's objects
+    Taxii {
+        #[command(subcommand)]
+        cmd: TaxiiCmd,
     },
     /// Counts by family, ASN, country, day, feed or classification
     Stats {
@@ -518,6 +547,70 @@ enum ExportFormat {
     Intelmq,
     Jsonl,
     Csv,
+    Stix,
+    MispFeed,
+}
+
+#[derive(Subcommand)]
+enum ShareCmd {
+    /// Write the store's indicators and sightings into the `indicators` TAXII collection
+    /// (objects whose content did not change keep their version)
+    Publish {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The partners of [[partners]] with their entitlement and what was exchanged
+    Partners {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// What went to whom and what came from whom, newest first
+    Audit {
+        #[arg(long)]
+        partner: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Sightings of one indicator (a value such as an address or domain): this node's and
+    /// every partner's
+    Sightings {
+        value: String,
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+enum TaxiiCmd {
+    /// Poll partners' collections since the last pull and ingest what came
+    Pull {
+        /// Only this partner (default: every partner with a url)
+        #[arg(long)]
+        partner: Option<String>,
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish, then send partners what is new since the last push
+    Push {
+        #[arg(long)]
+        partner: Option<String>,
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -782,7 +875,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .collect();
             output::emit(&mut out, format, &obs, &header, &rows)?;
         }
-        Cmd::Export { format, filters, db, output: file } => {
+        Cmd::Export { format: f @ (ExportFormat::Stix | ExportFormat::MispFeed), db, output: file, out: dir, partner, tlp, sightings, home_addresses, .. } => {
+            let store = open_existing(&cfg, &db)?;
+            let tlp = botwatch_model::Tlp::from_name(&tlp).with_context(|| format!("--tlp: not a TLP level: {tlp:?}"))?;
+            let (who, e) = botwatch::share::entitlement(&cfg, partner.as_deref(), tlp, sightings, home_addresses)?;
+            let now = SystemClock.now();
+            let me = botwatch::share::share_cfg(&cfg);
+            let (channel, sent) = if matches!(f, ExportFormat::Stix) {
+                let mut w: Box<dyn Write> = match &file {
+                    Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+                    None => Box::new(&mut out),
+                };
+                ("stix-export", botwatch::share::export_stix(&cfg, &store, &who, &e, &mut w, now)?)
+            } else {
+                let dir = dir.or(file).context("--format misp-feed needs --out DIR")?;
+                let home = botwatch::share::home_test(&cfg)?;
+                let (sent, (events, objects, attributes)) = botwatch_share::publish::misp_feed(&store, &me, &home, &e, &dir)?;
+                eprintln!("MISP feed in {}: {events} events, {objects} objects, {attributes} attributes", dir.display());
+                ("misp-feed", sent)
+            };
+            eprintln!(
+                "{} objects for {who}, {} withheld by the TLP gate (highest sent: {})",
+                sent.objects,
+                sent.withheld,
+                sent.tlp_max.map(|t| format!("TLP:{}", t.as_str())).unwrap_or_else(|| "none".into())
+            );
+            if partner.is_some() {
+                botwatch::share::audit(&store, now, &who, "sent", channel, None, sent.objects, sent.withheld, sent.tlp_max, None)?;
+            }
+        }
+        Cmd::Share { cmd } => share_cmd(&cfg, cmd, &mut out)?,
+        Cmd::Taxii { cmd } => taxii_cmd(&cfg, cmd, &families, &mut out)?,
+        Cmd::Export { format, filters, db, output: file, .. } => {
             let store = open_read(&cfg, &db)?;
             let mut q = filters.query(&families)?;
             let mut w: Box<dyn Write> = match &file {
@@ -814,6 +938,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             )?;
                         }
                     }
+                    ExportFormat::Stix | ExportFormat::MispFeed => unreachable!("handled above"),
                     ExportFormat::Csv => {
                         let rows: Vec<_> = evs.iter().map(output::event_row).collect();
                         if first {
@@ -1610,6 +1735,10 @@ fn serve(cfg: &Config, listen: Option<std::net::SocketAddr>, db: &DbArg) -> Resu
         retain_days: cfg.store.retain_days,
         pseudonymiser,
         clock: std::sync::Arc::new(SystemClock),
+        share: match &cfg.share {
+            Some(s) => Some(std::sync::Arc::new(botwatch_server::taxii::Sharing::new(s.clone(), cfg.partners.clone())?)),
+            None => None,
+        },
     };
     let listen = scfg.listen;
     // Before binding: a bad certificate is a start-up error, not a failure per connection.
@@ -1628,6 +1757,170 @@ fn serve(cfg: &Config, listen: Option<std::net::SocketAddr>, db: &DbArg) -> Resu
         botwatch_server::serve(listener, state, tls, botwatch_server::shutdown_signal()).await?;
         anyhow::Ok(())
     })
+}
+
+fn share_cmd(cfg: &Config, cmd: ShareCmd, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        ShareCmd::Publish { db, json } => {
+            let mut store = open_existing(cfg, &db)?;
+            let me = botwatch::share::share_cfg(cfg);
+            let home = botwatch::share::home_test(cfg)?;
+            let s = botwatch_share::publish::publish(&mut store, &me, &home, SystemClock.now())?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&s)?)?;
+            } else {
+                writeln!(out, "published {} objects: {} new or changed, {} unchanged", s.objects, s.added, s.unchanged)?;
+            }
+        }
+        ShareCmd::Partners { db, format } => {
+            let store = open_read(cfg, &db)?;
+            let ex = store.share_exchanges()?;
+            let header = ["partner", "country", "max_tlp", "sightings", "home_addresses", "read", "write", "sent", "received", "withheld", "last_exchange", "last_error"];
+            let rows: Vec<Vec<String>> = cfg
+                .partners
+                .iter()
+                .map(|p| {
+                    let x = ex.iter().find(|x| x.partner == p.name).cloned().unwrap_or_default();
+                    vec![
+                        p.name.clone(),
+                        p.country.clone().unwrap_or_default(),
+                        format!("TLP:{}", p.max_tlp.as_str()),
+                        p.sightings.to_string(),
+                        p.home_addresses.to_string(),
+                        p.read.join(","),
+                        p.write.join(","),
+                        x.sent.to_string(),
+                        x.received.to_string(),
+                        x.withheld.to_string(),
+                        x.last_exchange.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                        x.last_error.unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            output::emit(out, format, &cfg.partners.iter().map(|p| serde_json::json!({"partner": p.name, "country": p.country, "max_tlp": p.max_tlp, "sightings": p.sightings, "home_addresses": p.home_addresses, "read": p.read, "write": p.write, "exchanges": ex.iter().find(|x| x.partner == p.name)})).collect::<Vec<_>>(), &header, &rows)?;
+        }
+        ShareCmd::Audit { partner, limit, db, format } => {
+            let store = open_read(cfg, &db)?;
+            let list = store.share_audit_list(partner.as_deref(), limit)?;
+            let header = ["at", "partner", "direction", "channel", "collection", "objects", "withheld", "tlp_max", "error"];
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.at.to_rfc3339(),
+                        a.partner.clone(),
+                        a.direction.clone(),
+                        a.channel.clone(),
+                        a.collection.clone().unwrap_or_default(),
+                        a.objects.to_string(),
+                        a.withheld.to_string(),
+                        a.tlp_max.clone().unwrap_or_default(),
+                        a.error.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            output::emit(out, format, &list, &header, &rows)?;
+        }
+        ShareCmd::Sightings { value, db, format } => {
+            let store = open_read(cfg, &db)?;
+            let rows = sightings_of(&store, &value)?;
+            let header = ["by", "count", "first_seen", "last_seen", "sighting"];
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| vec![r["by"].as_str().unwrap_or("").into(), r["count"].to_string(), r["first_seen"].as_str().unwrap_or("").into(), r["last_seen"].as_str().unwrap_or("").into(), r["id"].as_str().unwrap_or("").into()])
+                .collect();
+            output::emit(out, format, &rows, &header, &table)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every sighting of the indicator for `value`: this node's own and those partners sent.
+fn sightings_of(store: &SqliteStore, value: &str) -> Result<Vec<serde_json::Value>> {
+    let ind = botwatch_share::stix::indicator_id(value);
+    let mut out = Vec::new();
+    let mut colls: Vec<String> = store.share_counts()?.into_iter().map(|(c, _)| c).collect();
+    colls.sort();
+    for c in colls {
+        let mut after = None;
+        loop {
+            let q = botwatch_store::share::SharePage { collection: c.clone(), after_seq: after, types: vec!["sighting".into()], limit: 1000, ..Default::default() };
+            let (rows, more) = store.share_page(&q)?;
+            for r in &rows {
+                let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+                if v["sighting_of_ref"] == ind.as_str() {
+                    out.push(serde_json::json!({
+                        "by": r.partner.clone().unwrap_or_else(|| "this node".into()),
+                        "id": v["id"], "count": v["count"], "first_seen": v["first_seen"], "last_seen": v["last_seen"],
+                    }));
+                }
+            }
+            after = rows.last().map(|r| r.seq);
+            if !more {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn taxii_cmd(cfg: &Config, cmd: TaxiiCmd, families: &botwatch_model::FamilyTable, out: &mut dyn Write) -> Result<()> {
+    let chosen = |name: &Option<String>| -> Result<Vec<botwatch_share::partners::Partner>> {
+        Ok(match name {
+            Some(n) => vec![botwatch::share::partner(cfg, n)?.clone()],
+            None => cfg.partners.iter().filter(|p| p.url.is_some()).cloned().collect(),
+        })
+    };
+    match cmd {
+        TaxiiCmd::Pull { partner, db, json } => {
+            let registry = botwatch::registry(cfg);
+            let ipdb = botwatch::ipdb(cfg)?;
+            let mut store = open_existing(cfg, &db)?;
+            let ing = Ingestor { registry: &registry, ipdb: &ipdb, families, limits: cfg.ingest.limits() };
+            let mut failed = 0;
+            for p in chosen(&partner)? {
+                match botwatch::share::pull(cfg, &mut store, &ing, &p, &SystemClock) {
+                    Ok(list) => {
+                        for s in list {
+                            if json {
+                                writeln!(out, "{}", serde_json::to_string(&s)?)?;
+                            } else {
+                                writeln!(out, "{} {}: {} objects in {} pages, {} events, {} rejects, {} aggregates", s.partner, s.collection, s.objects, s.pages, s.events, s.rejects, s.aggregates)?;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("{}: {e:#}", p.name);
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} partner(s) could not be pulled");
+            }
+        }
+        TaxiiCmd::Push { partner, db, json } => {
+            let mut store = open_existing(cfg, &db)?;
+            let me = botwatch::share::share_cfg(cfg);
+            let home = botwatch::share::home_test(cfg)?;
+            botwatch_share::publish::publish(&mut store, &me, &home, SystemClock.now())?;
+            let mut failed = 0;
+            for p in chosen(&partner)?.into_iter().filter(|p| p.push_collection.is_some()) {
+                match botwatch::share::push(cfg, &mut store, &p, &SystemClock) {
+                    Ok(s) if json => writeln!(out, "{}", serde_json::to_string(&s)?)?,
+                    Ok(s) => writeln!(out, "{}: {} objects sent in {} envelopes, {} withheld by the TLP gate", s.partner, s.sent, s.posts, s.withheld)?,
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("{}: {e:#}", p.name);
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} partner(s) could not be pushed to");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn token(cfg: &Config, cmd: TokenCmd, out: &mut dyn Write) -> Result<()> {

@@ -17,6 +17,7 @@ pub mod db;
 pub mod metrics;
 pub mod net;
 pub mod portal;
+pub mod taxii;
 pub mod tls;
 pub mod web;
 
@@ -125,6 +126,8 @@ pub struct Deps {
     /// The key subscriber ids are stored under: a raw id asked for (`?subscriber=`) is
     /// looked up as its pseudonym. `None`: ids are stored as imported.
     pub pseudonymiser: Option<botwatch_enrich::subscriber::Pseudonymiser>,
+    /// `[share]` and `[[partners]]`: the TAXII server answers only when set.
+    pub share: Option<Arc<taxii::Sharing>>,
 }
 
 /// Shared by every request.
@@ -315,6 +318,7 @@ pub fn router(state: Shared) -> Router {
         .merge(api::routes())
         .merge(web::routes())
         .merge(portal::routes())
+        .merge(taxii::routes())
         .route("/healthz", axum::routing::get(healthz))
         .route("/metrics", axum::routing::get(metrics::render))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))

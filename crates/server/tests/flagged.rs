@@ -42,6 +42,7 @@ async fn new_listings_join_the_set_and_old_ones_leave_at_the_daily_rebuild() {
         token_secret: b"k".to_vec(),
         retain_days: None,
         pseudonymiser: None,
+        share: None,
         clock: clock.clone(),
     };
     let st = AppState::new(ServerConfig::default(), deps).unwrap();

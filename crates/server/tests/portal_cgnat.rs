@@ -42,6 +42,7 @@ fn app(db: &std::path::Path, attr: StaticAttributor, now: Timestamp) -> axum::Ro
         token_secret: b"0123456789abcdef".to_vec(),
         retain_days: None,
         pseudonymiser: None,
+        share: None,
         clock: Arc::new(ManualClock::new(now)),
     };
     botwatch_server::router(AppState::new(ServerConfig::default(), deps).unwrap())

@@ -14,6 +14,8 @@ pub mod federation;
 pub mod gate;
 pub mod ids;
 pub mod misp;
+pub mod partners;
+pub mod publish;
 pub mod stix;
 pub mod taxii;
 pub mod tlp;

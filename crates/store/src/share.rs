@@ -134,18 +134,22 @@ pub struct PullState {
 }
 
 impl SqliteStore {
-    /// Every observation of `types` (all when empty), in id order; or, with `by_group`, in
-    /// (type, family, day of last sighting, TLP) order for writers that group (a MISP feed).
+    /// Every observation of `types` (all when empty), in id order; or, with `by_group` (the
+    /// rank unmarked ones count as), in (type, family, day of last sighting, TLP) order for
+    /// writers that group (a MISP feed).
     /// Streams: memory does not depend on how many there are.
     pub fn for_each_share_row(
         &self,
         types: &[String],
-        by_group: bool,
+        by_group: Option<u8>,
         f: &mut dyn FnMut(&ShareRow) -> Result<()>,
     ) -> Result<()> {
         let marks = vec!["?"; types.len()].join(",");
         let wh = if types.is_empty() { String::new() } else { format!("WHERE type IN ({marks})") };
-        let order = if by_group { "type, family, last_seen / 86400000000, COALESCE(tlp, -1), id" } else { "id" };
+        let order = match by_group {
+            Some(d) => format!("type, family, last_seen / 86400000000, COALESCE(tlp, {d}), id"),
+            None => "id".to_string(),
+        };
         let mut st = self.conn.prepare(&format!(
             "SELECT id, subject, type, family, ip, asn, cc, first_seen, last_seen, count, confidence, tlp FROM observations {wh} ORDER BY {order}"
         ))?;
