@@ -9,6 +9,15 @@ usage: validate.py xarf FILE.jsonl      each line must pass `xarf.parse` (PyPI x
        validate.py prometheus FILE      the text exposition parses with prometheus_client's
                                        own parser (the format Prometheus scrapes)
        validate.py openapi FILE.json    the document passes openapi-spec-validator
+       validate.py stix FILE.json       the bundle passes stix2-validator (OASIS) with no error;
+                                       warnings other than "not a UUIDv4" (botwatch's ids are
+                                       name-based UUIDv5 on purpose) fail too
+       validate.py misp-feed DIR        PyMISP loads manifest.json and every event; each
+                                       object rebuilt against its MISP object template in
+                                       strict mode
+       validate.py taxii URL USER PASS  taxii2-client walks discovery, the API root and every
+                                       readable collection, paging objects 10 at a time;
+                                       prints the objects it got as one JSON line per object
 
 Prints one line per invalid input line (`line N: …`) and a summary; exits 1 if any line is
 invalid or the file is empty, 2 if the validator package is missing.
@@ -88,7 +97,77 @@ def whole_file(kind, path):
         return 1
 
 
+def stix_check(path):
+    from stix2validator import ValidationOptions, validate_file
+
+    r = validate_file(path, ValidationOptions(version="2.1", silent=True))
+    errors = [str(e) for o in r.object_results for e in o.errors]
+    warnings = [str(w) for o in r.object_results for w in o.warnings if "UUIDv4" not in str(w)]
+    for e in (errors + warnings)[:50]:
+        print(e)
+    with open(path, encoding="utf-8") as f:
+        n = len(json.load(f).get("objects", []))
+    print(f"stix2-validator: {n} objects, {len(errors)} errors, {len(warnings)} warnings")
+    return 0 if r.is_valid and not errors and not warnings and n > 0 else 1
+
+
+def misp_check(d):
+    import os
+
+    from pymisp import MISPEvent, MISPObject
+
+    with open(os.path.join(d, "manifest.json"), encoding="utf-8") as f:
+        manifest = json.load(f)
+    objects = attributes = 0
+    for uuid, summary in manifest.items():
+        ev = MISPEvent(strict_validation=True)
+        ev.load_file(os.path.join(d, uuid + ".json"))
+        assert ev.uuid == uuid, f"{uuid}: event uuid {ev.uuid}"
+        assert ev.info == summary["info"], f"{uuid}: manifest info differs"
+        for o in ev.objects:
+            rebuilt = MISPObject(o.name, strict=True)
+            for a in o.attributes:
+                rebuilt.add_attribute(a.object_relation, value=a.value, type=a.type)
+                attributes += 1
+            rebuilt.to_json(sort_keys=True)
+            objects += 1
+    with open(os.path.join(d, "hashes.csv"), encoding="utf-8") as f:
+        hashes = sum(1 for line in f if line.strip())
+    print(f"pymisp: {len(manifest)} events, {objects} objects, {attributes} attributes, {hashes} hashes")
+    return 0 if manifest and objects and hashes == objects else 1
+
+
+def taxii_walk(url, user, password):
+    from taxii2client.v21 import Server, as_pages
+
+    server = Server(url, user=user, password=password)
+    got = 0
+    print(json.dumps({"discovery": server.title, "api_roots": len(server.api_roots)}))
+    for root in server.api_roots:
+        for c in root.collections:
+            if not c.can_read:
+                continue
+            pages = 0
+            for env in as_pages(c.get_objects, per_request=10):
+                pages += 1
+                for o in env.get("objects", []):
+                    got += 1
+                    print(json.dumps({"collection": c.id, "object": o}))
+            m = c.get_manifest()
+            print(json.dumps({"collection": c.id, "pages": pages, "manifest": len(m.get("objects", []))}))
+    print(json.dumps({"objects": got}))
+    return 0 if got else 1
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] in ("stix", "misp-feed"):
+        try:
+            sys.exit(stix_check(sys.argv[2]) if sys.argv[1] == "stix" else misp_check(sys.argv[2]))
+        except ImportError as e:
+            print(f"missing validator: {e}", file=sys.stderr)
+            sys.exit(2)
+    if len(sys.argv) == 5 and sys.argv[1] == "taxii":
+        sys.exit(taxii_walk(*sys.argv[2:5]))
     if len(sys.argv) == 3 and sys.argv[1] in ("prometheus", "openapi"):
         sys.exit(whole_file(sys.argv[1], sys.argv[2]))
     if len(sys.argv) != 3 or sys.argv[1] not in ("xarf", "intelmq"):

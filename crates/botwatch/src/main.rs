@@ -875,23 +875,41 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .collect();
             output::emit(&mut out, format, &obs, &header, &rows)?;
         }
-        Cmd::Export { format: f @ (ExportFormat::Stix | ExportFormat::MispFeed), db, output: file, out: dir, partner, tlp, sightings, home_addresses, .. } => {
+        Cmd::Export {
+            format: f @ (ExportFormat::Stix | ExportFormat::MispFeed),
+            db,
+            output: file,
+            out: dir,
+            partner,
+            tlp,
+            sightings,
+            home_addresses,
+            ..
+        } => {
             let store = open_existing(&cfg, &db)?;
-            let tlp = botwatch_model::Tlp::from_name(&tlp).with_context(|| format!("--tlp: not a TLP level: {tlp:?}"))?;
-            let (who, e) = botwatch::share::entitlement(&cfg, partner.as_deref(), tlp, sightings, home_addresses)?;
+            let tlp = botwatch_model::Tlp::from_name(&tlp)
+                .with_context(|| format!("--tlp: not a TLP level: {tlp:?}"))?;
+            let (who, e) =
+                botwatch::share::entitlement(&cfg, partner.as_deref(), tlp, sightings, home_addresses)?;
             let now = SystemClock.now();
             let me = botwatch::share::share_cfg(&cfg);
             let (channel, sent) = if matches!(f, ExportFormat::Stix) {
                 let mut w: Box<dyn Write> = match &file {
-                    Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+                    Some(p) => Box::new(std::io::BufWriter::new(
+                        std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+                    )),
                     None => Box::new(&mut out),
                 };
                 ("stix-export", botwatch::share::export_stix(&cfg, &store, &who, &e, &mut w, now)?)
             } else {
                 let dir = dir.or(file).context("--format misp-feed needs --out DIR")?;
                 let home = botwatch::share::home_test(&cfg)?;
-                let (sent, (events, objects, attributes)) = botwatch_share::publish::misp_feed(&store, &me, &home, &e, &dir)?;
-                eprintln!("MISP feed in {}: {events} events, {objects} objects, {attributes} attributes", dir.display());
+                let (sent, (events, objects, attributes)) =
+                    botwatch_share::publish::misp_feed(&store, &me, &home, &e, &dir)?;
+                eprintln!(
+                    "MISP feed in {}: {events} events, {objects} objects, {attributes} attributes",
+                    dir.display()
+                );
                 ("misp-feed", sent)
             };
             eprintln!(
@@ -901,7 +919,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 sent.tlp_max.map(|t| format!("TLP:{}", t.as_str())).unwrap_or_else(|| "none".into())
             );
             if partner.is_some() {
-                botwatch::share::audit(&store, now, &who, "sent", channel, None, sent.objects, sent.withheld, sent.tlp_max, None)?;
+                botwatch::share::audit(
+                    &store,
+                    now,
+                    &who,
+                    "sent",
+                    channel,
+                    None,
+                    sent.objects,
+                    sent.withheld,
+                    sent.tlp_max,
+                    None,
+                )?;
             }
         }
         Cmd::Share { cmd } => share_cmd(&cfg, cmd, &mut out)?,
@@ -1736,7 +1765,10 @@ fn serve(cfg: &Config, listen: Option<std::net::SocketAddr>, db: &DbArg) -> Resu
         pseudonymiser,
         clock: std::sync::Arc::new(SystemClock),
         share: match &cfg.share {
-            Some(s) => Some(std::sync::Arc::new(botwatch_server::taxii::Sharing::new(s.clone(), cfg.partners.clone())?)),
+            Some(s) => Some(std::sync::Arc::new(botwatch_server::taxii::Sharing::new(
+                s.clone(),
+                cfg.partners.clone(),
+            )?)),
             None => None,
         },
     };
@@ -1769,13 +1801,30 @@ fn share_cmd(cfg: &Config, cmd: ShareCmd, out: &mut dyn Write) -> Result<()> {
             if json {
                 writeln!(out, "{}", serde_json::to_string(&s)?)?;
             } else {
-                writeln!(out, "published {} objects: {} new or changed, {} unchanged", s.objects, s.added, s.unchanged)?;
+                writeln!(
+                    out,
+                    "published {} objects: {} new or changed, {} unchanged",
+                    s.objects, s.added, s.unchanged
+                )?;
             }
         }
         ShareCmd::Partners { db, format } => {
             let store = open_read(cfg, &db)?;
             let ex = store.share_exchanges()?;
-            let header = ["partner", "country", "max_tlp", "sightings", "home_addresses", "read", "write", "sent", "received", "withheld", "last_exchange", "last_error"];
+            let header = [
+                "partner",
+                "country",
+                "max_tlp",
+                "sightings",
+                "home_addresses",
+                "read",
+                "write",
+                "sent",
+                "received",
+                "withheld",
+                "last_exchange",
+                "last_error",
+            ];
             let rows: Vec<Vec<String>> = cfg
                 .partners
                 .iter()
@@ -1802,7 +1851,17 @@ fn share_cmd(cfg: &Config, cmd: ShareCmd, out: &mut dyn Write) -> Result<()> {
         ShareCmd::Audit { partner, limit, db, format } => {
             let store = open_read(cfg, &db)?;
             let list = store.share_audit_list(partner.as_deref(), limit)?;
-            let header = ["at", "partner", "direction", "channel", "collection", "objects", "withheld", "tlp_max", "error"];
+            let header = [
+                "at",
+                "partner",
+                "direction",
+                "channel",
+                "collection",
+                "objects",
+                "withheld",
+                "tlp_max",
+                "error",
+            ];
             let rows: Vec<Vec<String>> = list
                 .iter()
                 .map(|a| {
@@ -1827,7 +1886,15 @@ fn share_cmd(cfg: &Config, cmd: ShareCmd, out: &mut dyn Write) -> Result<()> {
             let header = ["by", "count", "first_seen", "last_seen", "sighting"];
             let table: Vec<Vec<String>> = rows
                 .iter()
-                .map(|r| vec![r["by"].as_str().unwrap_or("").into(), r["count"].to_string(), r["first_seen"].as_str().unwrap_or("").into(), r["last_seen"].as_str().unwrap_or("").into(), r["id"].as_str().unwrap_or("").into()])
+                .map(|r| {
+                    vec![
+                        r["by"].as_str().unwrap_or("").into(),
+                        r["count"].to_string(),
+                        r["first_seen"].as_str().unwrap_or("").into(),
+                        r["last_seen"].as_str().unwrap_or("").into(),
+                        r["id"].as_str().unwrap_or("").into(),
+                    ]
+                })
                 .collect();
             output::emit(out, format, &rows, &header, &table)?;
         }
@@ -1844,7 +1911,13 @@ fn sightings_of(store: &SqliteStore, value: &str) -> Result<Vec<serde_json::Valu
     for c in colls {
         let mut after = None;
         loop {
-            let q = botwatch_store::share::SharePage { collection: c.clone(), after_seq: after, types: vec!["sighting".into()], limit: 1000, ..Default::default() };
+            let q = botwatch_store::share::SharePage {
+                collection: c.clone(),
+                after_seq: after,
+                types: vec!["sighting".into()],
+                limit: 1000,
+                ..Default::default()
+            };
             let (rows, more) = store.share_page(&q)?;
             for r in &rows {
                 let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
@@ -1864,7 +1937,12 @@ fn sightings_of(store: &SqliteStore, value: &str) -> Result<Vec<serde_json::Valu
     Ok(out)
 }
 
-fn taxii_cmd(cfg: &Config, cmd: TaxiiCmd, families: &botwatch_model::FamilyTable, out: &mut dyn Write) -> Result<()> {
+fn taxii_cmd(
+    cfg: &Config,
+    cmd: TaxiiCmd,
+    families: &botwatch_model::FamilyTable,
+    out: &mut dyn Write,
+) -> Result<()> {
     let chosen = |name: &Option<String>| -> Result<Vec<botwatch_share::partners::Partner>> {
         Ok(match name {
             Some(n) => vec![botwatch::share::partner(cfg, n)?.clone()],
@@ -1875,7 +1953,7 @@ fn taxii_cmd(cfg: &Config, cmd: TaxiiCmd, families: &botwatch_model::FamilyTable
         TaxiiCmd::Pull { partner, db, json } => {
             let registry = botwatch::registry(cfg);
             let ipdb = botwatch::ipdb(cfg)?;
-            let mut store = open_existing(cfg, &db)?;
+            let mut store = open_store(cfg, &db)?;
             let ing = Ingestor { registry: &registry, ipdb: &ipdb, families, limits: cfg.ingest.limits() };
             let mut failed = 0;
             for p in chosen(&partner)? {
@@ -1885,7 +1963,17 @@ fn taxii_cmd(cfg: &Config, cmd: TaxiiCmd, families: &botwatch_model::FamilyTable
                             if json {
                                 writeln!(out, "{}", serde_json::to_string(&s)?)?;
                             } else {
-                                writeln!(out, "{} {}: {} objects in {} pages, {} events, {} rejects, {} aggregates", s.partner, s.collection, s.objects, s.pages, s.events, s.rejects, s.aggregates)?;
+                                writeln!(
+                                    out,
+                                    "{} {}: {} objects in {} pages, {} events, {} rejects, {} aggregates",
+                                    s.partner,
+                                    s.collection,
+                                    s.objects,
+                                    s.pages,
+                                    s.events,
+                                    s.rejects,
+                                    s.aggregates
+                                )?;
                             }
                         }
                     }
@@ -1908,7 +1996,11 @@ fn taxii_cmd(cfg: &Config, cmd: TaxiiCmd, families: &botwatch_model::FamilyTable
             for p in chosen(&partner)?.into_iter().filter(|p| p.push_collection.is_some()) {
                 match botwatch::share::push(cfg, &mut store, &p, &SystemClock) {
                     Ok(s) if json => writeln!(out, "{}", serde_json::to_string(&s)?)?,
-                    Ok(s) => writeln!(out, "{}: {} objects sent in {} envelopes, {} withheld by the TLP gate", s.partner, s.sent, s.posts, s.withheld)?,
+                    Ok(s) => writeln!(
+                        out,
+                        "{}: {} objects sent in {} envelopes, {} withheld by the TLP gate",
+                        s.partner, s.sent, s.posts, s.withheld
+                    )?,
                     Err(e) => {
                         failed += 1;
                         eprintln!("{}: {e:#}", p.name);

@@ -21,16 +21,23 @@ pub fn share_cfg(cfg: &Config) -> ShareConfig {
 pub fn partner<'a>(cfg: &'a Config, name: &str) -> Result<&'a Partner> {
     cfg.partners.iter().find(|p| p.name == name).with_context(|| {
         let known: Vec<&str> = cfg.partners.iter().map(|p| p.name.as_str()).collect();
-        format!("no partner {name:?} in [[partners]] (known: {})", if known.is_empty() { "none".into() } else { known.join(", ") })
+        format!(
+            "no partner {name:?} in [[partners]] (known: {})",
+            if known.is_empty() { "none".into() } else { known.join(", ") }
+        )
     })
 }
 
 /// Whether an address is inside the constituency: an organisation of `[constituency]`
 /// holds it, or its country is one of `[share] home_countries`.
-pub fn home_test(cfg: &Config) -> Result<impl Fn(Option<IpAddr>, Option<u32>, Option<&str>) -> bool> {
+/// See [`home_test`].
+pub type HomeTest = Box<dyn Fn(Option<IpAddr>, Option<u32>, Option<&str>) -> bool>;
+
+pub fn home_test(cfg: &Config) -> Result<HomeTest> {
     let orgs = crate::isp::constituency(cfg)?;
-    let countries: Vec<String> = share_cfg(cfg).home_countries.iter().map(|c| c.to_ascii_uppercase()).collect();
-    Ok(move |ip: Option<IpAddr>, asn: Option<u32>, cc: Option<&str>| {
+    let countries: Vec<String> =
+        share_cfg(cfg).home_countries.iter().map(|c| c.to_ascii_uppercase()).collect();
+    Ok(Box::new(move |ip: Option<IpAddr>, asn: Option<u32>, cc: Option<&str>| {
         if cc.is_some_and(|c| countries.iter().any(|h| h.eq_ignore_ascii_case(c))) {
             return true;
         }
@@ -38,11 +45,17 @@ pub fn home_test(cfg: &Config) -> Result<impl Fn(Option<IpAddr>, Option<u32>, Op
             (Some(o), Some(ip)) => o.org_for(ip, asn).is_some(),
             _ => false,
         }
-    })
+    }))
 }
 
 /// The recipient of an export: a partner, or the options given for a file.
-pub fn entitlement(cfg: &Config, partner_name: Option<&str>, tlp: botwatch_model::Tlp, sightings: bool, home: bool) -> Result<(String, Entitlement)> {
+pub fn entitlement(
+    cfg: &Config,
+    partner_name: Option<&str>,
+    tlp: botwatch_model::Tlp,
+    sightings: bool,
+    home: bool,
+) -> Result<(String, Entitlement)> {
     let me = share_cfg(cfg);
     Ok(match partner_name {
         Some(n) => {
@@ -51,12 +64,31 @@ pub fn entitlement(cfg: &Config, partner_name: Option<&str>, tlp: botwatch_model
         }
         None => (
             "file".into(),
-            Entitlement { max_tlp: tlp, sightings, home_addresses: home, same_organisation: false, default_tlp: me.default_tlp },
+            Entitlement {
+                max_tlp: tlp,
+                sightings,
+                home_addresses: home,
+                same_organisation: false,
+                default_tlp: me.default_tlp,
+            },
         ),
     })
 }
 
-pub fn audit(store: &SqliteStore, now: Timestamp, partner: &str, direction: &str, channel: &str, collection: Option<&str>, objects: u64, withheld: u64, tlp_max: Option<botwatch_model::Tlp>, error: Option<String>) -> Result<()> {
+// One row of the audit log, each column an argument: call sites read as the row they write.
+#[allow(clippy::too_many_arguments)]
+pub fn audit(
+    store: &SqliteStore,
+    now: Timestamp,
+    partner: &str,
+    direction: &str,
+    channel: &str,
+    collection: Option<&str>,
+    objects: u64,
+    withheld: u64,
+    tlp_max: Option<botwatch_model::Tlp>,
+    error: Option<String>,
+) -> Result<()> {
     store.share_audit(&AuditEntry {
         at: now,
         partner: partner.into(),
@@ -110,7 +142,8 @@ impl Taxii {
     fn get(&self, url: &str) -> Result<(serde_json::Value, Option<String>)> {
         let resp = self.req(self.client.get(url)).send().with_context(|| format!("GET {url}"))?;
         let status = resp.status();
-        let last = resp.headers().get("X-TAXII-Date-Added-Last").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let last =
+            resp.headers().get("X-TAXII-Date-Added-Last").and_then(|v| v.to_str().ok()).map(str::to_string);
         let body = resp.text()?;
         if !status.is_success() {
             bail!("GET {url}: {status}: {}", body.chars().take(300).collect::<String>());
@@ -166,7 +199,13 @@ pub struct PullSummary {
 /// Pulls every readable collection of a partner since the last pull, keeps what came with
 /// the partner as its provenance, and ingests indicators and observed data through the
 /// normal pipeline (rejects kept, duplicates merged).
-pub fn pull(cfg: &Config, store: &mut SqliteStore, ing: &Ingestor<'_>, p: &Partner, clock: &dyn Clock) -> Result<Vec<PullSummary>> {
+pub fn pull(
+    cfg: &Config,
+    store: &mut SqliteStore,
+    ing: &Ingestor<'_>,
+    p: &Partner,
+    clock: &dyn Clock,
+) -> Result<Vec<PullSummary>> {
     let t = Taxii::new(cfg, p)?;
     let base = root(p)?;
     let ids: Vec<String> = if p.collections.is_empty() {
@@ -191,8 +230,25 @@ pub fn pull(cfg: &Config, store: &mut SqliteStore, ing: &Ingestor<'_>, p: &Partn
             Ok(s) => out.push(s),
             Err(e) => {
                 let msg = format!("{e:#}");
-                audit(store, now, &p.name, "received", "taxii-pull", Some(&cid), 0, 0, None, Some(msg.clone()))?;
-                let mut st = store.pull_state(&p.name, &url)?.unwrap_or(PullState { partner: p.name.clone(), url: url.clone(), added_after: None, last_pull: None, last_error: None });
+                audit(
+                    store,
+                    now,
+                    &p.name,
+                    "received",
+                    "taxii-pull",
+                    Some(&cid),
+                    0,
+                    0,
+                    None,
+                    Some(msg.clone()),
+                )?;
+                let mut st = store.pull_state(&p.name, &url)?.unwrap_or(PullState {
+                    partner: p.name.clone(),
+                    url: url.clone(),
+                    added_after: None,
+                    last_pull: None,
+                    last_error: None,
+                });
                 st.last_error = Some(msg);
                 store.save_pull_state(&st)?;
                 return Err(e);
@@ -202,20 +258,36 @@ pub fn pull(cfg: &Config, store: &mut SqliteStore, ing: &Ingestor<'_>, p: &Partn
     Ok(out)
 }
 
-fn pull_collection(t: &Taxii, store: &mut SqliteStore, ing: &Ingestor<'_>, p: &Partner, url: &str, cid: &str, now: Timestamp) -> Result<PullSummary> {
+fn pull_collection(
+    t: &Taxii,
+    store: &mut SqliteStore,
+    ing: &Ingestor<'_>,
+    p: &Partner,
+    url: &str,
+    cid: &str,
+    now: Timestamp,
+) -> Result<PullSummary> {
     let state = store.pull_state(&p.name, url)?;
     let after = state.as_ref().and_then(|s| s.added_after.clone());
-    let mut sum = PullSummary { partner: p.name.clone(), collection: cid.into(), added_after: after.clone(), ..Default::default() };
+    let mut sum = PullSummary {
+        partner: p.name.clone(),
+        collection: cid.into(),
+        added_after: after.clone(),
+        ..Default::default()
+    };
     // The pages go to one bundle on disk: relationships in one page name objects in another,
     // and the STIX reader needs them together.
     let tmp = tempfile::NamedTempFile::new()?;
-    let mut bw = botwatch_share::stix::BundleWriter::new(std::io::BufWriter::new(tmp.reopen()?), &format!("{}|{url}|{}", p.name, now.micros()))?;
+    let mut bw = botwatch_share::stix::BundleWriter::new(
+        std::io::BufWriter::new(tmp.reopen()?),
+        &format!("{}|{url}|{}", p.name, now.micros()),
+    )?;
     let mut cells = Vec::new();
     let mut received: Vec<(String, String, String, Option<u8>, String)> = Vec::new();
     let mut next: Option<String> = None;
     let mut newest = after.clone();
     loop {
-        let mut u = format!("{url}?limit=1000");
+        let mut u = format!("{url}?limit=100");
         if let Some(a) = &after {
             u.push_str(&format!("&added_after={}", qs(a)));
         }
@@ -240,7 +312,12 @@ fn pull_collection(t: &Taxii, store: &mut SqliteStore, ing: &Ingestor<'_>, p: &P
                 .into_iter()
                 .flatten()
                 .filter_map(|m| m.as_str())
-                .filter_map(|m| botwatch_share::tlp::ALL.into_iter().find(|t| botwatch_share::tlp::marking_id(*t) == m).or_else(|| botwatch_share::tlp::tlp1(m)))
+                .filter_map(|m| {
+                    botwatch_share::tlp::ALL
+                        .into_iter()
+                        .find(|t| botwatch_share::tlp::marking_id(*t) == m)
+                        .or_else(|| botwatch_share::tlp::tlp1(m))
+                })
                 .max();
             received.push((s("id"), s("type"), ver, tlp.map(botwatch_share::tlp::rank), o.to_string()));
             bw.push(&o.to_string())?;
@@ -257,7 +334,14 @@ fn pull_collection(t: &Taxii, store: &mut SqliteStore, ing: &Ingestor<'_>, p: &P
     store.share_put(
         &coll,
         Some(&p.name),
-        received.iter().map(|(id, ty, v, tlp, b)| botwatch_store::share::NewShareObject { id, ty, version: v, tlp: *tlp, flags: 0, body: b }),
+        received.iter().map(|(id, ty, v, tlp, b)| botwatch_store::share::NewShareObject {
+            id,
+            ty,
+            version: v,
+            tlp: *tlp,
+            flags: 0,
+            body: b,
+        }),
         now,
     )?;
     if !cells.is_empty() {
@@ -300,7 +384,13 @@ fn pull_collection(t: &Taxii, store: &mut SqliteStore, ing: &Ingestor<'_>, p: &P
         }
     }
     sum.added_after = newest.clone();
-    store.save_pull_state(&PullState { partner: p.name.clone(), url: url.into(), added_after: newest, last_pull: Some(now), last_error: None })?;
+    store.save_pull_state(&PullState {
+        partner: p.name.clone(),
+        url: url.into(),
+        added_after: newest,
+        last_pull: Some(now),
+        last_error: None,
+    })?;
     audit(store, now, &p.name, "received", "taxii-pull", Some(cid), sum.objects, 0, None, None)?;
     Ok(sum)
 }
@@ -318,7 +408,8 @@ pub struct PushSummary {
 pub fn push(cfg: &Config, store: &mut SqliteStore, p: &Partner, clock: &dyn Clock) -> Result<PushSummary> {
     let me = share_cfg(cfg);
     let t = Taxii::new(cfg, p)?;
-    let coll = p.push_collection.clone().with_context(|| format!("partner {:?} has no push_collection", p.name))?;
+    let coll =
+        p.push_collection.clone().with_context(|| format!("partner {:?} has no push_collection", p.name))?;
     let url = format!("{}collections/{coll}/objects/", root(p)?);
     let key = format!("push:{url}");
     let e = p.entitlement(&me);
@@ -326,7 +417,8 @@ pub fn push(cfg: &Config, store: &mut SqliteStore, p: &Partner, clock: &dyn Cloc
     let state = store.pull_state(&p.name, &key)?;
     let mut sum = PushSummary { partner: p.name.clone(), ..Default::default() };
     let mut tlp_max = None;
-    let mut last_seq: i64 = state.as_ref().and_then(|s| s.added_after.as_deref()).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut last_seq: i64 =
+        state.as_ref().and_then(|s| s.added_after.as_deref()).and_then(|s| s.parse().ok()).unwrap_or(0);
     for kind in [CollectionKind::Indicators, CollectionKind::Federation] {
         let cid = kind.id(&me.node);
         let mut after = last_seq;
@@ -363,7 +455,18 @@ pub fn push(cfg: &Config, store: &mut SqliteStore, p: &Partner, clock: &dyn Cloc
             body.push_str("]}");
             if n > 0 {
                 if let Err(err) = t.post(&url, body) {
-                    audit(store, now, &p.name, "sent", "taxii-push", Some(&coll), sum.sent, sum.withheld, tlp_max, Some(format!("{err:#}")))?;
+                    audit(
+                        store,
+                        now,
+                        &p.name,
+                        "sent",
+                        "taxii-push",
+                        Some(&coll),
+                        sum.sent,
+                        sum.withheld,
+                        tlp_max,
+                        Some(format!("{err:#}")),
+                    )?;
                     return Err(err);
                 }
                 sum.posts += 1;
@@ -375,15 +478,35 @@ pub fn push(cfg: &Config, store: &mut SqliteStore, p: &Partner, clock: &dyn Cloc
         }
         last_seq = last_seq.max(after);
     }
-    store.save_pull_state(&PullState { partner: p.name.clone(), url: key, added_after: Some(last_seq.to_string()), last_pull: Some(now), last_error: None })?;
+    store.save_pull_state(&PullState {
+        partner: p.name.clone(),
+        url: key,
+        added_after: Some(last_seq.to_string()),
+        last_pull: Some(now),
+        last_error: None,
+    })?;
     audit(store, now, &p.name, "sent", "taxii-push", Some(&coll), sum.sent, sum.withheld, tlp_max, None)?;
     Ok(sum)
 }
 
 /// `botwatch export --format stix`: a bundle for one recipient.
-pub fn export_stix(cfg: &Config, store: &SqliteStore, who: &str, e: &Entitlement, w: &mut dyn Write, now: Timestamp) -> Result<botwatch_share::publish::Sent> {
+pub fn export_stix(
+    cfg: &Config,
+    store: &SqliteStore,
+    who: &str,
+    e: &Entitlement,
+    w: &mut dyn Write,
+    now: Timestamp,
+) -> Result<botwatch_share::publish::Sent> {
     let me = share_cfg(cfg);
     let home = home_test(cfg)?;
-    let sent = botwatch_share::publish::bundle(store, &me, &home, e, w, &format!("{}|{who}|{}", me.node, now.micros()))?;
+    let sent = botwatch_share::publish::bundle(
+        store,
+        &me,
+        &home,
+        e,
+        w,
+        &format!("{}|{who}|{}", me.node, now.micros()),
+    )?;
     Ok(sent)
 }

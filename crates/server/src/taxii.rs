@@ -114,7 +114,10 @@ impl IntoResponse for TaxiiError {
         let mut r = (self.0, body.to_string()).into_response();
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TAXII));
         if self.0 == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"botwatch TAXII\", Bearer"));
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"botwatch TAXII\", Bearer"),
+            );
         }
         r
     }
@@ -135,29 +138,53 @@ fn ok(body: String) -> Response {
 }
 
 fn sharing(st: &Shared) -> Result<Arc<Sharing>, TaxiiError> {
-    st.deps.share.clone().ok_or_else(|| TaxiiError(StatusCode::NOT_FOUND, "sharing is not configured ([share] in botwatch.toml)".into()))
+    st.deps.share.clone().ok_or_else(|| {
+        TaxiiError(StatusCode::NOT_FOUND, "sharing is not configured ([share] in botwatch.toml)".into())
+    })
 }
 
 /// The media type check TAXII asks for: a client must accept TAXII 2.1 JSON.
 fn accepts(h: &HeaderMap) -> Result<(), TaxiiError> {
     let Some(a) = h.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else { return Ok(()) };
     let fine = a.split(',').any(|m| {
-        let m: String = m.split(";q=").next().unwrap_or("").chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
-        m == "application/taxii+json;version=2.1" || m == "application/taxii+json" || m == "*/*" || m == "application/*"
+        let m: String = m
+            .split(";q=")
+            .next()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        m == "application/taxii+json;version=2.1"
+            || m == "application/taxii+json"
+            || m == "*/*"
+            || m == "application/*"
     });
-    if fine { Ok(()) } else { Err(TaxiiError(StatusCode::NOT_ACCEPTABLE, format!("this server answers {MEDIA_TAXII}"))) }
+    if fine {
+        Ok(())
+    } else {
+        Err(TaxiiError(StatusCode::NOT_ACCEPTABLE, format!("this server answers {MEDIA_TAXII}")))
+    }
 }
 
 async fn caller(st: &Shared, s: &Sharing, h: &HeaderMap) -> Result<Caller, TaxiiError> {
     accepts(h)?;
     let Some(v) = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return Err(TaxiiError(StatusCode::UNAUTHORIZED, "send HTTP Basic credentials or a bearer token".into()));
+        return Err(TaxiiError(
+            StatusCode::UNAUTHORIZED,
+            "send HTTP Basic credentials or a bearer token".into(),
+        ));
     };
     if let Some(b) = v.strip_prefix("Basic ") {
         use base64::Engine;
-        let raw = base64::engine::general_purpose::STANDARD.decode(b.trim()).map_err(|_| TaxiiError(StatusCode::UNAUTHORIZED, "malformed Basic credentials".into()))?;
-        let raw = String::from_utf8(raw).map_err(|_| TaxiiError(StatusCode::UNAUTHORIZED, "malformed Basic credentials".into()))?;
-        let (user, pass) = raw.split_once(':').ok_or_else(|| TaxiiError(StatusCode::UNAUTHORIZED, "malformed Basic credentials".into()))?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b.trim())
+            .map_err(|_| TaxiiError(StatusCode::UNAUTHORIZED, "malformed Basic credentials".into()))?;
+        let raw = String::from_utf8(raw)
+            .map_err(|_| TaxiiError(StatusCode::UNAUTHORIZED, "malformed Basic credentials".into()))?;
+        let (user, pass) = raw
+            .split_once(':')
+            .ok_or_else(|| TaxiiError(StatusCode::UNAUTHORIZED, "malformed Basic credentials".into()))?;
         let given = sha(pass);
         for (i, p) in s.partners.iter().enumerate() {
             if p.name == user && s.passwords[i] == Some(given) {
@@ -176,7 +203,9 @@ async fn caller(st: &Shared, s: &Sharing, h: &HeaderMap) -> Result<Caller, Taxii
         let p = principal_for_token(st, t).await?;
         return match p.role {
             Role::Admin | Role::Analyst => Ok(Caller::Local(p.name)),
-            Role::Organisation => Err(TaxiiError(StatusCode::FORBIDDEN, "organisation tokens have no TAXII access".into())),
+            Role::Organisation => {
+                Err(TaxiiError(StatusCode::FORBIDDEN, "organisation tokens have no TAXII access".into()))
+            }
         };
     }
     Err(TaxiiError(StatusCode::UNAUTHORIZED, "send HTTP Basic credentials or a bearer token".into()))
@@ -280,14 +309,26 @@ struct Filter {
 }
 
 fn filter(q: &[(String, String)]) -> Result<Filter, TaxiiError> {
-    let mut f = Filter { added_after: None, limit: 100, next: None, types: vec![], ids: vec![], versions: Versions::Last, key: String::new() };
+    let mut f = Filter {
+        added_after: None,
+        limit: 100,
+        next: None,
+        types: vec![],
+        ids: vec![],
+        versions: Versions::Last,
+        key: String::new(),
+    };
     let bad = |m: String| TaxiiError(StatusCode::BAD_REQUEST, m);
     let mut key_parts = Vec::new();
     for (k, v) in q {
-        let list = || v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect::<Vec<_>>();
+        let list =
+            || v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect::<Vec<_>>();
         match k.as_str() {
             "added_after" => {
-                f.added_after = Some(botwatch_model::parse_timestamp(v).ok_or_else(|| bad(format!("added_after: not a timestamp: {v:?}")))?);
+                f.added_after = Some(
+                    botwatch_model::parse_timestamp(v)
+                        .ok_or_else(|| bad(format!("added_after: not a timestamp: {v:?}")))?,
+                );
                 key_parts.push(format!("a={v}"));
             }
             "limit" => {
@@ -313,11 +354,8 @@ fn filter(q: &[(String, String)]) -> Result<Filter, TaxiiError> {
                 };
                 key_parts.push(format!("v={v}"));
             }
-            "match[spec_version]" => {
-                if !list().iter().any(|x| x == "2.1") {
-                    f.ids = vec!["\u{0}none".into()];
-                }
-            }
+            // Only 2.1 objects are kept: asking for other versions finds nothing.
+            "match[spec_version]" if !list().iter().any(|x| x == "2.1") => f.ids = vec!["\u{0}none".into()],
             _ => {}
         }
     }
@@ -337,7 +375,9 @@ async fn page(
 ) -> Result<(Vec<botwatch_store::share::SharedObject>, Option<String>, u64), TaxiiError> {
     let e = c.entitlement(s);
     let after = match &f.next {
-        Some(n) => Some(taxii::decode_next(n, &f.key).ok_or_else(|| TaxiiError(StatusCode::BAD_REQUEST, "next does not belong to these filters".into()))?),
+        Some(n) => Some(taxii::decode_next(n, &f.key).ok_or_else(|| {
+            TaxiiError(StatusCode::BAD_REQUEST, "next does not belong to these filters".into())
+        })?),
         None => None,
     };
     let q = SharePage {
@@ -353,10 +393,12 @@ async fn page(
         without_body,
     };
     let (rows, more) = st.deps.db.run(move |db| Ok(db.share_page(&q)?)).await?;
-    let next = (more && !rows.is_empty()).then(|| taxii::encode_next(rows.last().map(|r| r.seq).unwrap_or(0), &f.key));
+    let next = (more && !rows.is_empty())
+        .then(|| taxii::encode_next(rows.last().map(|r| r.seq).unwrap_or(0), &f.key));
     // The pre-filter above is the gate's own condition; the gate still decides each row.
     let before = rows.len();
-    let rows: Vec<_> = rows.into_iter().filter(|r| gate::admit(&e, &Label::from_parts(r.tlp, r.flags)).sends()).collect();
+    let rows: Vec<_> =
+        rows.into_iter().filter(|r| gate::admit(&e, &Label::from_parts(r.tlp, r.flags)).sends()).collect();
     let withheld = (before - rows.len()) as u64;
     if withheld > 0 {
         tracing::error!(withheld, "TAXII page: rows past the SQL pre-filter were refused by the gate");
@@ -376,7 +418,15 @@ fn added_headers(r: &mut Response, rows: &[botwatch_store::share::SharedObject])
     }
 }
 
-async fn audit_sent(st: &Shared, s: &Sharing, c: &Caller, k: CollectionKind, channel: &str, rows: &[botwatch_store::share::SharedObject], withheld: u64) {
+async fn audit_sent(
+    st: &Shared,
+    s: &Sharing,
+    c: &Caller,
+    k: CollectionKind,
+    channel: &str,
+    rows: &[botwatch_store::share::SharedObject],
+    withheld: u64,
+) {
     let Some(partner) = c.partner(s) else { return };
     let e = c.entitlement(s);
     let tlp_max = rows.iter().map(|r| gate::effective(&Label::from_parts(r.tlp, r.flags), &e)).max();
@@ -421,7 +471,12 @@ fn envelope(rows: &[botwatch_store::share::SharedObject], next: Option<String>) 
     out
 }
 
-async fn objects(State(st): State<Shared>, h: HeaderMap, Path(cid): Path<String>, Query(q): Query<Vec<(String, String)>>) -> TResult {
+async fn objects(
+    State(st): State<Shared>,
+    h: HeaderMap,
+    Path(cid): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> TResult {
     let s = sharing(&st)?;
     let c = caller(&st, &s, &h).await?;
     let k = find(&s, &c, &cid)?;
@@ -436,7 +491,12 @@ async fn objects(State(st): State<Shared>, h: HeaderMap, Path(cid): Path<String>
     Ok(r)
 }
 
-async fn object(State(st): State<Shared>, h: HeaderMap, Path((cid, oid)): Path<(String, String)>, Query(q): Query<Vec<(String, String)>>) -> TResult {
+async fn object(
+    State(st): State<Shared>,
+    h: HeaderMap,
+    Path((cid, oid)): Path<(String, String)>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> TResult {
     let s = sharing(&st)?;
     let c = caller(&st, &s, &h).await?;
     let k = find(&s, &c, &cid)?;
@@ -454,7 +514,12 @@ async fn object(State(st): State<Shared>, h: HeaderMap, Path((cid, oid)): Path<(
     Ok(r)
 }
 
-async fn versions(State(st): State<Shared>, h: HeaderMap, Path((cid, oid)): Path<(String, String)>, Query(q): Query<Vec<(String, String)>>) -> TResult {
+async fn versions(
+    State(st): State<Shared>,
+    h: HeaderMap,
+    Path((cid, oid)): Path<(String, String)>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> TResult {
     let s = sharing(&st)?;
     let c = caller(&st, &s, &h).await?;
     let k = find(&s, &c, &cid)?;
@@ -473,7 +538,12 @@ async fn versions(State(st): State<Shared>, h: HeaderMap, Path((cid, oid)): Path
     Ok(r)
 }
 
-async fn manifest(State(st): State<Shared>, h: HeaderMap, Path(cid): Path<String>, Query(q): Query<Vec<(String, String)>>) -> TResult {
+async fn manifest(
+    State(st): State<Shared>,
+    h: HeaderMap,
+    Path(cid): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> TResult {
     let s = sharing(&st)?;
     let c = caller(&st, &s, &h).await?;
     let k = find(&s, &c, &cid)?;
@@ -504,25 +574,41 @@ fn incoming_tlp(o: &serde_json::Value) -> Option<botwatch_model::Tlp> {
         .as_array()?
         .iter()
         .filter_map(|m| m.as_str())
-        .filter_map(|m| botwatch_share::tlp::ALL.into_iter().find(|t| botwatch_share::tlp::marking_id(*t) == m).or_else(|| botwatch_share::tlp::tlp1(m)))
+        .filter_map(|m| {
+            botwatch_share::tlp::ALL
+                .into_iter()
+                .find(|t| botwatch_share::tlp::marking_id(*t) == m)
+                .or_else(|| botwatch_share::tlp::tlp1(m))
+        })
         .max()
 }
 
-async fn post_objects(State(st): State<Shared>, h: HeaderMap, Path(cid): Path<String>, body: Bytes) -> TResult {
+async fn post_objects(
+    State(st): State<Shared>,
+    h: HeaderMap,
+    Path(cid): Path<String>,
+    body: Bytes,
+) -> TResult {
     let s = sharing(&st)?;
     let c = caller(&st, &s, &h).await?;
     let k = find(&s, &c, &cid)?;
     if !c.may_write(&s, k) {
         return Err(TaxiiError(StatusCode::FORBIDDEN, "this collection is not writable for you".into()));
     }
-    let ct = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").replace(' ', "").to_ascii_lowercase();
+    let ct = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .replace(' ', "")
+        .to_ascii_lowercase();
     if !ct.starts_with("application/taxii+json") {
         return Err(TaxiiError(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("send {MEDIA_TAXII}")));
     }
     if st.deps.db.read_only() {
         return Err(TaxiiError(StatusCode::SERVICE_UNAVAILABLE, "the store is served read-only".into()));
     }
-    let env: serde_json::Value = serde_json::from_slice(&body).map_err(|e| TaxiiError(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))?;
+    let env: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| TaxiiError(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))?;
     let objs = env.get("objects").and_then(|o| o.as_array()).cloned().unwrap_or_default();
     let now = st.deps.clock.now();
     let mut good = Vec::new();
@@ -530,7 +616,12 @@ async fn post_objects(State(st): State<Shared>, h: HeaderMap, Path(cid): Path<St
     for o in objs {
         let id = o.get("id").and_then(|v| v.as_str()).unwrap_or("").to_string();
         let ty = o.get("type").and_then(|v| v.as_str()).unwrap_or("").to_string();
-        let ver = o.get("modified").or_else(|| o.get("created")).and_then(|v| v.as_str()).map(str::to_string).unwrap_or_else(|| taxii::time(now));
+        let ver = o
+            .get("modified")
+            .or_else(|| o.get("created"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| taxii::time(now));
         if id.split_once("--").is_none_or(|(t, _)| t != ty || t.is_empty()) {
             failures.push((id, ver, "an object needs a type and an id of that type".to_string()));
             continue;
@@ -540,7 +631,10 @@ async fn post_objects(State(st): State<Shared>, h: HeaderMap, Path(cid): Path<St
     }
     let partner = c.name(&s);
     let coll = k.id(&s.cfg.node);
-    let status_id = botwatch_share::ids::sdo("status", &[&partner, &taxii::time(now), &good.len().to_string()]).trim_start_matches("status--").to_string();
+    let status_id =
+        botwatch_share::ids::sdo("status", &[&partner, &taxii::time(now), &good.len().to_string()])
+            .trim_start_matches("status--")
+            .to_string();
     let successes: Vec<(String, String)> = good.iter().map(|g| (g.0.clone(), g.2.clone())).collect();
     let status = taxii::status(&status_id, now, &successes, &failures);
     let n = good.len() as u64;
@@ -551,7 +645,14 @@ async fn post_objects(State(st): State<Shared>, h: HeaderMap, Path(cid): Path<St
             db.share_put(
                 &coll2,
                 Some(&p2),
-                good.iter().map(|(id, ty, v, l, b)| botwatch_store::share::NewShareObject { id, ty, version: v, tlp: l.tlp.map(botwatch_share::tlp::rank), flags: l.flags(), body: b }),
+                good.iter().map(|(id, ty, v, l, b)| botwatch_store::share::NewShareObject {
+                    id,
+                    ty,
+                    version: v,
+                    tlp: l.tlp.map(botwatch_share::tlp::rank),
+                    flags: l.flags(),
+                    body: b,
+                }),
                 now,
             )?;
             db.share_status_put(&sid2, &coll2, Some(&p2), now, &status_s)?;

@@ -8,7 +8,8 @@ fn main() {
 
 #[divan::bench(args = [100_000])]
 fn stix_export_indicators(b: divan::Bencher, n: usize) {
-    let subjects: Vec<String> = (0..n).map(|i| format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255)).collect();
+    let subjects: Vec<String> =
+        (0..n).map(|i| format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255)).collect();
     b.counter(divan::counter::ItemsCount::new(n)).bench_local(|| {
         let mut e = Exporter::new(
             Producer { name: "bench".into(), country: None, contact: None, default_tlp: Tlp::Amber },
@@ -26,6 +27,7 @@ fn stix_export_indicators(b: divan::Bencher, n: usize) {
                 confidence: 80.0,
                 tlp: None,
                 home: false,
+                sources: 1,
             };
             e.row(&r, &mut |o| bytes += o.body.len());
         }

@@ -14,16 +14,17 @@
 //! Cells travel as STIX 2.1 objects of a new type, `x-botwatch-infection-aggregate`,
 //! declared by a published extension definition, so any TAXII server can carry them.
 
+use crate::gate::Label;
 use crate::ids;
 use crate::stix::{Obj, REFERENCE_TIME};
-use crate::gate::Label;
 use botwatch_model::Tlp;
 use serde::{Deserialize, Serialize};
 
 pub const OBJECT_TYPE: &str = "x-botwatch-infection-aggregate";
 pub const EXTENSION_VERSION: &str = "1.0";
 /// Where the extension's JSON schema is published (in the repository).
-pub const SCHEMA_URL: &str = "https://github.com/botwatch/botwatch/blob/main/docs/stix/x-botwatch-infection-aggregate.json";
+pub const SCHEMA_URL: &str =
+    "https://github.com/botwatch/botwatch/blob/main/docs/stix/x-botwatch-infection-aggregate.json";
 
 /// One cell as a node computes it, before protection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,8 +156,16 @@ pub fn reference_objects() -> Vec<Obj> {
 
 /// One cell as a STIX object. Its id names the node, day, country, ASN and family, so a
 /// new release of the same cell is a new version of the same object.
-pub fn cell_object(c: &Cell, producer_identity: &str, node: &str, p: Privacy, released: &str, tlp: Tlp) -> Obj {
-    let id = ids::sdo(OBJECT_TYPE, &[node, &c.day, &c.cc, &c.asn.to_string(), &c.family.to_ascii_lowercase()]);
+pub fn cell_object(
+    c: &Cell,
+    producer_identity: &str,
+    node: &str,
+    p: Privacy,
+    released: &str,
+    tlp: Tlp,
+) -> Obj {
+    let id =
+        ids::sdo(OBJECT_TYPE, &[node, &c.day, &c.cc, &c.asn.to_string(), &c.family.to_ascii_lowercase()]);
     let mut v = serde_json::json!({
         "type": OBJECT_TYPE, "spec_version": "2.1", "id": id,
         "created_by_ref": producer_identity,
@@ -251,7 +260,8 @@ mod tests {
     #[test]
     fn cells_round_trip_through_stix() {
         let c = cell(42);
-        let o = cell_object(&c, "identity--x", "A", Privacy::default(), "2026-12-02T00:00:00.000Z", Tlp::Green);
+        let o =
+            cell_object(&c, "identity--x", "A", Privacy::default(), "2026-12-02T00:00:00.000Z", Tlp::Green);
         let v: serde_json::Value = serde_json::from_str(&o.body).unwrap();
         assert_eq!(cell_from_object(&v), Some(c));
     }

@@ -32,7 +32,9 @@ impl Label {
     pub const SUBSCRIBER: u8 = 4;
 
     pub fn flags(&self) -> u8 {
-        (self.sighting as u8) * Self::SIGHTING | (self.home as u8) * Self::HOME | (self.subscriber as u8) * Self::SUBSCRIBER
+        ((self.sighting as u8) * Self::SIGHTING)
+            | ((self.home as u8) * Self::HOME)
+            | ((self.subscriber as u8) * Self::SUBSCRIBER)
     }
 
     pub fn from_parts(tlp: Option<u8>, flags: u8) -> Label {
@@ -160,12 +162,8 @@ mod tests {
     }
 
     fn entitlement() -> impl Strategy<Value = Entitlement> {
-        (tlp(), any::<bool>(), any::<bool>(), any::<bool>(), tlp()).prop_map(|(max_tlp, s, h, o, d)| Entitlement {
-            max_tlp,
-            sightings: s,
-            home_addresses: h,
-            same_organisation: o,
-            default_tlp: d,
+        (tlp(), any::<bool>(), any::<bool>(), any::<bool>(), tlp()).prop_map(|(max_tlp, s, h, o, d)| {
+            Entitlement { max_tlp, sightings: s, home_addresses: h, same_organisation: o, default_tlp: d }
         })
     }
 
@@ -202,7 +200,10 @@ mod tests {
                 same_organisation: o,
                 default_tlp: Tlp::Clear,
             };
-            assert_eq!(admit(&e, &Label { tlp: Some(Tlp::Red), ..Default::default() }), Verdict::Withhold(Withheld::Red));
+            assert_eq!(
+                admit(&e, &Label { tlp: Some(Tlp::Red), ..Default::default() }),
+                Verdict::Withhold(Withheld::Red)
+            );
             for t in ALL.iter().filter(|t| **t != Tlp::Red) {
                 let l = Label { tlp: Some(*t), ..Default::default() };
                 assert_eq!(admit(&e, &l).sends(), *t != Tlp::AmberStrict || o, "{t:?}");

@@ -121,7 +121,7 @@ impl FeedWriter {
         // the event.
         let mut head_s = head.to_string();
         head_s.remove(0);
-        write!(o.file, "],{head_s}}}\n")?;
+        writeln!(o.file, "],{head_s}}}")?;
         o.file.flush()?;
         drop(o.file);
         self.manifest.insert(
@@ -144,8 +144,15 @@ impl FeedWriter {
         self.close_event()?;
         let uuid = Uuid::new_v5(
             &ns(),
-            format!("event|{}|{}|{}|{}|{}", self.org, key.0, key.1.to_ascii_lowercase(), key.2, crate::tlp::lower(key.3))
-                .as_bytes(),
+            format!(
+                "event|{}|{}|{}|{}|{}",
+                self.org,
+                key.0,
+                key.1.to_ascii_lowercase(),
+                key.2,
+                crate::tlp::lower(key.3)
+            )
+            .as_bytes(),
         );
         let path = self.dir.join(format!("{uuid}.json"));
         let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
@@ -154,7 +161,11 @@ impl FeedWriter {
         if !r.family.is_empty() {
             tags.push(format!("misp-galaxy:malpedia=\"{}\"", r.family.replace('"', "")));
         }
-        let what = if r.family.is_empty() { r.classification_type.to_string() } else { format!("{} {}", r.family, r.classification_type) };
+        let what = if r.family.is_empty() {
+            r.classification_type.to_string()
+        } else {
+            format!("{} {}", r.family, r.classification_type)
+        };
         self.open = Some(Open {
             key,
             uuid,
@@ -174,9 +185,14 @@ impl FeedWriter {
     pub fn push(&mut self, r: &FeedRow<'_>) -> std::io::Result<()> {
         self.open_event(r)?;
         let (template, rel) = match kind(r.subject) {
-            SubjectKind::Ipv4 | SubjectKind::Ipv6 => {
-                (IP_PORT, if r.classification_type == "infected-system" { ("ip-src", "ip-src") } else { ("ip-dst", "ip-dst") })
-            }
+            SubjectKind::Ipv4 | SubjectKind::Ipv6 => (
+                IP_PORT,
+                if r.classification_type == "infected-system" {
+                    ("ip-src", "ip-src")
+                } else {
+                    ("ip-dst", "ip-dst")
+                },
+            ),
             SubjectKind::Domain => (DOMAIN_IP, ("domain", "domain")),
             SubjectKind::Url => (URL, ("url", "url")),
             SubjectKind::Asn => return Ok(()),

@@ -43,7 +43,11 @@ impl Default for ShareConfig {
             country: None,
             contact: None,
             default_tlp: Tlp::Amber,
-            indicator_types: vec!["c2-server".into(), "malware-distribution".into(), "malware-configuration".into()],
+            indicator_types: vec![
+                "c2-server".into(),
+                "malware-distribution".into(),
+                "malware-configuration".into(),
+            ],
             home_countries: Vec::new(),
             k_anonymity: 10,
             epsilon: None,
@@ -157,7 +161,10 @@ pub fn check(partners: &[Partner]) -> Result<(), String> {
         }
         for c in p.read.iter().chain(&p.write) {
             if CollectionKind::from_alias(c).is_none() {
-                return Err(format!("partner {:?}: unknown collection {c:?} (indicators, federation, inbox)", p.name));
+                return Err(format!(
+                    "partner {:?}: unknown collection {c:?} (indicators, federation, inbox)",
+                    p.name
+                ));
             }
         }
         for s in [&p.token, &p.password, &p.remote_token, &p.remote_password].into_iter().flatten() {
@@ -177,6 +184,10 @@ pub mod tlp_name {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Tlp, D::Error> {
         let s = String::deserialize(d)?;
-        Tlp::from_name(&s).ok_or_else(|| serde::de::Error::custom(format!("not a TLP level: {s:?} (clear, green, amber, amber+strict, red)")))
+        Tlp::from_name(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "not a TLP level: {s:?} (clear, green, amber, amber+strict, red)"
+            ))
+        })
     }
 }

@@ -26,6 +26,7 @@ fn row<'a>(r: &'a ShareRow, home: IsHome<'_>) -> Row<'a> {
         confidence: r.confidence,
         tlp: r.tlp.and_then(crate::tlp::from_rank),
         home: home(ip, r.asn, r.cc.as_deref()),
+        sources: r.sources,
     }
 }
 
@@ -73,7 +74,12 @@ pub struct PublishSummary {
 /// Writes the current objects into the `indicators` collection; an object whose content is
 /// unchanged keeps its version and `date_added`, so partners polling with `added_after`
 /// see only what is new.
-pub fn publish(store: &mut SqliteStore, cfg: &ShareConfig, home: IsHome<'_>, now: Timestamp) -> anyhow::Result<PublishSummary> {
+pub fn publish(
+    store: &mut SqliteStore,
+    cfg: &ShareConfig,
+    home: IsHome<'_>,
+    now: Timestamp,
+) -> anyhow::Result<PublishSummary> {
     let coll = CollectionKind::Indicators.id(&cfg.node);
     let mut batch: Vec<Obj> = Vec::with_capacity(10_000);
     let mut sum = PublishSummary::default();
@@ -165,13 +171,18 @@ pub fn misp_feed(
     let mut sent = Sent::default();
     let mut err = None;
     store.for_each_share_row(&types(cfg), Some(crate::tlp::rank(cfg.default_tlp)), &mut |r| {
-        let is_indicator = cfg.indicator_types.iter().any(|t| *t == r.ty);
+        let is_indicator = cfg.indicator_types.contains(&r.ty);
         if !is_indicator && (r.ty != "infected-system" || r.family.is_empty()) {
             return Ok(());
         }
         let ip = r.ip.map(botwatch_store::key_ip);
         let tlp = r.tlp.and_then(crate::tlp::from_rank);
-        let label = Label { tlp, sighting: !is_indicator, home: !is_indicator && home(ip, r.asn, r.cc.as_deref()), subscriber: false };
+        let label = Label {
+            tlp,
+            sighting: !is_indicator,
+            home: !is_indicator && home(ip, r.asn, r.cc.as_deref()),
+            subscriber: false,
+        };
         if !sent.admit(e, &label) {
             return Ok(());
         }

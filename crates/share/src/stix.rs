@@ -89,6 +89,8 @@ pub struct Row<'a> {
     pub tlp: Option<Tlp>,
     /// The address lies inside this node's constituency.
     pub home: bool,
+    /// How many feeds reported it.
+    pub sources: u32,
 }
 
 /// A STIX object ready to send: its id, version, label and serialised body.
@@ -198,6 +200,7 @@ struct Indicator<'a> {
     pattern: &'a str,
     pattern_type: &'static str,
     pattern_version: &'static str,
+    description: &'a str,
     valid_from: &'a str,
     confidence: u8,
     object_marking_refs: [&'static str; 1],
@@ -312,7 +315,8 @@ impl Exporter {
                 return;
             }
             let what = if it == "command-and-control" { "command and control" } else { "malware hosting" };
-            let name = if family.is_empty() { format!("Unattributed {what}") } else { format!("{family} {what}") };
+            let name =
+                if family.is_empty() { format!("Unattributed {what}") } else { format!("{family} {what}") };
             let v = serde_json::json!({
                 "type": "infrastructure", "spec_version": "2.1", "id": iid,
                 "created_by_ref": self.identity_id,
@@ -334,10 +338,13 @@ impl Exporter {
                     target_ref: &iid,
                     object_marking_refs: [tlp::marking_id(Tlp::Clear)],
                 };
-                let o = Obj::typed(&r, rid.clone(), "relationship", REFERENCE_TIME.into(), Label {
-                    tlp: Some(Tlp::Clear),
-                    ..Default::default()
-                });
+                let o = Obj::typed(
+                    &r,
+                    rid.clone(),
+                    "relationship",
+                    REFERENCE_TIME.into(),
+                    Label { tlp: Some(Tlp::Clear), ..Default::default() },
+                );
                 self.once(|| o, out);
             }
         }
@@ -366,6 +373,14 @@ impl Exporter {
             } else {
                 format!("{} {what} {}", r.family, r.subject)
             };
+            let description = format!(
+                "{what} reported by {} feed(s) to {}; {} sightings from {} to {}",
+                r.sources.max(1),
+                self.producer.name,
+                r.count,
+                created,
+                modified
+            );
             let ind = Indicator {
                 ty: "indicator",
                 spec_version: "2.1",
@@ -378,6 +393,7 @@ impl Exporter {
                 pattern: &pat,
                 pattern_type: "stix",
                 pattern_version: "2.1",
+                description: &description,
                 valid_from: &created,
                 confidence,
                 object_marking_refs: [marking],
@@ -512,7 +528,12 @@ mod tests {
 
     fn exporter() -> Exporter {
         Exporter::new(
-            Producer { name: "CERT-A".into(), country: Some("AA".into()), contact: None, default_tlp: Tlp::Amber },
+            Producer {
+                name: "CERT-A".into(),
+                country: Some("AA".into()),
+                contact: None,
+                default_tlp: Tlp::Amber,
+            },
             vec!["c2-server".into(), "malware-distribution".into()],
         )
     }
@@ -528,6 +549,7 @@ mod tests {
             confidence: 70.0,
             tlp: None,
             home: false,
+            sources: 1,
         }
     }
 
@@ -554,7 +576,10 @@ mod tests {
         e2.start(&mut |o| again.push(o));
         e2.row(&row("192.0.2.1", "c2-server", "Emotet"), &mut |o| again.push(o));
         e2.row(&row("192.0.2.2", "c2-server", "Emotet"), &mut |o| again.push(o));
-        assert_eq!(objs.iter().map(|o| &o.body).collect::<Vec<_>>(), again.iter().map(|o| &o.body).collect::<Vec<_>>());
+        assert_eq!(
+            objs.iter().map(|o| &o.body).collect::<Vec<_>>(),
+            again.iter().map(|o| &o.body).collect::<Vec<_>>()
+        );
     }
 
     #[test]

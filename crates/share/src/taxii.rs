@@ -24,7 +24,8 @@ pub enum CollectionKind {
 }
 
 impl CollectionKind {
-    pub const ALL: [CollectionKind; 3] = [CollectionKind::Indicators, CollectionKind::Federation, CollectionKind::Inbox];
+    pub const ALL: [CollectionKind; 3] =
+        [CollectionKind::Indicators, CollectionKind::Federation, CollectionKind::Inbox];
 
     pub fn alias(self) -> &'static str {
         match self {
@@ -70,7 +71,12 @@ pub fn time(t: Timestamp) -> String {
 }
 
 /// A status resource (§4.3.1).
-pub fn status(id: &str, request_time: Timestamp, successes: &[(String, String)], failures: &[(String, String, String)]) -> serde_json::Value {
+pub fn status(
+    id: &str,
+    request_time: Timestamp,
+    successes: &[(String, String)],
+    failures: &[(String, String, String)],
+) -> serde_json::Value {
     serde_json::json!({
         "id": id,
         "status": "complete",

@@ -63,6 +63,17 @@ pub fn from_rank(r: u8) -> Option<Tlp> {
 
 pub const ALL: [Tlp; 5] = [Tlp::Clear, Tlp::Green, Tlp::Amber, Tlp::AmberStrict, Tlp::Red];
 
+/// The TLP 1.0 marking definitions STIX 2.1 predefines (§7.2.1.4), read on the way in.
+pub fn tlp1(id: &str) -> Option<Tlp> {
+    Some(match id {
+        "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9" => Tlp::Clear,
+        "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da" => Tlp::Green,
+        "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82" => Tlp::Amber,
+        "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed" => Tlp::Red,
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,15 +86,4 @@ mod tests {
         }
         assert_eq!(from_rank(5), None);
     }
-}
-
-/// The TLP 1.0 marking definitions STIX 2.1 predefines (§7.2.1.4), read on the way in.
-pub fn tlp1(id: &str) -> Option<Tlp> {
-    Some(match id {
-        "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9" => Tlp::Clear,
-        "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da" => Tlp::Green,
-        "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82" => Tlp::Amber,
-        "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed" => Tlp::Red,
-        _ => return None,
-    })
 }

@@ -2,8 +2,8 @@
 //! TAXII status resources, the audit of what went to whom, pull state per partner, and
 //! federated aggregates (see `botwatch-share`).
 
-use crate::sqlite::SqliteStore;
 use crate::Result;
+use crate::sqlite::SqliteStore;
 use botwatch_model::Timestamp;
 use rusqlite::{OptionalExtension, params, params_from_iter, types::Value as Sql};
 use serde::Serialize;
@@ -24,6 +24,8 @@ pub struct ShareRow {
     pub confidence: f64,
     /// Strictest TLP rank of its events (`None`: unmarked).
     pub tlp: Option<u8>,
+    /// How many feeds reported it.
+    pub sources: u32,
 }
 
 /// An object to keep in a collection.
@@ -151,7 +153,7 @@ impl SqliteStore {
             None => "id".to_string(),
         };
         let mut st = self.conn.prepare(&format!(
-            "SELECT id, subject, type, family, ip, asn, cc, first_seen, last_seen, count, confidence, tlp FROM observations {wh} ORDER BY {order}"
+            "SELECT id, subject, type, family, ip, asn, cc, first_seen, last_seen, count, confidence, tlp, sources FROM observations {wh} ORDER BY {order}"
         ))?;
         let mut rows = st.query(params_from_iter(types.iter()))?;
         while let Some(r) = rows.next()? {
@@ -168,6 +170,8 @@ impl SqliteStore {
                 count: r.get::<_, i64>(9)?.max(0) as u64,
                 confidence: r.get(10)?,
                 tlp: r.get(11)?,
+                // `{"feed": accuracy, …}`: one `":` per feed (feed ids have no quotes).
+                sources: r.get_ref(12)?.as_str().map(|s| s.matches("\":").count().max(1) as u32).unwrap_or(1),
             };
             f(&row)?;
         }
@@ -305,12 +309,20 @@ impl SqliteStore {
 
     /// Objects per collection (all versions).
     pub fn share_counts(&self) -> Result<Vec<(String, u64)>> {
-        let mut st = self.conn.prepare("SELECT collection, COUNT(*) FROM share_objects GROUP BY collection")?;
+        let mut st =
+            self.conn.prepare("SELECT collection, COUNT(*) FROM share_objects GROUP BY collection")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn share_status_put(&mut self, id: &str, collection: &str, partner: Option<&str>, now: Timestamp, body: &str) -> Result<()> {
+    pub fn share_status_put(
+        &mut self,
+        id: &str,
+        collection: &str,
+        partner: Option<&str>,
+        now: Timestamp,
+        body: &str,
+    ) -> Result<()> {
         self.conn.execute(
             "INSERT OR REPLACE INTO share_status (id, collection, partner, created, body) VALUES (?,?,?,?,?)",
             params![id, collection, partner, now.micros(), body],
@@ -322,7 +334,9 @@ impl SqliteStore {
     pub fn share_status(&self, id: &str) -> Result<Option<(Option<String>, String)>> {
         Ok(self
             .conn
-            .query_row("SELECT partner, body FROM share_status WHERE id = ?", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT partner, body FROM share_status WHERE id = ?", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?)
     }
 
@@ -487,7 +501,13 @@ impl SqliteStore {
     }
 
     /// Records a release and the privacy budget it spent.
-    pub fn federation_release(&self, now: Timestamp, epsilon: Option<f64>, cells: u64, suppressed: u64) -> Result<()> {
+    pub fn federation_release(
+        &self,
+        now: Timestamp,
+        epsilon: Option<f64>,
+        cells: u64,
+        suppressed: u64,
+    ) -> Result<()> {
         self.conn.execute(
             "INSERT INTO federation_releases (at, epsilon, cells, suppressed) VALUES (?,?,?,?)",
             params![now.micros(), epsilon, cells as i64, suppressed as i64],
