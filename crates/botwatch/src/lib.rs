@@ -5,6 +5,7 @@
 pub mod cases_cmd;
 pub mod config;
 pub mod demo;
+pub mod federation;
 pub mod fetch;
 pub mod isp;
 pub mod keys;

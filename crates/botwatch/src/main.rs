@@ -190,6 +190,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: TaxiiCmd,
     },
+    /// Federated statistics: release this node's aggregates, read every node's
+    Federation {
+        #[command(subcommand)]
+        cmd: FederationCmd,
+    },
     /// Counts by family, ASN, country, day, feed or classification
     Stats {
         #[arg(long, value_enum, default_value = "family")]
@@ -591,6 +596,39 @@ enum ShareCmd {
 }
 
 #[derive(Subcommand)]
+enum FederationCmd {
+    /// Release the complete days not released yet: per day × country × ASN × family
+    /// infected addresses, new cases, median remediation hours; cells under [share]
+    /// k_anonymity suppressed, noised when [share] epsilon is set; published into the
+    /// `federation` TAXII collection
+    Release {
+        /// How many complete days back
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every node's published figures summed, with each node's share
+    Stats {
+        /// day, country, family, asn or node
+        #[arg(long, default_value = "day")]
+        by: String,
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// A node left: drop its figures
+    Forget {
+        node: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Subcommand)]
 enum TaxiiCmd {
     /// Poll partners' collections since the last pull and ingest what came
     Pull {
@@ -935,6 +973,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Share { cmd } => share_cmd(&cfg, cmd, &mut out)?,
         Cmd::Taxii { cmd } => taxii_cmd(&cfg, cmd, &families, &mut out)?,
+        Cmd::Federation { cmd } => federation_cmd(&cfg, cmd, &mut out)?,
         Cmd::Export { format, filters, db, output: file, .. } => {
             let store = open_read(&cfg, &db)?;
             let mut q = filters.query(&families)?;
@@ -1935,6 +1974,55 @@ fn sightings_of(store: &SqliteStore, value: &str) -> Result<Vec<serde_json::Valu
         }
     }
     Ok(out)
+}
+
+fn federation_cmd(cfg: &Config, cmd: FederationCmd, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        FederationCmd::Release { days, db, json } => {
+            let mut store = open_existing(cfg, &db)?;
+            let s = botwatch::federation::release(cfg, &mut store, SystemClock.now(), days)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&s)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "released {} cells for {} day(s), {} suppressed (k-anonymity), {} objects published; noise: {}; epsilon spent so far: {}",
+                    s.cells,
+                    s.days.len(),
+                    s.suppressed,
+                    s.published,
+                    s.epsilon.map(|e| format!("geometric, epsilon {e}")).unwrap_or_else(|| "none".into()),
+                    s.budget_spent
+                )?;
+            }
+        }
+        FederationCmd::Stats { by, db, format } => {
+            let store = open_read(cfg, &db)?;
+            let by = botwatch_share::federation::By::parse(&by)
+                .context("--by: day, country, family, asn or node")?;
+            let view = botwatch_share::federation::global(&store.federation_cells(None)?, by);
+            let nodes: Vec<String> = view.nodes.iter().map(|n| n.node.clone()).collect();
+            let mut header = vec!["key".to_string(), "infected".into(), "new_cases".into()];
+            header.extend(nodes.iter().cloned());
+            let rows: Vec<Vec<String>> = view
+                .rows
+                .iter()
+                .map(|r| {
+                    let mut v = vec![r.key.clone(), r.infected.to_string(), r.new_cases.to_string()];
+                    v.extend(nodes.iter().map(|n| r.by_node.get(n).copied().unwrap_or(0).to_string()));
+                    v
+                })
+                .collect();
+            let header: Vec<&str> = header.iter().map(String::as_str).collect();
+            output::emit(out, format, &view.rows, &header, &rows)?;
+        }
+        FederationCmd::Forget { node, db } => {
+            let mut store = open_existing(cfg, &db)?;
+            let n = store.federation_forget(&node)?;
+            writeln!(out, "forgot {n} cells of {node}")?;
+        }
+    }
+    Ok(())
 }
 
 fn taxii_cmd(

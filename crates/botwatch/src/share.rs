@@ -341,6 +341,7 @@ fn pull_collection(
             tlp: *tlp,
             flags: 0,
             body: b,
+            content: None,
         }),
         now,
     )?;

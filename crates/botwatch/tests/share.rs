@@ -258,3 +258,119 @@ fn pushes_to_and_pulls_from_medallion() {
     let again = ok(&["--config", cfg, "taxii", "pull", "--db", other.to_str().unwrap(), "--json"]);
     assert_eq!(json_lines(&again)[0]["objects"], 0, "{again}");
 }
+
+/// A demo node `name` in `dir` whose partner `peer` reaches it with `peer_pass`; its own
+/// credentials at the peer are `my_pass`. The peer's URL is filled in once it serves.
+fn federating_node(dir: &Path, name: &str, peer: &str, peer_pass: &str, my_pass: &str) -> String {
+    node(
+        dir,
+        &format!(
+            "home_countries = [\"JP\"]\n[[partners]]\nname = \"{peer}\"\nmax_tlp = \"amber\"\nsightings = true\npassword = \"{peer_pass}\"\nurl = \"PEER_URL\"\nremote_username = \"{}\"\nremote_password = \"{my_pass}\"\n",
+            name.to_lowercase()
+        ),
+    )
+}
+
+fn set_node_name(cfg: &str, name: &str) {
+    let t = std::fs::read_to_string(cfg).unwrap().replace("node = \"CERT-A\"", &format!("node = \"{name}\""));
+    std::fs::write(cfg, t).unwrap();
+}
+
+fn set_peer_url(cfg: &str, url: &str) {
+    let t = std::fs::read_to_string(cfg).unwrap().replace("PEER_URL", url);
+    std::fs::write(cfg, t).unwrap();
+}
+
+fn infected_by_node(cfg: &str) -> std::collections::BTreeMap<String, u64> {
+    json_lines(&ok(&["--config", cfg, "federation", "stats", "--by", "node", "--format", "jsonl"]))
+        .iter()
+        .map(|r| (r["key"].as_str().unwrap().to_string(), r["infected"].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn two_nodes_federate_without_red_subscribers_or_home_addresses_crossing() {
+    let Some(py) = share_python() else { return };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = federating_node(da.path(), "CERT-A", "cert-b", "b-at-a", "a-at-b");
+    let b = federating_node(db.path(), "CERT-B", "cert-a", "a-at-b", "b-at-a");
+    set_node_name(&b, "CERT-B");
+    for cfg in [&a, &b] {
+        ok(&["--config", cfg, "federation", "release", "--days", "100000"]);
+        ok(&["--config", cfg, "share", "publish"]);
+    }
+    let own_a = infected_by_node(&a)["CERT-A"];
+    let own_b = infected_by_node(&b)["CERT-B"];
+    assert!(own_a > 100 && own_b > 100, "{own_a} {own_b}");
+    let (_sa, url_a, _) = serve(Some(da.path()), &a, "http");
+    let (_sb, url_b, _) = serve(Some(db.path()), &b, "http");
+    set_peer_url(&a, &format!("{url_b}/taxii2/api/"));
+    set_peer_url(&b, &format!("{url_a}/taxii2/api/"));
+
+    // Everything A sends B, as B receives it, through taxii2-client.
+    let o = std::process::Command::new(&py)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/validate.py"))
+        .args(["taxii", &format!("{url_a}/taxii2/"), "cert-b", "b-at-a"])
+        .output()
+        .unwrap();
+    let sent = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{sent}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!sent.contains(RED_C2), "a TLP:RED indicator crossed");
+    assert!(!sent.contains("e828b379-4e03-4974-9ac4-e53a884c97c1"), "a TLP:RED marking crossed");
+    let home: Vec<String> = json_lines(&ok(&[
+        "--config",
+        &a,
+        "observations",
+        "--type",
+        "infected-system",
+        "--country",
+        "JP",
+        "--format",
+        "jsonl",
+        "--limit",
+        "1000000",
+    ]))
+    .iter()
+    .map(|o| o["subject"].as_str().unwrap().to_string())
+    .collect();
+    assert!(home.len() > 100, "{}", home.len());
+    for ip in &home {
+        assert!(!sent.contains(&format!("\"{ip}\"")), "constituency address {ip} crossed");
+    }
+    let subscribers: Vec<String> =
+        json_lines(&ok(&["--config", &a, "cases", "list", "--json", "--limit", "1000000"]))
+            .iter()
+            .filter_map(|c| c["subscriber"].as_str().map(str::to_string))
+            .collect();
+    assert!(!subscribers.is_empty());
+    for s in &subscribers {
+        assert!(!sent.contains(s.as_str()), "subscriber {s} crossed");
+    }
+    // Infected hosts abroad do go (B is entitled to sightings): a centre sees another
+    // country's infected machines.
+    assert!(sent.contains("\"observed-data\""));
+
+    // Each pulls the other.
+    let pb = ok(&["--config", &b, "taxii", "pull", "--json"]);
+    let pa = ok(&["--config", &a, "taxii", "pull", "--json"]);
+    assert!(json_lines(&pb).iter().map(|s| s["aggregates"].as_u64().unwrap()).sum::<u64>() > 10, "{pb}");
+    assert!(json_lines(&pa).iter().map(|s| s["aggregates"].as_u64().unwrap()).sum::<u64>() > 10, "{pa}");
+
+    // A shared indicator: both nodes saw it, each sees the other's sighting.
+    let shared = indicators(&a, None).into_iter().find(|i| i.0 == GREEN_C2).expect("the shared C2");
+    for (cfg, other) in [(&a, "cert-b"), (&b, "cert-a")] {
+        let s = ok(&["--config", cfg, "share", "sightings", &shared.0, "--format", "jsonl"]);
+        let by: BTreeSet<String> =
+            json_lines(&s).iter().map(|r| r["by"].as_str().unwrap().to_string()).collect();
+        assert!(by.contains("this node") && by.contains(other), "{s}");
+    }
+
+    // The global view is the sum of what the nodes published, at both nodes.
+    for cfg in [&a, &b] {
+        let g = infected_by_node(cfg);
+        assert_eq!(g.values().sum::<u64>(), own_a + own_b, "{g:?}");
+    }
+    // A node leaves: its figures go with it.
+    ok(&["--config", &a, "federation", "forget", "cert-b"]);
+    assert_eq!(infected_by_node(&a).values().sum::<u64>(), own_a);
+}

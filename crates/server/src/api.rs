@@ -46,6 +46,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/tokens"),
     ("post", "/api/v1/tokens"),
     ("delete", "/api/v1/tokens/{id}"),
+    ("get", "/api/v1/partners"),
+    ("get", "/api/v1/federation/stats"),
 ];
 
 pub fn routes() -> Router<Shared> {
@@ -68,6 +70,8 @@ pub fn routes() -> Router<Shared> {
         .route("/api/v1/feeds", get(feeds))
         .route("/api/v1/tokens", get(tokens).post(create_token))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
+        .route("/api/v1/partners", get(partners))
+        .route("/api/v1/federation/stats", get(federation_stats))
 }
 
 /// An error answer.
@@ -583,6 +587,58 @@ async fn notices(State(st): State<Shared>, p: Principal, Query(q): Query<NoticeP
 async fn organisations(State(st): State<Shared>, p: Principal) -> ApiResult {
     let orgs: Vec<_> = st.deps.constituency.orgs().iter().filter(|o| p.sees_org(Some(&o.id))).collect();
     Ok(Json(json!({ "items": orgs })).into_response())
+}
+
+/// Partners, their entitlement and what was exchanged with each (admin and analyst only:
+/// the exchange log is the centre's, not an organisation's).
+async fn partners(State(st): State<Shared>, p: Principal) -> ApiResult {
+    if !p.sees_all() {
+        return Err(ApiError::forbidden("partners are visible to admins and analysts"));
+    }
+    let Some(share) = st.deps.share.clone() else {
+        return Ok(Json(json!({ "node": null, "items": [], "recent": [] })).into_response());
+    };
+    let (ex, recent) = st.deps.db.run(|s| Ok((s.share_exchanges()?, s.share_audit_list(None, 50)?))).await?;
+    let items: Vec<_> = share
+        .partners
+        .iter()
+        .map(|pt| {
+            let x = ex.iter().find(|x| x.partner == pt.name).cloned().unwrap_or_default();
+            json!({
+                "name": pt.name, "country": pt.country, "organisation": pt.organisation,
+                "max_tlp": format!("TLP:{}", pt.max_tlp.as_str()), "sightings": pt.sightings,
+                "home_addresses": pt.home_addresses, "read": pt.read, "write": pt.write,
+                "url": pt.url, "sent": x.sent, "received": x.received, "withheld": x.withheld,
+                "exchanges": x.exchanges, "errors": x.errors, "last_exchange": x.last_exchange, "last_error": x.last_error,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "node": share.cfg.node, "items": items, "recent": recent })).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationParams {
+    pub by: Option<String>,
+}
+
+/// Every node's published aggregates summed, with each node's share (no organisation or
+/// subscriber data: the cells are what the nodes published to each other).
+async fn federation_stats(
+    State(st): State<Shared>,
+    p: Principal,
+    Query(q): Query<FederationParams>,
+) -> ApiResult {
+    if !p.sees_all() {
+        return Err(ApiError::forbidden("the federation view is for admins and analysts"));
+    }
+    let by = match q.by.as_deref() {
+        None => botwatch_share::federation::By::Day,
+        Some(b) => botwatch_share::federation::By::parse(b)
+            .ok_or_else(|| ApiError::bad_request("by: day, country, family, asn or node"))?,
+    };
+    let cells = st.deps.db.run(|s| Ok(s.federation_cells(None)?)).await?;
+    Ok(Json(botwatch_share::federation::global(&cells, by)).into_response())
 }
 
 async fn compliance(State(st): State<Shared>, p: Principal) -> ApiResult {

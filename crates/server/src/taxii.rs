@@ -652,6 +652,7 @@ async fn post_objects(
                     tlp: l.tlp.map(botwatch_share::tlp::rank),
                     flags: l.flags(),
                     body: b,
+                    content: None,
                 }),
                 now,
             )?;

@@ -24,6 +24,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("login.html", include_str!("../templates/login.html")),
     ("dashboard.html", include_str!("../templates/dashboard.html")),
     ("compliance.html", include_str!("../templates/compliance.html")),
+    ("sharing.html", include_str!("../templates/sharing.html")),
     ("cases.html", include_str!("../templates/cases.html")),
     ("case.html", include_str!("../templates/case.html")),
     ("portal_base.html", include_str!("../templates/portal_base.html")),
@@ -71,6 +72,7 @@ pub fn routes() -> Router<Shared> {
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/compliance", get(compliance))
+        .route("/sharing", get(sharing))
         .route("/cases", get(cases))
         .route("/cases/bulk", post(bulk))
         .route("/cases/{id}", get(case))
@@ -296,6 +298,70 @@ async fn dashboard(State(st): State<Shared>, headers: HeaderMap) -> Response {
             counts, open_cases, feeds => feeds.into_values().collect::<Vec<_>>(),
             charts_json => json_block(&charts),
         },
+    )
+}
+
+/// Partners, the exchange log and the global view of every node's published figures.
+async fn sharing(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    use botwatch_share::federation::{By, global};
+    let p = match user(&st, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !p.sees_all() {
+        return Redirect::to("/cases").into_response();
+    }
+    let got = st
+        .deps
+        .db
+        .run(|s| Ok((s.federation_cells(None)?, s.share_exchanges()?, s.share_audit_list(None, 50)?)))
+        .await;
+    let (cells, ex, recent) = match got {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    let share = st.deps.share.clone();
+    let partners: Vec<serde_json::Value> = share
+        .iter()
+        .flat_map(|s| s.partners.iter())
+        .map(|pt| {
+            let x = ex.iter().find(|x| x.partner == pt.name).cloned().unwrap_or_default();
+            serde_json::json!({
+                "name": pt.name, "country": pt.country, "max_tlp": format!("TLP:{}", pt.max_tlp.as_str()),
+                "sightings": pt.sightings, "home_addresses": pt.home_addresses, "sent": x.sent, "received": x.received,
+                "withheld": x.withheld, "last_exchange": x.last_exchange.map(|t| t.to_rfc3339()), "last_error": x.last_error,
+            })
+        })
+        .collect();
+    let by_day = global(&cells, By::Day);
+    let nodes: Vec<String> = by_day.nodes.iter().map(|n| n.node.clone()).collect();
+    let series: Vec<serde_json::Value> = nodes
+        .iter()
+        .map(|n| serde_json::json!({"name": n, "values": by_day.rows.iter().map(|r| r.by_node.get(n).copied().unwrap_or(0)).collect::<Vec<_>>()}))
+        .collect();
+    let bars = |by: By, label: &str| {
+        let mut rows = global(&cells, by).rows;
+        rows.sort_by(|a, b| b.infected.cmp(&a.infected));
+        rows.truncate(15);
+        serde_json::json!({"kind": "bars", "label": label, "labels": rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>(),
+            "values": rows.iter().map(|r| r.infected).collect::<Vec<_>>(), "empty": "No federated figures yet."})
+    };
+    let charts = serde_json::json!({
+        "days": {"kind": "timeline", "days": by_day.rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>(), "series": series, "empty": "No federated figures yet."},
+        "family": bars(By::Family, "infected addresses"),
+        "country": bars(By::Country, "infected addresses"),
+    });
+    let recent: Vec<serde_json::Value> = recent
+        .iter()
+        .map(|a| serde_json::json!({"at": a.at.to_rfc3339(), "partner": a.partner, "direction": a.direction, "channel": a.channel,
+            "collection": a.collection, "objects": a.objects, "withheld": a.withheld, "tlp_max": a.tlp_max, "error": a.error}))
+        .collect();
+    let node = share.as_ref().map(|s| s.cfg.node.clone());
+    page(
+        &st,
+        "sharing.html",
+        &p,
+        context! { node, partners, recent, global => by_day, charts_json => json_block(&charts) },
     )
 }
 

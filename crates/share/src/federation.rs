@@ -266,3 +266,102 @@ mod tests {
         assert_eq!(cell_from_object(&v), Some(c));
     }
 }
+
+/// What the global view groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum By {
+    Day,
+    Country,
+    Family,
+    Asn,
+    Node,
+}
+
+impl By {
+    pub fn parse(s: &str) -> Option<By> {
+        Some(match s {
+            "day" => By::Day,
+            "country" => By::Country,
+            "family" => By::Family,
+            "asn" => By::Asn,
+            "node" => By::Node,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct NodeTotals {
+    pub node: String,
+    pub cells: u64,
+    pub infected: u64,
+    pub new_cases: u64,
+    pub first_day: Option<String>,
+    pub last_day: Option<String>,
+    /// Some of its figures carry differential-privacy noise.
+    pub noised: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GlobalRow {
+    pub key: String,
+    pub infected: u64,
+    pub new_cases: u64,
+    /// Infected addresses per node: the provenance of the sum.
+    pub by_node: std::collections::BTreeMap<String, u64>,
+}
+
+/// Every node's published figures summed, with each node's share.
+#[derive(Debug, Clone, Serialize)]
+pub struct GlobalView {
+    pub by: By,
+    pub nodes: Vec<NodeTotals>,
+    pub rows: Vec<GlobalRow>,
+    pub infected: u64,
+    pub new_cases: u64,
+}
+
+pub fn global(cells: &[botwatch_store::share::FederationCell], by: By) -> GlobalView {
+    use std::collections::BTreeMap;
+    let mut nodes: BTreeMap<&str, NodeTotals> = BTreeMap::new();
+    let mut rows: BTreeMap<String, GlobalRow> = BTreeMap::new();
+    for c in cells {
+        let n =
+            nodes.entry(&c.node).or_insert_with(|| NodeTotals { node: c.node.clone(), ..Default::default() });
+        n.cells += 1;
+        n.infected += c.infected;
+        n.new_cases += c.new_cases;
+        n.noised |= c.noised;
+        if n.first_day.as_deref().is_none_or(|d| c.day.as_str() < d) {
+            n.first_day = Some(c.day.clone());
+        }
+        if n.last_day.as_deref().is_none_or(|d| c.day.as_str() > d) {
+            n.last_day = Some(c.day.clone());
+        }
+        let key = match by {
+            By::Day => c.day.clone(),
+            By::Country => c.cc.clone(),
+            By::Family => c.family.clone(),
+            By::Asn => c.asn.to_string(),
+            By::Node => c.node.clone(),
+        };
+        let r = rows.entry(key.clone()).or_insert_with(|| GlobalRow {
+            key,
+            infected: 0,
+            new_cases: 0,
+            by_node: BTreeMap::new(),
+        });
+        r.infected += c.infected;
+        r.new_cases += c.new_cases;
+        *r.by_node.entry(c.node.clone()).or_default() += c.infected;
+    }
+    let nodes: Vec<NodeTotals> = nodes.into_values().collect();
+    GlobalView {
+        by,
+        infected: nodes.iter().map(|n| n.infected).sum(),
+        new_cases: nodes.iter().map(|n| n.new_cases).sum(),
+        nodes,
+        rows: rows.into_values().collect(),
+    }
+}

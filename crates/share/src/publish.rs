@@ -111,6 +111,7 @@ pub fn new_object(o: &Obj) -> NewShareObject<'_> {
         tlp: o.label.tlp.map(crate::tlp::rank),
         flags: o.label.flags(),
         body: &o.body,
+        content: None,
     }
 }
 

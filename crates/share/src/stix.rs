@@ -358,7 +358,8 @@ impl Exporter {
         let confidence = r.confidence.clamp(0.0, 100.0).round() as u8;
         if self.indicator_types.iter().any(|t| t == r.classification_type) {
             let infra = infrastructure_type(r.classification_type);
-            let label = Label { tlp: r.tlp, home: false, sighting: false, subscriber: false };
+            // An indicator at an address inside the constituency names that address too.
+            let label = Label { tlp: r.tlp, home: r.home, sighting: false, subscriber: false };
             self.family_objects(r.family, infra, out);
             let pat = pattern(r.subject);
             let id = ids::sdo("indicator", &[&pat]);

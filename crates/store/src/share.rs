@@ -37,6 +37,9 @@ pub struct NewShareObject<'a> {
     pub tlp: Option<u8>,
     pub flags: u8,
     pub body: &'a str,
+    /// What decides whether the content changed (default: the body); an object whose
+    /// `modified` moves with every release names its content here.
+    pub content: Option<&'a str>,
 }
 
 /// An object as kept.
@@ -198,10 +201,14 @@ impl SqliteStore {
                  VALUES (?,?,?,?,?,?,?,?,?,?)",
             )?;
             for o in objects {
-                let digest = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(o.body.as_bytes()));
+                let digest =
+                    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(o.content.unwrap_or(o.body).as_bytes()));
                 let prev: Option<(String, String)> =
                     last.query_row(params![collection, o.id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
-                if prev.as_ref().is_some_and(|(d, v)| *d == digest || *v == o.version) {
+                if prev
+                    .as_ref()
+                    .is_some_and(|(d, v)| *d == digest || (o.content.is_none() && *v == o.version))
+                {
                     same += 1;
                     continue;
                 }
@@ -522,5 +529,79 @@ impl SqliteStore {
             [],
             |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
         )?)
+    }
+}
+
+/// Infected addresses of one day × country × ASN × family, as the events say.
+#[derive(Debug, Clone)]
+pub struct InfectedCell {
+    pub day: String,
+    pub cc: String,
+    pub asn: u32,
+    pub family: String,
+    pub addresses: u64,
+}
+
+/// A case as a federated release counts it.
+#[derive(Debug, Clone)]
+pub struct ReleaseCase {
+    pub opened_at: Timestamp,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub closed_at: Option<Timestamp>,
+    pub close_reason: Option<String>,
+    pub ip: Option<[u8; 16]>,
+    pub threat: String,
+}
+
+impl SqliteStore {
+    /// Distinct infected addresses per day × country × ASN × family, for days in
+    /// `[from, until)` (microseconds).
+    pub fn infected_cells(&self, from: i64, until: i64) -> Result<Vec<InfectedCell>> {
+        let mut st = self.conn.prepare(
+            "SELECT date(COALESCE(time_source, time_observation) / 1000000, 'unixepoch'), COALESCE(cc, ''), COALESCE(asn, 0),
+                    COALESCE(family, ''), COUNT(DISTINCT subject)
+             FROM events WHERE type = 'infected-system' AND COALESCE(time_source, time_observation) >= ?1
+               AND COALESCE(time_source, time_observation) < ?2 AND subject IS NOT NULL
+             GROUP BY 1, 2, 3, 4",
+        )?;
+        let rows = st.query_map(params![from, until], |r| {
+            Ok(InfectedCell {
+                day: r.get(0)?,
+                cc: r.get(1)?,
+                asn: r.get::<_, i64>(2)? as u32,
+                family: r.get(3)?,
+                addresses: r.get::<_, i64>(4)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Cases opened or closed in `[from, until)`.
+    pub fn release_cases(&self, from: i64, until: i64) -> Result<Vec<ReleaseCase>> {
+        let mut st = self.conn.prepare(
+            "SELECT opened_at, first_seen, last_seen, closed_at, close_reason, ip, threat FROM cases
+             WHERE (opened_at >= ?1 AND opened_at < ?2) OR (closed_at >= ?1 AND closed_at < ?2)",
+        )?;
+        let rows = st.query_map(params![from, until], |r| {
+            Ok(ReleaseCase {
+                opened_at: Timestamp(r.get(0)?),
+                first_seen: Timestamp(r.get(1)?),
+                last_seen: Timestamp(r.get(2)?),
+                closed_at: r.get::<_, Option<i64>>(3)?.map(Timestamp),
+                close_reason: r.get(4)?,
+                ip: r.get::<_, Option<Vec<u8>>>(5)?.and_then(|b| b.try_into().ok()),
+                threat: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Days this node already released (its own cells).
+    pub fn released_days(&self, node: &str) -> Result<Vec<String>> {
+        let mut st =
+            self.conn.prepare("SELECT DISTINCT day FROM federation_cells WHERE node = ? ORDER BY day")?;
+        let rows = st.query_map([node], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }

@@ -74,6 +74,12 @@ struct Graph<'a> {
     by_id: HashMap<&'a str, usize>,
     /// (source id, relationship type, target id).
     rels: Vec<(&'a str, &'a str, &'a str)>,
+    /// Indexes into `rels` by source and by target id: a bundle of a million indicators has
+    /// a million relationships, and a scan per object would be quadratic.
+    by_source: HashMap<&'a str, Vec<usize>>,
+    by_target: HashMap<&'a str, Vec<usize>>,
+    /// Observed-data id → what a sighting of it is a sighting of.
+    sighted: HashMap<&'a str, Vec<&'a str>>,
     /// Object id → names of reports that reference it.
     reports: HashMap<&'a str, Vec<&'a str>>,
 }
@@ -88,7 +94,15 @@ fn strs<'a>(o: &'a Json, k: &str) -> Vec<&'a str> {
 
 impl<'a> Graph<'a> {
     fn new(objects: &'a [Json]) -> Self {
-        let mut g = Graph { objects, by_id: HashMap::new(), rels: Vec::new(), reports: HashMap::new() };
+        let mut g = Graph {
+            objects,
+            by_id: HashMap::new(),
+            rels: Vec::new(),
+            by_source: HashMap::new(),
+            by_target: HashMap::new(),
+            sighted: HashMap::new(),
+            reports: HashMap::new(),
+        };
         for (i, o) in objects.iter().enumerate() {
             if let Some(id) = s(o, "id") {
                 g.by_id.insert(id, i);
@@ -98,7 +112,16 @@ impl<'a> Graph<'a> {
                     if let (Some(a), Some(t), Some(b)) =
                         (s(o, "source_ref"), s(o, "relationship_type"), s(o, "target_ref"))
                     {
+                        g.by_source.entry(a).or_default().push(g.rels.len());
+                        g.by_target.entry(b).or_default().push(g.rels.len());
                         g.rels.push((a, t, b));
+                    }
+                }
+                Some("sighting") => {
+                    if let Some(of) = s(o, "sighting_of_ref") {
+                        for od in strs(o, "observed_data_refs") {
+                            g.sighted.entry(od).or_default().push(of);
+                        }
                     }
                 }
                 Some("report") => {
@@ -119,12 +142,22 @@ impl<'a> Graph<'a> {
 
     /// Objects `id` points to with one of `types` (outgoing relationships).
     fn targets(&self, id: &str, types: &[&str]) -> Vec<&'a Json> {
-        self.rels.iter().filter(|r| r.0 == id && types.contains(&r.1)).filter_map(|r| self.get(r.2)).collect()
+        let idx = self.by_source.get(id).map(Vec::as_slice).unwrap_or(&[]);
+        idx.iter()
+            .map(|&i| self.rels[i])
+            .filter(|r| types.contains(&r.1))
+            .filter_map(|r| self.get(r.2))
+            .collect()
     }
 
     /// Objects pointing to `id` with one of `types` (incoming relationships).
     fn sources(&self, id: &str, types: &[&str]) -> Vec<&'a Json> {
-        self.rels.iter().filter(|r| r.2 == id && types.contains(&r.1)).filter_map(|r| self.get(r.0)).collect()
+        let idx = self.by_target.get(id).map(Vec::as_slice).unwrap_or(&[]);
+        idx.iter()
+            .map(|&i| self.rels[i])
+            .filter(|r| types.contains(&r.1))
+            .filter_map(|r| self.get(r.0))
+            .collect()
     }
 
     /// The most restrictive TLP among the object's markings.
@@ -532,13 +565,25 @@ fn observed(g: &Graph<'_>, o: &Json, mut line: Line, ctx: &ParseContext<'_>, sin
         return;
     }
     let id = s(o, "id").unwrap_or("");
-    let malware: Vec<&Json> = g
+    let mut malware: Vec<&Json> = g
         .sources(id, &["based-on"])
         .into_iter()
         .flat_map(|ind| g.targets(s(ind, "id").unwrap_or(""), &["indicates"]))
         .filter(|t| s(t, "type") == Some("malware"))
         .collect();
-    let c = Context::new(g, o, &[], &malware, T::Undetermined);
+    // A sighting of a malware family with this observed data behind it: the observed
+    // addresses are infected with it (what botwatch and other centres publish for hosts).
+    let sighted: Vec<&Json> = g
+        .sighted
+        .get(id)
+        .into_iter()
+        .flatten()
+        .filter_map(|of| g.get(of))
+        .filter(|m| s(m, "type") == Some("malware"))
+        .collect();
+    let default = if sighted.is_empty() { T::Undetermined } else { T::InfectedSystem };
+    malware.extend(sighted);
+    let c = Context::new(g, o, &[], &malware, default);
     emit(obs, o, &c, &line, ctx, sink);
 }
 
@@ -588,6 +633,18 @@ mod tests {
             {"type":"indicator","id":"indicator--2","name":"C2 channel","pattern":"[domain-name:value = 'c2.example']","object_marking_refs":["marking-definition--x","marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"]}]}"#);
         assert_eq!(out.events[0].classification_type, T::C2Server);
         assert_eq!(out.events[0].tlp, Some(Tlp::Red));
+    }
+
+    #[test]
+    fn a_sighting_of_a_family_makes_its_observed_hosts_infected() {
+        let out = run(br#"{"type":"bundle","id":"bundle--1","objects":[
+            {"type":"malware","id":"malware--1","name":"mirai","is_family":true},
+            {"type":"ipv4-addr","id":"ipv4-addr--1","value":"198.51.100.7"},
+            {"type":"observed-data","id":"observed-data--1","first_observed":"2026-12-01T00:00:00Z","last_observed":"2026-12-01T01:00:00Z","number_observed":3,"object_refs":["ipv4-addr--1"]},
+            {"type":"sighting","id":"sighting--1","sighting_of_ref":"malware--1","observed_data_refs":["observed-data--1"],"count":3}]}"#);
+        assert_eq!(out.events.len(), 1);
+        assert_eq!(out.events[0].classification_type, T::InfectedSystem);
+        assert_eq!(out.events[0].malware_name.as_deref(), Some("mirai"));
     }
 
     #[test]
