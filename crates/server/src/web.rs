@@ -341,7 +341,7 @@ async fn sharing(State(st): State<Shared>, headers: HeaderMap) -> Response {
         .collect();
     let bars = |by: By, label: &str| {
         let mut rows = global(&cells, by).rows;
-        rows.sort_by(|a, b| b.infected.cmp(&a.infected));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.infected));
         rows.truncate(15);
         serde_json::json!({"kind": "bars", "label": label, "labels": rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>(),
             "values": rows.iter().map(|r| r.infected).collect::<Vec<_>>(), "empty": "No federated figures yet."})
