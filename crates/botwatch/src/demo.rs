@@ -381,6 +381,101 @@ fn isp_view(
     writeln!(out, "  self-check portal: {DEMO_URL}/check   (as an infected subscriber would see it:")?;
     writeln!(out, "    curl -H 'X-Forwarded-For: {infected_ip}' {DEMO_URL}/check)")?;
     writeln!(out, "  API: curl -H 'Authorization: Bearer {analyst}' {DEMO_URL}/api/v1/cases?open=true")?;
+    partner_exchange(store, &cfg_path, first_asn, now, out)?;
+    Ok(())
+}
+
+/// The demo's last act: this centre shares with a partner centre, through the TLP gate, and
+/// releases its federated figures — what went, to whom, under which TLP, what stayed home.
+fn partner_exchange(
+    store: &mut SqliteStore,
+    cfg_path: &Path,
+    first_asn: u32,
+    now: Timestamp,
+    out: &mut dyn Write,
+) -> Result<()> {
+    // Home is the constituency's country: where its first network's infected hosts are.
+    let infected = EventQuery {
+        classification_type: Some("infected-system".into()),
+        asn: Some(first_asn),
+        ..Default::default()
+    };
+    let mut countries = store.stats(GroupBy::Country, &infected)?;
+    countries.retain(|r| !r.key.is_empty());
+    countries.sort_by(|a, b| b.subjects.cmp(&a.subjects).then(a.key.cmp(&b.key)));
+    let home = countries.first().map(|r| r.key.clone()).unwrap_or_else(|| "JP".into());
+    let password = botwatch_server::auth::new_key()?;
+    let section = format!(
+        "\n# Sharing: this centre and one partner centre (the TAXII server is at /taxii2/).\n[share]\nnode = \"botwatch demo centre\"\norganisation = \"botwatch demo centre\"\ncountry = \"{home}\"\nhome_countries = [\"{home}\"]\n# The demo's feeds are public lists and a synthetic report: unmarked counts as GREEN.\ndefault_tlp = \"green\"\n\n[[partners]]\nname = \"cert-partner\"\ncountry = \"NL\"\norganisation = \"CERT partner (demo)\"\nmax_tlp = \"green\"\nsightings = true\nhome_addresses = false\npassword = \"{password}\"\n"
+    );
+    let mut text = std::fs::read_to_string(cfg_path)?;
+    text.push_str(&section);
+    std::fs::write(cfg_path, &text)?;
+    let cfg: crate::config::Config = toml::from_str(&text)?;
+    let partner = crate::share::partner(&cfg, "cert-partner")?.clone();
+    let me = crate::share::share_cfg(&cfg);
+    let released = crate::federation::release(&cfg, store, now, 7)?;
+    let is_home = crate::share::home_test(&cfg)?;
+    botwatch_share::publish::publish(store, &me, &is_home, now)?;
+    let dir = cfg_path.with_file_name(format!("{}-share", file_stem(cfg_path)));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("cert-partner.stix.json");
+    let e = partner.entitlement(&me);
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&file)?);
+    let sent = botwatch_share::publish::bundle(
+        store,
+        &me,
+        &is_home,
+        &e,
+        &mut w,
+        &format!("demo|cert-partner|{}", now.micros()),
+    )?;
+    drop(w);
+    crate::share::audit(
+        store,
+        now,
+        "cert-partner",
+        "sent",
+        "stix-export",
+        None,
+        sent.objects,
+        sent.withheld,
+        sent.tlp_max,
+        None,
+    )?;
+    let c = cfg_path.display();
+    writeln!(
+        out,
+        "\nPartner exchange — what this centre ({home}) shares with cert-partner (NL), entitled to TLP:GREEN and sightings, not to addresses at home:"
+    )?;
+    writeln!(
+        out,
+        "  sent {} STIX 2.1 objects, highest {}: {}",
+        sent.objects,
+        sent.tlp_max.map(|t| format!("TLP:{}", t.as_str())).unwrap_or_else(|| "none".into()),
+        file.display()
+    )?;
+    writeln!(out, "  withheld {} by the TLP gate:", sent.withheld)?;
+    for (why, n) in &sent.reasons {
+        writeln!(out, "    {n:>7}  {why}")?;
+    }
+    writeln!(
+        out,
+        "  federated figures: {} cells released ({} small cells suppressed, k = {}) into the `federation` TAXII collection",
+        released.cells, released.suppressed, me.k_anonymity
+    )?;
+    writeln!(
+        out,
+        "  see it: botwatch --config {c} share audit   ·   botwatch --config {c} federation stats --by family"
+    )?;
+    writeln!(
+        out,
+        "          the Sharing page ({DEMO_URL}/sharing) once `serve` runs; the partner pulls over TAXII 2.1:"
+    )?;
+    writeln!(
+        out,
+        "          curl -u cert-partner:{password} -H 'Accept: application/taxii+json;version=2.1' {DEMO_URL}/taxii2/api/collections/"
+    )?;
     Ok(())
 }
 

@@ -54,11 +54,17 @@ fn node(dir: &Path, extra: &str) -> String {
     let d = dir.to_str().unwrap();
     let mut text =
         std::fs::read_to_string(&cfg).unwrap().replace("\"botwatch-demo", &format!("\"{d}/botwatch-demo"));
+    // The demo's own sharing section (its partner exchange) gives way to this test's.
+    if let Some(i) = text.find("\n# Sharing:") {
+        text.truncate(i);
+    }
     text.push_str(&format!(
         "\n[share]\nnode = \"CERT-A\"\norganisation = \"CERT-A\"\ncountry = \"JP\"\n{extra}\n"
     ));
     std::fs::write(&cfg, text).unwrap();
     let cfg = cfg.to_str().unwrap().to_string();
+    // The demo released figures as its own node; this test's node starts afresh.
+    ok(&["--config", &cfg, "federation", "forget", "botwatch demo centre"]);
     let bundle = red_and_green(dir);
     let o =
         bin().current_dir(dir).args(["--config", &cfg, "ingest", bundle.to_str().unwrap()]).output().unwrap();
@@ -121,7 +127,7 @@ fn stix_export_passes_the_validator_keeps_red_home_and_round_trips() {
     validate(&py, "stix", &full);
     // A second store importing the bundle has the same indicators (RED aside).
     let other = dir.path().join("other.db");
-    ok(&["--config", &cfg, "ingest", "--db", other.to_str().unwrap(), bundle.to_str().unwrap()]);
+    ok(&["--config", &cfg, "ingest", "--db", other.to_str().unwrap(), full.to_str().unwrap()]);
     let mine: BTreeSet<_> = indicators(&cfg, None).into_iter().filter(|i| i.0 != RED_C2).collect();
     let theirs = indicators(&cfg, Some(other.to_str().unwrap()));
     assert!(mine.len() > 50, "{}", mine.len());
@@ -349,6 +355,24 @@ fn two_nodes_federate_without_red_subscribers_or_home_addresses_crossing() {
     // Infected hosts abroad do go (B is entitled to sightings): a centre sees another
     // country's infected machines.
     assert!(sent.contains("\"observed-data\""));
+    // Every object served, federated aggregates and their extension definition among them,
+    // passes stix2-validator.
+    // (One bundle of both collections: objects both carry, the producer's identity, once.)
+    let mut seen = BTreeSet::new();
+    let objects: Vec<serde_json::Value> = json_lines(&sent)
+        .into_iter()
+        .filter_map(|l| l.get("object").cloned())
+        .filter(|o| seen.insert((o["id"].to_string(), o["modified"].to_string())))
+        .collect();
+    assert!(objects.iter().any(|o| o["type"] == "x-botwatch-infection-aggregate"));
+    assert!(objects.iter().any(|o| o["type"] == "extension-definition"));
+    let served = da.path().join("served.json");
+    std::fs::write(
+        &served,
+        serde_json::json!({"type": "bundle", "id": "bundle--0c7b5e8a-54b4-4a5c-9a57-7d0c1b5c0a01", "objects": objects}).to_string(),
+    )
+    .unwrap();
+    validate(&py, "stix", &served);
 
     // Each pulls the other.
     let pb = ok(&["--config", &b, "taxii", "pull", "--json"]);

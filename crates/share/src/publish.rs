@@ -122,19 +122,25 @@ pub struct Sent {
     pub withheld: u64,
     /// The highest TLP among what was sent.
     pub tlp_max: Option<botwatch_model::Tlp>,
+    /// Why objects were withheld, with how many each.
+    pub reasons: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl Sent {
     /// Asks the gate; counts the verdict.
     pub fn admit(&mut self, e: &Entitlement, l: &Label) -> bool {
-        if gate::admit(e, l).sends() {
-            self.objects += 1;
-            let t = gate::effective(l, e);
-            self.tlp_max = self.tlp_max.max(Some(t));
-            true
-        } else {
-            self.withheld += 1;
-            false
+        match gate::admit(e, l) {
+            gate::Verdict::Send => {
+                self.objects += 1;
+                let t = gate::effective(l, e);
+                self.tlp_max = self.tlp_max.max(Some(t));
+                true
+            }
+            gate::Verdict::Withhold(why) => {
+                self.withheld += 1;
+                *self.reasons.entry(why.as_str()).or_default() += 1;
+                false
+            }
         }
     }
 }
