@@ -103,7 +103,8 @@ impl Filters {
 enum Cmd {
     /// Parse report files into the store (format detected unless --feed is given)
     Ingest {
-        /// Report files (CSV, JSON, text; .gz and .zip are unpacked); `-` reads stdin
+        /// Report files (CSV, JSON, text; .gz and .zip are unpacked); `-` reads stdin; a
+        /// MISP feed directory (or its manifest.json) reads the events its manifest lists
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Feed id (see `botwatch feeds`); detected per file when omitted
@@ -754,6 +755,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 families: &families,
                 limits: cfg.ingest.limits(),
             };
+            // A MISP feed directory (or its manifest.json) is the events its manifest lists.
+            let (files, missing) = botwatch::share::expand_misp_feeds(&files);
+            for m in &missing {
+                eprintln!("{m}");
+            }
             let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
             let bar = if quiet || json {
                 indicatif::ProgressBar::hidden()
@@ -766,7 +772,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
-            let mut failed = 0;
+            let mut failed = missing.len();
             let mut all: Vec<ReportSummary> = Vec::new();
             let started = std::time::Instant::now();
             for f in &files {

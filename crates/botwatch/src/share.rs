@@ -511,3 +511,55 @@ pub fn export_stix(
     )?;
     Ok(sent)
 }
+
+/// Ingest arguments with MISP feeds expanded: a directory holding `manifest.json` (or the
+/// manifest itself) stands for the event files the manifest lists, in its order. Events the
+/// manifest lists but the directory lacks are returned as errors, not skipped silently.
+pub fn expand_misp_feeds(paths: &[std::path::PathBuf]) -> (Vec<std::path::PathBuf>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        let (dir, manifest) = if p.is_dir() {
+            (p.clone(), p.join("manifest.json"))
+        } else if p.file_name().is_some_and(|n| n == "manifest.json") {
+            (p.parent().map(|d| d.to_path_buf()).unwrap_or_default(), p.clone())
+        } else {
+            out.push(p.clone());
+            continue;
+        };
+        let text = match std::fs::read_to_string(&manifest) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(format!(
+                    "{}: not a MISP feed directory (no readable manifest.json: {e})",
+                    dir.display()
+                ));
+                continue;
+            }
+        };
+        let m: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(&text) {
+            Ok(m) => m,
+            Err(e) => {
+                errors.push(format!(
+                    "{}: manifest.json is not a JSON object of events: {e}",
+                    manifest.display()
+                ));
+                continue;
+            }
+        };
+        for uuid in m.keys() {
+            // Only a UUID names a file: a manifest key cannot walk out of the directory.
+            if uuid.len() != 36 || !uuid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+                errors.push(format!("{}: manifest key {uuid:?} is not an event UUID", manifest.display()));
+                continue;
+            }
+            let f = dir.join(format!("{uuid}.json"));
+            if f.is_file() {
+                out.push(f);
+            } else {
+                errors.push(format!("{}: listed in manifest.json but missing", f.display()));
+            }
+        }
+    }
+    (out, errors)
+}

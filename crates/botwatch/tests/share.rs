@@ -151,6 +151,7 @@ fn misp_feed_loads_in_pymisp() {
         "--tlp",
         "amber",
         "--sightings",
+        "--home-addresses",
     ]);
     let out = validate(&py, "misp-feed", &feed);
     assert!(out.contains("pymisp:"), "{out}");
@@ -159,6 +160,34 @@ fn misp_feed_loads_in_pymisp() {
         all.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap());
     }
     assert!(all.contains(GREEN_C2) && !all.contains(RED_C2));
+    // The feed directory read back (manifest → events): the same indicator addresses.
+    let other = dir.path().join("other.db");
+    ok(&["--config", &cfg, "ingest", "--db", other.to_str().unwrap(), feed.to_str().unwrap()]);
+    let subjects = |db: Option<&str>| -> BTreeSet<String> {
+        let mut args =
+            vec!["--config", cfg.as_str(), "observations", "--format", "jsonl", "--limit", "1000000"];
+        if let Some(d) = db {
+            args.extend(["--db", d]);
+        }
+        json_lines(&ok(&args)).iter().map(|o| o["subject"].as_str().unwrap().to_string()).collect()
+    };
+    let exported: BTreeSet<String> =
+        indicators(&cfg, None).into_iter().map(|i| i.0).filter(|s| s != RED_C2).collect();
+    let back = subjects(Some(other.to_str().unwrap()));
+    assert!(exported.len() > 50);
+    let lost: Vec<_> = exported.difference(&back).collect();
+    assert!(lost.is_empty(), "not read back from the feed: {lost:?}");
+    // A listed event that is missing is an error, not a silent skip.
+    let first = std::fs::read_dir(&feed)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "json") && !p.ends_with("manifest.json"))
+        .unwrap();
+    std::fs::remove_file(first).unwrap();
+    let o = run(&["--config", &cfg, "ingest", "--db", other.to_str().unwrap(), feed.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("listed in manifest.json but missing"));
 }
 
 #[test]

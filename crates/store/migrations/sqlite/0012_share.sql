@@ -22,6 +22,9 @@ CREATE TABLE share_objects (
     UNIQUE (collection, id, version)
 );
 CREATE INDEX share_objects_id ON share_objects (collection, id);
+-- Pages read a collection in `seq` order from a cursor: without this, every page would sort
+-- the whole collection.
+CREATE INDEX share_objects_seq ON share_objects (collection, seq);
 
 -- TAXII status resources for POSTed envelopes.
 CREATE TABLE share_status (
