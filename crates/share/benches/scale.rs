@@ -41,7 +41,7 @@ fn row(s: &str, i: usize) -> Row<'_> {
         last_seen: Timestamp(1_760_100_000_000_000 + i as i64 * 1000),
         count: 1 + (i % 7) as u64,
         confidence: 80.0,
-        tlp: if i % 10 == 0 { Some(Tlp::Red) } else { None },
+        tlp: if i.is_multiple_of(10) { Some(Tlp::Red) } else { None },
         home: false,
         sources: 1,
     }
