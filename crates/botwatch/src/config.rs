@@ -41,6 +41,10 @@ pub struct Config {
     pub share: Option<botwatch_share::partners::ShareConfig>,
     /// Partner nodes and centres: credentials, collections, TLP entitlement.
     pub partners: Vec<botwatch_share::partners::Partner>,
+    /// The version of the signed bar document `[bar]` came from (`[share] bar_document`);
+    /// `None`: the local, unversioned `[bar]`.
+    #[serde(skip)]
+    pub bar_version: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -170,7 +174,27 @@ impl Config {
             }
         };
         let text = std::fs::read_to_string(&p).with_context(|| format!("reading config {}", p.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))
+        let mut cfg: Config =
+            toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))?;
+        cfg.adopt_bar_document()?;
+        Ok(cfg)
+    }
+
+    /// `[share] bar_document`: the signed bar replaces `[bar]`. The document must still
+    /// verify under the key it was adopted with (`bar adopt` checked that key against the
+    /// partner's configured one), so an edited file is refused rather than obeyed.
+    pub fn adopt_bar_document(&mut self) -> Result<()> {
+        let Some(path) = self.share.as_ref().and_then(|s| s.bar_document.clone()) else { return Ok(()) };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading bar document {}", path.display()))?;
+        let doc: botwatch_share::bar::SignedBar = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a signed bar document", path.display()))?;
+        botwatch_share::bar::verify(&doc, &doc.public_key)
+            .with_context(|| format!("{}: the signature does not verify", path.display()))?;
+        self.bar = serde_json::from_value(doc.bar.clone())
+            .with_context(|| format!("{}: the bar's thresholds do not fit [bar]", path.display()))?;
+        self.bar_version = Some(format!("{} {}", doc.issuer, doc.version));
+        Ok(())
     }
 }
 

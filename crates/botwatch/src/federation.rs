@@ -101,7 +101,42 @@ pub fn compute(cfg: &Config, store: &SqliteStore, now: Timestamp, days: u32) -> 
             c.remediation_hours_median = median(&mut v);
         }
     }
+    // Each carrier's compliance against the bar (and the bar's version), on the cells of its
+    // networks, so the global view compares carriers across countries on the same standard.
+    let carriers = carrier_compliance(cfg, store, now)?;
+    for c in cells.values_mut() {
+        if let Some(v) = carriers.get(&c.asn) {
+            c.compliance = Some(v.clone());
+            c.bar_version = cfg.bar_version.clone();
+        }
+    }
     Ok(cells.into_values().collect())
+}
+
+/// ASN → the compliance of the constituency organisation that holds it.
+fn carrier_compliance(
+    cfg: &Config,
+    store: &SqliteStore,
+    now: Timestamp,
+) -> Result<BTreeMap<u32, serde_json::Value>> {
+    let Some(orgs) = crate::isp::constituency(cfg)? else { return Ok(BTreeMap::new()) };
+    let attr = crate::isp::attributor(cfg, store)?;
+    let report = botwatch_cases::compliance::org_report(store, &attr, &cfg.bar, now)?;
+    let mut out = BTreeMap::new();
+    for r in report {
+        let Some(org) = r.org.as_deref().and_then(|id| orgs.get(id)) else { continue };
+        let v = serde_json::json!({
+            "carrier": org.name,
+            "verdict": r.verdict.as_str(),
+            "infections_per_1000": r.infections_per_1000,
+            "share_notified_within": r.share_notified_within,
+            "reinfection_rate": r.reinfection_rate,
+        });
+        for asn in &org.asns {
+            out.insert(*asn, v.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Releases: protects the cells, keeps them as this node's, publishes them as STIX objects

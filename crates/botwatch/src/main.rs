@@ -191,6 +191,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: TaxiiCmd,
     },
+    /// The minimum security bar as a signed, versioned document shared with partners
+    Bar {
+        #[command(subcommand)]
+        cmd: BarCmd,
+    },
     /// Federated statistics: release this node's aggregates, read every node's
     Federation {
         #[command(subcommand)]
@@ -597,6 +602,35 @@ enum ShareCmd {
 }
 
 #[derive(Subcommand)]
+enum BarCmd {
+    /// This node's bar-signing public key (base64): partners set it as this node's bar_key
+    Key {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Sign [bar] as VERSION and publish it into the `federation` TAXII collection
+    Publish {
+        #[arg(long)]
+        version: String,
+        /// Also write the signed document here
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Adopt the newest bar a partner published (pulled with `taxii pull`), verified with
+    /// the partner's bar_key; writes the document for [share] bar_document
+    Adopt {
+        #[arg(long)]
+        from: String,
+        #[arg(long, default_value = "botwatch-bar.json")]
+        out: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Subcommand)]
 enum FederationCmd {
     /// Release the complete days not released yet: per day × country × ASN × family
     /// infected addresses, new cases, median remediation hours; cells under [share]
@@ -616,6 +650,9 @@ enum FederationCmd {
         /// day, country, family, asn or node
         #[arg(long, default_value = "day")]
         by: String,
+        /// Carriers' compliance instead, with the bar version each was measured against
+        #[arg(long)]
+        carriers: bool,
         #[command(flatten)]
         db: DbArg,
         #[arg(long, value_enum, default_value = "table")]
@@ -980,6 +1017,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Share { cmd } => share_cmd(&cfg, cmd, &mut out)?,
         Cmd::Taxii { cmd } => taxii_cmd(&cfg, cmd, &families, &mut out)?,
         Cmd::Federation { cmd } => federation_cmd(&cfg, cmd, &mut out)?,
+        Cmd::Bar { cmd } => bar_cmd(&cfg, cmd, &mut out)?,
         Cmd::Export { format, filters, db, output: file, .. } => {
             let store = open_read(&cfg, &db)?;
             let mut q = filters.query(&families)?;
@@ -1982,6 +2020,96 @@ fn sightings_of(store: &SqliteStore, value: &str) -> Result<Vec<serde_json::Valu
     Ok(out)
 }
 
+fn bar_key(store: &mut SqliteStore) -> Result<Vec<u8>> {
+    let fresh = botwatch_share::bar::new_key()?;
+    Ok(store.secret_or_init("bar-signing-key", || fresh, SystemClock.now().micros())?)
+}
+
+fn bar_cmd(cfg: &Config, cmd: BarCmd, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        BarCmd::Key { db } => {
+            let mut store = open_existing(cfg, &db)?;
+            writeln!(out, "{}", botwatch_share::bar::public_key(&bar_key(&mut store)?)?)?;
+        }
+        BarCmd::Publish { version, out: file, db } => {
+            if cfg.bar.is_empty() {
+                bail!("no [bar] thresholds to publish (see botwatch.example.toml)");
+            }
+            let mut store = open_existing(cfg, &db)?;
+            let key = bar_key(&mut store)?;
+            let me = botwatch::share::share_cfg(cfg);
+            let now = SystemClock.now();
+            let doc = botwatch_share::bar::sign(
+                &key,
+                &me.node,
+                &version,
+                &botwatch_share::stix::time(now),
+                serde_json::to_value(&cfg.bar)?,
+            )?;
+            let producer = me.producer();
+            let objs = [
+                botwatch_share::stix::Obj::from_value(
+                    botwatch_share::bar::extension_definition(),
+                    botwatch_share::gate::Label {
+                        tlp: Some(botwatch_model::Tlp::Clear),
+                        ..Default::default()
+                    },
+                ),
+                botwatch_share::bar::to_object(&doc, &producer.identity_id()),
+            ];
+            let coll = botwatch_share::taxii::CollectionKind::Federation.id(&me.node);
+            store.share_put(&coll, None, objs.iter().map(botwatch_share::publish::new_object), now)?;
+            if let Some(f) = file {
+                std::fs::write(&f, serde_json::to_string_pretty(&doc)?)?;
+            }
+            writeln!(out, "published bar {} {version}, signed with key {}", me.node, doc.public_key)?;
+        }
+        BarCmd::Adopt { from, out: file, db } => {
+            let p = botwatch::share::partner(cfg, &from)?;
+            let key = p.bar_key.clone().with_context(|| format!("partner {from:?} has no bar_key: a bar is adopted only under a key configured for its issuer"))?;
+            let store = open_read(cfg, &db)?;
+            let mut newest: Option<(i64, botwatch_share::bar::SignedBar)> = None;
+            let mut after = None;
+            loop {
+                let q = botwatch_store::share::SharePage {
+                    collection: format!("received:{from}"),
+                    after_seq: after,
+                    types: vec![botwatch_share::bar::OBJECT_TYPE.into()],
+                    limit: 1000,
+                    ..Default::default()
+                };
+                let (rows, more) = store.share_page(&q)?;
+                for r in &rows {
+                    if let Some(d) =
+                        serde_json::from_str(&r.body).ok().as_ref().and_then(botwatch_share::bar::from_object)
+                    {
+                        newest = Some((r.seq, d));
+                    }
+                }
+                after = rows.last().map(|r| r.seq);
+                if !more {
+                    break;
+                }
+            }
+            let (_, doc) = newest.with_context(|| {
+                format!("no security bar received from {from} (run `botwatch taxii pull --partner {from}`)")
+            })?;
+            botwatch_share::bar::verify(&doc, &key)
+                .with_context(|| format!("the bar {} {} from {from}", doc.issuer, doc.version))?;
+            std::fs::write(&file, serde_json::to_string_pretty(&doc)?)?;
+            writeln!(
+                out,
+                "adopted bar {} {} (signature verified with {from}'s key) into {}; set [share] bar_document = {:?} to measure against it",
+                doc.issuer,
+                doc.version,
+                file.display(),
+                file.display().to_string()
+            )?;
+        }
+    }
+    Ok(())
+}
+
 fn federation_cmd(cfg: &Config, cmd: FederationCmd, out: &mut dyn Write) -> Result<()> {
     match cmd {
         FederationCmd::Release { days, db, json } => {
@@ -2002,11 +2130,29 @@ fn federation_cmd(cfg: &Config, cmd: FederationCmd, out: &mut dyn Write) -> Resu
                 )?;
             }
         }
-        FederationCmd::Stats { by, db, format } => {
+        FederationCmd::Stats { by, carriers, db, format } => {
             let store = open_read(cfg, &db)?;
             let by = botwatch_share::federation::By::parse(&by)
                 .context("--by: day, country, family, asn or node")?;
             let view = botwatch_share::federation::global(&store.federation_cells(None)?, by);
+            if carriers {
+                let header = ["bar_version", "node", "carrier", "verdict", "infections_per_1000"];
+                let rows: Vec<Vec<String>> = view
+                    .carriers
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.bar_version.clone().unwrap_or_else(|| "(local, unversioned)".into()),
+                            c.node.clone(),
+                            c.carrier.clone(),
+                            c.verdict.clone().unwrap_or_default(),
+                            c.infections_per_1000.map(|x| format!("{x:.2}")).unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                output::emit(out, format, &view.carriers, &header, &rows)?;
+                return Ok(());
+            }
             let nodes: Vec<String> = view.nodes.iter().map(|n| n.node.clone()).collect();
             let mut header = vec!["key".to_string(), "infected".into(), "new_cases".into()];
             header.extend(nodes.iter().cloned());

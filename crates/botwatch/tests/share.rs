@@ -311,6 +311,16 @@ fn set_node_name(cfg: &str, name: &str) {
     std::fs::write(cfg, t).unwrap();
 }
 
+/// Adds `key = "value"` to the config's `[share]` section.
+fn set_share_key(cfg: &str, key: &str, value: &str) {
+    let t = std::fs::read_to_string(cfg).unwrap().replacen(
+        "\n[share]\n",
+        &format!("\n[share]\n{key} = {value:?}\n"),
+        1,
+    );
+    std::fs::write(cfg, t).unwrap();
+}
+
 fn set_peer_url(cfg: &str, url: &str) {
     let t = std::fs::read_to_string(cfg).unwrap().replace("PEER_URL", url);
     std::fs::write(cfg, t).unwrap();
@@ -330,17 +340,43 @@ fn two_nodes_federate_without_red_subscribers_or_home_addresses_crossing() {
     let a = federating_node(da.path(), "CERT-A", "cert-b", "b-at-a", "a-at-b");
     let b = federating_node(db.path(), "CERT-B", "cert-a", "a-at-b", "b-at-a");
     set_node_name(&b, "CERT-B");
+    // A sets the standard: it signs its bar, measures against it, and B adopts it below.
+    let a_bar = da.path().join("a-bar.json");
+    ok(&["--config", &a, "bar", "publish", "--version", "2026.1", "--out", a_bar.to_str().unwrap()]);
+    let a_key = ok(&["--config", &a, "bar", "key"]).trim().to_string();
+    set_share_key(&a, "bar_document", a_bar.to_str().unwrap());
+    ok(&["--config", &a, "federation", "release", "--days", "100000"]);
     for cfg in [&a, &b] {
-        ok(&["--config", cfg, "federation", "release", "--days", "100000"]);
         ok(&["--config", cfg, "share", "publish"]);
     }
     let own_a = infected_by_node(&a)["CERT-A"];
-    let own_b = infected_by_node(&b)["CERT-B"];
-    assert!(own_a > 100 && own_b > 100, "{own_a} {own_b}");
     let (_sa, url_a, _) = serve(Some(da.path()), &a, "http");
     let (_sb, url_b, _) = serve(Some(db.path()), &b, "http");
     set_peer_url(&a, &format!("{url_b}/taxii2/api/"));
     set_peer_url(&b, &format!("{url_a}/taxii2/api/"));
+    // B adopts A's bar only under A's key, then releases measured against it.
+    let b_bar = db.path().join("adopted-bar.json");
+    ok(&["--config", &b, "taxii", "pull"]);
+    let wrong = run(&["--config", &b, "bar", "adopt", "--from", "cert-a", "--out", b_bar.to_str().unwrap()]);
+    assert!(!wrong.status.success(), "adopted without a configured key");
+    let t = std::fs::read_to_string(&b)
+        .unwrap()
+        .replace("password = \"a-at-b\"", &format!("password = \"a-at-b\"\nbar_key = \"{a_key}\""));
+    std::fs::write(&b, t).unwrap();
+    ok(&["--config", &b, "bar", "adopt", "--from", "cert-a", "--out", b_bar.to_str().unwrap()]);
+    set_share_key(&b, "bar_document", b_bar.to_str().unwrap());
+    ok(&["--config", &b, "federation", "release", "--days", "100000"]);
+    ok(&["--config", &b, "share", "publish"]);
+    let own_b = infected_by_node(&b)["CERT-B"];
+    assert!(own_a > 100 && own_b > 100, "{own_a} {own_b}");
+    // A tampered adopted document is refused, not obeyed.
+    let doc = std::fs::read_to_string(&b_bar).unwrap();
+    let tampered = db.path().join("tampered.json");
+    std::fs::write(&tampered, doc.replace("2026.1", "2026.9")).unwrap();
+    let t = std::fs::read_to_string(&b).unwrap().replace(b_bar.to_str().unwrap(), tampered.to_str().unwrap());
+    let bad_cfg = db.path().join("tampered.toml");
+    std::fs::write(&bad_cfg, t).unwrap();
+    assert!(!run(&["--config", bad_cfg.to_str().unwrap(), "federation", "stats"]).status.success());
 
     // Everything A sends B, as B receives it, through taxii2-client.
     let o = std::process::Command::new(&py)
@@ -403,11 +439,20 @@ fn two_nodes_federate_without_red_subscribers_or_home_addresses_crossing() {
     .unwrap();
     validate(&py, "stix", &served);
 
-    // Each pulls the other.
-    let pb = ok(&["--config", &b, "taxii", "pull", "--json"]);
+    // Each pulls the other (B pulled A once already, for the bar: nothing new since).
     let pa = ok(&["--config", &a, "taxii", "pull", "--json"]);
-    assert!(json_lines(&pb).iter().map(|s| s["aggregates"].as_u64().unwrap()).sum::<u64>() > 10, "{pb}");
     assert!(json_lines(&pa).iter().map(|s| s["aggregates"].as_u64().unwrap()).sum::<u64>() > 10, "{pa}");
+    let pb = ok(&["--config", &b, "taxii", "pull", "--json"]);
+    assert_eq!(json_lines(&pb).iter().map(|s| s["objects"].as_u64().unwrap()).sum::<u64>(), 0, "{pb}");
+    // Carriers of both countries, measured against the same signed bar version.
+    let carriers =
+        json_lines(&ok(&["--config", &a, "federation", "stats", "--carriers", "--format", "jsonl"]));
+    let nodes: BTreeSet<&str> = carriers
+        .iter()
+        .filter(|c| c["bar_version"] == "CERT-A 2026.1")
+        .map(|c| c["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, BTreeSet::from(["CERT-A", "cert-b"]), "{carriers:?}");
 
     // A shared indicator: both nodes saw it, each sees the other's sighting.
     let shared = indicators(&a, None).into_iter().find(|i| i.0 == GREEN_C2).expect("the shared C2");

@@ -312,11 +312,24 @@ pub struct GlobalRow {
     pub by_node: std::collections::BTreeMap<String, u64>,
 }
 
+/// One carrier's compliance as a node published it, with the bar version it was measured
+/// against: carriers on the same version compare across countries.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CarrierRow {
+    pub node: String,
+    pub carrier: String,
+    pub bar_version: Option<String>,
+    pub verdict: Option<String>,
+    pub infections_per_1000: Option<f64>,
+}
+
 /// Every node's published figures summed, with each node's share.
 #[derive(Debug, Clone, Serialize)]
 pub struct GlobalView {
     pub by: By,
     pub nodes: Vec<NodeTotals>,
+    /// Carriers by bar version, then node.
+    pub carriers: Vec<CarrierRow>,
     pub rows: Vec<GlobalRow>,
     pub infected: u64,
     pub new_cases: u64,
@@ -357,8 +370,26 @@ pub fn global(cells: &[botwatch_store::share::FederationCell], by: By) -> Global
         *r.by_node.entry(c.node.clone()).or_default() += c.infected;
     }
     let nodes: Vec<NodeTotals> = nodes.into_values().collect();
+    let mut carriers: Vec<CarrierRow> = Vec::new();
+    for c in cells {
+        let Some(cmp) = &c.compliance else { continue };
+        let Some(name) = cmp.get("carrier").and_then(|v| v.as_str()) else { continue };
+        let row = CarrierRow {
+            node: c.node.clone(),
+            carrier: name.to_string(),
+            bar_version: c.bar_version.clone(),
+            verdict: cmp.get("verdict").and_then(|v| v.as_str()).map(str::to_string),
+            infections_per_1000: cmp.get("infections_per_1000").and_then(|v| v.as_f64()),
+        };
+        if !carriers.contains(&row) {
+            carriers.push(row);
+        }
+    }
+    carriers
+        .sort_by(|a, b| (&a.bar_version, &a.node, &a.carrier).cmp(&(&b.bar_version, &b.node, &b.carrier)));
     GlobalView {
         by,
+        carriers,
         infected: nodes.iter().map(|n| n.infected).sum(),
         new_cases: nodes.iter().map(|n| n.new_cases).sum(),
         nodes,

@@ -10,6 +10,7 @@
 //! - [`federation`]: per day × country × ASN × family aggregates, k-anonymity and
 //!   differential privacy, as STIX objects of a published extension.
 
+pub mod bar;
 pub mod federation;
 pub mod gate;
 pub mod ids;

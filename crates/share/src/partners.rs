@@ -33,6 +33,9 @@ pub struct ShareConfig {
     /// TLP the federated aggregates are marked with.
     #[serde(with = "tlp_name")]
     pub aggregate_tlp: Tlp,
+    /// A signed security bar document (`botwatch bar adopt` writes one): when set, it
+    /// replaces `[bar]` everywhere and its version travels with the federated compliance.
+    pub bar_document: Option<std::path::PathBuf>,
 }
 
 impl Default for ShareConfig {
@@ -52,6 +55,7 @@ impl Default for ShareConfig {
             k_anonymity: 10,
             epsilon: None,
             aggregate_tlp: Tlp::Green,
+            bar_document: None,
         }
     }
 }
@@ -104,6 +108,9 @@ pub struct Partner {
     pub remote_token: Option<String>,
     pub remote_username: Option<String>,
     pub remote_password: Option<String>,
+    /// Base64 Ed25519 public key the partner signs its security bar with (`botwatch bar key`
+    /// prints it there); `bar adopt` accepts the partner's bar only under this key.
+    pub bar_key: Option<String>,
 }
 
 fn green() -> Tlp {
