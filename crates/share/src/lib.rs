@@ -22,3 +22,29 @@ pub mod taxii;
 pub mod tlp;
 
 pub use gate::{Entitlement, Label, Verdict, Withheld};
+
+/// Fuzz entry (`fuzz/fuzz_targets/share_objects.rs`): what a partner sends is read here —
+/// federated cells, signed bars (verified against a fixed key), TAXII cursors, TLP
+/// markings. Must never panic, whatever the bytes.
+pub fn fuzz(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = taxii::decode_next(&text, "");
+    let _ = taxii::decode_next(&text, &text);
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else { return };
+    let objects: Vec<&serde_json::Value> = match v.get("objects").and_then(|o| o.as_array()) {
+        Some(a) => a.iter().collect(),
+        None => vec![&v],
+    };
+    for o in objects {
+        let _ = federation::cell_from_object(o);
+        if let Some(b) = bar::from_object(o) {
+            let _ = bar::verify(&b, &b.public_key);
+            let _ = bar::verify(&b, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+        }
+        for m in o.get("object_marking_refs").and_then(|m| m.as_array()).into_iter().flatten() {
+            if let Some(m) = m.as_str() {
+                let _ = tlp::tlp1(m);
+            }
+        }
+    }
+}
