@@ -468,6 +468,57 @@ fn two_nodes_federate_without_red_subscribers_or_home_addresses_crossing() {
         let g = infected_by_node(cfg);
         assert_eq!(g.values().sum::<u64>(), own_a + own_b, "{g:?}");
     }
+    // The same through the API and on the Sharing page, as an analyst sees them at A.
+    let tok = ok(&["--config", &a, "token", "create", "--name", "sharing test", "--role", "analyst"]);
+    let tok = tok.split_whitespace().find(|w| w.starts_with("bw_")).expect("a token").to_string();
+    botwatch_notify::webhook::install_crypto_provider();
+    let c = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let get_json = |u: String| -> serde_json::Value {
+        serde_json::from_str(&c.get(u).bearer_auth(&tok).send().unwrap().text().unwrap()).unwrap()
+    };
+    let api = get_json(format!("{url_a}/api/v1/federation/stats?by=node"));
+    assert_eq!(api["infected"].as_u64(), Some(own_a + own_b), "{api}");
+    let partners = get_json(format!("{url_a}/api/v1/partners"));
+    let b_row = &partners["items"][0];
+    assert_eq!(b_row["name"], "cert-b");
+    assert!(b_row["sent"].as_u64().unwrap() > 0 && b_row["received"].as_u64().unwrap() > 0, "{partners}");
+    let form = c.get(format!("{url_a}/login")).send().unwrap();
+    let nonce_cookie = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("bw_form="))
+        .unwrap();
+    let nonce = nonce_cookie.trim_start_matches("bw_form=").to_string();
+    let r = c
+        .post(format!("{url_a}/login"))
+        .header("cookie", &nonce_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={tok}&nonce={nonce}"))
+        .send()
+        .unwrap();
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("bw_session="))
+        .expect("a session cookie");
+    let page = c.get(format!("{url_a}/sharing")).header("cookie", &session).send().unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let page = page.text().unwrap();
+    for want in [
+        "Global view",
+        "cert-b",
+        "CERT-A 2026.1",
+        "taxii-get",
+        "chart-global-days",
+        &format!("{}", own_a + own_b),
+    ] {
+        assert!(page.contains(want), "the Sharing page lacks {want:?}");
+    }
+
     // A node leaves: its figures go with it.
     ok(&["--config", &a, "federation", "forget", "cert-b"]);
     assert_eq!(infected_by_node(&a).values().sum::<u64>(), own_a);
