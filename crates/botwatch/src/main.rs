@@ -668,7 +668,8 @@ enum FederationCmd {
 
 #[derive(Subcommand)]
 enum TaxiiCmd {
-    /// Poll partners' collections since the last pull and ingest what came
+    /// Poll partners' collections since the last pull, and what partners posted to this
+    /// node's inbox, and ingest what came
     Pull {
         /// Only this partner (default: every partner with a url)
         #[arg(long)]
@@ -2196,6 +2197,18 @@ fn taxii_cmd(
             let mut store = open_store(cfg, &db)?;
             let ing = Ingestor { registry: &registry, ipdb: &ipdb, families, limits: cfg.ingest.limits() };
             let mut failed = 0;
+            // What partners posted to this node's inbox comes in the same way.
+            for s in botwatch::share::ingest_inbox(cfg, &mut store, &ing, &SystemClock)? {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&s)?)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{} inbox: {} objects posted, {} events, {} rejects",
+                        s.partner, s.objects, s.events, s.rejects
+                    )?;
+                }
+            }
             for p in chosen(&partner)? {
                 match botwatch::share::pull(cfg, &mut store, &ing, &p, &SystemClock) {
                     Ok(list) => {

@@ -523,3 +523,96 @@ fn two_nodes_federate_without_red_subscribers_or_home_addresses_crossing() {
     ok(&["--config", &a, "federation", "forget", "cert-b"]);
     assert_eq!(infected_by_node(&a).values().sum::<u64>(), own_a);
 }
+
+#[test]
+fn serve_publishes_the_indicators_collection_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("a.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\npath = \"{}\"\n[share]\nnode = \"CERT-A\"\ndefault_tlp = \"green\"\n[[partners]]\nname = \"p\"\npassword = \"pw\"\n",
+            dir.path().join("a.db").display()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    ok(&["--config", cfg, "ingest", data("abusech/feodo_ipblocklist_2024-04-04.csv").to_str().unwrap()]);
+    let (_srv, base, _) = serve(Some(dir.path()), cfg, "http");
+    botwatch_notify::webhook::install_crypto_provider();
+    let c = reqwest::blocking::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = c
+            .get(format!("{base}/taxii2/api/collections/indicators/objects/?match[type]=indicator&limit=5"))
+            .basic_auth("p", Some("pw"))
+            .header("Accept", "application/taxii+json;version=2.1")
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.headers()["content-type"], "application/taxii+json;version=2.1");
+        let v: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+        if v["objects"].as_array().is_some_and(|a| a.len() == 5) {
+            assert_eq!(v["more"], true);
+            assert!(v["objects"].as_array().unwrap().iter().all(|o| o["type"] == "indicator"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "serve did not publish: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    // TAXII's media types: another Accept is refused, a POST without the TAXII type too.
+    let r = c
+        .get(format!("{base}/taxii2/"))
+        .basic_auth("p", Some("pw"))
+        .header("Accept", "text/html")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 406);
+    let r = c
+        .post(format!("{base}/taxii2/api/collections/inbox/objects/"))
+        .basic_auth("p", Some("pw"))
+        .header("Content-Type", "application/json")
+        .body("{\"objects\":[]}")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    // A partner posts to the inbox: accepted with a status resource it can read back.
+    let env = serde_json::json!({"objects": [{"type": "indicator", "spec_version": "2.1", "id": "indicator--5f1f3a0e-1d2b-4c3d-9e4f-5a6b7c8d9e0f",
+        "created": "2026-12-01T00:00:00.000Z", "modified": "2026-12-01T00:00:00.000Z", "pattern": "[ipv4-addr:value = '198.51.100.9']",
+        "pattern_type": "stix", "valid_from": "2026-12-01T00:00:00Z"}, {"no": "id"}]});
+    let r = c
+        .post(format!("{base}/taxii2/api/collections/inbox/objects/"))
+        .basic_auth("p", Some("pw"))
+        .header("Accept", "application/taxii+json;version=2.1")
+        .header("Content-Type", "application/taxii+json;version=2.1")
+        .body(env.to_string())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let st: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+    assert_eq!((st["success_count"].as_u64(), st["failure_count"].as_u64()), (Some(1), Some(1)), "{st}");
+    let again = c
+        .get(format!("{base}/taxii2/api/status/{}/", st["id"].as_str().unwrap()))
+        .basic_auth("p", Some("pw"))
+        .header("Accept", "application/taxii+json;version=2.1")
+        .send()
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 200);
+    // The inbox is write-only for the partner.
+    let r = c
+        .get(format!("{base}/taxii2/api/collections/inbox/objects/"))
+        .basic_auth("p", Some("pw"))
+        .header("Accept", "application/taxii+json;version=2.1")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    // `taxii pull` takes what was posted through the pipeline, once.
+    drop(_srv);
+    let pulled = json_lines(&ok(&["--config", cfg, "taxii", "pull", "--json"]));
+    assert_eq!(pulled.len(), 1, "{pulled:?}");
+    assert_eq!((pulled[0]["partner"].as_str(), pulled[0]["events"].as_u64()), (Some("p"), Some(1)));
+    let again = json_lines(&ok(&["--config", cfg, "taxii", "pull", "--json"]));
+    assert!(again.is_empty(), "{again:?}");
+    let obs = ok(&["--config", cfg, "observations", "--ip", "198.51.100.9", "--format", "jsonl"]);
+    assert!(obs.contains("198.51.100.9"), "{obs}");
+}

@@ -148,6 +148,8 @@ pub struct AppState {
     compliance: std::sync::Mutex<Option<ComplianceCache>>,
     /// When personal data was last pruned.
     last_prune: std::sync::Mutex<Option<botwatch_model::Timestamp>>,
+    /// When the TAXII `indicators` collection was last brought up to date.
+    last_publish: std::sync::Mutex<Option<botwatch_model::Timestamp>>,
 }
 
 /// Compliance figures read every case: computed once per change of the cases (and per
@@ -189,6 +191,50 @@ impl AppState {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "Pruning past the retention period failed; tried again tomorrow")
+            }
+        }
+    }
+
+    /// Keeps the TAXII `indicators` collection current while serving: the store's
+    /// observations are published every `[share] publish_every_minutes` (unchanged objects
+    /// keep their version, so partners polling with `added_after` see only what is new).
+    pub async fn publish_if_due(self: &Arc<Self>) {
+        let Some(share) = self.deps.share.clone() else { return };
+        if self.deps.db.read_only() || share.cfg.publish_every_minutes == 0 {
+            return;
+        }
+        let now = self.deps.clock.now();
+        {
+            let mut last = self.last_publish.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| {
+                now.micros() - t.micros() < i64::from(share.cfg.publish_every_minutes) * 60_000_000
+            }) {
+                return;
+            }
+            *last = Some(now);
+        }
+        let st = self.clone();
+        let r = self
+            .deps
+            .db
+            .run(move |s| {
+                let homes: Vec<String> =
+                    share.cfg.home_countries.iter().map(|c| c.to_ascii_uppercase()).collect();
+                let home = |ip: Option<std::net::IpAddr>, asn: Option<u32>, cc: Option<&str>| {
+                    cc.is_some_and(|c| homes.iter().any(|h| h.eq_ignore_ascii_case(c)))
+                        || ip.is_some_and(|ip| st.deps.constituency.org_for(ip, asn).is_some())
+                };
+                botwatch_share::publish::publish(s, &share.cfg, &home, now)
+            })
+            .await;
+        match r {
+            Ok(p) => tracing::info!(
+                objects = p.objects,
+                added = p.added,
+                "Published the TAXII indicators collection"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "Publishing the TAXII indicators collection failed; tried again next round")
             }
         }
     }
@@ -306,6 +352,7 @@ impl AppState {
             compliance: std::sync::Mutex::new(None),
             flagged_mark: std::sync::Mutex::new(None),
             last_prune: std::sync::Mutex::new(None),
+            last_publish: std::sync::Mutex::new(None),
             cfg,
             deps,
         }))
@@ -398,6 +445,7 @@ pub async fn serve(
                     tracing::warn!(error = %e, "Refreshing the compliance figures failed");
                 }
                 state.prune_if_due().await;
+                state.publish_if_due().await;
                 tokio::time::sleep(FLAGGED_REFRESH).await;
             }
         })

@@ -36,6 +36,9 @@ pub struct ShareConfig {
     /// A signed security bar document (`botwatch bar adopt` writes one): when set, it
     /// replaces `[bar]` everywhere and its version travels with the federated compliance.
     pub bar_document: Option<std::path::PathBuf>,
+    /// `serve` republishes the `indicators` TAXII collection this often (0: only
+    /// `botwatch share publish` and `taxii push` do).
+    pub publish_every_minutes: u32,
 }
 
 impl Default for ShareConfig {
@@ -56,6 +59,7 @@ impl Default for ShareConfig {
             epsilon: None,
             aggregate_tlp: Tlp::Green,
             bar_document: None,
+            publish_every_minutes: 10,
         }
     }
 }
