@@ -302,7 +302,7 @@ fn pull_collection(
         for o in v.get("objects").and_then(|o| o.as_array()).into_iter().flatten() {
             sum.objects += 1;
             if let Some(c) = botwatch_share::federation::cell_from_object(o) {
-                cells.push(c);
+                cells.push((c, o.get("noise").is_some()));
             }
             let s = |k: &str| o.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
             let ver = if o.get("modified").is_some() { s("modified") } else { s("created") };
@@ -349,7 +349,7 @@ fn pull_collection(
         sum.aggregates = cells.len() as u64;
         let rows: Vec<_> = cells
             .into_iter()
-            .map(|c| botwatch_store::share::FederationCell {
+            .map(|(c, noised)| botwatch_store::share::FederationCell {
                 node: p.name.clone(),
                 day: c.day,
                 cc: c.cc,
@@ -358,7 +358,7 @@ fn pull_collection(
                 infected: c.infected,
                 new_cases: c.new_cases,
                 remediation_hours_median: c.remediation_hours_median,
-                noised: false,
+                noised,
                 bar_version: c.bar_version,
                 compliance: c.compliance,
             })
@@ -367,22 +367,7 @@ fn pull_collection(
     }
     if sum.objects > 0 {
         let name = format!("taxii-{}-{}.json", p.name, cid);
-        let reports = ing.ingest(
-            store,
-            Input {
-                name: &name,
-                data: botwatch_feeds::input::Source::File(tmp.path().to_path_buf()),
-                feed: Some("stix_bundle"),
-                source: Some(format!("taxii:{}:{url}", p.name)),
-                observed: now,
-                archive: None,
-            },
-            &|_| {},
-        )?;
-        for r in reports {
-            sum.events += r.events;
-            sum.rejects += r.rejects;
-        }
+        ingest_bundle(store, ing, tmp.path(), &name, format!("taxii:{}:{url}", p.name), now, &mut sum)?;
     }
     sum.added_after = newest.clone();
     store.save_pull_state(&PullState {
@@ -394,6 +379,31 @@ fn pull_collection(
     })?;
     audit(store, now, &p.name, "received", "taxii-pull", Some(cid), sum.objects, 0, None, None)?;
     Ok(sum)
+}
+
+/// A bundle of what a partner sent, through the normal pipeline; `source` names the partner.
+fn ingest_bundle(
+    store: &mut SqliteStore,
+    ing: &Ingestor<'_>,
+    path: &std::path::Path,
+    name: &str,
+    source: String,
+    now: Timestamp,
+    sum: &mut PullSummary,
+) -> Result<()> {
+    let input = Input {
+        name,
+        data: botwatch_feeds::input::Source::File(path.to_path_buf()),
+        feed: Some("stix_bundle"),
+        source: Some(source),
+        observed: now,
+        archive: None,
+    };
+    for r in ing.ingest(store, input, &|_| {})? {
+        sum.events += r.events;
+        sum.rejects += r.rejects;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -612,22 +622,8 @@ pub fn ingest_inbox(
         if sum.objects == 0 {
             continue;
         }
-        let reports = ing.ingest(
-            store,
-            Input {
-                name: &format!("taxii-inbox-{}.json", p.name),
-                data: botwatch_feeds::input::Source::File(tmp.path().to_path_buf()),
-                feed: Some("stix_bundle"),
-                source: Some(format!("taxii-inbox:{}", p.name)),
-                observed: now,
-                archive: None,
-            },
-            &|_| {},
-        )?;
-        for r in reports {
-            sum.events += r.events;
-            sum.rejects += r.rejects;
-        }
+        let name = format!("taxii-inbox-{}.json", p.name);
+        ingest_bundle(store, ing, tmp.path(), &name, format!("taxii-inbox:{}", p.name), now, &mut sum)?;
         store.save_pull_state(&PullState {
             partner: p.name.clone(),
             url: key,

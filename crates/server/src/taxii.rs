@@ -297,6 +297,21 @@ async fn collection(State(st): State<Shared>, h: HeaderMap, Path(cid): Path<Stri
     Ok(ok(collection_json(&s, &c, k).to_string()))
 }
 
+/// The caller, its sharing setup and the collection `cid`, which it must be allowed to read.
+async fn reader(
+    st: &Shared,
+    h: &HeaderMap,
+    cid: &str,
+) -> Result<(Arc<Sharing>, Caller, CollectionKind), TaxiiError> {
+    let s = sharing(st)?;
+    let c = caller(st, &s, h).await?;
+    let k = find(&s, &c, cid)?;
+    if !c.may_read(&s, k) {
+        return Err(TaxiiError(StatusCode::FORBIDDEN, "this collection is not readable for you".into()));
+    }
+    Ok((s, c, k))
+}
+
 /// The filters of a GET, parsed.
 struct Filter {
     added_after: Option<botwatch_model::Timestamp>,
@@ -477,18 +492,7 @@ async fn objects(
     Path(cid): Path<String>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> TResult {
-    let s = sharing(&st)?;
-    let c = caller(&st, &s, &h).await?;
-    let k = find(&s, &c, &cid)?;
-    if !c.may_read(&s, k) {
-        return Err(TaxiiError(StatusCode::FORBIDDEN, "this collection is not readable for you".into()));
-    }
-    let f = filter(&q)?;
-    let (rows, next, withheld) = page(&st, &s, &c, k, &f, false, vec![]).await?;
-    audit_sent(&st, &s, &c, k, "taxii-get", &rows, withheld).await;
-    let mut r = ok(envelope(&rows, next));
-    added_headers(&mut r, &rows);
-    Ok(r)
+    envelope_response(&st, &h, &cid, &q, None).await
 }
 
 async fn object(
@@ -497,18 +501,26 @@ async fn object(
     Path((cid, oid)): Path<(String, String)>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> TResult {
-    let s = sharing(&st)?;
-    let c = caller(&st, &s, &h).await?;
-    let k = find(&s, &c, &cid)?;
-    if !c.may_read(&s, k) {
-        return Err(TaxiiError(StatusCode::FORBIDDEN, "this collection is not readable for you".into()));
-    }
-    let f = filter(&q)?;
-    let (rows, next, withheld) = page(&st, &s, &c, k, &f, false, vec![oid]).await?;
-    if rows.is_empty() && next.is_none() {
+    envelope_response(&st, &h, &cid, &q, Some(oid)).await
+}
+
+/// A page of objects (of one object's versions when `oid` is given: 404 when it has none),
+/// recorded in the audit log as sent.
+async fn envelope_response(
+    st: &Shared,
+    h: &HeaderMap,
+    cid: &str,
+    q: &[(String, String)],
+    oid: Option<String>,
+) -> TResult {
+    let (s, c, k) = reader(st, h, cid).await?;
+    let f = filter(q)?;
+    let one = oid.is_some();
+    let (rows, next, withheld) = page(st, &s, &c, k, &f, false, oid.into_iter().collect()).await?;
+    if one && rows.is_empty() && next.is_none() {
         return Err(TaxiiError(StatusCode::NOT_FOUND, "no such object".into()));
     }
-    audit_sent(&st, &s, &c, k, "taxii-get", &rows, withheld).await;
+    audit_sent(st, &s, &c, k, "taxii-get", &rows, withheld).await;
     let mut r = ok(envelope(&rows, next));
     added_headers(&mut r, &rows);
     Ok(r)
@@ -520,12 +532,7 @@ async fn versions(
     Path((cid, oid)): Path<(String, String)>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> TResult {
-    let s = sharing(&st)?;
-    let c = caller(&st, &s, &h).await?;
-    let k = find(&s, &c, &cid)?;
-    if !c.may_read(&s, k) {
-        return Err(TaxiiError(StatusCode::FORBIDDEN, "this collection is not readable for you".into()));
-    }
+    let (s, c, k) = reader(&st, &h, &cid).await?;
     let mut f = filter(&q)?;
     f.versions = Versions::All;
     let (rows, next, _) = page(&st, &s, &c, k, &f, true, vec![oid]).await?;
@@ -544,12 +551,7 @@ async fn manifest(
     Path(cid): Path<String>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> TResult {
-    let s = sharing(&st)?;
-    let c = caller(&st, &s, &h).await?;
-    let k = find(&s, &c, &cid)?;
-    if !c.may_read(&s, k) {
-        return Err(TaxiiError(StatusCode::FORBIDDEN, "this collection is not readable for you".into()));
-    }
+    let (s, c, k) = reader(&st, &h, &cid).await?;
     let f = filter(&q)?;
     let (rows, next, _) = page(&st, &s, &c, k, &f, true, vec![]).await?;
     if rows.is_empty() && next.is_none() {

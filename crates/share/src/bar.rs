@@ -11,7 +11,7 @@
 
 use crate::gate::Label;
 use crate::ids;
-use crate::stix::{Obj, REFERENCE_TIME};
+use crate::stix::Obj;
 use base64::Engine;
 use botwatch_model::Tlp;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
@@ -104,17 +104,12 @@ pub fn extension_id() -> String {
 }
 
 pub fn extension_definition() -> serde_json::Value {
-    serde_json::json!({
-        "type": "extension-definition", "spec_version": "2.1",
-        "id": extension_id(),
-        "created_by_ref": ids::sdo("identity", &["botwatch project"]),
-        "created": REFERENCE_TIME, "modified": REFERENCE_TIME,
-        "name": "botwatch minimum security bar",
-        "description": "A versioned minimum security bar for carriers (time to notice, share notified, days to close, re-infection rate, infections per 1,000 subscribers), signed with Ed25519 by the centre that sets it.",
-        "schema": "https://github.com/botwatch/botwatch/blob/main/docs/stix/x-botwatch-security-bar.json",
-        "version": EXTENSION_VERSION,
-        "extension_types": ["new-sdo"],
-    })
+    ids::extension_definition(
+        OBJECT_TYPE,
+        EXTENSION_VERSION,
+        "botwatch minimum security bar",
+        "A versioned minimum security bar for carriers (time to notice, share notified, days to close, re-infection rate, infections per 1,000 subscribers), signed with Ed25519 by the centre that sets it.",
+    )
 }
 
 /// The document as a STIX object (CLEAR: a bar is meant to be adopted widely).

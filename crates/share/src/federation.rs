@@ -124,7 +124,7 @@ pub fn protect(cells: Vec<Cell>, p: Privacy, r: &mut dyn Random) -> Release {
 pub fn project_identity() -> serde_json::Value {
     serde_json::json!({
         "type": "identity", "spec_version": "2.1",
-        "id": ids::sdo("identity", &["botwatch project"]),
+        "id": ids::project_identity_id(),
         "created": REFERENCE_TIME, "modified": REFERENCE_TIME,
         "name": "botwatch project", "identity_class": "organization",
     })
@@ -135,17 +135,12 @@ pub fn extension_id() -> String {
 }
 
 pub fn extension_definition() -> serde_json::Value {
-    serde_json::json!({
-        "type": "extension-definition", "spec_version": "2.1",
-        "id": extension_id(),
-        "created_by_ref": ids::sdo("identity", &["botwatch project"]),
-        "created": REFERENCE_TIME, "modified": REFERENCE_TIME,
-        "name": "botwatch infection aggregate",
-        "description": "Infected addresses, new cases and median remediation time per day, country, AS and malware family, as one national node publishes them to its peers (k-anonymous, optionally differentially private).",
-        "schema": SCHEMA_URL,
-        "version": EXTENSION_VERSION,
-        "extension_types": ["new-sdo"],
-    })
+    ids::extension_definition(
+        OBJECT_TYPE,
+        EXTENSION_VERSION,
+        "botwatch infection aggregate",
+        "Infected addresses, new cases and median remediation time per day, country, AS and malware family, as one national node publishes them to its peers (k-anonymous, optionally differentially private).",
+    )
 }
 
 /// The reference objects every release starts with.

@@ -33,6 +33,32 @@ pub fn sco(ty: &str, value: &str) -> String {
     format!("{ty}--{}", Uuid::new_v5(&STIX_SCO_NAMESPACE, canon.as_bytes()))
 }
 
+/// The project's identity, creator of its extension definitions: the same on every node.
+pub fn project_identity_id() -> String {
+    sdo("identity", &["botwatch project"])
+}
+
+/// A published `new-sdo` extension definition of botwatch's (its id from the object type and
+/// version, so every node names it alike).
+pub fn extension_definition(
+    object_type: &str,
+    version: &str,
+    name: &str,
+    description: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "type": "extension-definition", "spec_version": "2.1",
+        "id": sdo("extension-definition", &[object_type, version]),
+        "created_by_ref": project_identity_id(),
+        "created": crate::stix::REFERENCE_TIME, "modified": crate::stix::REFERENCE_TIME,
+        "name": name,
+        "description": description,
+        "schema": format!("https://github.com/botwatch/botwatch/blob/main/docs/stix/{object_type}.json"),
+        "version": version,
+        "extension_types": ["new-sdo"],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

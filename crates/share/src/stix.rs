@@ -421,23 +421,8 @@ impl Exporter {
                 };
                 out(Obj::typed(&rel, rid.clone(), "relationship", created.clone(), label));
             }
-            let sid = ids::sdo("sighting", &[&self.identity_id, &id]);
-            let s = Sighting {
-                ty: "sighting",
-                spec_version: "2.1",
-                id: &sid,
-                created_by_ref: &self.identity_id,
-                created: &created,
-                modified: &modified,
-                first_seen: &created,
-                last_seen: &modified,
-                count: r.count.min(999_999_999),
-                sighting_of_ref: &id,
-                observed_data_refs: None,
-                where_sighted_refs: [&self.identity_id],
-                object_marking_refs: [marking],
-            };
-            out(Obj::typed(&s, sid.clone(), "sighting", modified.clone(), Label { sighting: true, ..label }));
+            let seen = Seen { first: &created, last: &modified, count: r.count, marking };
+            out(self.sighting(&id, None, &seen, Label { sighting: true, ..label }));
             return;
         }
         if r.classification_type == "infected-system" && !r.family.is_empty() {
@@ -468,25 +453,40 @@ impl Exporter {
                 object_marking_refs: [marking],
             };
             out(Obj::typed(&od, oid.clone(), "observed-data", modified.clone(), label));
-            let sid = ids::sdo("sighting", &[&self.identity_id, &oid]);
-            let s = Sighting {
-                ty: "sighting",
-                spec_version: "2.1",
-                id: &sid,
-                created_by_ref: &self.identity_id,
-                created: &created,
-                modified: &modified,
-                first_seen: &created,
-                last_seen: &modified,
-                count: r.count.min(999_999_999),
-                sighting_of_ref: &mid,
-                observed_data_refs: Some([&oid]),
-                where_sighted_refs: [&self.identity_id],
-                object_marking_refs: [marking],
-            };
-            out(Obj::typed(&s, sid.clone(), "sighting", modified.clone(), label));
+            let seen = Seen { first: &created, last: &modified, count: r.count, marking };
+            out(self.sighting(&mid, Some(&oid), &seen, label));
         }
     }
+
+    /// This node's sighting of `of` (an indicator, or a family with the observed data behind
+    /// it); its id names this node and what it saw, so a re-export is the same sighting.
+    fn sighting(&self, of: &str, observed: Option<&str>, seen: &Seen<'_>, label: Label) -> Obj {
+        let sid = ids::sdo("sighting", &[&self.identity_id, observed.unwrap_or(of)]);
+        let s = Sighting {
+            ty: "sighting",
+            spec_version: "2.1",
+            id: &sid,
+            created_by_ref: &self.identity_id,
+            created: seen.first,
+            modified: seen.last,
+            first_seen: seen.first,
+            last_seen: seen.last,
+            count: seen.count.min(999_999_999),
+            sighting_of_ref: of,
+            observed_data_refs: observed.map(|o| [o]),
+            where_sighted_refs: [&self.identity_id],
+            object_marking_refs: [seen.marking],
+        };
+        Obj::typed(&s, sid.clone(), "sighting", seen.last.to_string(), label)
+    }
+}
+
+/// When and how often something was seen, and its marking.
+struct Seen<'a> {
+    first: &'a str,
+    last: &'a str,
+    count: u64,
+    marking: &'static str,
 }
 
 /// Streams a bundle: `{"type":"bundle","id":…,"objects":[…]}` one object at a time, so
