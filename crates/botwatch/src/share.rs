@@ -306,19 +306,7 @@ fn pull_collection(
             }
             let s = |k: &str| o.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
             let ver = if o.get("modified").is_some() { s("modified") } else { s("created") };
-            let tlp = o
-                .get("object_marking_refs")
-                .and_then(|m| m.as_array())
-                .into_iter()
-                .flatten()
-                .filter_map(|m| m.as_str())
-                .filter_map(|m| {
-                    botwatch_share::tlp::ALL
-                        .into_iter()
-                        .find(|t| botwatch_share::tlp::marking_id(*t) == m)
-                        .or_else(|| botwatch_share::tlp::tlp1(m))
-                })
-                .max();
+            let tlp = botwatch_share::tlp::of_object(o);
             received.push((s("id"), s("type"), ver, tlp.map(botwatch_share::tlp::rank), o.to_string()));
             bw.push(&o.to_string())?;
         }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::bin;
+use common::{bin, login};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -449,29 +449,7 @@ fn revocation_ends_sessions_and_idle_floods_do_not_starve_the_server() {
     // Log in through the form (nonce cookie + field), as a browser does.
     botwatch_notify::webhook::install_crypto_provider();
     let c = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let form = c.get(url("/login")).send().unwrap();
-    let nonce_cookie = form
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("bw_form="))
-        .unwrap();
-    let nonce = nonce_cookie.trim_start_matches("bw_form=").to_string();
-    let r = c
-        .post(url("/login"))
-        .header("cookie", &nonce_cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={tok}&nonce={nonce}"))
-        .send()
-        .unwrap();
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("bw_session="))
-        .expect("a session cookie");
+    let session = login(&c, &srv.base, &tok);
     let cases = |c: &reqwest::blocking::Client| {
         c.get(url("/cases")).header("cookie", &session).send().unwrap().status().as_u16()
     };

@@ -482,29 +482,7 @@ fn two_nodes_federate_without_red_subscribers_or_home_addresses_crossing() {
     let b_row = &partners["items"][0];
     assert_eq!(b_row["name"], "cert-b");
     assert!(b_row["sent"].as_u64().unwrap() > 0 && b_row["received"].as_u64().unwrap() > 0, "{partners}");
-    let form = c.get(format!("{url_a}/login")).send().unwrap();
-    let nonce_cookie = form
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("bw_form="))
-        .unwrap();
-    let nonce = nonce_cookie.trim_start_matches("bw_form=").to_string();
-    let r = c
-        .post(format!("{url_a}/login"))
-        .header("cookie", &nonce_cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={tok}&nonce={nonce}"))
-        .send()
-        .unwrap();
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("bw_session="))
-        .expect("a session cookie");
+    let session = login(&c, &url_a, &tok);
     let page = c.get(format!("{url_a}/sharing")).header("cookie", &session).send().unwrap();
     assert_eq!(page.status().as_u16(), 200);
     let page = page.text().unwrap();

@@ -570,21 +570,6 @@ async fn manifest(
     Ok(r)
 }
 
-/// The TLP an incoming object is marked with (the strictest of its TLP markings).
-fn incoming_tlp(o: &serde_json::Value) -> Option<botwatch_model::Tlp> {
-    o.get("object_marking_refs")?
-        .as_array()?
-        .iter()
-        .filter_map(|m| m.as_str())
-        .filter_map(|m| {
-            botwatch_share::tlp::ALL
-                .into_iter()
-                .find(|t| botwatch_share::tlp::marking_id(*t) == m)
-                .or_else(|| botwatch_share::tlp::tlp1(m))
-        })
-        .max()
-}
-
 async fn post_objects(
     State(st): State<Shared>,
     h: HeaderMap,
@@ -628,7 +613,7 @@ async fn post_objects(
             failures.push((id, ver, "an object needs a type and an id of that type".to_string()));
             continue;
         }
-        let label = Label { tlp: incoming_tlp(&o), ..Default::default() };
+        let label = Label { tlp: botwatch_share::tlp::of_object(&o), ..Default::default() };
         good.push((id, ty, ver, label, o.to_string()));
     }
     let partner = c.name(&s);

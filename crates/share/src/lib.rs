@@ -41,10 +41,6 @@ pub fn fuzz(data: &[u8]) {
             let _ = bar::verify(&b, &b.public_key);
             let _ = bar::verify(&b, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
         }
-        for m in o.get("object_marking_refs").and_then(|m| m.as_array()).into_iter().flatten() {
-            if let Some(m) = m.as_str() {
-                let _ = tlp::tlp1(m);
-            }
-        }
+        let _ = tlp::of_object(o);
     }
 }

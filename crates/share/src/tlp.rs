@@ -63,6 +63,17 @@ pub fn from_rank(r: u8) -> Option<Tlp> {
 
 pub const ALL: [Tlp; 5] = [Tlp::Clear, Tlp::Green, Tlp::Amber, Tlp::AmberStrict, Tlp::Red];
 
+/// The TLP an incoming STIX object is marked with: the strictest of its TLP 1.0 and 2.0
+/// markings (by the predefined ids; `None` when it has none of them).
+pub fn of_object(o: &serde_json::Value) -> Option<Tlp> {
+    o.get("object_marking_refs")?
+        .as_array()?
+        .iter()
+        .filter_map(|m| m.as_str())
+        .filter_map(|m| ALL.into_iter().find(|t| marking_id(*t) == m).or_else(|| tlp1(m)))
+        .max()
+}
+
 /// The TLP 1.0 marking definitions STIX 2.1 predefines (§7.2.1.4), read on the way in.
 pub fn tlp1(id: &str) -> Option<Tlp> {
     Some(match id {

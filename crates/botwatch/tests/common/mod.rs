@@ -111,3 +111,26 @@ pub fn validate(py: &str, kind: &str, file: &Path) -> String {
     );
     out
 }
+
+/// Logs in through the web form as a browser does (nonce cookie + field); the session
+/// cookie (`bw_session=…`).
+pub fn login(c: &reqwest::blocking::Client, base: &str, token: &str) -> String {
+    let cookie = |r: &reqwest::blocking::Response, name: &str| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+            .find(|c| c.starts_with(name))
+    };
+    let form = c.get(format!("{base}/login")).send().unwrap();
+    let nonce_cookie = cookie(&form, "bw_form=").expect("a form nonce cookie");
+    let nonce = nonce_cookie.trim_start_matches("bw_form=").to_string();
+    let r = c
+        .post(format!("{base}/login"))
+        .header("cookie", &nonce_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}&nonce={nonce}"))
+        .send()
+        .unwrap();
+    cookie(&r, "bw_session=").expect("a session cookie")
+}
