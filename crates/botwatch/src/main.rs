@@ -1340,13 +1340,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 writeln!(
                     out,
-                    "older than {} ({days} days) deleted: {} events, {} observations, {} rejected lines, {} lease records, {} exposures, {} archived reports; evidence cleared on {} closed cases and {} finished notices",
+                    "older than {} ({days} days) deleted: {} events, {} observations, {} rejected lines, {} lease records, {} exposures, {} shared objects naming addresses, {} archived reports; evidence cleared on {} closed cases and {} finished notices",
                     before.to_rfc3339(),
                     s.events,
                     s.observations,
                     s.rejects,
                     s.lease_records,
                     s.exposures,
+                    s.shared_objects,
                     archived,
                     s.closed_case_evidence,
                     s.notice_payloads

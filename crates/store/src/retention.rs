@@ -28,6 +28,10 @@ pub struct PruneSummary {
     /// Finished notices whose payload (evidence, subscriber) was cleared (status and times
     /// stay: compliance measures delivery with them).
     pub notice_payloads: u64,
+    /// Shared and received STIX objects that name an address or a sighting of one
+    /// (addresses, observed data, sightings) added before the cut-off. Indicators of
+    /// infrastructure, families and federated aggregates stay.
+    pub shared_objects: u64,
 }
 
 impl SqliteStore {
@@ -49,6 +53,9 @@ impl SqliteStore {
             exposures: n("DELETE FROM case_exposures WHERE time < ?1")?,
             notice_payloads: n(
                 "UPDATE outbox SET payload = '{}' WHERE status IN ('sent', 'failed', 'cancelled') AND created_at < ?1 AND payload != '{}'",
+            )?,
+            shared_objects: n(
+                "DELETE FROM share_objects WHERE date_added < ?1 AND type IN ('ipv4-addr', 'ipv6-addr', 'observed-data', 'sighting')",
             )?,
         };
         tx.commit()?;
