@@ -406,7 +406,7 @@ fn partner_exchange(
     let home = countries.first().map(|r| r.key.clone()).unwrap_or_else(|| "JP".into());
     let password = botwatch_server::auth::new_key()?;
     let section = format!(
-        "\n# Sharing: this centre and one partner centre (the TAXII server is at /taxii2/).\n[share]\nnode = \"botwatch demo centre\"\norganisation = \"botwatch demo centre\"\ncountry = \"{home}\"\nhome_countries = [\"{home}\"]\n# The demo's feeds are public lists and a synthetic report: unmarked counts as GREEN.\ndefault_tlp = \"green\"\n\n[[partners]]\nname = \"cert-partner\"\ncountry = \"NL\"\norganisation = \"CERT partner (demo)\"\nmax_tlp = \"green\"\nsightings = true\nhome_addresses = false\npassword = \"{password}\"\n"
+        "\n# Sharing: this centre and one partner centre (the TAXII server is at /taxii2/).\n[share]\nnode = \"botwatch demo centre\"\norganisation = \"botwatch demo centre\"\ncountry = \"{home}\"\nhome_countries = [\"{home}\"]\n# Unmarked data counts as AMBER, except the public lists, which anyone may see.\ndefault_tlp = \"amber\"\n\n[[partners]]\nname = \"cert-partner\"\ncountry = \"NL\"\norganisation = \"CERT partner (demo)\"\nmax_tlp = \"amber\"\nsightings = true\nhome_addresses = false\npassword = \"{password}\"\n\n[share.feed_tlp]\n\"abusech_*\" = \"clear\"\n\"spamhaus_*\" = \"clear\"\n\"blocklistde_*\" = \"clear\"\n\"generic_*\" = \"green\"\n\"shadowserver_*\" = \"amber\"\n"
     );
     let mut text = std::fs::read_to_string(cfg_path)?;
     text.push_str(&section);
@@ -446,7 +446,7 @@ fn partner_exchange(
     let c = cfg_path.display();
     writeln!(
         out,
-        "\nPartner exchange — what this centre ({home}) shares with cert-partner (NL), entitled to TLP:GREEN and sightings, not to addresses at home:"
+        "\nPartner exchange — what this centre ({home}) shares with cert-partner (NL), entitled to TLP:AMBER and sightings, not to addresses at home:"
     )?;
     writeln!(
         out,

@@ -594,3 +594,42 @@ fn serve_publishes_the_indicators_collection_by_itself() {
     let obs = ok(&["--config", cfg, "observations", "--ip", "198.51.100.9", "--format", "jsonl"]);
     assert!(obs.contains("198.51.100.9"), "{obs}");
 }
+
+#[test]
+fn a_feeds_configured_tlp_decides_for_its_unmarked_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |feed_tlp: &str| {
+        let cfg = dir.path().join("a.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[store]\npath = \"{}\"\n[share]\nnode = \"CERT-A\"\ndefault_tlp = \"amber\"\n{feed_tlp}",
+                dir.path().join("a.db").display()
+            ),
+        )
+        .unwrap();
+        cfg.to_str().unwrap().to_string()
+    };
+    let cfg = write("");
+    ok(&["--config", &cfg, "ingest", data("abusech/feodo_ipblocklist_2024-04-04.csv").to_str().unwrap()]);
+    let count = |cfg: &str| {
+        let b = ok(&["--config", cfg, "export", "--format", "stix", "--tlp", "green"]);
+        b.matches("\"type\":\"indicator\"").count()
+    };
+    // Unmarked counts as AMBER: nothing for a GREEN recipient.
+    assert_eq!(count(&cfg), 0);
+    // The public Feodo Tracker list marked CLEAR in the config: its indicators go, as CLEAR.
+    let cfg = write("[share.feed_tlp]\n\"abusech_*\" = \"clear\"\n");
+    assert!(count(&cfg) > 10);
+    let b = ok(&["--config", &cfg, "export", "--format", "stix", "--tlp", "clear"]);
+    assert!(b.contains("marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"));
+    // A bad level is refused with the entry named.
+    let cfg = write("[share.feed_tlp]\n\"abusech_*\" = \"purple\"\n");
+    let o = run(&["--config", &cfg, "export", "--format", "stix"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("abusech_*"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -41,6 +41,7 @@ fn sha(s: &str) -> [u8; 32] {
 impl Sharing {
     pub fn new(cfg: ShareConfig, partners: Vec<Partner>) -> anyhow::Result<Sharing> {
         botwatch_share::partners::check(&partners).map_err(anyhow::Error::msg)?;
+        cfg.feed_rules().map_err(anyhow::Error::msg)?;
         let read = |v: &Option<String>| -> anyhow::Result<Option<[u8; 32]>> {
             Ok(match v {
                 Some(s) => Some(sha(&botwatch_share::partners::secret(s).map_err(anyhow::Error::msg)?)),

@@ -62,6 +62,9 @@ pub struct FeedWriter {
     org: String,
     org_uuid: Uuid,
     open: Option<Open>,
+    /// Events already written, by the uuid their key names: rows of one key that come back
+    /// after another key's go to a further part, never over the written file.
+    parts: std::collections::HashMap<Uuid, u32>,
     manifest: serde_json::Map<String, serde_json::Value>,
     hashes: std::io::BufWriter<std::fs::File>,
     pub events: u64,
@@ -91,6 +94,7 @@ impl FeedWriter {
             org: org.to_string(),
             org_uuid: Uuid::new_v5(&ns(), format!("org|{org}").as_bytes()),
             open: None,
+            parts: Default::default(),
             manifest: Default::default(),
             hashes,
             events: 0,
@@ -154,6 +158,10 @@ impl FeedWriter {
             )
             .as_bytes(),
         );
+        let part = self.parts.entry(uuid).or_insert(0);
+        *part += 1;
+        let part = *part;
+        let uuid = if part == 1 { uuid } else { Uuid::new_v5(&uuid, format!("part|{part}").as_bytes()) };
         let path = self.dir.join(format!("{uuid}.json"));
         let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
         file.write_all(b"{\"Event\":{\"Object\":[")?;
@@ -174,7 +182,11 @@ impl FeedWriter {
             objects: 0,
             newest: 0,
             date: day.clone(),
-            info: format!("{}: {what} seen {day}", self.org),
+            info: if part == 1 {
+                format!("{}: {what} seen {day}", self.org)
+            } else {
+                format!("{}: {what} seen {day} (part {part})", self.org)
+            },
             tags,
         });
         self.events += 1;
@@ -241,5 +253,34 @@ impl FeedWriter {
         let m = std::fs::File::create(self.dir.join("manifest.json"))?;
         serde_json::to_writer(std::io::BufWriter::new(m), &self.manifest)?;
         Ok((self.events, self.objects, self.attributes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_that_comes_back_gets_a_further_part_not_an_overwrite() {
+        let dir = std::env::temp_dir().join(format!("botwatch-misp-parts-{}", std::process::id()));
+        let mut w = FeedWriter::create(&dir, "CERT-A").unwrap();
+        let row = |s: &'static str, tlp: Tlp| FeedRow {
+            subject: s,
+            classification_type: "c2-server",
+            family: "emotet",
+            first_seen: Timestamp(1_700_000_000_000_000),
+            last_seen: Timestamp(1_700_000_000_000_000),
+            count: 1,
+            tlp,
+            label: Label::default(),
+        };
+        w.push(&row("192.0.2.1", Tlp::Green)).unwrap();
+        w.push(&row("192.0.2.2", Tlp::Amber)).unwrap();
+        w.push(&row("192.0.2.3", Tlp::Green)).unwrap();
+        let (events, objects, _) = w.finish().unwrap();
+        assert_eq!((events, objects), (3, 3));
+        let files = std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(files, 5, "three events, manifest.json and hashes.csv");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -39,6 +39,11 @@ pub struct ShareConfig {
     /// `serve` republishes the `indicators` TAXII collection this often (0: only
     /// `botwatch share publish` and `taxii push` do).
     pub publish_every_minutes: u32,
+    /// The TLP a feed's data is handled under when its lines carry no marking, by feed id or
+    /// id prefix ending in `*` (e.g. `"shadowserver_*" = "amber"`, `"abusech_*" = "clear"`).
+    /// An observation reported by several feeds takes the strictest; a marking on the data
+    /// itself counts too. Feeds not listed: `default_tlp`.
+    pub feed_tlp: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for ShareConfig {
@@ -60,11 +65,27 @@ impl Default for ShareConfig {
             aggregate_tlp: Tlp::Green,
             bar_document: None,
             publish_every_minutes: 10,
+            feed_tlp: Default::default(),
         }
     }
 }
 
 impl ShareConfig {
+    /// `feed_tlp` parsed: (exact id or prefix, is prefix, TLP). Errors name the bad entry.
+    pub fn feed_rules(&self) -> Result<Vec<(String, bool, Tlp)>, String> {
+        self.feed_tlp
+            .iter()
+            .map(|(k, v)| {
+                let t = Tlp::from_name(v)
+                    .ok_or_else(|| format!("[share.feed_tlp] {k:?}: not a TLP level: {v:?}"))?;
+                Ok(match k.strip_suffix('*') {
+                    Some(p) => (p.to_string(), true, t),
+                    None => (k.clone(), false, t),
+                })
+            })
+            .collect()
+    }
+
     pub fn producer(&self) -> crate::stix::Producer {
         crate::stix::Producer {
             name: self.node.clone(),

@@ -14,7 +14,38 @@ use std::net::IpAddr;
 /// Whether an observation's address lies inside this node's constituency.
 pub type IsHome<'a> = &'a dyn Fn(Option<IpAddr>, Option<u32>, Option<&str>) -> bool;
 
-fn row<'a>(r: &'a ShareRow, home: IsHome<'_>) -> Row<'a> {
+/// `[share.feed_tlp]`, parsed once per export.
+pub struct FeedTlp(Vec<(String, bool, botwatch_model::Tlp)>);
+
+impl FeedTlp {
+    pub fn new(cfg: &ShareConfig) -> anyhow::Result<FeedTlp> {
+        Ok(FeedTlp(cfg.feed_rules().map_err(anyhow::Error::msg)?))
+    }
+
+    /// The strictest of the data's own marking and its feeds' configured TLPs; `None` when
+    /// neither says (the default then applies).
+    pub fn of(&self, r: &ShareRow) -> Option<botwatch_model::Tlp> {
+        let own = r.tlp.and_then(crate::tlp::from_rank);
+        if self.0.is_empty() {
+            return own;
+        }
+        let feeds: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&r.sources_json).unwrap_or_default();
+        let configured = feeds
+            .keys()
+            .filter_map(|f| {
+                self.0
+                    .iter()
+                    .filter(|(p, prefix, _)| if *prefix { f.starts_with(p.as_str()) } else { f == p })
+                    .map(|(_, _, t)| *t)
+                    .max()
+            })
+            .max();
+        own.max(configured)
+    }
+}
+
+fn row<'a>(r: &'a ShareRow, home: IsHome<'_>, tlp: &FeedTlp) -> Row<'a> {
     let ip = r.ip.map(botwatch_store::key_ip);
     Row {
         subject: &r.subject,
@@ -24,7 +55,7 @@ fn row<'a>(r: &'a ShareRow, home: IsHome<'_>) -> Row<'a> {
         last_seen: r.last_seen,
         count: r.count,
         confidence: r.confidence,
-        tlp: r.tlp.and_then(crate::tlp::from_rank),
+        tlp: tlp.of(r),
         home: home(ip, r.asn, r.cc.as_deref()),
         sources: r.sources,
     }
@@ -45,6 +76,7 @@ pub fn for_each_object(
     f: &mut dyn FnMut(Obj) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
     let mut ex = Exporter::new(cfg.producer(), cfg.indicator_types.clone());
+    let feed_tlp = FeedTlp::new(cfg)?;
     let mut err: Option<std::io::Error> = None;
     let mut sink = |o: Obj| {
         if err.is_none()
@@ -55,7 +87,7 @@ pub fn for_each_object(
     };
     ex.start(&mut sink);
     store.for_each_share_row(&types(cfg), None, &mut |r| {
-        ex.row(&row(r, home), &mut sink);
+        ex.row(&row(r, home, &feed_tlp), &mut sink);
         Ok(())
     })?;
     if let Some(e) = err {
@@ -175,6 +207,7 @@ pub fn misp_feed(
     dir: &std::path::Path,
 ) -> anyhow::Result<(Sent, (u64, u64, u64))> {
     let mut fw = crate::misp::FeedWriter::create(dir, &cfg.node)?;
+    let feed_tlp = FeedTlp::new(cfg)?;
     let mut sent = Sent::default();
     let mut err = None;
     store.for_each_share_row(&types(cfg), Some(crate::tlp::rank(cfg.default_tlp)), &mut |r| {
@@ -183,7 +216,7 @@ pub fn misp_feed(
             return Ok(());
         }
         let ip = r.ip.map(botwatch_store::key_ip);
-        let tlp = r.tlp.and_then(crate::tlp::from_rank);
+        let tlp = feed_tlp.of(r);
         let label = Label {
             tlp,
             sighting: !is_indicator,

@@ -26,6 +26,8 @@ pub struct ShareRow {
     pub tlp: Option<u8>,
     /// How many feeds reported it.
     pub sources: u32,
+    /// The `{"feed": accuracy, …}` object of the feeds that reported it, unparsed.
+    pub sources_json: String,
 }
 
 /// An object to keep in a collection.
@@ -175,6 +177,7 @@ impl SqliteStore {
                 tlp: r.get(11)?,
                 // `{"feed": accuracy, …}`: one `":` per feed (feed ids have no quotes).
                 sources: r.get_ref(12)?.as_str().map(|s| s.matches("\":").count().max(1) as u32).unwrap_or(1),
+                sources_json: r.get(12)?,
             };
             f(&row)?;
         }
