@@ -51,6 +51,7 @@ fn dashboard_case_walk_and_portal_in_chromium() -> Result<()> {
 
     ctx.analyst_dashboard()?;
     ctx.analyst_compliance()?;
+    ctx.analyst_sharing()?;
     ctx.desk_walks_a_case()?;
     ctx.desk_bulk_escalate_and_notify()?;
     ctx.portal()?;
@@ -150,6 +151,42 @@ impl Ctx<'_> {
         );
         self.only_same_origin(&self.server.origin)?;
         self.shot("compliance.png")
+    }
+
+    /// a3. The Sharing page, from the menu: the demo's partner exchange and federated
+    /// release, with the global view's charts drawn.
+    fn analyst_sharing(&self) -> Result<()> {
+        self.s.click(&self.s.find("header.top a[href='/sharing']")?)?;
+        let charts = self.s.wait("the global view's charts", || {
+            let url = self.s.url()?;
+            if !url.ends_with("/sharing") {
+                return Err(format!("on {url}"));
+            }
+            let v = self.s.exec(
+                "return [...document.querySelectorAll('div.chart[data-chart]')].map(e => \
+                 [e.dataset.chart, e.getAttribute('data-rendered'), !!e.querySelector('canvas')])",
+                json!([]),
+            )?;
+            let list = v.as_array().cloned().unwrap_or_default();
+            let pending: Vec<&Value> = list.iter().filter(|c| c[1] != "1" || c[2] != true).collect();
+            if list.is_empty() || !pending.is_empty() {
+                Err(format!("not drawn: {pending:?}"))
+            } else {
+                Ok(list)
+            }
+        })?;
+        assert_eq!(charts.len(), 3, "days by node, families, countries: {charts:?}");
+        let partners = self.table_rows("table#partners")?;
+        assert!(
+            partners.iter().any(|r| r[0] == "cert-partner" && r[2] == "TLP:AMBER"),
+            "partners: {partners:?}"
+        );
+        let audit = self.table_rows("table#audit")?;
+        assert!(audit.iter().any(|r| r[1] == "cert-partner" && r[3] == "stix-export"), "audit: {audit:?}");
+        let nodes = self.table_rows("table#nodes")?;
+        assert!(nodes.iter().any(|r| r[0] == "botwatch demo centre"), "nodes: {nodes:?}");
+        self.only_same_origin(&self.server.origin)?;
+        self.shot("sharing.png")
     }
 
     /// Each body row of a table, as the trimmed text of its cells.

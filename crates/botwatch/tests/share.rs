@@ -229,9 +229,14 @@ fn taxii_server_pages_for_taxii2_client_within_the_partners_entitlement() {
             );
         }
     }
-    // What went to whom is in the audit log.
-    let audit = ok(&["--config", &cfg, "share", "audit", "--format", "jsonl"]);
-    assert!(audit.contains("cert-b") && audit.contains("taxii-get"), "{audit}");
+    // What went to whom is in the audit log, with what the gate held back from it.
+    let audit = json_lines(&ok(&["--config", &cfg, "share", "audit", "--format", "jsonl"]));
+    let gets: Vec<_> =
+        audit.iter().filter(|a| a["partner"] == "cert-b" && a["channel"] == "taxii-get").collect();
+    assert!(!gets.is_empty(), "{audit:?}");
+    let sent: u64 = gets.iter().map(|a| a["objects"].as_u64().unwrap()).sum();
+    let withheld: u64 = gets.iter().map(|a| a["withheld"].as_u64().unwrap()).sum();
+    assert!(sent >= objects.len() as u64 && withheld > 0, "sent {sent}, withheld {withheld}");
     // Wrong password: refused.
     let o = std::process::Command::new(&py)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/validate.py"))
@@ -509,7 +514,7 @@ fn serve_publishes_the_indicators_collection_by_itself() {
     std::fs::write(
         &cfg,
         format!(
-            "[store]\npath = \"{}\"\n[share]\nnode = \"CERT-A\"\ndefault_tlp = \"green\"\n[[partners]]\nname = \"p\"\npassword = \"pw\"\n",
+            "[store]\npath = \"{}\"\n[server]\nmetrics_access = \"public\"\n[share]\nnode = \"CERT-A\"\ndefault_tlp = \"green\"\n[[partners]]\nname = \"p\"\npassword = \"pw\"\n",
             dir.path().join("a.db").display()
         ),
     )
@@ -584,6 +589,20 @@ fn serve_publishes_the_indicators_collection_by_itself() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
+    // Kept counters on /metrics, in the text format Prometheus's own parser reads.
+    let metrics = c.get(format!("{base}/metrics")).send().unwrap().text().unwrap();
+    for want in [
+        "botwatch_taxii_objects_total{partner=\"p\",direction=\"sent\"} 5",
+        "botwatch_taxii_objects_total{partner=\"p\",direction=\"received\"} 1",
+        "botwatch_share_last_publish_timestamp_seconds ",
+    ] {
+        assert!(metrics.contains(want), "/metrics lacks {want:?}");
+    }
+    if let Some(py) = validator_python() {
+        let f = dir.path().join("metrics.txt");
+        std::fs::write(&f, &metrics).unwrap();
+        validate(&py, "prometheus", &f);
+    }
     // `taxii pull` takes what was posted through the pipeline, once.
     drop(_srv);
     let pulled = json_lines(&ok(&["--config", cfg, "taxii", "pull", "--json"]));

@@ -228,11 +228,14 @@ impl AppState {
             })
             .await;
         match r {
-            Ok(p) => tracing::info!(
-                objects = p.objects,
-                added = p.added,
-                "Published the TAXII indicators collection"
-            ),
+            Ok(p) => {
+                self.metrics.published(now.micros() / 1_000_000, p.objects, p.added);
+                tracing::info!(
+                    objects = p.objects,
+                    added = p.added,
+                    "Published the TAXII indicators collection"
+                )
+            }
             Err(e) => {
                 tracing::warn!(error = %e.message, "Publishing the TAXII indicators collection failed; tried again next round")
             }

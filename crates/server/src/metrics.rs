@@ -40,6 +40,10 @@ pub struct Metrics {
     tls_handshakes: Mutex<BTreeMap<&'static str, u64>>,
     /// Connections closed at once: the client had its share open already.
     refused: std::sync::atomic::AtomicU64,
+    /// TAXII objects by (partner, direction): sent, withheld (by the TLP gate), received.
+    taxii: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// The last publish of the `indicators` collection: (unix seconds, objects, new ones).
+    published: Mutex<Option<(i64, u64, u64)>>,
     /// The store's part of the page and when it was read.
     store_part: tokio::sync::Mutex<Option<(std::time::Instant, String)>>,
 }
@@ -71,6 +75,16 @@ impl Metrics {
 
     pub fn connection_refused(&self) {
         self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn taxii_objects(&self, partner: &str, direction: &'static str, n: u64) {
+        if n > 0 {
+            *lock(&self.taxii).entry((partner.to_string(), direction)).or_default() += n;
+        }
+    }
+
+    pub fn published(&self, at_secs: i64, objects: u64, added: u64) {
+        *lock(&self.published) = Some((at_secs, objects, added));
     }
 
     pub fn tls_handshake(&self, outcome: &'static str) {
@@ -133,6 +147,30 @@ impl Metrics {
             "botwatch_connections_refused_total {}",
             self.refused.load(std::sync::atomic::Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP botwatch_taxii_objects_total STIX objects over TAXII by partner: sent, withheld by the TLP gate, received."
+        );
+        let _ = writeln!(out, "# TYPE botwatch_taxii_objects_total counter");
+        for ((p, d), n) in lock(&self.taxii).iter() {
+            let _ =
+                writeln!(out, "botwatch_taxii_objects_total{{partner=\"{}\",direction=\"{d}\"}} {n}", esc(p));
+        }
+        if let Some((at, objects, added)) = *lock(&self.published) {
+            let _ = writeln!(
+                out,
+                "# HELP botwatch_share_last_publish_timestamp_seconds When serve last published the TAXII indicators collection."
+            );
+            let _ = writeln!(out, "# TYPE botwatch_share_last_publish_timestamp_seconds gauge");
+            let _ = writeln!(out, "botwatch_share_last_publish_timestamp_seconds {at}");
+            let _ = writeln!(
+                out,
+                "# HELP botwatch_share_published_objects Objects the last publish wrote (all, and new or changed)."
+            );
+            let _ = writeln!(out, "# TYPE botwatch_share_published_objects gauge");
+            let _ = writeln!(out, "botwatch_share_published_objects{{kind=\"all\"}} {objects}");
+            let _ = writeln!(out, "botwatch_share_published_objects{{kind=\"new\"}} {added}");
+        }
     }
 }
 

@@ -408,18 +408,18 @@ async fn page(
         limit: f.limit,
         without_body,
     };
-    let (rows, more) = st.deps.db.run(move |db| Ok(db.share_page(&q)?)).await?;
+    let (rows, more, held) = st.deps.db.run(move |db| Ok(db.share_page_counted(&q)?)).await?;
     let next = (more && !rows.is_empty())
         .then(|| taxii::encode_next(rows.last().map(|r| r.seq).unwrap_or(0), &f.key));
     // The pre-filter above is the gate's own condition; the gate still decides each row.
     let before = rows.len();
     let rows: Vec<_> =
         rows.into_iter().filter(|r| gate::admit(&e, &Label::from_parts(r.tlp, r.flags)).sends()).collect();
-    let withheld = (before - rows.len()) as u64;
-    if withheld > 0 {
-        tracing::error!(withheld, "TAXII page: rows past the SQL pre-filter were refused by the gate");
+    let refused = (before - rows.len()) as u64;
+    if refused > 0 {
+        tracing::error!(refused, "TAXII page: rows past the SQL pre-filter were refused by the gate");
     }
-    Ok((rows, next, withheld))
+    Ok((rows, next, held + refused))
 }
 
 fn added_headers(r: &mut Response, rows: &[botwatch_store::share::SharedObject]) {
@@ -444,6 +444,8 @@ async fn audit_sent(
     withheld: u64,
 ) {
     let Some(partner) = c.partner(s) else { return };
+    st.metrics.taxii_objects(&partner, "sent", rows.len() as u64);
+    st.metrics.taxii_objects(&partner, "withheld", withheld);
     let e = c.entitlement(s);
     let tlp_max = rows.iter().map(|r| gate::effective(&Label::from_parts(r.tlp, r.flags), &e)).max();
     let a = AuditEntry {
@@ -618,6 +620,7 @@ async fn post_objects(
         good.push((id, ty, ver, label, o.to_string()));
     }
     let partner = c.name(&s);
+    st.metrics.taxii_objects(&partner, "received", good.len() as u64);
     let coll = k.id(&s.cfg.node);
     let status_id =
         botwatch_share::ids::sdo("status", &[&partner, &taxii::time(now), &good.len().to_string()])

@@ -240,51 +240,36 @@ impl SqliteStore {
 
     /// One page, in `date_added` order; `more` when another page follows.
     pub fn share_page(&self, q: &SharePage) -> Result<(Vec<SharedObject>, bool)> {
-        let mut conds = vec!["o.collection = ?".to_string()];
-        let mut args: Vec<Sql> = vec![Sql::Text(q.collection.clone())];
-        if let Some(c) = &q.condition {
-            conds.push(format!("({})", c.replace("tlp", "o.tlp").replace("flags", "o.flags")));
+        self.share_page_counted(q).map(|(rows, more, _)| (rows, more))
+    }
+
+    /// [`Self::share_page`], and how many objects the page's span held that the condition
+    /// kept out (what a recipient was not sent, counted where it was decided).
+    pub fn share_page_counted(&self, q: &SharePage) -> Result<(Vec<SharedObject>, bool, u64)> {
+        let (rows, more) = self.share_page_inner(q)?;
+        let Some(cond) = &q.condition else { return Ok((rows, more, 0)) };
+        let mut held = q.clone();
+        held.condition = Some(format!("NOT ({cond})"));
+        held.without_body = true;
+        // The span this page covered: up to its last row, or to the end when it was the last.
+        let upto = if more { rows.last().map(|r| r.seq) } else { None };
+        let withheld = self.share_count(&held, upto)?;
+        Ok((rows, more, withheld))
+    }
+
+    fn share_count(&self, q: &SharePage, upto: Option<i64>) -> Result<u64> {
+        let (conds, mut args) = page_conditions(q);
+        let mut sql = format!("SELECT COUNT(*) FROM share_objects o WHERE {}", conds.join(" AND "));
+        if let Some(u) = upto {
+            sql.push_str(" AND o.seq <= ?");
+            args.push(Sql::Integer(u));
         }
-        if let Some(s) = q.after_seq {
-            conds.push("o.seq > ?".into());
-            args.push(Sql::Integer(s));
-        }
-        if let Some(t) = q.added_after {
-            conds.push("o.date_added > ?".into());
-            args.push(Sql::Integer(t.micros()));
-        }
-        if !q.types.is_empty() {
-            conds.push(format!("o.type IN ({})", vec!["?"; q.types.len()].join(",")));
-            args.extend(q.types.iter().map(|t| Sql::Text(t.clone())));
-        }
-        if !q.ids.is_empty() {
-            conds.push(format!("o.id IN ({})", vec!["?"; q.ids.len()].join(",")));
-            args.extend(q.ids.iter().map(|t| Sql::Text(t.clone())));
-        }
-        match &q.partner {
-            Some(p) if p.is_empty() => conds.push("o.partner IS NULL".into()),
-            Some(p) => {
-                conds.push("o.partner = ?".into());
-                args.push(Sql::Text(p.clone()));
-            }
-            None => {}
-        }
-        match &q.versions {
-            Versions::Last => conds.push(
-                "o.seq = (SELECT MAX(seq) FROM share_objects l WHERE l.collection = o.collection AND l.id = o.id)".into(),
-            ),
-            Versions::First => conds.push(
-                "o.seq = (SELECT MIN(seq) FROM share_objects l WHERE l.collection = o.collection AND l.id = o.id)".into(),
-            ),
-            Versions::All => {}
-            Versions::These(v) => {
-                conds.push(format!("o.version IN ({})", vec!["?"; v.len().max(1)].join(",")));
-                if v.is_empty() {
-                    args.push(Sql::Null);
-                }
-                args.extend(v.iter().map(|t| Sql::Text(t.clone())));
-            }
-        }
+        let mut st = self.conn.prepare_cached(&sql)?;
+        Ok(st.query_row(params_from_iter(args), |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    fn share_page_inner(&self, q: &SharePage) -> Result<(Vec<SharedObject>, bool)> {
+        let (conds, mut args) = page_conditions(q);
         let limit = q.limit.max(1);
         args.push(Sql::Integer(limit as i64 + 1));
         let body = if q.without_body { "''" } else { "o.body" };
@@ -316,7 +301,59 @@ impl SqliteStore {
         }
         Ok((out, more))
     }
+}
 
+/// The WHERE conditions of a page query, with their arguments.
+fn page_conditions(q: &SharePage) -> (Vec<String>, Vec<Sql>) {
+    let mut conds = vec!["o.collection = ?".to_string()];
+    let mut args: Vec<Sql> = vec![Sql::Text(q.collection.clone())];
+    if let Some(c) = &q.condition {
+        conds.push(format!("({})", c.replace("tlp", "o.tlp").replace("flags", "o.flags")));
+    }
+    if let Some(s) = q.after_seq {
+        conds.push("o.seq > ?".into());
+        args.push(Sql::Integer(s));
+    }
+    if let Some(t) = q.added_after {
+        conds.push("o.date_added > ?".into());
+        args.push(Sql::Integer(t.micros()));
+    }
+    if !q.types.is_empty() {
+        conds.push(format!("o.type IN ({})", vec!["?"; q.types.len()].join(",")));
+        args.extend(q.types.iter().map(|t| Sql::Text(t.clone())));
+    }
+    if !q.ids.is_empty() {
+        conds.push(format!("o.id IN ({})", vec!["?"; q.ids.len()].join(",")));
+        args.extend(q.ids.iter().map(|t| Sql::Text(t.clone())));
+    }
+    match &q.partner {
+        Some(p) if p.is_empty() => conds.push("o.partner IS NULL".into()),
+        Some(p) => {
+            conds.push("o.partner = ?".into());
+            args.push(Sql::Text(p.clone()));
+        }
+        None => {}
+    }
+    match &q.versions {
+            Versions::Last => conds.push(
+                "o.seq = (SELECT MAX(seq) FROM share_objects l WHERE l.collection = o.collection AND l.id = o.id)".into(),
+            ),
+            Versions::First => conds.push(
+                "o.seq = (SELECT MIN(seq) FROM share_objects l WHERE l.collection = o.collection AND l.id = o.id)".into(),
+            ),
+            Versions::All => {}
+            Versions::These(v) => {
+                conds.push(format!("o.version IN ({})", vec!["?"; v.len().max(1)].join(",")));
+                if v.is_empty() {
+                    args.push(Sql::Null);
+                }
+                args.extend(v.iter().map(|t| Sql::Text(t.clone())));
+            }
+        }
+    (conds, args)
+}
+
+impl SqliteStore {
     /// Objects per collection (all versions).
     pub fn share_counts(&self) -> Result<Vec<(String, u64)>> {
         let mut st =
