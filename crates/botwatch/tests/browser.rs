@@ -100,20 +100,7 @@ impl Ctx<'_> {
         self.log_in(&self.demo.analyst)?;
         let url = self.s.url()?;
         assert_eq!(url, format!("{}/", self.server.origin), "an analyst lands on the dashboard");
-        let charts = self.s.wait("every chart to be drawn", || {
-            let v = self.s.exec(
-                "return [...document.querySelectorAll('div.chart[data-chart]')].map(e => \
-                 [e.dataset.chart, e.getAttribute('data-rendered'), !!e.querySelector('canvas')])",
-                json!([]),
-            )?;
-            let list = v.as_array().cloned().unwrap_or_default();
-            let pending: Vec<&Value> = list.iter().filter(|c| c[1] != "1" || c[2] != true).collect();
-            if list.is_empty() || !pending.is_empty() {
-                Err(format!("not drawn: {pending:?}"))
-            } else {
-                Ok(list)
-            }
-        })?;
+        let charts = self.s.wait("every chart to be drawn", || self.charts_drawn())?;
         assert_eq!(charts.len(), 4, "timeline, ASNs, countries, rate: {charts:?}");
         let feeds = self.s.exec(
             "return [...document.querySelectorAll('table#feeds tbody tr')].map(r => r.cells.length)",
@@ -162,18 +149,7 @@ impl Ctx<'_> {
             if !url.ends_with("/sharing") {
                 return Err(format!("on {url}"));
             }
-            let v = self.s.exec(
-                "return [...document.querySelectorAll('div.chart[data-chart]')].map(e => \
-                 [e.dataset.chart, e.getAttribute('data-rendered'), !!e.querySelector('canvas')])",
-                json!([]),
-            )?;
-            let list = v.as_array().cloned().unwrap_or_default();
-            let pending: Vec<&Value> = list.iter().filter(|c| c[1] != "1" || c[2] != true).collect();
-            if list.is_empty() || !pending.is_empty() {
-                Err(format!("not drawn: {pending:?}"))
-            } else {
-                Ok(list)
-            }
+            self.charts_drawn()
         })?;
         assert_eq!(charts.len(), 3, "days by node, families, countries: {charts:?}");
         let partners = self.table_rows("table#partners")?;
@@ -187,6 +163,18 @@ impl Ctx<'_> {
         assert!(nodes.iter().any(|r| r[0] == "botwatch demo centre"), "nodes: {nodes:?}");
         self.only_same_origin(&self.server.origin)?;
         self.shot("sharing.png")
+    }
+
+    /// The page's charts, once every one is drawn (uPlot put a canvas in it).
+    fn charts_drawn(&self) -> Result<Vec<Value>> {
+        let v = self.s.exec(
+            "return [...document.querySelectorAll('div.chart[data-chart]')].map(e => \
+             [e.dataset.chart, e.getAttribute('data-rendered'), !!e.querySelector('canvas')])",
+            json!([]),
+        )?;
+        let list = v.as_array().cloned().unwrap_or_default();
+        let pending: Vec<&Value> = list.iter().filter(|c| c[1] != "1" || c[2] != true).collect();
+        if list.is_empty() || !pending.is_empty() { Err(format!("not drawn: {pending:?}")) } else { Ok(list) }
     }
 
     /// Each body row of a table, as the trimmed text of its cells.
