@@ -196,6 +196,14 @@ enum Cmd {
         #[command(subcommand)]
         cmd: BarCmd,
     },
+    /// Shell completions on stdout, e.g. `botwatch completions bash > /etc/bash_completion.d/botwatch`
+    Completions { shell: clap_complete::Shell },
+    /// Man pages: botwatch.1 and one page per subcommand (botwatch-ingest.1, …)
+    Man {
+        /// Directory to write them into
+        #[arg(long, default_value = "man")]
+        out: PathBuf,
+    },
     /// Federated statistics: release this node's aggregates, read every node's
     Federation {
         #[command(subcommand)]
@@ -1019,6 +1027,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Taxii { cmd } => taxii_cmd(&cfg, cmd, &families, &mut out)?,
         Cmd::Federation { cmd } => federation_cmd(&cfg, cmd, &mut out)?,
         Cmd::Bar { cmd } => bar_cmd(&cfg, cmd, &mut out)?,
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            // Into memory first: clap_complete panics on a failed write (a closed pipe).
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "botwatch", &mut buf);
+            out.write_all(&buf)?;
+        }
+        Cmd::Man { out: dir } => {
+            use clap::CommandFactory;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("writing man pages into {}", dir.display()))?;
+            let n = std::fs::read_dir(&dir)?
+                .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "1")))
+                .count();
+            writeln!(
+                out,
+                "{n} man pages in {} (read one with `man -l {}/botwatch.1`)",
+                dir.display(),
+                dir.display()
+            )?;
+        }
         Cmd::Export { format, filters, db, output: file, .. } => {
             let store = open_read(&cfg, &db)?;
             let mut q = filters.query(&families)?;

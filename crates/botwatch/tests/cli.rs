@@ -353,3 +353,35 @@ fn every_address_of_a_stix_pattern_is_an_event() {
         );
     }
 }
+
+#[test]
+fn completions_and_man_pages_cover_every_command() {
+    for (shell, marker) in
+        [("bash", "_botwatch()"), ("zsh", "#compdef botwatch"), ("fish", "complete -c botwatch")]
+    {
+        let out = ok(&["completions", shell]);
+        assert!(out.contains(marker), "{shell}");
+        assert!(out.contains("taxii") && out.contains("federation"), "{shell} completes the subcommands");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let man = dir.path().join("man");
+    ok(&["man", "--out", man.to_str().unwrap()]);
+    for page in ["botwatch.1", "botwatch-ingest.1", "botwatch-taxii-pull.1", "botwatch-export.1"] {
+        let text = std::fs::read_to_string(man.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page} is roff");
+    }
+    // A closed pipe is an error exit, never a panic.
+    let mut child = bin()
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("panicked"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
