@@ -202,7 +202,13 @@ mod roundtrip {
                 e.destination.ip = dst.map(std::net::IpAddr::from);
                 e.malware_name = fam.map(Into::into);
                 e.tlp = tlp.map(|i| [Tlp::Clear, Tlp::Green, Tlp::Amber, Tlp::AmberStrict, Tlp::Red][i]);
+                // One value per key, as parsers set them (`set_attr` appends; a key given
+                // twice would read back as its last value, unlike IntelMQ's first).
+                let mut keys = std::collections::HashSet::new();
                 for (k, s, i, b) in attrs {
+                    if !keys.insert(k.clone()) {
+                        continue;
+                    }
                     e.set_attr(&format!("extra.s_{k}"), Value::Str(s.into()));
                     e.set_attr(&format!("extra.i_{k}"), Value::Int(i as i64));
                     e.set_attr(&format!("extra.b_{k}"), Value::Bool(b));
