@@ -435,7 +435,7 @@ fn partner_exchange(
         store,
         now,
         "cert-partner",
-        "sent",
+        "exported",
         "stix-export",
         None,
         sent.objects,
@@ -450,7 +450,7 @@ fn partner_exchange(
     )?;
     writeln!(
         out,
-        "  sent {} STIX 2.1 objects, highest {}: {}",
+        "  exported {} STIX 2.1 objects for it, highest {}: {} (handed over, or pulled over TAXII below)",
         sent.objects,
         sent.tlp_max.map(|t| format!("TLP:{}", t.as_str())).unwrap_or_else(|| "none".into()),
         file.display()

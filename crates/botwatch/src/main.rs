@@ -1003,17 +1003,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ("misp-feed", sent)
             };
             eprintln!(
-                "{} objects for {who}, {} withheld by the TLP gate (highest sent: {})",
+                "{} objects exported for {who}, {} withheld by the TLP gate (highest exported: {})",
                 sent.objects,
                 sent.withheld,
                 sent.tlp_max.map(|t| format!("TLP:{}", t.as_str())).unwrap_or_else(|| "none".into())
             );
             if partner.is_some() {
+                // Written to a file for the partner, not delivered: "exported", never "sent".
                 botwatch::share::audit(
                     &store,
                     now,
                     &who,
-                    "sent",
+                    "exported",
                     channel,
                     None,
                     sent.objects,
@@ -2282,8 +2283,8 @@ fn taxii_cmd(
                     Ok(s) if json => writeln!(out, "{}", serde_json::to_string(&s)?)?,
                     Ok(s) => writeln!(
                         out,
-                        "{}: {} objects sent in {} envelopes, {} withheld by the TLP gate",
-                        s.partner, s.sent, s.posts, s.withheld
+                        "{}: {} objects taken by the partner in {} envelopes ({} refused there), {} withheld by the TLP gate",
+                        s.partner, s.sent, s.posts, s.refused, s.withheld
                     )?,
                     Err(e) => {
                         failed += 1;

@@ -283,7 +283,9 @@ fn pull_collection(
         &format!("{}|{url}|{}", p.name, now.micros()),
     )?;
     let mut cells = Vec::new();
-    let mut received: Vec<(String, String, String, Option<u8>, String)> = Vec::new();
+    // What came is kept under the partner's name page by page (sightings of shared
+    // indicators among it), so a large pull does not sit in memory.
+    let coll = format!("received:{}", p.name);
     let mut next: Option<String> = None;
     let mut newest = after.clone();
     loop {
@@ -299,6 +301,7 @@ fn pull_collection(
         if let Some(l) = last {
             newest = Some(l);
         }
+        let mut received: Vec<(String, String, String, Option<u8>, String)> = Vec::new();
         for o in v.get("objects").and_then(|o| o.as_array()).into_iter().flatten() {
             sum.objects += 1;
             if let Some(c) = botwatch_share::federation::cell_from_object(o) {
@@ -310,29 +313,26 @@ fn pull_collection(
             received.push((s("id"), s("type"), ver, tlp.map(botwatch_share::tlp::rank), o.to_string()));
             bw.push(&o.to_string())?;
         }
+        store.share_put(
+            &coll,
+            Some(&p.name),
+            received.iter().map(|(id, ty, v, tlp, b)| botwatch_store::share::NewShareObject {
+                id,
+                ty,
+                version: v,
+                tlp: *tlp,
+                flags: 0,
+                body: b,
+                content: None,
+            }),
+            now,
+        )?;
         match v.get("next").and_then(|n| n.as_str()) {
             Some(n) if v.get("more").and_then(|m| m.as_bool()).unwrap_or(false) => next = Some(n.to_string()),
             _ => break,
         }
     }
     bw.finish()?;
-    // Everything received, kept under the partner's name (sightings of shared indicators
-    // among it).
-    let coll = format!("received:{}", p.name);
-    store.share_put(
-        &coll,
-        Some(&p.name),
-        received.iter().map(|(id, ty, v, tlp, b)| botwatch_store::share::NewShareObject {
-            id,
-            ty,
-            version: v,
-            tlp: *tlp,
-            flags: 0,
-            body: b,
-            content: None,
-        }),
-        now,
-    )?;
     if !cells.is_empty() {
         sum.aggregates = cells.len() as u64;
         let rows: Vec<_> = cells
@@ -397,7 +397,10 @@ fn ingest_bundle(
 #[derive(Debug, Default, serde::Serialize)]
 pub struct PushSummary {
     pub partner: String,
+    /// Objects the partner's TAXII status reported as taken.
     pub sent: u64,
+    /// Objects the partner's status reported as failed (already there, or refused).
+    pub refused: u64,
     pub withheld: u64,
     pub posts: u64,
 }
@@ -453,7 +456,8 @@ pub fn push(cfg: &Config, store: &mut SqliteStore, p: &Partner, clock: &dyn Cloc
             }
             body.push_str("]}");
             if n > 0 {
-                if let Err(err) = t.post(&url, body) {
+                let status = t.post(&url, body);
+                if let Err(err) = status {
                     audit(
                         store,
                         now,
@@ -469,7 +473,12 @@ pub fn push(cfg: &Config, store: &mut SqliteStore, p: &Partner, clock: &dyn Cloc
                     return Err(err);
                 }
                 sum.posts += 1;
-                sum.sent += n;
+                // Sent is what the partner's status resource says it took; one without
+                // counts (a server answering 2xx without a status) counts as all taken.
+                let st = status.unwrap_or_default();
+                let ok = st.get("success_count").and_then(|c| c.as_u64()).unwrap_or(n);
+                sum.sent += ok;
+                sum.refused += st.get("failure_count").and_then(|c| c.as_u64()).unwrap_or(0);
             }
             if !more {
                 break;

@@ -215,14 +215,10 @@ pub fn misp_feed(
         if !is_indicator && (r.ty != "infected-system" || r.family.is_empty()) {
             return Ok(());
         }
-        let ip = r.ip.map(botwatch_store::key_ip);
-        let tlp = feed_tlp.of(r);
-        let label = Label {
-            tlp,
-            sighting: !is_indicator,
-            home: !is_indicator && home(ip, r.asn, r.cc.as_deref()),
-            subscriber: false,
-        };
+        // Labelled as the STIX exporter labels it: an indicator at an address inside the
+        // constituency names that address too.
+        let row = row(r, home, &feed_tlp);
+        let label = Label { tlp: row.tlp, sighting: !is_indicator, home: row.home, subscriber: false };
         if !sent.admit(e, &label) {
             return Ok(());
         }

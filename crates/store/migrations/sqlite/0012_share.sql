@@ -40,7 +40,7 @@ CREATE TABLE share_audit (
     id          INTEGER PRIMARY KEY,
     at          INTEGER NOT NULL,
     partner     TEXT NOT NULL,
-    direction   TEXT NOT NULL,   -- sent | received | refused
+    direction   TEXT NOT NULL,   -- sent (delivered) | exported (written for them) | received
     channel     TEXT NOT NULL,   -- taxii-get, taxii-post, taxii-push, taxii-pull, stix-export, misp-feed
     collection  TEXT,
     objects     INTEGER NOT NULL,
