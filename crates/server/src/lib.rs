@@ -237,6 +237,8 @@ impl AppState {
                 )
             }
             Err(e) => {
+                // Tried again next round, not a whole interval later.
+                *self.last_publish.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 tracing::warn!(error = %e.message, "Publishing the TAXII indicators collection failed; tried again next round")
             }
         }

@@ -193,7 +193,10 @@ impl SqliteStore {
         objects: impl IntoIterator<Item = NewShareObject<'a>>,
         now: Timestamp,
     ) -> Result<(u64, u64)> {
-        let tx = self.conn.transaction()?;
+        // Immediate: a deferred transaction that reads first and then writes fails at once
+        // (no busy wait) when another connection wrote in between, e.g. the audit row of a
+        // TAXII page served meanwhile.
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (mut added, mut same) = (0, 0);
         {
             let mut last = tx.prepare_cached(
