@@ -6,6 +6,8 @@ use botwatch_feeds::generic::GenericConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+pub use botwatch_intake::config::{Every, FeedSource, FetchSection, IntakeSection};
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -14,8 +16,13 @@ pub struct Config {
     pub ingest: IngestSection,
     pub enrich: EnrichSection,
     pub fetch: FetchSection,
-    /// Feeds `botwatch fetch` pulls.
+    /// Feeds `botwatch fetch` pulls (and `botwatch run`, each on its `every`).
     pub feeds: Vec<FeedSource>,
+    /// Reports delivered rather than fetched: a spool directory, IMAP mailboxes, the
+    /// Shadowserver Reports API.
+    pub intake: IntakeSection,
+    /// `botwatch run`: the schedules of the jobs that are not intake.
+    pub run: RunSection,
     /// Generic CSV / list feeds defined by a column mapping.
     pub generic: Vec<GenericFeed>,
     /// Extra malware family aliases: alias → canonical name.
@@ -45,7 +52,48 @@ pub struct Config {
     /// `None`: the local, unversioned `[bar]`.
     #[serde(skip)]
     pub bar_version: Option<String>,
+    /// The file this was read from (`None`: defaults, no file found).
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
+
+/// `[run]`: what `botwatch run` does besides intake, and how often.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunSection {
+    /// Serve the web side (API, dashboard, portal, `/metrics`) from the same process.
+    pub serve: bool,
+    /// `cases update`: new events into cases, due re-notices and escalations.
+    pub cases_every: Every,
+    /// `notify run`: deliver queued notices.
+    pub notify_every: Every,
+    /// The daily per-owner reports (`reports daily`) are written here for each finished
+    /// day, once; needs `[constituency]`. Unset: none.
+    pub daily_reports_dir: Option<PathBuf>,
+    /// How often to look whether a day's reports are due.
+    pub daily_reports_every: Every,
+    /// Retention (`prune`, with `[store] retain_days`).
+    pub retention_every: Every,
+    /// A failing job waits its interval doubled per failure in a row, up to this.
+    pub max_backoff: Every,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        RunSection {
+            serve: true,
+            cases_every: Every::secs(60),
+            notify_every: Every::secs(60),
+            daily_reports_dir: None,
+            daily_reports_every: Every::secs(3600),
+            retention_every: Every::secs(86_400),
+            max_backoff: Every::secs(3600),
+        }
+    }
+}
+
+/// Where the config is looked for when `--config`/`BOTWATCH_CONFIG` is not given, in order.
+pub const CONFIG_SEARCH: &[&str] = &["botwatch.toml", "/etc/botwatch/botwatch.toml"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -112,46 +160,6 @@ pub struct EnrichSection {
     pub ipasn_dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FetchSection {
-    /// Raw reports are archived here before parsing, so any report can be replayed.
-    pub archive_dir: PathBuf,
-    pub timeout_secs: u64,
-    /// Attempts per feed on network errors and 5xx/429 answers.
-    pub attempts: u32,
-    /// First back-off; doubles per attempt.
-    pub backoff_ms: u64,
-    pub user_agent: String,
-    /// Largest report accepted, in bytes.
-    pub max_bytes: u64,
-}
-
-impl Default for FetchSection {
-    fn default() -> Self {
-        FetchSection {
-            archive_dir: PathBuf::from("botwatch-archive"),
-            timeout_secs: 60,
-            attempts: 4,
-            backoff_ms: 1000,
-            user_agent: concat!("botwatch/", env!("CARGO_PKG_VERSION")).into(),
-            max_bytes: 2 << 30,
-        }
-    }
-}
-
-/// A feed to fetch.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FeedSource {
-    /// Feed id (`botwatch feeds`); omitted: detected from the response.
-    pub feed: Option<String>,
-    pub url: String,
-    /// Extra request headers (API keys).
-    #[serde(default)]
-    pub headers: std::collections::BTreeMap<String, String>,
-}
-
 /// A user-defined generic feed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GenericFeed {
@@ -161,22 +169,21 @@ pub struct GenericFeed {
 }
 
 impl Config {
-    /// Reads `path`, or `./botwatch.toml` if it exists, else defaults.
+    /// Reads `path` (`--config`, `BOTWATCH_CONFIG`), else the first of [`CONFIG_SEARCH`]
+    /// that exists, else defaults.
     pub fn load(path: Option<&Path>) -> Result<Config> {
         let p = match path {
             Some(p) => p.to_path_buf(),
-            None => {
-                let p = PathBuf::from("botwatch.toml");
-                if !p.exists() {
-                    return Ok(Config::default());
-                }
-                p
-            }
+            None => match CONFIG_SEARCH.iter().map(PathBuf::from).find(|p| p.exists()) {
+                Some(p) => p,
+                None => return Ok(Config::default()),
+            },
         };
         let text = std::fs::read_to_string(&p).with_context(|| format!("reading config {}", p.display()))?;
         let mut cfg: Config =
             toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))?;
         cfg.adopt_bar_document()?;
+        cfg.file = Some(p);
         Ok(cfg)
     }
 

@@ -283,3 +283,62 @@ pub fn daily_rows(
     rows.sort_by_key(|r| (r.time, r.ip, r.case_id));
     Ok(rows)
 }
+
+/// The day before `now` (UTC), `YYYY-MM-DD`: the last finished day.
+pub fn yesterday(now: botwatch_model::Timestamp) -> String {
+    botwatch_model::Timestamp::from_micros(now.micros() - 86_400_000_000).day()
+}
+
+/// One organisation's daily report files.
+pub struct DailyWritten {
+    pub org: String,
+    pub rows: usize,
+    /// `DIR/<day>-<org>`; the files are this plus `.csv`, `.json`, `.xarf.jsonl`.
+    pub base: std::path::PathBuf,
+}
+
+/// Writes `day`'s per-owner reports (CSV, JSON, XARF) into `dir`, one set per organisation
+/// of `[constituency]` with anything that day.
+pub fn write_daily_reports(
+    cfg: &Config,
+    store: &SqliteStore,
+    day: &str,
+    dir: &std::path::Path,
+    now: botwatch_model::Timestamp,
+) -> Result<Vec<DailyWritten>> {
+    let start = botwatch_model::parse_timestamp(day).with_context(|| format!("not a day: {day:?}"))?;
+    let Some(constituency) = constituency(cfg)? else {
+        anyhow::bail!(
+            "no [constituency] file configured: daily reports go to the organisations listed there"
+        );
+    };
+    // The XARF reporter: who the receiving ISP answers. The shipped placeholder is not one.
+    let reporter = botwatch_notify::reports::Party::from_mailbox(&cfg.notify.from)
+        .filter(|p| !p.domain.ends_with(".invalid"))
+        .with_context(|| {
+            format!(
+                "[notify] from = {:?} is not the desk's address: set it (e.g. \"Example CERT <abuse@cert.example>\"); it is the XARF reports' reporter",
+                cfg.notify.from
+            )
+        })?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut out = Vec::new();
+    for org in constituency.orgs() {
+        let rows = daily_rows(store, &org.id, start)?;
+        if rows.is_empty() {
+            continue;
+        }
+        let to = org.abuse_emails.first().cloned().unwrap_or_default();
+        let meta =
+            botwatch_notify::reports::ReportMeta::new(&org.id, &org.name, day, now, reporter.clone(), &to);
+        let base = dir.join(format!("{day}-{}", org.id));
+        std::fs::write(base.with_extension("csv"), botwatch_notify::reports::csv(&rows))?;
+        std::fs::write(base.with_extension("json"), botwatch_notify::reports::json(&meta, &rows))?;
+        std::fs::write(
+            base.with_extension("xarf.jsonl"),
+            botwatch_notify::reports::xarf_jsonl(&meta, &rows),
+        )?;
+        out.push(DailyWritten { org: org.id.clone(), rows: rows.len(), base });
+    }
+    Ok(out)
+}

@@ -6,13 +6,16 @@ pub mod cases_cmd;
 pub mod config;
 pub mod demo;
 pub mod federation;
-pub mod fetch;
 pub mod isp;
 pub mod keys;
 pub mod output;
-pub mod pipeline;
+pub mod runner;
 pub mod sensor;
+pub mod serve;
 pub mod share;
+
+// The pipeline and fetching live in the intake crate, shared with the server (HTTP push).
+pub use botwatch_intake::{fetch, pipeline};
 
 use anyhow::Result;
 use botwatch_feeds::registry::Registry;

@@ -4,9 +4,9 @@
 use anyhow::{Context, Result, bail};
 use botwatch::config::Config;
 use botwatch::output::{self, Format};
-use botwatch::pipeline::{Ingestor, Input, ReportSummary};
+use botwatch::pipeline::{Ingestor, ReportSummary};
 use botwatch_model::{Clock, SystemClock, Timestamp, parse_timestamp};
-use botwatch_store::{EventQuery, GroupBy, Store, StoreConfig, sqlite::SqliteStore};
+use botwatch_store::{EventQuery, GroupBy, Store, sqlite::SqliteStore};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,13 +14,24 @@ use std::process::ExitCode;
 
 /// Exit codes: 0 success; 1 error; 2 bad usage; 3 some inputs could not be ingested at all
 /// (unreadable, unrecognised); 4 some feeds could not be fetched.
+/// `--version`: the commit built and the date of the shipped IP → ASN data (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BOTWATCH_COMMIT"),
+    "; IP→ASN data ",
+    env!("BOTWATCH_IPASN_DATA"),
+    ")"
+);
+
 #[derive(Parser)]
-#[command(name = "botwatch", version, about = "Collect, normalise and measure botnet infection reports", long_about = None)]
+#[command(name = "botwatch", version = VERSION, about = "Collect, normalise and measure botnet infection reports", long_about = None)]
 #[command(
     after_help = "Exit codes: 0 ok · 1 error · 2 usage · 3 some inputs not ingested · 4 some feeds not fetched"
 )]
 struct Cli {
-    /// Configuration file [default: ./botwatch.toml if present]
+    /// Configuration file [default: ./botwatch.toml, else /etc/botwatch/botwatch.toml, else
+    /// built-in defaults]
     #[arg(long, global = true, env = "BOTWATCH_CONFIG")]
     config: Option<PathBuf>,
     /// Log level filter (error, warn, info, debug), or RUST_LOG syntax
@@ -352,6 +363,16 @@ enum Cmd {
         day: String,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// Run as a service: every intake on its schedule (HTTP feeds, IMAP mailboxes, the
+    /// Shadowserver Reports API, the spool directory), cases, notices, daily reports and
+    /// retention, with the web side ([run] serve). Until SIGTERM; SIGHUP re-reads the config
+    Run {
+        /// Address to listen on [default: server.listen from config, else 127.0.0.1:8080]
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        db: DbArg,
     },
     /// Serve the REST API, dashboard, abuse-desk console, self-check portal and metrics
     Serve {
@@ -744,31 +765,13 @@ fn main() -> ExitCode {
 /// For commands that write: a writer already at work (an ingest) is waited for, with
 /// progress, rather than failing with "database is locked".
 fn open_store(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
-    let path = db.db.clone().unwrap_or_else(|| cfg.store.path.clone());
-    let mut s = SqliteStore::open(
-        &path,
-        StoreConfig { dedup_window_secs: cfg.store.dedup_window_hours as i64 * 3600 },
-    )
-    .with_context(|| format!("opening database {}", path.display()))?;
-    s.wait_for_writers()?;
-    Ok(s)
+    botwatch::serve::open_write(cfg, &db.db.clone().unwrap_or_else(|| cfg.store.path.clone()))
 }
 
 /// For commands that only read: opened read-only (nothing created, migrated or written), so a
 /// user who may read the store but not write it can query it.
 fn open_read(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
-    let path = db.db.clone().unwrap_or_else(|| cfg.store.path.clone());
-    if !path.exists() {
-        bail!(
-            "no database at {} (run `botwatch ingest` or `botwatch demo` first, or pass --db)",
-            path.display()
-        );
-    }
-    SqliteStore::open_read_only(
-        &path,
-        StoreConfig { dedup_window_secs: cfg.store.dedup_window_hours as i64 * 3600 },
-    )
-    .with_context(|| format!("opening database {} read-only", path.display()))
+    botwatch::serve::open_read(cfg, &db.db.clone().unwrap_or_else(|| cfg.store.path.clone()))
 }
 
 fn open_existing(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
@@ -827,26 +830,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 // Files are read as streams, never whole; standard input is spooled to a
                 // temporary file first (it is read twice: once to hash, once to parse).
                 let spool;
-                let data = if name == "-" {
+                let path = if name == "-" {
                     spool = botwatch::spool_stdin()?;
-                    botwatch_feeds::input::Source::File(spool.path().to_path_buf())
+                    spool.path().to_path_buf()
                 } else {
                     if let Err(e) = std::fs::File::open(f) {
                         eprintln!("{name}: cannot read: {e}");
                         failed += 1;
                         continue;
                     }
-                    botwatch_feeds::input::Source::File(f.clone())
+                    f.clone()
                 };
                 let base = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or(name.clone());
                 let before = bar.position();
-                let r = ing.ingest(
+                // A report, or a mail (.eml) or mbox whose attachments are reports.
+                let r = botwatch_intake::ingest_file(
+                    &ing,
                     &mut store,
-                    Input {
-                        name: &base,
-                        data,
+                    &path,
+                    &base,
+                    &botwatch_intake::Origin {
                         feed: feed.as_deref(),
-                        source: Some(name.clone()),
+                        source: name.clone(),
                         observed: SystemClock.now(),
                         archive: None,
                     },
@@ -854,7 +859,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 );
                 bar.set_position(before + std::fs::metadata(f).map(|m| m.len()).unwrap_or(0));
                 match r {
-                    Ok(s) => all.extend(s),
+                    Ok(d) => {
+                        for u in &d.unreadable {
+                            bar.suspend(|| eprintln!("{name}: not ingested: {u}"));
+                        }
+                        if d.reports.is_empty() && !d.unreadable.is_empty() {
+                            failed += 1;
+                        }
+                        all.extend(d.reports);
+                    }
                     Err(e) => {
                         bar.suspend(|| eprintln!("{name}: not ingested: {e:#}"));
                         failed += 1;
@@ -1352,6 +1365,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             )?;
         }
         Cmd::Serve { listen, db } => serve(&cfg, listen, &db)?,
+        Cmd::Run { listen, db } => {
+            // The web side prints from another thread: stdout must not stay locked here.
+            out.flush()?;
+            drop(out);
+            botwatch::runner::run(botwatch::runner::RunArgs {
+                config: cli.config.clone(),
+                db: db.db,
+                listen,
+            })?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Cmd::Token { cmd } => token(&cfg, cmd, &mut out)?,
         Cmd::Prune { days, db, json } => {
             let Some(days) = days.or(cfg.store.retain_days) else {
@@ -1620,38 +1644,10 @@ fn daily_reports(
     let now = SystemClock.now();
     let day = match day {
         Some(d) => d.to_string(),
-        None => Timestamp::from_micros(now.micros() - 86_400_000_000).to_rfc3339()[..10].to_string(),
+        None => botwatch::isp::yesterday(now),
     };
-    let start = parse_timestamp(&day).with_context(|| format!("not a day: {day:?}"))?;
-    let Some(constituency) = botwatch::isp::constituency(cfg)? else {
-        bail!("no [constituency] file configured: daily reports go to the organisations listed there");
-    };
-    // The XARF reporter: who the receiving ISP answers. The shipped placeholder is not one.
-    let reporter = botwatch_notify::reports::Party::from_mailbox(&cfg.notify.from)
-        .filter(|p| !p.domain.ends_with(".invalid"))
-        .with_context(|| {
-            format!(
-                "[notify] from = {:?} is not the desk's address: set it (e.g. \"Example CERT <abuse@cert.example>\"); it is the XARF reports' reporter",
-                cfg.notify.from
-            )
-        })?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for org in constituency.orgs() {
-        let rows = botwatch::isp::daily_rows(&store, &org.id, start)?;
-        if rows.is_empty() {
-            continue;
-        }
-        let to = org.abuse_emails.first().cloned().unwrap_or_default();
-        let meta =
-            botwatch_notify::reports::ReportMeta::new(&org.id, &org.name, &day, now, reporter.clone(), &to);
-        let base = dir.join(format!("{day}-{}", org.id));
-        std::fs::write(base.with_extension("csv"), botwatch_notify::reports::csv(&rows))?;
-        std::fs::write(base.with_extension("json"), botwatch_notify::reports::json(&meta, &rows))?;
-        std::fs::write(
-            base.with_extension("xarf.jsonl"),
-            botwatch_notify::reports::xarf_jsonl(&meta, &rows),
-        )?;
-        writeln!(out, "{}: {} rows → {}.{{csv,json,xarf.jsonl}}", org.id, rows.len(), base.display())?;
+    for w in botwatch::isp::write_daily_reports(cfg, &store, &day, dir, now)? {
+        writeln!(out, "{}: {} rows → {}.{{csv,json,xarf.jsonl}}", w.org, w.rows, w.base.display())?;
     }
     Ok(())
 }
@@ -1836,75 +1832,9 @@ fn scan(
 /// case policy, the bar, remediation advice and the notice-link key.
 fn serve(cfg: &Config, listen: Option<std::net::SocketAddr>, db: &DbArg) -> Result<()> {
     let path = db.db.clone().unwrap_or_else(|| cfg.store.path.clone());
-    let store_cfg = StoreConfig { dedup_window_secs: cfg.store.dedup_window_hours as i64 * 3600 };
-    // A store this user may only read is served read-only: pages and queries work, and
-    // whatever would write (case actions, log-ins' bookkeeping) answers that it cannot.
-    let (store, read_only) = match open_existing(cfg, db) {
-        Ok(s) => (s, false),
-        Err(e) if matches!(e.downcast_ref(), Some(botwatch_store::StoreError::NotWritable { .. })) => {
-            tracing::warn!(error = %format!("{e:#}"), "Serving the store read-only");
-            (open_read(cfg, db)?, true)
-        }
-        Err(e) => return Err(e),
-    };
-    let attributor = botwatch::isp::attributor(cfg, &store)?;
-    drop(store);
-    let constituency = match botwatch::isp::constituency(cfg)? {
-        Some(c) => c,
-        None => botwatch_enrich::owners::Constituency::new(Vec::new())?,
-    };
-    let mut scfg = cfg.server.clone();
-    if let Some(l) = listen {
-        scfg.listen = l;
-    }
-    // The key notice links were signed with: configured, else the store's (made on first
-    // use by `notify run`, or here when the store is writable).
-    let (token_secret, pseudonymiser) = if read_only {
-        let store = open_read(cfg, db)?;
-        (botwatch::keys::notify_key_read(cfg, &store)?, botwatch::keys::pseudonymiser_read(cfg, &store)?)
-    } else {
-        let mut store = open_existing(cfg, db)?;
-        (Some(botwatch::keys::notify_key(cfg, &mut store)?), botwatch::keys::pseudonymiser(cfg, &mut store)?)
-    };
-    if token_secret.is_none() {
-        tracing::warn!("No notice-link key yet: the portal verifies no link until `notify run` has made one");
-    }
-    let deps = botwatch_server::Deps {
-        db: botwatch_server::db::Db::open(path, store_cfg, scfg.db_connections, read_only)?,
-        constituency,
-        attributor: std::sync::Arc::new(attributor),
-        engine: botwatch_cases::CaseEngine::new(cfg.cases.clone())?,
-        bar: cfg.bar.clone(),
-        advice: botwatch_notify::render::Advice::embedded()?,
-        token_secret: token_secret.unwrap_or_default().into_bytes(),
-        retain_days: cfg.store.retain_days,
-        pseudonymiser,
-        clock: std::sync::Arc::new(SystemClock),
-        share: match &cfg.share {
-            Some(s) => Some(std::sync::Arc::new(botwatch_server::taxii::Sharing::new(
-                s.clone(),
-                cfg.partners.clone(),
-            )?)),
-            None => None,
-        },
-    };
-    let listen = scfg.listen;
-    // Before binding: a bad certificate is a start-up error, not a failure per connection.
-    let tls = scfg.tls()?;
-    let state = botwatch_server::AppState::new(scfg, deps)?;
+    let prepared = botwatch::serve::prepare(cfg, path, listen)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("listening on {listen}"))?;
-        let local = listener.local_addr()?;
-        // Printed (not logged) so scripts and tests can read the port when asked for 0.
-        let s = if tls.is_some() { "https" } else { "http" };
-        println!("botwatch serving on {s}://{local}/ (dashboard), {s}://{local}/check (self-check portal), {s}://{local}/api/v1/openapi.json");
-        std::io::Write::flush(&mut std::io::stdout())?;
-        botwatch_server::serve(listener, state, tls, botwatch_server::shutdown_signal()).await?;
-        anyhow::Ok(())
-    })
+    rt.block_on(botwatch::serve::serve(prepared, botwatch_server::shutdown_signal()))
 }
 
 fn share_cmd(cfg: &Config, cmd: ShareCmd, out: &mut dyn Write) -> Result<()> {

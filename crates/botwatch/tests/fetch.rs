@@ -74,7 +74,13 @@ fn conditional_get_retries_and_archive() {
     let ipdb = botwatch_enrich::IpDb::builtin();
     let families = FamilyTable::default();
     let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families, limits: Default::default() };
-    let src = FeedSource { feed: None, url: url.clone(), headers: Default::default() };
+    let src = FeedSource {
+        feed: None,
+        url: url.clone(),
+        headers: Default::default(),
+        every: None,
+        stale_after: None,
+    };
 
     let first = fetcher.fetch(&src, &mut store, &ing);
     assert_eq!(first.error, None);
@@ -111,7 +117,13 @@ fn client_errors_are_not_retried_and_are_reported() {
     let families = FamilyTable::default();
     let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families, limits: Default::default() };
     let out = fetcher.fetch(
-        &FeedSource { feed: Some("abusech_feodo_csv".into()), url, headers: Default::default() },
+        &FeedSource {
+            feed: Some("abusech_feodo_csv".into()),
+            url,
+            headers: Default::default(),
+            every: None,
+            stale_after: None,
+        },
         &mut store,
         &ing,
     );
@@ -139,8 +151,13 @@ fn unreachable_server_gives_up_after_the_configured_attempts() {
     let ipdb = botwatch_enrich::IpDb::builtin();
     let families = FamilyTable::default();
     let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families, limits: Default::default() };
-    let src =
-        FeedSource { feed: None, url: format!("http://127.0.0.1:{port}/x.csv"), headers: Default::default() };
+    let src = FeedSource {
+        feed: None,
+        url: format!("http://127.0.0.1:{port}/x.csv"),
+        headers: Default::default(),
+        every: None,
+        stale_after: None,
+    };
     let out = fetcher.fetch(&src, &mut store, &ing);
     assert_eq!(out.attempts, 3);
     assert!(out.error.unwrap().contains("giving up"));

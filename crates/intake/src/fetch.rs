@@ -6,6 +6,7 @@
 //!   (honouring `Retry-After`), never on other 4xx.
 //! - The raw body is archived under `archive_dir/<feed>/<day>/` before it is parsed, so any
 //!   report can be replayed with `botwatch ingest`.
+//! - Header values may name secrets (`env:NAME`, `file:PATH`), read at each fetch.
 //! - TLS is rustls with the ring provider: no OpenSSL, no C toolchain beyond ring's.
 
 use crate::config::{FeedSource, FetchSection};
@@ -87,8 +88,9 @@ impl<'a> Fetcher<'a> {
             }
             Ok(Got::Body { data, etag, last_modified, file_name }) => {
                 let sha = sha256_hex(&data);
-                let archived = match self.archive(src, &file_name, &sha, &data, now) {
-                    Ok(p) => p,
+                let kind = src.feed.as_deref().unwrap_or("detected");
+                let archived = match crate::archive(&self.cfg.archive_dir, kind, &file_name, &data, now) {
+                    Ok(p) => p.display().to_string(),
                     Err(e) => {
                         out.status = "error".into();
                         out.error = Some(format!("archiving: {e:#}"));
@@ -134,30 +136,6 @@ impl<'a> Fetcher<'a> {
         out
     }
 
-    fn archive(
-        &self,
-        src: &FeedSource,
-        file_name: &str,
-        sha: &str,
-        data: &[u8],
-        now: Timestamp,
-    ) -> Result<String> {
-        let feed = src.feed.as_deref().unwrap_or("detected");
-        let dir = self.cfg.archive_dir.join(feed).join(now.day());
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let safe: String = file_name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
-            .collect();
-        let path = dir.join(format!("{}-{safe}", &sha[..16]));
-        if !path.exists() {
-            let tmp = path.with_extension("part");
-            std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
-            std::fs::rename(&tmp, &path)?;
-        }
-        Ok(path.display().to_string())
-    }
-
     fn get_with_retries(
         &self,
         src: &FeedSource,
@@ -186,6 +164,8 @@ impl<'a> Fetcher<'a> {
     fn get_once(&self, src: &FeedSource, prev: Option<&FetchState>) -> Result<Got, Retry> {
         let mut req = self.client.get(&src.url);
         for (k, v) in &src.headers {
+            let v =
+                botwatch_model::secret(v).map_err(|e| Retry::Fatal(anyhow::anyhow!("header {k}: {e}")))?;
             req = req.header(k, v);
         }
         if let Some(p) = prev {

@@ -19,6 +19,7 @@ pub mod family;
 pub mod intelmq;
 pub mod intern;
 pub mod lease;
+pub mod secret;
 pub mod taxonomy;
 pub mod time;
 
@@ -30,5 +31,6 @@ pub use event::{
 pub use family::FamilyTable;
 pub use intern::intern;
 pub use lease::LeaseRecord;
+pub use secret::secret;
 pub use taxonomy::{ClassificationType, Tlp};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp, parse_timestamp};

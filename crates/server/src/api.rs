@@ -48,6 +48,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/tokens/{id}"),
     ("get", "/api/v1/partners"),
     ("get", "/api/v1/federation/stats"),
+    ("post", "/api/v1/reports"),
+    ("get", "/api/v1/jobs"),
 ];
 
 pub fn routes() -> Router<Shared> {
@@ -72,6 +74,11 @@ pub fn routes() -> Router<Shared> {
         .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route("/api/v1/partners", get(partners))
         .route("/api/v1/federation/stats", get(federation_stats))
+        .route(
+            "/api/v1/reports",
+            post(crate::push::push).layer(axum::extract::DefaultBodyLimit::max(crate::push::MAX_BODY)),
+        )
+        .route("/api/v1/jobs", get(jobs))
 }
 
 /// An error answer.
@@ -170,7 +177,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub type ApiResult = Result<Response, ApiError>;
 
 /// A page of results.
 #[derive(Debug, Serialize)]
@@ -757,4 +764,29 @@ async fn revoke_token(State(st): State<Shared>, p: Principal, Path(id): Path<i64
     } else {
         Err(ApiError::not_found())
     }
+}
+
+/// `botwatch run`'s jobs (last run, failures, back-off) and intake sources (last report,
+/// staleness), as the runner recorded them in the store.
+async fn jobs(State(st): State<Shared>, p: Principal) -> ApiResult {
+    p.require_all()?;
+    let now = st.deps.clock.now();
+    let (jobs, sources) = st
+        .deps
+        .db
+        .run(|s| {
+            use botwatch_store::jobs::JobStore;
+            Ok((s.jobs()?, s.sources()?))
+        })
+        .await?;
+    let sources: Vec<Value> = sources
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            v["quiet_secs"] = json!(r.quiet_secs(now));
+            v["stale"] = json!(r.stale(now));
+            v
+        })
+        .collect();
+    Ok(Json(json!({"jobs": jobs, "sources": sources})).into_response())
 }

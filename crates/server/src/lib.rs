@@ -17,6 +17,7 @@ pub mod db;
 pub mod metrics;
 pub mod net;
 pub mod portal;
+pub mod push;
 pub mod taxii;
 pub mod tls;
 pub mod web;
@@ -128,6 +129,8 @@ pub struct Deps {
     pub pseudonymiser: Option<botwatch_enrich::subscriber::Pseudonymiser>,
     /// `[share]` and `[[partners]]`: the TAXII server answers only when set.
     pub share: Option<Arc<taxii::Sharing>>,
+    /// What `POST /api/v1/reports` ingests with; `None`: pushes are refused.
+    pub intake: Option<Arc<push::Intake>>,
 }
 
 /// Shared by every request.
@@ -379,13 +382,36 @@ pub fn router(state: Shared) -> Router {
 
 async fn healthz(State(st): State<Shared>) -> Response {
     use axum::response::IntoResponse;
-    match st.deps.db.run(|s| Ok(s.schema_version()?)).await {
+    let now = st.deps.clock.now();
+    let r = st
+        .deps
+        .db
+        .run(|s| {
+            use botwatch_store::jobs::JobStore;
+            Ok((s.schema_version()?, s.jobs()?, s.sources()?))
+        })
+        .await;
+    match r {
         // `portal_ready`: the flagged addresses are loaded, so clean visitors are answered
-        // from memory (before that every visitor is looked up: correct, slower).
-        Ok(v) => {
+        // from memory (before that every visitor is looked up: correct, slower). `failing`
+        // and `stale`: `botwatch run`'s jobs whose last run failed, and intake sources quiet
+        // longer than allowed; either makes the status "degraded" (still 200: the server
+        // itself is up, and a load balancer should keep sending it requests).
+        Ok((v, jobs, sources)) => {
             let ready = st.flagged.read().unwrap_or_else(|e| e.into_inner()).is_some();
-            axum::Json(serde_json::json!({"status": "ok", "schema_version": v, "portal_ready": ready}))
-                .into_response()
+            let failing: Vec<&str> =
+                jobs.iter().filter(|j| j.consecutive_failures > 0).map(|j| j.name.as_str()).collect();
+            let stale: Vec<&str> = sources.iter().filter(|s| s.stale(now)).map(|s| s.name.as_str()).collect();
+            let status = if failing.is_empty() && stale.is_empty() { "ok" } else { "degraded" };
+            axum::Json(serde_json::json!({
+                "status": status,
+                "schema_version": v,
+                "portal_ready": ready,
+                "jobs": jobs.len(),
+                "failing_jobs": failing,
+                "stale_sources": stale,
+            }))
+            .into_response()
         }
         Err(e) => e.into_response(),
     }

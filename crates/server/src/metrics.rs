@@ -184,6 +184,9 @@ struct StoreFigures {
     feeds: BTreeMap<String, (u64, u64, u64, u64)>,
     notices: Vec<(String, u64)>,
     open_cases: u64,
+    jobs: Vec<botwatch_store::jobs::JobRow>,
+    sources: Vec<botwatch_store::jobs::SourceRow>,
+    now: botwatch_model::Timestamp,
 }
 
 pub async fn render(State(st): State<Shared>, headers: axum::http::HeaderMap) -> Response {
@@ -219,10 +222,11 @@ pub async fn render(State(st): State<Shared>, headers: axum::http::HeaderMap) ->
 }
 
 async fn store_part(st: &Shared) -> String {
+    let now = st.deps.clock.now();
     let figures = st
         .deps
         .db
-        .run(|s| {
+        .run(move |s| {
             let mut feeds: BTreeMap<String, (u64, u64, u64, u64)> = BTreeMap::new();
             for r in s.reports(1_000_000)? {
                 let f = feeds.entry(r.feed).or_default();
@@ -233,7 +237,8 @@ async fn store_part(st: &Shared) -> String {
             }
             let notices = s.notice_counts()?;
             let open_cases = botwatch_store::cases::CaseStore::open_case_count(s)?;
-            Ok(StoreFigures { feeds, notices, open_cases })
+            use botwatch_store::jobs::JobStore;
+            Ok(StoreFigures { feeds, notices, open_cases, jobs: s.jobs()?, sources: s.sources()?, now })
         })
         .await;
     let mut out = String::new();
@@ -276,6 +281,7 @@ async fn store_part(st: &Shared) -> String {
             let _ = writeln!(out, "# HELP botwatch_open_cases Cases not closed.");
             let _ = writeln!(out, "# TYPE botwatch_open_cases gauge");
             let _ = writeln!(out, "botwatch_open_cases {}", f.open_cases);
+            write_jobs(&mut out, &f);
             let _ = writeln!(out, "botwatch_store_up 1");
         }
         Err(_) => {
@@ -283,4 +289,81 @@ async fn store_part(st: &Shared) -> String {
         }
     }
     out
+}
+
+/// `botwatch run`'s jobs and intake sources, as recorded in the store (empty when nothing
+/// runs them).
+fn write_jobs(out: &mut String, f: &StoreFigures) {
+    type JobPick = fn(&botwatch_store::jobs::JobRow) -> Option<f64>;
+    let job_metrics: [(&str, &str, &str, JobPick); 7] = [
+        ("botwatch_job_runs_total", "counter", "Runs of each botwatch run job.", |j| Some(j.runs as f64)),
+        ("botwatch_job_failures_total", "counter", "Failed runs of each job.", |j| Some(j.failures as f64)),
+        (
+            "botwatch_job_consecutive_failures",
+            "gauge",
+            "Failures in a row since the job last succeeded (its back-off grows with them).",
+            |j| Some(j.consecutive_failures as f64),
+        ),
+        ("botwatch_job_last_success_timestamp_seconds", "gauge", "When each job last succeeded.", |j| {
+            j.last_success.map(|t| t.micros() as f64 / 1e6)
+        }),
+        ("botwatch_job_last_failure_timestamp_seconds", "gauge", "When each job last failed.", |j| {
+            j.last_failure.map(|t| t.micros() as f64 / 1e6)
+        }),
+        ("botwatch_job_last_duration_seconds", "gauge", "How long each job's last run took.", |j| {
+            j.last_duration_ms.map(|ms| ms as f64 / 1e3)
+        }),
+        ("botwatch_job_running", "gauge", "1 while a run of the job is in progress.", |j| {
+            Some(if j.running_since.is_some() { 1.0 } else { 0.0 })
+        }),
+    ];
+    for (name, kind, help, pick) in job_metrics {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for j in &f.jobs {
+            if let Some(v) = pick(j) {
+                let _ = writeln!(out, "{name}{{job=\"{}\"}} {v}", esc(&j.name));
+            }
+        }
+    }
+    type SourcePick = fn(&botwatch_store::jobs::SourceRow, botwatch_model::Timestamp) -> Option<f64>;
+    let source_metrics: [(&str, &str, &str, SourcePick); 5] = [
+        (
+            "botwatch_intake_last_report_timestamp_seconds",
+            "gauge",
+            "When each intake source (feed, mailbox, spool, API account) last delivered a new report.",
+            |s, _| s.last_report.map(|t| t.micros() as f64 / 1e6),
+        ),
+        (
+            "botwatch_intake_quiet_seconds",
+            "gauge",
+            "Seconds since each source's last new report (since it was configured, before any).",
+            |s, now| Some(s.quiet_secs(now) as f64),
+        ),
+        (
+            "botwatch_intake_stale_after_seconds",
+            "gauge",
+            "How long each source may stay quiet before it counts as stale.",
+            // A source never stale (the spool by default) has no allowance to show.
+            |s, _| (s.stale_after_secs < i64::MAX / 8).then_some(s.stale_after_secs as f64),
+        ),
+        (
+            "botwatch_intake_stale",
+            "gauge",
+            "1 when a source has been quiet longer than allowed.",
+            |s, now| Some(if s.stale(now) { 1.0 } else { 0.0 }),
+        ),
+        ("botwatch_intake_reports_total", "counter", "New reports each source delivered.", |s, _| {
+            Some(s.reports as f64)
+        }),
+    ];
+    for (name, kind, help, pick) in source_metrics {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for s in &f.sources {
+            if let Some(v) = pick(s, f.now) {
+                let _ = writeln!(out, "{name}{{source=\"{}\",kind=\"{}\"}} {v}", esc(&s.name), esc(&s.kind));
+            }
+        }
+    }
 }

@@ -197,6 +197,18 @@ const TOP: u64 = 10;
 /// Days the dashboard's charts cover, up to the newest report.
 const DASHBOARD_DAYS: i64 = 90;
 
+/// A duration in seconds as a person reads it: "45 s", "12 min", "3.5 h", "2.0 d"; a
+/// never-stale allowance as "never".
+fn human_secs(s: i64) -> String {
+    match s {
+        s if s >= i64::MAX / 8 => "never".into(),
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{:.1} h", s as f64 / 3600.0),
+        s => format!("{:.1} d", s as f64 / 86_400.0),
+    }
+}
+
 async fn dashboard(State(st): State<Shared>, headers: HeaderMap) -> Response {
     let p = match user(&st, &headers).await {
         Ok(p) => p,
@@ -210,6 +222,7 @@ async fn dashboard(State(st): State<Shared>, headers: HeaderMap) -> Response {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    let st_clock = st.deps.clock.clone();
     let data = st
         .deps
         .db
@@ -271,10 +284,45 @@ async fn dashboard(State(st): State<Shared>, headers: HeaderMap) -> Response {
                     e[k] = json!(e[k].as_u64().unwrap_or(0) + v);
                 }
             }
-            Ok((days, series, (asn_l, asn_v), (cc_l, cc_v), counts, feeds))
+            // `botwatch run`'s jobs and intake sources (empty when nothing runs them).
+            let now = st_clock.now();
+            let jobs: Vec<serde_json::Value> = botwatch_store::jobs::JobStore::jobs(s)?
+                .into_iter()
+                .map(|j| {
+                    json!({
+                        "name": j.name,
+                        "every": human_secs(j.every_secs),
+                        "runs": j.runs,
+                        "failures": j.failures,
+                        "failing": j.consecutive_failures > 0,
+                        "consecutive_failures": j.consecutive_failures,
+                        "running": j.running_since.is_some(),
+                        "last_success": j.last_success.map(|t| t.to_rfc3339()),
+                        "last_duration": j.last_duration_ms.map(|ms| format!("{:.1} s", ms as f64 / 1000.0)),
+                        "last_error": j.last_error,
+                        "last_detail": j.last_detail,
+                    })
+                })
+                .collect();
+            let sources: Vec<serde_json::Value> = botwatch_store::jobs::JobStore::sources(s)?
+                .into_iter()
+                .map(|r| {
+                    json!({
+                        "name": r.name,
+                        "kind": r.kind,
+                        "stale": r.stale(now),
+                        "quiet": human_secs(r.quiet_secs(now)),
+                        "stale_after": human_secs(r.stale_after_secs),
+                        "last_report": r.last_report.map(|t| t.to_rfc3339()),
+                        "reports": r.reports,
+                        "last_error": r.last_error,
+                    })
+                })
+                .collect();
+            Ok((days, series, (asn_l, asn_v), (cc_l, cc_v), counts, feeds, (jobs, sources)))
         })
         .await;
-    let (days, series, (asn_l, asn_v), (cc_l, cc_v), counts, feeds) = match data {
+    let (days, series, (asn_l, asn_v), (cc_l, cc_v), counts, feeds, (jobs, sources)) = match data {
         Ok(d) => d,
         Err(e) => return e.into_response(),
     };
@@ -295,7 +343,7 @@ async fn dashboard(State(st): State<Shared>, headers: HeaderMap) -> Response {
         "dashboard.html",
         &p,
         context! {
-            counts, open_cases, feeds => feeds.into_values().collect::<Vec<_>>(),
+            counts, open_cases, feeds => feeds.into_values().collect::<Vec<_>>(), jobs, sources,
             charts_json => json_block(&charts),
         },
     )

@@ -43,6 +43,7 @@ async fn new_listings_join_the_set_and_old_ones_leave_at_the_daily_rebuild() {
         retain_days: None,
         pseudonymiser: None,
         share: None,
+        intake: None,
         clock: clock.clone(),
     };
     let st = AppState::new(ServerConfig::default(), deps).unwrap();

@@ -43,6 +43,7 @@ fn app(db: &std::path::Path, attr: StaticAttributor, now: Timestamp) -> axum::Ro
         retain_days: None,
         pseudonymiser: None,
         share: None,
+        intake: None,
         clock: Arc::new(ManualClock::new(now)),
     };
     botwatch_server::router(AppState::new(ServerConfig::default(), deps).unwrap())

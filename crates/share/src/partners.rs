@@ -168,18 +168,8 @@ impl Partner {
     }
 }
 
-/// A secret from the config: literal, `env:NAME` or `file:PATH` (trailing newline dropped).
-pub fn secret(v: &str) -> Result<String, String> {
-    if let Some(name) = v.strip_prefix("env:") {
-        return std::env::var(name).map_err(|_| format!("environment variable {name} is not set"));
-    }
-    if let Some(path) = v.strip_prefix("file:") {
-        return std::fs::read_to_string(path)
-            .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-            .map_err(|e| format!("reading {path}: {e}"));
-    }
-    Ok(v.to_string())
-}
+/// A secret from the config: literal, `env:NAME` or `file:PATH`.
+pub use botwatch_model::secret;
 
 /// Checks the registry: unique names, known collections, secrets readable.
 pub fn check(partners: &[Partner]) -> Result<(), String> {

@@ -21,6 +21,7 @@
 
 pub mod cases;
 pub mod encode;
+pub mod jobs;
 pub mod leases;
 pub mod outbox;
 pub mod retention;

@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/sqlite/0010_outbox_claims.sql")),
     (11, include_str!("../migrations/sqlite/0011_secrets.sql")),
     (12, include_str!("../migrations/sqlite/0012_share.sql")),
+    (13, include_str!("../migrations/sqlite/0013_jobs.sql")),
 ];
 
 /// The last migration that changes the per-day rollup's tables: they are then (re)filled
