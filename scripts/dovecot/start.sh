@@ -11,10 +11,17 @@ tls_port=10993
 answers() { (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; }
 if ! answers; then
   mkdir -p "$state/run" "$state/home"
-  if [ ! -s "$state/cert.pem" ]; then
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=127.0.0.1" \
-      -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
-      -keyout "$state/key.pem" -out "$state/cert.pem" 2>/dev/null
+  if [ ! -s "$state/ca.pem" ]; then
+    # A private CA and a server certificate it signs (rustls/webpki refuse a self-signed
+    # certificate that is its own CA as a server's).
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=botwatch test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout "$state/ca-key.pem" -out "$state/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+      -keyout "$state/key.pem" -out "$state/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$state/ext.cnf"
+    openssl x509 -req -in "$state/server.csr" -CA "$state/ca.pem" -CAkey "$state/ca-key.pem" \
+      -CAcreateserial -days 3650 -extfile "$state/ext.cnf" -out "$state/cert.pem" 2>/dev/null
   fi
   # The user's mail is owned by `mail` (uid 8): Dovecot refuses to run mail as root.
   printf 'reports:{PLAIN}reports::::::\n' >"$state/passwd"
@@ -74,4 +81,4 @@ echo "BOTWATCH_IMAP_PORT=$port"
 echo "BOTWATCH_IMAPS_PORT=$tls_port"
 echo "BOTWATCH_IMAP_USER=reports"
 echo "BOTWATCH_IMAP_PASSWORD=reports"
-echo "BOTWATCH_IMAP_CA=$state/cert.pem"
+echo "BOTWATCH_IMAP_CA=$state/ca.pem"

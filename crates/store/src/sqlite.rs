@@ -391,15 +391,16 @@ fn event_keys(events: &[EncodedEvent]) -> Vec<Option<(u128, i64)>> {
 
 impl Store for SqliteStore {
     fn begin_report<'s>(&'s mut self, meta: &ReportMeta) -> Result<Option<Box<dyn ReportWriter + 's>>> {
-        let exists: Option<i64> = self
-            .conn
+        let window_us = self.cfg.dedup_window_secs.saturating_mul(1_000_000);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Asked under the write lock: two intakes delivering the same report at once (the
+        // same Shadowserver report by mail and by the API) store it once, the second sees it.
+        let exists: Option<i64> = tx
             .query_row("SELECT id FROM reports WHERE sha256 = ?", [&meta.sha256], |r| r.get(0))
             .optional()?;
         if exists.is_some() {
             return Ok(None);
         }
-        let window_us = self.cfg.dedup_window_secs.saturating_mul(1_000_000);
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO reports (sha256, feed, name, source, size, observed_at, ingested_at, archive, feed_info) VALUES (?,?,?,?,?,?,?,?,?)",
             params![
