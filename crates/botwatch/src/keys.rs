@@ -56,7 +56,11 @@ fn generated(store: &mut SqliteStore, name: &str) -> Result<String> {
 /// A key set in the config (`value`, blank meaning unset), checked.
 fn configured(setting: &str, value: Option<&str>) -> Result<Option<String>> {
     match value.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) => check_key(setting, s).map(|()| Some(s.to_string())),
+        Some(s) => {
+            // `env:NAME` and `file:PATH` name where the key is kept.
+            let s = botwatch_model::secret(s).map_err(|e| anyhow::anyhow!("{setting}: {e}"))?;
+            check_key(setting, &s).map(|()| Some(s))
+        }
         None => Ok(None),
     }
 }

@@ -6,7 +6,7 @@
 //! client signs its requests as Shadowserver documents (checked by an independent server).
 //!
 //! The peers come from `.ci/run` (`BOTWATCH_IMAP_*`, `BOTWATCH_SMTP_*`); there, a missing one
-//! is a failure (`BOTWATCH_IMAP_REQUIRED=1`); elsewhere the tests that need it skip.
+//! is a failure (`BOTWATCH_REQUIRE_PEERS=1`); elsewhere the tests that need it skip.
 
 mod common;
 
@@ -39,8 +39,8 @@ fn imap_env() -> Option<Imap> {
         }
         _ => {
             assert!(
-                v("BOTWATCH_IMAP_REQUIRED").as_deref() != Some("1"),
-                "BOTWATCH_IMAP_REQUIRED=1 but no IMAP server (scripts/dovecot/start.sh sets BOTWATCH_IMAP_*)"
+                v("BOTWATCH_REQUIRE_PEERS").as_deref() != Some("1"),
+                "BOTWATCH_REQUIRE_PEERS=1 but no IMAP server (scripts/dovecot/start.sh sets BOTWATCH_IMAP_*)"
             );
             eprintln!("skipped: no IMAP server (run scripts/dovecot/start.sh and export what it prints)");
             None
@@ -53,7 +53,7 @@ fn smtp_env() -> Option<(String, PathBuf)> {
         (Ok(u), Ok(s)) => Some((u, PathBuf::from(s))),
         _ => {
             assert!(
-                std::env::var("BOTWATCH_IMAP_REQUIRED").as_deref() != Ok("1"),
+                std::env::var("BOTWATCH_REQUIRE_PEERS").as_deref() != Ok("1"),
                 "under .ci/run the SMTP sink must be there (BOTWATCH_SMTP_URL, BOTWATCH_SMTP_SPOOL)"
             );
             eprintln!("skipped: no SMTP sink (BOTWATCH_SMTP_URL, BOTWATCH_SMTP_SPOOL)");

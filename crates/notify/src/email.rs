@@ -41,6 +41,7 @@ pub struct SmtpConfig {
     pub port: Option<u16>,
     pub tls: TlsMode,
     pub username: Option<String>,
+    /// Literal, `env:NAME` or `file:PATH`.
     pub password: Option<String>,
     /// Per-command timeout; default 30 s.
     pub timeout_secs: Option<u64>,
@@ -94,7 +95,9 @@ impl Mailer {
         };
         let mut builder = builder.timeout(Some(Duration::from_secs(s.timeout_secs.unwrap_or(30))));
         if let (Some(u), Some(p)) = (&s.username, &s.password) {
-            builder = builder.credentials(Credentials::new(u.clone(), p.clone()));
+            // `env:NAME` or `file:PATH` keeps the password out of the config file.
+            let p = botwatch_model::secret(p).map_err(|e| cfg_err(format!("password: {e}")))?;
+            builder = builder.credentials(Credentials::new(u.clone(), p));
         }
         let from: Mailbox = cfg.from.parse().map_err(|e| cfg_err(format!("from {:?}: {e}", cfg.from)))?;
         let reply_to = match &cfg.reply_to {

@@ -81,7 +81,12 @@ impl WebhookSender {
             .user_agent(concat!("botwatch-notify/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| NotifyError::Config(format!("webhook client: {e}")))?;
-        let secret = cfg.webhook.secret.clone().unwrap_or_else(|| cfg.secret.clone()).into_bytes();
+        let secret = match &cfg.webhook.secret {
+            Some(s) => botwatch_model::secret(s)
+                .map_err(|e| NotifyError::Config(format!("[notify.webhook] secret: {e}")))?,
+            None => cfg.secret.clone(),
+        }
+        .into_bytes();
         Ok(WebhookSender { client, secret })
     }
 
