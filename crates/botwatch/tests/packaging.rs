@@ -67,7 +67,7 @@ fn the_dockerfile_builds_where_an_engine_runs() {
     let df = std::fs::read_to_string(repo("Dockerfile")).unwrap();
     assert_eq!(df.lines().filter(|l| l.starts_with("FROM ")).count(), 2, "multi-stage");
     assert!(df.contains("--profile dist") && df.contains("--locked"), "the stripped release build");
-    let user = df.lines().filter_map(|l| l.strip_prefix("USER ")).last().expect("a USER line");
+    let user = df.lines().rev().find_map(|l| l.strip_prefix("USER ")).expect("a USER line");
     assert!(user != "root" && user != "0", "runs as {user}");
     assert!(df.contains("ENTRYPOINT [\"/usr/local/bin/botwatch\"]") && df.contains("CMD [\"run\"]"));
     let engine = Command::new("docker").arg("info").output().is_ok_and(|o| o.status.success());
