@@ -272,7 +272,16 @@ fn job_loop(ctx: &Ctx, job: &Job, stop: &Stop) {
         if let Ok(mut s) = ctx.store() {
             let _ = s.job_started(&job.name, job.every.as_secs(), at);
         }
-        let result = run_once(ctx, job);
+        // A panic in a run is that run's failure, never the end of the job's thread.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_once(ctx, job)))
+            .unwrap_or_else(|p| {
+                let what = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                Err(anyhow::anyhow!("the run panicked: {what}"))
+            });
         let took = started.elapsed();
         let wait = match &result {
             Ok(_) => {

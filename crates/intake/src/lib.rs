@@ -22,6 +22,26 @@ use pipeline::{Ingestor, Input, ReportSummary};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
+/// The fuzz entry point (`fuzz/fuzz_targets/intake_mail.rs`, replayed on stable by
+/// `tests/fuzz_corpus.rs`): whatever a mailbox, a spool or a Shadowserver listing holds, the
+/// readers never panic and what they hand on is bounded by the input.
+pub fn fuzz(data: &[u8]) {
+    let _ = mail::looks_like_mail(data);
+    let _ = mail::looks_like_mbox(data);
+    if let Some(m) = mail::parse(data) {
+        let total: usize = m.parts.iter().map(|p| p.data.len()).sum();
+        // Decoding (base64, quoted-printable) shrinks; text parts are made UTF-8, where an
+        // undecodable byte becomes U+FFFD (3 bytes): at most three times the input.
+        assert!(total <= data.len() * 3 + 64, "{total} bytes of parts from {} bytes", data.len());
+        for p in &m.parts {
+            assert!(!p.name.contains('/') && !p.name.contains('\\'), "a part name with a path: {:?}", p.name);
+        }
+    }
+    let msgs = mail::mbox_messages(data);
+    assert!(msgs.iter().map(|m| m.len()).sum::<usize>() <= data.len());
+    let _ = serde_json::from_slice::<Vec<shadowserver::Listed>>(data);
+}
+
 /// What one delivery (a file, a mail, a download, a push) came to.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Delivered {
