@@ -287,7 +287,23 @@ pub fn run(
             writeln!(out, "case {} closed ({})", c.id, c.close_reason.map(|r| r.as_str()).unwrap_or("-"))?;
         }
         CasesCmd::Update { batch, json } => {
-            let s = engine.update(store, attributor, clock, *batch)?;
+            // Progress with an ETA (hidden with --json and when stderr is not a terminal):
+            // a million events take minutes.
+            let bar = if *json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{bar:30}] {human_pos}/{human_len} events {per_sec} ETA {eta} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let s = engine.update_with_progress(store, attributor, clock, *batch, &mut |p| {
+                bar.set_length(p.total);
+                bar.set_position(p.done);
+                if p.done >= p.total {
+                    bar.set_message("due transitions and re-notices");
+                }
+            })?;
+            bar.finish_and_clear();
             if *json {
                 json_line(out, &s)?;
             } else {

@@ -79,6 +79,14 @@ pub struct TickSummary {
     pub closed: u64,
 }
 
+/// How far an update got, in event ids: `done` of `total` (the span from the cursor at the
+/// start to the newest event; an estimate of events, exact while none were deleted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpdateProgress {
+    pub done: u64,
+    pub total: u64,
+}
+
 /// `process` over every new stored event, then `tick`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct UpdateSummary {
@@ -347,7 +355,24 @@ impl CaseEngine {
         clock: &dyn Clock,
         batch: u64,
     ) -> Result<UpdateSummary> {
+        self.update_with_progress(store, attributor, clock, batch, &mut |_| {})
+    }
+
+    /// [`CaseEngine::update`], telling `progress` after each batch how far it got.
+    pub fn update_with_progress<S: Store + CaseStore>(
+        &self,
+        store: &mut S,
+        attributor: &dyn Attributor,
+        clock: &dyn Clock,
+        batch: u64,
+        progress: &mut dyn FnMut(UpdateProgress),
+    ) -> Result<UpdateSummary> {
         let mut sum = UpdateSummary::default();
+        let start = store.case_cursor()?;
+        // Event ids grow with each stored event: the span to the newest is the work ahead
+        // (events stored meanwhile are taken too, and counted then).
+        let mut newest = Store::newest_event_id(store)?;
+        progress(UpdateProgress { done: 0, total: (newest - start).max(0) as u64 });
         loop {
             let cursor = store.case_cursor()?;
             let q = EventQuery { after_id: Some(cursor), limit: Some(batch.max(1)), ..Default::default() };
@@ -355,10 +380,16 @@ impl CaseEngine {
             if events.is_empty() {
                 break;
             }
+            let last = events.last().map_or(start, |e| e.id);
             sum.process += self.process(store, &events, attributor, clock)?;
             // Millions of events in one run would otherwise keep the whole run's case
             // writes in SQLite's write-ahead log (it filled a disk at 10M events).
             Store::checkpoint(store)?;
+            newest = newest.max(last);
+            progress(UpdateProgress {
+                done: (last - start).max(0) as u64,
+                total: (newest - start).max(0) as u64,
+            });
         }
         sum.tick = self.tick(store, attributor, clock)?;
         Ok(sum)
@@ -695,8 +726,10 @@ impl CaseEngine {
             }
             CaseState::Closed => {}
         }
-        // Candidates already past wait for new evidence, which `process` evaluates.
-        let t = cands.into_iter().filter(|t| *t > now.0).min()?;
+        // Candidates already past wait for new evidence, which `process` evaluates. When all
+        // are past, the silence that closes the case is too (a change by hand after it, with
+        // no tick between): the case is due now, never left open without a next check.
+        let t = cands.into_iter().filter(|t| *t > now.0).min().unwrap_or(now.0);
         Some(Timestamp(t))
     }
 

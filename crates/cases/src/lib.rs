@@ -32,7 +32,9 @@ pub mod policy;
 pub use attribution::{Attributor, NoAttribution, OrgInfo, StaticAttributor, SubscriberHit};
 pub use botwatch_store::cases::{CaseQuery, CaseStore};
 pub use compliance::{Bar, OrgCompliance, SubscriberStatus, Verdict};
-pub use engine::{CaseEngine, ProcessSummary, TickSummary, UpdateSummary, allowed, is_special};
+pub use engine::{
+    CaseEngine, ProcessSummary, TickSummary, UpdateProgress, UpdateSummary, allowed, is_special,
+};
 pub use policy::Policy;
 
 use botwatch_model::CaseState;

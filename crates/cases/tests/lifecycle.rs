@@ -561,3 +561,20 @@ fn desk_escalation_stops_at_max_level_and_sends_nothing_past_the_notice_limit() 
     assert_eq!((c.state, c.level, c.notices), (CaseState::Escalated, 1, 0));
     assert!(all_notices(&s).is_empty());
 }
+
+#[test]
+fn update_reports_its_progress_batch_by_batch() {
+    let mut s = store();
+    let engine = CaseEngine::new(policy()).unwrap();
+    let clock = ManualClock::new(t("2021-03-04T00:10:00Z"));
+    let attr = attributor();
+    ingest(&mut s, &fixture("shadowserver/event4_sinkhole.csv"));
+    let mut seen = Vec::new();
+    engine.update_with_progress(&mut s, &attr, &clock, 2, &mut |p| seen.push((p.done, p.total))).unwrap();
+    // Known up front, then after each batch of 2 of the 3 events.
+    assert_eq!(seen, [(0, 3), (2, 3), (3, 3)]);
+    // Nothing new: one report of no work ahead.
+    seen.clear();
+    engine.update_with_progress(&mut s, &attr, &clock, 2, &mut |p| seen.push((p.done, p.total))).unwrap();
+    assert_eq!(seen, [(0, 0)]);
+}
