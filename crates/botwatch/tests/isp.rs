@@ -159,6 +159,14 @@ fn report_to_case_to_notice_to_exports() {
         .filter(|e| e.file_name().to_string_lossy().contains("xarf"))
         .collect();
     assert!(!xarf.is_empty(), "X-ARF written");
+    // What we send, a receiving botwatch reads (as an attachment or a file): detected as
+    // XARF v4, the infected address an infected system.
+    let back =
+        json_lines(&ok(&["ingest", "--db", &p("xarf-in.db"), "--json", xarf[0].path().to_str().unwrap()]));
+    assert_eq!(back[0]["feed"], "xarf_v4", "{back:?}");
+    assert!(back[0]["events"].as_u64().unwrap() >= 1 && back[0]["rejects"] == 0, "{back:?}");
+    let ev = json_lines(&ok(&["events", "--db", &p("xarf-in.db"), "--ip", &ip, "--format", "jsonl"]));
+    assert_eq!(ev[0]["classification.type"], "infected-system", "{ev:?}");
 
     // Nobody escalated yet: the exports are valid and empty of addresses.
     assert!(with(&["walled-garden", "export", "--format", "list"]).trim().is_empty());

@@ -21,6 +21,7 @@ pub const TARGETS: &[&str] = &[
     "shadowserver",
     "spamhaus",
     "stix",
+    "xarf",
 ];
 
 /// Checks the invariants a parser owes every input, panicking (which is what a fuzzer

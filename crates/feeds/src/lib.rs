@@ -38,6 +38,7 @@ pub mod shadowserver;
 pub mod spamhaus;
 pub mod stix;
 pub mod util;
+pub mod xarf;
 
 use botwatch_model::{FamilyTable, FeedInfo, Sink, Timestamp};
 use bytes::Bytes;

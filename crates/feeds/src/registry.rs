@@ -29,6 +29,7 @@ pub const PROVIDERS: &[Provider] = &[
     crate::misp::PROVIDER,
     crate::spamhaus::PROVIDER,
     crate::stix::PROVIDER,
+    crate::xarf::PROVIDER,
     crate::generic::PROVIDER,
 ];
 
