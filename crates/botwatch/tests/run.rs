@@ -255,8 +255,13 @@ fn signal(child: &std::process::Child, sig: &str) {
 }
 
 /// SIGTERM, then the exit status within 10 s.
-fn terminate(mut r: Running) -> std::process::ExitStatus {
+fn terminate(r: Running) -> std::process::ExitStatus {
     signal(&r.0, "TERM");
+    exited_within_10s(r)
+}
+
+/// The exit status, which must come within 10 s (of the SIGTERM just sent).
+fn exited_within_10s(mut r: Running) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(st) = r.0.try_wait().unwrap() {
@@ -271,6 +276,16 @@ fn client() -> reqwest::blocking::Client {
     // reqwest is built without a default TLS provider (ring is installed explicitly).
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// An analyst's API token, made with `botwatch token create` (which also makes the store).
+fn analyst_token(cfg: &str, name: &str) -> String {
+    let o = bin()
+        .args(["--config", cfg, "token", "create", "--name", name, "--role", "analyst", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice::<Value>(&o.stdout).unwrap()["token"].as_str().unwrap().to_string()
 }
 
 fn metrics(base: &str) -> String {
@@ -517,29 +532,12 @@ fn run_shows_a_feed_that_stops_as_stale() {
     let failures = metric_value(&m, &format!("botwatch_job_consecutive_failures{{job=\"fetch {url}\"}}"));
     assert!(failures.is_some_and(|f| f >= 1.0), "the 404s are failures: {m}");
     let health: Value =
-        serde_json::from_str(&reqwest::blocking::get(format!("{base}/healthz")).unwrap().text().unwrap())
+        serde_json::from_str(&client().get(format!("{base}/healthz")).send().unwrap().text().unwrap())
             .unwrap();
     assert_eq!(health["status"], "degraded", "{health}");
     assert!(health["stale_sources"].as_array().unwrap().iter().any(|v| v == url.as_str()), "{health}");
     // The dashboard says so too.
-    let token = {
-        let o = bin()
-            .args([
-                "--config",
-                &s("botwatch.toml"),
-                "token",
-                "create",
-                "--name",
-                "desk",
-                "--role",
-                "analyst",
-                "--json",
-            ])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        serde_json::from_slice::<Value>(&o.stdout).unwrap()["token"].as_str().unwrap().to_string()
-    };
+    let token = analyst_token(&s("botwatch.toml"), "desk");
     let c = client();
     let session = common::login(&c, &base, &token);
     let page = c.get(format!("{base}/")).header("cookie", session).send().unwrap().text().unwrap();
@@ -607,15 +605,7 @@ fn run_tells_systemd_ready_reloading_and_stopping() {
     signal(&r.0, "TERM");
     let stopping = next();
     assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping}");
-    let mut r = r;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let st = loop {
-        if let Some(st) = r.0.try_wait().unwrap() {
-            break st;
-        }
-        assert!(Instant::now() < deadline, "no exit within 10 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let st = exited_within_10s(r);
     assert!(st.success(), "{st:?}");
 }
 
@@ -704,24 +694,7 @@ fn reports_pushed_over_http_go_through_the_pipeline() {
     )
     .unwrap();
     // The store must exist before serve; a token makes it.
-    let token = {
-        let o = bin()
-            .args([
-                "--config",
-                &s("botwatch.toml"),
-                "token",
-                "create",
-                "--name",
-                "feeder",
-                "--role",
-                "analyst",
-                "--json",
-            ])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        serde_json::from_slice::<Value>(&o.stdout).unwrap()["token"].as_str().unwrap().to_string()
-    };
+    let token = analyst_token(&s("botwatch.toml"), "feeder");
     let (_srv, base, _) = common::serve(None, &s("botwatch.toml"), "http");
     let c = client();
     let body = synth("250", "25", "41");
