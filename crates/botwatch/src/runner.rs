@@ -161,9 +161,34 @@ struct Ctx {
     registry: botwatch_feeds::registry::Registry,
     ipdb: Arc<botwatch_enrich::IpDb>,
     families: botwatch_model::FamilyTable,
+    /// The attributor with every stored lease record, kept between `cases` runs while the
+    /// lease imports are the same (building it from 10M records takes seconds); retention
+    /// drops it, so pruned records do not live on in memory.
+    attributor: Mutex<Option<(LeaseGeneration, Arc<crate::isp::EnrichAttributor>)>>,
 }
 
+/// Which lease imports an attributor was built from: how many, and the newest id.
+type LeaseGeneration = (usize, i64);
+
 impl Ctx {
+    fn attributor(
+        &self,
+        store: &botwatch_store::sqlite::SqliteStore,
+    ) -> Result<Arc<crate::isp::EnrichAttributor>> {
+        use botwatch_store::leases::LeaseStore;
+        let imports = store.lease_imports()?;
+        let generation = (imports.len(), imports.iter().map(|i| i.id).max().unwrap_or(0));
+        let mut cached = self.attributor.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((g, a)) = cached.as_ref()
+            && *g == generation
+        {
+            return Ok(a.clone());
+        }
+        let a = Arc::new(crate::isp::attributor(&self.cfg, store)?);
+        *cached = Some((generation, a.clone()));
+        Ok(a)
+    }
+
     fn ingestor(&self) -> Ingestor<'_> {
         Ingestor {
             registry: &self.registry,
@@ -193,6 +218,7 @@ impl Generation {
             families: crate::families(&cfg),
             cfg,
             db,
+            attributor: Mutex::new(None),
         });
         let list = jobs(&ctx.cfg);
         check(&ctx.cfg, &list)?;
@@ -433,9 +459,9 @@ fn run_once(ctx: &Ctx, job: &Job) -> Result<Ran> {
         }
         Kind::Cases => {
             let mut store = ctx.store()?;
-            let attributor = crate::isp::attributor(cfg, &store)?;
+            let attributor = ctx.attributor(&store)?;
             let engine = botwatch_cases::CaseEngine::new(cfg.cases.clone()).context("invalid [cases]")?;
-            let s = engine.update(&mut store, &attributor, &clock, 10_000)?;
+            let s = engine.update(&mut store, &*attributor, &clock, 10_000)?;
             let p = &s.process;
             let idle = p.events == 0 && s.tick.transitions == 0;
             Ok(Ran::said(
@@ -491,6 +517,7 @@ fn run_once(ctx: &Ctx, job: &Job) -> Result<Ran> {
             let mut store = ctx.store()?;
             let before = Timestamp::from_micros(clock.now().micros() - i64::from(*days) * 86_400_000_000);
             let s = store.prune(before)?;
+            *ctx.attributor.lock().unwrap_or_else(|e| e.into_inner()) = None;
             let archived = crate::fetch::prune_archive(&cfg.fetch, before)?;
             Ok(Ran::said(
                 format!(
