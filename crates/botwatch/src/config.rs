@@ -52,9 +52,6 @@ pub struct Config {
     /// `None`: the local, unversioned `[bar]`.
     #[serde(skip)]
     pub bar_version: Option<String>,
-    /// The file this was read from (`None`: defaults, no file found).
-    #[serde(skip)]
-    pub file: Option<PathBuf>,
 }
 
 /// `[run]`: what `botwatch run` does besides intake, and how often.
@@ -183,7 +180,6 @@ impl Config {
         let mut cfg: Config =
             toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))?;
         cfg.adopt_bar_document()?;
-        cfg.file = Some(p);
         Ok(cfg)
     }
 

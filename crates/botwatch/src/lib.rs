@@ -48,6 +48,23 @@ pub fn ipdb(cfg: &Config) -> Result<std::sync::Arc<botwatch_enrich::IpDb>> {
     })
 }
 
+/// One delivery round of the outbox with the configured transports and the notice-link key
+/// (`notify run`, and `botwatch run`'s notify job); `dry_run` renders instead of sending.
+pub fn deliver_notices(
+    cfg: &Config,
+    store: &mut botwatch_store::sqlite::SqliteStore,
+    clock: &dyn botwatch_model::Clock,
+    dry_run: bool,
+) -> Result<botwatch_notify::DrainSummary> {
+    botwatch_notify::webhook::install_crypto_provider();
+    let mut ncfg = cfg.notify.clone();
+    ncfg.secret = keys::notify_key(cfg, store)?;
+    let transports = botwatch_notify::Transports::from_config(&ncfg)?;
+    let mut policy = cfg.notify.policy.clone();
+    policy.dry_run = dry_run;
+    Ok(botwatch_notify::drain(store, clock, &transports, &policy)?)
+}
+
 /// Standard input copied to a temporary file (deleted when dropped): the pipeline reads an
 /// input twice, and a pipe can be read once.
 pub fn spool_stdin() -> Result<tempfile::NamedTempFile> {

@@ -227,9 +227,13 @@ impl Generation {
             let now = SystemClock.now();
             for j in &list {
                 if let Some((name, kind, stale)) = &j.source {
-                    // Never stale: an allowance longer than anyone will wait.
-                    let stale = stale.map(|s| s.as_secs()).unwrap_or(i64::MAX / 4);
-                    store.source_configured(name, kind, j.every.as_secs(), stale, now)?;
+                    store.source_configured(
+                        name,
+                        kind,
+                        j.every.as_secs(),
+                        stale.map(|s| s.as_secs()),
+                        now,
+                    )?;
                 }
             }
         }
@@ -479,11 +483,7 @@ fn run_once(ctx: &Ctx, job: &Job) -> Result<Ran> {
         }
         Kind::Notify => {
             let mut store = ctx.store()?;
-            botwatch_notify::webhook::install_crypto_provider();
-            let mut ncfg = cfg.notify.clone();
-            ncfg.secret = crate::keys::notify_key(cfg, &mut store)?;
-            let transports = botwatch_notify::Transports::from_config(&ncfg)?;
-            let sum = botwatch_notify::drain(&mut store, &clock, &transports, &cfg.notify.policy)?;
+            let sum = crate::deliver_notices(cfg, &mut store, &clock, false)?;
             let line = format!(
                 "{} due, {} sent, {} deferred, {} to retry, {} failed, {} cancelled",
                 sum.due,

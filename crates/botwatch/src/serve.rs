@@ -21,14 +21,20 @@ pub fn open_write(cfg: &Config, path: &Path) -> Result<SqliteStore> {
     Ok(s)
 }
 
-/// For commands that only read: nothing created, migrated or written.
-pub fn open_read(cfg: &Config, path: &Path) -> Result<SqliteStore> {
+/// A store that must be there already (commands that read it or act on what it holds).
+pub fn require_store(path: &Path) -> Result<()> {
     if !path.exists() {
         anyhow::bail!(
             "no database at {} (run `botwatch ingest` or `botwatch demo` first, or pass --db)",
             path.display()
         );
     }
+    Ok(())
+}
+
+/// For commands that only read: nothing created, migrated or written.
+pub fn open_read(cfg: &Config, path: &Path) -> Result<SqliteStore> {
+    require_store(path)?;
     SqliteStore::open_read_only(path, store_config(cfg))
         .with_context(|| format!("opening database {} read-only", path.display()))
 }
@@ -43,12 +49,7 @@ pub struct Prepared {
 /// Builds the server's state from the config. A store this user may only read is served
 /// read-only: pages and queries work, and whatever would write answers that it cannot.
 pub fn prepare(cfg: &Config, path: PathBuf, listen: Option<std::net::SocketAddr>) -> Result<Prepared> {
-    if !path.exists() {
-        anyhow::bail!(
-            "no database at {} (run `botwatch ingest` or `botwatch demo` first, or pass --db)",
-            path.display()
-        );
-    }
+    require_store(&path)?;
     let (store, read_only) = match open_write(cfg, &path) {
         Ok(s) => (s, false),
         Err(e) if matches!(e.downcast_ref(), Some(botwatch_store::StoreError::NotWritable { .. })) => {

@@ -241,8 +241,6 @@ fn one_hour() -> Every {
     Every::secs(3600)
 }
 
-pub use botwatch_model::secret;
-
 #[cfg(test)]
 mod tests {
     use super::*;

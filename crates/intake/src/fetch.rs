@@ -10,7 +10,7 @@
 //! - TLS is rustls with the ring provider: no OpenSSL, no C toolchain beyond ring's.
 
 use crate::config::{FeedSource, FetchSection};
-use crate::pipeline::{Ingestor, Input, ReportSummary, sha256_hex};
+use crate::pipeline::{Ingestor, Input, ReportSummary};
 use anyhow::{Context, Result, bail};
 use botwatch_model::{Clock, Timestamp};
 use botwatch_store::{FetchState, Store};
@@ -87,16 +87,16 @@ impl<'a> Fetcher<'a> {
                 let _ = store.save_fetch_state(&st);
             }
             Ok(Got::Body { data, etag, last_modified, file_name }) => {
-                let sha = sha256_hex(&data);
                 let kind = src.feed.as_deref().unwrap_or("detected");
-                let archived = match crate::archive(&self.cfg.archive_dir, kind, &file_name, &data, now) {
-                    Ok(p) => p.display().to_string(),
-                    Err(e) => {
-                        out.status = "error".into();
-                        out.error = Some(format!("archiving: {e:#}"));
-                        return out;
-                    }
-                };
+                let (archived, sha) =
+                    match crate::archive(&self.cfg.archive_dir, kind, &file_name, &data, now) {
+                        Ok(a) => (a.path.display().to_string(), a.sha256),
+                        Err(e) => {
+                            out.status = "error".into();
+                            out.error = Some(format!("archiving: {e:#}"));
+                            return out;
+                        }
+                    };
                 out.archived = Some(archived.clone());
                 let res = ing.ingest(
                     store,
@@ -203,8 +203,7 @@ impl<'a> Fetcher<'a> {
         let etag = header(reqwest::header::ETAG);
         let last_modified = header(reqwest::header::LAST_MODIFIED);
         let file_name = header(reqwest::header::CONTENT_DISPOSITION)
-            .and_then(|d| d.split("filename=").nth(1).map(|f| f.trim_matches(['"', ';', ' ']).to_string()))
-            .filter(|f| !f.is_empty())
+            .and_then(|d| crate::disposition_file_name(&d))
             .unwrap_or_else(|| file_name_of(&src.url));
         if let Some(len) = resp.content_length()
             && len > self.cfg.max_bytes

@@ -235,7 +235,7 @@ fn collect_in(
             feed: src.feed.as_deref(),
             source: format!("{name} UID {uid}"),
             observed: at,
-            archive: Some(archived.display().to_string()),
+            archive: Some(archived.path.display().to_string()),
         };
         let d = crate::ingest_mail(ing, store, raw, &origin)?;
         if !d.unreadable.is_empty() {

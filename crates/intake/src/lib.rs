@@ -266,9 +266,16 @@ fn ingest_mbox(
     Ok(out)
 }
 
+/// A delivery kept by [`archive`].
+pub struct Archived {
+    pub path: PathBuf,
+    /// The delivery's SHA-256, hex: callers that record it need not hash it again.
+    pub sha256: String,
+}
+
 /// Keeps a delivery's raw bytes under `dir/<kind>/<day>/` (named by content hash, so the same
 /// delivery is kept once) before it is parsed, so it can be replayed with `botwatch ingest`.
-pub fn archive(dir: &Path, kind: &str, name: &str, data: &[u8], now: Timestamp) -> Result<PathBuf> {
+pub fn archive(dir: &Path, kind: &str, name: &str, data: &[u8], now: Timestamp) -> Result<Archived> {
     let sha = pipeline::sha256_hex(data);
     let day_dir = dir.join(kind).join(now.day());
     std::fs::create_dir_all(&day_dir).with_context(|| format!("creating {}", day_dir.display()))?;
@@ -283,5 +290,13 @@ pub fn archive(dir: &Path, kind: &str, name: &str, data: &[u8], now: Timestamp) 
         std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &path)?;
     }
-    Ok(path)
+    Ok(Archived { path, sha256: sha })
+}
+
+/// The file name a `Content-Disposition` header gives (`attachment; filename="x.csv"`),
+/// without directories.
+pub fn disposition_file_name(header: &str) -> Option<String> {
+    let f = header.split("filename=").nth(1)?.trim_matches(['"', ';', ' ']);
+    let base = f.rsplit(['/', '\\']).next().unwrap_or("");
+    (!base.trim().is_empty()).then(|| base.to_string())
 }

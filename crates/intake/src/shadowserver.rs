@@ -164,9 +164,9 @@ pub fn collect(
             feed: None,
             source: format!("shadowserver:{}:{}", client.src.name, r.file),
             observed: now,
-            archive: Some(archived.display().to_string()),
+            archive: Some(archived.path.display().to_string()),
         };
-        let sha = crate::pipeline::sha256_hex(&data);
+        let sha = archived.sha256;
         match crate::ingest_bytes(ing, store, &r.file, data, &origin) {
             Ok(d) => out.absorb(d),
             Err(e) if crate::is_store_error(&e) => {

@@ -345,7 +345,7 @@ fn write_jobs(out: &mut String, f: &StoreFigures) {
             "gauge",
             "How long each source may stay quiet before it counts as stale.",
             // A source never stale (the spool by default) has no allowance to show.
-            |s, _| (s.stale_after_secs < i64::MAX / 8).then_some(s.stale_after_secs as f64),
+            |s, _| s.stale_after_secs.map(|a| a as f64),
         ),
         (
             "botwatch_intake_stale",

@@ -65,8 +65,7 @@ pub async fn push(
             headers
                 .get(axum::http::header::CONTENT_DISPOSITION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|d| d.split("filename=").nth(1))
-                .map(|f| f.trim_matches(['"', ';', ' ']).to_string())
+                .and_then(botwatch_intake::disposition_file_name)
         })
         .map(|n| n.rsplit(['/', '\\']).next().unwrap_or("").to_string())
         .filter(|n| !n.trim().is_empty())
@@ -88,7 +87,7 @@ pub async fn push(
                 feed: q.feed.as_deref(),
                 source: format!("push by {who}"),
                 observed: now,
-                archive: Some(archived.display().to_string()),
+                archive: Some(archived.path.display().to_string()),
             };
             match botwatch_intake::ingest_bytes(&ing, s, &name, body, &origin) {
                 Ok(d) => Ok(Ok(d)),

@@ -197,11 +197,9 @@ const TOP: u64 = 10;
 /// Days the dashboard's charts cover, up to the newest report.
 const DASHBOARD_DAYS: i64 = 90;
 
-/// A duration in seconds as a person reads it: "45 s", "12 min", "3.5 h", "2.0 d"; a
-/// never-stale allowance as "never".
+/// A duration in seconds as a person reads it: "45 s", "12 min", "3.5 h", "2.0 d".
 fn human_secs(s: i64) -> String {
     match s {
-        s if s >= i64::MAX / 8 => "never".into(),
         s if s < 120 => format!("{s} s"),
         s if s < 7200 => format!("{} min", s / 60),
         s if s < 172_800 => format!("{:.1} h", s as f64 / 3600.0),
@@ -312,7 +310,7 @@ async fn dashboard(State(st): State<Shared>, headers: HeaderMap) -> Response {
                         "kind": r.kind,
                         "stale": r.stale(now),
                         "quiet": human_secs(r.quiet_secs(now)),
-                        "stale_after": human_secs(r.stale_after_secs),
+                        "stale_after": r.stale_after_secs.map_or_else(|| "never".to_string(), human_secs),
                         "last_report": r.last_report.map(|t| t.to_rfc3339()),
                         "reports": r.reports,
                         "last_error": r.last_error,

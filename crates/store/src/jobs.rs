@@ -49,8 +49,8 @@ pub struct SourceRow {
     pub kind: String,
     /// How often it is checked.
     pub expected_secs: i64,
-    /// Quiet for longer than this (no new report) is stale.
-    pub stale_after_secs: i64,
+    /// Quiet for longer than this (no new report) is stale; `None`: never stale.
+    pub stale_after_secs: Option<i64>,
     pub since: Timestamp,
     pub last_check: Option<Timestamp>,
     pub last_report: Option<Timestamp>,
@@ -67,7 +67,7 @@ impl SourceRow {
     }
 
     pub fn stale(&self, now: Timestamp) -> bool {
-        self.quiet_secs(now) > self.stale_after_secs
+        self.stale_after_secs.is_some_and(|a| self.quiet_secs(now) > a)
     }
 }
 
@@ -82,7 +82,7 @@ pub trait JobStore {
         name: &str,
         kind: &str,
         expected_secs: i64,
-        stale_after_secs: i64,
+        stale_after_secs: Option<i64>,
         now: Timestamp,
     ) -> Result<()>;
     /// A check of the source: `new_reports` new ones (with `events` events), or an error.
@@ -170,7 +170,7 @@ impl JobStore for SqliteStore {
         name: &str,
         kind: &str,
         expected_secs: i64,
-        stale_after_secs: i64,
+        stale_after_secs: Option<i64>,
         now: Timestamp,
     ) -> Result<()> {
         self.conn.execute(
@@ -253,8 +253,10 @@ mod tests {
     fn a_source_is_stale_once_quiet_longer_than_allowed() {
         let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
         let t = |x: i64| Timestamp::from_secs(1_700_000_000 + x);
-        s.source_configured("feed", "http", 60, 180, t(0)).unwrap();
+        s.source_configured("feed", "http", 60, Some(180), t(0)).unwrap();
+        s.source_configured("spool", "spool", 10, None, t(0)).unwrap();
         let src = |s: &SqliteStore| s.sources().unwrap()[0].clone();
+        assert!(!s.sources().unwrap()[1].stale(t(1_000_000)), "a source without an allowance is never stale");
         assert!(!src(&s).stale(t(100)));
         assert!(src(&s).stale(t(181)), "no report since it was configured");
         s.source_checked("feed", t(200), 1, 10, None).unwrap();
@@ -264,7 +266,7 @@ mod tests {
         assert_eq!((r.reports, r.events, r.last_report), (1, 10, Some(t(200))));
         assert!(r.stale(t(400)) && r.quiet_secs(t(400)) == 200);
         // Reconfiguring keeps the history.
-        s.source_configured("feed", "http", 30, 90, t(500)).unwrap();
-        assert_eq!((src(&s).since, src(&s).stale_after_secs), (t(0), 90));
+        s.source_configured("feed", "http", 30, Some(90), t(500)).unwrap();
+        assert_eq!((src(&s).since, src(&s).stale_after_secs), (t(0), Some(90)));
     }
 }

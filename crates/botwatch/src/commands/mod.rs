@@ -36,13 +36,7 @@ pub(crate) fn open_read(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
 }
 
 pub(crate) fn open_existing(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
-    let path = db.db.clone().unwrap_or_else(|| cfg.store.path.clone());
-    if !path.exists() {
-        bail!(
-            "no database at {} (run `botwatch ingest` or `botwatch demo` first, or pass --db)",
-            path.display()
-        );
-    }
+    botwatch::serve::require_store(&db.db.clone().unwrap_or_else(|| cfg.store.path.clone()))?;
     open_store(cfg, db)
 }
 

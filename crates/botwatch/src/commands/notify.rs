@@ -13,13 +13,7 @@ pub(crate) fn notify(cfg: &Config, cmd: NotifyCmd, out: &mut dyn Write) -> Resul
     match cmd {
         NotifyCmd::Run { dry_run, db, json } => {
             let mut store = open_existing(cfg, &db)?;
-            botwatch_notify::webhook::install_crypto_provider();
-            let mut ncfg = cfg.notify.clone();
-            ncfg.secret = botwatch::keys::notify_key(cfg, &mut store)?;
-            let transports = botwatch_notify::Transports::from_config(&ncfg)?;
-            let mut policy = cfg.notify.policy.clone();
-            policy.dry_run = dry_run;
-            let sum = botwatch_notify::drain(&mut store, &SystemClock, &transports, &policy)?;
+            let sum = botwatch::deliver_notices(cfg, &mut store, &SystemClock, dry_run)?;
             if json {
                 writeln!(out, "{}", serde_json::to_string(&sum)?)?;
             } else {

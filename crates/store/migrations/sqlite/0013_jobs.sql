@@ -22,7 +22,8 @@ CREATE TABLE intake_sources (
     name TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
     expected_secs INTEGER NOT NULL,
-    stale_after_secs INTEGER NOT NULL,
+    -- NULL: never stale (drops into the spool come when they come).
+    stale_after_secs INTEGER,
     -- When the source was first configured: staleness counts from here until a first report.
     since INTEGER NOT NULL,
     last_check INTEGER,
