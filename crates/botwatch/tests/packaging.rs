@@ -237,3 +237,45 @@ fn mail_files_and_mboxes_ingest_their_attachments() {
     let stats: Vec<Value> = common::json_lines(&ok(&["reports", "--db", db, "--format", "jsonl"]));
     assert_eq!(stats.len(), 2);
 }
+
+#[test]
+fn xarf_reports_made_by_the_xarf_library_ingest_by_mail() {
+    // The reference library (PyPI `xarf`, in the validators' virtualenv) writes the report;
+    // Python's email package mails it as an attachment; botwatch reads the mail.
+    let Some(py) = common::validator_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("xarf.eml");
+    let script = r#"
+import json, sys
+from email.message import EmailMessage
+from xarf.generator import create_report
+contact = {"org": "Example CERT", "contact": "cert@example.org", "domain": "example.org"}
+r = create_report(category="connection", type="infected_host", source_identifier="192.0.2.44",
+    reporter=contact, sender=contact, protocol="tcp", bot_type="malicious", bot_name="qakbot",
+    first_seen="2026-11-24T10:00:00Z", source_port=51000)
+assert not r.errors, r.errors
+doc = r.report.model_dump(mode="json", exclude_none=True, by_alias=True)
+m = EmailMessage()
+m["From"] = "Example CERT <cert@example.org>"
+m["To"] = "abuse@isp.example"
+m["Subject"] = "XARF report"
+m["Message-ID"] = "<xarf-1@example.org>"
+m.set_content("An infected host in your network; the XARF report is attached.")
+m.add_attachment(json.dumps(doc).encode(), maintype="application", subtype="json", filename="report.json")
+open(sys.argv[1], "wb").write(m.as_bytes())
+"#;
+    let o = Command::new(&py).args(["-c", script]).arg(&mail).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let db = dir.path().join("x.db");
+    let db = db.to_str().unwrap();
+    let r = common::json_lines(&ok(&["ingest", "--db", db, "--json", mail.to_str().unwrap()]));
+    assert_eq!(
+        (r[0]["feed"].as_str(), r[0]["events"].as_u64(), r[0]["rejects"].as_u64()),
+        (Some("xarf_v4"), Some(1), Some(0)),
+        "{r:?}"
+    );
+    let ev = common::json_lines(&ok(&["events", "--db", db, "--format", "jsonl"]));
+    assert_eq!(ev[0]["source.ip"], "192.0.2.44");
+    assert_eq!(ev[0]["classification.type"], "infected-system");
+    assert_eq!(ev[0]["malware.name"], "qakbot");
+}

@@ -525,6 +525,12 @@ fn run_shows_a_feed_that_stops_as_stale() {
         std::thread::sleep(Duration::from_millis(500));
     };
     assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 2, "it kept asking");
+    // The job and source series parse in Prometheus's own client parser.
+    if let Some(py) = common::validator_python() {
+        let f = dir.path().join("metrics.txt");
+        std::fs::write(&f, &m).unwrap();
+        eprintln!("{}", common::validate(&py, "prometheus", &f).trim());
+    }
     assert_eq!(
         metric_value(&m, &format!("botwatch_intake_reports_total{{source=\"{url}\",kind=\"http\"}}")),
         Some(1.0)

@@ -18,8 +18,8 @@ pub struct JobRow {
     pub failures: i64,
     /// Failures since the last success: the back-off grows with it.
     pub consecutive_failures: i64,
-    /// Set while a run is in progress (a run the process did not live to finish stays set
-    /// until the next run of the job starts).
+    /// Set while a run is in progress. A run the process did not live to finish stays set
+    /// until the job's next start, which counts it as a failed run.
     pub running_since: Option<Timestamp>,
     pub last_start: Option<Timestamp>,
     pub last_end: Option<Timestamp>,
@@ -71,6 +71,9 @@ impl SourceRow {
     }
 }
 
+/// The error recorded for a run its process did not live to finish.
+pub const ABANDONED: &str = "the run never finished: the process stopped during it";
+
 /// Job and source persistence; the PostgreSQL backend implements the same.
 pub trait JobStore {
     fn job_started(&mut self, name: &str, every_secs: i64, at: Timestamp) -> Result<()>;
@@ -99,10 +102,19 @@ pub trait JobStore {
 
 impl JobStore for SqliteStore {
     fn job_started(&mut self, name: &str, every_secs: i64, at: Timestamp) -> Result<()> {
+        // A run still marked as running never ended (the process was killed during it): it
+        // is counted as the failed run it was, not left looking as if it still ran. (SET
+        // reads the row as it was before the update.)
         self.conn.execute(
             "INSERT INTO jobs (name, every_secs, running_since, last_start) VALUES (?1, ?2, ?3, ?3)
-             ON CONFLICT (name) DO UPDATE SET every_secs = ?2, running_since = ?3, last_start = ?3",
-            params![name, every_secs, at.micros()],
+             ON CONFLICT (name) DO UPDATE SET every_secs = ?2,
+                runs = runs + (running_since IS NOT NULL),
+                failures = failures + (running_since IS NOT NULL),
+                consecutive_failures = consecutive_failures + (running_since IS NOT NULL),
+                last_failure = COALESCE(running_since, last_failure),
+                last_error = CASE WHEN running_since IS NOT NULL THEN ?4 ELSE last_error END,
+                running_since = ?3, last_start = ?3",
+            params![name, every_secs, at.micros(), ABANDONED],
         )?;
         Ok(())
     }
@@ -247,6 +259,26 @@ mod tests {
         let j = &s.jobs().unwrap()[0];
         assert_eq!((j.runs, j.failures, j.consecutive_failures), (3, 2, 0));
         assert_eq!((j.last_success, j.last_detail.as_deref()), (Some(t(5)), Some("2 reports")));
+    }
+
+    #[test]
+    fn a_run_the_process_did_not_finish_counts_as_failed_at_the_next_start() {
+        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
+        let t = |x: i64| Timestamp::from_secs(1_700_000_000 + x);
+        s.job_started("spool", 1, t(0)).unwrap();
+        // Killed here; started again.
+        s.job_started("spool", 1, t(10)).unwrap();
+        let j = &s.jobs().unwrap()[0];
+        assert_eq!((j.runs, j.failures, j.consecutive_failures), (1, 1, 1));
+        assert_eq!((j.last_failure, j.last_error.as_deref()), (Some(t(0)), Some(ABANDONED)));
+        assert_eq!(j.running_since, Some(t(10)));
+        s.job_finished(
+            "spool",
+            &JobEnd { at: t(11), duration_ms: 5, outcome: Ok("1 report".into()), next_run: t(12) },
+        )
+        .unwrap();
+        let j = &s.jobs().unwrap()[0];
+        assert_eq!((j.runs, j.failures, j.consecutive_failures, j.running_since), (2, 1, 0, None));
     }
 
     #[test]
