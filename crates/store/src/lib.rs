@@ -21,9 +21,12 @@
 
 pub mod cases;
 pub mod encode;
+mod filter;
 pub mod jobs;
 pub mod leases;
 pub mod outbox;
+pub mod postgres;
+mod resolve;
 pub mod retention;
 mod rollup;
 pub mod secrets;
@@ -43,6 +46,8 @@ use std::net::IpAddr;
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
     #[error("stored document is corrupt: {0}")]
     Corrupt(String),
     #[error("database schema version {found} is newer than this botwatch knows ({known}); upgrade botwatch")]

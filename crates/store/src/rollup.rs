@@ -11,11 +11,12 @@
 //! filters by (an aggregate navigator): "top ASNs" reads one row per ASN and day instead of
 //! one per ASN, family, feed, country and day.
 
+use crate::filter::Arg;
 use crate::sketch::{QUERY_EXACT, STORED_EXACT, Sketch};
 use crate::{EventQuery, GroupBy, Result, StatRow, StoreError};
 use botwatch_model::Timestamp;
 use rusqlite::types::{Value as Sql, ValueRef};
-use rusqlite::{Connection, params, params_from_iter};
+use rusqlite::{Connection, params_from_iter};
 use std::collections::HashMap;
 
 pub const DAY_US: i64 = 86_400_000_000;
@@ -115,12 +116,14 @@ impl DayCells {
         }
     }
 
-    /// Adds the cells to what the tables hold.
-    pub(crate) fn flush(&mut self, conn: &Connection) -> Result<()> {
+    /// The rows to add to each table: every cell, and the cells summed into the slim
+    /// tables' keys. Leaves the set empty.
+    pub(crate) fn take(&mut self) -> Vec<RollupRow> {
         type Part = (i64, Sketch);
         let fresh = || (0i64, Sketch::new(STORED_EXACT));
         let mut threat: HashMap<(i64, String, String, String), Part> = HashMap::new();
         let mut net: HashMap<(i64, String, i64, String), Part> = HashMap::new();
+        let mut out = Vec::with_capacity(self.cells.len() * 2);
         for c in self.cells.drain(..) {
             let t =
                 threat.entry((c.day, c.ty.clone(), c.family.clone(), c.feed.clone())).or_insert_with(fresh);
@@ -129,40 +132,81 @@ impl DayCells {
             let n = net.entry((c.day, c.ty.clone(), c.asn, c.cc.clone())).or_insert_with(fresh);
             n.0 += c.events;
             n.1.merge(&c.subjects);
-            add_row(
-                conn,
-                Table::Full,
-                params![c.day, c.ty, c.family, c.feed, c.asn, c.cc],
-                c.events,
-                c.subjects,
-            )?;
+            out.push(RollupRow {
+                table: Table::Full,
+                key: vec![
+                    Arg::Int(c.day),
+                    Arg::Text(c.ty),
+                    Arg::Text(c.family),
+                    Arg::Text(c.feed),
+                    Arg::Int(c.asn),
+                    Arg::Text(c.cc),
+                ],
+                events: c.events,
+                subjects: c.subjects,
+            });
         }
-        for ((day, ty, family, feed), (events, sk)) in threat {
-            add_row(conn, Table::Threat, params![day, ty, family, feed], events, sk)?;
+        for ((day, ty, family, feed), (events, subjects)) in threat {
+            out.push(RollupRow {
+                table: Table::Threat,
+                key: vec![Arg::Int(day), Arg::Text(ty), Arg::Text(family), Arg::Text(feed)],
+                events,
+                subjects,
+            });
         }
-        for ((day, ty, asn, cc), (events, sk)) in net {
-            add_row(conn, Table::Net, params![day, ty, asn, cc], events, sk)?;
+        for ((day, ty, asn, cc), (events, subjects)) in net {
+            out.push(RollupRow {
+                table: Table::Net,
+                key: vec![Arg::Int(day), Arg::Text(ty), Arg::Int(asn), Arg::Text(cc)],
+                events,
+                subjects,
+            });
         }
         self.index.clear();
         self.spill.clear();
+        out
+    }
+
+    /// Adds the cells to what the (SQLite) tables hold.
+    pub(crate) fn flush(&mut self, conn: &Connection) -> Result<()> {
+        for r in self.take() {
+            add_row(conn, r)?;
+        }
         Ok(())
     }
 }
 
+/// One row's worth to add to a rollup table: its key columns in the table's order.
+pub(crate) struct RollupRow {
+    pub(crate) table: Table,
+    pub(crate) key: Vec<Arg>,
+    pub(crate) events: i64,
+    pub(crate) subjects: Sketch,
+}
+
 /// The three rollup tables, from the finest to the slimmest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Table {
+pub(crate) enum Table {
     Full,
     Threat,
     Net,
 }
 
 impl Table {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Table::Full => "event_days",
             Table::Threat => "event_days_threat",
             Table::Net => "event_days_net",
+        }
+    }
+
+    /// The key columns, in the order of [`RollupRow::key`].
+    pub(crate) fn key_columns(self) -> &'static [&'static str] {
+        match self {
+            Table::Full => &["day", "type", "family", "feed", "asn", "cc"],
+            Table::Threat => &["day", "type", "family", "feed"],
+            Table::Net => &["day", "type", "asn", "cc"],
         }
     }
 
@@ -199,18 +243,14 @@ impl Table {
     }
 }
 
-/// Adds `events` and `subjects` to the row of `table` with these key values.
-fn add_row(
-    conn: &Connection,
-    table: Table,
-    key: &[&dyn rusqlite::ToSql],
-    mut events: i64,
-    mut subjects: Sketch,
-) -> Result<()> {
+/// Adds a row's events and subjects to what its table holds under its key.
+fn add_row(conn: &Connection, row: RollupRow) -> Result<()> {
+    let RollupRow { table, key, mut events, mut subjects } = row;
+    let key = crate::sqlite::sql_args(key);
     let (read, write) = table.sql();
     let mut get = conn.prepare_cached(read)?;
     let old: Option<(i64, Vec<u8>)> = get
-        .query_row(key, |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params_from_iter(key.iter()), |r| Ok((r.get(0)?, r.get(1)?)))
         .map(Some)
         .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
     if let Some((n, blob)) = old {
@@ -218,11 +258,10 @@ fn add_row(
         subjects.merge_encoded(&blob).map_err(|e| StoreError::Corrupt(format!("{}: {e}", table.name())))?;
     }
     let mut put = conn.prepare_cached(write)?;
-    let blob = subjects.encode();
-    let mut args: Vec<&dyn rusqlite::ToSql> = key.to_vec();
-    args.push(&events);
-    args.push(&blob);
-    put.execute(args.as_slice())?;
+    let mut args = key;
+    args.push(Sql::Integer(events));
+    args.push(Sql::Blob(subjects.encode()));
+    put.execute(params_from_iter(args))?;
     Ok(())
 }
 
@@ -247,42 +286,44 @@ pub(crate) fn backfill(conn: &Connection) -> Result<()> {
     cells.flush(conn)
 }
 
-/// `stats` from the rollup, or `None` when the query filters on something the rollup does
-/// not keep (an address, a network, an event id, or a time not on a day boundary).
-pub(crate) fn stats(conn: &Connection, by: GroupBy, q: &EventQuery) -> Result<Option<Vec<StatRow>>> {
+/// What a `stats` query reads from the rollup: the SQL (`?` marks) and its arguments, or
+/// `None` when the query filters on something the rollup does not keep (an address, a
+/// network, an event id, or a time not on a day boundary). Rows are (group key, events,
+/// encoded sketch); [`StatsFold`] sums them.
+pub(crate) fn stats_plan(by: GroupBy, q: &EventQuery) -> Option<(String, Vec<Arg>)> {
     let aligned = |t: Option<Timestamp>| t.is_none_or(|t| t.micros().rem_euclid(DAY_US) == 0);
     if q.ip.is_some() || q.cidr.is_some() || q.after_id.is_some() || !aligned(q.since) || !aligned(q.until) {
-        return Ok(None);
+        return None;
     }
     let mut conds: Vec<&str> = Vec::new();
-    let mut args: Vec<Sql> = Vec::new();
+    let mut args: Vec<Arg> = Vec::new();
     if let Some(t) = &q.classification_type {
         conds.push("type = ?");
-        args.push(Sql::Text(crate::sqlite::norm_type(t)));
+        args.push(Arg::Text(crate::filter::norm_type(t)));
     }
     if let Some(f) = &q.family {
         conds.push("family = ?");
-        args.push(Sql::Text(crate::sqlite::norm_family(f)));
+        args.push(Arg::Text(crate::filter::norm_family(f)));
     }
     if let Some(f) = &q.feed {
         conds.push("feed = ?");
-        args.push(Sql::Text(f.clone()));
+        args.push(Arg::Text(f.clone()));
     }
     if let Some(a) = q.asn {
         conds.push("asn = ?");
-        args.push(Sql::Integer(a as i64));
+        args.push(Arg::Int(a as i64));
     }
     if let Some(cc) = &q.cc {
         conds.push("cc = ?");
-        args.push(Sql::Text(crate::sqlite::norm_cc(cc)));
+        args.push(Arg::Text(crate::filter::norm_cc(cc)));
     }
     if let Some(s) = q.since {
         conds.push("day >= ?");
-        args.push(Sql::Integer(day_of(s.micros())));
+        args.push(Arg::Int(day_of(s.micros())));
     }
     if let Some(u) = q.until {
         conds.push("day < ?");
-        args.push(Sql::Integer(day_of(u.micros())));
+        args.push(Arg::Int(day_of(u.micros())));
     }
     let wh = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
     let table = Table::for_query(by, q);
@@ -294,52 +335,87 @@ pub(crate) fn stats(conn: &Connection, by: GroupBy, q: &EventQuery) -> Result<Op
         GroupBy::Feed => "feed",
         GroupBy::Type => "type",
     };
-    let mut st =
-        conn.prepare_cached(&format!("SELECT {col}, events, subjects FROM {} {wh}", table.name()))?;
-    let mut rows = st.query(params_from_iter(args))?;
-    // Keyed without allocating per row: integers (day, ASN) as they are, text borrowed for
-    // the look-up and copied only for a new group.
-    let mut by_int: HashMap<i64, (u64, Sketch)> = HashMap::new();
-    let mut by_text: HashMap<String, (u64, Sketch)> = HashMap::new();
-    let fresh = || (0u64, Sketch::new(QUERY_EXACT));
+    Some((format!("SELECT {col}, events, subjects FROM {} {wh}", table.name()), args))
+}
+
+/// Sums the rollup rows of a [`stats_plan`] query into groups, without allocating per row:
+/// integer keys (day, ASN) as they are, text borrowed for the look-up and copied only for a
+/// new group.
+pub(crate) struct StatsFold {
+    by: GroupBy,
+    by_int: HashMap<i64, (u64, Sketch)>,
+    by_text: HashMap<String, (u64, Sketch)>,
+}
+
+/// A group key as a row holds it.
+pub(crate) enum GroupKey<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+impl StatsFold {
+    pub(crate) fn new(by: GroupBy) -> StatsFold {
+        StatsFold { by, by_int: HashMap::new(), by_text: HashMap::new() }
+    }
+
+    pub(crate) fn add(&mut self, key: GroupKey<'_>, events: i64, sketch: &[u8]) -> Result<()> {
+        let fresh = || (0u64, Sketch::new(QUERY_EXACT));
+        let g = match key {
+            GroupKey::Int(k) => self.by_int.entry(k).or_insert_with(fresh),
+            GroupKey::Text(k) => {
+                if !self.by_text.contains_key(k) {
+                    self.by_text.insert(k.to_string(), fresh());
+                }
+                self.by_text.get_mut(k).ok_or_else(|| StoreError::Corrupt("rollup group vanished".into()))?
+            }
+        };
+        g.0 += events.max(0) as u64;
+        g.1.merge_encoded(sketch).map_err(|e| StoreError::Corrupt(format!("rollup: {e}")))
+    }
+
+    pub(crate) fn finish(self, limit: Option<u64>) -> Vec<StatRow> {
+        let by = self.by;
+        let int_key = |k: i64| match by {
+            GroupBy::Day => Timestamp(k.saturating_mul(DAY_US)).day(),
+            _ if k < 0 => String::new(),
+            _ => k.to_string(),
+        };
+        let groups = self.by_int.into_iter().map(|(k, v)| (int_key(k), v)).chain(self.by_text);
+        let mut out: Vec<StatRow> = groups
+            .into_iter()
+            .map(|(key, (events, mut s))| StatRow {
+                key,
+                events,
+                subjects: s.count(),
+                approximate: s.is_approximate(),
+            })
+            .collect();
+        if by == GroupBy::Day {
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+        } else {
+            out.sort_by(|a, b| b.events.cmp(&a.events).then_with(|| a.key.cmp(&b.key)));
+        }
+        out.truncate(limit.unwrap_or(u64::MAX).min(usize::MAX as u64) as usize);
+        out
+    }
+}
+
+/// `stats` from the (SQLite) rollup; `None` as for [`stats_plan`].
+pub(crate) fn stats(conn: &Connection, by: GroupBy, q: &EventQuery) -> Result<Option<Vec<StatRow>>> {
+    let Some((sql, args)) = stats_plan(by, q) else { return Ok(None) };
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut rows = st.query(params_from_iter(crate::sqlite::sql_args(args)))?;
+    let mut fold = StatsFold::new(by);
     let bad = |i: usize, e: rusqlite::types::FromSqlError| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e))
     };
     while let Some(r) = rows.next()? {
-        let g = match r.get_ref(0)? {
-            ValueRef::Integer(k) => by_int.entry(k).or_insert_with(fresh),
-            v => {
-                let k = v.as_str().map_err(|e| bad(0, e))?;
-                if !by_text.contains_key(k) {
-                    by_text.insert(k.to_string(), fresh());
-                }
-                by_text.get_mut(k).ok_or_else(|| StoreError::Corrupt("rollup group vanished".into()))?
-            }
+        let key = match r.get_ref(0)? {
+            ValueRef::Integer(k) => GroupKey::Int(k),
+            v => GroupKey::Text(v.as_str().map_err(|e| bad(0, e))?),
         };
-        g.0 += r.get::<_, i64>(1)?.max(0) as u64;
         let blob = r.get_ref(2)?.as_blob().map_err(|e| bad(2, e))?;
-        g.1.merge_encoded(blob).map_err(|e| StoreError::Corrupt(format!("{}: {e}", table.name())))?;
+        fold.add(key, r.get(1)?, blob)?;
     }
-    let int_key = |k: i64| match by {
-        GroupBy::Day => Timestamp(k.saturating_mul(DAY_US)).day(),
-        _ if k < 0 => String::new(),
-        _ => k.to_string(),
-    };
-    let groups = by_int.into_iter().map(|(k, v)| (int_key(k), v)).chain(by_text);
-    let mut out: Vec<StatRow> = groups
-        .into_iter()
-        .map(|(key, (events, mut s))| StatRow {
-            key,
-            events,
-            subjects: s.count(),
-            approximate: s.is_approximate(),
-        })
-        .collect();
-    if by == GroupBy::Day {
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-    } else {
-        out.sort_by(|a, b| b.events.cmp(&a.events).then_with(|| a.key.cmp(&b.key)));
-    }
-    out.truncate(q.limit.unwrap_or(u64::MAX).min(usize::MAX as u64) as usize);
-    Ok(Some(out))
+    Ok(Some(fold.finish(q.limit)))
 }

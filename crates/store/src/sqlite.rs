@@ -13,8 +13,10 @@
 //! allocate observation ids, and this report's own observations are in the resolver's memory.
 
 use crate::encode::EncodedEvent;
+use crate::filter::{Arg, Dialect, where_clause};
+use crate::resolve::{Obs, ObsState, event_keys, sources_json};
 use crate::*;
-use botwatch_model::{ClassificationType, Timestamp};
+use botwatch_model::Timestamp;
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter, types::Value as Sql};
 use std::collections::HashMap;
@@ -226,14 +228,14 @@ impl SqliteStore {
             GroupBy::Feed => "e.feed",
             GroupBy::Type => "e.type",
         };
-        let (wh, args) = where_clause(q, true);
+        let (wh, args) = where_clause(q, true, Dialect::Sqlite);
         let order = if by == GroupBy::Day { "k" } else { "n DESC, k" };
         let sql = format!(
             "SELECT {key} AS k, COUNT(*) AS n, COUNT(DISTINCT e.subject) FROM events e {wh} GROUP BY k ORDER BY {order} LIMIT {}",
             q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64)
         );
         let mut st = self.conn.prepare(&sql)?;
-        let rows = st.query_map(params_from_iter(args), |r| {
+        let rows = st.query_map(params_from_iter(sql_args(args)), |r| {
             Ok(StatRow {
                 key: r.get(0)?,
                 events: r.get::<_, i64>(1)? as u64,
@@ -267,50 +269,6 @@ impl SqliteStore {
     }
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct ObsKey {
-    subject: String,
-    ty: &'static str,
-    family: String,
-}
-
-struct ObsState {
-    id: i64,
-    key: ObsKey,
-    ip: Option<[u8; 16]>,
-    asn: Option<u32>,
-    cc: Option<String>,
-    first: i64,
-    last: i64,
-    count: i64,
-    sources: Vec<(String, f64)>,
-    /// Strictest TLP rank of its events.
-    tlp: Option<u8>,
-    added: i64,
-    existing: bool,
-}
-
-impl ObsState {
-    fn into_row(self) -> ObservationRow {
-        ObservationRow {
-            id: self.id,
-            subject: self.key.subject,
-            ty: self.key.ty,
-            family: self.key.family,
-            ip: self.ip,
-            asn: self.asn,
-            cc: self.cc,
-            first: self.first,
-            last: self.last,
-            count: self.count,
-            sources: self.sources,
-            tlp: self.tlp,
-            added: self.added,
-            existing: self.existing,
-        }
-    }
-}
-
 struct SqliteWriter<'s> {
     tx: Transaction<'s>,
     report_id: i64,
@@ -328,65 +286,6 @@ struct SqliteWriter<'s> {
 struct SqliteResolver {
     conn: Connection,
     obs: Obs,
-}
-
-/// Observations touched by the report being written, resolved in memory.
-///
-/// Keyed by a 128-bit hash of (subject, type, family), computed once per event: hashing the
-/// key strings for each of the three or four map look-ups an event needed was the
-/// resolver's largest cost. At 2^-128 per pair a collision is not a practical concern.
-struct Obs {
-    window_us: i64,
-    next_obs_id: i64,
-    /// Per key: the latest observation (index into `touched`), or known to have no stored
-    /// observation in reach.
-    keys: HashMap<u128, Slot, std::hash::BuildHasherDefault<KeyHasher>>,
-    touched: Vec<ObsState>,
-}
-
-#[derive(Clone, Copy)]
-enum Slot {
-    Latest(usize),
-    Absent,
-}
-
-/// The keys are already uniform hashes: use their low bits as they are.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ *b as u64;
-        }
-    }
-    fn write_u128(&mut self, n: u128) {
-        self.0 = n as u64;
-    }
-}
-
-fn key_hash(subject: &str, ty: &str, family: &str) -> u128 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(subject.as_bytes());
-    h.update(&[0xff]);
-    h.update(ty.as_bytes());
-    h.update(&[0xff]);
-    h.update(family.as_bytes());
-    h.digest128()
-}
-
-/// The key of each event that has a subject (aligned with the events), and its time.
-fn event_keys(events: &[EncodedEvent]) -> Vec<Option<(u128, i64)>> {
-    events
-        .iter()
-        .map(|e| {
-            let s = e.subject.as_deref()?;
-            Some((key_hash(s, e.ty, e.family.as_deref().unwrap_or("")), e.time))
-        })
-        .collect()
 }
 
 impl Store for SqliteStore {
@@ -430,7 +329,7 @@ impl Store for SqliteStore {
     }
 
     fn events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>> {
-        let (wh, args) = where_clause(q, true);
+        let (wh, args) = where_clause(q, true, Dialect::Sqlite);
         let sql = format!(
             "SELECT e.id, e.report_id, e.observation_id, e.doc, e.raw, e.line, e.feed, e.time_source, e.time_observation, e.ip, e.asn, e.cc, e.type, e.family, r.feed_info, r.doc_keys
              FROM events e JOIN reports r ON r.id = e.report_id {wh} ORDER BY e.id LIMIT {}",
@@ -439,7 +338,7 @@ impl Store for SqliteStore {
         // Cached: the portal and the API run the same few shapes thousands of times a
         // second, and parsing the SQL was a fifth of a portal look-up.
         let mut st = self.conn.prepare_cached(&sql)?;
-        let mut rows = st.query(params_from_iter(args))?;
+        let mut rows = st.query(params_from_iter(sql_args(args)))?;
         let mut feeds: HashMap<i64, std::sync::Arc<botwatch_model::FeedInfo>> = HashMap::new();
         let mut dicts: HashMap<i64, Option<Vec<String>>> = HashMap::new();
         let mut out = Vec::new();
@@ -503,7 +402,7 @@ impl Store for SqliteStore {
     }
 
     fn observations(&self, q: &EventQuery) -> Result<Vec<Observation>> {
-        let (wh, args) = where_clause(q, false);
+        let (wh, args) = where_clause(q, false, Dialect::Sqlite);
         let limit = q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64);
         // One address's observations are few: unordered, sorted below (an ORDER BY makes
         // SQLite re-prepare the cached statement for every address; see `cases`).
@@ -513,7 +412,7 @@ impl Store for SqliteStore {
             "SELECT id, subject, type, family, asn, cc, first_seen, last_seen, count, sources, confidence FROM observations {wh} {tail}"
         );
         let mut st = self.conn.prepare_cached(&sql)?;
-        let rows = st.query_map(params_from_iter(args), |r| {
+        let rows = st.query_map(params_from_iter(sql_args(args)), |r| {
             Ok(Observation {
                 id: r.get(0)?,
                 subject: r.get(1)?,
@@ -700,250 +599,10 @@ impl Store for SqliteStore {
     }
 }
 
-/// A classification type as stored, from any of its accepted names. This and the two below
-/// are what a filter compares against, in the events' WHERE clause and in the rollup alike.
-pub(crate) fn norm_type(t: &str) -> String {
-    ClassificationType::from_name(t).map(|c| c.as_str().to_string()).unwrap_or_else(|| t.to_string())
-}
-
-/// A malware family as stored (canonical name).
-pub(crate) fn norm_family(f: &str) -> String {
-    botwatch_model::family::normalise(f).to_string()
-}
-
-/// A country code as stored (upper case).
-pub(crate) fn norm_cc(cc: &str) -> String {
-    cc.to_ascii_uppercase()
-}
-
-/// WHERE clause for events (`events = true`) or observations.
-fn where_clause(q: &EventQuery, events: bool) -> (String, Vec<Sql>) {
-    let mut conds: Vec<String> = Vec::new();
-    let mut args: Vec<Sql> = Vec::new();
-    let p = if events { "e." } else { "" };
-    let _ = p;
-    let (time_col, family_col) = if events {
-        ("COALESCE(e.time_source, e.time_observation)", "e.family")
-    } else {
-        ("last_seen", "family")
-    };
-    // Events have no address index: the observations' index narrows them first.
-    let via_obs = if events { "e.observation_id IN (SELECT id FROM observations WHERE ip " } else { "" };
-    if let Some(ip) = q.ip {
-        if events {
-            conds.push(format!("{via_obs}= ?) AND e.ip = ?"));
-            args.push(Sql::Blob(ip_key(ip).to_vec()));
-        } else {
-            conds.push("ip = ?".into());
-        }
-        args.push(Sql::Blob(ip_key(ip).to_vec()));
-    }
-    if let Some(n) = q.cidr {
-        let (lo, hi) = net_keys(n);
-        if events {
-            conds.push(format!("{via_obs}BETWEEN ? AND ?) AND e.ip BETWEEN ? AND ?"));
-            args.push(Sql::Blob(lo.to_vec()));
-            args.push(Sql::Blob(hi.to_vec()));
-        } else {
-            conds.push("ip BETWEEN ? AND ?".into());
-        }
-        args.push(Sql::Blob(lo.to_vec()));
-        args.push(Sql::Blob(hi.to_vec()));
-    }
-    if let Some(a) = q.asn {
-        conds.push(format!("{p}asn = ?"));
-        args.push(Sql::Integer(a as i64));
-    }
-    if let Some(cc) = &q.cc {
-        conds.push(format!("{p}cc = ?"));
-        args.push(Sql::Text(norm_cc(cc)));
-    }
-    if let Some(f) = &q.family {
-        conds.push(format!("{family_col} = ?"));
-        args.push(Sql::Text(norm_family(f)));
-    }
-    if let Some(f) = &q.feed {
-        if events {
-            conds.push(format!("{p}feed = ?"));
-            args.push(Sql::Text(f.clone()));
-        } else {
-            conds.push("json_extract(sources, '$.\"' || ? || '\"') IS NOT NULL".to_string());
-            args.push(Sql::Text(f.clone()));
-        }
-    }
-    if let Some(t) = &q.classification_type {
-        conds.push(format!("{p}type = ?"));
-        args.push(Sql::Text(norm_type(t)));
-    }
-    if let Some(s) = q.since {
-        conds.push(format!("{time_col} >= ?"));
-        args.push(Sql::Integer(s.micros()));
-    }
-    if let Some(u) = q.until {
-        conds.push(format!("{time_col} < ?"));
-        args.push(Sql::Integer(u.micros()));
-    }
-    if let Some(a) = q.after_id {
-        conds.push(format!("{p}id > ?"));
-        args.push(Sql::Integer(a));
-    }
-    if conds.is_empty() { (String::new(), args) } else { (format!("WHERE {}", conds.join(" AND ")), args) }
-}
-
-impl Obs {
-    fn new(window_us: i64, next_obs_id: i64) -> Obs {
-        Obs { window_us, next_obs_id, keys: Default::default(), touched: Vec::new() }
-    }
-
-    /// Loads the latest stored observation for every key of the batch not seen yet in this
-    /// report, in chunks of `IN (…)` queries.
-    fn preload(
-        &mut self,
-        conn: &Connection,
-        events: &[EncodedEvent],
-        keys: &[Option<(u128, i64)>],
-    ) -> Result<()> {
-        let mut want: Vec<&str> = Vec::new();
-        let mut wanted: Vec<u128> = Vec::new();
-        let mut min_t = i64::MAX;
-        let mut seen = std::collections::HashSet::new();
-        for (e, k) in events.iter().zip(keys) {
-            let (Some((h, t)), Some(subject)) = (k, e.subject.as_deref()) else { continue };
-            if self.keys.contains_key(h) {
-                continue;
-            }
-            min_t = min_t.min(*t);
-            wanted.push(*h);
-            if seen.insert(subject) {
-                want.push(subject);
-            }
-        }
-        if want.is_empty() {
-            return Ok(());
-        }
-        let floor = min_t.saturating_sub(self.window_us);
-        let mut found: HashMap<u128, ObsState> = HashMap::new();
-        for chunk in want.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(",");
-            let sql = format!(
-                "SELECT id, subject, type, family, ip, asn, cc, first_seen, last_seen, count, sources, tlp FROM observations WHERE last_seen >= ? AND subject IN ({marks})"
-            );
-            let mut st = conn.prepare_cached(&sql)?;
-            let mut args: Vec<Sql> = vec![Sql::Integer(floor)];
-            args.extend(chunk.iter().map(|s| Sql::Text((*s).to_string())));
-            let mut rows = st.query(params_from_iter(args))?;
-            while let Some(r) = rows.next()? {
-                let ty: String = r.get(2)?;
-                let Some(ty) = ClassificationType::from_name(&ty) else { continue };
-                let key = ObsKey { subject: r.get(1)?, ty: ty.as_str(), family: r.get(3)? };
-                let h = key_hash(&key.subject, key.ty, &key.family);
-                let sources: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or_default();
-                let state = ObsState {
-                    id: r.get(0)?,
-                    key,
-                    ip: r.get::<_, Option<Vec<u8>>>(4)?.and_then(|b| b.try_into().ok()),
-                    asn: r.get(5)?,
-                    cc: r.get(6)?,
-                    first: r.get(7)?,
-                    last: r.get(8)?,
-                    count: r.get(9)?,
-                    sources: sources.into_iter().map(|(k, v)| (k, v.as_f64().unwrap_or(100.0))).collect(),
-                    tlp: r.get(11)?,
-                    added: 0,
-                    existing: true,
-                };
-                match found.get(&h) {
-                    Some(old) if old.last >= state.last => {}
-                    _ => {
-                        found.insert(h, state);
-                    }
-                }
-            }
-        }
-        for h in wanted {
-            if self.keys.contains_key(&h) {
-                continue;
-            }
-            match found.remove(&h) {
-                Some(state) => {
-                    self.keys.insert(h, Slot::Latest(self.touched.len()));
-                    self.touched.push(state);
-                }
-                None => {
-                    self.keys.insert(h, Slot::Absent);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn in_window(&self, i: usize, t: i64) -> bool {
-        let o = &self.touched[i];
-        t >= o.first.saturating_sub(self.window_us) && t <= o.last.saturating_add(self.window_us)
-    }
-
-    /// The id [`Obs::observe`] would give this sighting, without recording it.
-    fn peek(&self, key: u128, t: i64) -> i64 {
-        match self.keys.get(&key) {
-            Some(&Slot::Latest(i)) if self.in_window(i, t) => self.touched[i].id,
-            _ => self.next_obs_id,
-        }
-    }
-
-    /// The observation this event joins (merging) or opens; `(index, merged)`.
-    fn observe(&mut self, key: u128, e: &EncodedEvent, t: i64) -> (usize, bool) {
-        let feed = e.feed.as_str();
-        if let Some(&Slot::Latest(i)) = self.keys.get(&key)
-            && self.in_window(i, t)
-        {
-            let o = &mut self.touched[i];
-            o.first = o.first.min(t);
-            o.last = o.last.max(t);
-            o.count += 1;
-            o.added += 1;
-            if !o.sources.iter().any(|(f, _)| f == feed) {
-                o.sources.push((feed.to_string(), e.accuracy));
-            }
-            if o.asn.is_none() {
-                o.asn = e.asn;
-            }
-            if o.cc.is_none() {
-                o.cc = e.cc.as_ref().map(|c| c.to_string());
-            }
-            o.tlp = o.tlp.max(e.tlp);
-            return (i, true);
-        }
-        let id = self.next_obs_id;
-        self.next_obs_id += 1;
-        self.touched.push(ObsState {
-            id,
-            key: ObsKey {
-                subject: e.subject.clone().unwrap_or_default(),
-                ty: e.ty,
-                family: e.family.as_deref().unwrap_or("").to_string(),
-            },
-            ip: e.ip,
-            asn: e.asn,
-            cc: e.cc.as_ref().map(|c| c.to_string()),
-            first: t,
-            last: t,
-            count: 1,
-            sources: vec![(feed.to_string(), e.accuracy)],
-            tlp: e.tlp,
-            added: 1,
-            existing: false,
-        });
-        let i = self.touched.len() - 1;
-        self.keys.insert(key, Slot::Latest(i));
-        (i, false)
-    }
-}
-
 impl ObservationResolver for SqliteResolver {
     fn resolve(&mut self, events: &mut [EncodedEvent]) -> Result<()> {
         let keys = event_keys(events);
-        self.obs.preload(&self.conn, events, &keys)?;
+        self.obs.preload(events, &keys, |subjects, floor| load_observations(&self.conn, subjects, floor))?;
         for (e, k) in events.iter_mut().zip(keys) {
             let Some((key, t)) = k else { continue };
             let (i, merged) = self.obs.observe(key, e, t);
@@ -1001,7 +660,8 @@ impl ReportWriter for SqliteWriter<'_> {
         let pre_resolved = self.resolved.is_some();
         let keys = if pre_resolved { vec![None; events.len()] } else { event_keys(events) };
         if !pre_resolved {
-            self.obs.preload(&self.tx, events, &keys)?;
+            self.obs
+                .preload(events, &keys, |subjects, floor| load_observations(&self.tx, subjects, floor))?;
         }
         let mut ins = self.tx.prepare_cached(
             "INSERT OR IGNORE INTO events (report_id, observation_id, fingerprint, line, feed, time_source, time_observation, ip, subject, asn, cc, type, family, doc, raw)
@@ -1134,16 +794,41 @@ impl ReportWriter for SqliteWriter<'_> {
     }
 }
 
-/// `{"feed": accuracy, …}` without building a JSON tree per observation.
-fn sources_json(sources: &[(String, f64)], out: &mut String) {
-    use std::fmt::Write;
-    out.push('{');
-    for (i, (f, a)) in sources.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&serde_json::Value::String(f.clone()).to_string());
-        let _ = write!(out, ":{}", serde_json::Value::from(*a));
+/// The stored observations of these subjects last seen at or after `floor`.
+fn load_observations(conn: &Connection, subjects: &[&str], floor: i64) -> Result<Vec<ObsState>> {
+    let marks = vec!["?"; subjects.len()].join(",");
+    let sql = format!(
+        "SELECT id, subject, type, family, ip, asn, cc, first_seen, last_seen, count, sources, tlp FROM observations WHERE last_seen >= ? AND subject IN ({marks})"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut args: Vec<Sql> = vec![Sql::Integer(floor)];
+    args.extend(subjects.iter().map(|s| Sql::Text((*s).to_string())));
+    let mut rows = st.query(params_from_iter(args))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let ty: String = r.get(2)?;
+        out.extend(ObsState::stored(
+            r.get(0)?,
+            r.get(1)?,
+            &ty,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            (r.get(7)?, r.get(8)?, r.get(9)?),
+            &r.get::<_, String>(10)?,
+            r.get(11)?,
+        ));
     }
-    out.push('}');
+    Ok(out)
+}
+
+pub(crate) fn sql_args(args: Vec<Arg>) -> Vec<Sql> {
+    args.into_iter()
+        .map(|a| match a {
+            Arg::Int(i) => Sql::Integer(i),
+            Arg::Text(t) => Sql::Text(t),
+            Arg::Blob(b) => Sql::Blob(b),
+        })
+        .collect()
 }

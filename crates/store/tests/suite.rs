@@ -1,8 +1,11 @@
-//! The SQLite store: idempotent reports, dedup windows, corroboration, atomic reports.
+//! The storage suite, run on every backend (SQLite in memory and on a file, PostgreSQL):
+//! idempotent reports, dedup windows, corroboration, atomic reports, queries, the rollup.
 
 use botwatch_model::{ClassificationType, Event, FeedInfo, Reject, Slot, Timestamp};
 use botwatch_store::{
-    EventQuery, GroupBy, ReportMeta, ReportTotals, Store, StoreConfig, sqlite::SqliteStore,
+    EventQuery, GroupBy, ReportMeta, ReportTotals, StatRow, Store, StoreConfig,
+    postgres::{PgStore, TestSchema},
+    sqlite::SqliteStore,
 };
 use bytes::Bytes;
 use std::sync::Arc;
@@ -17,8 +20,32 @@ fn ev(feed: &Arc<FeedInfo>, ip: &str, family: &str, t: i64, raw: &str) -> Event 
     e
 }
 
+/// What the suite asks of a backend beyond [`Store`].
+trait Backend: Store {
+    fn scan(&self, by: GroupBy, q: &EventQuery) -> Vec<StatRow>;
+    fn rebuild(&mut self);
+}
+
+impl Backend for SqliteStore {
+    fn scan(&self, by: GroupBy, q: &EventQuery) -> Vec<StatRow> {
+        self.stats_scan(by, q).unwrap()
+    }
+    fn rebuild(&mut self) {
+        self.rebuild_rollup().unwrap()
+    }
+}
+
+impl Backend for PgStore {
+    fn scan(&self, by: GroupBy, q: &EventQuery) -> Vec<StatRow> {
+        self.stats_scan(by, q).unwrap()
+    }
+    fn rebuild(&mut self) {
+        self.rebuild_rollup().unwrap()
+    }
+}
+
 fn ingest(
-    store: &mut SqliteStore,
+    store: &mut dyn Store,
     sha: &str,
     events: &[Event],
     rejects: &[Reject],
@@ -46,17 +73,21 @@ fn ingest(
     Some(out)
 }
 
-/// The same test on an in-memory store (the writer resolves observations) and on a file
-/// (a resolver with its own connection does).
-fn both(cfg: StoreConfig, test: impl Fn(&mut SqliteStore)) {
+/// The same test on every backend: SQLite in memory (the writer resolves observations),
+/// SQLite on a file (a resolver with its own connection does), and PostgreSQL (skipped,
+/// saying so, without `BOTWATCH_PG_URL`; a failure under `BOTWATCH_REQUIRE_PEERS=1`).
+fn each(name: &str, cfg: StoreConfig, test: impl Fn(&mut dyn Backend)) {
     test(&mut SqliteStore::open_in_memory(cfg.clone()).unwrap());
     let dir = tempfile::tempdir().unwrap();
-    test(&mut SqliteStore::open(&dir.path().join("t.db"), cfg).unwrap());
+    test(&mut SqliteStore::open(&dir.path().join("t.db"), cfg.clone()).unwrap());
+    if let Some(schema) = TestSchema::new(name) {
+        test(&mut schema.store(cfg));
+    }
 }
 
 #[test]
 fn same_report_twice_is_a_no_op() {
-    both(StoreConfig::default(), |s| {
+    each("same_report_twice_is_a_no_op", StoreConfig::default(), |s| {
         let f = Arc::new(FeedInfo::new("a_b", "B", "A", 100.0));
         let evs = vec![ev(&f, "192.0.2.1", "emotet", 1000, "l1"), ev(&f, "192.0.2.2", "emotet", 1000, "l2")];
         assert_eq!(ingest(s, "h1", &evs, &[]).unwrap().inserted, 2);
@@ -76,7 +107,7 @@ fn same_report_twice_is_a_no_op() {
 
 #[test]
 fn sightings_inside_the_window_merge_and_sources_raise_confidence() {
-    both(StoreConfig { dedup_window_secs: 3600 }, |s| {
+    each("sightings_inside_the_window_merge", StoreConfig { dedup_window_secs: 3600 }, |s| {
         let a = Arc::new(FeedInfo::new("a_x", "X", "A", 100.0));
         let b = Arc::new(FeedInfo::new("b_y", "Y", "B", 100.0));
         ingest(
@@ -110,52 +141,60 @@ fn sightings_inside_the_window_merge_and_sources_raise_confidence() {
 
 #[test]
 fn dropped_writer_leaves_nothing() {
-    let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
-    let f = Arc::new(FeedInfo::new("a_b", "B", "A", 100.0));
-    {
-        let mut w = s.begin_report(&ReportMeta::new("x", "a_b", 1, Timestamp(0))).unwrap().unwrap();
-        w.write_batch(&[botwatch_store::encode(&ev(&f, "192.0.2.1", "emotet", 1, "l"))], &[]).unwrap();
-        // No commit: a crash or error mid-report.
-    }
-    let c = s.counts().unwrap();
-    assert_eq!((c.reports, c.events, c.observations), (0, 0, 0));
-    // And the report can be ingested again.
-    assert!(ingest(&mut s, "x", &[ev(&f, "192.0.2.1", "emotet", 1, "l")], &[]).is_some());
+    each("dropped_writer_leaves_nothing", StoreConfig::default(), |s| {
+        let f = Arc::new(FeedInfo::new("a_b", "B", "A", 100.0));
+        {
+            let mut w = s.begin_report(&ReportMeta::new("x", "a_b", 1, Timestamp(0))).unwrap().unwrap();
+            w.write_batch(&[botwatch_store::encode(&ev(&f, "192.0.2.1", "emotet", 1, "l"))], &[]).unwrap();
+            // No commit: a crash or error mid-report.
+        }
+        let c = s.counts().unwrap();
+        assert_eq!((c.reports, c.events, c.observations), (0, 0, 0));
+        // And the report can be ingested again.
+        assert!(ingest(s, "x", &[ev(&f, "192.0.2.1", "emotet", 1, "l")], &[]).is_some());
+    });
 }
 
 #[test]
 fn queries_filter_by_ip_cidr_asn_country_family_and_time() {
-    let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
-    let f = Arc::new(FeedInfo::new("a_b", "B", "A", 100.0));
-    let mut e1 = ev(&f, "192.0.2.1", "emotet", 1000, "1");
-    e1.source.asn = Some(64500);
-    e1.source.cc = Some("AT".into());
-    let e2 = ev(&f, "198.51.100.7", "qakbot", 5000, "2");
-    let e3 = ev(&f, "2001:db8::1", "emotet", 9000, "3");
-    let rej = Reject { line: 4, raw: Bytes::from_static(b"junk"), reason: "bad".into() };
-    ingest(&mut s, "q", &[e1, e2, e3], &[rej]);
-    let n = |q: EventQuery| s.events(&q).unwrap().len();
-    assert_eq!(n(EventQuery::default()), 3);
-    assert_eq!(n(EventQuery { ip: Some("192.0.2.1".parse().unwrap()), ..Default::default() }), 1);
-    assert_eq!(n(EventQuery { cidr: Some("192.0.2.0/24".parse().unwrap()), ..Default::default() }), 1);
-    assert_eq!(n(EventQuery { cidr: Some("2001:db8::/32".parse().unwrap()), ..Default::default() }), 1);
-    assert_eq!(n(EventQuery { asn: Some(64500), ..Default::default() }), 1);
-    assert_eq!(n(EventQuery { cc: Some("at".into()), ..Default::default() }), 1);
-    assert_eq!(n(EventQuery { family: Some("Emotet".into()), ..Default::default() }), 2);
-    assert_eq!(n(EventQuery { since: Some(Timestamp::from_secs(4000)), ..Default::default() }), 2);
-    assert_eq!(n(EventQuery { limit: Some(2), after_id: Some(1), ..Default::default() }), 2);
-    let stats = s.stats(GroupBy::Family, &EventQuery::default()).unwrap();
-    assert_eq!(stats[0].key, "emotet");
-    assert_eq!(stats[0].events, 2);
-    let rej = s.rejects(None, None, 10).unwrap();
-    assert_eq!(rej.len(), 1);
-    assert_eq!(rej[0].raw, b"junk");
-    // Round trip of the stored document.
-    let back =
-        &s.events(&EventQuery { ip: Some("192.0.2.1".parse().unwrap()), ..Default::default() }).unwrap()[0]
+    each("queries_filter", StoreConfig::default(), |s| {
+        let f = Arc::new(FeedInfo::new("a_b", "B", "A", 100.0));
+        let mut e1 = ev(&f, "192.0.2.1", "emotet", 1000, "1");
+        e1.source.asn = Some(64500);
+        e1.source.cc = Some("AT".into());
+        let e2 = ev(&f, "198.51.100.7", "qakbot", 5000, "2");
+        let e3 = ev(&f, "2001:db8::1", "emotet", 9000, "3");
+        let rej = Reject { line: 4, raw: Bytes::from_static(b"junk"), reason: "bad".into() };
+        ingest(s, "q", &[e1, e2, e3], &[rej]);
+        let n = |q: EventQuery| s.events(&q).unwrap().len();
+        assert_eq!(n(EventQuery::default()), 3);
+        assert_eq!(n(EventQuery { ip: Some("192.0.2.1".parse().unwrap()), ..Default::default() }), 1);
+        assert_eq!(n(EventQuery { cidr: Some("192.0.2.0/24".parse().unwrap()), ..Default::default() }), 1);
+        assert_eq!(n(EventQuery { cidr: Some("2001:db8::/32".parse().unwrap()), ..Default::default() }), 1);
+        assert_eq!(n(EventQuery { asn: Some(64500), ..Default::default() }), 1);
+        assert_eq!(n(EventQuery { cc: Some("at".into()), ..Default::default() }), 1);
+        assert_eq!(n(EventQuery { family: Some("Emotet".into()), ..Default::default() }), 2);
+        assert_eq!(n(EventQuery { since: Some(Timestamp::from_secs(4000)), ..Default::default() }), 2);
+        assert_eq!(n(EventQuery { limit: Some(2), after_id: Some(1), ..Default::default() }), 2);
+        let stats = s.stats(GroupBy::Family, &EventQuery::default()).unwrap();
+        assert_eq!(stats[0].key, "emotet");
+        assert_eq!(stats[0].events, 2);
+        let rej = s.rejects(None, None, 10).unwrap();
+        assert_eq!(rej.len(), 1);
+        assert_eq!(rej[0].raw, b"junk");
+        // Round trip of the stored document.
+        let back = &s
+            .events(&EventQuery { ip: Some("192.0.2.1".parse().unwrap()), ..Default::default() })
+            .unwrap()[0]
             .event;
-    assert_eq!(back.malware_name.as_deref(), Some("emotet"));
-    assert_eq!(&back.raw[..], b"1");
+        assert_eq!(back.malware_name.as_deref(), Some("emotet"));
+        assert_eq!(&back.raw[..], b"1");
+        // Observations filter on the feeds that saw them.
+        let by_feed = |feed: &str| {
+            s.observations(&EventQuery { feed: Some(feed.into()), ..Default::default() }).unwrap().len()
+        };
+        assert_eq!((by_feed("a_b"), by_feed("nope")), (3, 0));
+    });
 }
 
 #[test]
@@ -224,13 +263,23 @@ mod roundtrip {
         /// Stored in columns plus a document, an event reads back with the same IntelMQ meaning.
         #[test]
         fn stored_events_keep_their_meaning(e in arb_event(), compact in any::<bool>()) {
-            let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
+            let mut lite = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
+            roundtrip(&mut lite, &e, compact)?;
+            if let Some(schema) = TestSchema::new("stored_events_keep_their_meaning") {
+                roundtrip(&mut schema.store(StoreConfig::default()), &e, compact)?;
+            }
+        }
+    }
+
+    fn roundtrip(s: &mut dyn Store, e: &Event, compact: bool) -> Result<(), TestCaseError> {
+        {
             let mut meta = ReportMeta::new("h", "p_f", 1, Timestamp(0));
             meta.feed_info = Some((*e.feed).clone());
             let mut w = s.begin_report(&meta).unwrap().unwrap();
             // Object documents, or array documents over the report's key dictionary.
             let mut keys = botwatch_store::DocKeys::default();
-            let enc = if compact { botwatch_store::encode_with(&e, &mut keys) } else { botwatch_store::encode(&e) };
+            let enc =
+                if compact { botwatch_store::encode_with(e, &mut keys) } else { botwatch_store::encode(e) };
             w.write_batch(&[enc], &[]).unwrap();
             let doc_keys = keys.keys().iter().map(|k| k.to_string()).collect();
             w.commit(&ReportTotals { doc_keys, ..Default::default() }).unwrap();
@@ -243,6 +292,7 @@ mod roundtrip {
             prop_assert_eq!(got, want);
             prop_assert_eq!(back.line, 7);
         }
+        Ok(())
     }
 }
 
@@ -270,7 +320,7 @@ mod rollup {
         e
     }
 
-    fn check(s: &SqliteStore) -> Result<(), TestCaseError> {
+    fn check(s: &dyn Backend) -> Result<(), TestCaseError> {
         let queries = [
             EventQuery::default(),
             EventQuery { family: Some("Emotet".into()), ..Default::default() },
@@ -292,7 +342,7 @@ mod rollup {
         {
             for q in &queries {
                 let fast = s.stats(by, q).unwrap();
-                let scan = s.stats_scan(by, q).unwrap();
+                let scan = s.scan(by, q);
                 let flat = |v: Vec<botwatch_store::StatRow>| -> Vec<_> {
                     v.into_iter().map(|r| (r.key, r.events, r.subjects, r.approximate)).collect()
                 };
@@ -314,28 +364,36 @@ mod rollup {
                 1..4,
             ),
         ) {
-            let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
-            for (i, rows) in reports.iter().enumerate() {
-                // A row at the same position, day and feed as one of an earlier report is the same
-                // event (same raw line and time): a duplicate, which must not count.
-                let events: Vec<Event> = rows.iter().enumerate().map(|(n, r)| event(r, n)).collect();
-                ingest(&mut s, &format!("r{i}"), &events, &[]);
+            let mut lite = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
+            rollup_case(&mut lite, &reports)?;
+            if let Some(schema) = TestSchema::new("rollup_answers_as_the_scan_does") {
+                rollup_case(&mut schema.store(StoreConfig::default()), &reports)?;
             }
-            check(&s)?;
-            s.rebuild_rollup().unwrap();
-            check(&s)?;
         }
+    }
+
+    fn rollup_case(s: &mut dyn Backend, reports: &[Vec<Row>]) -> Result<(), TestCaseError> {
+        for (i, rows) in reports.iter().enumerate() {
+            // A row at the same position, day and feed as one of an earlier report is the same
+            // event (same raw line and time): a duplicate, which must not count.
+            let events: Vec<Event> = rows.iter().enumerate().map(|(n, r)| event(r, n)).collect();
+            ingest(s, &format!("r{i}"), &events, &[]);
+        }
+        check(s)?;
+        s.rebuild();
+        check(s)
     }
 
     #[test]
     fn time_off_a_day_boundary_falls_back_to_the_scan() {
-        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
-        let rows: Vec<Event> = (0..6).map(|n| event(&(1, 1, 1, 1, n as u8, 0, 0), n)).collect();
-        ingest(&mut s, "x", &rows, &[]);
-        let q = EventQuery { since: Some(Timestamp::from_secs(86_400 + 2)), ..Default::default() };
-        let fast = s.stats(GroupBy::Family, &q).unwrap();
-        let scan = s.stats_scan(GroupBy::Family, &q).unwrap();
-        assert_eq!(fast[0].events, scan[0].events);
-        assert!(fast[0].events < 6);
+        each("time_off_a_day_boundary", StoreConfig::default(), |s| {
+            let rows: Vec<Event> = (0..6).map(|n| event(&(1, 1, 1, 1, n as u8, 0, 0), n)).collect();
+            ingest(s, "x", &rows, &[]);
+            let q = EventQuery { since: Some(Timestamp::from_secs(86_400 + 2)), ..Default::default() };
+            let fast = s.stats(GroupBy::Family, &q).unwrap();
+            let scan = s.scan(GroupBy::Family, &q);
+            assert_eq!(fast[0].events, scan[0].events);
+            assert!(fast[0].events < 6);
+        });
     }
 }
