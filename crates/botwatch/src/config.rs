@@ -95,8 +95,12 @@ pub const CONFIG_SEARCH: &[&str] = &["botwatch.toml", "/etc/botwatch/botwatch.to
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSection {
-    /// SQLite database file.
+    /// SQLite database file (the embedded default).
     pub path: PathBuf,
+    /// PostgreSQL instead of the SQLite file: `postgres://user:password@host:port/db` (or
+    /// `env:NAME` / `file:PATH` holding it, so the password stays out of the file). Every
+    /// process of a deployment (`ingest`, `worker`, `serve`, …) points at the same one.
+    pub url: Option<String>,
     /// Sightings of the same (IP, classification, family) closer than this are one
     /// observation.
     pub dedup_window_hours: u32,
@@ -109,7 +113,12 @@ pub struct StoreSection {
 
 impl Default for StoreSection {
     fn default() -> Self {
-        StoreSection { path: PathBuf::from("botwatch.db"), dedup_window_hours: 24, retain_days: None }
+        StoreSection {
+            path: PathBuf::from("botwatch.db"),
+            url: None,
+            dedup_window_hours: 24,
+            retain_days: None,
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::config::Config;
 use anyhow::{Context, Result};
 use botwatch_model::SystemClock;
-use botwatch_store::{StoreConfig, sqlite::SqliteStore};
+use botwatch_store::{StoreConfig, any::AnyStore, postgres::PgStore, sqlite::SqliteStore};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,9 +12,46 @@ pub fn store_config(cfg: &Config) -> StoreConfig {
     StoreConfig { dedup_window_secs: cfg.store.dedup_window_hours as i64 * 3600 }
 }
 
+/// The PostgreSQL URL `[store] url` selects, its `env:`/`file:` indirection resolved.
+pub fn store_url(cfg: &Config) -> Result<Option<String>> {
+    match &cfg.store.url {
+        None => Ok(None),
+        Some(u) => {
+            botwatch_model::secret::secret(u).map(Some).map_err(|e| anyhow::anyhow!("[store] url: {e}"))
+        }
+    }
+}
+
+/// Refuses, with what to do instead, a command that keeps its data in the SQLite file while
+/// the config selects PostgreSQL: it would otherwise write a file nobody else reads.
+fn embedded_only(cfg: &Config, path: &Path) -> Result<()> {
+    if cfg.store.url.is_some() && path == cfg.store.path {
+        anyhow::bail!(
+            "this command works on the embedded SQLite store only so far, and `[store] url` selects PostgreSQL; \
+             pass --db FILE to use a SQLite file, or unset [store] url"
+        );
+    }
+    Ok(())
+}
+
+/// The store a command that needs only [`botwatch_store::Store`] reads or writes: PostgreSQL
+/// when `[store] url` is set and no other file was asked for, else the SQLite file at
+/// `path` (created when `write`).
+pub fn open_any(cfg: &Config, path: &Path, write: bool) -> Result<AnyStore> {
+    if path == cfg.store.path
+        && let Some(url) = store_url(cfg)?
+    {
+        let s = PgStore::connect(&url, store_config(cfg))
+            .with_context(|| format!("connecting to {}", botwatch_store::postgres::redact(&url)))?;
+        return Ok(AnyStore::Postgres(s));
+    }
+    Ok(AnyStore::Sqlite(if write { open_write(cfg, path)? } else { open_read(cfg, path)? }))
+}
+
 /// For commands that write: a writer already at work (an ingest) is waited for, with
 /// progress, rather than failing with "database is locked".
 pub fn open_write(cfg: &Config, path: &Path) -> Result<SqliteStore> {
+    embedded_only(cfg, path)?;
     let mut s = SqliteStore::open(path, store_config(cfg))
         .with_context(|| format!("opening database {}", path.display()))?;
     s.wait_for_writers()?;
@@ -34,6 +71,7 @@ pub fn require_store(path: &Path) -> Result<()> {
 
 /// For commands that only read: nothing created, migrated or written.
 pub fn open_read(cfg: &Config, path: &Path) -> Result<SqliteStore> {
+    embedded_only(cfg, path)?;
     require_store(path)?;
     SqliteStore::open_read_only(path, store_config(cfg))
         .with_context(|| format!("opening database {} read-only", path.display()))
@@ -49,6 +87,7 @@ pub struct Prepared {
 /// Builds the server's state from the config. A store this user may only read is served
 /// read-only: pages and queries work, and whatever would write answers that it cannot.
 pub fn prepare(cfg: &Config, path: PathBuf, listen: Option<std::net::SocketAddr>) -> Result<Prepared> {
+    embedded_only(cfg, &path)?;
     require_store(&path)?;
     let (store, read_only) = match open_write(cfg, &path) {
         Ok(s) => (s, false),

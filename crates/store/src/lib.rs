@@ -19,6 +19,7 @@
 //! # let _ = id;
 //! ```
 
+pub mod any;
 pub mod cases;
 pub mod encode;
 mod filter;

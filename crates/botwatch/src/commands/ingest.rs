@@ -27,7 +27,7 @@ pub(crate) fn ingest(
         registry.get(f)?;
     }
     let ipdb = botwatch::ipdb(cfg)?;
-    let mut store = open_store(cfg, &db)?;
+    let mut store = open_any(cfg, &db, true)?;
     let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families, limits: cfg.ingest.limits() };
     // A MISP feed directory (or its manifest.json) is the events its manifest lists.
     let (files, missing) = botwatch::share::expand_misp_feeds(&files);

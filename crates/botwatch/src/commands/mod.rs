@@ -16,7 +16,7 @@ use botwatch::config::Config;
 use botwatch::output::{self, Format};
 use botwatch::pipeline::{Ingestor, ReportSummary};
 use botwatch_model::{Clock, SystemClock, Timestamp, parse_timestamp};
-use botwatch_store::{GroupBy, Store, sqlite::SqliteStore};
+use botwatch_store::{GroupBy, Store, any::AnyStore, sqlite::SqliteStore};
 use std::io::Write;
 use std::process::ExitCode;
 pub(crate) use {
@@ -33,6 +33,12 @@ pub(crate) fn open_store(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
 /// user who may read the store but not write it can query it.
 pub(crate) fn open_read(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
     botwatch::serve::open_read(cfg, &db.db.clone().unwrap_or_else(|| cfg.store.path.clone()))
+}
+
+/// For commands that need only the [`Store`] trait: PostgreSQL when `[store] url` selects
+/// it (and no `--db` file was given), else the SQLite file.
+pub(crate) fn open_any(cfg: &Config, db: &DbArg, write: bool) -> Result<AnyStore> {
+    botwatch::serve::open_any(cfg, &db.db.clone().unwrap_or_else(|| cfg.store.path.clone()), write)
 }
 
 pub(crate) fn open_existing(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
@@ -73,7 +79,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Events { filters, db, format } => {
-            let store = open_read(&cfg, &db)?;
+            let store = open_any(&cfg, &db, false)?;
             let mut q = filters.query(&families)?;
             if format == Format::Table && q.limit.is_none() {
                 q.limit = Some(100);
@@ -105,7 +111,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Observations { filters, db, format } => {
-            let store = open_read(&cfg, &db)?;
+            let store = open_any(&cfg, &db, false)?;
             let obs = store.observations(&filters.query(&families)?)?;
             let header = [
                 "id",
@@ -226,7 +232,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             )?;
         }
         Cmd::Export { format, filters, db, output: file, .. } => {
-            let store = open_read(&cfg, &db)?;
+            let store = open_any(&cfg, &db, false)?;
             let mut q = filters.query(&families)?;
             let mut w: Box<dyn Write> = match &file {
                 Some(p) => Box::new(std::io::BufWriter::new(
@@ -278,7 +284,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             w.flush()?;
         }
         Cmd::Stats { by, filters, db, format } => {
-            let store = open_read(&cfg, &db)?;
+            let store = open_any(&cfg, &db, false)?;
             let g = match by {
                 By::Family => GroupBy::Family,
                 By::Asn => GroupBy::Asn,
@@ -306,7 +312,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             output::emit(&mut out, format, &rows, &header, &table)?;
         }
         Cmd::Rejects { feed, report, limit, db, format } => {
-            let store = open_read(&cfg, &db)?;
+            let store = open_any(&cfg, &db, false)?;
             let rows = store.rejects(report, feed.as_deref(), limit)?;
             let table: Vec<_> = rows.iter().map(output::reject_row).collect();
             output::emit(&mut out, format, &rows, output::REJECT_COLUMNS, &table)?;
@@ -417,7 +423,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             out.write_all(&bytes)?;
         }
         Cmd::Reports { cmd: None, limit, db, format } => {
-            let store = open_read(&cfg, &db)?;
+            let store = open_any(&cfg, &db, false)?;
             let reps = store.reports(limit)?;
             let header =
                 ["id", "feed", "name", "ingested", "events", "duplicates", "merged", "rejects", "warnings"];
