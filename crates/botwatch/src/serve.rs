@@ -43,7 +43,7 @@ pub fn open_any(cfg: &Config, path: &Path, write: bool) -> Result<AnyStore> {
     {
         let s = PgStore::connect(&url, store_config(cfg))
             .with_context(|| format!("connecting to {}", botwatch_store::postgres::redact(&url)))?;
-        return Ok(AnyStore::Postgres(s));
+        return Ok(AnyStore::Postgres(Box::new(s)));
     }
     Ok(AnyStore::Sqlite(if write { open_write(cfg, path)? } else { open_read(cfg, path)? }))
 }

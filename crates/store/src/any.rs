@@ -8,7 +8,7 @@ use crate::*;
 
 pub enum AnyStore {
     Sqlite(SqliteStore),
-    Postgres(PgStore),
+    Postgres(Box<PgStore>),
 }
 
 /// Calls the same method on whichever backend this is.
@@ -68,7 +68,10 @@ impl Store for AnyStore {
         both!(self, s => s.events(q))
     }
     fn observations(&self, q: &EventQuery) -> Result<Vec<Observation>> {
-        both!(self, s => Store::observations(s, q))
+        match self {
+            AnyStore::Sqlite(s) => Store::observations(s, q),
+            AnyStore::Postgres(s) => Store::observations(&**s, q),
+        }
     }
     fn rejects(&self, report_id: Option<i64>, feed: Option<&str>, limit: u64) -> Result<Vec<StoredReject>> {
         both!(self, s => s.rejects(report_id, feed, limit))
@@ -101,6 +104,9 @@ impl Store for AnyStore {
         both!(self, s => s.addresses_between(after_id, upto_id))
     }
     fn checkpoint(&self) -> Result<()> {
-        both!(self, s => Store::checkpoint(s))
+        match self {
+            AnyStore::Sqlite(s) => Store::checkpoint(s),
+            AnyStore::Postgres(s) => Store::checkpoint(&**s),
+        }
     }
 }
