@@ -370,6 +370,18 @@ pub(crate) enum Cmd {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Store what intake published to NATS JetStream ([nats] url): takes deliveries one at a
+    /// time from the shared durable consumer and acknowledges each once stored. Run as many
+    /// as wanted, on one machine or many, against the same store ([store] url). Until
+    /// SIGTERM or SIGINT (the delivery at hand is finished first)
+    Worker {
+        /// Exit once no delivery has arrived for this long (e.g. "30s"); for batch runs and
+        /// tests [default: run until signalled]
+        #[arg(long)]
+        idle_exit: Option<humantime::Duration>,
+        #[command(flatten)]
+        db: DbArg,
+    },
     /// Serve the REST API, dashboard, abuse-desk console, self-check portal and metrics
     Serve {
         /// Address to listen on [default: server.listen from config, else 127.0.0.1:8080]

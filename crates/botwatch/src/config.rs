@@ -23,6 +23,9 @@ pub struct Config {
     pub intake: IntakeSection,
     /// `botwatch run`: the schedules of the jobs that are not intake.
     pub run: RunSection,
+    /// NATS JetStream between intake and the store (`botwatch worker`); unset: intake
+    /// stores directly.
+    pub nats: botwatch_intake::stream::NatsSection,
     /// Generic CSV / list feeds defined by a column mapping.
     pub generic: Vec<GenericFeed>,
     /// Extra malware family aliases: alias → canonical name.

@@ -13,6 +13,7 @@ pub mod mail;
 pub mod pipeline;
 pub mod shadowserver;
 pub mod spool;
+pub mod stream;
 
 use anyhow::{Context, Result};
 use botwatch_model::Timestamp;

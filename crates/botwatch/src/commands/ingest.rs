@@ -26,6 +26,12 @@ pub(crate) fn ingest(
     if let Some(f) = &feed {
         registry.get(f)?;
     }
+    // With [nats] url (and no --db asking for a file), intake publishes and workers store.
+    if db.db.is_none()
+        && let Some(url) = nats_url(cfg)?
+    {
+        return publish(cfg, &url, files, feed, json, out);
+    }
     let ipdb = botwatch::ipdb(cfg)?;
     let mut store = open_any(cfg, &db, true)?;
     let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families, limits: cfg.ingest.limits() };
@@ -110,4 +116,63 @@ pub(crate) fn ingest(
     return Ok(if failed > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS });
     #[allow(unreachable_code)]
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ingest` with `[nats] url`: each file is published to JetStream, unparsed, for the
+/// workers; printed once JetStream has stored it.
+fn publish(
+    cfg: &Config,
+    url: &str,
+    files: Vec<PathBuf>,
+    feed: Option<String>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<ExitCode> {
+    let nats = botwatch_intake::stream::Nats::connect(url, &cfg.nats)?;
+    let (files, missing) = botwatch::share::expand_misp_feeds(&files);
+    for m in &missing {
+        eprintln!("{m}");
+    }
+    let mut failed = missing.len();
+    let (mut count, mut bytes, mut dups) = (0u64, 0u64, 0u64);
+    for f in &files {
+        let name = f.display().to_string();
+        let spool;
+        let path = if name == "-" {
+            spool = botwatch::spool_stdin()?;
+            spool.path().to_path_buf()
+        } else {
+            f.clone()
+        };
+        let base = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or(name.clone());
+        let origin = botwatch_intake::Origin {
+            feed: feed.as_deref(),
+            source: name.clone(),
+            observed: SystemClock.now(),
+            archive: None,
+        };
+        match nats.publish_file(&path, &base, &origin) {
+            Ok(p) => {
+                count += 1;
+                bytes += p.size;
+                dups += p.duplicate as u64;
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&p)?)?;
+                }
+            }
+            Err(e) => {
+                eprintln!("{name}: not published: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    if !json {
+        writeln!(
+            out,
+            "{count} files ({bytes} bytes) published to JetStream stream {} ({dups} already there); `botwatch worker` stores them",
+            cfg.nats.stream
+        )?;
+    }
+    out.flush()?;
+    Ok(if failed > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
 }

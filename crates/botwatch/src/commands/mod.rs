@@ -9,6 +9,7 @@ mod sensor;
 mod serve;
 mod share;
 mod token;
+mod worker;
 
 use crate::cli::*;
 use anyhow::{Context, Result, bail};
@@ -20,7 +21,7 @@ use botwatch_store::{GroupBy, Store, any::AnyStore, sqlite::SqliteStore};
 use std::io::Write;
 use std::process::ExitCode;
 pub(crate) use {
-    fetch::*, ingest::*, leases::*, notify::*, scan::*, sensor::*, serve::*, share::*, token::*,
+    fetch::*, ingest::*, leases::*, notify::*, scan::*, sensor::*, serve::*, share::*, token::*, worker::*,
 };
 
 /// For commands that write: a writer already at work (an ingest) is waited for, with
@@ -488,6 +489,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             )?;
         }
         Cmd::Serve { listen, db } => serve(&cfg, listen, &db)?,
+        Cmd::Worker { idle_exit, db } => worker(&cfg, idle_exit.map(Into::into), db)?,
         Cmd::Run { listen, db } => {
             // The web side prints from another thread: stdout must not stay locked here.
             out.flush()?;
