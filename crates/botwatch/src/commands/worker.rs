@@ -76,6 +76,7 @@ pub(crate) fn worker(cfg: &Config, idle_exit: Option<std::time::Duration>, db: D
         &stop,
         |path, name, origin| {
             touch();
+            tracing::info!(%name, "storing");
             let r = botwatch_intake::ingest_file(&ing, &mut store, path, name, origin, &|_| {});
             touch();
             r
