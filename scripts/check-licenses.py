@@ -110,6 +110,7 @@ DATA = [
     Data("crates/notify/templates/*/*.txt", PROJECT),
     Data("crates/notify/data/remediation.toml", PROJECT),
     Data("crates/store/migrations/sqlite/*.sql", PROJECT),
+    Data("crates/store/migrations/postgres/*.sql", PROJECT),
     Data("crates/server/assets/app.js", PROJECT, "crates/server/assets/PROVENANCE.md",
          ["`app.js`, `style.css`: botwatch's own (Apache-2.0)"]),
     Data("crates/server/assets/style.css", PROJECT, "crates/server/assets/PROVENANCE.md",
