@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use botwatch_cases::compliance::{OrgCompliance, Subject, Verdict, org_report, subscriber_status};
 use botwatch_cases::{Attributor, CaseEngine, CaseQuery, CaseStore, CasesConfig};
 use botwatch_model::{Case, CaseState, Clock, CloseReason};
-use botwatch_store::sqlite::SqliteStore;
+use botwatch_store::any::AnyStore;
 use clap::{Args, Subcommand, ValueEnum};
 use std::io::Write;
 
@@ -161,7 +161,7 @@ fn case_row(out: &mut dyn Write, c: &Case) -> Result<()> {
 
 pub fn run(
     cmd: &CasesCmd,
-    store: &mut SqliteStore,
+    store: &mut AnyStore,
     attributor: &dyn Attributor,
     clock: &dyn Clock,
     cfg: &CasesConfig,
@@ -368,7 +368,7 @@ fn compliance_row(out: &mut dyn Write, o: &OrgCompliance) -> Result<()> {
 
 pub fn run_compliance(
     args: &ComplianceArgs,
-    store: &SqliteStore,
+    store: &AnyStore,
     attributor: &dyn Attributor,
     clock: &dyn Clock,
     cfg: &CasesConfig,
@@ -420,7 +420,9 @@ mod tests {
 
     #[test]
     fn commands_run_on_an_empty_store() {
-        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
+        let mut s = AnyStore::Sqlite(
+            botwatch_store::sqlite::SqliteStore::open_in_memory(StoreConfig::default()).unwrap(),
+        );
         let clock = ManualClock::new(Timestamp::from_secs(1_700_000_000));
         let cfg = CasesConfig::default();
         let attr = botwatch_cases::NoAttribution;

@@ -413,6 +413,10 @@ pub(crate) enum Cmd {
         /// Rows in the synthetic busy-day sinkhole report added to the samples
         #[arg(long, default_value_t = 20_000)]
         synthetic_rows: usize,
+        /// Run the demo on PostgreSQL instead of the SQLite file (an empty database: the
+        /// demo refuses one that holds reports); the written config points at it
+        #[arg(long)]
+        store_url: Option<String>,
     },
 }
 

@@ -4,7 +4,7 @@
 use crate::pipeline::{Ingestor, Input, ReportSummary};
 use anyhow::Result;
 use botwatch_model::{Clock, SystemClock, Timestamp};
-use botwatch_store::{EventQuery, GroupBy, Store, StoreConfig, sqlite::SqliteStore};
+use botwatch_store::{EventQuery, GroupBy, Store, StoreConfig, any::AnyStore, sqlite::SqliteStore};
 use std::io::Write;
 use std::path::Path;
 
@@ -16,18 +16,37 @@ pub struct DemoResult {
     pub seconds: f64,
 }
 
-/// Ingests the samples into `db` (removed first).
+/// Ingests the samples into `db` (removed first), or into the PostgreSQL database at
+/// `store_url` (which must hold no reports: the demo never mixes with real data).
 pub fn run(
     db: &Path,
+    store_url: Option<&str>,
     ing: &Ingestor<'_>,
     synthetic_rows: usize,
     out: &mut dyn Write,
     progress: bool,
 ) -> Result<DemoResult> {
-    for ext in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
-    }
-    let mut store = SqliteStore::open(db, StoreConfig::default())?;
+    let mut store = match store_url {
+        Some(url) => {
+            let s = botwatch_store::postgres::PgStore::connect(url, StoreConfig::default()).map_err(|e| {
+                anyhow::anyhow!("connecting to {}: {e}", botwatch_store::postgres::redact(url))
+            })?;
+            let held = s.counts()?.reports;
+            if held > 0 {
+                anyhow::bail!(
+                    "the demo needs an empty database, and {} holds {held} reports",
+                    botwatch_store::postgres::redact(url)
+                );
+            }
+            AnyStore::Postgres(Box::new(s))
+        }
+        None => {
+            for ext in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+            }
+            AnyStore::Sqlite(SqliteStore::open(db, StoreConfig::default())?)
+        }
+    };
     let now = SystemClock.now();
     let day = Timestamp(now.micros() - 86_400_000_000).day();
     let synthetic = botwatch_feeds::shadowserver::synth::event4_sinkhole(
@@ -75,12 +94,12 @@ pub fn run(
     let seconds = started.elapsed().as_secs_f64();
     store.checkpoint()?;
     report(&store, &summaries, &failed, seconds, out)?;
-    isp_view(&mut store, db, &day, now, out)?;
+    isp_view(&mut store, db, store_url, &day, now, out)?;
     Ok(DemoResult { summaries, failed, seconds })
 }
 
 fn report(
-    store: &SqliteStore,
+    store: &AnyStore,
     sums: &[ReportSummary],
     failed: &[(String, String)],
     secs: f64,
@@ -198,8 +217,9 @@ fn report(
 /// addresses (written in dhcpd.leases format and imported through the real parser), and
 /// the case engine, notifier (dry run) and compliance report run over it.
 fn isp_view(
-    store: &mut SqliteStore,
+    store: &mut AnyStore,
     db: &Path,
+    store_url: Option<&str>,
     day: &str,
     now: Timestamp,
     out: &mut dyn Write,
@@ -346,8 +366,9 @@ fn isp_view(
     std::fs::write(
         &cfg_path,
         format!(
-            "# Written by `botwatch demo`.\n[store]\npath = {:?}\n\n[constituency]\nfile = {:?}\n\n{}\n[notify]\nfrom = \"botwatch demo desk <abuse@cert.example>\"\n# A key made for this demo: notice links and webhooks are signed with it.\nsecret = \"{notify_key}\"\nportal_url = \"{DEMO_URL}\"\n\n# The demo trusts X-Forwarded-For from this machine, so the portal can be shown an\n# infected address with curl; a deployment lists its reverse proxies here.\n[server]\nlisten = \"127.0.0.1:8080\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+            "# Written by `botwatch demo`.\n[store]\npath = {:?}\n{}\n[constituency]\nfile = {:?}\n\n{}\n[notify]\nfrom = \"botwatch demo desk <abuse@cert.example>\"\n# A key made for this demo: notice links and webhooks are signed with it.\nsecret = \"{notify_key}\"\nportal_url = \"{DEMO_URL}\"\n\n# The demo trusts X-Forwarded-For from this machine, so the portal can be shown an\n# infected address with curl; a deployment lists its reverse proxies here.\n[server]\nlisten = \"127.0.0.1:8080\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
             db.display().to_string(),
+            store_url.map(|u| format!("url = {u:?}\n")).unwrap_or_default(),
             cons_path.display().to_string(),
             bar_toml(&cfg.bar),
         ),
@@ -388,7 +409,7 @@ fn isp_view(
 /// The demo's last act: this centre shares with a partner centre, through the TLP gate, and
 /// releases its federated figures — what went, to whom, under which TLP, what stayed home.
 fn partner_exchange(
-    store: &mut SqliteStore,
+    store: &mut AnyStore,
     cfg_path: &Path,
     first_asn: u32,
     now: Timestamp,
@@ -536,7 +557,7 @@ fn bar(n: u64, max: u64) -> String {
 const DNSTAP_SAMPLE: &[u8] =
     include_bytes!("../../telemetry/tests/data/dns/generated_unbound/unbound.dnstap.fstrm");
 
-fn sensor_view(store: &SqliteStore, out: &mut dyn Write) -> Result<()> {
+fn sensor_view(store: &AnyStore, out: &mut dyn Write) -> Result<()> {
     use crate::sensor;
     let cfg = sensor::SensorSection::default();
     let matcher = std::sync::Arc::new(sensor::matcher_from_store(store, &cfg)?);

@@ -7,8 +7,8 @@ use anyhow::Result;
 use botwatch_model::Timestamp;
 use botwatch_share::federation::{self, Cell, OsRandom, Privacy};
 use botwatch_share::taxii::CollectionKind;
+use botwatch_store::any::AnyStore;
 use botwatch_store::share::{FederationCell, NewShareObject};
-use botwatch_store::sqlite::SqliteStore;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -33,7 +33,7 @@ fn median(v: &mut [f64]) -> Option<f64> {
 
 /// The cells of the complete days `[today - days, today)` not released yet (each day is
 /// released once, so its noise budget is spent once).
-pub fn compute(cfg: &Config, store: &SqliteStore, now: Timestamp, days: u32) -> Result<Vec<Cell>> {
+pub fn compute(cfg: &Config, store: &AnyStore, now: Timestamp, days: u32) -> Result<Vec<Cell>> {
     const DAY: i64 = 86_400_000_000;
     let today = now.micros().div_euclid(DAY) * DAY;
     let from = today - i64::from(days.max(1)) * DAY;
@@ -116,7 +116,7 @@ pub fn compute(cfg: &Config, store: &SqliteStore, now: Timestamp, days: u32) -> 
 /// ASN → the compliance of the constituency organisation that holds it.
 fn carrier_compliance(
     cfg: &Config,
-    store: &SqliteStore,
+    store: &AnyStore,
     now: Timestamp,
 ) -> Result<BTreeMap<u32, serde_json::Value>> {
     let Some(orgs) = crate::isp::constituency(cfg)? else { return Ok(BTreeMap::new()) };
@@ -141,7 +141,7 @@ fn carrier_compliance(
 
 /// Releases: protects the cells, keeps them as this node's, publishes them as STIX objects
 /// into the `federation` collection and records the privacy budget spent.
-pub fn release(cfg: &Config, store: &mut SqliteStore, now: Timestamp, days: u32) -> Result<ReleaseSummary> {
+pub fn release(cfg: &Config, store: &mut AnyStore, now: Timestamp, days: u32) -> Result<ReleaseSummary> {
     let me = crate::share::share_cfg(cfg);
     let cells = compute(cfg, store, now, days)?;
     let privacy = Privacy { k: me.k_anonymity, epsilon: me.epsilon };

@@ -9,8 +9,8 @@ use botwatch_cases::{Attributor, CaseQuery, CaseStore, OrgInfo, SubscriberHit};
 use botwatch_enrich::owners::{Constituency, Org};
 use botwatch_enrich::subscriber::{Attribution, SubscriberIndex};
 use botwatch_model::{CaseState, Clock, Timestamp};
+use botwatch_store::any::AnyStore;
 use botwatch_store::leases::{LeaseImport, LeaseStore};
-use botwatch_store::sqlite::SqliteStore;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -105,7 +105,7 @@ pub fn constituency(cfg: &Config) -> Result<Option<Constituency>> {
 }
 
 /// The attributor for `store`: constituency from config, every stored lease record.
-pub fn attributor(cfg: &Config, store: &SqliteStore) -> Result<EnrichAttributor> {
+pub fn attributor(cfg: &Config, store: &AnyStore) -> Result<EnrichAttributor> {
     let records = store.load_leases().context("loading lease records")?;
     Ok(EnrichAttributor {
         constituency: constituency(cfg)?,
@@ -131,7 +131,7 @@ pub struct LeaseImportSummary {
 /// Parses (format detected unless given), pseudonymises when configured, stores.
 pub fn import_leases(
     cfg: &Config,
-    store: &mut SqliteStore,
+    store: &mut AnyStore,
     path: &std::path::Path,
     format: Option<&str>,
     clock: &dyn Clock,
@@ -186,18 +186,13 @@ pub fn import_leases(
 }
 
 /// Cases currently in the walled garden.
-pub fn garden_cases(store: &SqliteStore) -> Result<Vec<botwatch_model::Case>> {
+pub fn garden_cases(store: &AnyStore) -> Result<Vec<botwatch_model::Case>> {
     let q = CaseQuery { state: Some(CaseState::WalledGarden), ..Default::default() };
     Ok(store.cases(&q)?)
 }
 
 /// Writes a walled-garden export.
-pub fn walled_garden_export(
-    cfg: &Config,
-    store: &SqliteStore,
-    format: &str,
-    now: Timestamp,
-) -> Result<Vec<u8>> {
+pub fn walled_garden_export(cfg: &Config, store: &AnyStore, format: &str, now: Timestamp) -> Result<Vec<u8>> {
     use botwatch_notify::walled_garden as wg;
     let cases = garden_cases(store)?;
     let allow = &cfg.walled_garden.allow;
@@ -215,7 +210,7 @@ pub fn walled_garden_export(
 /// address's ASN. A case with evidence that day but none of it kept gives one row from the
 /// case itself.
 pub fn daily_rows(
-    store: &SqliteStore,
+    store: &AnyStore,
     org: &str,
     day_start: Timestamp,
 ) -> Result<Vec<botwatch_notify::reports::ReportRow>> {
@@ -301,7 +296,7 @@ pub struct DailyWritten {
 /// of `[constituency]` with anything that day.
 pub fn write_daily_reports(
     cfg: &Config,
-    store: &SqliteStore,
+    store: &AnyStore,
     day: &str,
     dir: &std::path::Path,
     now: botwatch_model::Timestamp,

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use anyhow::{Result, bail};
 use botwatch_enrich::subscriber::Pseudonymiser;
-use botwatch_store::sqlite::SqliteStore;
+use botwatch_store::any::AnyStore;
 
 /// Values from examples and documentation, refused as keys: anyone can forge with them.
 const PLACEHOLDERS: &[&str] = &[
@@ -47,7 +47,7 @@ fn now_micros() -> i64 {
     botwatch_model::SystemClock.now().micros()
 }
 
-fn generated(store: &mut SqliteStore, name: &str) -> Result<String> {
+fn generated(store: &mut AnyStore, name: &str) -> Result<String> {
     let key = botwatch_server::auth::new_key()?;
     let v = store.secret_or_init(name, || key.into_bytes(), now_micros())?;
     Ok(String::from_utf8_lossy(&v).into_owned())
@@ -66,12 +66,12 @@ fn configured(setting: &str, value: Option<&str>) -> Result<Option<String>> {
 }
 
 /// The store's key `name` as text, if one was made.
-fn stored(store: &SqliteStore, name: &str) -> Result<Option<String>> {
+fn stored(store: &AnyStore, name: &str) -> Result<Option<String>> {
     Ok(store.secret(name)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
 }
 
 /// The key for notice links and webhook signatures: `[notify] secret`, else the store's.
-pub fn notify_key(cfg: &Config, store: &mut SqliteStore) -> Result<String> {
+pub fn notify_key(cfg: &Config, store: &mut AnyStore) -> Result<String> {
     match configured("[notify] secret", Some(&cfg.notify.secret))? {
         Some(k) => Ok(k),
         None => generated(store, "notify"),
@@ -80,7 +80,7 @@ pub fn notify_key(cfg: &Config, store: &mut SqliteStore) -> Result<String> {
 
 /// [`notify_key`] for a store this process may only read: `None` when none was made yet
 /// (then nothing can be verified, rather than everything).
-pub fn notify_key_read(cfg: &Config, store: &SqliteStore) -> Result<Option<String>> {
+pub fn notify_key_read(cfg: &Config, store: &AnyStore) -> Result<Option<String>> {
     match configured("[notify] secret", Some(&cfg.notify.secret))? {
         Some(k) => Ok(Some(k)),
         None => stored(store, "notify"),
@@ -89,7 +89,7 @@ pub fn notify_key_read(cfg: &Config, store: &SqliteStore) -> Result<Option<Strin
 
 /// The pseudonymiser for subscriber ids: `[leases] pseudonymise_secret`, else the store's
 /// key; `None` only when `[leases] pseudonymise = false`.
-pub fn pseudonymiser(cfg: &Config, store: &mut SqliteStore) -> Result<Option<Pseudonymiser>> {
+pub fn pseudonymiser(cfg: &Config, store: &mut AnyStore) -> Result<Option<Pseudonymiser>> {
     if !cfg.leases.pseudonymise {
         return Ok(None);
     }
@@ -101,7 +101,7 @@ pub fn pseudonymiser(cfg: &Config, store: &mut SqliteStore) -> Result<Option<Pse
 }
 
 /// [`pseudonymiser`] for a store this process may only read.
-pub fn pseudonymiser_read(cfg: &Config, store: &SqliteStore) -> Result<Option<Pseudonymiser>> {
+pub fn pseudonymiser_read(cfg: &Config, store: &AnyStore) -> Result<Option<Pseudonymiser>> {
     if !cfg.leases.pseudonymise {
         return Ok(None);
     }
@@ -126,7 +126,9 @@ mod tests {
 
     #[test]
     fn without_config_a_key_is_made_once_and_kept() {
-        let mut s = SqliteStore::open_in_memory(Default::default()).unwrap();
+        let mut s = AnyStore::Sqlite(
+            botwatch_store::sqlite::SqliteStore::open_in_memory(Default::default()).unwrap(),
+        );
         let cfg = Config::default();
         assert_eq!(notify_key_read(&cfg, &s).unwrap(), None);
         let a = notify_key(&cfg, &mut s).unwrap();

@@ -52,7 +52,7 @@ pub fn ipdb(cfg: &Config) -> Result<std::sync::Arc<botwatch_enrich::IpDb>> {
 /// (`notify run`, and `botwatch run`'s notify job); `dry_run` renders instead of sending.
 pub fn deliver_notices(
     cfg: &Config,
-    store: &mut botwatch_store::sqlite::SqliteStore,
+    store: &mut botwatch_store::any::AnyStore,
     clock: &dyn botwatch_model::Clock,
     dry_run: bool,
 ) -> Result<botwatch_notify::DrainSummary> {

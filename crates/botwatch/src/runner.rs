@@ -171,10 +171,7 @@ struct Ctx {
 type LeaseGeneration = (usize, i64);
 
 impl Ctx {
-    fn attributor(
-        &self,
-        store: &botwatch_store::sqlite::SqliteStore,
-    ) -> Result<Arc<crate::isp::EnrichAttributor>> {
+    fn attributor(&self, store: &botwatch_store::any::AnyStore) -> Result<Arc<crate::isp::EnrichAttributor>> {
         use botwatch_store::leases::LeaseStore;
         let imports = store.lease_imports()?;
         let generation = (imports.len(), imports.iter().map(|i| i.id).max().unwrap_or(0));
@@ -198,7 +195,7 @@ impl Ctx {
         }
     }
 
-    fn store(&self) -> Result<botwatch_store::sqlite::SqliteStore> {
+    fn store(&self) -> Result<botwatch_store::any::AnyStore> {
         crate::serve::open_write(&self.cfg, &self.db)
     }
 }

@@ -22,44 +22,45 @@ pub fn store_url(cfg: &Config) -> Result<Option<String>> {
     }
 }
 
-/// Refuses, with what to do instead, a command that keeps its data in the SQLite file while
-/// the config selects PostgreSQL: it would otherwise write a file nobody else reads.
-fn embedded_only(cfg: &Config, path: &Path) -> Result<()> {
-    if cfg.store.url.is_some() && path == cfg.store.path {
-        anyhow::bail!(
-            "this command works on the embedded SQLite store only so far, and `[store] url` selects PostgreSQL; \
-             pass --db FILE to use a SQLite file, or unset [store] url"
-        );
+/// The PostgreSQL URL to use for the store at `path`: `[store] url`, unless the command
+/// was pointed at another SQLite file (`--db`).
+fn postgres_for(cfg: &Config, path: &Path) -> Result<Option<String>> {
+    if path != cfg.store.path {
+        return Ok(None);
     }
-    Ok(())
+    store_url(cfg)
 }
 
-/// The store a command that needs only [`botwatch_store::Store`] reads or writes: PostgreSQL
-/// when `[store] url` is set and no other file was asked for, else the SQLite file at
-/// `path` (created when `write`).
+fn connect(cfg: &Config, url: &str) -> Result<AnyStore> {
+    let s = PgStore::connect(url, store_config(cfg))
+        .with_context(|| format!("connecting to {}", botwatch_store::postgres::redact(url)))?;
+    Ok(AnyStore::Postgres(Box::new(s)))
+}
+
+/// The store at `path` (or PostgreSQL, when `[store] url` selects it), for reading or
+/// writing.
 pub fn open_any(cfg: &Config, path: &Path, write: bool) -> Result<AnyStore> {
-    if path == cfg.store.path
-        && let Some(url) = store_url(cfg)?
-    {
-        let s = PgStore::connect(&url, store_config(cfg))
-            .with_context(|| format!("connecting to {}", botwatch_store::postgres::redact(&url)))?;
-        return Ok(AnyStore::Postgres(Box::new(s)));
-    }
-    Ok(AnyStore::Sqlite(if write { open_write(cfg, path)? } else { open_read(cfg, path)? }))
+    if write { open_write(cfg, path) } else { open_read(cfg, path) }
 }
 
 /// For commands that write: a writer already at work (an ingest) is waited for, with
 /// progress, rather than failing with "database is locked".
-pub fn open_write(cfg: &Config, path: &Path) -> Result<SqliteStore> {
-    embedded_only(cfg, path)?;
+pub fn open_write(cfg: &Config, path: &Path) -> Result<AnyStore> {
+    if let Some(url) = postgres_for(cfg, path)? {
+        return connect(cfg, &url);
+    }
     let mut s = SqliteStore::open(path, store_config(cfg))
         .with_context(|| format!("opening database {}", path.display()))?;
     s.wait_for_writers()?;
-    Ok(s)
+    Ok(AnyStore::Sqlite(s))
 }
 
-/// A store that must be there already (commands that read it or act on what it holds).
-pub fn require_store(path: &Path) -> Result<()> {
+/// A store that must be there already (commands that read it or act on what it holds). A
+/// PostgreSQL store always is (the schema is made on first connection).
+pub fn require_store(cfg: &Config, path: &Path) -> Result<()> {
+    if postgres_for(cfg, path)?.is_some() {
+        return Ok(());
+    }
     if !path.exists() {
         anyhow::bail!(
             "no database at {} (run `botwatch ingest` or `botwatch demo` first, or pass --db)",
@@ -69,12 +70,17 @@ pub fn require_store(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// For commands that only read: nothing created, migrated or written.
-pub fn open_read(cfg: &Config, path: &Path) -> Result<SqliteStore> {
-    embedded_only(cfg, path)?;
-    require_store(path)?;
-    SqliteStore::open_read_only(path, store_config(cfg))
-        .with_context(|| format!("opening database {} read-only", path.display()))
+/// For commands that only read: nothing created, migrated or written (PostgreSQL: the
+/// session is the same; nothing these commands run writes).
+pub fn open_read(cfg: &Config, path: &Path) -> Result<AnyStore> {
+    if let Some(url) = postgres_for(cfg, path)? {
+        return connect(cfg, &url);
+    }
+    require_store(cfg, path)?;
+    Ok(AnyStore::Sqlite(
+        SqliteStore::open_read_only(path, store_config(cfg))
+            .with_context(|| format!("opening database {} read-only", path.display()))?,
+    ))
 }
 
 /// The server's state, ready to serve.
@@ -87,8 +93,7 @@ pub struct Prepared {
 /// Builds the server's state from the config. A store this user may only read is served
 /// read-only: pages and queries work, and whatever would write answers that it cannot.
 pub fn prepare(cfg: &Config, path: PathBuf, listen: Option<std::net::SocketAddr>) -> Result<Prepared> {
-    embedded_only(cfg, &path)?;
-    require_store(&path)?;
+    require_store(cfg, &path)?;
     let (store, read_only) = match open_write(cfg, &path) {
         Ok(s) => (s, false),
         Err(e) if matches!(e.downcast_ref(), Some(botwatch_store::StoreError::NotWritable { .. })) => {
@@ -120,7 +125,15 @@ pub fn prepare(cfg: &Config, path: PathBuf, listen: Option<std::net::SocketAddr>
         tracing::warn!("No notice-link key yet: the portal verifies no link until `notify run` has made one");
     }
     let deps = botwatch_server::Deps {
-        db: botwatch_server::db::Db::open(path, store_config(cfg), scfg.db_connections, read_only)?,
+        db: botwatch_server::db::Db::open_source(
+            match postgres_for(cfg, &path)? {
+                Some(url) => botwatch_server::db::Source::Postgres(url),
+                None => botwatch_server::db::Source::Sqlite(path),
+            },
+            store_config(cfg),
+            scfg.db_connections,
+            read_only,
+        )?,
         constituency,
         attributor: Arc::new(attributor),
         engine: botwatch_cases::CaseEngine::new(cfg.cases.clone())?,

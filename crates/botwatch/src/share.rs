@@ -8,8 +8,8 @@ use botwatch_model::{Clock, Timestamp};
 use botwatch_share::gate::{self, Entitlement, Label};
 use botwatch_share::partners::{Partner, ShareConfig, secret};
 use botwatch_share::taxii::{CollectionKind, MEDIA_TAXII};
+use botwatch_store::any::AnyStore;
 use botwatch_store::share::{AuditEntry, PullState, SharePage, Versions};
-use botwatch_store::sqlite::SqliteStore;
 use std::io::Write;
 use std::net::IpAddr;
 
@@ -78,7 +78,7 @@ pub fn entitlement(
 // One row of the audit log, each column an argument: call sites read as the row they write.
 #[allow(clippy::too_many_arguments)]
 pub fn audit(
-    store: &SqliteStore,
+    store: &AnyStore,
     now: Timestamp,
     partner: &str,
     direction: &str,
@@ -201,7 +201,7 @@ pub struct PullSummary {
 /// normal pipeline (rejects kept, duplicates merged).
 pub fn pull(
     cfg: &Config,
-    store: &mut SqliteStore,
+    store: &mut AnyStore,
     ing: &Ingestor<'_>,
     p: &Partner,
     clock: &dyn Clock,
@@ -260,7 +260,7 @@ pub fn pull(
 
 fn pull_collection(
     t: &Taxii,
-    store: &mut SqliteStore,
+    store: &mut AnyStore,
     ing: &Ingestor<'_>,
     p: &Partner,
     url: &str,
@@ -371,7 +371,7 @@ fn pull_collection(
 
 /// A bundle of what a partner sent, through the normal pipeline; `source` names the partner.
 fn ingest_bundle(
-    store: &mut SqliteStore,
+    store: &mut AnyStore,
     ing: &Ingestor<'_>,
     path: &std::path::Path,
     name: &str,
@@ -407,7 +407,7 @@ pub struct PushSummary {
 
 /// Sends what this node published since the last push, as the gate admits it for the
 /// partner, in envelopes of at most 1,000 objects.
-pub fn push(cfg: &Config, store: &mut SqliteStore, p: &Partner, clock: &dyn Clock) -> Result<PushSummary> {
+pub fn push(cfg: &Config, store: &mut AnyStore, p: &Partner, clock: &dyn Clock) -> Result<PushSummary> {
     let me = share_cfg(cfg);
     let t = Taxii::new(cfg, p)?;
     let coll =
@@ -500,7 +500,7 @@ pub fn push(cfg: &Config, store: &mut SqliteStore, p: &Partner, clock: &dyn Cloc
 /// `botwatch export --format stix`: a bundle for one recipient.
 pub fn export_stix(
     cfg: &Config,
-    store: &SqliteStore,
+    store: &AnyStore,
     who: &str,
     e: &Entitlement,
     w: &mut dyn Write,
@@ -575,7 +575,7 @@ pub fn expand_misp_feeds(paths: &[std::path::PathBuf]) -> (Vec<std::path::PathBu
 /// normal pipeline (rejects kept, duplicates merged; the report's source names the partner).
 pub fn ingest_inbox(
     cfg: &Config,
-    store: &mut SqliteStore,
+    store: &mut AnyStore,
     ing: &Ingestor<'_>,
     clock: &dyn Clock,
 ) -> Result<Vec<PullSummary>> {

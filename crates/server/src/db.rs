@@ -1,23 +1,33 @@
-//! The store from async handlers: a few SQLite connections, each used by one blocking task
-//! at a time. WAL lets them read while the ingest writer (another process, or a case
-//! action here) writes.
+//! The store from async handlers: a pool of connections (SQLite files or PostgreSQL
+//! sessions), each used by one blocking task at a time. SQLite's WAL, like PostgreSQL's
+//! MVCC, lets them read while a writer (an ingest, a worker, a case action here) writes.
 
 use crate::api::ApiError;
 use botwatch_store::StoreConfig;
+use botwatch_store::any::AnyStore;
+use botwatch_store::postgres::PgStore;
 use botwatch_store::sqlite::SqliteStore;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+
+/// Where the pool's connections go.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL.
+    Postgres(String),
+}
 
 pub struct Db {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    path: PathBuf,
+    source: Source,
     cfg: StoreConfig,
     /// Opened with `SqliteStore::open_read_only`: this user may not write the store.
     read_only: bool,
-    idle: Mutex<Vec<SqliteStore>>,
+    idle: Mutex<Vec<AnyStore>>,
     /// Bounds the connections open at once; a request beyond it waits for one.
     permits: tokio::sync::Semaphore,
 }
@@ -25,11 +35,16 @@ struct Inner {
 impl Db {
     /// Connections to the database at `path`, opened as needed, at most `max` at once.
     pub fn open(path: PathBuf, cfg: StoreConfig, max: usize, read_only: bool) -> anyhow::Result<Db> {
+        Db::open_source(Source::Sqlite(path), cfg, max, read_only)
+    }
+
+    /// Connections to `source`, opened as needed, at most `max` at once.
+    pub fn open_source(source: Source, cfg: StoreConfig, max: usize, read_only: bool) -> anyhow::Result<Db> {
         // Open one now: a wrong path or a too-new schema fails at start, not per request.
-        let first = open_reader(&path, &cfg, read_only)?;
+        let first = open_reader(&source, &cfg, read_only)?;
         Ok(Db {
             inner: Arc::new(Inner {
-                path,
+                source,
                 cfg,
                 read_only,
                 idle: Mutex::new(vec![first]),
@@ -47,16 +62,26 @@ impl Db {
     pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut SqliteStore) -> anyhow::Result<T> + Send + 'static,
+        F: FnOnce(&mut AnyStore) -> anyhow::Result<T> + Send + 'static,
     {
         let _permit =
             self.inner.permits.acquire().await.map_err(|_| ApiError::unavailable("store closed"))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let taken = inner.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            // A PostgreSQL session the server closed (a restart, an idle timeout) is
+            // dropped, not handed out.
+            let taken = loop {
+                let next = inner.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                match next {
+                    Some(s) if s.is_closed() => continue,
+                    other => break other,
+                }
+            };
             let mut store = match taken {
                 Some(s) => s,
-                None => open_reader(&inner.path, &inner.cfg, inner.read_only).map_err(ApiError::internal)?,
+                None => {
+                    open_reader(&inner.source, &inner.cfg, inner.read_only).map_err(ApiError::internal)?
+                }
             };
             let out = f(&mut store);
             inner.idle.lock().unwrap_or_else(|e| e.into_inner()).push(store);
@@ -68,11 +93,13 @@ impl Db {
 }
 
 /// One of the pool's connections, set up for the server's many small reads.
-fn open_reader(path: &std::path::Path, cfg: &StoreConfig, read_only: bool) -> anyhow::Result<SqliteStore> {
-    let s = if read_only {
-        SqliteStore::open_read_only(path, cfg.clone())?
-    } else {
-        SqliteStore::open(path, cfg.clone())?
+fn open_reader(source: &Source, cfg: &StoreConfig, read_only: bool) -> anyhow::Result<AnyStore> {
+    let s = match source {
+        Source::Sqlite(path) if read_only => {
+            AnyStore::Sqlite(SqliteStore::open_read_only(path, cfg.clone())?)
+        }
+        Source::Sqlite(path) => AnyStore::Sqlite(SqliteStore::open(path, cfg.clone())?),
+        Source::Postgres(url) => AnyStore::Postgres(Box::new(PgStore::connect(url, cfg.clone())?)),
     };
     s.tune_for_reads()?;
     Ok(s)

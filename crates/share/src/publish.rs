@@ -7,8 +7,8 @@ use crate::partners::ShareConfig;
 use crate::stix::{Exporter, Obj, Row};
 use crate::taxii::CollectionKind;
 use botwatch_model::Timestamp;
+use botwatch_store::any::AnyStore;
 use botwatch_store::share::{NewShareObject, ShareRow};
-use botwatch_store::sqlite::SqliteStore;
 use std::net::IpAddr;
 
 /// Whether an observation's address lies inside this node's constituency.
@@ -70,7 +70,7 @@ fn types(cfg: &ShareConfig) -> Vec<String> {
 
 /// Every object the store's observations become, in order, with reference objects first.
 pub fn for_each_object(
-    store: &SqliteStore,
+    store: &AnyStore,
     cfg: &ShareConfig,
     home: IsHome<'_>,
     f: &mut dyn FnMut(Obj) -> std::io::Result<()>,
@@ -107,7 +107,7 @@ pub struct PublishSummary {
 /// unchanged keeps its version and `date_added`, so partners polling with `added_after`
 /// see only what is new.
 pub fn publish(
-    store: &mut SqliteStore,
+    store: &mut AnyStore,
     cfg: &ShareConfig,
     home: IsHome<'_>,
     now: Timestamp,
@@ -179,7 +179,7 @@ impl Sent {
 
 /// A STIX bundle for one recipient, streamed.
 pub fn bundle(
-    store: &SqliteStore,
+    store: &AnyStore,
     cfg: &ShareConfig,
     home: IsHome<'_>,
     e: &Entitlement,
@@ -200,7 +200,7 @@ pub fn bundle(
 
 /// A MISP feed directory for one recipient.
 pub fn misp_feed(
-    store: &SqliteStore,
+    store: &AnyStore,
     cfg: &ShareConfig,
     home: IsHome<'_>,
     e: &Entitlement,

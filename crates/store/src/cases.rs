@@ -628,7 +628,6 @@ impl CaseStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StoreConfig;
 
     fn case(id: i64, key: &str) -> Case {
         let mut c =
@@ -649,52 +648,56 @@ mod tests {
 
     #[test]
     fn cases_roundtrip_and_due_selects_by_next_check() {
-        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
-        let mut tx = s.case_tx().unwrap();
-        assert_eq!(tx.next_case_id().unwrap(), 1);
-        let mut a = CaseRecord {
-            case: case(1, "ip:192.0.2.7|mirai"),
-            recent: vec![],
-            next_check: Some(Timestamp::from_secs(200)),
-        };
-        a.case.close_reason = Some(CloseReason::Silent);
-        let mut b = CaseRecord { case: case(2, "ip:192.0.2.8|mirai"), recent: vec![], next_check: None };
-        b.case.ip = Some("192.0.2.8".parse().unwrap());
-        tx.save(&a).unwrap();
-        tx.save(&b).unwrap();
-        tx.set_cursor(42).unwrap();
-        tx.append_history(&[HistoryEntry {
-            case_id: 1,
-            at: Timestamp::from_secs(100),
-            actor: "engine".into(),
-            action: "opened".into(),
-            from: None,
-            to: CaseState::Detected,
-            level: 0,
-            detail: String::new(),
-        }])
-        .unwrap();
-        assert_eq!(tx.due(Timestamp::from_secs(199), 10).unwrap().len(), 0);
-        assert_eq!(tx.due(Timestamp::from_secs(200), 10).unwrap(), vec![a.clone()]);
-        let got = tx.by_keys(&["ip:192.0.2.8|mirai", "nope"]).unwrap();
-        assert_eq!(got, vec![b.clone()]);
-        tx.commit().unwrap();
-        assert_eq!(s.case_cursor().unwrap(), 42);
-        assert_eq!(s.case(1).unwrap().unwrap(), a);
-        assert_eq!(s.case_history(1).unwrap().len(), 1);
-        let q = CaseQuery { ip: Some("192.0.2.8".parse().unwrap()), ..Default::default() };
-        assert_eq!(s.cases(&q).unwrap(), vec![b.case]);
+        for (mut s, _schema) in
+            crate::testing::backends("cases::cases_roundtrip_and_due_selects_by_next_check")
+        {
+            let mut tx = s.case_tx().unwrap();
+            assert_eq!(tx.next_case_id().unwrap(), 1);
+            let mut a = CaseRecord {
+                case: case(1, "ip:192.0.2.7|mirai"),
+                recent: vec![],
+                next_check: Some(Timestamp::from_secs(200)),
+            };
+            a.case.close_reason = Some(CloseReason::Silent);
+            let mut b = CaseRecord { case: case(2, "ip:192.0.2.8|mirai"), recent: vec![], next_check: None };
+            b.case.ip = Some("192.0.2.8".parse().unwrap());
+            tx.save(&a).unwrap();
+            tx.save(&b).unwrap();
+            tx.set_cursor(42).unwrap();
+            tx.append_history(&[HistoryEntry {
+                case_id: 1,
+                at: Timestamp::from_secs(100),
+                actor: "engine".into(),
+                action: "opened".into(),
+                from: None,
+                to: CaseState::Detected,
+                level: 0,
+                detail: String::new(),
+            }])
+            .unwrap();
+            assert_eq!(tx.due(Timestamp::from_secs(199), 10).unwrap().len(), 0);
+            assert_eq!(tx.due(Timestamp::from_secs(200), 10).unwrap(), vec![a.clone()]);
+            let got = tx.by_keys(&["ip:192.0.2.8|mirai", "nope"]).unwrap();
+            assert_eq!(got, vec![b.clone()]);
+            tx.commit().unwrap();
+            assert_eq!(s.case_cursor().unwrap(), 42);
+            assert_eq!(s.case(1).unwrap().unwrap(), a);
+            assert_eq!(s.case_history(1).unwrap().len(), 1);
+            let q = CaseQuery { ip: Some("192.0.2.8".parse().unwrap()), ..Default::default() };
+            assert_eq!(s.cases(&q).unwrap(), vec![b.case]);
+        }
     }
 
     #[test]
     fn dropping_a_case_tx_rolls_back() {
-        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
-        {
-            let mut tx = s.case_tx().unwrap();
-            tx.save(&CaseRecord { case: case(1, "k"), recent: vec![], next_check: None }).unwrap();
-            tx.set_cursor(9).unwrap();
+        for (mut s, _schema) in crate::testing::backends("cases::dropping_a_case_tx_rolls_back") {
+            {
+                let mut tx = s.case_tx().unwrap();
+                tx.save(&CaseRecord { case: case(1, "k"), recent: vec![], next_check: None }).unwrap();
+                tx.set_cursor(9).unwrap();
+            }
+            assert!(s.case(1).unwrap().is_none());
+            assert_eq!(s.case_cursor().unwrap(), 0);
         }
-        assert!(s.case(1).unwrap().is_none());
-        assert_eq!(s.case_cursor().unwrap(), 0);
     }
 }

@@ -238,67 +238,78 @@ impl JobStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StoreConfig;
 
     #[test]
     fn a_failure_backs_off_until_a_success_resets_it() {
-        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
-        let t = |x: i64| Timestamp::from_secs(1_700_000_000 + x);
-        let end = |at, outcome| JobEnd { at, duration_ms: 5, outcome, next_run: at };
-        s.job_started("fetch", 60, t(0)).unwrap();
-        assert_eq!(s.jobs().unwrap()[0].running_since, Some(t(0)));
-        s.job_finished("fetch", &end(t(1), Err("boom".into()))).unwrap();
-        s.job_started("fetch", 60, t(2)).unwrap();
-        s.job_finished("fetch", &end(t(3), Err("boom again".into()))).unwrap();
-        let j = &s.jobs().unwrap()[0];
-        assert_eq!((j.runs, j.failures, j.consecutive_failures), (2, 2, 2));
-        assert_eq!((j.last_success, j.last_failure, j.running_since), (None, Some(t(3)), None));
-        assert_eq!(j.last_error.as_deref(), Some("boom again"));
-        s.job_started("fetch", 60, t(4)).unwrap();
-        s.job_finished("fetch", &end(t(5), Ok("2 reports".into()))).unwrap();
-        let j = &s.jobs().unwrap()[0];
-        assert_eq!((j.runs, j.failures, j.consecutive_failures), (3, 2, 0));
-        assert_eq!((j.last_success, j.last_detail.as_deref()), (Some(t(5)), Some("2 reports")));
+        for (mut s, _schema) in
+            crate::testing::backends("jobs::a_failure_backs_off_until_a_success_resets_it")
+        {
+            let t = |x: i64| Timestamp::from_secs(1_700_000_000 + x);
+            let end = |at, outcome| JobEnd { at, duration_ms: 5, outcome, next_run: at };
+            s.job_started("fetch", 60, t(0)).unwrap();
+            assert_eq!(s.jobs().unwrap()[0].running_since, Some(t(0)));
+            s.job_finished("fetch", &end(t(1), Err("boom".into()))).unwrap();
+            s.job_started("fetch", 60, t(2)).unwrap();
+            s.job_finished("fetch", &end(t(3), Err("boom again".into()))).unwrap();
+            let j = &s.jobs().unwrap()[0];
+            assert_eq!((j.runs, j.failures, j.consecutive_failures), (2, 2, 2));
+            assert_eq!((j.last_success, j.last_failure, j.running_since), (None, Some(t(3)), None));
+            assert_eq!(j.last_error.as_deref(), Some("boom again"));
+            s.job_started("fetch", 60, t(4)).unwrap();
+            s.job_finished("fetch", &end(t(5), Ok("2 reports".into()))).unwrap();
+            let j = &s.jobs().unwrap()[0];
+            assert_eq!((j.runs, j.failures, j.consecutive_failures), (3, 2, 0));
+            assert_eq!((j.last_success, j.last_detail.as_deref()), (Some(t(5)), Some("2 reports")));
+        }
     }
 
     #[test]
     fn a_run_the_process_did_not_finish_counts_as_failed_at_the_next_start() {
-        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
-        let t = |x: i64| Timestamp::from_secs(1_700_000_000 + x);
-        s.job_started("spool", 1, t(0)).unwrap();
-        // Killed here; started again.
-        s.job_started("spool", 1, t(10)).unwrap();
-        let j = &s.jobs().unwrap()[0];
-        assert_eq!((j.runs, j.failures, j.consecutive_failures), (1, 1, 1));
-        assert_eq!((j.last_failure, j.last_error.as_deref()), (Some(t(0)), Some(ABANDONED)));
-        assert_eq!(j.running_since, Some(t(10)));
-        s.job_finished(
-            "spool",
-            &JobEnd { at: t(11), duration_ms: 5, outcome: Ok("1 report".into()), next_run: t(12) },
-        )
-        .unwrap();
-        let j = &s.jobs().unwrap()[0];
-        assert_eq!((j.runs, j.failures, j.consecutive_failures, j.running_since), (2, 1, 0, None));
+        for (mut s, _schema) in crate::testing::backends(
+            "jobs::a_run_the_process_did_not_finish_counts_as_failed_at_the_next_start",
+        ) {
+            let t = |x: i64| Timestamp::from_secs(1_700_000_000 + x);
+            s.job_started("spool", 1, t(0)).unwrap();
+            // Killed here; started again.
+            s.job_started("spool", 1, t(10)).unwrap();
+            let j = &s.jobs().unwrap()[0];
+            assert_eq!((j.runs, j.failures, j.consecutive_failures), (1, 1, 1));
+            assert_eq!((j.last_failure, j.last_error.as_deref()), (Some(t(0)), Some(ABANDONED)));
+            assert_eq!(j.running_since, Some(t(10)));
+            s.job_finished(
+                "spool",
+                &JobEnd { at: t(11), duration_ms: 5, outcome: Ok("1 report".into()), next_run: t(12) },
+            )
+            .unwrap();
+            let j = &s.jobs().unwrap()[0];
+            assert_eq!((j.runs, j.failures, j.consecutive_failures, j.running_since), (2, 1, 0, None));
+        }
     }
 
     #[test]
     fn a_source_is_stale_once_quiet_longer_than_allowed() {
-        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
-        let t = |x: i64| Timestamp::from_secs(1_700_000_000 + x);
-        s.source_configured("feed", "http", 60, Some(180), t(0)).unwrap();
-        s.source_configured("spool", "spool", 10, None, t(0)).unwrap();
-        let src = |s: &SqliteStore| s.sources().unwrap()[0].clone();
-        assert!(!s.sources().unwrap()[1].stale(t(1_000_000)), "a source without an allowance is never stale");
-        assert!(!src(&s).stale(t(100)));
-        assert!(src(&s).stale(t(181)), "no report since it was configured");
-        s.source_checked("feed", t(200), 1, 10, None).unwrap();
-        assert!(!src(&s).stale(t(300)));
-        s.source_checked("feed", t(400), 0, 0, Some("server answered 404")).unwrap();
-        let r = src(&s);
-        assert_eq!((r.reports, r.events, r.last_report), (1, 10, Some(t(200))));
-        assert!(r.stale(t(400)) && r.quiet_secs(t(400)) == 200);
-        // Reconfiguring keeps the history.
-        s.source_configured("feed", "http", 30, Some(90), t(500)).unwrap();
-        assert_eq!((src(&s).since, src(&s).stale_after_secs), (t(0), Some(90)));
+        for (mut s, _schema) in
+            crate::testing::backends("jobs::a_source_is_stale_once_quiet_longer_than_allowed")
+        {
+            let t = |x: i64| Timestamp::from_secs(1_700_000_000 + x);
+            s.source_configured("feed", "http", 60, Some(180), t(0)).unwrap();
+            s.source_configured("spool", "spool", 10, None, t(0)).unwrap();
+            let src = |s: &crate::any::AnyStore| s.sources().unwrap()[0].clone();
+            assert!(
+                !s.sources().unwrap()[1].stale(t(1_000_000)),
+                "a source without an allowance is never stale"
+            );
+            assert!(!src(&s).stale(t(100)));
+            assert!(src(&s).stale(t(181)), "no report since it was configured");
+            s.source_checked("feed", t(200), 1, 10, None).unwrap();
+            assert!(!src(&s).stale(t(300)));
+            s.source_checked("feed", t(400), 0, 0, Some("server answered 404")).unwrap();
+            let r = src(&s);
+            assert_eq!((r.reports, r.events, r.last_report), (1, 10, Some(t(200))));
+            assert!(r.stale(t(400)) && r.quiet_secs(t(400)) == 200);
+            // Reconfiguring keeps the history.
+            s.source_configured("feed", "http", 30, Some(90), t(500)).unwrap();
+            assert_eq!((src(&s).since, src(&s).stale_after_secs), (t(0), Some(90)));
+        }
     }
 }

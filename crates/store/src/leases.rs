@@ -152,7 +152,6 @@ impl LeaseStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StoreConfig;
 
     fn rec(ip: &str, ports: Option<(u16, u16)>, end: Option<i64>, sub: &str) -> LeaseRecord {
         LeaseRecord {
@@ -182,20 +181,23 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_the_same_file_imports_once() {
-        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
-        let recs = vec![
-            rec("192.0.2.1/32", None, Some(200), "a"),
-            rec("203.0.113.1/32", Some((1024, 2047)), None, "b"),
-            rec("2001:db8:aa00::/56", None, None, "c"),
-        ];
-        assert!(s.import_leases(&import("aa"), &recs).unwrap().is_some());
-        assert_eq!(s.import_leases(&import("aa"), &recs).unwrap(), None, "same hash: no-op");
-        assert_eq!(s.load_leases().unwrap(), recs);
-        assert!(s.import_leases(&import("bb"), &recs[..1]).unwrap().is_some());
-        assert_eq!(s.load_leases().unwrap().len(), 4);
-        let imports = s.lease_imports().unwrap();
-        assert_eq!(imports.len(), 2);
-        assert_eq!((imports[0].import.sha256.as_str(), imports[0].records), ("bb", 1));
-        assert_eq!(imports[1].import, import("aa"));
+        for (mut s, _schema) in
+            crate::testing::backends("leases::records_round_trip_and_the_same_file_imports_once")
+        {
+            let recs = vec![
+                rec("192.0.2.1/32", None, Some(200), "a"),
+                rec("203.0.113.1/32", Some((1024, 2047)), None, "b"),
+                rec("2001:db8:aa00::/56", None, None, "c"),
+            ];
+            assert!(s.import_leases(&import("aa"), &recs).unwrap().is_some());
+            assert_eq!(s.import_leases(&import("aa"), &recs).unwrap(), None, "same hash: no-op");
+            assert_eq!(s.load_leases().unwrap(), recs);
+            assert!(s.import_leases(&import("bb"), &recs[..1]).unwrap().is_some());
+            assert_eq!(s.load_leases().unwrap().len(), 4);
+            let imports = s.lease_imports().unwrap();
+            assert_eq!(imports.len(), 2);
+            assert_eq!((imports[0].import.sha256.as_str(), imports[0].records), ("bb", 1));
+            assert_eq!(imports[1].import, import("aa"));
+        }
     }
 }

@@ -398,6 +398,28 @@ pub fn net_keys(n: IpNet) -> ([u8; 16], [u8; 16]) {
     (ip_key(n.network()), ip_key(n.broadcast()))
 }
 
+/// The module tests' stores: each test runs on every backend. PostgreSQL joins when
+/// `BOTWATCH_PG_URL` is set (a schema of its own per test), and is required under
+/// `BOTWATCH_REQUIRE_PEERS=1`.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::StoreConfig;
+    use crate::any::AnyStore;
+    use crate::postgres::TestSchema;
+
+    /// (store, its schema): the schema is dropped after the store.
+    pub(crate) fn backends(test: &str) -> Vec<(AnyStore, Option<TestSchema>)> {
+        let mut v = vec![(
+            AnyStore::Sqlite(crate::sqlite::SqliteStore::open_in_memory(StoreConfig::default()).unwrap()),
+            None,
+        )];
+        if let Some(schema) = TestSchema::new(test) {
+            v.push((AnyStore::Postgres(Box::new(schema.store(StoreConfig::default()))), Some(schema)));
+        }
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

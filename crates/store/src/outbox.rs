@@ -418,7 +418,6 @@ impl OutboxStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StoreConfig;
 
     fn notice(key: &str, due: i64) -> NewNotice {
         NewNotice {
@@ -438,50 +437,56 @@ mod tests {
 
     #[test]
     fn one_notice_per_key_and_the_lifecycle_of_a_send() {
-        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
-        let t = Timestamp::from_secs;
-        assert_eq!(s.enqueue(&[notice("a", 10), notice("b", 20)]).unwrap(), 2);
-        assert_eq!(s.enqueue(&[notice("a", 10)]).unwrap(), 0, "same key again: nothing new");
-        assert!(s.claim_due(t(5), 10, "r1", t(65)).unwrap().is_empty());
-        let due = s.claim_due(t(15), 10, "r1", t(75)).unwrap();
-        assert_eq!(due.len(), 1);
-        assert_eq!(due[0].notice, notice("a", 10));
-        let a = due[0].id;
-        assert!(s.claim_due(t(15), 10, "r2", t(75)).unwrap().is_empty(), "claimed by r1");
-        assert_eq!(s.start_sending(a, "r2", t(16), t(80)).unwrap(), SendCheck::Lost);
-        assert_eq!(s.start_sending(a, "r1", t(16), t(80)).unwrap(), SendCheck::Go);
-        assert!(s.mark_failed(a, "r1", "421 try later", Some(t(30))).unwrap());
-        assert_eq!(s.notice(a).unwrap().unwrap().status, NoticeStatus::Pending);
-        assert_eq!(s.claim_due(t(25), 10, "r1", t(85)).unwrap().len(), 1, "b only");
-        let again = s.claim_due(t(31), 10, "r2", t(91)).unwrap();
-        assert_eq!(again.iter().map(|n| n.id).collect::<Vec<_>>(), vec![a], "b is still r1's");
-        assert_eq!(s.start_sending(a, "r2", t(31), t(91)).unwrap(), SendCheck::Go);
-        assert!(!s.mark_sent(a, "r1", t(31)).unwrap(), "not r1's any more");
-        assert!(s.mark_sent(a, "r2", t(31)).unwrap());
-        let n = s.notice(a).unwrap().unwrap();
-        assert_eq!((n.status, n.attempts, n.sent_at), (NoticeStatus::Sent, 2, Some(t(31))));
-        assert!(!s.mark_failed(a, "r2", "late", None).unwrap(), "a terminal state stays");
-        assert_eq!(s.notice_by_message_id("a@botwatch.test").unwrap().unwrap().id, a);
-        assert_eq!(s.sent_since("abuse@example.net", t(30)).unwrap(), 1);
-        let b = s.notice_by_message_id("b@botwatch.test").unwrap().unwrap().id;
-        assert!(s.defer(b, "r1", t(100)).unwrap());
-        assert!(s.claim_due(t(40), 10, "r1", t(100)).unwrap().is_empty());
-        assert_eq!(s.claim_due(t(100), 10, "r1", t(160)).unwrap().len(), 1);
-        assert!(s.mark_failed(b, "r1", "550 no such user", None).unwrap());
-        assert!(s.claim_due(t(200), 10, "r1", t(260)).unwrap().is_empty());
-        assert_eq!(s.notices(Some(NoticeStatus::Failed), 10).unwrap().len(), 1);
+        for (mut s, _schema) in
+            crate::testing::backends("outbox::one_notice_per_key_and_the_lifecycle_of_a_send")
+        {
+            let t = Timestamp::from_secs;
+            assert_eq!(s.enqueue(&[notice("a", 10), notice("b", 20)]).unwrap(), 2);
+            assert_eq!(s.enqueue(&[notice("a", 10)]).unwrap(), 0, "same key again: nothing new");
+            assert!(s.claim_due(t(5), 10, "r1", t(65)).unwrap().is_empty());
+            let due = s.claim_due(t(15), 10, "r1", t(75)).unwrap();
+            assert_eq!(due.len(), 1);
+            assert_eq!(due[0].notice, notice("a", 10));
+            let a = due[0].id;
+            assert!(s.claim_due(t(15), 10, "r2", t(75)).unwrap().is_empty(), "claimed by r1");
+            assert_eq!(s.start_sending(a, "r2", t(16), t(80)).unwrap(), SendCheck::Lost);
+            assert_eq!(s.start_sending(a, "r1", t(16), t(80)).unwrap(), SendCheck::Go);
+            assert!(s.mark_failed(a, "r1", "421 try later", Some(t(30))).unwrap());
+            assert_eq!(s.notice(a).unwrap().unwrap().status, NoticeStatus::Pending);
+            assert_eq!(s.claim_due(t(25), 10, "r1", t(85)).unwrap().len(), 1, "b only");
+            let again = s.claim_due(t(31), 10, "r2", t(91)).unwrap();
+            assert_eq!(again.iter().map(|n| n.id).collect::<Vec<_>>(), vec![a], "b is still r1's");
+            assert_eq!(s.start_sending(a, "r2", t(31), t(91)).unwrap(), SendCheck::Go);
+            assert!(!s.mark_sent(a, "r1", t(31)).unwrap(), "not r1's any more");
+            assert!(s.mark_sent(a, "r2", t(31)).unwrap());
+            let n = s.notice(a).unwrap().unwrap();
+            assert_eq!((n.status, n.attempts, n.sent_at), (NoticeStatus::Sent, 2, Some(t(31))));
+            assert!(!s.mark_failed(a, "r2", "late", None).unwrap(), "a terminal state stays");
+            assert_eq!(s.notice_by_message_id("a@botwatch.test").unwrap().unwrap().id, a);
+            assert_eq!(s.sent_since("abuse@example.net", t(30)).unwrap(), 1);
+            let b = s.notice_by_message_id("b@botwatch.test").unwrap().unwrap().id;
+            assert!(s.defer(b, "r1", t(100)).unwrap());
+            assert!(s.claim_due(t(40), 10, "r1", t(100)).unwrap().is_empty());
+            assert_eq!(s.claim_due(t(100), 10, "r1", t(160)).unwrap().len(), 1);
+            assert!(s.mark_failed(b, "r1", "550 no such user", None).unwrap());
+            assert!(s.claim_due(t(200), 10, "r1", t(260)).unwrap().is_empty());
+            assert_eq!(s.notices(Some(NoticeStatus::Failed), 10).unwrap().len(), 1);
+        }
     }
 
     #[test]
     fn a_runner_that_died_mid_send_is_taken_over_after_its_lease() {
-        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
-        let t = Timestamp::from_secs;
-        s.enqueue(&[notice("a", 0)]).unwrap();
-        let a = s.claim_due(t(1), 10, "dead", t(61)).unwrap()[0].id;
-        assert_eq!(s.start_sending(a, "dead", t(2), t(62)).unwrap(), SendCheck::Go);
-        assert!(s.claim_due(t(50), 10, "r2", t(110)).unwrap().is_empty(), "lease still running");
-        assert_eq!(s.claim_due(t(63), 10, "r2", t(123)).unwrap().len(), 1);
-        assert_eq!(s.start_sending(a, "r2", t(63), t(123)).unwrap(), SendCheck::Go);
-        assert!(s.mark_sent(a, "r2", t(64)).unwrap());
+        for (mut s, _schema) in
+            crate::testing::backends("outbox::a_runner_that_died_mid_send_is_taken_over_after_its_lease")
+        {
+            let t = Timestamp::from_secs;
+            s.enqueue(&[notice("a", 0)]).unwrap();
+            let a = s.claim_due(t(1), 10, "dead", t(61)).unwrap()[0].id;
+            assert_eq!(s.start_sending(a, "dead", t(2), t(62)).unwrap(), SendCheck::Go);
+            assert!(s.claim_due(t(50), 10, "r2", t(110)).unwrap().is_empty(), "lease still running");
+            assert_eq!(s.claim_due(t(63), 10, "r2", t(123)).unwrap().len(), 1);
+            assert_eq!(s.start_sending(a, "r2", t(63), t(123)).unwrap(), SendCheck::Go);
+            assert!(s.mark_sent(a, "r2", t(64)).unwrap());
+        }
     }
 }

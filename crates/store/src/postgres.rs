@@ -35,7 +35,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// Versioned migrations; table `botwatch_schema` records the last one applied.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../migrations/postgres/0002_desk.sql")),
+    (3, include_str!("../migrations/postgres/0003_share.sql")),
+];
+
+mod desk;
+mod share;
 
 /// Advisory-lock key of the report writers ("botwatch" in ASCII, as an integer).
 pub const WRITE_LOCK: i64 = 0x626f_7477_6174_6368;
@@ -44,7 +51,19 @@ const MIGRATE_LOCK: i64 = WRITE_LOCK + 1;
 
 impl From<::postgres::Error> for StoreError {
     fn from(e: ::postgres::Error) -> Self {
-        StoreError::Postgres(e.to_string())
+        // The server's message (a `DbError`) or the I/O cause ("connection refused") is the
+        // source; the error's own text is only its kind.
+        let mut msg = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !msg.contains(&text) {
+                msg.push_str(": ");
+                msg.push_str(&text);
+            }
+            cause = c.source();
+        }
+        StoreError::Postgres(msg)
     }
 }
 
@@ -151,6 +170,11 @@ impl PgStore {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// The server closed this session.
+    pub fn is_closed(&self) -> bool {
+        self.client.borrow().is_closed()
     }
 
     pub fn schema_version(&mut self) -> Result<i64> {
@@ -645,8 +669,10 @@ impl Store for PgStore {
         if types.is_empty() {
             return Ok(());
         }
-        self.with_client(|c| {
-            // Streamed: millions of rows are never all in memory.
+        // Streamed (millions of rows are never all in memory), on a connection of its own:
+        // `f` may query the store meanwhile.
+        let mut c = self.stream_client()?;
+        {
             let mut rows = c.query_raw(
                 "SELECT id, subject, type, family, first_seen, last_seen, sources FROM observations WHERE type = ANY($1)",
                 [&types as &(dyn ToSql + Sync)],
@@ -663,7 +689,7 @@ impl Store for PgStore {
                 });
             }
             Ok(())
-        })
+        }
     }
 
     fn generation(&self, ignore_feeds: &[&str]) -> Result<String> {
@@ -693,6 +719,11 @@ impl Store for PgStore {
 }
 
 impl PgStore {
+    /// A second connection, for a long read whose consumer may use the store meanwhile.
+    fn stream_client(&self) -> Result<Client> {
+        Ok(self.config.connect(NoTls)?)
+    }
+
     fn with_client<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, ::postgres::Error>) -> Result<T> {
         Ok(f(&mut self.client.borrow_mut())?)
     }

@@ -37,15 +37,14 @@ impl SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use crate::StoreConfig;
-    use crate::sqlite::SqliteStore;
 
     #[test]
     fn made_once_then_kept() {
-        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
-        assert_eq!(s.secret("k").unwrap(), None);
-        let a = s.secret_or_init("k", || vec![1, 2, 3], 0).unwrap();
-        let b = s.secret_or_init("k", || vec![9], 0).unwrap();
-        assert_eq!((a.as_slice(), b.as_slice()), (&[1u8, 2, 3][..], &[1u8, 2, 3][..]));
+        for (mut s, _schema) in crate::testing::backends("secrets::made_once_then_kept") {
+            assert_eq!(s.secret("k").unwrap(), None);
+            let a = s.secret_or_init("k", || vec![1, 2, 3], 0).unwrap();
+            let b = s.secret_or_init("k", || vec![9], 0).unwrap();
+            assert_eq!((a.as_slice(), b.as_slice()), (&[1u8, 2, 3][..], &[1u8, 2, 3][..]));
+        }
     }
 }

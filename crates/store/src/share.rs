@@ -652,7 +652,6 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StoreConfig;
 
     fn obj<'a>(id: &'a str, ty: &'a str, body: &'a str) -> NewShareObject<'a> {
         NewShareObject {
@@ -668,49 +667,55 @@ mod tests {
 
     #[test]
     fn unchanged_objects_keep_their_version_and_pages_follow_the_cursor() {
-        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
-        let t = Timestamp(1_000_000);
-        let (a, u) = s
-            .share_put(
-                "c",
-                None,
-                [obj("indicator--1", "indicator", "{\"a\":1}"), obj("indicator--2", "indicator", "{}")],
-                t,
-            )
-            .unwrap();
-        assert_eq!((a, u), (2, 0));
-        let (a, u) = s.share_put("c", None, [obj("indicator--1", "indicator", "{\"a\":1}")], t).unwrap();
-        assert_eq!((a, u), (0, 1));
-        let mut q = SharePage { collection: "c".into(), limit: 1, ..Default::default() };
-        let (p1, more) = s.share_page(&q).unwrap();
-        assert!(more && p1.len() == 1);
-        q.after_seq = Some(p1[0].seq);
-        let (p2, more) = s.share_page(&q).unwrap();
-        assert!(!more && p2.len() == 1 && p2[0].id != p1[0].id);
+        for (mut s, _schema) in crate::testing::backends(
+            "share::unchanged_objects_keep_their_version_and_pages_follow_the_cursor",
+        ) {
+            let t = Timestamp(1_000_000);
+            let (a, u) = s
+                .share_put(
+                    "c",
+                    None,
+                    [obj("indicator--1", "indicator", "{\"a\":1}"), obj("indicator--2", "indicator", "{}")],
+                    t,
+                )
+                .unwrap();
+            assert_eq!((a, u), (2, 0));
+            let (a, u) = s.share_put("c", None, [obj("indicator--1", "indicator", "{\"a\":1}")], t).unwrap();
+            assert_eq!((a, u), (0, 1));
+            let mut q = SharePage { collection: "c".into(), limit: 1, ..Default::default() };
+            let (p1, more) = s.share_page(&q).unwrap();
+            assert!(more && p1.len() == 1);
+            q.after_seq = Some(p1[0].seq);
+            let (p2, more) = s.share_page(&q).unwrap();
+            assert!(!more && p2.len() == 1 && p2[0].id != p1[0].id);
+        }
     }
 
     #[test]
     fn retention_removes_shared_addresses_and_sightings_past_the_horizon() {
-        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
-        let old = Timestamp(1_000_000);
-        let new = Timestamp(9_000_000_000);
-        s.share_put(
-            "c",
-            None,
-            [
-                obj("ipv4-addr--1", "ipv4-addr", "{}"),
-                obj("sighting--1", "sighting", "{}"),
-                obj("indicator--1", "indicator", "{}"),
-            ],
-            old,
-        )
-        .unwrap();
-        s.share_put("c", None, [obj("ipv4-addr--2", "ipv4-addr", "{}")], new).unwrap();
-        let p = s.prune(Timestamp(5_000_000_000)).unwrap();
-        assert_eq!(p.shared_objects, 2);
-        let (left, _) =
-            s.share_page(&SharePage { collection: "c".into(), limit: 10, ..Default::default() }).unwrap();
-        let ids: Vec<&str> = left.iter().map(|o| o.id.as_str()).collect();
-        assert_eq!(ids, ["indicator--1", "ipv4-addr--2"]);
+        for (mut s, _schema) in crate::testing::backends(
+            "share::retention_removes_shared_addresses_and_sightings_past_the_horizon",
+        ) {
+            let old = Timestamp(1_000_000);
+            let new = Timestamp(9_000_000_000);
+            s.share_put(
+                "c",
+                None,
+                [
+                    obj("ipv4-addr--1", "ipv4-addr", "{}"),
+                    obj("sighting--1", "sighting", "{}"),
+                    obj("indicator--1", "indicator", "{}"),
+                ],
+                old,
+            )
+            .unwrap();
+            s.share_put("c", None, [obj("ipv4-addr--2", "ipv4-addr", "{}")], new).unwrap();
+            let p = s.prune(Timestamp(5_000_000_000)).unwrap();
+            assert_eq!(p.shared_objects, 2);
+            let (left, _) =
+                s.share_page(&SharePage { collection: "c".into(), limit: 10, ..Default::default() }).unwrap();
+            let ids: Vec<&str> = left.iter().map(|o| o.id.as_str()).collect();
+            assert_eq!(ids, ["indicator--1", "ipv4-addr--2"]);
+        }
     }
 }

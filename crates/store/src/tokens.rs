@@ -125,21 +125,21 @@ impl TokenStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StoreConfig;
 
     #[test]
     fn tokens_are_found_by_hash_until_revoked() {
-        let mut s = SqliteStore::open_in_memory(StoreConfig::default()).unwrap();
-        let t = Timestamp::from_secs(1_700_000_000);
-        let id = s.create_token("desk", "organisation", Some("isp-a"), "ab12", t).unwrap();
-        let got = s.token_by_hash("ab12").unwrap().unwrap();
-        assert_eq!((got.id, got.role.as_str(), got.org.as_deref()), (id, "organisation", Some("isp-a")));
-        assert!(s.token_by_hash("ffff").unwrap().is_none());
-        s.touch_token(id, Timestamp::from_secs(1_700_000_100)).unwrap();
-        assert_eq!(s.tokens().unwrap()[0].last_used, Some(Timestamp::from_secs(1_700_000_100)));
-        assert!(s.revoke_token(id, t).unwrap());
-        assert!(!s.revoke_token(id, t).unwrap(), "already revoked");
-        assert!(s.token_by_hash("ab12").unwrap().is_none());
-        assert!(s.create_token("dup", "admin", None, "ab12", t).is_err(), "hashes are unique");
+        for (mut s, _schema) in crate::testing::backends("tokens::tokens_are_found_by_hash_until_revoked") {
+            let t = Timestamp::from_secs(1_700_000_000);
+            let id = s.create_token("desk", "organisation", Some("isp-a"), "ab12", t).unwrap();
+            let got = s.token_by_hash("ab12").unwrap().unwrap();
+            assert_eq!((got.id, got.role.as_str(), got.org.as_deref()), (id, "organisation", Some("isp-a")));
+            assert!(s.token_by_hash("ffff").unwrap().is_none());
+            s.touch_token(id, Timestamp::from_secs(1_700_000_100)).unwrap();
+            assert_eq!(s.tokens().unwrap()[0].last_used, Some(Timestamp::from_secs(1_700_000_100)));
+            assert!(s.revoke_token(id, t).unwrap());
+            assert!(!s.revoke_token(id, t).unwrap(), "already revoked");
+            assert!(s.token_by_hash("ab12").unwrap().is_none());
+            assert!(s.create_token("dup", "admin", None, "ab12", t).is_err(), "hashes are unique");
+        }
     }
 }

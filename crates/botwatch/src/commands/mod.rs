@@ -17,7 +17,7 @@ use botwatch::config::Config;
 use botwatch::output::{self, Format};
 use botwatch::pipeline::{Ingestor, ReportSummary};
 use botwatch_model::{Clock, SystemClock, Timestamp, parse_timestamp};
-use botwatch_store::{GroupBy, Store, any::AnyStore, sqlite::SqliteStore};
+use botwatch_store::{GroupBy, Store, any::AnyStore};
 use std::io::Write;
 use std::process::ExitCode;
 pub(crate) use {
@@ -26,13 +26,13 @@ pub(crate) use {
 
 /// For commands that write: a writer already at work (an ingest) is waited for, with
 /// progress, rather than failing with "database is locked".
-pub(crate) fn open_store(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
+pub(crate) fn open_store(cfg: &Config, db: &DbArg) -> Result<AnyStore> {
     botwatch::serve::open_write(cfg, &db.db.clone().unwrap_or_else(|| cfg.store.path.clone()))
 }
 
 /// For commands that only read: opened read-only (nothing created, migrated or written), so a
 /// user who may read the store but not write it can query it.
-pub(crate) fn open_read(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
+pub(crate) fn open_read(cfg: &Config, db: &DbArg) -> Result<AnyStore> {
     botwatch::serve::open_read(cfg, &db.db.clone().unwrap_or_else(|| cfg.store.path.clone()))
 }
 
@@ -42,8 +42,8 @@ pub(crate) fn open_any(cfg: &Config, db: &DbArg, write: bool) -> Result<AnyStore
     botwatch::serve::open_any(cfg, &db.db.clone().unwrap_or_else(|| cfg.store.path.clone()), write)
 }
 
-pub(crate) fn open_existing(cfg: &Config, db: &DbArg) -> Result<SqliteStore> {
-    botwatch::serve::require_store(&db.db.clone().unwrap_or_else(|| cfg.store.path.clone()))?;
+pub(crate) fn open_existing(cfg: &Config, db: &DbArg) -> Result<AnyStore> {
+    botwatch::serve::require_store(cfg, &db.db.clone().unwrap_or_else(|| cfg.store.path.clone()))?;
     open_store(cfg, db)
 }
 
@@ -534,7 +534,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
                 )?;
             }
         }
-        Cmd::Demo { db, synthetic_rows } => {
+        Cmd::Demo { db, synthetic_rows, store_url } => {
             let registry = botwatch::registry(&cfg);
             let ipdb = botwatch::ipdb(&cfg)?;
             let ing = Ingestor {
@@ -543,7 +543,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
                 families: &families,
                 limits: cfg.ingest.limits(),
             };
-            let r = botwatch::demo::run(&db, &ing, synthetic_rows, &mut out, true)?;
+            let r = botwatch::demo::run(&db, store_url.as_deref(), &ing, synthetic_rows, &mut out, true)?;
             out.flush()?;
             if !r.failed.is_empty() {
                 return Ok(ExitCode::from(3));

@@ -8,7 +8,7 @@ use botwatch::config::Config;
 use botwatch::output::{self};
 use botwatch::pipeline::Ingestor;
 use botwatch_model::{Clock, SystemClock};
-use botwatch_store::sqlite::SqliteStore;
+use botwatch_store::any::AnyStore;
 use std::io::Write;
 
 pub(crate) fn share_cmd(cfg: &Config, cmd: ShareCmd, out: &mut dyn Write) -> Result<()> {
@@ -123,7 +123,7 @@ pub(crate) fn share_cmd(cfg: &Config, cmd: ShareCmd, out: &mut dyn Write) -> Res
 }
 
 /// Every sighting of the indicator for `value`: this node's own and those partners sent.
-pub(crate) fn sightings_of(store: &SqliteStore, value: &str) -> Result<Vec<serde_json::Value>> {
+pub(crate) fn sightings_of(store: &AnyStore, value: &str) -> Result<Vec<serde_json::Value>> {
     let ind = botwatch_share::stix::indicator_id(value);
     let mut out = Vec::new();
     let mut colls: Vec<String> = store.share_counts()?.into_iter().map(|(c, _)| c).collect();
@@ -157,7 +157,7 @@ pub(crate) fn sightings_of(store: &SqliteStore, value: &str) -> Result<Vec<serde
     Ok(out)
 }
 
-pub(crate) fn bar_key(store: &mut SqliteStore) -> Result<Vec<u8>> {
+pub(crate) fn bar_key(store: &mut AnyStore) -> Result<Vec<u8>> {
     let fresh = botwatch_share::bar::new_key()?;
     Ok(store.secret_or_init("bar-signing-key", || fresh, SystemClock.now().micros())?)
 }
