@@ -379,6 +379,10 @@ pub(crate) enum Cmd {
         /// tests [default: run until signalled]
         #[arg(long)]
         idle_exit: Option<humantime::Duration>,
+        /// This worker's name on /metrics and the dashboard (e.g. the systemd instance:
+        /// `--name %H-%i`), the same after a restart [default: host/pid]
+        #[arg(long)]
+        name: Option<String>,
         #[command(flatten)]
         db: DbArg,
     },

@@ -83,7 +83,7 @@ fn three_workers_store_every_event_once_though_one_is_killed_mid_report() {
     std::fs::write(
         &cfg,
         format!(
-            "[store]\nurl = {:?}\n[nats]\nurl = {nats:?}\nstream = \"T{id}\"\nsubject = \"t{id}.reports\"\nbucket = \"t{id}\"\nconsumer = \"w{id}\"\nack_wait = \"4s\"\nmax_age = \"10m\"\n",
+            "[store]\nurl = {:?}\n[nats]\nurl = {nats:?}\nstream = \"T{id}\"\nsubject = \"t{id}.reports\"\nbucket = \"t{id}\"\nconsumer = \"w{id}\"\nack_wait = \"4s\"\nmax_age = \"10m\"\n[server]\nmetrics_access = \"public\"\n",
             schema.url
         ),
     )
@@ -170,6 +170,35 @@ fn three_workers_store_every_event_once_though_one_is_killed_mid_report() {
         json_lines(&ok(&["--config", c, "observations", "--format", "jsonl", "--limit", "1000000"])).len()
     };
     assert_eq!(obs(cfg), obs(lite));
+    // Worker health and the stream's backlog, as the workers recorded them, on /metrics of
+    // a server that has no NATS client of its own.
+    let (_srv, base, _) = serve(None, cfg, "http");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let metrics = reqwest::blocking::get(format!("{base}/metrics")).unwrap().text().unwrap();
+    let line = |prefix: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
+            .to_string()
+    };
+    assert!(
+        line(&format!("botwatch_stream_pending{{stream=\"T{id}\"")).ends_with(" 0"),
+        "the backlog was worked off"
+    );
+    let runs: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("botwatch_job_runs_total{job=\"worker "))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    // Every stored delivery is a run of some worker's job; the killed worker's shows as
+    // still running (it never came back to finish or be counted as failed).
+    assert!(runs >= files.len() as f64, "{metrics}");
+    let running: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("botwatch_job_running{job=\"worker ") && l.ends_with(" 1"))
+        .collect();
+    assert_eq!(running.len(), 1, "{metrics}");
     // Each worker holds one delivery at a time and parses it as a stream: a bound well
     // under the large report's 120k rows held in memory (debug build).
     for w in &workers {

@@ -85,6 +85,9 @@ mod humantime_serde_compat {
     }
 }
 
+/// How often a worker reports the consumer's backlog.
+const LAG_EVERY: Duration = Duration::from_secs(5);
+
 /// Header names of a delivery message.
 const H_NAME: &str = "Botwatch-Name";
 const H_FEED: &str = "Botwatch-Feed";
@@ -239,15 +242,25 @@ impl Nats {
     /// Takes deliveries one at a time and hands each to `store` (as a file, with its
     /// origin) until `stop` is set; acknowledges each only once `store` returned `Ok`. A
     /// failed delivery is given back to be retried after a pause (up to `max_deliver`).
+    /// `lag(pending, ack_pending)` hears the consumer's backlog every few seconds.
     pub fn work(
         &self,
         stop: &AtomicBool,
         mut store: impl FnMut(&Path, &str, &Origin<'_>) -> Result<Delivered>,
         mut done: impl FnMut(&WorkItem, &Result<Delivered>),
+        mut lag: impl FnMut(u64, u64),
     ) -> Result<()> {
-        let consumer = self.rt.block_on(self.consumer())?;
+        let mut consumer = self.rt.block_on(self.consumer())?;
         let bucket = std::sync::OnceLock::new();
+        let mut last_lag: Option<std::time::Instant> = None;
         while !stop.load(Ordering::Relaxed) {
+            if last_lag.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
+                // A failed reading is not worth stopping the work for; the next one may do.
+                if let Ok(info) = self.rt.block_on(consumer.info()) {
+                    lag(info.num_pending, info.num_ack_pending as u64);
+                }
+                last_lag = Some(std::time::Instant::now());
+            }
             let next = self.rt.block_on(async {
                 let mut batch = consumer
                     .fetch()

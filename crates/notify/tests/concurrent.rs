@@ -1,13 +1,16 @@
 //! Issue 11: any number of `notify run` at once deliver each notice exactly once, and a
 //! notice whose case closes while the runners work is never sent (nor recorded as sent).
-//! Real processes, a real SMTP server (the sink in `BOTWATCH_SMTP_URL`), one store file.
+//! Real processes, a real SMTP server (the sink in `BOTWATCH_SMTP_URL`), one store: a SQLite
+//! file, or one PostgreSQL (`BOTWATCH_PG_URL`) the runners share as separate sessions.
 
 mod common;
 
 use botwatch_model::{Case, CaseState, CloseReason, Timestamp};
 use botwatch_store::StoreConfig;
+use botwatch_store::any::AnyStore;
 use botwatch_store::cases::{CaseRecord, CaseStore};
 use botwatch_store::outbox::{Channel, NoticeStatus, OutboxStore};
+use botwatch_store::postgres::{PgStore, TestSchema};
 use botwatch_store::sqlite::SqliteStore;
 use common::*;
 use std::collections::BTreeMap;
@@ -17,8 +20,17 @@ use std::time::Duration;
 
 const N: i64 = 1_200;
 
-fn setup(db: &Path, t: &str) {
-    let mut store = SqliteStore::open(db, StoreConfig::default()).unwrap();
+/// The store the runners share: a file's path or a PostgreSQL URL.
+fn open(db: &str) -> AnyStore {
+    if db.starts_with("postgres") {
+        AnyStore::Postgres(Box::new(PgStore::connect(db, StoreConfig::default()).unwrap()))
+    } else {
+        AnyStore::Sqlite(SqliteStore::open(Path::new(db), StoreConfig::default()).unwrap())
+    }
+}
+
+fn setup(db: &str, t: &str) {
+    let mut store = open(db);
     let now = Timestamp::from_secs(1_700_000_000);
     let mut tx = store.case_tx().unwrap();
     for id in 1..=N {
@@ -45,7 +57,7 @@ fn setup(db: &Path, t: &str) {
     tx.commit().unwrap();
 }
 
-fn runner(db: &Path, url: &str) -> Child {
+fn runner(db: &str, url: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_botwatch-notify-drain"))
         .arg(db)
         .arg(url)
@@ -66,16 +78,20 @@ fn arrivals(spool: &Path, t: &str) -> BTreeMap<String, usize> {
 }
 
 fn run(runners: usize, close_some: bool) {
-    let Some((url, spool)) = smtp_env() else { return };
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("outbox.db");
-    let t = tag(&format!("concurrent{runners}"));
-    setup(&db, &t);
-    let mut children: Vec<Child> = (0..runners).map(|_| runner(&db, &url)).collect();
+    run_on(&db.display().to_string(), runners, close_some, "");
+}
+
+fn run_on(db: &str, runners: usize, close_some: bool, label: &str) {
+    let Some((url, spool)) = smtp_env() else { return };
+    let t = tag(&format!("concurrent{runners}{label}"));
+    setup(db, &t);
+    let mut children: Vec<Child> = (0..runners).map(|_| runner(db, &url)).collect();
     let mut closed = 0;
     if close_some {
         // The desk closes every third case while the runners work, a few at a time.
-        let mut store = SqliteStore::open(&db, StoreConfig::default()).unwrap();
+        let mut store = open(db);
         for chunk in (1..=N).filter(|id| id % 3 == 0).collect::<Vec<_>>().chunks(10) {
             let mut tx = store.case_tx().unwrap();
             for id in chunk {
@@ -94,7 +110,7 @@ fn run(runners: usize, close_some: bool) {
     for c in &mut children {
         assert!(c.wait().unwrap().success(), "a runner failed");
     }
-    let store = SqliteStore::open(&db, StoreConfig::default()).unwrap();
+    let store = open(db);
     let all = store.notices(None, N as u64 * 2).unwrap();
     assert_eq!(all.len(), N as usize);
     let sent: Vec<_> = all.iter().filter(|n| n.status == NoticeStatus::Sent).collect();
@@ -139,4 +155,10 @@ fn two_runners_send_each_notice_once() {
 #[test]
 fn four_runners_send_each_notice_once_and_never_a_cancelled_one() {
     run(4, true);
+}
+
+#[test]
+fn four_runners_on_postgresql_send_each_notice_once_and_never_a_cancelled_one() {
+    let Some(schema) = TestSchema::new("four_runners_on_postgresql") else { return };
+    run_on(&schema.url, 4, true, "pg");
 }

@@ -186,6 +186,7 @@ struct StoreFigures {
     open_cases: u64,
     jobs: Vec<botwatch_store::jobs::JobRow>,
     sources: Vec<botwatch_store::jobs::SourceRow>,
+    lags: Vec<botwatch_store::jobs::StreamLag>,
     now: botwatch_model::Timestamp,
 }
 
@@ -238,7 +239,15 @@ async fn store_part(st: &Shared) -> String {
             let notices = s.notice_counts()?;
             let open_cases = botwatch_store::cases::CaseStore::open_case_count(s)?;
             use botwatch_store::jobs::JobStore;
-            Ok(StoreFigures { feeds, notices, open_cases, jobs: s.jobs()?, sources: s.sources()?, now })
+            Ok(StoreFigures {
+                feeds,
+                notices,
+                open_cases,
+                jobs: s.jobs()?,
+                sources: s.sources()?,
+                lags: s.stream_lags()?,
+                now,
+            })
         })
         .await;
     let mut out = String::new();
@@ -364,6 +373,35 @@ fn write_jobs(out: &mut String, f: &StoreFigures) {
             if let Some(v) = pick(s, f.now) {
                 let _ = writeln!(out, "{name}{{source=\"{}\",kind=\"{}\"}} {v}", esc(&s.name), esc(&s.kind));
             }
+        }
+    }
+    type LagPick = fn(&botwatch_store::jobs::StreamLag, botwatch_model::Timestamp) -> f64;
+    let lag_metrics: [(&str, &str, LagPick); 3] = [
+        ("botwatch_stream_pending", "Deliveries in the JetStream stream waiting for a worker.", |l, _| {
+            l.pending as f64
+        }),
+        (
+            "botwatch_stream_ack_pending",
+            "Deliveries a worker has taken and not yet stored (acknowledged).",
+            |l, _| l.ack_pending as f64,
+        ),
+        (
+            "botwatch_stream_reading_age_seconds",
+            "Seconds since a worker last reported the backlog (grows when no worker runs).",
+            |l, now| (now.micros() - l.at.micros()).max(0) as f64 / 1e6,
+        ),
+    ];
+    for (name, help, pick) in lag_metrics {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for l in &f.lags {
+            let _ = writeln!(
+                out,
+                "{name}{{stream=\"{}\",consumer=\"{}\"}} {}",
+                esc(&l.stream),
+                esc(&l.consumer),
+                pick(l, f.now)
+            );
         }
     }
 }

@@ -333,6 +333,12 @@ impl crate::jobs::JobStore for AnyStore {
     fn sources(&self) -> Result<Vec<crate::jobs::SourceRow>> {
         both!(self, s => s.sources())
     }
+    fn stream_lag_put(&mut self, lag: &crate::jobs::StreamLag) -> Result<()> {
+        both!(self, s => s.stream_lag_put(lag))
+    }
+    fn stream_lags(&self) -> Result<Vec<crate::jobs::StreamLag>> {
+        both!(self, s => s.stream_lags())
+    }
 }
 
 impl crate::outbox::OutboxStore for AnyStore {

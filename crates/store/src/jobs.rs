@@ -71,6 +71,18 @@ impl SourceRow {
     }
 }
 
+/// A JetStream consumer's backlog as a worker last saw it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StreamLag {
+    pub stream: String,
+    pub consumer: String,
+    /// Deliveries waiting for a worker.
+    pub pending: i64,
+    /// Delivered to a worker and not yet acknowledged (being stored).
+    pub ack_pending: i64,
+    pub at: Timestamp,
+}
+
 /// The error recorded for a run its process did not live to finish.
 pub const ABANDONED: &str = "the run never finished: the process stopped during it";
 
@@ -98,6 +110,9 @@ pub trait JobStore {
         error: Option<&str>,
     ) -> Result<()>;
     fn sources(&self) -> Result<Vec<SourceRow>>;
+    /// Records a consumer's backlog (replacing the last reading).
+    fn stream_lag_put(&mut self, lag: &StreamLag) -> Result<()>;
+    fn stream_lags(&self) -> Result<Vec<StreamLag>>;
 }
 
 impl JobStore for SqliteStore {
@@ -233,6 +248,30 @@ impl JobStore for SqliteStore {
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+
+    fn stream_lag_put(&mut self, lag: &StreamLag) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO stream_lag (stream, consumer, pending, ack_pending, at) VALUES (?,?,?,?,?)",
+            params![lag.stream, lag.consumer, lag.pending, lag.ack_pending, lag.at.micros()],
+        )?;
+        Ok(())
+    }
+
+    fn stream_lags(&self) -> Result<Vec<StreamLag>> {
+        let mut st = self.conn.prepare(
+            "SELECT stream, consumer, pending, ack_pending, at FROM stream_lag ORDER BY stream, consumer",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(StreamLag {
+                stream: r.get(0)?,
+                consumer: r.get(1)?,
+                pending: r.get(2)?,
+                ack_pending: r.get(3)?,
+                at: Timestamp(r.get(4)?),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
 }
 
 #[cfg(test)]
@@ -307,6 +346,17 @@ mod tests {
             let r = src(&s);
             assert_eq!((r.reports, r.events, r.last_report), (1, 10, Some(t(200))));
             assert!(r.stale(t(400)) && r.quiet_secs(t(400)) == 200);
+            // A consumer's backlog: the last reading replaces the one before.
+            let lag = |pending, at| StreamLag {
+                stream: "S".into(),
+                consumer: "w".into(),
+                pending,
+                ack_pending: 1,
+                at: t(at),
+            };
+            s.stream_lag_put(&lag(40, 10)).unwrap();
+            s.stream_lag_put(&lag(7, 20)).unwrap();
+            assert_eq!(s.stream_lags().unwrap(), vec![lag(7, 20)]);
             // Reconfiguring keeps the history.
             s.source_configured("feed", "http", 30, Some(90), t(500)).unwrap();
             assert_eq!((src(&s).since, src(&s).stale_after_secs), (t(0), Some(90)));

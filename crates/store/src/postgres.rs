@@ -39,6 +39,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_desk.sql")),
     (3, include_str!("../migrations/postgres/0003_share.sql")),
+    (4, include_str!("../migrations/postgres/0004_stream_lag.sql")),
 ];
 
 mod desk;

@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/sqlite/0011_secrets.sql")),
     (12, include_str!("../migrations/sqlite/0012_share.sql")),
     (13, include_str!("../migrations/sqlite/0013_jobs.sql")),
+    (14, include_str!("../migrations/sqlite/0014_stream_lag.sql")),
 ];
 
 /// The last migration that changes the per-day rollup's tables: they are then (re)filled

@@ -489,7 +489,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             )?;
         }
         Cmd::Serve { listen, db } => serve(&cfg, listen, &db)?,
-        Cmd::Worker { idle_exit, db } => worker(&cfg, idle_exit.map(Into::into), db)?,
+        Cmd::Worker { idle_exit, name, db } => worker(&cfg, idle_exit.map(Into::into), name, db)?,
         Cmd::Run { listen, db } => {
             // The web side prints from another thread: stdout must not stay locked here.
             out.flush()?;

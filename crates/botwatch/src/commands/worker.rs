@@ -6,6 +6,8 @@ use crate::cli::*;
 use anyhow::Result;
 use botwatch::config::Config;
 use botwatch::pipeline::Ingestor;
+use botwatch_model::{Clock, SystemClock};
+use botwatch_store::jobs::JobStore;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -19,7 +21,12 @@ pub(crate) fn nats_url(cfg: &Config) -> Result<Option<String>> {
     }
 }
 
-pub(crate) fn worker(cfg: &Config, idle_exit: Option<std::time::Duration>, db: DbArg) -> Result<()> {
+pub(crate) fn worker(
+    cfg: &Config,
+    idle_exit: Option<std::time::Duration>,
+    name: Option<String>,
+    db: DbArg,
+) -> Result<()> {
     let Some(url) = nats_url(cfg)? else {
         anyhow::bail!("`botwatch worker` takes deliveries from NATS JetStream: set [nats] url in the config");
     };
@@ -27,7 +34,7 @@ pub(crate) fn worker(cfg: &Config, idle_exit: Option<std::time::Duration>, db: D
     let registry = botwatch::registry(cfg);
     let ipdb = botwatch::ipdb(cfg)?;
     let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families, limits: cfg.ingest.limits() };
-    let mut store = open_any(cfg, &db, true)?;
+    let store = open_any(cfg, &db, true)?;
     let nats = botwatch_intake::stream::Nats::connect(&url, &cfg.nats)?;
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -72,32 +79,74 @@ pub(crate) fn worker(cfg: &Config, idle_exit: Option<std::time::Duration>, db: D
     );
     let started = std::time::Instant::now();
     let (mut deliveries, mut events, mut failures) = (0u64, 0u64, 0u64);
+    // Each delivery is a run of this worker's job: /metrics, /healthz and the dashboard show
+    // its last success, failures in a row and whether it is at work (a worker killed mid-
+    // delivery counts as a failed run at its next start).
+    let job = match name {
+        Some(n) => format!("worker {n}"),
+        None => format!("worker {}/{}", hostname(), std::process::id()),
+    };
+    let store = std::cell::RefCell::new(store);
+    let began = std::cell::Cell::new(std::time::Instant::now());
     nats.work(
         &stop,
         |path, name, origin| {
             touch();
             tracing::info!(%name, "storing");
-            let r = botwatch_intake::ingest_file(&ing, &mut store, path, name, origin, &|_| {});
+            let now = SystemClock.now();
+            began.set(std::time::Instant::now());
+            let mut s = store.borrow_mut();
+            if let Err(e) = s.job_started(&job, 0, now) {
+                tracing::warn!(error = %e, "could not record the worker's run");
+            }
+            let r = botwatch_intake::ingest_file(&ing, &mut *s, path, name, origin, &|_| {});
             touch();
             r
         },
-        |item, result| match result {
-            Ok(d) => {
-                deliveries += 1;
-                let n: u64 = d.reports.iter().map(|r| r.events).sum();
-                events += n;
-                tracing::info!(
-                    name = %item.name, sequence = item.sequence, delivered = item.delivered,
-                    reports = d.reports.len(), events = n, "stored"
-                );
+        |item, result| {
+            let now = SystemClock.now();
+            let outcome = match result {
+                Ok(d) => {
+                    deliveries += 1;
+                    let n: u64 = d.reports.iter().map(|r| r.events).sum();
+                    events += n;
+                    tracing::info!(
+                        name = %item.name, sequence = item.sequence, delivered = item.delivered,
+                        reports = d.reports.len(), events = n, "stored"
+                    );
+                    Ok(format!("{}: {} reports, {n} new events", item.name, d.reports.len()))
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(name = %item.name, sequence = item.sequence, delivered = item.delivered, error = %format!("{e:#}"), "not stored; given back to retry");
+                    eprintln!("botwatch worker: {}: not stored (delivery {}): {e:#}", item.name, item.delivered);
+                    Err(format!("{}: {e:#}", item.name))
+                }
+            };
+            let end = botwatch_store::jobs::JobEnd {
+                at: now,
+                duration_ms: began.get().elapsed().as_millis().min(i64::MAX as u128) as i64,
+                outcome,
+                next_run: now,
+            };
+            if let Err(e) = store.borrow_mut().job_finished(&job, &end) {
+                tracing::warn!(error = %e, "could not record the worker's run");
             }
-            Err(e) => {
-                failures += 1;
-                tracing::warn!(name = %item.name, sequence = item.sequence, delivered = item.delivered, error = %format!("{e:#}"), "not stored; given back to retry");
-                eprintln!("botwatch worker: {}: not stored (delivery {}): {e:#}", item.name, item.delivered);
+        },
+        |pending, ack_pending| {
+            let lag = botwatch_store::jobs::StreamLag {
+                stream: cfg.nats.stream.clone(),
+                consumer: cfg.nats.consumer.clone(),
+                pending: pending.min(i64::MAX as u64) as i64,
+                ack_pending: ack_pending.min(i64::MAX as u64) as i64,
+                at: SystemClock.now(),
+            };
+            if let Err(e) = store.borrow_mut().stream_lag_put(&lag) {
+                tracing::warn!(error = %e, "could not record the stream's backlog");
             }
         },
     )?;
+    let store = store.into_inner();
     store.checkpoint()?;
     eprintln!(
         "botwatch worker: stopped after {:.1} s: {deliveries} deliveries stored ({events} new events), {failures} failed",
@@ -119,4 +168,14 @@ fn touch() {
             *t = std::time::Instant::now();
         }
     });
+}
+
+/// This machine's name, for the worker's job row (several machines run workers).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
 }

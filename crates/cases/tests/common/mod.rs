@@ -5,6 +5,8 @@
 use botwatch_cases::{OrgInfo, Policy, StaticAttributor};
 use botwatch_feeds::{ParseContext, registry};
 use botwatch_model::{Collected, Event, FamilyTable, Timestamp, parse_timestamp};
+use botwatch_store::any::AnyStore;
+use botwatch_store::postgres::TestSchema;
 use botwatch_store::{ReportMeta, ReportTotals, Store, StoreConfig, encode, sqlite::SqliteStore};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -28,7 +30,7 @@ pub fn fixture(rel: &str) -> Vec<Event> {
 }
 
 /// Stores events as one report (a new content hash each call).
-pub fn ingest(store: &mut SqliteStore, events: &[Event]) {
+pub fn ingest(store: &mut AnyStore, events: &[Event]) {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::SeqCst);
     let meta = ReportMeta::new(&format!("sha-{n}-{}", events.len()), "test", 1, Timestamp::from_secs(0));
@@ -50,8 +52,34 @@ pub fn again(base: &Event, times: &[Timestamp]) -> Vec<Event> {
         .collect()
 }
 
-pub fn store() -> SqliteStore {
-    SqliteStore::open_in_memory(StoreConfig::default()).unwrap()
+thread_local! {
+    /// Which backend [`store`] opens while [`each_backend`] runs a test body: `None`
+    /// SQLite in memory, else the PostgreSQL test schemas made so far (kept to the end).
+    static PG: std::cell::RefCell<Option<Vec<TestSchema>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs a test body on SQLite, then on PostgreSQL (when `BOTWATCH_PG_URL` is set; required
+/// under `BOTWATCH_REQUIRE_PEERS=1`): each [`store`] the body opens is of that backend.
+pub fn each_backend(name: &str, body: impl Fn()) {
+    body();
+    if TestSchema::new(name).is_some() {
+        PG.with(|p| *p.borrow_mut() = Some(Vec::new()));
+        body();
+        PG.with(|p| *p.borrow_mut() = None);
+    }
+}
+
+/// An empty store of the backend the running [`each_backend`] pass is on.
+pub fn store() -> AnyStore {
+    PG.with(|p| match &mut *p.borrow_mut() {
+        None => AnyStore::Sqlite(SqliteStore::open_in_memory(StoreConfig::default()).unwrap()),
+        Some(schemas) => {
+            let schema = TestSchema::new("cases store").expect("PostgreSQL was there a moment ago");
+            let s = AnyStore::Postgres(Box::new(schema.store(StoreConfig::default())));
+            schemas.push(schema);
+            s
+        }
+    })
 }
 
 /// ISP A (AS 12252 and 15169): two abuse addresses and a webhook; subscriber sub-17 leased

@@ -8,6 +8,8 @@
 use botwatch_model::SystemClock;
 use botwatch_notify::{NotifyConfig, Policy, Transports, drain};
 use botwatch_store::StoreConfig;
+use botwatch_store::any::AnyStore;
+use botwatch_store::postgres::PgStore;
 use botwatch_store::sqlite::SqliteStore;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -30,7 +32,7 @@ fn main() -> ExitCode {
         }
     }
     let [db, url] = pos.as_slice() else {
-        eprintln!("usage: botwatch-notify-drain DB SMTP_URL [--slow-ms N] [--secret S]");
+        eprintln!("usage: botwatch-notify-drain DB|POSTGRES_URL SMTP_URL [--slow-ms N] [--secret S]");
         return ExitCode::from(2);
     };
     let mut cfg = NotifyConfig { secret, ..NotifyConfig::default() };
@@ -46,7 +48,12 @@ fn main() -> ExitCode {
         ..Policy::default()
     };
     let run = || -> Result<u64, Box<dyn std::error::Error>> {
-        let mut store = SqliteStore::open(db.as_ref(), StoreConfig::default())?;
+        // A SQLite file, or a PostgreSQL URL: the same runners against either store.
+        let mut store = if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            AnyStore::Postgres(Box::new(PgStore::connect(db, StoreConfig::default())?))
+        } else {
+            AnyStore::Sqlite(SqliteStore::open(db.as_ref(), StoreConfig::default())?)
+        };
         let t = Transports::from_config(&cfg)?;
         let mut sent = 0;
         loop {

@@ -6,7 +6,7 @@
 
 use super::PgStore;
 use crate::cases::{CaseFigures, CaseQuery, CaseRecord, CaseStore, CaseTx, Evidence, Exposure, HistoryEntry};
-use crate::jobs::{ABANDONED, JobEnd, JobRow, JobStore, SourceRow};
+use crate::jobs::{ABANDONED, JobEnd, JobRow, JobStore, SourceRow, StreamLag};
 use crate::leases::{LeaseImport, LeaseStore, StoredLeaseImport};
 use crate::outbox::{Channel, NewNotice, Notice, NoticeStatus, OutboxStore, SendCheck};
 use crate::tokens::{TokenRow, TokenStore};
@@ -349,6 +349,35 @@ impl JobStore for PgStore {
                 reports: r.get(7),
                 events: r.get(8),
                 last_error: r.get(9),
+            })
+            .collect())
+    }
+
+    fn stream_lag_put(&mut self, lag: &StreamLag) -> Result<()> {
+        self.client.get_mut().execute(
+            "INSERT INTO stream_lag (stream, consumer, pending, ack_pending, at) VALUES ($1,$2,$3,$4,$5)
+             ON CONFLICT (stream, consumer) DO UPDATE SET pending = excluded.pending,
+               ack_pending = excluded.ack_pending, at = excluded.at",
+            &[&lag.stream, &lag.consumer, &lag.pending, &lag.ack_pending, &lag.at.micros()],
+        )?;
+        Ok(())
+    }
+
+    fn stream_lags(&self) -> Result<Vec<StreamLag>> {
+        let rows = self.with_client(|c| {
+            c.query(
+                "SELECT stream, consumer, pending, ack_pending, at FROM stream_lag ORDER BY stream, consumer",
+                &[],
+            )
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| StreamLag {
+                stream: r.get(0),
+                consumer: r.get(1),
+                pending: r.get(2),
+                ack_pending: r.get(3),
+                at: Timestamp(r.get(4)),
             })
             .collect())
     }
