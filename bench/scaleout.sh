@@ -27,8 +27,15 @@ for i in $(seq 1 "$reports"); do
   files+=("$f")
 done
 events_total=$((reports * rows))
-# CPU seconds the PostgreSQL server's processes have used so far.
-pg_cpu() { ps -u postgres -o cputimes= 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+# CPU seconds the PostgreSQL server has used so far: its live processes, and the sessions
+# that ended (reaped by the postmaster, so counted in its children's time).
+pg_cpu() {
+  local tck; tck=$(getconf CLK_TCK)
+  for p in $(pgrep -u postgres postgres); do
+    # Fields after the command name: utime stime cutime cstime are 12–15.
+    sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13 + $14 + $15}'
+  done | awk -v t="$tck" '{s += $1} END {printf "%.1f", s / t}'
+}
 schema_url() {
   psql "$BOTWATCH_PG_URL" -qc "DROP SCHEMA IF EXISTS $1 CASCADE; CREATE SCHEMA $1" 2>/dev/null
   local sep='?'; [[ "$BOTWATCH_PG_URL" == *\?* ]] && sep='&'

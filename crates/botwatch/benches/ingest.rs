@@ -26,7 +26,13 @@ fn ingest_event4_sinkhole_100k_sqlite(b: divan::Bencher) {
     let registry = Registry::builtin();
     let ipdb = botwatch_enrich::IpDb::builtin();
     let families = FamilyTable::default();
-    let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families, limits: Default::default() };
+    let ing = Ingestor {
+        registry: &registry,
+        ipdb: &ipdb,
+        families: &families,
+        limits: Default::default(),
+        publish: None,
+    };
     b.counter(divan::counter::ItemsCount::new(ROWS))
         .with_inputs(|| {
             let dir = tempfile::tempdir().unwrap();

@@ -165,6 +165,8 @@ struct Ctx {
     /// lease imports are the same (building it from 10M records takes seconds); retention
     /// drops it, so pruned records do not live on in memory.
     attributor: Mutex<Option<(LeaseGeneration, Arc<crate::isp::EnrichAttributor>)>>,
+    /// With `[nats]`: intake publishes what arrives for `botwatch worker`s to store.
+    nats: Option<botwatch_intake::stream::Nats>,
 }
 
 /// Which lease imports an attributor was built from: how many, and the newest id.
@@ -192,6 +194,7 @@ impl Ctx {
             ipdb: &self.ipdb,
             families: &self.families,
             limits: self.cfg.ingest.limits(),
+            publish: self.nats.as_ref().map(|n| n as &dyn botwatch_intake::pipeline::Publish),
         }
     }
 
@@ -213,6 +216,10 @@ impl Generation {
             registry: crate::registry(&cfg),
             ipdb: crate::ipdb(&cfg)?,
             families: crate::families(&cfg),
+            nats: match crate::serve::nats_url(&cfg)? {
+                Some(url) => Some(botwatch_intake::stream::Nats::connect(&url, &cfg.nats)?),
+                None => None,
+            },
             cfg,
             db,
             attributor: Mutex::new(None),

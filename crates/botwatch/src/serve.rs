@@ -22,6 +22,17 @@ pub fn store_url(cfg: &Config) -> Result<Option<String>> {
     }
 }
 
+/// The NATS URL `[nats] url` names, its `env:`/`file:` indirection resolved: intake then
+/// publishes, and `botwatch worker`s store.
+pub fn nats_url(cfg: &Config) -> Result<Option<String>> {
+    match &cfg.nats.url {
+        None => Ok(None),
+        Some(u) => {
+            botwatch_model::secret::secret(u).map(Some).map_err(|e| anyhow::anyhow!("[nats] url: {e}"))
+        }
+    }
+}
+
 /// The PostgreSQL URL to use for the store at `path`: `[store] url`, unless the command
 /// was pointed at another SQLite file (`--db`).
 fn postgres_for(cfg: &Config, path: &Path) -> Result<Option<String>> {
@@ -148,6 +159,10 @@ pub fn prepare(cfg: &Config, path: PathBuf, listen: Option<std::net::SocketAddr>
             None => None,
         },
         intake: Some(Arc::new(botwatch_server::push::Intake {
+            publish: match nats_url(cfg)? {
+                Some(url) => Some(Arc::new(botwatch_intake::stream::Nats::connect(&url, &cfg.nats)?)),
+                None => None,
+            },
             registry: crate::registry(cfg),
             ipdb: crate::ipdb(cfg)?,
             families: crate::families(cfg),

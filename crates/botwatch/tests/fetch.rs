@@ -73,7 +73,13 @@ fn conditional_get_retries_and_archive() {
     let registry = botwatch_feeds::registry::Registry::builtin();
     let ipdb = botwatch_enrich::IpDb::builtin();
     let families = FamilyTable::default();
-    let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families, limits: Default::default() };
+    let ing = Ingestor {
+        registry: &registry,
+        ipdb: &ipdb,
+        families: &families,
+        limits: Default::default(),
+        publish: None,
+    };
     let src = FeedSource {
         feed: None,
         url: url.clone(),
@@ -115,7 +121,13 @@ fn client_errors_are_not_retried_and_are_reported() {
     let registry = botwatch_feeds::registry::Registry::builtin();
     let ipdb = botwatch_enrich::IpDb::builtin();
     let families = FamilyTable::default();
-    let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families, limits: Default::default() };
+    let ing = Ingestor {
+        registry: &registry,
+        ipdb: &ipdb,
+        families: &families,
+        limits: Default::default(),
+        publish: None,
+    };
     let out = fetcher.fetch(
         &FeedSource {
             feed: Some("abusech_feodo_csv".into()),
@@ -150,7 +162,13 @@ fn unreachable_server_gives_up_after_the_configured_attempts() {
     let registry = botwatch_feeds::registry::Registry::builtin();
     let ipdb = botwatch_enrich::IpDb::builtin();
     let families = FamilyTable::default();
-    let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families, limits: Default::default() };
+    let ing = Ingestor {
+        registry: &registry,
+        ipdb: &ipdb,
+        families: &families,
+        limits: Default::default(),
+        publish: None,
+    };
     let src = FeedSource {
         feed: None,
         url: format!("http://127.0.0.1:{port}/x.csv"),

@@ -205,3 +205,101 @@ fn three_workers_store_every_event_once_though_one_is_killed_mid_report() {
         assert!(w.peak < 300 * 1024, "a worker peaked at {} MiB", w.peak / 1024);
     }
 }
+
+/// `botwatch run` with `[nats]`: what arrives (the spool, `POST /api/v1/reports`) is
+/// published, unparsed, and a worker stores it.
+#[test]
+fn run_publishes_what_arrives_and_a_worker_stores_it() {
+    const TEST: &str = "run_publishes_what_arrives_and_a_worker_stores_it";
+    let Some(schema) = TestSchema::new(TEST) else { return };
+    let Some(nats) = nats_url(TEST) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let id = format!("r{}{}", std::process::id(), Instant::now().elapsed().subsec_nanos());
+    let spool = dir.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\nurl = {:?}\n[nats]\nurl = {nats:?}\nstream = \"T{id}\"\nsubject = \"t{id}.reports\"\nbucket = \"t{id}\"\nconsumer = \"w{id}\"\nmax_age = \"10m\"\n[intake]\nspool = {:?}\nspool_every = \"1s\"\n[fetch]\narchive_dir = {:?}\n[server]\nmetrics_access = \"public\"\n",
+            schema.url,
+            spool,
+            dir.path().join("archive"),
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let token = {
+        let o = bin()
+            .args(["--config", cfg, "token", "create", "--name", "feeder", "--role", "analyst", "--json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["token"].as_str().unwrap().to_string()
+    };
+    let spooled = "2026-11-21-event4_sinkhole-spool-asn.csv";
+    let pushed = "2026-11-22-event4_sinkhole-push-asn.csv";
+    let spool_body = botwatch_feeds::shadowserver::synth::event4_sinkhole(3_000, 500, "2026-11-21", 3);
+    let push_body = botwatch_feeds::shadowserver::synth::event4_sinkhole(2_000, 400, "2026-11-22", 4);
+    // The reference: both stored directly into a SQLite file.
+    for (n, b) in [(spooled, &spool_body), (pushed, &push_body)] {
+        std::fs::write(dir.path().join(n), b).unwrap();
+    }
+    let lite = dir.path().join("lite.toml");
+    std::fs::write(&lite, format!("[store]\npath = {:?}\n", dir.path().join("ref.db"))).unwrap();
+    let lite = lite.to_str().unwrap();
+    let files =
+        [dir.path().join(spooled).display().to_string(), dir.path().join(pushed).display().to_string()];
+    ok(&["--config", lite, "ingest", "--quiet", &files[0], &files[1]]);
+
+    let mut run = common::Running(
+        bin()
+            .args(["--config", cfg, "run", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = std::io::BufReader::new(run.0.stdout.take().unwrap());
+    let base = loop {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "botwatch run ended before it served");
+        if let Some(u) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+            break u.trim_end_matches('/').to_string();
+        }
+    };
+    // Into the spool the way a well-behaved tool drops a file: written, then renamed.
+    let part = spool.join(format!("{spooled}.part"));
+    std::fs::write(&part, &spool_body).unwrap();
+    let f = std::fs::File::options().write(true).open(&part).unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(10)).unwrap();
+    drop(f);
+    std::fs::rename(&part, spool.join(spooled)).unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{base}/api/v1/reports?name={pushed}"))
+        .bearer_auth(&token)
+        .body(push_body.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let v: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+    assert_eq!(
+        (v["published"].as_u64(), v["events"].as_u64()),
+        (Some(1), Some(0)),
+        "published, not stored here: {v}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while spool.join(spooled).exists() {
+        assert!(Instant::now() < deadline, "the spool file was never taken");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(run);
+    // Nothing is stored until a worker runs.
+    assert!(json_lines(&ok(&["--config", cfg, "reports", "--format", "jsonl"])).is_empty());
+    ok(&["--config", cfg, "worker", "--idle-exit", "3s"]);
+    let reports = json_lines(&ok(&["--config", cfg, "reports", "--format", "jsonl"]));
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    let stats = |c: &str| json_lines(&ok(&["--config", c, "stats", "--by", "day", "--format", "jsonl"]));
+    assert_eq!(stats(cfg), stats(lite));
+}

@@ -32,6 +32,14 @@ pub struct Ingestor<'a> {
     pub families: &'a FamilyTable,
     /// What one input may expand to (`[ingest]` in the config).
     pub limits: input::Limits,
+    /// Where inputs go instead of the store when another process stores them (NATS
+    /// JetStream and `botwatch worker`); `None`: parsed and stored here.
+    pub publish: Option<&'a dyn Publish>,
+}
+
+/// Hands an input on, unparsed, to be stored elsewhere (see [`crate::stream`]).
+pub trait Publish: Sync {
+    fn publish(&self, inp: &Input<'_>) -> Result<crate::stream::Published>;
 }
 
 /// What happened to one report.
@@ -51,6 +59,10 @@ pub struct ReportSummary {
     pub rejects: u64,
     pub drift_warnings: u64,
     pub warnings: Vec<Warning>,
+    /// Published to JetStream for a worker to store (the stream's sequence number): the
+    /// events are then counted by the worker, not here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<u64>,
 }
 
 /// Options for one input.
@@ -161,6 +173,26 @@ impl Ingestor<'_> {
         inp: Input<'_>,
         progress: &dyn Fn(u64),
     ) -> Result<Vec<ReportSummary>> {
+        if let Some(p) = self.publish {
+            let done = p.publish(&inp)?;
+            progress(done.size);
+            return Ok(vec![ReportSummary {
+                name: inp.name.to_string(),
+                feed: inp.feed.unwrap_or_default().to_string(),
+                sha256: done.sha256,
+                bytes: done.size,
+                new: !done.duplicate,
+                report_id: None,
+                events: 0,
+                duplicates: 0,
+                merged: 0,
+                new_observations: 0,
+                rejects: 0,
+                drift_warnings: 0,
+                warnings: Vec::new(),
+                published: Some(done.sequence),
+            }]);
+        }
         let members = input::members(inp.name, &inp.data)?;
         let mut out = Vec::new();
         let mut used = 0u64;
@@ -212,6 +244,7 @@ impl Ingestor<'_> {
                 rejects: 0,
                 drift_warnings: 0,
                 warnings: vec![],
+                published: None,
             };
             let Some(mut writer) = store.begin_report(&meta)? else {
                 progress(size);

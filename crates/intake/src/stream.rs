@@ -16,9 +16,11 @@
 //! Memory stays bounded whatever arrives: a worker takes one message at a time, spools an
 //! object to a temporary file as it reads it, and parses reports as streams.
 
+use crate::pipeline::{Input, Publish};
 use crate::{Delivered, Origin};
 use anyhow::{Context, Result, anyhow};
 use async_nats::jetstream::{self, AckKind, consumer::pull, object_store, stream};
+use botwatch_feeds::input::Source;
 use botwatch_model::Timestamp;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -168,54 +170,90 @@ impl Nats {
     /// Publishes the file at `path` as one delivery, waiting for JetStream's
     /// acknowledgement (it is stored on the server when this returns).
     pub fn publish_file(&self, path: &Path, name: &str, origin: &Origin<'_>) -> Result<Published> {
-        let sha256 = {
-            let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-            let mut h = Sha256::new();
-            std::io::copy(&mut f, &mut h)?;
-            hex(&h.finalize())
-        };
-        let size = std::fs::metadata(path)?.len();
-        let inline = size <= self.cfg.max_inline_kib * 1024;
-        self.rt.block_on(async {
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", sha256.as_str());
-            headers.insert(H_NAME, name);
-            if let Some(f) = origin.feed {
-                headers.insert(H_FEED, f);
+        self.publish_source(&Source::File(path.to_path_buf()), name, origin)
+    }
+
+    /// [`Nats::publish_file`] for a file or bytes in memory.
+    pub fn publish_source(&self, data: &Source, name: &str, origin: &Origin<'_>) -> Result<Published> {
+        let (sha256, size) = match data {
+            Source::File(path) => {
+                let mut f =
+                    std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+                let mut h = Sha256::new();
+                std::io::copy(&mut f, &mut h)?;
+                (hex(&h.finalize()), std::fs::metadata(path)?.len())
             }
-            headers.insert(H_SOURCE, origin.source.as_str());
-            headers.insert(H_OBSERVED, origin.observed.micros().to_string().as_str());
-            headers.insert(H_SIZE, size.to_string().as_str());
+            Source::Bytes(b) => (hex(&Sha256::digest(b)), b.len() as u64),
+        };
+        let inline = size <= self.cfg.max_inline_kib * 1024;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", sha256.as_str());
+        headers.insert(H_NAME, name);
+        if let Some(f) = origin.feed {
+            headers.insert(H_FEED, f);
+        }
+        headers.insert(H_SOURCE, origin.source.as_str());
+        headers.insert(H_OBSERVED, origin.observed.micros().to_string().as_str());
+        headers.insert(H_SIZE, size.to_string().as_str());
+        let shown = name.to_string();
+        let name = name.to_string();
+        let data = data.clone();
+        let (js, subject) = (self.js.clone(), self.cfg.subject.clone());
+        let digest = sha256.clone();
+        let ack = self.block(async move {
             let payload = if inline {
-                bytes::Bytes::from(tokio::fs::read(path).await?)
+                match &data {
+                    Source::File(path) => bytes::Bytes::from(tokio::fs::read(path).await?),
+                    Source::Bytes(b) => b.clone(),
+                }
             } else {
                 let bucket = self.bucket().await?;
-                let mut file = tokio::fs::File::open(path).await?;
-                bucket.put(sha256.as_str(), &mut file).await.map_err(|e| anyhow!("object store put: {e}"))?;
-                headers.insert(H_OBJECT, sha256.as_str());
+                match &data {
+                    Source::File(path) => {
+                        let mut file = tokio::fs::File::open(path).await?;
+                        bucket.put(digest.as_str(), &mut file).await
+                    }
+                    Source::Bytes(b) => bucket.put(digest.as_str(), &mut &b[..]).await,
+                }
+                .map_err(|e| anyhow!("object store put: {e}"))?;
+                headers.insert(H_OBJECT, digest.as_str());
                 bytes::Bytes::new()
             };
-            let ack = self
-                .js
-                .publish_with_headers(self.cfg.subject.clone(), headers, payload)
+            let ack = js
+                .publish_with_headers(subject, headers, payload)
                 .await
                 .map_err(|e| anyhow!("publishing {name}: {e}"))?
                 .await
                 .map_err(|e| anyhow!("publishing {name}: no acknowledgement from JetStream: {e}"))?;
-            Ok(Published {
-                name: name.to_string(),
-                sha256: sha256.clone(),
-                size,
-                sequence: ack.sequence,
-                duplicate: ack.duplicate,
-                object: !inline,
-            })
+            Ok::<_, anyhow::Error>(ack)
+        })?;
+        Ok(Published {
+            name: shown,
+            sha256,
+            size,
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+            object: !inline,
         })
+    }
+
+    /// Runs a future on this connection's runtime, also from a thread that is inside
+    /// another runtime (a server's blocking task), where blocking on it directly would panic.
+    fn block<F: std::future::Future + Send>(&self, f: F) -> F::Output
+    where
+        F::Output: Send,
+    {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|s| s.spawn(|| self.rt.block_on(f)).join())
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        } else {
+            self.rt.block_on(f)
+        }
     }
 
     /// Deliveries waiting for a worker, and delivered but not yet acknowledged.
     pub fn lag(&self) -> Result<(u64, u64)> {
-        self.rt.block_on(async {
+        self.block(async {
             let mut c = self.consumer().await?;
             let info = c.info().await.map_err(|e| anyhow!("consumer info: {e}"))?;
             Ok((info.num_pending, info.num_ack_pending as u64))
@@ -326,6 +364,18 @@ impl Nats {
             })?;
         }
         Ok(())
+    }
+}
+
+impl Publish for Nats {
+    fn publish(&self, inp: &Input<'_>) -> Result<Published> {
+        let origin = Origin {
+            feed: inp.feed,
+            source: inp.source.clone().unwrap_or_else(|| inp.name.to_string()),
+            observed: inp.observed,
+            archive: inp.archive.clone(),
+        };
+        self.publish_source(&inp.data, inp.name, &origin)
     }
 }
 

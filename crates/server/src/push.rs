@@ -25,6 +25,8 @@ pub struct Intake {
     pub limits: botwatch_feeds::input::Limits,
     /// Pushed bodies are kept under `DIR/push/<day>/` before parsing.
     pub archive_dir: PathBuf,
+    /// With `[nats]`: pushed reports are published for the workers instead of stored here.
+    pub publish: Option<Arc<dyn botwatch_intake::pipeline::Publish + Send>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +84,7 @@ pub async fn push(
                 ipdb: &intake.ipdb,
                 families: &intake.families,
                 limits: intake.limits,
+                publish: intake.publish.as_deref().map(|p| p as &dyn botwatch_intake::pipeline::Publish),
             };
             let origin = botwatch_intake::Origin {
                 feed: q.feed.as_deref(),
@@ -107,6 +110,9 @@ pub async fn push(
                 "reports": d.reports,
                 "new_reports": d.new_reports(),
                 "events": d.events(),
+                // With [nats]: handed to the stream for the workers, whose stores count the
+                // events (not stored, nor counted, here).
+                "published": d.reports.iter().filter(|r| r.published.is_some()).count(),
                 "unreadable": d.unreadable,
                 "skipped": d.skipped,
             });

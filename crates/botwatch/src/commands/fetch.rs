@@ -31,7 +31,13 @@ pub(crate) fn fetch(
     let registry = botwatch::registry(cfg);
     let ipdb = botwatch::ipdb(cfg)?;
     let mut store = open_store(cfg, &db)?;
-    let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families, limits: cfg.ingest.limits() };
+    let ing = Ingestor {
+        registry: &registry,
+        ipdb: &ipdb,
+        families: &families,
+        limits: cfg.ingest.limits(),
+        publish: None,
+    };
     let fetcher = botwatch::fetch::Fetcher::new(&cfg.fetch, &SystemClock)?;
     let mut failed = 0;
     for s in &sources {

@@ -34,7 +34,13 @@ pub(crate) fn ingest(
     }
     let ipdb = botwatch::ipdb(cfg)?;
     let mut store = open_any(cfg, &db, true)?;
-    let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families, limits: cfg.ingest.limits() };
+    let ing = Ingestor {
+        registry: &registry,
+        ipdb: &ipdb,
+        families: &families,
+        limits: cfg.ingest.limits(),
+        publish: None,
+    };
     // A MISP feed directory (or its manifest.json) is the events its manifest lists.
     let (files, missing) = botwatch::share::expand_misp_feeds(&files);
     for m in &missing {

@@ -542,6 +542,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
                 ipdb: &ipdb,
                 families: &families,
                 limits: cfg.ingest.limits(),
+                publish: None,
             };
             let r = botwatch::demo::run(&db, store_url.as_deref(), &ing, synthetic_rows, &mut out, true)?;
             out.flush()?;

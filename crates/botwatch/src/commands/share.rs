@@ -331,7 +331,13 @@ pub(crate) fn taxii_cmd(
             let registry = botwatch::registry(cfg);
             let ipdb = botwatch::ipdb(cfg)?;
             let mut store = open_store(cfg, &db)?;
-            let ing = Ingestor { registry: &registry, ipdb: &ipdb, families, limits: cfg.ingest.limits() };
+            let ing = Ingestor {
+                registry: &registry,
+                ipdb: &ipdb,
+                families,
+                limits: cfg.ingest.limits(),
+                publish: None,
+            };
             let mut failed = 0;
             // What partners posted to this node's inbox comes in the same way.
             for s in botwatch::share::ingest_inbox(cfg, &mut store, &ing, &SystemClock)? {

@@ -11,15 +11,7 @@ use botwatch_store::jobs::JobStore;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// The NATS URL `[nats] url` names, its `env:`/`file:` indirection resolved.
-pub(crate) fn nats_url(cfg: &Config) -> Result<Option<String>> {
-    match &cfg.nats.url {
-        None => Ok(None),
-        Some(u) => {
-            botwatch_model::secret::secret(u).map(Some).map_err(|e| anyhow::anyhow!("[nats] url: {e}"))
-        }
-    }
-}
+pub(crate) use botwatch::serve::nats_url;
 
 pub(crate) fn worker(
     cfg: &Config,
@@ -33,7 +25,13 @@ pub(crate) fn worker(
     let families = botwatch::families(cfg);
     let registry = botwatch::registry(cfg);
     let ipdb = botwatch::ipdb(cfg)?;
-    let ing = Ingestor { registry: &registry, ipdb: &ipdb, families: &families, limits: cfg.ingest.limits() };
+    let ing = Ingestor {
+        registry: &registry,
+        ipdb: &ipdb,
+        families: &families,
+        limits: cfg.ingest.limits(),
+        publish: None,
+    };
     let store = open_any(cfg, &db, true)?;
     let nats = botwatch_intake::stream::Nats::connect(&url, &cfg.nats)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -59,13 +57,19 @@ pub(crate) fn worker(
         })?;
     }
     if let Some(idle) = idle_exit {
+        // Idle means no delivery for that long: time spent storing one (or waiting for
+        // another worker's write lock to store it) is not idleness.
         let stop = stop.clone();
-        let last = Arc::new(std::sync::Mutex::new(std::time::Instant::now()));
-        LAST.with(|l| *l.borrow_mut() = Some(last.clone()));
+        let activity = Arc::new(Activity {
+            busy: AtomicBool::new(false),
+            last: std::sync::Mutex::new(std::time::Instant::now()),
+        });
+        ACTIVITY.with(|a| *a.borrow_mut() = Some(activity.clone()));
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(std::time::Duration::from_millis(200));
-                if last.lock().map(|t| t.elapsed() > idle).unwrap_or(true) {
+                let quiet = activity.last.lock().map(|t| t.elapsed() > idle).unwrap_or(true);
+                if quiet && !activity.busy.load(Ordering::Relaxed) {
                     stop.store(true, Ordering::Relaxed);
                 }
             }
@@ -91,7 +95,7 @@ pub(crate) fn worker(
     nats.work(
         &stop,
         |path, name, origin| {
-            touch();
+            touch(true);
             tracing::info!(%name, "storing");
             let now = SystemClock.now();
             began.set(std::time::Instant::now());
@@ -100,7 +104,7 @@ pub(crate) fn worker(
                 tracing::warn!(error = %e, "could not record the worker's run");
             }
             let r = botwatch_intake::ingest_file(&ing, &mut *s, path, name, origin, &|_| {});
-            touch();
+            touch(false);
             r
         },
         |item, result| {
@@ -155,17 +159,24 @@ pub(crate) fn worker(
     Ok(())
 }
 
-thread_local! {
-    static LAST: std::cell::RefCell<Option<Arc<std::sync::Mutex<std::time::Instant>>>> = const { std::cell::RefCell::new(None) };
+/// What `--idle-exit` watches.
+struct Activity {
+    busy: AtomicBool,
+    last: std::sync::Mutex<std::time::Instant>,
 }
 
-/// Work happened: the idle timer starts again.
-fn touch() {
-    LAST.with(|l| {
-        if let Some(t) = &*l.borrow()
-            && let Ok(mut t) = t.lock()
-        {
-            *t = std::time::Instant::now();
+thread_local! {
+    static ACTIVITY: std::cell::RefCell<Option<Arc<Activity>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A delivery starts (`busy`) or ends: the idle timer starts again.
+fn touch(busy: bool) {
+    ACTIVITY.with(|a| {
+        if let Some(a) = &*a.borrow() {
+            a.busy.store(busy, Ordering::Relaxed);
+            if let Ok(mut t) = a.last.lock() {
+                *t = std::time::Instant::now();
+            }
         }
     });
 }
