@@ -7,6 +7,7 @@
 //! together or not at all, so a crash can neither lose a notice nor send one for a change
 //! that was rolled back.
 
+use crate::filter::Arg;
 use crate::sqlite::SqliteStore;
 use crate::{Result, StoreError, ip_key, key_ip};
 use botwatch_model::{Case, CaseState, CloseReason, Timestamp};
@@ -419,6 +420,45 @@ fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
     })
 }
 
+/// The WHERE conditions of a case listing (`?` marks) and their arguments: the same on both
+/// backends.
+pub(crate) fn case_conditions(q: &CaseQuery) -> (Vec<&'static str>, Vec<Arg>) {
+    let mut conds: Vec<&str> = Vec::new();
+    let mut args: Vec<Arg> = Vec::new();
+    if let Some(s) = q.state {
+        conds.push("state = ?");
+        args.push(Arg::Text(s.as_str().into()));
+    }
+    if q.open_only {
+        conds.push("state != 'closed'");
+    }
+    if let Some(o) = &q.org {
+        conds.push("org = ?");
+        args.push(Arg::Text(o.clone()));
+    }
+    if let Some(s) = &q.subscriber {
+        conds.push("subscriber = ?");
+        args.push(Arg::Text(s.clone()));
+    }
+    if let Some(ip) = q.ip {
+        conds.push("ip = ?");
+        args.push(Arg::Blob(ip_key(ip).to_vec()));
+    }
+    if let Some(a) = q.after_id {
+        conds.push("id > ?");
+        args.push(Arg::Int(a));
+    }
+    if let Some(t) = q.threat.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        conds.push("threat LIKE ? ESCAPE '\\'");
+        let esc = t.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        args.push(Arg::Text(format!("%{esc}%")));
+    }
+    if q.constituency_only {
+        conds.push("org IS NOT NULL");
+    }
+    (conds, args)
+}
+
 impl CaseStore for SqliteStore {
     fn case_tx(&mut self) -> Result<Box<dyn CaseTx + '_>> {
         // Immediate: the engine reads cases and then writes them; taking the write lock
@@ -439,39 +479,8 @@ impl CaseStore for SqliteStore {
     }
 
     fn cases(&self, q: &CaseQuery) -> Result<Vec<Case>> {
-        let mut conds: Vec<&str> = Vec::new();
-        let mut args: Vec<Sql> = Vec::new();
-        if let Some(s) = q.state {
-            conds.push("state = ?");
-            args.push(Sql::Text(s.as_str().into()));
-        }
-        if q.open_only {
-            conds.push("state != 'closed'");
-        }
-        if let Some(o) = &q.org {
-            conds.push("org = ?");
-            args.push(Sql::Text(o.clone()));
-        }
-        if let Some(s) = &q.subscriber {
-            conds.push("subscriber = ?");
-            args.push(Sql::Text(s.clone()));
-        }
-        if let Some(ip) = q.ip {
-            conds.push("ip = ?");
-            args.push(Sql::Blob(ip_key(ip).to_vec()));
-        }
-        if let Some(a) = q.after_id {
-            conds.push("id > ?");
-            args.push(Sql::Integer(a));
-        }
-        if let Some(t) = q.threat.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            conds.push("threat LIKE ? ESCAPE '\\'");
-            let esc = t.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            args.push(Sql::Text(format!("%{esc}%")));
-        }
-        if q.constituency_only {
-            conds.push("org IS NOT NULL");
-        }
+        let (conds, args) = case_conditions(q);
+        let args = crate::sqlite::sql_args(args);
         let wh = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
         let limit = q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64);
         // One address's or subscriber's cases are few: read them unordered and sort here.

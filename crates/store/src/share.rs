@@ -3,9 +3,10 @@
 //! federated aggregates (see `botwatch-share`).
 
 use crate::Result;
+use crate::filter::Arg;
 use crate::sqlite::SqliteStore;
 use botwatch_model::Timestamp;
-use rusqlite::{OptionalExtension, params, params_from_iter, types::Value as Sql};
+use rusqlite::{OptionalExtension, params, params_from_iter};
 use serde::Serialize;
 
 /// One observation as sharing reads it.
@@ -265,16 +266,16 @@ impl SqliteStore {
         let mut sql = format!("SELECT COUNT(*) FROM share_objects o WHERE {}", conds.join(" AND "));
         if let Some(u) = upto {
             sql.push_str(" AND o.seq <= ?");
-            args.push(Sql::Integer(u));
+            args.push(Arg::Int(u));
         }
         let mut st = self.conn.prepare_cached(&sql)?;
-        Ok(st.query_row(params_from_iter(args), |r| r.get::<_, i64>(0))? as u64)
+        Ok(st.query_row(params_from_iter(crate::sqlite::sql_args(args)), |r| r.get::<_, i64>(0))? as u64)
     }
 
     fn share_page_inner(&self, q: &SharePage) -> Result<(Vec<SharedObject>, bool)> {
         let (conds, mut args) = page_conditions(q);
         let limit = q.limit.max(1);
-        args.push(Sql::Integer(limit as i64 + 1));
+        args.push(Arg::Int(limit as i64 + 1));
         let body = if q.without_body { "''" } else { "o.body" };
         let sql = format!(
             "SELECT o.seq, o.id, o.type, o.version, o.date_added, o.tlp, o.flags, o.partner, {body} FROM share_objects o
@@ -282,7 +283,7 @@ impl SqliteStore {
             conds.join(" AND ")
         );
         let mut st = self.conn.prepare_cached(&sql)?;
-        let mut rows = st.query(params_from_iter(args))?;
+        let mut rows = st.query(params_from_iter(crate::sqlite::sql_args(args)))?;
         let mut out = Vec::with_capacity(limit.min(1024));
         let mut more = false;
         while let Some(r) = rows.next()? {
@@ -306,53 +307,53 @@ impl SqliteStore {
     }
 }
 
-/// The WHERE conditions of a page query, with their arguments.
-fn page_conditions(q: &SharePage) -> (Vec<String>, Vec<Sql>) {
+/// The WHERE conditions of a page query (`?` marks), with their arguments: the same on
+/// both backends.
+pub(crate) fn page_conditions(q: &SharePage) -> (Vec<String>, Vec<Arg>) {
     let mut conds = vec!["o.collection = ?".to_string()];
-    let mut args: Vec<Sql> = vec![Sql::Text(q.collection.clone())];
+    let mut args = vec![Arg::Text(q.collection.clone())];
     if let Some(c) = &q.condition {
         conds.push(format!("({})", c.replace("tlp", "o.tlp").replace("flags", "o.flags")));
     }
     if let Some(s) = q.after_seq {
         conds.push("o.seq > ?".into());
-        args.push(Sql::Integer(s));
+        args.push(Arg::Int(s));
     }
     if let Some(t) = q.added_after {
         conds.push("o.date_added > ?".into());
-        args.push(Sql::Integer(t.micros()));
+        args.push(Arg::Int(t.micros()));
     }
     if !q.types.is_empty() {
         conds.push(format!("o.type IN ({})", vec!["?"; q.types.len()].join(",")));
-        args.extend(q.types.iter().map(|t| Sql::Text(t.clone())));
+        args.extend(q.types.iter().map(|t| Arg::Text(t.clone())));
     }
     if !q.ids.is_empty() {
         conds.push(format!("o.id IN ({})", vec!["?"; q.ids.len()].join(",")));
-        args.extend(q.ids.iter().map(|t| Sql::Text(t.clone())));
+        args.extend(q.ids.iter().map(|t| Arg::Text(t.clone())));
     }
     match &q.partner {
         Some(p) if p.is_empty() => conds.push("o.partner IS NULL".into()),
         Some(p) => {
             conds.push("o.partner = ?".into());
-            args.push(Sql::Text(p.clone()));
+            args.push(Arg::Text(p.clone()));
         }
         None => {}
     }
     match &q.versions {
-            Versions::Last => conds.push(
-                "o.seq = (SELECT MAX(seq) FROM share_objects l WHERE l.collection = o.collection AND l.id = o.id)".into(),
-            ),
-            Versions::First => conds.push(
-                "o.seq = (SELECT MIN(seq) FROM share_objects l WHERE l.collection = o.collection AND l.id = o.id)".into(),
-            ),
-            Versions::All => {}
-            Versions::These(v) => {
-                conds.push(format!("o.version IN ({})", vec!["?"; v.len().max(1)].join(",")));
-                if v.is_empty() {
-                    args.push(Sql::Null);
-                }
-                args.extend(v.iter().map(|t| Sql::Text(t.clone())));
-            }
+        Versions::Last => conds.push(
+            "o.seq = (SELECT MAX(seq) FROM share_objects l WHERE l.collection = o.collection AND l.id = o.id)".into(),
+        ),
+        Versions::First => conds.push(
+            "o.seq = (SELECT MIN(seq) FROM share_objects l WHERE l.collection = o.collection AND l.id = o.id)".into(),
+        ),
+        Versions::All => {}
+        // No version asked for: nothing matches.
+        Versions::These(v) if v.is_empty() => conds.push("1 = 0".into()),
+        Versions::These(v) => {
+            conds.push(format!("o.version IN ({})", vec!["?"; v.len()].join(",")));
+            args.extend(v.iter().map(|t| Arg::Text(t.clone())));
         }
+    }
     (conds, args)
 }
 

@@ -860,40 +860,7 @@ impl CaseStore for PgStore {
     }
 
     fn cases(&self, q: &CaseQuery) -> Result<Vec<Case>> {
-        use crate::filter::Arg;
-        let mut conds: Vec<&str> = Vec::new();
-        let mut args: Vec<Arg> = Vec::new();
-        if let Some(s) = q.state {
-            conds.push("state = ?");
-            args.push(Arg::Text(s.as_str().into()));
-        }
-        if q.open_only {
-            conds.push("state != 'closed'");
-        }
-        if let Some(o) = &q.org {
-            conds.push("org = ?");
-            args.push(Arg::Text(o.clone()));
-        }
-        if let Some(s) = &q.subscriber {
-            conds.push("subscriber = ?");
-            args.push(Arg::Text(s.clone()));
-        }
-        if let Some(ip) = q.ip {
-            conds.push("ip = ?");
-            args.push(Arg::Blob(ip_key(ip).to_vec()));
-        }
-        if let Some(a) = q.after_id {
-            conds.push("id > ?");
-            args.push(Arg::Int(a));
-        }
-        if let Some(t) = q.threat.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            conds.push("threat LIKE ? ESCAPE '\\'");
-            let esc = t.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            args.push(Arg::Text(format!("%{esc}%")));
-        }
-        if q.constituency_only {
-            conds.push("org IS NOT NULL");
-        }
+        let (conds, args) = crate::cases::case_conditions(q);
         let wh = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
         let limit = q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64);
         let order = match q.order {

@@ -5,6 +5,7 @@ use super::{PgStore, numbered, pg_args};
 use crate::Result;
 use crate::filter::Arg;
 use crate::retention::PruneSummary;
+use crate::share::page_conditions;
 use crate::share::*;
 use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::types::ToSql;
@@ -460,52 +461,4 @@ impl PgStore {
         tx.commit()?;
         Ok(s)
     }
-}
-
-/// The WHERE conditions of a page query (see the SQLite `page_conditions`).
-fn page_conditions(q: &SharePage) -> (Vec<String>, Vec<Arg>) {
-    let mut conds = vec!["o.collection = ?".to_string()];
-    let mut args = vec![Arg::Text(q.collection.clone())];
-    if let Some(c) = &q.condition {
-        conds.push(format!("({})", c.replace("tlp", "o.tlp").replace("flags", "o.flags")));
-    }
-    if let Some(s) = q.after_seq {
-        conds.push("o.seq > ?".into());
-        args.push(Arg::Int(s));
-    }
-    if let Some(t) = q.added_after {
-        conds.push("o.date_added > ?".into());
-        args.push(Arg::Int(t.micros()));
-    }
-    if !q.types.is_empty() {
-        conds.push(format!("o.type IN ({})", vec!["?"; q.types.len()].join(",")));
-        args.extend(q.types.iter().map(|t| Arg::Text(t.clone())));
-    }
-    if !q.ids.is_empty() {
-        conds.push(format!("o.id IN ({})", vec!["?"; q.ids.len()].join(",")));
-        args.extend(q.ids.iter().map(|t| Arg::Text(t.clone())));
-    }
-    match &q.partner {
-        Some(p) if p.is_empty() => conds.push("o.partner IS NULL".into()),
-        Some(p) => {
-            conds.push("o.partner = ?".into());
-            args.push(Arg::Text(p.clone()));
-        }
-        None => {}
-    }
-    match &q.versions {
-        Versions::Last => conds.push(
-            "o.seq = (SELECT MAX(seq) FROM share_objects l WHERE l.collection = o.collection AND l.id = o.id)".into(),
-        ),
-        Versions::First => conds.push(
-            "o.seq = (SELECT MIN(seq) FROM share_objects l WHERE l.collection = o.collection AND l.id = o.id)".into(),
-        ),
-        Versions::All => {}
-        Versions::These(v) if v.is_empty() => conds.push("false".into()),
-        Versions::These(v) => {
-            conds.push(format!("o.version IN ({})", vec!["?"; v.len()].join(",")));
-            args.extend(v.iter().map(|t| Arg::Text(t.clone())));
-        }
-    }
-    (conds, args)
 }
