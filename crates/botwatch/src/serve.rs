@@ -48,12 +48,6 @@ fn connect(cfg: &Config, url: &str) -> Result<AnyStore> {
     Ok(AnyStore::Postgres(Box::new(s)))
 }
 
-/// The store at `path` (or PostgreSQL, when `[store] url` selects it), for reading or
-/// writing.
-pub fn open_any(cfg: &Config, path: &Path, write: bool) -> Result<AnyStore> {
-    if write { open_write(cfg, path) } else { open_read(cfg, path) }
-}
-
 /// For commands that write: a writer already at work (an ingest) is waited for, with
 /// progress, rather than failing with "database is locked".
 pub fn open_write(cfg: &Config, path: &Path) -> Result<AnyStore> {

@@ -312,51 +312,44 @@ impl PgStore {
         )?;
         Ok(self.secret(name)?.unwrap_or(v))
     }
+}
 
-    /// Drops the event partitions of days wholly before `before`, and deletes what else
-    /// [`SqliteStore::prune`](crate::sqlite::SqliteStore) deletes of the tables this
-    /// backend has; returns (events, observations, rejects) removed.
-    pub fn prune_events(&mut self, before: Timestamp) -> Result<(u64, u64, u64)> {
-        let t = before.micros();
-        let cut_day = crate::rollup::day_of(t);
-        let mut tx = self.client.get_mut().transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
-        let parts = tx.query(
-            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-             WHERE i.inhparent = 'events'::regclass",
-            &[],
-        )?;
-        let mut events = 0u64;
-        let mut dropped = Vec::new();
-        for r in parts {
-            let name: String = r.get(0);
-            let Some(day) = name.strip_prefix("events_d").and_then(|d| d.parse::<i64>().ok()) else {
-                continue;
-            };
-            if day < cut_day {
-                let n: i64 = tx.query_one(&format!("SELECT COUNT(*) FROM {name}"), &[])?.get(0);
-                events += n as u64;
-                tx.batch_execute(&format!("DROP TABLE {name}"))?;
-                dropped.push(day);
-            }
+/// Inside a prune's transaction (which holds the write lock): drops the event partitions of
+/// days wholly before `t`, deletes the cut-off day's older events, and the observations and
+/// rejects past it. Returns (events, observations, rejects) removed and the dropped days,
+/// which the caller forgets from its partition cache once the transaction commits.
+fn prune_events(tx: &mut Transaction<'_>, t: i64) -> Result<((u64, u64, u64), Vec<i64>)> {
+    let cut_day = crate::rollup::day_of(t);
+    let parts = tx.query(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'events'::regclass",
+        &[],
+    )?;
+    let mut events = 0u64;
+    let mut dropped = Vec::new();
+    for r in parts {
+        let name: String = r.get(0);
+        let Some(day) = name.strip_prefix("events_d").and_then(|d| d.parse::<i64>().ok()) else {
+            continue;
+        };
+        if day < cut_day {
+            let n: i64 = tx.query_one(&format!("SELECT COUNT(*) FROM {name}"), &[])?.get(0);
+            events += n as u64;
+            tx.batch_execute(&format!("DROP TABLE {name}"))?;
+            dropped.push(day);
         }
-        // The cut-off day itself, when the cut is inside it.
-        events += tx.execute(
-            "DELETE FROM events WHERE day = $1 AND COALESCE(time_source, time_observation) < $2",
-            &[&cut_day, &t],
-        )?;
-        let observations = tx.execute("DELETE FROM observations WHERE last_seen < $1", &[&t])?;
-        let rejects = tx.execute(
-            "DELETE FROM rejects WHERE report_id IN (SELECT id FROM reports WHERE ingested_at < $1)",
-            &[&t],
-        )?;
-        tx.commit()?;
-        let mut known = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
-        for d in dropped {
-            known.remove(&d);
-        }
-        Ok((events, observations, rejects))
     }
+    // The cut-off day itself, when the cut is inside it.
+    events += tx.execute(
+        "DELETE FROM events WHERE day = $1 AND COALESCE(time_source, time_observation) < $2",
+        &[&cut_day, &t],
+    )?;
+    let observations = tx.execute("DELETE FROM observations WHERE last_seen < $1", &[&t])?;
+    let rejects = tx.execute(
+        "DELETE FROM rejects WHERE report_id IN (SELECT id FROM reports WHERE ingested_at < $1)",
+        &[&t],
+    )?;
+    Ok(((events, observations, rejects), dropped))
 }
 
 fn partition_name(day: i64) -> String {

@@ -33,7 +33,7 @@ pub(crate) fn ingest(
         return publish(cfg, &url, files, feed, json, out);
     }
     let ipdb = botwatch::ipdb(cfg)?;
-    let mut store = open_any(cfg, &db, true)?;
+    let mut store = open_store(cfg, &db)?;
     let ing = Ingestor {
         registry: &registry,
         ipdb: &ipdb,

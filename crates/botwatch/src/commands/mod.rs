@@ -36,12 +36,6 @@ pub(crate) fn open_read(cfg: &Config, db: &DbArg) -> Result<AnyStore> {
     botwatch::serve::open_read(cfg, &db.db.clone().unwrap_or_else(|| cfg.store.path.clone()))
 }
 
-/// For commands that need only the [`Store`] trait: PostgreSQL when `[store] url` selects
-/// it (and no `--db` file was given), else the SQLite file.
-pub(crate) fn open_any(cfg: &Config, db: &DbArg, write: bool) -> Result<AnyStore> {
-    botwatch::serve::open_any(cfg, &db.db.clone().unwrap_or_else(|| cfg.store.path.clone()), write)
-}
-
 pub(crate) fn open_existing(cfg: &Config, db: &DbArg) -> Result<AnyStore> {
     botwatch::serve::require_store(cfg, &db.db.clone().unwrap_or_else(|| cfg.store.path.clone()))?;
     open_store(cfg, db)
@@ -80,7 +74,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Events { filters, db, format } => {
-            let store = open_any(&cfg, &db, false)?;
+            let store = open_read(&cfg, &db)?;
             let mut q = filters.query(&families)?;
             if format == Format::Table && q.limit.is_none() {
                 q.limit = Some(100);
@@ -112,7 +106,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Observations { filters, db, format } => {
-            let store = open_any(&cfg, &db, false)?;
+            let store = open_read(&cfg, &db)?;
             let obs = store.observations(&filters.query(&families)?)?;
             let header = [
                 "id",
@@ -233,7 +227,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             )?;
         }
         Cmd::Export { format, filters, db, output: file, .. } => {
-            let store = open_any(&cfg, &db, false)?;
+            let store = open_read(&cfg, &db)?;
             let mut q = filters.query(&families)?;
             let mut w: Box<dyn Write> = match &file {
                 Some(p) => Box::new(std::io::BufWriter::new(
@@ -285,7 +279,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             w.flush()?;
         }
         Cmd::Stats { by, filters, db, format } => {
-            let store = open_any(&cfg, &db, false)?;
+            let store = open_read(&cfg, &db)?;
             let g = match by {
                 By::Family => GroupBy::Family,
                 By::Asn => GroupBy::Asn,
@@ -313,7 +307,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             output::emit(&mut out, format, &rows, &header, &table)?;
         }
         Cmd::Rejects { feed, report, limit, db, format } => {
-            let store = open_any(&cfg, &db, false)?;
+            let store = open_read(&cfg, &db)?;
             let rows = store.rejects(report, feed.as_deref(), limit)?;
             let table: Vec<_> = rows.iter().map(output::reject_row).collect();
             output::emit(&mut out, format, &rows, output::REJECT_COLUMNS, &table)?;
@@ -424,7 +418,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             out.write_all(&bytes)?;
         }
         Cmd::Reports { cmd: None, limit, db, format } => {
-            let store = open_any(&cfg, &db, false)?;
+            let store = open_read(&cfg, &db)?;
             let reps = store.reports(limit)?;
             let header =
                 ["id", "feed", "name", "ingested", "events", "duplicates", "merged", "rejects", "warnings"];

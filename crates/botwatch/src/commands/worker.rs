@@ -32,7 +32,7 @@ pub(crate) fn worker(
         limits: cfg.ingest.limits(),
         publish: None,
     };
-    let store = open_any(cfg, &db, true)?;
+    let store = open_store(cfg, &db)?;
     let nats = botwatch_intake::stream::Nats::connect(&url, &cfg.nats)?;
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -56,15 +56,15 @@ pub(crate) fn worker(
             stop.store(true, Ordering::Relaxed);
         })?;
     }
+    let activity = Arc::new(Activity {
+        busy: AtomicBool::new(false),
+        last: std::sync::Mutex::new(std::time::Instant::now()),
+    });
     if let Some(idle) = idle_exit {
         // Idle means no delivery for that long: time spent storing one (or waiting for
         // another worker's write lock to store it) is not idleness.
         let stop = stop.clone();
-        let activity = Arc::new(Activity {
-            busy: AtomicBool::new(false),
-            last: std::sync::Mutex::new(std::time::Instant::now()),
-        });
-        ACTIVITY.with(|a| *a.borrow_mut() = Some(activity.clone()));
+        let activity = activity.clone();
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(std::time::Duration::from_millis(200));
@@ -95,7 +95,7 @@ pub(crate) fn worker(
     nats.work(
         &stop,
         |path, name, origin| {
-            touch(true);
+            activity.touch(true);
             tracing::info!(%name, "storing");
             let now = SystemClock.now();
             began.set(std::time::Instant::now());
@@ -104,7 +104,7 @@ pub(crate) fn worker(
                 tracing::warn!(error = %e, "could not record the worker's run");
             }
             let r = botwatch_intake::ingest_file(&ing, &mut *s, path, name, origin, &|_| {});
-            touch(false);
+            activity.touch(false);
             r
         },
         |item, result| {
@@ -165,20 +165,14 @@ struct Activity {
     last: std::sync::Mutex<std::time::Instant>,
 }
 
-thread_local! {
-    static ACTIVITY: std::cell::RefCell<Option<Arc<Activity>>> = const { std::cell::RefCell::new(None) };
-}
-
-/// A delivery starts (`busy`) or ends: the idle timer starts again.
-fn touch(busy: bool) {
-    ACTIVITY.with(|a| {
-        if let Some(a) = &*a.borrow() {
-            a.busy.store(busy, Ordering::Relaxed);
-            if let Ok(mut t) = a.last.lock() {
-                *t = std::time::Instant::now();
-            }
+impl Activity {
+    /// A delivery starts (`busy`) or ends: the idle timer starts again.
+    fn touch(&self, busy: bool) {
+        self.busy.store(busy, Ordering::Relaxed);
+        if let Ok(mut t) = self.last.lock() {
+            *t = std::time::Instant::now();
         }
-    });
+    }
 }
 
 /// This machine's name, for the worker's job row (several machines run workers).

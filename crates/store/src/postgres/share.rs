@@ -438,9 +438,10 @@ impl PgStore {
     /// Deletes personal data older than `before` (see `SqliteStore::prune`): whole days of
     /// events by dropping their partitions, the rest row by row, in one transaction.
     pub fn prune(&mut self, before: Timestamp) -> Result<PruneSummary> {
-        let (events, observations, rejects) = self.prune_events(before)?;
         let t = before.micros();
         let mut tx = self.client.get_mut().transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&super::WRITE_LOCK])?;
+        let ((events, observations, rejects), dropped) = super::prune_events(&mut tx, t)?;
         let mut n = |sql: &str| -> Result<u64> { Ok(tx.execute(sql, &[&t])?) };
         let s = PruneSummary {
             events,
@@ -459,6 +460,10 @@ impl PgStore {
             )?,
         };
         tx.commit()?;
+        let mut known = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+        for d in dropped {
+            known.remove(&d);
+        }
         Ok(s)
     }
 }
