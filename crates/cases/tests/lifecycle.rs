@@ -373,7 +373,22 @@ fn closing_a_case_cancels_its_notices_still_waiting() {
         clock.advance_secs(86_400);
         let due = s.due_notices(clock_now(&clock), 10_000).unwrap();
         assert!(due.iter().all(|n| n.notice.case_id != Some(id)));
+        assert_counts_are_a_recount(&s);
     });
+}
+
+/// The figures `/metrics` shows (kept up to date as cases and notices change, not counted
+/// per scrape) equal a count of the rows.
+fn assert_counts_are_a_recount(s: &AnyStore) {
+    let cases = s.cases(&CaseQuery { limit: Some(100_000), ..Default::default() }).unwrap();
+    let open = cases.iter().filter(|c| c.state != CaseState::Closed).count() as u64;
+    assert!(open > 0 && open < cases.len() as u64, "some open, some closed");
+    assert_eq!(s.open_case_count().unwrap(), open);
+    let mut by_status: std::collections::BTreeMap<String, u64> = Default::default();
+    for n in all_notices(s) {
+        *by_status.entry(n.status.as_str().to_string()).or_default() += 1;
+    }
+    assert_eq!(s.notice_counts().unwrap(), by_status.into_iter().collect::<Vec<_>>());
 }
 
 #[test]

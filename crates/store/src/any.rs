@@ -233,6 +233,9 @@ impl Store for AnyStore {
     fn counts(&self) -> Result<Counts> {
         both!(self, s => s.counts())
     }
+    fn feed_totals(&self) -> Result<Vec<FeedTotals>> {
+        both!(self, s => s.feed_totals())
+    }
     fn for_each_indicator(&self, types: &[String], f: &mut dyn FnMut(IndicatorRow<'_>)) -> Result<()> {
         both!(self, s => s.for_each_indicator(types, f))
     }

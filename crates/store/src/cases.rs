@@ -569,8 +569,12 @@ impl CaseStore for SqliteStore {
     fn open_case_count(&self) -> Result<u64> {
         Ok(self
             .conn
-            .query_row("SELECT COUNT(*) FROM cases WHERE state != 'closed'", [], |r| r.get::<_, i64>(0))?
-            as u64)
+            // Maintained by triggers (migration 16), not counted.
+            .query_row(
+                "SELECT COALESCE(SUM(n), 0) FROM status_counts WHERE kind = 'case' AND status != 'closed'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )? as u64)
     }
 
     fn cases_generation(&self) -> Result<String> {

@@ -20,8 +20,10 @@
 //! ```
 
 pub mod any;
+mod blocks;
 pub mod cases;
 pub mod encode;
+mod eventlog;
 mod filter;
 pub mod jobs;
 pub mod leases;
@@ -340,6 +342,8 @@ pub trait Store: Send {
     fn save_fetch_state(&mut self, s: &FetchState) -> Result<()>;
     /// Totals: events, observations, rejects, reports.
     fn counts(&self) -> Result<Counts>;
+    /// What arrived per feed, ever, by feed id.
+    fn feed_totals(&self) -> Result<Vec<FeedTotals>>;
     /// Streams the observations of these classification types, lean, for compiling
     /// indicator matchers over millions of them without materialising each one.
     fn for_each_indicator(&self, types: &[String], f: &mut dyn FnMut(IndicatorRow<'_>)) -> Result<()>;
@@ -358,6 +362,17 @@ pub trait Store: Send {
     fn checkpoint(&self) -> Result<()> {
         Ok(())
     }
+}
+
+/// One feed's reports, and the events stored, lines rejected and duplicates dropped from
+/// them, since the store began (retention does not lower these).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FeedTotals {
+    pub feed: String,
+    pub reports: u64,
+    pub events: u64,
+    pub rejects: u64,
+    pub duplicates: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]

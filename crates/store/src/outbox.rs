@@ -409,7 +409,10 @@ impl OutboxStore for SqliteStore {
     fn notice_counts(&self) -> Result<Vec<(String, u64)>> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status")?;
+            // Maintained by triggers (migration 16), not counted.
+            .prepare_cached(
+                "SELECT status, n FROM status_counts WHERE kind = 'notice' AND n > 0 ORDER BY status",
+            )?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

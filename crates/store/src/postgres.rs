@@ -40,6 +40,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/postgres/0002_desk.sql")),
     (3, include_str!("../migrations/postgres/0003_share.sql")),
     (4, include_str!("../migrations/postgres/0004_stream_lag.sql")),
+    (5, include_str!("../migrations/postgres/0005_counters.sql")),
 ];
 
 mod desk;
@@ -319,7 +320,7 @@ impl PgStore {
 /// rejects past it. Returns (events, observations, rejects) removed and the dropped days,
 /// which the caller forgets from its partition cache once the transaction commits.
 fn prune_events(tx: &mut Transaction<'_>, t: i64) -> Result<((u64, u64, u64), Vec<i64>)> {
-    let cut_day = crate::rollup::day_of(t);
+    let cut_day = crate::retention::cut_day(botwatch_model::Timestamp(t));
     let parts = tx.query(
         "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
          WHERE i.inhparent = 'events'::regclass",
@@ -339,17 +340,24 @@ fn prune_events(tx: &mut Transaction<'_>, t: i64) -> Result<((u64, u64, u64), Ve
             dropped.push(day);
         }
     }
-    // The cut-off day itself, when the cut is inside it.
-    events += tx.execute(
-        "DELETE FROM events WHERE day = $1 AND COALESCE(time_source, time_observation) < $2",
-        &[&cut_day, &t],
-    )?;
+    // Whole days, as on SQLite: the partitions are the days.
     let observations = tx.execute("DELETE FROM observations WHERE last_seen < $1", &[&t])?;
     let rejects = tx.execute(
         "DELETE FROM rejects WHERE report_id IN (SELECT id FROM reports WHERE ingested_at < $1)",
         &[&t],
     )?;
     Ok(((events, observations, rejects), dropped))
+}
+
+/// Adds a maintained counter's change in the caller's transaction.
+pub(crate) fn bump(tx: &mut Transaction<'_>, name: &str, by: i64) -> Result<()> {
+    if by != 0 {
+        tx.execute(
+            "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = counters.value + $2",
+            &[&name, &by],
+        )?;
+    }
+    Ok(())
 }
 
 fn partition_name(day: i64) -> String {
@@ -643,11 +651,35 @@ impl Store for PgStore {
         Ok(())
     }
 
+    fn feed_totals(&self) -> Result<Vec<FeedTotals>> {
+        // Summed over the reports: one row per report, far fewer than events or cases.
+        let rows = self.with_client(|c| {
+            c.query(
+                "SELECT feed, COUNT(*), COALESCE(SUM(events), 0)::bigint, COALESCE(SUM(rejects), 0)::bigint,
+                        COALESCE(SUM(duplicates), 0)::bigint FROM reports GROUP BY feed ORDER BY feed",
+                &[],
+            )
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| FeedTotals {
+                feed: r.get(0),
+                reports: r.get::<_, i64>(1) as u64,
+                events: r.get::<_, i64>(2) as u64,
+                rejects: r.get::<_, i64>(3) as u64,
+                duplicates: r.get::<_, i64>(4) as u64,
+            })
+            .collect())
+    }
+
     fn counts(&self) -> Result<Counts> {
         let r = self.with_client(|c| {
+            // Maintained by the writers and by retention: nothing counted again.
             c.query_one(
-                "SELECT COUNT(*), COALESCE(SUM(events), 0)::bigint, COALESCE(SUM(rejects), 0)::bigint,
-                   (SELECT COUNT(*) FROM observations) FROM reports",
+                "SELECT COALESCE(MAX(value) FILTER (WHERE name = 'reports'), 0),
+                        COALESCE(MAX(value) FILTER (WHERE name = 'events'), 0),
+                        COALESCE(MAX(value) FILTER (WHERE name = 'rejects'), 0),
+                        COALESCE(MAX(value) FILTER (WHERE name = 'observations'), 0) FROM counters",
                 &[],
             )
         })?;
@@ -845,6 +877,15 @@ impl ReportWriter for PgWriter<'_> {
         write_observations(&mut me.tx, &rows)?;
         write_rollup(&mut me.tx, me.days.take())?;
         let o = &totals.outcome;
+        let opened = rows.iter().filter(|o| !o.existing && o.added > 0).count() as i64;
+        for (name, by) in [
+            ("events", o.inserted as i64),
+            ("observations", opened),
+            ("reports", 1),
+            ("rejects", o.rejects as i64),
+        ] {
+            bump(&mut me.tx, name, by)?;
+        }
         me.tx.execute(
             "UPDATE reports SET events = $1, duplicates = $2, merged = $3, rejects = $4, warnings = $5, doc_keys = $6 WHERE id = $7",
             &[

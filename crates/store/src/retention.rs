@@ -34,14 +34,22 @@ pub struct PruneSummary {
     pub shared_objects: u64,
 }
 
+/// The first day whose events a prune at `before` keeps: events go by whole days (UTC), and
+/// every day that began before `before` goes, so that nothing past the horizon survives.
+pub(crate) fn cut_day(before: Timestamp) -> i64 {
+    crate::rollup::day_of(before.micros().saturating_add(crate::rollup::DAY_US - 1))
+}
+
 impl SqliteStore {
-    /// Deletes personal data older than `before`, in one transaction.
+    /// Deletes personal data older than `before`, in one transaction. Events go by whole
+    /// days ([`cut_day`]): up to a day's events just inside the horizon go with them.
     pub fn prune(&mut self, before: Timestamp) -> Result<PruneSummary> {
         let t = before.micros();
+        let cut_day = cut_day(before);
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = |sql: &str| -> Result<u64> { Ok(tx.execute(sql, params![t])? as u64) };
         let s = PruneSummary {
-            events: n("DELETE FROM events WHERE COALESCE(time_source, time_observation) < ?1")?,
+            events: crate::eventlog::prune_days(&tx, cut_day)?,
             observations: n("DELETE FROM observations WHERE last_seen < ?1")?,
             rejects: n(
                 "DELETE FROM rejects WHERE report_id IN (SELECT id FROM reports WHERE ingested_at < ?1)",
@@ -58,6 +66,8 @@ impl SqliteStore {
                 "DELETE FROM share_objects WHERE date_added < ?1 AND type IN ('ipv4-addr', 'ipv6-addr', 'observed-data', 'sighting')",
             )?,
         };
+        crate::eventlog::bump(&tx, "observations", -(s.observations as i64))?;
+        crate::eventlog::bump(&tx, "rejects", -(s.rejects as i64))?;
         tx.commit()?;
         Ok(s)
     }

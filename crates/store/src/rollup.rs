@@ -265,12 +265,31 @@ fn add_row(conn: &Connection, row: RollupRow) -> Result<()> {
     Ok(())
 }
 
-/// Builds the rollup from the events already stored (the migration that adds the tables,
-/// and a rebuild): whatever the tables held is replaced.
+/// Builds the rollup from the events already stored (a rebuild): whatever the tables held
+/// is replaced.
 pub(crate) fn backfill(conn: &Connection) -> Result<()> {
-    for t in [Table::Full, Table::Threat, Table::Net] {
-        conn.execute(&format!("DELETE FROM {}", t.name()), [])?;
-    }
+    clear(conn)?;
+    let mut cells = DayCells::default();
+    crate::eventlog::scan(conn, &EventQuery::default(), false, &mut |h| {
+        let l = h.lean;
+        cells.add(
+            l.time(),
+            &l.ty,
+            l.family.as_deref().unwrap_or(""),
+            &l.feed,
+            l.asn,
+            l.cc.as_deref().unwrap_or(""),
+            l.subject.as_deref(),
+        );
+        Ok(true)
+    })?;
+    cells.flush(conn)
+}
+
+/// The same from the one-row-per-event table of schema 14 and before: what the migration
+/// that added the rollup tables ran, before events moved into blocks.
+pub(crate) fn backfill_rows(conn: &Connection) -> Result<()> {
+    clear(conn)?;
     let mut cells = DayCells::default();
     let mut st = conn.prepare(
         "SELECT COALESCE(time_source, time_observation), type, COALESCE(family, ''), feed, asn, COALESCE(cc, ''), subject FROM events",
@@ -284,6 +303,13 @@ pub(crate) fn backfill(conn: &Connection) -> Result<()> {
     }
     drop(rows);
     cells.flush(conn)
+}
+
+fn clear(conn: &Connection) -> Result<()> {
+    for t in [Table::Full, Table::Threat, Table::Net] {
+        conn.execute(&format!("DELETE FROM {}", t.name()), [])?;
+    }
+    Ok(())
 }
 
 /// What a `stats` query reads from the rollup: the SQL (`?` marks) and its arguments, or

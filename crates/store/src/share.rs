@@ -602,23 +602,39 @@ impl SqliteStore {
     /// Distinct infected addresses per day × country × ASN × family, for days in
     /// `[from, until)` (microseconds).
     pub fn infected_cells(&self, from: i64, until: i64) -> Result<Vec<InfectedCell>> {
-        let mut st = self.conn.prepare(
-            "SELECT date(COALESCE(time_source, time_observation) / 1000000, 'unixepoch'), COALESCE(cc, ''), COALESCE(asn, 0),
-                    COALESCE(family, ''), COUNT(DISTINCT subject)
-             FROM events WHERE type = 'infected-system' AND COALESCE(time_source, time_observation) >= ?1
-               AND COALESCE(time_source, time_observation) < ?2 AND subject IS NOT NULL
-             GROUP BY 1, 2, 3, 4",
-        )?;
-        let rows = st.query_map(params![from, until], |r| {
-            Ok(InfectedCell {
-                day: r.get(0)?,
-                cc: r.get(1)?,
-                asn: r.get::<_, i64>(2)? as u32,
-                family: r.get(3)?,
-                addresses: r.get::<_, i64>(4)? as u64,
-            })
+        let q = crate::EventQuery {
+            classification_type: Some("infected-system".into()),
+            since: Some(botwatch_model::Timestamp(from)),
+            until: Some(botwatch_model::Timestamp(until)),
+            ..Default::default()
+        };
+        let mut cells: std::collections::BTreeMap<
+            (String, String, u32, String),
+            std::collections::HashSet<String>,
+        > = Default::default();
+        crate::eventlog::scan(&self.conn, &q, false, &mut |h| {
+            let l = h.lean;
+            if let Some(s) = &l.subject {
+                let key = (
+                    botwatch_model::Timestamp(l.time()).day(),
+                    l.cc.clone().unwrap_or_default(),
+                    l.asn.unwrap_or(0) as u32,
+                    l.family.clone().unwrap_or_default(),
+                );
+                cells.entry(key).or_default().insert(s.clone());
+            }
+            Ok(true)
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(cells
+            .into_iter()
+            .map(|((day, cc, asn, family), subjects)| InfectedCell {
+                day,
+                cc,
+                asn,
+                family,
+                addresses: subjects.len() as u64,
+            })
+            .collect())
     }
 
     /// Cases opened or closed in `[from, until)`.

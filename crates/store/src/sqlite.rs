@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// Versioned migrations; `PRAGMA user_version` records the last one applied.
-const MIGRATIONS: &[(i64, &str)] = &[
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_outbox.sql")),
     (3, include_str!("../migrations/sqlite/0003_leases.sql")),
@@ -38,11 +38,16 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../migrations/sqlite/0012_share.sql")),
     (13, include_str!("../migrations/sqlite/0013_jobs.sql")),
     (14, include_str!("../migrations/sqlite/0014_stream_lag.sql")),
+    (15, include_str!("../migrations/sqlite/0015_event_blocks.sql")),
+    (16, include_str!("../migrations/sqlite/0016_metric_counts.sql")),
 ];
 
 /// The last migration that changes the per-day rollup's tables: they are then (re)filled
 /// from the stored events, once, in its transaction.
 const ROLLUP_MIGRATION: i64 = 9;
+
+/// The migration that moves events into compressed blocks (see `eventlog.rs`).
+const BLOCKS_MIGRATION: i64 = 15;
 
 /// Why this process cannot write the store at `path` (the file, or the directory SQLite
 /// writes its journal and WAL into), if it cannot.
@@ -176,8 +181,10 @@ impl SqliteStore {
         // indexes then spill and are read back during the transaction.
         // wal_autocheckpoint=0: a commit never stalls on copying the WAL into the main
         // file; `checkpoint()` does that when the caller is idle (and SQLite on close).
+        // recursive_triggers: a row that `INSERT OR REPLACE` replaces fires its delete
+        // trigger, which keeps the maintained counts (migration 16) right.
         conn.execute_batch(
-            "PRAGMA page_size=8192; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384; PRAGMA wal_autocheckpoint=0;",
+            "PRAGMA page_size=8192; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384; PRAGMA wal_autocheckpoint=0; PRAGMA recursive_triggers=1;",
         )?;
         // Room for the query shapes of the server's read paths (the default is 16).
         conn.set_prepared_statement_cache_capacity(64);
@@ -196,7 +203,20 @@ impl SqliteStore {
             let tx = self.conn.transaction()?;
             tx.execute_batch(sql)?;
             if *v == ROLLUP_MIGRATION {
-                crate::rollup::backfill(&tx)?;
+                crate::rollup::backfill_rows(&tx)?;
+            }
+            if *v == BLOCKS_MIGRATION {
+                crate::eventlog::migrate_rows(&tx)?;
+                for (name, table) in
+                    [("reports", "reports"), ("observations", "observations"), ("rejects", "rejects")]
+                {
+                    tx.execute(
+                        &format!(
+                            "INSERT OR REPLACE INTO counters (name, value) SELECT ?, COUNT(*) FROM {table}"
+                        ),
+                        [name],
+                    )?;
+                }
             }
             tx.execute_batch(&format!("PRAGMA user_version = {v}"))?;
             tx.commit()?;
@@ -221,30 +241,42 @@ impl SqliteStore {
     /// `stats` by scanning the events: exact, and able to filter on anything, but it reads
     /// every matching event. [`Store::stats`] uses the per-day rollup when it can.
     pub fn stats_scan(&self, by: GroupBy, q: &EventQuery) -> Result<Vec<StatRow>> {
-        let key = match by {
-            GroupBy::Family => "COALESCE(e.family, '')",
-            GroupBy::Asn => "COALESCE(CAST(e.asn AS TEXT), '')",
-            GroupBy::Country => "COALESCE(e.cc, '')",
-            GroupBy::Day => "date(COALESCE(e.time_source, e.time_observation) / 1000000, 'unixepoch')",
-            GroupBy::Feed => "e.feed",
-            GroupBy::Type => "e.type",
-        };
-        let (wh, args) = where_clause(q, true, Dialect::Sqlite);
-        let order = if by == GroupBy::Day { "k" } else { "n DESC, k" };
-        let sql = format!(
-            "SELECT {key} AS k, COUNT(*) AS n, COUNT(DISTINCT e.subject) FROM events e {wh} GROUP BY k ORDER BY {order} LIMIT {}",
-            q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64)
-        );
-        let mut st = self.conn.prepare(&sql)?;
-        let rows = st.query_map(params_from_iter(sql_args(args)), |r| {
-            Ok(StatRow {
-                key: r.get(0)?,
-                events: r.get::<_, i64>(1)? as u64,
-                subjects: r.get::<_, i64>(2)? as u64,
+        use std::collections::HashSet;
+        let mut groups: HashMap<String, (u64, HashSet<String>)> = HashMap::new();
+        let all = EventQuery { limit: None, ..q.clone() };
+        crate::eventlog::scan(&self.conn, &all, false, &mut |h| {
+            let l = h.lean;
+            let key = match by {
+                GroupBy::Family => l.family.clone().unwrap_or_default(),
+                GroupBy::Asn => l.asn.map(|a| a.to_string()).unwrap_or_default(),
+                GroupBy::Country => l.cc.clone().unwrap_or_default(),
+                GroupBy::Day => Timestamp(l.time()).day(),
+                GroupBy::Feed => l.feed.clone(),
+                GroupBy::Type => l.ty.clone(),
+            };
+            let g = groups.entry(key).or_default();
+            g.0 += 1;
+            if let Some(s) = &l.subject {
+                g.1.insert(s.clone());
+            }
+            Ok(true)
+        })?;
+        let mut out: Vec<StatRow> = groups
+            .into_iter()
+            .map(|(key, (events, subjects))| StatRow {
+                key,
+                events,
+                subjects: subjects.len() as u64,
                 approximate: false,
             })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            .collect();
+        if by == GroupBy::Day {
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+        } else {
+            out.sort_by(|a, b| b.events.cmp(&a.events).then_with(|| a.key.cmp(&b.key)));
+        }
+        out.truncate(q.limit.unwrap_or(u64::MAX).min(usize::MAX as u64) as usize);
+        Ok(out)
     }
 
     /// Rebuilds the per-day rollup from the stored events (it is maintained at ingest; this
@@ -281,6 +313,7 @@ struct SqliteWriter<'s> {
     uncount: Vec<(i64, bool)>,
     /// This report's share of the per-day rollup, merged into it at commit.
     days: crate::rollup::DayCells,
+    events: crate::eventlog::EventSink,
 }
 
 /// Resolves observations on the producer's thread with its own read-only connection.
@@ -318,7 +351,9 @@ impl Store for SqliteStore {
         let report_id = tx.last_insert_rowid();
         let next_obs_id: i64 =
             tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM observations", [], |r| r.get(0))?;
+        let events = crate::eventlog::EventSink::begin(&tx, report_id)?;
         Ok(Some(Box::new(SqliteWriter {
+            events,
             tx,
             report_id,
             obs: Obs::new(window_us, next_obs_id),
@@ -330,75 +365,57 @@ impl Store for SqliteStore {
     }
 
     fn events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>> {
-        let (wh, args) = where_clause(q, true, Dialect::Sqlite);
-        let sql = format!(
-            "SELECT e.id, e.report_id, e.observation_id, e.doc, e.raw, e.line, e.feed, e.time_source, e.time_observation, e.ip, e.asn, e.cc, e.type, e.family, r.feed_info, r.doc_keys
-             FROM events e JOIN reports r ON r.id = e.report_id {wh} ORDER BY e.id LIMIT {}",
-            q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64)
-        );
-        // Cached: the portal and the API run the same few shapes thousands of times a
-        // second, and parsing the SQL was a fifth of a portal look-up.
-        let mut st = self.conn.prepare_cached(&sql)?;
-        let mut rows = st.query(params_from_iter(sql_args(args)))?;
-        let mut feeds: HashMap<i64, std::sync::Arc<botwatch_model::FeedInfo>> = HashMap::new();
-        let mut dicts: HashMap<i64, Option<Vec<String>>> = HashMap::new();
+        let mut reports: HashMap<i64, (std::sync::Arc<botwatch_model::FeedInfo>, Option<Vec<String>>)> =
+            HashMap::new();
         let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            let id: i64 = r.get(0)?;
-            let report_id: i64 = r.get(1)?;
-            let doc: String = r.get(3)?;
+        crate::eventlog::scan(&self.conn, q, true, &mut |h| {
+            let l = h.lean;
+            let id = l.id;
             let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("event {id}: {e}"));
-            let keys = match dicts.entry(report_id) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    let keys: Option<String> = r.get(15)?;
-                    v.insert(match keys {
-                        Some(k) => Some(serde_json::from_str::<Vec<String>>(&k).map_err(|e| corrupt(&e))?),
-                        None => None,
-                    })
-                }
-            };
-            let keys = keys.as_deref();
-            let mut map = crate::encode::read_document(&doc, keys).map_err(|e| corrupt(&e))?;
-            let ty: String = r.get(12)?;
-            map.insert("classification.type".into(), ty.into());
-            if let Some(t) = r.get::<_, Option<i64>>(7)? {
+            let (doc, raw) = h.body.ok_or_else(|| corrupt(&"no body"))?;
+            if let std::collections::hash_map::Entry::Vacant(slot) = reports.entry(h.report_id) {
+                let (info, keys): (Option<String>, Option<String>) = self
+                    .conn
+                    .prepare_cached("SELECT feed_info, doc_keys FROM reports WHERE id = ?")?
+                    .query_row([h.report_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?
+                    .unwrap_or((None, None));
+                let f = info
+                    .and_then(|i| serde_json::from_str::<botwatch_model::FeedInfo>(&i).ok())
+                    .unwrap_or_else(|| botwatch_model::FeedInfo::new(&l.feed, &l.feed, "", 100.0));
+                let keys = match keys {
+                    Some(k) => Some(serde_json::from_str::<Vec<String>>(&k).map_err(|e| corrupt(&e))?),
+                    None => None,
+                };
+                slot.insert((std::sync::Arc::new(f), keys));
+            }
+            let (feed, keys) = &reports[&h.report_id];
+            let doc = std::str::from_utf8(doc).map_err(|e| corrupt(&e))?;
+            let mut map = crate::encode::read_document(doc, keys.as_deref()).map_err(|e| corrupt(&e))?;
+            map.insert("classification.type".into(), l.ty.clone().into());
+            if let Some(t) = l.time_source {
                 map.insert("time.source".into(), Timestamp(t).to_rfc3339().into());
             }
-            map.insert("time.observation".into(), Timestamp(r.get(8)?).to_rfc3339().into());
-            if let Some(ip) = r.get::<_, Option<Vec<u8>>>(9)?
-                && let Ok(b) = <[u8; 16]>::try_from(ip.as_slice())
-            {
+            map.insert("time.observation".into(), Timestamp(l.time_observation).to_rfc3339().into());
+            if let Some(b) = l.ip {
                 map.insert("source.ip".into(), key_ip(b).to_string().into());
             }
-            if let Some(a) = r.get::<_, Option<i64>>(10)? {
+            if let Some(a) = l.asn {
                 map.insert("source.asn".into(), a.into());
             }
-            if let Some(c) = r.get::<_, Option<String>>(11)? {
-                map.insert("source.geolocation.cc".into(), c.into());
+            if let Some(c) = &l.cc {
+                map.insert("source.geolocation.cc".into(), c.clone().into());
             }
-            if let Some(f) = r.get::<_, Option<String>>(13)? {
-                map.insert("malware.name".into(), f.into());
+            if let Some(f) = &l.family {
+                map.insert("malware.name".into(), f.clone().into());
             }
             let mut event = Event::from_intelmq(&map).map_err(|e| corrupt(&e))?;
-            let feed = match feeds.get(&report_id) {
-                Some(f) => f.clone(),
-                None => {
-                    let info: Option<String> = r.get(14)?;
-                    let fid: String = r.get(6)?;
-                    let f = info
-                        .and_then(|i| serde_json::from_str::<botwatch_model::FeedInfo>(&i).ok())
-                        .unwrap_or_else(|| botwatch_model::FeedInfo::new(&fid, &fid, "", 100.0));
-                    let f = std::sync::Arc::new(f);
-                    feeds.insert(report_id, f.clone());
-                    f
-                }
-            };
-            event.feed = feed;
-            event.raw = Bytes::from(r.get::<_, Vec<u8>>(4)?);
-            event.line = r.get::<_, i64>(5)? as u64;
-            out.push(StoredEvent { id, report_id, observation_id: r.get(2)?, event });
-        }
+            event.feed = feed.clone();
+            event.raw = Bytes::copy_from_slice(raw);
+            event.line = l.line as u64;
+            out.push(StoredEvent { id, report_id: h.report_id, observation_id: l.observation, event });
+            Ok(true)
+        })?;
         Ok(out)
     }
 
@@ -562,40 +579,40 @@ impl Store for SqliteStore {
     }
 
     fn newest_event_id(&self) -> Result<i64> {
-        Ok(self.conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?)
+        Ok(self.conn.query_row("SELECT next - 1 FROM event_seq", [], |r| r.get(0))?)
     }
 
     fn addresses_between(&self, after_id: i64, upto_id: i64) -> Result<Vec<[u8; 16]>> {
-        // A range of rowids: reads only the new events, however many are stored.
-        let mut st = self.conn.prepare_cached("SELECT ip FROM events WHERE id > ? AND id <= ?")?;
-        let mut rows = st.query([after_id, upto_id])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(0)?
-                && let Ok(k) = <[u8; 16]>::try_from(b)
-            {
-                out.push(k);
-            }
-        }
-        Ok(out)
+        // Only the blocks of the new events, however many are stored.
+        crate::eventlog::addresses_between(&self.conn, after_id, upto_id)
+    }
+
+    fn feed_totals(&self) -> Result<Vec<FeedTotals>> {
+        // Maintained by triggers (migration 16), not summed over every report.
+        let mut st = self.conn.prepare_cached(
+            "SELECT feed, reports, events, rejects, duplicates FROM feed_counts ORDER BY feed",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(FeedTotals {
+                feed: r.get(0)?,
+                reports: r.get::<_, i64>(1)?.max(0) as u64,
+                events: r.get::<_, i64>(2)?.max(0) as u64,
+                rejects: r.get::<_, i64>(3)?.max(0) as u64,
+                duplicates: r.get::<_, i64>(4)?.max(0) as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn counts(&self) -> Result<Counts> {
-        let c = |t: &str| -> Result<u64> {
-            Ok(self.conn.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get::<_, i64>(0))? as u64)
-        };
-        // Events and rejects are never deleted, so the reports' totals are the tables'
-        // sizes, without counting ten million rows.
-        let (reports, events, rejects): (i64, i64, i64) = self.conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(events), 0), COALESCE(SUM(rejects), 0) FROM reports",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
+        // Maintained by the writers and by retention in their own transactions: nothing is
+        // counted again, however large the store.
+        let c = |name: &str| -> Result<u64> { Ok(crate::eventlog::counter(&self.conn, name)?.max(0) as u64) };
         Ok(Counts {
-            reports: reports as u64,
-            events: events as u64,
+            reports: c("reports")?,
+            events: c("events")?,
             observations: c("observations")?,
-            rejects: rejects as u64,
+            rejects: c("rejects")?,
         })
     }
 }
@@ -664,36 +681,14 @@ impl ReportWriter for SqliteWriter<'_> {
             self.obs
                 .preload(events, &keys, |subjects, floor| load_observations(&self.tx, subjects, floor))?;
         }
-        let mut ins = self.tx.prepare_cached(
-            "INSERT OR IGNORE INTO events (report_id, observation_id, fingerprint, line, feed, time_source, time_observation, ip, subject, asn, cc, type, family, doc, raw)
-             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        )?;
         for (e, key) in events.iter().zip(keys) {
             // The observation this event would join, or the id a new one would get; applied
-            // only if the insert is not a duplicate.
+            // only if the event is not a duplicate.
             let obs_id = match key {
                 Some((k, t)) => Some(self.obs.peek(k, t)),
                 None => e.observation.map(|o| o.0),
             };
-            let doc = std::str::from_utf8(&e.doc).map_err(|err| StoreError::Corrupt(err.to_string()))?;
-            let n = ins.execute(params![
-                self.report_id,
-                obs_id,
-                e.fingerprint,
-                e.line,
-                e.feed.as_str(),
-                e.time_source,
-                e.time_observation,
-                e.ip.as_ref().map(|b| &b[..]),
-                e.subject.as_deref(),
-                e.asn,
-                e.cc.as_deref(),
-                e.ty,
-                e.family.as_deref(),
-                doc,
-                &e.raw[..],
-            ])?;
-            if n == 0 {
+            if self.events.add(&self.tx, e, obs_id)?.is_none() {
                 out.duplicates += 1;
                 if let Some(o) = e.observation.filter(|_| pre_resolved) {
                     self.uncount.push(o);
@@ -719,7 +714,6 @@ impl ReportWriter for SqliteWriter<'_> {
             );
             out.inserted += 1;
         }
-        drop(ins);
         if !rejects.is_empty() {
             let feed: String =
                 self.tx.query_row("SELECT feed FROM reports WHERE id = ?", [self.report_id], |r| r.get(0))?;
@@ -775,6 +769,11 @@ impl ReportWriter for SqliteWriter<'_> {
             }
             drop(up);
             me.days.flush(&me.tx)?;
+            me.events.finish(&me.tx)?;
+            let opened = rows.iter().filter(|o| !o.existing && o.added > 0).count() as i64;
+            crate::eventlog::bump(&me.tx, "observations", opened)?;
+            crate::eventlog::bump(&me.tx, "reports", 1)?;
+            crate::eventlog::bump(&me.tx, "rejects", totals.outcome.rejects as i64)?;
             let o = &totals.outcome;
             me.tx.execute(
                 "UPDATE reports SET events = ?, duplicates = ?, merged = ?, rejects = ?, warnings = ?, doc_keys = ? WHERE id = ?",

@@ -24,6 +24,7 @@ fn ev(feed: &Arc<FeedInfo>, ip: &str, family: &str, t: i64, raw: &str) -> Event 
 trait Backend: Store {
     fn scan(&self, by: GroupBy, q: &EventQuery) -> Vec<StatRow>;
     fn rebuild(&mut self);
+    fn prune(&mut self, before: Timestamp) -> u64;
 }
 
 impl Backend for SqliteStore {
@@ -33,6 +34,9 @@ impl Backend for SqliteStore {
     fn rebuild(&mut self) {
         self.rebuild_rollup().unwrap()
     }
+    fn prune(&mut self, before: Timestamp) -> u64 {
+        SqliteStore::prune(self, before).unwrap().events
+    }
 }
 
 impl Backend for PgStore {
@@ -41,6 +45,9 @@ impl Backend for PgStore {
     }
     fn rebuild(&mut self) {
         self.rebuild_rollup().unwrap()
+    }
+    fn prune(&mut self, before: Timestamp) -> u64 {
+        PgStore::prune(self, before).unwrap().events
     }
 }
 
@@ -396,4 +403,127 @@ mod rollup {
             assert!(fast[0].events < 6);
         });
     }
+}
+
+const DAY: i64 = 86_400;
+
+/// Issue 14: retention works by whole days, and nothing past the horizon survives: not the
+/// events, not their fingerprints (the same lines sent again are stored again), not their
+/// address index. One report spans the cut, so on SQLite a block is rewritten; enough
+/// events that reports fill several blocks.
+#[test]
+fn retention_removes_whole_days_and_nothing_past_the_horizon_survives() {
+    each("retention_removes_whole_days", StoreConfig::default(), |s| {
+        let f = Arc::new(FeedInfo::new("a_b", "B", "A", 100.0));
+        let t0 = 20_000 * DAY; // a day boundary
+        // Days 0..5, 3,000 events a day over 700 addresses; report k holds days k and k+1's
+        // first half, so every report but the last spans two days.
+        let mut all = Vec::new();
+        for d in 0..5 {
+            for i in 0..3000 {
+                let ip = format!("10.{}.{}.{}", d, i % 700 / 250, i % 250);
+                all.push(ev(&f, &ip, "emotet", t0 + d * DAY + i, &format!("d{d} line {i}")));
+            }
+        }
+        for (k, chunk) in all.chunks(4500).enumerate() {
+            assert_eq!(ingest(s, &format!("r{k}"), chunk, &[]).unwrap().inserted, chunk.len() as u64);
+        }
+        assert_eq!(s.counts().unwrap().events, 15_000);
+        // The horizon is inside day 2: days 0, 1 and 2 go whole.
+        let removed = s.prune(Timestamp::from_secs(t0 + 2 * DAY + 3600));
+        assert_eq!(removed, 9000);
+        let left = s.events(&EventQuery::default()).unwrap();
+        assert_eq!(left.len(), 6000);
+        assert!(left.iter().all(|e| e.event.time_source.unwrap() >= Timestamp::from_secs(t0 + 3 * DAY)));
+        assert!(left.windows(2).all(|w| w[0].id < w[1].id), "in id order");
+        assert_eq!(s.counts().unwrap().events, 6000, "the counter follows retention");
+        // Found by address only where kept.
+        let ip = |a: &str| EventQuery { ip: Some(a.parse().unwrap()), ..Default::default() };
+        assert!(s.events(&ip("10.1.0.1")).unwrap().is_empty());
+        assert_eq!(s.events(&ip("10.3.0.1")).unwrap().len(), 4, "lines 1, 751, 1501 and 2251 of day 3");
+        let net = EventQuery { cidr: Some("10.4.0.0/16".parse().unwrap()), ..Default::default() };
+        assert_eq!(s.events(&net).unwrap().len(), 3000);
+        // The pruned days' fingerprints went too: the same lines are new again.
+        let again = &all[..3000];
+        assert_eq!(ingest(s, "again", again, &[]).unwrap().inserted, 3000);
+        // The kept days' fingerprints did not.
+        assert_eq!(ingest(s, "again2", &all[12_000..], &[]).unwrap().duplicates, 3000);
+        // Pruning again at the same horizon removes the re-sent old day, and only it.
+        assert_eq!(s.prune(Timestamp::from_secs(t0 + 2 * DAY + 3600)), 3000);
+        assert_eq!(s.events(&EventQuery::default()).unwrap().len(), 6000);
+    });
+}
+
+/// Reads over many blocks: cursor pages, limits and every filter give what a plain filter
+/// over all events gives.
+#[test]
+fn cursor_pages_and_filters_across_blocks_agree_with_a_plain_filter() {
+    each("cursor_pages_across_blocks", StoreConfig::default(), |s| {
+        let f = Arc::new(FeedInfo::new("a_b", "B", "A", 100.0));
+        let g = Arc::new(FeedInfo::new("c_d", "D", "C", 100.0));
+        let mut evs = Vec::new();
+        for i in 0..7000i64 {
+            let feed = if i % 3 == 0 { &g } else { &f };
+            let fam = ["emotet", "qakbot", "mirai"][(i % 7 % 3) as usize];
+            evs.push(ev(
+                feed,
+                &format!("192.0.{}.{}", i % 4, i % 200),
+                fam,
+                1_700_000_000 + i * 60,
+                &format!("l{i}"),
+            ));
+        }
+        // One feed per report, as reports are; three reports, so feeds interleave by id.
+        let of = |feed: &Arc<FeedInfo>, r: std::ops::Range<usize>| -> Vec<Event> {
+            evs[r].iter().filter(|e| Arc::ptr_eq(&e.feed, feed)).cloned().collect()
+        };
+        ingest(s, "a", &of(&f, 0..5000), &[]).unwrap();
+        ingest(s, "b", &of(&g, 0..7000), &[]).unwrap();
+        ingest(s, "c", &of(&f, 5000..7000), &[]).unwrap();
+        let all = s.events(&EventQuery::default()).unwrap();
+        assert_eq!(all.len(), 7000);
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page =
+                s.events(&EventQuery { after_id: after, limit: Some(999), ..Default::default() }).unwrap();
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().map(|e| e.id);
+            paged.extend(page);
+        }
+        assert_eq!(
+            paged.iter().map(|e| e.id).collect::<Vec<_>>(),
+            all.iter().map(|e| e.id).collect::<Vec<_>>()
+        );
+        let q = EventQuery {
+            family: Some("qakbot".into()),
+            feed: Some("a_b".into()),
+            since: Some(Timestamp::from_secs(1_700_000_000 + 1000 * 60)),
+            until: Some(Timestamp::from_secs(1_700_000_000 + 6000 * 60)),
+            cidr: Some("192.0.2.0/24".parse().unwrap()),
+            ..Default::default()
+        };
+        let want: Vec<i64> = all
+            .iter()
+            .filter(|e| {
+                let t = e.event.time_source.unwrap();
+                e.event.malware_name.as_deref() == Some("qakbot")
+                    && &*e.event.feed.id == "a_b"
+                    && t >= q.since.unwrap()
+                    && t < q.until.unwrap()
+                    && e.event.source.ip.is_some_and(|ip| q.cidr.unwrap().contains(&ip))
+            })
+            .map(|e| e.id)
+            .collect();
+        assert!(want.len() > 100);
+        let got: Vec<i64> = s.events(&q).unwrap().iter().map(|e| e.id).collect();
+        assert_eq!(got, want);
+        let limited: Vec<i64> =
+            s.events(&EventQuery { limit: Some(7), ..q.clone() }).unwrap().iter().map(|e| e.id).collect();
+        assert_eq!(limited, want[..7]);
+        assert_eq!(s.addresses_between(all[4000].id, all[4999].id).unwrap().len(), 999);
+        assert_eq!(s.newest_event_id().unwrap(), all.last().unwrap().id);
+    });
 }

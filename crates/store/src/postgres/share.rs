@@ -442,6 +442,9 @@ impl PgStore {
         let mut tx = self.client.get_mut().transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&super::WRITE_LOCK])?;
         let ((events, observations, rejects), dropped) = super::prune_events(&mut tx, t)?;
+        for (name, by) in [("events", events), ("observations", observations), ("rejects", rejects)] {
+            super::bump(&mut tx, name, -(by as i64))?;
+        }
         let mut n = |sql: &str| -> Result<u64> { Ok(tx.execute(sql, &[&t])?) };
         let s = PruneSummary {
             events,
