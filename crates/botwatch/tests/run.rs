@@ -404,7 +404,7 @@ fn run_takes_mail_http_and_spool_through_to_notices_and_survives_sigkill() {
         (m.len() as i64 == sent).then_some(m)
     });
     assert!(got.values().all(|&n| n == 1), "each notice once: {got:?}");
-    // Every job's success on /metrics (figures there are up to 15 s old).
+    // Every job's success on /metrics (figures there are up to a second old).
     let jobs = [
         format!("fetch {feed_url}"),
         "mail cert-mailbox".to_string(),

@@ -15,8 +15,9 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// How long the store's figures are reused between scrapes.
-pub const STORE_FIGURES_TTL: Duration = Duration::from_secs(15);
+/// How long the store's figures are reused between scrapes: they are maintained counts, cheap
+/// to read (a few rows), so this only spares the store a burst of scrapes.
+pub const STORE_FIGURES_TTL: Duration = Duration::from_secs(1);
 
 /// Upper bounds of the latency buckets, seconds.
 const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];

@@ -20,7 +20,8 @@
 //! ```
 
 pub mod any;
-mod blocks;
+/// Only the fuzz entry point and its seed are public.
+pub mod blocks;
 pub mod cases;
 pub mod encode;
 mod eventlog;
