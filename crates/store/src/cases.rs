@@ -13,6 +13,7 @@ use crate::{Result, StoreError, ip_key, key_ip};
 use botwatch_model::{Case, CaseState, CloseReason, Timestamp};
 use rusqlite::{OptionalExtension, Transaction, params, params_from_iter, types::Value as Sql};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// One sighting as quoted in a notice (the `evidence` items of a `case_notice` payload).
@@ -202,6 +203,42 @@ fn ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp::from_micros)
 }
 
+/// No case's recent sightings decompress to more than this (ten sightings are ~1.2 KB).
+const MAX_RECENT: usize = 1 << 20;
+
+// One zstd context per thread: making one per call (what `zstd::bulk::compress` does) cost
+// more than the compression itself, about 20 µs a case.
+thread_local! {
+    static ZC: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+    static ZD: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn zstd_small(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    ZC.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::new(1)?);
+        }
+        c.as_mut().map_or_else(|| Ok(Vec::new()), |c| c.compress(data))
+    })
+}
+
+fn unzstd(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    ZD.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        // Sized by the frame's own header: a capacity of MAX_RECENT would be a fresh mapping
+        // and its page faults for each case read.
+        let size = match zstd::zstd_safe::get_frame_content_size(data) {
+            Ok(Some(n)) if n <= MAX_RECENT as u64 => n as usize,
+            _ => return Err(std::io::Error::other("frame size missing or too large")),
+        };
+        d.as_mut().map_or_else(|| Ok(Vec::new()), |d| d.decompress(data, size))
+    })
+}
+
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRecord> {
     let bad = |i: usize, what: String| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.into())
@@ -209,7 +246,14 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRecord> {
     let state: String = r.get(2)?;
     let close: Option<String> = r.get(22)?;
     let ip: Option<Vec<u8>> = r.get(6)?;
-    let recent: String = r.get(25)?;
+    // JSON text, or (written since schema 16) the same JSON zstd-compressed as a blob.
+    let recent: Vec<u8> = match r.get_ref(25)? {
+        rusqlite::types::ValueRef::Text(t) => t.to_vec(),
+        rusqlite::types::ValueRef::Blob(b) => {
+            unzstd(b).map_err(|e| bad(25, format!("recent sightings: {e}")))?
+        }
+        _ => b"[]".to_vec(),
+    };
     let delivery = r.as_ref().column_count() > 27;
     Ok(CaseRecord {
         case: Case {
@@ -249,7 +293,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRecord> {
         },
         // Sorted on read too: rows written before evidence was kept in order.
         recent: {
-            let mut v: Vec<Evidence> = serde_json::from_str(&recent).map_err(|e| bad(25, e.to_string()))?;
+            let mut v: Vec<Evidence> = serde_json::from_slice(&recent).map_err(|e| bad(25, e.to_string()))?;
             v.sort_by_key(|e| (e.time, e.event_id));
             v
         },
@@ -259,6 +303,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRecord> {
 
 struct SqliteCaseTx<'s> {
     tx: Transaction<'s>,
+    /// Cases that changed state in this transaction, as (state, change in count), written
+    /// to `status_counts` at commit. Kept here rather than by a trigger: a trigger makes
+    /// SQLite keep a statement journal for every case written, a tenth of a bulk update.
+    moved: HashMap<&'static str, i64>,
 }
 
 impl CaseTx for SqliteCaseTx<'_> {
@@ -306,10 +354,48 @@ impl CaseTx for SqliteCaseTx<'_> {
 
     fn save(&mut self, r: &CaseRecord) -> Result<()> {
         let c = &r.case;
-        let recent = serde_json::to_string(&r.recent).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut st = self.tx.prepare_cached(&format!(
-            "INSERT OR REPLACE INTO cases ({COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-        ))?;
+        let json = serde_json::to_vec(&r.recent).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // The recent sightings are most of a case row (~1.2 KB of JSON for ten), and a
+        // batch rewrites every case it touches: compressed, a third of the bytes go through
+        // the write-ahead log and the checkpoint. Short lists stay text.
+        let recent = if json.len() > 256 {
+            Sql::Blob(zstd_small(&json).map_err(|e| StoreError::Corrupt(format!("zstd: {e}")))?)
+        } else {
+            Sql::Text(String::from_utf8(json).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        };
+        let old: Option<String> = self
+            .tx
+            .prepare_cached("SELECT state FROM cases WHERE id = ?")?
+            .query_row([c.id], |r| r.get(0))
+            .optional()?;
+        // An update in place, not `INSERT OR REPLACE`: a replace deletes the row and inserts
+        // it again, rewriting every index, for each case a batch touches. The key never
+        // changes, so its unique index is left alone.
+        let sql = if old.is_some() {
+            format!(
+                "UPDATE cases SET {} WHERE id = ?1",
+                COLS.split(", ")
+                    .map(str::trim)
+                    .enumerate()
+                    .filter(|(_, c)| !matches!(*c, "id" | "key"))
+                    .map(|(i, c)| format!("{c} = ?{}", i + 1))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            format!(
+                "INSERT INTO cases ({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27)"
+            )
+        };
+        let new_state = c.state.as_str();
+        if old.as_deref() != Some(new_state) {
+            if let Some(o) = &old {
+                let o = CaseState::from_name(o).map(CaseState::as_str).unwrap_or("unknown");
+                *self.moved.entry(o).or_default() -= 1;
+            }
+            *self.moved.entry(new_state).or_default() += 1;
+        }
+        let mut st = self.tx.prepare_cached(&sql)?;
         let m = |t: Option<Timestamp>| t.map(|t| t.micros());
         st.execute(params![
             c.id,
@@ -394,6 +480,15 @@ impl CaseTx for SqliteCaseTx<'_> {
     }
 
     fn commit(self: Box<Self>) -> Result<()> {
+        for (state, by) in &self.moved {
+            if *by != 0 {
+                self.tx.execute(
+                    "INSERT INTO status_counts (kind, status, n) VALUES ('case', ?1, ?2)
+                     ON CONFLICT(kind, status) DO UPDATE SET n = n + ?2",
+                    params![state, by],
+                )?;
+            }
+        }
         self.tx.commit()?;
         Ok(())
     }
@@ -464,7 +559,7 @@ impl CaseStore for SqliteStore {
         // Immediate: the engine reads cases and then writes them; taking the write lock
         // first means a second writer waits instead of failing with SQLITE_BUSY mid-batch.
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        Ok(Box::new(SqliteCaseTx { tx }))
+        Ok(Box::new(SqliteCaseTx { tx, moved: HashMap::new() }))
     }
 
     fn case_cursor(&self) -> Result<i64> {
