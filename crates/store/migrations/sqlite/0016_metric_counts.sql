@@ -1,7 +1,8 @@
 -- What /metrics and the dashboard show on every view, kept up to date by triggers in the
 -- transaction of each change, so nothing is counted again (1M cases took a scan per scrape).
--- No trigger inserts with a conflict clause: an outer `INSERT OR REPLACE` (cases are written
--- so) would impose REPLACE on it and reset the count; rows are added only where missing.
+-- No trigger inserts with a conflict clause: the outer statement's clause overrides a
+-- trigger's own (notices are written with `INSERT OR IGNORE`; an outer REPLACE would reset a
+-- count), so rows are added only where missing, with no conflict to resolve.
 -- Per feed: reports, and events, rejects and duplicates stored ever (retention does not
 -- lower these: they are counters of what arrived).
 CREATE TABLE feed_counts (
