@@ -243,10 +243,46 @@ impl BlockBuilder {
 
 const V4_PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
 
+// One zstd context per thread: making one per call (what `zstd::bulk::compress` and
+// `decompress` do) cost more than compressing a case's sightings, about 20 µs each.
+thread_local! {
+    static ZC: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+    static ZD: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// `data` as one zstd frame at [`LEVEL`] (the frame states its size), with this thread's
+/// context. Also what case rows keep their recent sightings in.
+pub(crate) fn zstd_compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    ZC.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::new(LEVEL)?);
+        }
+        c.as_mut().map_or_else(|| Ok(Vec::new()), |c| c.compress(data))
+    })
+}
+
+/// One zstd frame of at most `max` bytes, with this thread's context. The output is sized
+/// by the frame's own header, so a frame that states no size or more than `max` is refused
+/// before anything is allocated (and a capacity of `max` is not mapped for every read).
+pub(crate) fn zstd_decompress(data: &[u8], max: usize) -> std::io::Result<Vec<u8>> {
+    let size = match zstd::zstd_safe::get_frame_content_size(data) {
+        Ok(Some(n)) if n <= max as u64 => n as usize,
+        _ => return Err(std::io::Error::other("frame size missing or too large")),
+    };
+    ZD.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        d.as_mut().map_or_else(|| Ok(Vec::new()), |d| d.decompress(data, size))
+    })
+}
+
 fn compress(data: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(data.len() / 8 + 16);
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    let z = zstd::bulk::compress(data, LEVEL).map_err(|e| StoreError::Corrupt(format!("zstd: {e}")))?;
+    let z = zstd_compress(data).map_err(|e| StoreError::Corrupt(format!("zstd: {e}")))?;
     out.extend_from_slice(&z);
     Ok(out)
 }
@@ -257,13 +293,9 @@ fn decompress(blob: &[u8]) -> Result<Vec<u8>> {
     if len > MAX_FRAME {
         return Err(corrupt("block larger than any botwatch writes"));
     }
-    // The frame states its size too: a header that disagrees is damage, found before
-    // anything is allocated for it.
-    match zstd::zstd_safe::get_frame_content_size(z) {
-        Ok(Some(n)) if n == len as u64 => {}
-        _ => return Err(corrupt("frame size unknown or not the header's")),
-    }
-    let out = zstd::bulk::decompress(z, len).map_err(|e| corrupt(&format!("zstd: {e}")))?;
+    // The frame states its size too: one larger than the header's is refused before
+    // anything is allocated for it, a smaller one after.
+    let out = zstd_decompress(z, len).map_err(|e| corrupt(&format!("zstd: {e}")))?;
     if out.len() != len {
         return Err(corrupt("block shorter than its header says"));
     }

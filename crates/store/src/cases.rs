@@ -203,41 +203,27 @@ fn ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp::from_micros)
 }
 
+/// A case row by `id` (`?1`), every column but `id` and `key` from the parameters in `COLS`
+/// order. The key never changes, so its unique index is left alone.
+static UPDATE_CASE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let set: Vec<String> = COLS
+        .split(", ")
+        .map(str::trim)
+        .enumerate()
+        .filter(|(_, c)| !matches!(*c, "id" | "key"))
+        .map(|(i, c)| format!("{c} = ?{}", i + 1))
+        .collect();
+    format!("UPDATE cases SET {} WHERE id = ?1", set.join(", "))
+});
+
+/// A new case row, the parameters in `COLS` order.
+static INSERT_CASE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let marks: Vec<String> = (1..=COLS.split(", ").count()).map(|i| format!("?{i}")).collect();
+    format!("INSERT INTO cases ({COLS}) VALUES ({})", marks.join(","))
+});
+
 /// No case's recent sightings decompress to more than this (ten sightings are ~1.2 KB).
 const MAX_RECENT: usize = 1 << 20;
-
-// One zstd context per thread: making one per call (what `zstd::bulk::compress` does) cost
-// more than the compression itself, about 20 µs a case.
-thread_local! {
-    static ZC: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
-    static ZD: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
-}
-
-fn zstd_small(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    ZC.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.is_none() {
-            *c = Some(zstd::bulk::Compressor::new(1)?);
-        }
-        c.as_mut().map_or_else(|| Ok(Vec::new()), |c| c.compress(data))
-    })
-}
-
-fn unzstd(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    ZD.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = Some(zstd::bulk::Decompressor::new()?);
-        }
-        // Sized by the frame's own header: a capacity of MAX_RECENT would be a fresh mapping
-        // and its page faults for each case read.
-        let size = match zstd::zstd_safe::get_frame_content_size(data) {
-            Ok(Some(n)) if n <= MAX_RECENT as u64 => n as usize,
-            _ => return Err(std::io::Error::other("frame size missing or too large")),
-        };
-        d.as_mut().map_or_else(|| Ok(Vec::new()), |d| d.decompress(data, size))
-    })
-}
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRecord> {
     let bad = |i: usize, what: String| {
@@ -249,9 +235,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRecord> {
     // JSON text, or (written since schema 16) the same JSON zstd-compressed as a blob.
     let recent: Vec<u8> = match r.get_ref(25)? {
         rusqlite::types::ValueRef::Text(t) => t.to_vec(),
-        rusqlite::types::ValueRef::Blob(b) => {
-            unzstd(b).map_err(|e| bad(25, format!("recent sightings: {e}")))?
-        }
+        rusqlite::types::ValueRef::Blob(b) => crate::blocks::zstd_decompress(b, MAX_RECENT)
+            .map_err(|e| bad(25, format!("recent sightings: {e}")))?,
         _ => b"[]".to_vec(),
     };
     let delivery = r.as_ref().column_count() > 27;
@@ -359,7 +344,9 @@ impl CaseTx for SqliteCaseTx<'_> {
         // batch rewrites every case it touches: compressed, a third of the bytes go through
         // the write-ahead log and the checkpoint. Short lists stay text.
         let recent = if json.len() > 256 {
-            Sql::Blob(zstd_small(&json).map_err(|e| StoreError::Corrupt(format!("zstd: {e}")))?)
+            Sql::Blob(
+                crate::blocks::zstd_compress(&json).map_err(|e| StoreError::Corrupt(format!("zstd: {e}")))?,
+            )
         } else {
             Sql::Text(String::from_utf8(json).map_err(|e| StoreError::Corrupt(e.to_string()))?)
         };
@@ -369,24 +356,8 @@ impl CaseTx for SqliteCaseTx<'_> {
             .query_row([c.id], |r| r.get(0))
             .optional()?;
         // An update in place, not `INSERT OR REPLACE`: a replace deletes the row and inserts
-        // it again, rewriting every index, for each case a batch touches. The key never
-        // changes, so its unique index is left alone.
-        let sql = if old.is_some() {
-            format!(
-                "UPDATE cases SET {} WHERE id = ?1",
-                COLS.split(", ")
-                    .map(str::trim)
-                    .enumerate()
-                    .filter(|(_, c)| !matches!(*c, "id" | "key"))
-                    .map(|(i, c)| format!("{c} = ?{}", i + 1))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        } else {
-            format!(
-                "INSERT INTO cases ({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27)"
-            )
-        };
+        // it again, rewriting every index, for each case a batch touches.
+        let sql = if old.is_some() { &*UPDATE_CASE } else { &*INSERT_CASE };
         let new_state = c.state.as_str();
         if old.as_deref() != Some(new_state) {
             if let Some(o) = &old {
@@ -395,7 +366,7 @@ impl CaseTx for SqliteCaseTx<'_> {
             }
             *self.moved.entry(new_state).or_default() += 1;
         }
-        let mut st = self.tx.prepare_cached(&sql)?;
+        let mut st = self.tx.prepare_cached(sql)?;
         let m = |t: Option<Timestamp>| t.map(|t| t.micros());
         st.execute(params![
             c.id,
@@ -664,7 +635,7 @@ impl CaseStore for SqliteStore {
     fn open_case_count(&self) -> Result<u64> {
         Ok(self
             .conn
-            // Maintained by triggers (migration 16), not counted.
+            // Maintained by the case writer (`SqliteCaseTx::commit`), not counted.
             .query_row(
                 "SELECT COALESCE(SUM(n), 0) FROM status_counts WHERE kind = 'case' AND status != 'closed'",
                 [],

@@ -204,6 +204,14 @@ pub struct ObservationRow {
     pub existing: bool,
 }
 
+impl ObservationRow {
+    /// Opened by this report and kept: it holds at least one of the report's stored events.
+    /// (One that only duplicates opened refers to nothing and is not written.)
+    pub fn opened(&self) -> bool {
+        !self.existing && self.added > 0
+    }
+}
+
 /// Filters shared by event and observation queries. `None` means "any".
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {

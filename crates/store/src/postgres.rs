@@ -877,7 +877,7 @@ impl ReportWriter for PgWriter<'_> {
         write_observations(&mut me.tx, &rows)?;
         write_rollup(&mut me.tx, me.days.take())?;
         let o = &totals.outcome;
-        let opened = rows.iter().filter(|o| !o.existing && o.added > 0).count() as i64;
+        let opened = rows.iter().filter(|o| o.opened()).count() as i64;
         for (name, by) in [
             ("events", o.inserted as i64),
             ("observations", opened),
@@ -932,7 +932,7 @@ fn write_observations(tx: &mut Transaction<'_>, rows: &[ObservationRow]) -> Resu
     let mut w = BinaryCopyInWriter::new(sink, &types);
     let mut sources = String::new();
     for o in rows {
-        if !o.existing && o.added <= 0 {
+        if !(o.existing || o.opened()) {
             continue;
         }
         sources.clear();

@@ -1,8 +1,8 @@
 //! The embedded default: one SQLite file in WAL mode.
 //!
-//! Write path: one transaction per report, prepared statements, events inserted with
-//! `INSERT OR IGNORE` on a fingerprint (feed, raw line, time) so an overlapping report adds
-//! nothing twice. Observations are resolved in memory per report: the keys of a batch are
+//! Write path: one transaction per report, prepared statements, events into compressed
+//! blocks (`eventlog.rs`) after `INSERT OR IGNORE` of their fingerprint (feed, raw line, time)
+//! so an overlapping report adds nothing twice. Observations are resolved in memory per report: the keys of a batch are
 //! looked up with a few `IN (…)` queries instead of one query per event, and touched
 //! observations are written once, at commit.
 //!
@@ -745,7 +745,7 @@ impl ReportWriter for SqliteWriter<'_> {
             let mut sources = String::new();
             for o in &rows {
                 // Only duplicates opened it: nothing refers to it.
-                if !o.existing && o.added <= 0 {
+                if !(o.existing || o.opened()) {
                     continue;
                 }
                 sources.clear();
@@ -770,7 +770,7 @@ impl ReportWriter for SqliteWriter<'_> {
             drop(up);
             me.days.flush(&me.tx)?;
             me.events.finish(&me.tx)?;
-            let opened = rows.iter().filter(|o| !o.existing && o.added > 0).count() as i64;
+            let opened = rows.iter().filter(|o| o.opened()).count() as i64;
             crate::eventlog::bump(&me.tx, "observations", opened)?;
             crate::eventlog::bump(&me.tx, "reports", 1)?;
             crate::eventlog::bump(&me.tx, "rejects", totals.outcome.rejects as i64)?;
