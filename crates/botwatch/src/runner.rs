@@ -568,14 +568,16 @@ pub fn run(args: RunArgs) -> Result<()> {
                 db.display()
             )
         };
-        println!("{}", summary(&generation));
-        std::io::Write::flush(&mut std::io::stdout())?;
-        notify_systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&summary(&generation))]);
-        let watchdog = watchdog_task();
+        // The handlers go in before anyone is told we are ready: a SIGHUP sent on READY=1
+        // would otherwise meet the default action and end the process.
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
+        println!("{}", summary(&generation));
+        std::io::Write::flush(&mut std::io::stdout())?;
+        notify_systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&summary(&generation))]);
+        let watchdog = watchdog_task();
         loop {
             tokio::select! {
                 _ = term.recv() => break,

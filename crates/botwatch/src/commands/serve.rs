@@ -12,5 +12,8 @@ pub(crate) fn serve(cfg: &Config, listen: Option<std::net::SocketAddr>, db: &DbA
     let path = db.db.clone().unwrap_or_else(|| cfg.store.path.clone());
     let prepared = botwatch::serve::prepare(cfg, path, listen)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(botwatch::serve::serve(prepared, botwatch_server::shutdown_signal()))
+    rt.block_on(async {
+        let stop = botwatch_server::shutdown_signal();
+        botwatch::serve::serve(prepared, stop).await
+    })
 }

@@ -38,16 +38,24 @@ pub(crate) fn worker(
     {
         // Signals end the loop between deliveries: the one at hand is stored and
         // acknowledged (or, if the process is killed instead, delivered again later).
+        // The worker says it is taking deliveries only once the handlers are in place, so a
+        // SIGTERM sent on that line stops it gracefully instead of by the default action.
         let stop = stop.clone();
+        let (installed_tx, installed) = std::sync::mpsc::sync_channel::<bool>(1);
         std::thread::Builder::new().name("signals".into()).spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                let _ = installed_tx.send(false);
+                return;
+            };
             rt.block_on(async {
                 use tokio::signal::unix::{SignalKind, signal};
                 let (Ok(mut term), Ok(mut int)) =
                     (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
                 else {
+                    let _ = installed_tx.send(false);
                     return;
                 };
+                let _ = installed_tx.send(true);
                 tokio::select! {
                     _ = term.recv() => {}
                     _ = int.recv() => {}
@@ -55,6 +63,9 @@ pub(crate) fn worker(
             });
             stop.store(true, Ordering::Relaxed);
         })?;
+        if !installed.recv().unwrap_or(false) {
+            anyhow::bail!("cannot install the SIGTERM/SIGINT handlers");
+        }
     }
     let activity = Arc::new(Activity {
         busy: AtomicBool::new(false),
