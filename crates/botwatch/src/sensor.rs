@@ -215,8 +215,8 @@ fn indicator_value_any(subject: &str) -> Option<IndicatorValue> {
     (h.contains('.') && botwatch_model::valid_fqdn(&h)).then_some(IndicatorValue::Domain(h))
 }
 
-/// One flagged client, as `scan --json` prints it.
-#[derive(Debug, Clone, Serialize)]
+/// One flagged client, as `scan --json` prints it (and a sightings delivery carries it).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Flagged {
     pub client: IpAddr,
     /// `indicator` (matched a feed's indicator), `dga`, `nx_burst`, `beacon`.
@@ -459,11 +459,21 @@ pub fn sightings(flagged: &[Flagged], sensor: &str) -> Vec<Event> {
 /// Stores sightings as one report (named by `sha256` of what was scanned, so scanning the
 /// same input again adds nothing). Returns events stored.
 pub fn store_sightings(store: &mut dyn Store, sha256: &str, name: &str, events: &[Event]) -> Result<u64> {
-    let Some(first) = events.first() else { return Ok(0) };
+    Ok(store_sightings_report(store, sha256, name, events)?.unwrap_or(0))
+}
+
+/// [`store_sightings`], telling a report stored before (`None`) from one stored now.
+fn store_sightings_report(
+    store: &mut dyn Store,
+    sha256: &str,
+    name: &str,
+    events: &[Event],
+) -> Result<Option<u64>> {
+    let Some(first) = events.first() else { return Ok(Some(0)) };
     let mut meta = ReportMeta::new(sha256, &first.feed.id, 0, first.time_observation);
     meta.name = Some(name.to_string());
     meta.feed_info = Some((*first.feed).clone());
-    let Some(mut w) = store.begin_report(&meta)? else { return Ok(0) };
+    let Some(mut w) = store.begin_report(&meta)? else { return Ok(None) };
     let mut keys = botwatch_store::DocKeys::default();
     let mut enc: Vec<_> = events.iter().map(|e| botwatch_store::encode_with(e, &mut keys)).collect();
     let mut resolver = w.resolver()?;
@@ -476,7 +486,140 @@ pub fn store_sightings(store: &mut dyn Store, sha256: &str, name: &str, events: 
     }
     let doc_keys = keys.keys().iter().map(|k| k.to_string()).collect();
     w.commit(&ReportTotals { outcome: out, warnings: vec![], doc_keys })?;
-    Ok(out.inserted)
+    Ok(Some(out.inserted))
+}
+
+/// The form of a sightings delivery, in its `format` field.
+pub const SIGHTINGS_FORMAT: &str = "botwatch-sightings/1";
+
+/// A sensor's findings on their way to a `botwatch worker` (with `[nats] url`): the
+/// findings themselves, not events, so the worker makes the same events
+/// [`store_sightings`] would have stored here.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct SightingsDelivery {
+    /// [`SIGHTINGS_FORMAT`].
+    pub format: String,
+    /// The report they are stored as; the same delivery stored twice counts once.
+    pub report: String,
+    pub name: String,
+    /// `match` (feed indicators) or `detect` (the detectors): the feed is
+    /// `botwatch_sensor_<sensor>`.
+    pub sensor: String,
+    pub flagged: Vec<Flagged>,
+}
+
+/// Where a sensor's findings went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handed {
+    /// Into the store: this many new events.
+    Stored(u64),
+    /// To JetStream, this many sightings; a worker stores (and counts) them.
+    Published(u64),
+}
+
+impl Handed {
+    /// "12 sightings stored" / "12 sightings published for a worker to store".
+    pub fn describe(list: &[Handed]) -> String {
+        let stored: u64 = list.iter().map(|h| if let Handed::Stored(n) = h { *n } else { 0 }).sum();
+        let published: u64 = list.iter().map(|h| if let Handed::Published(n) = h { *n } else { 0 }).sum();
+        if list.iter().any(|h| matches!(h, Handed::Published(_))) {
+            format!("{published} sightings published for a worker to store")
+        } else {
+            format!("{stored} sightings stored")
+        }
+    }
+}
+
+/// Stores `flagged` as the `sensor`'s report `report`, or, with a stream, publishes them
+/// for a worker to store.
+pub fn hand_sightings(
+    store: &mut dyn Store,
+    nats: Option<&botwatch_intake::stream::Nats>,
+    report: &str,
+    name: &str,
+    sensor: &str,
+    flagged: &[Flagged],
+) -> Result<Handed> {
+    if flagged.is_empty() {
+        return Ok(Handed::Stored(0));
+    }
+    let Some(nats) = nats else {
+        return Ok(Handed::Stored(store_sightings(store, report, name, &sightings(flagged, sensor))?));
+    };
+    let doc = SightingsDelivery {
+        format: SIGHTINGS_FORMAT.into(),
+        report: report.into(),
+        name: name.into(),
+        sensor: sensor.into(),
+        flagged: flagged.to_vec(),
+    };
+    let body = bytes::Bytes::from(serde_json::to_vec(&doc)?);
+    let feed = format!("botwatch_sensor_{sensor}");
+    let origin = botwatch_intake::Origin {
+        feed: Some(&feed),
+        source: format!("sensor:{name}"),
+        observed: flagged.iter().map(|f| f.last_seen).max().unwrap_or(Timestamp(0)),
+        archive: None,
+    };
+    nats.publish_kind(
+        &botwatch_feeds::input::Source::Bytes(body),
+        &format!("{name} ({sensor})"),
+        &origin,
+        Some(botwatch_intake::stream::KIND_SIGHTINGS),
+    )?;
+    Ok(Handed::Published(flagged.len() as u64))
+}
+
+/// No sightings delivery is read past this; a sensor's window of findings is far smaller
+/// (100k flagged clients are ~30 MB).
+const MAX_SIGHTINGS_DELIVERY: u64 = 256 << 20;
+
+/// A worker's side of [`hand_sightings`]: the delivery in the file at `path`, stored.
+pub fn store_sightings_delivery(
+    store: &mut dyn Store,
+    path: &std::path::Path,
+) -> Result<botwatch_intake::Delivered> {
+    use std::io::Read;
+    let size = std::fs::metadata(path)?.len();
+    anyhow::ensure!(
+        size <= MAX_SIGHTINGS_DELIVERY,
+        "a sightings delivery of {size} bytes: more than the {MAX_SIGHTINGS_DELIVERY} a sensor sends"
+    );
+    let mut body = Vec::with_capacity(size as usize);
+    std::fs::File::open(path)?.take(MAX_SIGHTINGS_DELIVERY).read_to_end(&mut body)?;
+    let doc: SightingsDelivery = serde_json::from_slice(&body).context("not a sightings delivery")?;
+    anyhow::ensure!(
+        doc.format == SIGHTINGS_FORMAT,
+        "sightings delivery in form {:?}; this botwatch reads {SIGHTINGS_FORMAT:?}",
+        doc.format
+    );
+    // The feed is named after the sensor, so only botwatch's own two are taken.
+    anyhow::ensure!(
+        matches!(doc.sensor.as_str(), "match" | "detect"),
+        "sightings from sensor {:?}: expected \"match\" or \"detect\"",
+        doc.sensor
+    );
+    let events = sightings(&doc.flagged, &doc.sensor);
+    let stored = store_sightings_report(store, &doc.report, &doc.name, &events)?;
+    Ok(botwatch_intake::Delivered {
+        reports: vec![botwatch_intake::pipeline::ReportSummary {
+            name: doc.name,
+            feed: format!("botwatch_sensor_{}", doc.sensor),
+            sha256: doc.report,
+            bytes: size,
+            new: stored.is_some(),
+            report_id: None,
+            events: stored.unwrap_or(0),
+            duplicates: 0,
+            merged: 0,
+            new_observations: 0,
+            rejects: 0,
+            drift_warnings: 0,
+            warnings: Vec::new(),
+            published: None,
+        }],
+        ..Default::default()
+    })
 }
 
 /// What one scanned file gave.
@@ -628,6 +771,59 @@ impl<R: std::io::Read + std::io::Seek> HashingReader<'_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sightings_delivery_stored_twice_counts_once_and_a_foreign_one_is_refused() {
+        let mut store = botwatch_store::sqlite::SqliteStore::open_in_memory(Default::default()).unwrap();
+        let flagged = |client: &str, reason: &str| Flagged {
+            client: client.parse().unwrap(),
+            reason: reason.into(),
+            indicator: None,
+            score: Some(0.97),
+            count: 40,
+            first_seen: Timestamp(1_700_000_000_000_000),
+            last_seen: Timestamp(1_700_000_600_000_000),
+            malware: None,
+            detail: "40 NXDOMAIN answers".into(),
+            client_port: None,
+            peer: Some("xkqzvbnt.example".into()),
+        };
+        let doc = SightingsDelivery {
+            format: SIGHTINGS_FORMAT.into(),
+            report: "abc:detect".into(),
+            name: "live sensor".into(),
+            sensor: "detect".into(),
+            flagged: vec![flagged("10.0.0.7", "nx_burst"), flagged("10.0.0.8", "dga")],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.json");
+        std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
+        let first = store_sightings_delivery(&mut store, &path).unwrap();
+        assert_eq!((first.reports[0].new, first.events()), (true, 2));
+        // Delivered again (a worker died before its acknowledgement): nothing more.
+        let again = store_sightings_delivery(&mut store, &path).unwrap();
+        assert_eq!((again.reports[0].new, again.events()), (false, 0));
+        // The same events the sensor would have stored directly.
+        let direct = sightings(&doc.flagged, "detect");
+        let stored = store.events(&botwatch_store::EventQuery::default()).unwrap();
+        assert_eq!(stored.len(), 2);
+        assert_eq!(stored[0].event.raw, direct[0].raw);
+        for (bad, why) in [
+            (
+                serde_json::json!({"format": "botwatch-sightings/9", "report": "r", "name": "n", "sensor": "detect", "flagged": []}),
+                "form",
+            ),
+            (
+                serde_json::json!({"format": SIGHTINGS_FORMAT, "report": "r", "name": "n", "sensor": "evil", "flagged": []}),
+                "sensor",
+            ),
+            (serde_json::json!({"rows": 3}), "not a sightings delivery"),
+        ] {
+            std::fs::write(&path, bad.to_string()).unwrap();
+            let e = format!("{:#}", store_sightings_delivery(&mut store, &path).unwrap_err());
+            assert!(e.contains(why), "{e}");
+        }
+    }
 
     #[test]
     fn subjects_become_indicators_but_documentation_addresses_do_not() {

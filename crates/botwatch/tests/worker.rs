@@ -6,7 +6,9 @@
 mod common;
 use botwatch_store::postgres::TestSchema;
 use common::*;
+use serde_json::Value;
 use std::io::BufRead;
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -302,4 +304,86 @@ fn run_publishes_what_arrives_and_a_worker_stores_it() {
     assert_eq!(reports.len(), 2, "{reports:?}");
     let stats = |c: &str| json_lines(&ok(&["--config", c, "stats", "--by", "day", "--format", "jsonl"]));
     assert_eq!(stats(cfg), stats(lite));
+}
+
+/// The sensors with `[nats]`: `scan` publishes what it found, and a worker stores the same
+/// sightings the embedded default stores directly, once, however often they are sent.
+#[test]
+fn sensor_sightings_travel_through_jetstream_and_a_worker_stores_them_once() {
+    const TEST: &str = "sensor_sightings_travel_through_jetstream_and_a_worker_stores_them_once";
+    let Some(schema) = TestSchema::new(TEST) else { return };
+    let Some(nats) = nats_url(TEST) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let id = format!("s{}{}", std::process::id(), Instant::now().elapsed().subsec_nanos());
+    let direct = dir.path().join("direct.toml");
+    std::fs::write(&direct, format!("[store]\nurl = {:?}\n", schema.url)).unwrap();
+    let streamed = dir.path().join("streamed.toml");
+    std::fs::write(
+        &streamed,
+        format!(
+            "[store]\nurl = {:?}\n[nats]\nurl = {nats:?}\nstream = \"T{id}\"\nsubject = \"t{id}.reports\"\nbucket = \"t{id}\"\nconsumer = \"w{id}\"\nmax_age = \"10m\"\n",
+            schema.url
+        ),
+    )
+    .unwrap();
+    let lite = dir.path().join("lite.toml");
+    std::fs::write(&lite, format!("[store]\npath = {:?}\n", dir.path().join("ref.db"))).unwrap();
+    let (direct, streamed, lite) =
+        (direct.to_str().unwrap(), streamed.to_str().unwrap(), lite.to_str().unwrap());
+    // Indicators from a feed, stored directly in both stores.
+    let feodo = data("abusech/feodo_ipblocklist_2024-04-04.csv");
+    for c in [direct, lite] {
+        ok(&["--config", c, "ingest", "--quiet", feodo.to_str().unwrap()]);
+    }
+    let c2 = json_lines(&ok(&["--config", lite, "observations", "--type", "c2-server", "--format", "jsonl"]));
+    let ip = c2.iter().find(|o| o["subject"].as_str().unwrap().parse::<std::net::IpAddr>().is_ok()).unwrap();
+    let (c2_ip, seen) = (ip["subject"].as_str().unwrap(), ip["last_seen"].as_str().unwrap());
+    let t = format!("{} {}.000000", seen[..10].replace('-', "/"), &seen[11..19]);
+    // An infected client talks to the C2, a clean one browses (Argus flows); the Unbound
+    // sample's two DGA clients give the detectors' sightings.
+    let mut flows =
+        String::from("StartTime,Dur,Proto,SrcAddr,Sport,Dir,DstAddr,Dport,State,TotPkts,TotBytes\n");
+    for i in 0..5 {
+        flows.push_str(&format!("{t},0.5,tcp,10.0.0.5,{},   ->,{c2_ip},443,FSPA_FSPA,10,900\n", 40000 + i));
+        flows.push_str(&format!(
+            "{t},0.5,tcp,10.0.0.9,{},   ->,93.184.216.34,443,FSPA_FSPA,10,900\n",
+            41000 + i
+        ));
+    }
+    let flow_path = dir.path().join("capture.binetflow");
+    std::fs::write(&flow_path, flows).unwrap();
+    let dns = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../telemetry/tests/data/dns/generated_unbound/unbound_querylog_replylog.log");
+    let inputs = [flow_path.to_str().unwrap(), dns.to_str().unwrap()];
+    let reference = ok(&[&["--config", lite, "scan"][..], &inputs].concat());
+    assert!(reference.contains("sightings stored"), "{reference}");
+
+    let scanned = ok(&[&["--config", streamed, "scan"][..], &inputs].concat());
+    assert!(scanned.contains("sightings published for a worker to store"), "{scanned}");
+    // Scanned and sent again: still one report per sensor in the end.
+    ok(&[&["--config", streamed, "scan"][..], &inputs].concat());
+    let sensor_events = |c: &str, feed: &str| {
+        let mut v: Vec<Value> =
+            json_lines(&ok(&["--config", c, "events", "--feed", feed, "--format", "jsonl"]))
+                .into_iter()
+                .map(|mut e| {
+                    // Where each store numbered it; everything the sensor said stays.
+                    e.as_object_mut().unwrap().retain(|k, _| !k.starts_with("botwatch."));
+                    e
+                })
+                .collect();
+        v.sort_by_key(|e| e.to_string());
+        v
+    };
+    for feed in ["botwatch_sensor_match", "botwatch_sensor_detect"] {
+        assert!(sensor_events(direct, feed).is_empty(), "{feed}: stored before any worker ran");
+    }
+    ok(&["--config", streamed, "worker", "--idle-exit", "3s"]);
+    for feed in ["botwatch_sensor_match", "botwatch_sensor_detect"] {
+        let (got, want) = (sensor_events(direct, feed), sensor_events(lite, feed));
+        assert!(!want.is_empty(), "{feed}: the reference scan found nothing");
+        assert_eq!(got, want, "{feed}");
+    }
+    let reports = json_lines(&ok(&["--config", direct, "reports", "--format", "jsonl"]));
+    assert_eq!(reports.len(), 3, "feodo and one report per sensor: {reports:?}");
 }

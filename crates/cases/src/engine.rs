@@ -47,7 +47,7 @@ pub fn allowed(from: CaseState, to: CaseState) -> bool {
 }
 
 /// What one `process` call did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ProcessSummary {
     /// Events newer than the cursor.
     pub events: u64,
@@ -96,17 +96,34 @@ pub struct UpdateSummary {
 
 impl std::ops::AddAssign for ProcessSummary {
     fn add_assign(&mut self, o: Self) {
-        self.events += o.events;
-        self.already_processed += o.already_processed;
-        self.ignored += o.ignored;
-        self.stale += o.stale;
-        self.late += o.late;
-        self.opened += o.opened;
-        self.reopened += o.reopened;
-        self.attached += o.attached;
-        self.exposures += o.exposures;
-        self.transitions += o.transitions;
-        self.notices += o.notices;
+        // Destructured, so a field added later cannot be left out of the sum (`special`
+        // once was, and `cases update` reported 0 special addresses over several batches).
+        let ProcessSummary {
+            events,
+            already_processed,
+            ignored,
+            special,
+            stale,
+            late,
+            opened,
+            reopened,
+            attached,
+            exposures,
+            transitions,
+            notices,
+        } = o;
+        self.events += events;
+        self.already_processed += already_processed;
+        self.ignored += ignored;
+        self.special += special;
+        self.stale += stale;
+        self.late += late;
+        self.opened += opened;
+        self.reopened += reopened;
+        self.attached += attached;
+        self.exposures += exposures;
+        self.transitions += transitions;
+        self.notices += notices;
     }
 }
 
@@ -1013,5 +1030,27 @@ mod evidence_tests {
         let times: Vec<i64> = rec.recent.iter().map(|e| e.time.secs()).collect();
         assert_eq!(times, [300, 500, 700, 900], "sorted, the oldest dropped");
         assert_eq!((rec.case.first_seen, rec.case.last_seen), (t(100), t(900)));
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::ProcessSummary;
+
+    #[test]
+    fn summing_batches_keeps_every_figure() {
+        // Every field 1, as the serialised form lists them: a field the sum left out would
+        // stay at 1 below.
+        let one: ProcessSummary = {
+            let v = serde_json::to_value(ProcessSummary::default()).unwrap();
+            let ones: serde_json::Map<_, _> =
+                v.as_object().unwrap().keys().map(|k| (k.clone(), serde_json::json!(1))).collect();
+            serde_json::from_value(serde_json::Value::Object(ones)).unwrap()
+        };
+        let mut sum = one;
+        sum += one;
+        for (k, v) in serde_json::to_value(sum).unwrap().as_object().unwrap() {
+            assert_eq!(v, 2, "{k} after two batches of 1");
+        }
     }
 }

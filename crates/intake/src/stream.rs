@@ -97,6 +97,13 @@ const H_SOURCE: &str = "Botwatch-Source";
 const H_OBSERVED: &str = "Botwatch-Observed";
 const H_OBJECT: &str = "Botwatch-Object";
 const H_SIZE: &str = "Botwatch-Size";
+/// What a delivery is, when it is not a report as it arrived (absent): `sightings` (see
+/// [`KIND_SIGHTINGS`]).
+const H_KIND: &str = "Botwatch-Kind";
+
+/// A delivery of sensor sightings: a JSON document a sensor made (botwatch's own form, read
+/// back by `botwatch::sensor`), stored by the worker as the sensor's report.
+pub const KIND_SIGHTINGS: &str = "sightings";
 
 /// A connection to the stream, with its own small runtime: callers are synchronous.
 pub struct Nats {
@@ -175,6 +182,18 @@ impl Nats {
 
     /// [`Nats::publish_file`] for a file or bytes in memory.
     pub fn publish_source(&self, data: &Source, name: &str, origin: &Origin<'_>) -> Result<Published> {
+        self.publish_kind(data, name, origin, None)
+    }
+
+    /// [`Nats::publish_source`] for a delivery of another `kind` than a report as it
+    /// arrived (the worker hands it on with [`WorkItem::kind`]).
+    pub fn publish_kind(
+        &self,
+        data: &Source,
+        name: &str,
+        origin: &Origin<'_>,
+        kind: Option<&str>,
+    ) -> Result<Published> {
         let (sha256, size) = match data {
             Source::File(path) => {
                 let mut f =
@@ -195,6 +214,9 @@ impl Nats {
         headers.insert(H_SOURCE, origin.source.as_str());
         headers.insert(H_OBSERVED, origin.observed.micros().to_string().as_str());
         headers.insert(H_SIZE, size.to_string().as_str());
+        if let Some(k) = kind {
+            headers.insert(H_KIND, k);
+        }
         let shown = name.to_string();
         let name = name.to_string();
         let data = data.clone();
@@ -277,14 +299,14 @@ impl Nats {
             .map_err(|e| anyhow!("consumer {}: {e}", self.cfg.consumer))
     }
 
-    /// Takes deliveries one at a time and hands each to `store` (as a file, with its
-    /// origin) until `stop` is set; acknowledges each only once `store` returned `Ok`. A
+    /// Takes deliveries one at a time and hands each to `store` (as a file, with what the
+    /// message said of it and its origin) until `stop` is set; acknowledges each only once `store` returned `Ok`. A
     /// failed delivery is given back to be retried after a pause (up to `max_deliver`).
     /// `lag(pending, ack_pending)` hears the consumer's backlog every few seconds.
     pub fn work(
         &self,
         stop: &AtomicBool,
-        mut store: impl FnMut(&Path, &str, &Origin<'_>) -> Result<Delivered>,
+        mut store: impl FnMut(&Path, &WorkItem, &Origin<'_>) -> Result<Delivered>,
         mut done: impl FnMut(&WorkItem, &Result<Delivered>),
         mut lag: impl FnMut(u64, u64),
     ) -> Result<()> {
@@ -350,7 +372,7 @@ impl Nats {
                 observed: item.observed,
                 archive: None,
             };
-            let result = fetched.and_then(|()| store(spool.path(), &item.name, &origin));
+            let result = fetched.and_then(|()| store(spool.path(), &item, &origin));
             beat.abort();
             done(&item, &result);
             self.rt.block_on(async {
@@ -387,6 +409,8 @@ pub struct WorkItem {
     pub source: String,
     pub observed: Timestamp,
     pub object: Option<String>,
+    /// `None` for a report as it arrived; otherwise what it is ([`KIND_SIGHTINGS`]).
+    pub kind: Option<String>,
     pub size: u64,
     /// How many times it was delivered (1 the first time).
     pub delivered: i64,
@@ -406,6 +430,7 @@ impl WorkItem {
                 .map(Timestamp)
                 .unwrap_or_else(|| Timestamp(info.published.unix_timestamp_nanos() as i64 / 1000)),
             object: h(H_OBJECT),
+            kind: h(H_KIND),
             size: h(H_SIZE).and_then(|s| s.parse().ok()).unwrap_or(m.payload.len() as u64),
             delivered: info.delivered,
             sequence: info.stream_sequence,

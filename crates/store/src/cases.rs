@@ -216,6 +216,22 @@ static UPDATE_CASE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!("UPDATE cases SET {} WHERE id = ?1", set.join(", "))
 });
 
+/// [`UPDATE_CASE`] for a row whose indexed columns stay as they are: only the others are
+/// set, so SQLite leaves every index of the row alone. It changes nothing (and the full
+/// update runs) unless `next_check` is what the writer believes it is; it also makes `?27`,
+/// the last parameter, part of the statement, so both take the same parameters.
+static UPDATE_CASE_UNINDEXED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let set: Vec<String> = COLS
+        .split(", ")
+        .map(str::trim)
+        .enumerate()
+        .filter(|(_, c)| !matches!(*c, "id" | "key" | "state" | "org" | "subscriber" | "ip" | "next_check"))
+        .map(|(i, c)| format!("{c} = ?{}", i + 1))
+        .collect();
+    let next_check = COLS.split(", ").position(|c| c.trim() == "next_check").map_or(0, |i| i + 1);
+    format!("UPDATE cases SET {} WHERE id = ?1 AND next_check IS ?{next_check}", set.join(", "))
+});
+
 /// A new case row, the parameters in `COLS` order.
 static INSERT_CASE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let marks: Vec<String> = (1..=COLS.split(", ").count()).map(|i| format!("?{i}")).collect();
@@ -292,6 +308,42 @@ struct SqliteCaseTx<'s> {
     /// to `status_counts` at commit. Kept here rather than by a trigger: a trigger makes
     /// SQLite keep a statement journal for every case written, a tenth of a bulk update.
     moved: HashMap<&'static str, i64>,
+    /// The indexed columns of each case read in this transaction, as read (or last saved):
+    /// a save that leaves them as they were updates the row without touching its indexes
+    /// (most saves in a bulk update only add evidence), and knows the row exists and its
+    /// state without reading it again.
+    loaded: HashMap<i64, Indexed>,
+}
+
+/// A case row's columns that its indexes hold (other than the key, which never changes).
+#[derive(PartialEq, Eq)]
+struct Indexed {
+    state: &'static str,
+    org: Option<String>,
+    subscriber: Option<String>,
+    ip: Option<[u8; 16]>,
+    next_check: Option<i64>,
+}
+
+impl Indexed {
+    fn of(r: &CaseRecord) -> Indexed {
+        let c = &r.case;
+        Indexed {
+            state: c.state.as_str(),
+            org: c.org.clone(),
+            subscriber: c.subscriber.clone(),
+            ip: c.ip.map(ip_key),
+            next_check: r.next_check.map(|t| t.micros()),
+        }
+    }
+}
+
+impl SqliteCaseTx<'_> {
+    fn remember(&mut self, rows: &[CaseRecord]) {
+        for r in rows {
+            self.loaded.insert(r.case.id, Indexed::of(r));
+        }
+    }
 }
 
 impl CaseTx for SqliteCaseTx<'_> {
@@ -318,19 +370,27 @@ impl CaseTx for SqliteCaseTx<'_> {
                 out.push(r?);
             }
         }
+        drop(st);
+        self.remember(&out);
         Ok(out)
     }
 
     fn by_id(&mut self, id: i64) -> Result<Option<CaseRecord>> {
-        Ok(self.tx.query_row(&format!("SELECT {COLS} FROM cases WHERE id = ?"), [id], row).optional()?)
+        let r = self.tx.query_row(&format!("SELECT {COLS} FROM cases WHERE id = ?"), [id], row).optional()?;
+        self.remember(r.as_slice());
+        Ok(r)
     }
 
     fn due(&mut self, now: Timestamp, limit: u64) -> Result<Vec<CaseRecord>> {
         let mut st = self.tx.prepare_cached(&format!(
             "SELECT {COLS} FROM cases WHERE next_check IS NOT NULL AND next_check <= ? ORDER BY next_check, id LIMIT ?"
         ))?;
-        let rows = st.query_map(params![now.micros(), limit.min(i64::MAX as u64) as i64], row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let rows: Vec<CaseRecord> = st
+            .query_map(params![now.micros(), limit.min(i64::MAX as u64) as i64], row)?
+            .collect::<rusqlite::Result<_>>()?;
+        drop(st);
+        self.remember(&rows);
+        Ok(rows)
     }
 
     fn next_case_id(&mut self) -> Result<i64> {
@@ -350,25 +410,34 @@ impl CaseTx for SqliteCaseTx<'_> {
         } else {
             Sql::Text(String::from_utf8(json).map_err(|e| StoreError::Corrupt(e.to_string()))?)
         };
-        let old: Option<String> = self
-            .tx
-            .prepare_cached("SELECT state FROM cases WHERE id = ?")?
-            .query_row([c.id], |r| r.get(0))
-            .optional()?;
+        let indexed = Indexed::of(r);
+        let old: Option<&'static str> = match self.loaded.get(&c.id) {
+            Some(i) => Some(i.state),
+            None => self
+                .tx
+                .prepare_cached("SELECT state FROM cases WHERE id = ?")?
+                .query_row([c.id], |r| r.get::<_, String>(0))
+                .optional()?
+                .map(|o| CaseState::from_name(&o).map(CaseState::as_str).unwrap_or("unknown")),
+        };
         // An update in place, not `INSERT OR REPLACE`: a replace deletes the row and inserts
         // it again, rewriting every index, for each case a batch touches.
-        let sql = if old.is_some() { &*UPDATE_CASE } else { &*INSERT_CASE };
+        let unindexed = old.is_some() && self.loaded.get(&c.id) == Some(&indexed);
+        let sql = match old {
+            None => &*INSERT_CASE,
+            Some(_) if unindexed => &*UPDATE_CASE_UNINDEXED,
+            Some(_) => &*UPDATE_CASE,
+        };
         let new_state = c.state.as_str();
-        if old.as_deref() != Some(new_state) {
-            if let Some(o) = &old {
-                let o = CaseState::from_name(o).map(CaseState::as_str).unwrap_or("unknown");
+        if old != Some(new_state) {
+            if let Some(o) = old {
                 *self.moved.entry(o).or_default() -= 1;
             }
             *self.moved.entry(new_state).or_default() += 1;
         }
-        let mut st = self.tx.prepare_cached(sql)?;
+        self.loaded.insert(c.id, indexed);
         let m = |t: Option<Timestamp>| t.map(|t| t.micros());
-        st.execute(params![
+        let args = params![
             c.id,
             c.key,
             c.state.as_str(),
@@ -396,7 +465,12 @@ impl CaseTx for SqliteCaseTx<'_> {
             c.last_event_id,
             recent,
             m(r.next_check),
-        ])?;
+        ];
+        let changed = self.tx.prepare_cached(sql)?.execute(args)?;
+        if changed == 0 && unindexed {
+            // `next_check` was not what this transaction read: set every column.
+            self.tx.prepare_cached(&UPDATE_CASE)?.execute(args)?;
+        }
         if c.state == botwatch_model::CaseState::Closed {
             // A notice still waiting (delay, quiet hours, rate limit) must not tell someone
             // about an infection the desk has just closed.
@@ -530,7 +604,7 @@ impl CaseStore for SqliteStore {
         // Immediate: the engine reads cases and then writes them; taking the write lock
         // first means a second writer waits instead of failing with SQLITE_BUSY mid-batch.
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        Ok(Box::new(SqliteCaseTx { tx, moved: HashMap::new() }))
+        Ok(Box::new(SqliteCaseTx { tx, moved: HashMap::new(), loaded: HashMap::new() }))
     }
 
     fn case_cursor(&self) -> Result<i64> {

@@ -110,23 +110,33 @@ pub(crate) fn scan(
     let counts = scanner.counts;
     let flagged = scanner.finish();
     let secs = started.elapsed().as_secs_f64();
-    let mut stored = 0;
+    let mut handed = Vec::new();
     if !no_store && !flagged.is_empty() {
         let sha = botwatch::pipeline::digest_hex(hasher);
         let (hits, found): (Vec<_>, Vec<_>) = flagged.iter().cloned().partition(|f| f.reason == "indicator");
         let name = format!("scan of {} file(s)", files.len());
-        stored += sensor::store_sightings(
+        // With [nats] url (and no --db asking for a file), the sightings go to the stream
+        // for a worker, as reports from intake do.
+        let nats = match botwatch::serve::nats_url(cfg)? {
+            Some(url) if db.db.is_none() => Some(botwatch_intake::stream::Nats::connect(&url, &cfg.nats)?),
+            _ => None,
+        };
+        handed.push(sensor::hand_sightings(
             &mut store,
+            nats.as_ref(),
             &format!("{sha}:match"),
             &name,
-            &sensor::sightings(&hits, "match"),
-        )?;
-        stored += sensor::store_sightings(
+            "match",
+            &hits,
+        )?);
+        handed.push(sensor::hand_sightings(
             &mut store,
+            nats.as_ref(),
             &format!("{sha}:detect"),
             &name,
-            &sensor::sightings(&found, "detect"),
-        )?;
+            "detect",
+            &found,
+        )?);
         store.checkpoint()?;
     }
     if json {
@@ -172,12 +182,12 @@ pub(crate) fn scan(
         let clients: std::collections::BTreeSet<_> = flagged.iter().map(|f| f.client).collect();
         writeln!(
             out,
-            "{} flow records, {} DNS records, {} indicator hits; {} clients flagged; {} sightings stored; {:.2} s ({:.0} records/s)",
+            "{} flow records, {} DNS records, {} indicator hits; {} clients flagged; {}; {:.2} s ({:.0} records/s)",
             counts.flows,
             counts.dns,
             counts.hits,
             clients.len(),
-            stored,
+            sensor::Handed::describe(&handed),
             secs,
             (counts.flows + counts.dns) as f64 / secs.max(1e-9)
         )?;

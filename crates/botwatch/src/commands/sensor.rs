@@ -17,6 +17,12 @@ pub(crate) fn sensor(cfg: &Config, cmd: SensorCmd, out: &mut dyn Write) -> Resul
         SensorCmd::Netflow { run, .. } | SensorCmd::Dnstap { run, .. } => run.clone(),
     };
     let mut store = open_store(cfg, &db)?;
+    // With [nats] url (and no --db asking for a file), each window's sightings go to the
+    // stream for a worker, as reports from intake do.
+    let nats = match botwatch::serve::nats_url(cfg)? {
+        Some(url) if db.db.is_none() => Some(botwatch_intake::stream::Nats::connect(&url, &cfg.nats)?),
+        _ => None,
+    };
     let snapshot = sensor::matcher_snapshot_path(&db.db.clone().unwrap_or_else(|| cfg.store.path.clone()));
     let mut matcher = Arc::new(sensor::matcher_cached(&store, &cfg.sensor, snapshot.as_deref())?.0);
     let mut generation = store.generation(sensor::SIGHTING_FEEDS)?;
@@ -78,25 +84,32 @@ pub(crate) fn sensor(cfg: &Config, cmd: SensorCmd, out: &mut dyn Write) -> Resul
         let flagged = finished.finish();
         let (hits, found): (Vec<_>, Vec<_>) = flagged.iter().cloned().partition(|f| f.reason == "indicator");
         let tag = format!("sensor:{}:{}", std::process::id(), SystemClock.now().micros());
-        let n = sensor::store_sightings(
-            &mut store,
-            &format!("{tag}:match"),
-            "live sensor",
-            &sensor::sightings(&hits, "match"),
-        )? + sensor::store_sightings(
-            &mut store,
-            &format!("{tag}:detect"),
-            "live sensor",
-            &sensor::sightings(&found, "detect"),
-        )?;
+        let handed = [
+            sensor::hand_sightings(
+                &mut store,
+                nats.as_ref(),
+                &format!("{tag}:match"),
+                "live sensor",
+                "match",
+                &hits,
+            )?,
+            sensor::hand_sightings(
+                &mut store,
+                nats.as_ref(),
+                &format!("{tag}:detect"),
+                "live sensor",
+                "detect",
+                &found,
+            )?,
+        ];
         writeln!(
             out,
-            "{} flows, {} DNS records, {} hits, {} clients flagged, {} sightings stored",
+            "{} flows, {} DNS records, {} hits, {} clients flagged, {}",
             counts.flows,
             counts.dns,
             counts.hits,
             flagged.iter().map(|f| f.client).collect::<std::collections::BTreeSet<_>>().len(),
-            n
+            sensor::Handed::describe(&handed)
         )?;
         out.flush()?;
         if done {

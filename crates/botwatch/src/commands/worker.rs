@@ -105,16 +105,25 @@ pub(crate) fn worker(
     let began = std::cell::Cell::new(std::time::Instant::now());
     nats.work(
         &stop,
-        |path, name, origin| {
+        |path, item, origin| {
+            let name = &item.name;
             activity.touch(true);
-            tracing::info!(%name, "storing");
+            tracing::info!(%name, kind = item.kind.as_deref().unwrap_or("report"), "storing");
             let now = SystemClock.now();
             began.set(std::time::Instant::now());
             let mut s = store.borrow_mut();
             if let Err(e) = s.job_started(&job, 0, now) {
                 tracing::warn!(error = %e, "could not record the worker's run");
             }
-            let r = botwatch_intake::ingest_file(&ing, &mut *s, path, name, origin, &|_| {});
+            let r = match item.kind.as_deref() {
+                None => botwatch_intake::ingest_file(&ing, &mut *s, path, name, origin, &|_| {}),
+                Some(botwatch_intake::stream::KIND_SIGHTINGS) => {
+                    botwatch::sensor::store_sightings_delivery(&mut *s, path)
+                }
+                // From a newer botwatch: given back (and, after `max_deliver`, left) rather
+                // than read as a report it is not.
+                Some(other) => Err(anyhow::anyhow!("a delivery of kind {other:?}, which this worker does not know")),
+            };
             activity.touch(false);
             r
         },
