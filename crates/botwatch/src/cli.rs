@@ -329,6 +329,11 @@ pub(crate) enum Cmd {
         #[command(subcommand)]
         cmd: DgaCmd,
     },
+    /// Score the sensors' detectors on labelled captures
+    Eval {
+        #[command(subcommand)]
+        cmd: EvalCmd,
+    },
     /// Download the feeds configured in botwatch.toml and ingest them
     Fetch {
         /// Only the configured feeds with this feed id
@@ -574,6 +579,24 @@ pub(crate) enum DgaCmd {
     Score {
         domains: Vec<String>,
         /// One JSON object per name
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum EvalCmd {
+    /// Run the detectors over labelled captures (files, or folders searched for them: Zeek
+    /// conn/dns logs, Argus binetflow, nfcapd, pcaps) and score them per client: infected
+    /// clients found and missed, benign and Internet hosts wrongly flagged
+    Flows {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Ground truth for captures without per-flow labels (TOML, entries as in the
+        /// built-in one); its entries take precedence
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        /// One JSON object per capture, then one with the totals
         #[arg(long)]
         json: bool,
     },

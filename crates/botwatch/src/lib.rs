@@ -5,6 +5,7 @@
 pub mod cases_cmd;
 pub mod config;
 pub mod demo;
+pub mod eval;
 pub mod federation;
 pub mod isp;
 pub mod keys;

@@ -263,6 +263,17 @@ pub struct Scanner {
     /// Run the DGA/NXDOMAIN/beacon detectors (they keep per-client state).
     detect: bool,
     pub counts: ScanCounts,
+    /// Every flow originator and DNS client with when it was first seen and what the record
+    /// said of it (Zeek `local_orig`), kept only for an evaluation ([`Scanner::collect_hosts`]).
+    pub hosts: Option<BTreeMap<IpAddr, HostSeen>>,
+}
+
+/// A host as an evaluation needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostSeen {
+    pub first: Timestamp,
+    /// Zeek's `local_orig` on its flows, when it said.
+    pub local: Option<bool>,
 }
 
 impl Scanner {
@@ -273,10 +284,26 @@ impl Scanner {
             window_us: cfg.window_secs.max(1) * 1_000_000,
             internal: cfg.internal.clone(),
             hits: BTreeMap::new(),
-            dns: DnsDetector::new(cfg.dns.clone()),
+            dns: DnsDetector::new(cfg.dns.clone())
+                .with_scope(botwatch_telemetry::detect::scope::Scope::new(cfg.internal.clone())),
             beacons: beacon::BeaconDetector::new(cfg.beacon.clone()),
             detect: true,
             counts: ScanCounts::default(),
+            hosts: None,
+        }
+    }
+
+    /// Keeps every originator and DNS client seen, for [`crate::eval`].
+    pub fn collect_hosts(mut self) -> Self {
+        self.hosts = Some(BTreeMap::new());
+        self
+    }
+
+    fn saw(&mut self, ip: IpAddr, t: Timestamp, local: Option<bool>) {
+        if let Some(h) = &mut self.hosts {
+            let e = h.entry(ip).or_insert(HostSeen { first: t, local });
+            e.first = e.first.min(t);
+            e.local = e.local.or(local);
         }
     }
 
@@ -332,6 +359,7 @@ impl Scanner {
 
     pub fn flow(&mut self, f: &FlowRecord) {
         self.counts.flows += 1;
+        self.saw(f.src, f.start, f.local_orig);
         if self.detect {
             self.beacons.observe(f);
         }
@@ -363,6 +391,7 @@ impl Scanner {
 
     pub fn dns(&mut self, r: &DnsRecord) {
         self.counts.dns += 1;
+        self.saw(r.client, r.time, None);
         if self.detect {
             self.dns.observe(r);
         }
@@ -388,7 +417,9 @@ impl Scanner {
     /// Every flagged client: indicator hits, then detector findings, by client.
     pub fn finish(self) -> Vec<Flagged> {
         let mut out: Vec<Flagged> = self.hits.into_values().collect();
-        let findings: Vec<Finding> = self.dns.finish().into_iter().chain(self.beacons.finish()).collect();
+        let scope = botwatch_telemetry::detect::scope::Scope::new(self.internal.clone());
+        let findings: Vec<Finding> =
+            self.dns.finish().into_iter().chain(self.beacons.finish(&scope)).collect();
         for f in findings {
             let reason = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(str::to_string));
             out.push(Flagged {

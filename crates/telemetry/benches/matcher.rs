@@ -118,6 +118,9 @@ fn ip_matcher() -> &'static (Matcher, Vec<FlowRecord>) {
                     packets: 3,
                     bytes: 300,
                     exporter: None,
+                    answered: None,
+                    local_orig: None,
+                    local_resp: None,
                 }
             })
             .collect();

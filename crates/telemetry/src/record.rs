@@ -21,6 +21,18 @@ pub struct FlowRecord {
     pub bytes: u64,
     /// The exporter (router) address, when known.
     pub exporter: Option<IpAddr>,
+    /// Whether the responder answered: `Some(false)` for an attempt nobody answered or the
+    /// responder refused (Zeek `S0`/`REJ`, Argus `S_`/`S_RA`/`INT`), `Some(true)` for a
+    /// conversation; `None` where the source does not say (NetFlow).
+    #[serde(default)]
+    pub answered: Option<bool>,
+    /// Whether the originator is inside the monitored network, where the source says so
+    /// (Zeek `local_orig`).
+    #[serde(default)]
+    pub local_orig: Option<bool>,
+    /// Whether the responder is inside the monitored network (Zeek `local_resp`).
+    #[serde(default)]
+    pub local_resp: Option<bool>,
 }
 
 /// One DNS query (and its response, when the source logs both).
@@ -39,4 +51,8 @@ pub struct DnsRecord {
     pub rcode: Option<Cow<'static, str>>,
     /// Addresses in the answer, when seen.
     pub answers: Vec<IpAddr>,
+    /// Where the query went (the resolver, or a multicast group for mDNS/LLMNR), when the
+    /// source says.
+    #[serde(default)]
+    pub server: Option<IpAddr>,
 }

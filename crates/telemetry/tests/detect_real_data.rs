@@ -38,6 +38,7 @@ fn parse_unbound_reply(line: &str) -> Option<DnsRecord> {
         qtype: f.get(2)?.to_string().into(),
         rcode: Some(f.get(4)?.to_string().into()),
         answers: vec![],
+        server: None,
     })
 }
 
@@ -104,6 +105,9 @@ fn parse_conn_log(text: &str) -> Vec<(FlowRecord, String)> {
                 packets: f[16].parse().unwrap_or(0),
                 bytes: f[17].parse().unwrap_or(0),
                 exporter: None,
+                answered: None,
+                local_orig: None,
+                local_resp: None,
             },
             f[f.len() - 1].to_string(),
         ));
@@ -126,7 +130,7 @@ fn remcos_reconnect_loop_is_a_beacon_and_benign_flows_are_not() {
         d.observe(f);
         label_of.insert(format!("{}:{}", f.dst, f.dst_port), label.clone());
     }
-    let findings = d.finish();
+    let findings = d.finish(&botwatch_telemetry::detect::scope::Scope::default());
     for f in &findings {
         println!("{} {:.2} {} ({})", f.client, f.confidence, f.reason, label_of[&f.samples[0]]);
     }

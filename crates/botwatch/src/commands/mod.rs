@@ -1,5 +1,6 @@
 //! What each command does, dispatched from [`run`]; a module per command family.
 
+mod eval;
 mod fetch;
 mod ingest;
 mod leases;
@@ -390,6 +391,9 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             return scan(&cfg, &files, &db, opts, &mut out);
         }
         Cmd::Sensor { cmd } => sensor(&cfg, cmd, &mut out)?,
+        Cmd::Eval { cmd: EvalCmd::Flows { paths, truth, json } } => {
+            return eval::eval_flows(&cfg, &paths, truth.as_deref(), json, &mut out);
+        }
         Cmd::Dga { cmd: DgaCmd::Score { domains, json } } => {
             let names: Vec<String> = if domains.is_empty() {
                 std::io::stdin().lines().map_while(|l| l.ok()).filter(|l| !l.trim().is_empty()).collect()

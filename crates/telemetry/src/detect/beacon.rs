@@ -1,28 +1,39 @@
-//! Beaconing: a client that connects to the same `ip:port` at regular intervals with
-//! similar-sized payloads, the way implants poll their C2.
+//! Beaconing: an internal client that connects to the same `ip:port` at regular intervals
+//! with similar-sized payloads, the way implants poll their C2 — or keep trying to, when the
+//! C2 is down and every attempt goes unanswered or is refused.
 //!
-//! Per (client, destination ip, destination port) the detector keeps flow start times and byte
-//! counts. At [`BeaconDetector::finish`] each series with enough connections over enough time is
-//! tested:
-//! - the period is the median inter-arrival gap; every gap is divided by its nearest whole
-//!   number of periods, so a missed beat (a gap of 2P or 3P) still counts as regular;
-//! - a gap *fits* when that per-beat interval is within `tolerance` of the period; beacons need
-//!   most gaps to fit and the fitting intervals to have a small coefficient of variation
-//!   (random browsing-like gaps fit ~40 % of the time, see the tests);
+//! Per (client, destination ip, destination port, protocol) the detector keeps flow start
+//! times, byte counts and whether each was answered. At [`BeaconDetector::finish`] only
+//! series that leave the network from an internal client count ([`Scope`]): traffic from the
+//! Internet in (scanners, pingers), inside the network and to multicast or broadcast never
+//! makes a client a beacon. Each series with enough attempts over enough time is tested:
+//! - the period is the median of the gaps summed over a cycle of `k` attempts, for the
+//!   smallest `k` up to `max_cycle` that is regular: an implant that retries twice before
+//!   sleeping (gaps of 0.5, 0.5, 1.0 s) repeats every three attempts;
+//! - every cycle is divided by its nearest whole number of periods, so a missed beat (2P,
+//!   3P) still counts as regular, and gaps past `max_missed_beats` periods (sleep, an
+//!   outage) do not fit but do not end the series;
+//! - a cycle *fits* when that per-beat interval is within `tolerance` of the period; beacons
+//!   need most cycles to fit and the fitting intervals to have a small coefficient of
+//!   variation (Poisson-like gaps, as browsing makes, have one near 1);
 //! - most flows must be within 25 % (or 64 bytes) of the median size.
 //!
-//! Jitter up to about ±`tolerance` is absorbed; implants with larger jitter (Cobalt Strike at
-//! 50 %) are not found by this test.
+//! Discounted, and said so: destinations that many of the network's clients reach (an OS
+//! update service, a CDN, the resolver: learned from the traffic, see `popular_clients`), and
+//! ports whose protocols are periodic by design (`ignore_ports`: time, name resolution,
+//! discovery, DHCP), which an operator can change.
 
+use super::scope::{Scope, Vantage, never_a_host};
 use super::{Finding, FindingKind};
 use crate::record::FlowRecord;
 use botwatch_model::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 /// Thresholds of [`BeaconDetector`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BeaconConfig {
     /// Fewest connections in a series.
     pub min_events: usize,
@@ -40,6 +51,15 @@ pub struct BeaconConfig {
     pub min_size_fit: f64,
     /// Gaps of more than this many periods are outages, not missed beats, and do not fit.
     pub max_missed_beats: u32,
+    /// Longest cycle of attempts (a connection and its retries) tried as the beat.
+    pub max_cycle: usize,
+    /// A destination this many of the network's clients reach is popular, not a C2 …
+    pub popular_clients: usize,
+    /// … or this share of them, whichever is more.
+    pub popular_share: f64,
+    /// Destination ports whose protocols poll by design: NTP, DNS and DNS over TLS, DHCP,
+    /// NetBIOS, SSDP, mDNS, LLMNR.
+    pub ignore_ports: Vec<u16>,
     /// Memory bounds.
     pub max_events_per_series: usize,
     pub max_series: usize,
@@ -56,6 +76,10 @@ impl Default for BeaconConfig {
             max_cv: 0.15,
             min_size_fit: 0.7,
             max_missed_beats: 4,
+            max_cycle: 3,
+            popular_clients: 3,
+            popular_share: 0.1,
+            ignore_ports: vec![53, 67, 68, 123, 137, 138, 853, 1900, 5353, 5355],
             max_events_per_series: 4096,
             max_series: 1_000_000,
         }
@@ -66,6 +90,8 @@ impl Default for BeaconConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BeaconStats {
     pub events: usize,
+    /// Attempts per beat (1: every connection is a beat).
+    pub cycle: usize,
     pub period_secs: f64,
     pub period_sd_secs: f64,
     pub fit: f64,
@@ -83,19 +109,47 @@ struct Key {
     client: IpAddr,
     dst: IpAddr,
     port: u16,
+    proto: u8,
+}
+
+#[derive(Debug, Default)]
+struct Series {
+    /// Start, bytes, answered.
+    events: Vec<(Timestamp, u64, Option<bool>)>,
+    /// The record's word on where each end is (Zeek), from the first flow.
+    local: (Option<bool>, Option<bool>),
+}
+
+/// What [`BeaconDetector::finish`] set aside, for the evidence of a run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BeaconCounts {
+    /// Series that do not leave the network from an internal client.
+    pub not_outbound: u64,
+    /// Beaconing series to a popular destination.
+    pub popular: u64,
+    /// Flows to an ignored port.
+    pub ignored_port: u64,
 }
 
 /// Collects flows and reports beaconing series.
 #[derive(Debug)]
 pub struct BeaconDetector {
     cfg: BeaconConfig,
-    series: HashMap<Key, Vec<(Timestamp, u64)>>,
+    series: HashMap<Key, Series>,
+    vantage: Vantage,
+    ignored_port: u64,
     dropped: u64,
 }
 
 impl BeaconDetector {
     pub fn new(cfg: BeaconConfig) -> Self {
-        BeaconDetector { cfg, series: HashMap::new(), dropped: 0 }
+        BeaconDetector {
+            cfg,
+            series: HashMap::new(),
+            vantage: Vantage::default(),
+            ignored_port: 0,
+            dropped: 0,
+        }
     }
 
     /// Flows over the memory bounds are dropped and counted.
@@ -104,65 +158,157 @@ impl BeaconDetector {
     }
 
     pub fn observe(&mut self, f: &FlowRecord) {
-        let key = Key { client: f.src, dst: f.dst, port: f.dst_port };
+        if never_a_host(f.src) || never_a_host(f.dst) {
+            return;
+        }
+        self.vantage.observe(f);
+        if matches!(f.proto, 6 | 17) && self.cfg.ignore_ports.contains(&f.dst_port) {
+            self.ignored_port += 1;
+            return;
+        }
+        let key = Key { client: f.src, dst: f.dst, port: f.dst_port, proto: f.proto };
         let full = self.series.len() >= self.cfg.max_series;
+        let ev = (f.start, f.bytes, f.answered);
         match self.series.get_mut(&key) {
-            Some(v) if v.len() < self.cfg.max_events_per_series => v.push((f.start, f.bytes)),
+            Some(s) if s.events.len() < self.cfg.max_events_per_series => s.events.push(ev),
             None if !full => {
-                self.series.insert(key, vec![(f.start, f.bytes)]);
+                self.series.insert(key, Series { events: vec![ev], local: (f.local_orig, f.local_resp) });
             }
             _ => self.dropped += 1,
         }
     }
 
-    /// One finding per beaconing series, highest confidence first.
-    pub fn finish(self) -> Vec<Finding> {
+    /// One finding per beaconing series of an internal client, highest confidence first.
+    pub fn finish(self, scope: &Scope) -> Vec<Finding> {
+        self.finish_counted(scope).0
+    }
+
+    /// [`BeaconDetector::finish`], with what was set aside.
+    pub fn finish_counted(self, scope: &Scope) -> (Vec<Finding>, BeaconCounts) {
+        let scope = scope.clone().with_vantage(&self.vantage);
+        let mut counts = BeaconCounts { ignored_port: self.ignored_port, ..Default::default() };
+        let outbound = |k: &Key, s: &Series| {
+            let probe = FlowRecord {
+                start: Timestamp(0),
+                end: Timestamp(0),
+                src: k.client,
+                dst: k.dst,
+                src_port: 0,
+                dst_port: k.port,
+                proto: k.proto,
+                packets: 0,
+                bytes: 0,
+                exporter: None,
+                answered: None,
+                local_orig: s.local.0,
+                local_resp: s.local.1,
+            };
+            scope.outbound_client(&probe).is_some()
+        };
+        // Who reaches each destination: popularity is learned from the network's clients.
+        let mut reached: HashMap<(IpAddr, u16, u8), HashSet<IpAddr>> = HashMap::new();
+        let mut clients: HashSet<IpAddr> = HashSet::new();
+        for (k, s) in &self.series {
+            if outbound(k, s) {
+                reached.entry((k.dst, k.port, k.proto)).or_default().insert(k.client);
+                clients.insert(k.client);
+            }
+        }
+        let popular_at = (self.cfg.popular_clients as f64)
+            .max(self.cfg.popular_share * clients.len() as f64)
+            .ceil() as usize;
         let mut out = Vec::new();
-        for (key, mut events) in self.series {
-            if events.len() < self.cfg.min_events {
+        for (key, s) in self.series {
+            if s.events.len() < self.cfg.min_events {
                 continue;
             }
-            events.sort_unstable();
-            let s = analyse(&events, &self.cfg);
-            if !s.is_beacon {
+            if !outbound(&key, &s) {
+                counts.not_outbound += 1;
                 continue;
             }
+            let mut events = s.events;
+            events.sort_unstable_by_key(|e| (e.0, e.1));
+            let timed: Vec<(Timestamp, u64)> = events.iter().map(|e| (e.0, e.1)).collect();
+            let st = analyse(&timed, &self.cfg);
+            if !st.is_beacon {
+                continue;
+            }
+            if clients.len() >= self.cfg.popular_clients
+                && reached.get(&(key.dst, key.port, key.proto)).map_or(0, HashSet::len) >= popular_at
+            {
+                counts.popular += 1;
+                continue;
+            }
+            let unanswered = events.iter().filter(|e| e.2 == Some(false)).count();
             let dest = match key.dst {
                 IpAddr::V6(a) => format!("[{a}]:{}", key.port),
                 IpAddr::V4(a) => format!("{a}:{}", key.port),
             };
+            let proto = match key.proto {
+                6 => "tcp".to_string(),
+                17 => "udp".to_string(),
+                1 | 58 => "icmp".to_string(),
+                p => format!("proto {p}"),
+            };
+            let beat =
+                if st.cycle > 1 { format!(" in cycles of {} attempts", st.cycle) } else { String::new() };
             out.push(Finding {
                 client: key.client,
                 kind: FindingKind::Beacon,
-                confidence: s.confidence,
+                confidence: st.confidence,
                 reason: format!(
-                    "{} connections to {dest} every {:.1} s ± {:.1} s, {:.0} ± {:.0} bytes, over {:.0} s \
-                     ({:.0} % of gaps regular, {} missed beats)",
-                    s.events,
-                    s.period_secs,
-                    s.period_sd_secs,
-                    s.bytes_mean,
-                    s.bytes_sd,
-                    s.span_secs,
-                    s.fit * 100.0,
-                    s.missed_beats
+                    "{} connections to {dest}/{proto}{beat} every {:.1} s ± {:.1} s, {:.0} ± {:.0} bytes, over {:.0} s \
+                     ({:.0} % of beats regular, {} missed beats{})",
+                    st.events,
+                    st.period_secs,
+                    st.period_sd_secs,
+                    st.bytes_mean,
+                    st.bytes_sd,
+                    st.span_secs,
+                    st.fit * 100.0,
+                    st.missed_beats,
+                    if unanswered > 0 {
+                        format!(", {unanswered} unanswered or refused")
+                    } else {
+                        String::new()
+                    }
                 ),
-                count: s.events,
+                count: st.events,
                 first_seen: events[0].0,
                 last_seen: events[events.len() - 1].0,
                 samples: vec![dest],
             });
         }
         out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then(a.client.cmp(&b.client)));
-        out
+        (out, counts)
     }
 }
 
-/// Test one series, sorted by time, for beaconing.
+/// Test one series, sorted by time, for beaconing: the smallest cycle that is regular, or
+/// (none being) the plain one.
 pub fn analyse(events: &[(Timestamp, u64)], cfg: &BeaconConfig) -> BeaconStats {
+    let mut first = None;
+    for k in 1..=cfg.max_cycle.max(1) {
+        let s = analyse_cycle(events, cfg, k);
+        if s.is_beacon {
+            return s;
+        }
+        first.get_or_insert(s);
+    }
+    first.unwrap_or_else(|| analyse_cycle(events, cfg, 1))
+}
+
+fn analyse_cycle(events: &[(Timestamp, u64)], cfg: &BeaconConfig, k: usize) -> BeaconStats {
     let n = events.len();
     let span = if n > 1 { (events[n - 1].0.0 - events[0].0.0) as f64 / 1e6 } else { 0.0 };
-    let gaps: Vec<f64> = events.windows(2).map(|w| (w[1].0.0 - w[0].0.0) as f64 / 1e6).collect();
+    // Gaps summed over k consecutive attempts, one sum per cycle.
+    let gaps: Vec<f64> = events
+        .iter()
+        .step_by(k)
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| (w[1].0.0 - w[0].0.0) as f64 / 1e6)
+        .collect();
     let sizes: Vec<f64> = events.iter().map(|e| e.1 as f64).collect();
     let (bytes_mean, bytes_sd) = mean_sd(&sizes);
     let med_size = median(&sizes);
@@ -171,14 +317,17 @@ pub fn analyse(events: &[(Timestamp, u64)], cfg: &BeaconConfig) -> BeaconStats {
     let p0 = median(&gaps);
     let mut units = Vec::with_capacity(gaps.len());
     let mut missed = 0u64;
+    // A cycle of attempts is a repeating pattern: a missing beat would shift it, so only
+    // plain series have their long gaps divided into beats.
+    let max_beats = if k == 1 { cfg.max_missed_beats as f64 } else { 1.0 };
     if p0 > 0.0 {
         for g in &gaps {
-            let k = (g / p0).round();
-            if k >= 1.0 && k <= cfg.max_missed_beats as f64 {
-                let unit = g / k;
+            let m = (g / p0).round();
+            if m >= 1.0 && m <= max_beats {
+                let unit = g / m;
                 if (unit - p0).abs() <= cfg.tolerance * p0 {
                     units.push(unit);
-                    missed += k as u64 - 1;
+                    missed += m as u64 - 1;
                 }
             }
         }
@@ -186,10 +335,16 @@ pub fn analyse(events: &[(Timestamp, u64)], cfg: &BeaconConfig) -> BeaconStats {
     let fit = ratio(units.len(), gaps.len());
     let (period, period_sd) = mean_sd(&units);
     let cv = if period > 0.0 { period_sd / period } else { f64::INFINITY };
+    // A longer cycle needs as many beats as a plain series does.
+    let beats = gaps.len() + 1;
     let is_beacon = n >= cfg.min_events
+        && beats * k >= cfg.min_events
+        && beats >= (cfg.min_events / k).max(4)
         && span >= cfg.min_span_secs
         && period >= cfg.min_period_secs
         && fit >= cfg.min_fit
+        // Random gaps, divided into "beats", fit often; a beacon misses few beats.
+        && missed as usize * 2 <= units.len()
         && cv <= cfg.max_cv
         && size_fit >= cfg.min_size_fit;
     let repetition = (n as f64 / (3.0 * cfg.min_events as f64)).min(1.0);
@@ -201,6 +356,7 @@ pub fn analyse(events: &[(Timestamp, u64)], cfg: &BeaconConfig) -> BeaconStats {
     };
     BeaconStats {
         events: n,
+        cycle: k,
         period_secs: period,
         period_sd_secs: period_sd,
         fit,
@@ -266,6 +422,9 @@ mod tests {
             packets: 4,
             bytes,
             exporter: None,
+            answered: None,
+            local_orig: None,
+            local_resp: None,
         }
     }
 
@@ -281,7 +440,7 @@ mod tests {
             }
             d.observe(&flow(t, "10.0.0.5", "203.0.113.9", 443, 300 + (rng.next() * 20.0) as u64));
         }
-        let f = d.finish();
+        let f = d.finish(&Scope::default());
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].kind, FindingKind::Beacon);
         assert_eq!(f[0].samples, vec!["203.0.113.9:443".to_string()]);

@@ -24,6 +24,7 @@
 
 pub mod beacon;
 pub mod dga;
+pub mod scope;
 
 use crate::record::DnsRecord;
 use botwatch_model::Timestamp;
@@ -137,16 +138,37 @@ pub struct DnsDetector {
     cfg: DnsDetectorConfig,
     model: &'static DgaModel,
     clients: HashMap<IpAddr, ClientState>,
+    scope: scope::Scope,
 }
 
 impl DnsDetector {
     pub fn new(cfg: DnsDetectorConfig) -> Self {
-        DnsDetector { cfg, model: DgaModel::builtin(), clients: HashMap::new() }
+        DnsDetector {
+            cfg,
+            model: DgaModel::builtin(),
+            clients: HashMap::new(),
+            scope: scope::Scope::default(),
+        }
+    }
+
+    /// Only clients inside a configured network are looked at (with none configured, every
+    /// client a resolver answers is one of its own).
+    pub fn with_scope(mut self, scope: scope::Scope) -> Self {
+        self.scope = scope;
+        self
     }
 
     /// Feed one record; records should come roughly in time order (the window only slides
     /// forward).
     pub fn observe(&mut self, r: &DnsRecord) {
+        // Multicast name resolution (mDNS, LLMNR, NetBIOS) asks the link, not a resolver,
+        // and a client that is no host or outside the network is no subscriber.
+        if scope::not_unicast(r.client)
+            || r.server.is_some_and(scope::not_unicast)
+            || (self.scope.configured() && !self.scope.is_internal(r.client))
+        {
+            return;
+        }
         let name = r.qname.trim().trim_end_matches('.').to_ascii_lowercase();
         if name.is_empty() {
             return;
@@ -286,6 +308,7 @@ mod tests {
             qtype: "A".into(),
             rcode: Some(rcode.to_string().into()),
             answers: vec![],
+            server: None,
         }
     }
 

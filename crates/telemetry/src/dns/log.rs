@@ -204,6 +204,7 @@ fn unbound_fields(rest: &str, time: Timestamp, tagged: Option<bool>) -> Result<P
         qtype: f[2].to_ascii_uppercase().into(),
         rcode,
         answers: Vec::new(),
+        server: None,
     };
     Ok(if is_reply { Parsed::Reply(rec) } else { Parsed::Query(rec) })
 }
@@ -248,6 +249,7 @@ fn bind_line(rest: &str, time: Timestamp) -> Result<Parsed, String> {
         qtype: f[2].to_ascii_uppercase().into(),
         rcode: None,
         answers: Vec::new(),
+        server: None,
     }))
 }
 

@@ -35,6 +35,7 @@ impl Summary {
             qtype: self.qtype,
             rcode: is_response.then_some(self.rcode),
             answers: self.answers,
+            server: None,
         }
     }
 }

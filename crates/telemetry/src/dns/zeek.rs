@@ -64,6 +64,7 @@ struct Columns {
     ts: Option<usize>,
     client: Option<usize>,
     client_port: Option<usize>,
+    server: Option<usize>,
     query: Option<usize>,
     qtype_name: Option<usize>,
     qtype: Option<usize>,
@@ -79,6 +80,7 @@ impl Columns {
             ts: at("ts"),
             client: at("id.orig_h"),
             client_port: at("id.orig_p"),
+            server: at("id.resp_h"),
             query: at("query"),
             qtype_name: at("qtype_name"),
             qtype: at("qtype"),
@@ -115,6 +117,7 @@ struct Fields<'a> {
     ts: Option<&'a str>,
     client: Option<&'a str>,
     client_port: Option<&'a str>,
+    server: Option<&'a str>,
     query: Option<&'a str>,
     qtype_name: Option<&'a str>,
     qtype: Option<&'a str>,
@@ -147,6 +150,7 @@ fn record(f: Fields<'_>) -> Result<DnsRecord, String> {
         qtype,
         rcode: f.rcode_name.filter(|r| !r.is_empty()).map(mnemonic),
         answers: f.answers.iter().filter_map(|a| a.trim().parse().ok()).collect(),
+        server: f.server.and_then(|a| a.trim().parse().ok()),
     })
 }
 
@@ -204,6 +208,7 @@ pub(crate) fn read_zeek(bytes: &[u8], out: &mut dyn DnsSink, stats: &mut Stats) 
                             ts: get(c.ts),
                             client: get(c.client),
                             client_port: get(c.client_port),
+                            server: get(c.server),
                             query: get(c.query),
                             qtype_name: get(c.qtype_name),
                             qtype: get(c.qtype),
@@ -252,6 +257,7 @@ fn json_line(line: &str) -> Result<DnsRecord, String> {
         ts: ts.as_deref(),
         client: s("id.orig_h"),
         client_port: port.as_deref(),
+        server: s("id.resp_h"),
         query: s("query"),
         qtype_name: s("qtype_name"),
         qtype: qtype.as_deref(),

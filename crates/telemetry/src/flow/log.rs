@@ -48,6 +48,14 @@ enum Role {
     Bytes,
     PacketsOut,
     BytesOut,
+    /// Argus `State`, Zeek `conn_state`: whether the responder answered.
+    State,
+    /// Zeek `local_orig`, `local_resp`.
+    LocalOrig,
+    LocalResp,
+    /// A labelled capture's per-flow label (Stratosphere's Argus `Label`, Zeek `label`),
+    /// read only for an evaluation.
+    Label,
 }
 
 fn role(kind: LogKind, col: &str) -> Option<Role> {
@@ -63,6 +71,8 @@ fn role(kind: LogKind, col: &str) -> Option<Role> {
         (LogKind::Argus, "Proto") => Proto,
         (LogKind::Argus, "TotPkts") => Packets,
         (LogKind::Argus, "TotBytes") => Bytes,
+        (LogKind::Argus, "State") => State,
+        (LogKind::Argus, "Label") => Label,
         (LogKind::Zeek, "ts") => Start,
         (LogKind::Zeek, "duration") => Dur,
         (LogKind::Zeek, "id.orig_h") => Src,
@@ -74,6 +84,10 @@ fn role(kind: LogKind, col: &str) -> Option<Role> {
         (LogKind::Zeek, "orig_ip_bytes") => Bytes,
         (LogKind::Zeek, "resp_pkts") => PacketsOut,
         (LogKind::Zeek, "resp_ip_bytes") => BytesOut,
+        (LogKind::Zeek, "conn_state") => State,
+        (LogKind::Zeek, "local_orig") => LocalOrig,
+        (LogKind::Zeek, "local_resp") => LocalResp,
+        (LogKind::Zeek, "label") => Label,
         (LogKind::Nfdump, "ts") => Start,
         (LogKind::Nfdump, "te") => End,
         (LogKind::Nfdump, "td") => Dur,
@@ -90,7 +104,7 @@ fn role(kind: LogKind, col: &str) -> Option<Role> {
     })
 }
 
-const ROLES: usize = 12;
+const ROLES: usize = 16;
 const REQUIRED: [(Role, &str); 4] = [
     (Role::Start, "start time"),
     (Role::Src, "source address"),
@@ -104,6 +118,18 @@ pub fn read_log(
     data: &[u8],
     kind: LogKind,
     out: &mut Vec<FlowRecord>,
+    rejects: &mut Vec<Reject>,
+) -> Result<LogStats, FlowError> {
+    read_log_labelled(data, kind, out, None, rejects)
+}
+
+/// [`read_log`], also giving each record's per-flow label (`None` where the log has no
+/// label column or the line none), one per record pushed to `out`.
+pub fn read_log_labelled(
+    data: &[u8],
+    kind: LogKind,
+    out: &mut Vec<FlowRecord>,
+    mut labels: Option<&mut Vec<Option<String>>>,
     rejects: &mut Vec<Reject>,
 ) -> Result<LogStats, FlowError> {
     let mut st = LogStats::default();
@@ -145,9 +171,12 @@ pub fn read_log(
         };
         st.lines += 1;
         match parse_line(&c, line, sep.unwrap_or(b','), unset) {
-            Ok(Some(r)) => {
+            Ok(Some((r, label))) => {
                 st.records += 1;
                 out.push(r);
+                if let Some(l) = labels.as_deref_mut() {
+                    l.push(label);
+                }
             }
             Ok(None) => st.skipped_non_ip += 1,
             Err(reason) => {
@@ -189,7 +218,7 @@ fn parse_line(
     line: &[u8],
     sep: u8,
     unset: &[u8],
-) -> Result<Option<FlowRecord>, String> {
+) -> Result<Option<(FlowRecord, Option<String>)>, String> {
     let line = std::str::from_utf8(line).map_err(|_| "line is not UTF-8".to_string())?;
     // Only the columns a flow needs, in one pass that stops after the last of them: an
     // nfdump CSV line has 48 fields and a Vec of them per line was the reader's main cost.
@@ -236,18 +265,56 @@ fn parse_line(
         }
         (None, None) => start,
     };
-    Ok(Some(FlowRecord {
-        start,
-        end,
-        src,
-        dst,
-        src_port: port(Role::Sport)?,
-        dst_port: port(Role::Dport)?,
-        proto,
-        packets: count(Role::Packets)?.saturating_add(count(Role::PacketsOut)?),
-        bytes: count(Role::Bytes)?.saturating_add(count(Role::BytesOut)?),
-        exporter: None,
-    }))
+    let flag = |r: Role| match get(r) {
+        Some("T") => Some(true),
+        Some("F") => Some(false),
+        _ => None,
+    };
+    Ok(Some((
+        FlowRecord {
+            start,
+            end,
+            src,
+            dst,
+            src_port: port(Role::Sport)?,
+            dst_port: port(Role::Dport)?,
+            proto,
+            packets: count(Role::Packets)?.saturating_add(count(Role::PacketsOut)?),
+            bytes: count(Role::Bytes)?.saturating_add(count(Role::BytesOut)?),
+            exporter: None,
+            answered: get(Role::State).and_then(|st| answered(proto, st)),
+            local_orig: flag(Role::LocalOrig),
+            local_resp: flag(Role::LocalResp),
+        },
+        get(Role::Label).map(str::to_string),
+    )))
+}
+
+/// Whether a flow's state says the responder answered. Zeek's `conn_state`: `S0` (no
+/// reply), `REJ` (refused), `RSTOS0` and `SH` (the originator gave up or closed before any
+/// reply) are attempts; `OTH` (no handshake seen) says nothing. Argus's TCP state is the
+/// flags each side sent, `src_dst`: no flags back (`S_`) or only a reset (`S_RA`) is an
+/// attempt; for UDP, `INT`/`REQ` (one side only) and `CON` (both).
+fn answered(proto: u8, state: &str) -> Option<bool> {
+    match state {
+        "S0" | "REJ" | "RSTOS0" | "SH" => return Some(false),
+        "S1" | "SF" | "S2" | "S3" | "RSTO" | "RSTR" | "RSTRH" | "SHR" => return Some(true),
+        "OTH" => return None,
+        _ => {}
+    }
+    match proto {
+        6 => {
+            let (_, back) = state.split_once('_')?;
+            // Nothing back, or only a reset (with its ACK), is no answer.
+            Some(!back.chars().all(|c| c == 'R' || c == 'A'))
+        }
+        17 => match state {
+            "CON" => Some(true),
+            "INT" | "REQ" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Argus protocol names that are link-layer or Argus's own records.

@@ -63,6 +63,9 @@ macro_rules! fixed_layout {
                 packets: u64::from(f.d_pkts),
                 bytes: u64::from(f.d_octets),
                 exporter: Some($exporter),
+                answered: None,
+                local_orig: None,
+                local_resp: None,
             });
         }
     }};
@@ -388,6 +391,9 @@ impl Fields {
             packets: self.packets.or(self.total_packets).unwrap_or(0),
             bytes: self.bytes.or(self.total_bytes).unwrap_or(0),
             exporter: Some(exporter),
+            answered: None,
+            local_orig: None,
+            local_resp: None,
         })
     }
 }

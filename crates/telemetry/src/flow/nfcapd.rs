@@ -568,6 +568,9 @@ impl Decoder {
                 packets: 0,
                 bytes: 0,
                 exporter: None,
+                answered: None,
+                local_orig: None,
+                local_resp: None,
             },
         }
     }

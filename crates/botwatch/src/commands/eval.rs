@@ -1,0 +1,101 @@
+//! `botwatch eval flows`: the detectors scored on labelled captures.
+
+use anyhow::Result;
+use botwatch::config::Config;
+use botwatch::eval::{self, Truth};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub(crate) fn eval_flows(
+    cfg: &Config,
+    paths: &[PathBuf],
+    truth: Option<&Path>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<ExitCode> {
+    let mut t = Truth::builtin()?;
+    if let Some(p) = truth {
+        t = t.with_file(p)?;
+    }
+    let caps = eval::captures(paths)?;
+    let mut scores = Vec::new();
+    for c in &caps {
+        let s = eval::evaluate(c, &t, &cfg.sensor);
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&s)?)?;
+        } else {
+            print_score(&s, out)?;
+        }
+        scores.push(s);
+    }
+    let tot = eval::totals(&scores);
+    if json {
+        writeln!(out, "{}", serde_json::json!({ "totals": tot }))?;
+    } else {
+        writeln!(
+            out,
+            "\n{} captures scored ({} skipped): infected clients found {} of {} ({} missed); \
+             benign internal hosts flagged {} of {}; Internet hosts flagged as clients {} of {}",
+            tot.captures,
+            tot.skipped,
+            tot.found,
+            tot.infected,
+            tot.missed,
+            tot.benign_flagged,
+            tot.benign_hosts,
+            tot.internet_flagged,
+            tot.internet_hosts
+        )?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_score(s: &eval::Score, out: &mut dyn Write) -> Result<()> {
+    writeln!(out, "{}", s.capture)?;
+    if let Some(why) = &s.skipped {
+        writeln!(out, "  not scored: {why}")?;
+        return Ok(());
+    }
+    writeln!(out, "  {} records, {} rejected; truth from {}", s.records, s.rejects, s.truth)?;
+    for u in &s.unreadable {
+        writeln!(out, "  unreadable: {u}")?;
+    }
+    let list = |v: &[eval::Flag]| {
+        v.iter()
+            .map(|f| {
+                format!(
+                    "{} ({}, first evidence after {} s)",
+                    f.client,
+                    f.reasons.join("+"),
+                    f.first_evidence_secs
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    writeln!(out, "  infected found {}/{}: {}", s.found.len(), s.infected.len(), list(&s.found))?;
+    if !s.missed.is_empty() {
+        let m: Vec<String> = s.missed.iter().map(|i| i.to_string()).collect();
+        writeln!(out, "  missed: {}", m.join(", "))?;
+    }
+    writeln!(
+        out,
+        "  benign internal hosts flagged {}/{} {}",
+        s.benign_flagged.len(),
+        s.benign_hosts,
+        list(&s.benign_flagged)
+    )?;
+    writeln!(
+        out,
+        "  Internet hosts flagged as clients {}/{} {}",
+        s.internet_flagged.len(),
+        s.internet_hosts,
+        list(&s.internet_flagged)
+    )?;
+    if !s.unknown_flagged.is_empty() {
+        writeln!(out, "  flagged, role left open by the truth: {}", list(&s.unknown_flagged))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,405 @@
+//! `botwatch eval flows`: the sensors' detectors on labelled captures, scored per client.
+//!
+//! A capture is one file, or a folder's Zeek logs (its `conn.log` and `dns.log` are one
+//! network at one time). Its ground truth comes from its own per-flow labels (Stratosphere's
+//! Zeek `label`, Argus `Label`): the infected clients are the internal originators of flows
+//! labelled malicious. Where a capture has no labels, or its labels leave hosts open, the
+//! truth file (`eval_truth.toml`, built in; `--truth` adds entries) says what the dataset's
+//! documentation says. The detectors run as `scan` runs them, with no indicators, and each
+//! flagged client is one of: an infected client found, a benign internal host wrongly
+//! flagged, an Internet host wrongly flagged as a client, or a host the truth leaves open.
+
+use crate::sensor::{self, Flagged, HostSeen, Scanner, SensorSection};
+use anyhow::{Context, Result};
+use botwatch_telemetry::detect::scope::{never_a_host, private};
+use botwatch_telemetry::matcher::Matcher;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One capture's truth where its labels do not give it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// The end of the capture's path: a file, or the folder of its Zeek logs.
+    pub path: String,
+    #[serde(default)]
+    pub infected: Vec<IpAddr>,
+    #[serde(default)]
+    pub unknown: Vec<IpAddr>,
+    #[serde(default)]
+    pub internal: Vec<IpNet>,
+    pub skip: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Truth {
+    #[serde(default)]
+    pub capture: Vec<Entry>,
+}
+
+impl Truth {
+    /// The entries for the captures in `../shared/data/flows` (`src/eval_truth.toml`).
+    pub fn builtin() -> Result<Truth> {
+        toml::from_str(include_str!("eval_truth.toml")).context("the built-in eval_truth.toml")
+    }
+
+    /// A truth file's entries, taking precedence over these.
+    pub fn with_file(mut self, path: &Path) -> Result<Truth> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut t: Truth = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        t.capture.append(&mut self.capture);
+        Ok(t)
+    }
+
+    fn find(&self, capture: &str) -> Option<&Entry> {
+        let capture = capture.replace('\\', "/");
+        self.capture.iter().find(|e| {
+            let p = e.path.trim_end_matches('/');
+            capture == p || capture.ends_with(&format!("/{p}"))
+        })
+    }
+}
+
+/// One capture: its name (path) and files.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub name: String,
+    pub files: Vec<PathBuf>,
+}
+
+/// Documentation and labeller configuration, not captures.
+fn not_a_capture(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with('.')
+        || lower.starts_with("readme")
+        || lower.starts_with("license")
+        || lower.starts_with("provenance")
+        || lower == "labels.config"
+        || lower.ends_with(".md")
+        || lower.ends_with(".txt")
+}
+
+fn is_zeek_log(name: &str) -> bool {
+    name.starts_with("conn.log") || name.starts_with("dns.log")
+}
+
+/// The captures under `roots`, in path order.
+pub fn captures(roots: &[PathBuf]) -> Result<Vec<Capture>> {
+    let mut files = Vec::new();
+    for r in roots {
+        walk(r, &mut files).with_context(|| format!("reading {}", r.display()))?;
+    }
+    files.sort();
+    let mut zeek: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for f in files {
+        let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        if not_a_capture(&name) {
+            continue;
+        }
+        match f.parent() {
+            Some(dir) if is_zeek_log(&name) => zeek.entry(dir.to_path_buf()).or_default().push(f),
+            _ => out.push(Capture { name: f.display().to_string(), files: vec![f] }),
+        }
+    }
+    out.extend(zeek.into_iter().map(|(dir, files)| Capture { name: dir.display().to_string(), files }));
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+fn walk(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if p.is_dir() {
+        for e in std::fs::read_dir(p)? {
+            walk(&e?.path(), out)?;
+        }
+    } else {
+        out.push(p.to_path_buf());
+    }
+    Ok(())
+}
+
+/// What a capture's label says of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Malicious,
+    Benign,
+    /// Background, unknown, empty.
+    Other,
+}
+
+fn class(label: &str) -> Class {
+    let l = label.trim().to_ascii_lowercase();
+    let l = l.strip_prefix("flow=").unwrap_or(&l);
+    if l.starts_with("malicious") || l.contains("botnet") || l.starts_with("malware") {
+        Class::Malicious
+    } else if l.starts_with("benign") || l.contains("normal") {
+        Class::Benign
+    } else {
+        Class::Other
+    }
+}
+
+/// The originator, Zeek's `local_orig` and the label of every data line of a labelled Zeek
+/// log or Argus flow file; `None` when the file has no label column.
+fn labelled_lines(data: &[u8]) -> Option<Vec<(IpAddr, Option<bool>, Class)>> {
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.lines();
+    let (sep, cols): (char, Vec<String>) = if text.starts_with('#') {
+        let fields = lines.clone().find_map(|l| l.strip_prefix("#fields"))?;
+        ('\t', fields.split('\t').filter(|f| !f.is_empty()).map(str::to_string).collect())
+    } else {
+        let header = lines.by_ref().find(|l| !l.trim().is_empty())?;
+        let sep = if header.contains('\t') { '\t' } else { ',' };
+        (sep, header.split(sep).map(|c| c.trim().to_string()).collect())
+    };
+    let at = |names: &[&str]| cols.iter().position(|c| names.contains(&c.as_str()));
+    let orig = at(&["id.orig_h", "SrcAddr"])?;
+    let label = at(&["label", "Label"])?;
+    let local = at(&["local_orig"]);
+    let mut out = Vec::new();
+    for l in lines.filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let f: Vec<&str> = l.split(sep).collect();
+        let Some(ip) = f.get(orig).and_then(|s| s.trim().parse().ok()) else { continue };
+        let local = local.and_then(|i| f.get(i)).and_then(|v| match *v {
+            "T" => Some(true),
+            "F" => Some(false),
+            _ => None,
+        });
+        out.push((ip, local, f.get(label).map_or(Class::Other, |v| class(v))));
+    }
+    Some(out)
+}
+
+/// A flagged client, as the evaluation reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Flag {
+    pub client: IpAddr,
+    /// The detectors that flagged it (`beacon`, `nx_burst`, `dga`).
+    pub reasons: Vec<String>,
+    /// Seconds from the capture's first record to the first evidence of the earliest
+    /// finding (the detectors run over the whole capture; a live sensor flags the client at
+    /// its next flush after enough evidence).
+    pub first_evidence_secs: f64,
+    pub detail: String,
+}
+
+/// One capture's score.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Score {
+    pub capture: String,
+    pub records: u64,
+    pub rejects: u64,
+    /// Files of the capture botwatch could not read, with why.
+    pub unreadable: Vec<String>,
+    /// Why the capture is not scored, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// Where the truth came from: `labels`, `truth file`, or both.
+    pub truth: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub infected: Vec<IpAddr>,
+    pub found: Vec<Flag>,
+    pub missed: Vec<IpAddr>,
+    pub benign_hosts: usize,
+    pub benign_flagged: Vec<Flag>,
+    pub internet_hosts: usize,
+    pub internet_flagged: Vec<Flag>,
+    /// Hosts the truth leaves open that were flagged (not counted either way).
+    pub unknown_flagged: Vec<Flag>,
+}
+
+/// Runs the detectors over one capture and scores them.
+pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection) -> Score {
+    let entry = truth.find(&cap.name);
+    let mut score =
+        Score { capture: cap.name.clone(), note: entry.and_then(|e| e.note.clone()), ..Default::default() };
+    if let Some(why) = entry.and_then(|e| e.skip.clone()) {
+        score.skipped = Some(why);
+        return score;
+    }
+    let mut section = cfg.clone();
+    // The capture's own network, as its operator would configure it.
+    if let Some(e) = entry
+        && !e.internal.is_empty()
+    {
+        section.internal = e.internal.clone();
+    }
+    let mut scanner = Scanner::new(Arc::new(Matcher::empty()), &section, true).collect_hosts();
+    let mut labelled: Vec<(IpAddr, Option<bool>, Class)> = Vec::new();
+    let mut has_labels = false;
+    for f in &cap.files {
+        let name = f.display().to_string();
+        let data = match std::fs::read(f) {
+            Ok(d) => d,
+            Err(e) => {
+                score.unreadable.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        if let Some(lines) = labelled_lines(&data) {
+            has_labels = true;
+            labelled.extend(lines);
+        }
+        match sensor::scan_file(&mut scanner, &name, &data, None) {
+            Ok(s) => {
+                score.records += s.records;
+                score.rejects += s.rejects;
+            }
+            Err(e) => score.unreadable.push(format!("{e:#}")),
+        }
+    }
+    let hosts: BTreeMap<IpAddr, HostSeen> = scanner.hosts.take().unwrap_or_default();
+    let flagged = scanner.finish();
+    let configured: &[IpNet] = entry.map_or(&[], |e| &e.internal);
+    let internal = |ip: IpAddr, local: Option<bool>| {
+        if never_a_host(ip) {
+            false
+        } else if !configured.is_empty() {
+            configured.iter().any(|n| n.contains(&ip))
+        } else {
+            local.unwrap_or_else(|| private(ip))
+        }
+    };
+    let mut infected: BTreeSet<IpAddr> = BTreeSet::new();
+    for (ip, local, c) in &labelled {
+        if *c == Class::Malicious && internal(*ip, *local) {
+            infected.insert(*ip);
+        }
+    }
+    let listed = entry.map_or(&[][..], |e| &e.infected);
+    infected.extend(listed.iter().copied());
+    score.truth = match (has_labels, !listed.is_empty() || entry.is_some()) {
+        (true, true) => "labels and truth file",
+        (true, false) => "labels",
+        (false, true) => "truth file",
+        (false, false) => {
+            score.skipped = Some("no per-flow labels and no entry in the truth file".into());
+            return score;
+        }
+    }
+    .to_string();
+    let unknown: BTreeSet<IpAddr> = entry.map(|e| e.unknown.iter().copied().collect()).unwrap_or_default();
+    let start = hosts.values().map(|h| h.first).min();
+    let mut by_client: BTreeMap<IpAddr, Vec<&Flagged>> = BTreeMap::new();
+    for f in &flagged {
+        by_client.entry(f.client).or_default().push(f);
+    }
+    let flag = |client: IpAddr, fs: &[&Flagged]| {
+        let first = fs.iter().map(|f| f.first_seen).min();
+        Flag {
+            client,
+            reasons: fs.iter().map(|f| f.reason.clone()).collect::<BTreeSet<_>>().into_iter().collect(),
+            first_evidence_secs: match (first, start) {
+                (Some(f), Some(s)) => ((f.0 - s.0).max(0) as f64 / 1e6 * 10.0).round() / 10.0,
+                _ => 0.0,
+            },
+            detail: fs.first().map(|f| f.detail.clone()).unwrap_or_default(),
+        }
+    };
+    let local_of = |ip: IpAddr| hosts.get(&ip).and_then(|h| h.local);
+    for (ip, h) in &hosts {
+        if infected.contains(ip) || unknown.contains(ip) || never_a_host(*ip) {
+            continue;
+        }
+        if internal(*ip, h.local) {
+            score.benign_hosts += 1;
+        } else {
+            score.internet_hosts += 1;
+        }
+    }
+    for ip in &infected {
+        match by_client.get(ip) {
+            Some(fs) => score.found.push(flag(*ip, fs)),
+            None => score.missed.push(*ip),
+        }
+    }
+    for (ip, fs) in &by_client {
+        if infected.contains(ip) {
+            continue;
+        }
+        let f = flag(*ip, fs);
+        if unknown.contains(ip) {
+            score.unknown_flagged.push(f);
+        } else if internal(*ip, local_of(*ip)) {
+            score.benign_flagged.push(f);
+        } else {
+            score.internet_flagged.push(f);
+        }
+    }
+    score.infected = infected.into_iter().collect();
+    score
+}
+
+/// The figures over every scored capture.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Totals {
+    pub captures: usize,
+    pub skipped: usize,
+    pub infected: usize,
+    pub found: usize,
+    pub missed: usize,
+    pub benign_hosts: usize,
+    pub benign_flagged: usize,
+    pub internet_hosts: usize,
+    pub internet_flagged: usize,
+}
+
+pub fn totals(scores: &[Score]) -> Totals {
+    let mut t = Totals::default();
+    for s in scores {
+        if s.skipped.is_some() {
+            t.skipped += 1;
+            continue;
+        }
+        t.captures += 1;
+        t.infected += s.infected.len();
+        t.found += s.found.len();
+        t.missed += s.missed.len();
+        t.benign_hosts += s.benign_hosts;
+        t.benign_flagged += s.benign_flagged.len();
+        t.internet_hosts += s.internet_hosts;
+        t.internet_flagged += s.internet_flagged.len();
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_truth_reads_and_finds_captures_by_path_end() {
+        let t = Truth::builtin().unwrap();
+        assert!(t.find("/x/flows/slips_dataset/test4-malicious.binetflow").is_some());
+        assert!(t.find("/x/flows/stratosphere_zeek/003-zeek-scenario-malicious").is_some());
+        assert!(t.find("/x/flows/slips_dataset/test5-mixed.binetflow").is_none());
+        assert!(t.find("/x/flows/other-test4-malicious.binetflow").is_none());
+    }
+
+    #[test]
+    fn labels_name_the_infected_originators() {
+        assert_eq!(class("flow=From-Botnet-V42-UDP-DNS"), Class::Malicious);
+        assert_eq!(class("flow=Malware-TCP"), Class::Malicious);
+        assert_eq!(class("Malicious"), Class::Malicious);
+        assert_eq!(class("flow=From-Normal-V42-Grill"), Class::Benign);
+        assert_eq!(class("Benign"), Class::Benign);
+        assert_eq!(class("flow=Background-UDP-DNS"), Class::Other);
+        assert_eq!(class("(empty)"), Class::Other);
+        let zeek = b"#separator \\x09\n#fields\tts\tid.orig_h\tid.resp_h\tlocal_orig\tlabel\n\
+            1.0\t10.0.0.5\t8.8.8.8\tT\tMalicious\n1.0\t9.9.9.9\t10.0.0.5\tF\tMalicious\n";
+        let l = labelled_lines(zeek).unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[1], ("9.9.9.9".parse().unwrap(), Some(false), Class::Malicious));
+        let argus =
+            b"StartTime,SrcAddr,DstAddr,Label\n2018/01/01 00:00:00,10.0.2.15,8.8.8.8,flow=Malware-UDP-DNS\n";
+        assert_eq!(labelled_lines(argus).unwrap()[0].2, Class::Malicious);
+        assert!(labelled_lines(b"StartTime,SrcAddr,DstAddr\n").is_none());
+    }
+}
