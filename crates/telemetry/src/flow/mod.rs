@@ -37,6 +37,7 @@
 pub mod log;
 pub mod netflow;
 pub mod nfcapd;
+pub mod packets;
 pub mod pcap;
 pub mod udp;
 
@@ -93,6 +94,9 @@ pub struct Stats {
     /// nfcapd files only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nfcapd: Option<nfcapd::NfcapdStats>,
+    /// Captures without NetFlow/IPFIX exports, whose packets became the flows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packets: Option<packets::PacketStats>,
 }
 
 /// Detects a flow file from its first bytes; `name` only breaks ties.
@@ -135,6 +139,12 @@ pub fn read(data: &[u8], name: &str) -> Result<(Vec<FlowRecord>, Vec<Reject>, St
         FlowFormat::Pcap => {
             let mut c = Collector::new();
             let p = pcap::replay(data, &mut c, &PortFilter::Any, &mut out, &mut rejects)?;
+            // No flow exports in it: a capture at a host or a tap, whose packets are the flows.
+            let packets = (p.export_packets == 0).then(|| {
+                let (f, st) = packets::flows(data);
+                out = f;
+                st
+            });
             let stats = Stats {
                 format,
                 records: out.len() as u64,
@@ -143,6 +153,7 @@ pub fn read(data: &[u8], name: &str) -> Result<(Vec<FlowRecord>, Vec<Reject>, St
                 pcap: Some(p),
                 netflow: Some(c.counters()),
                 nfcapd: None,
+                packets,
             };
             return Ok((out, rejects, stats));
         }
@@ -156,6 +167,7 @@ pub fn read(data: &[u8], name: &str) -> Result<(Vec<FlowRecord>, Vec<Reject>, St
                 pcap: None,
                 netflow: None,
                 nfcapd: Some(n),
+                packets: None,
             };
             return Ok((out, rejects, stats));
         }
@@ -172,6 +184,7 @@ pub fn read(data: &[u8], name: &str) -> Result<(Vec<FlowRecord>, Vec<Reject>, St
         pcap: None,
         netflow: None,
         nfcapd: None,
+        packets: None,
     };
     Ok((out, rejects, stats))
 }
