@@ -164,10 +164,10 @@ impl Table {
             // A new connection on the same ends: a SYN after the old one closed, or from
             // the other end than the old one's originator.
             let reopened = fresh_syn && (o.closed || o.rec.src != p.src || o.answered);
-            if stale || reopened {
-                if let Some(o) = self.open.remove(&key) {
-                    self.out.push(o.finish());
-                }
+            if (stale || reopened)
+                && let Some(o) = self.open.remove(&key)
+            {
+                self.out.push(o.finish());
             }
         }
         if !self.open.contains_key(&key) {
