@@ -30,7 +30,7 @@ use crate::record::DnsRecord;
 use botwatch_model::Timestamp;
 use dga::DgaModel;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
 /// What kind of behaviour a finding reports.
@@ -39,6 +39,8 @@ use std::net::IpAddr;
 pub enum FindingKind {
     Dga,
     NxBurst,
+    /// Many NXDOMAIN answers over the whole observation to domains of one shape.
+    NxFamily,
     Beacon,
 }
 
@@ -86,6 +88,7 @@ where
 
 /// Thresholds of [`DnsDetector`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DnsDetectorConfig {
     /// Sliding window for NXDOMAIN counting, seconds.
     pub window_secs: i64,
@@ -93,6 +96,9 @@ pub struct DnsDetectorConfig {
     pub nx_threshold: usize,
     /// This many distinct DGA-scored names (any rcode) flag the client.
     pub dga_threshold: usize,
+    /// NXDOMAIN answers for this many distinct domains of one shape (suffix, length, digits
+    /// or not) over the whole observation flag the client, however slowly they came.
+    pub nx_family_threshold: usize,
     /// Names kept per finding.
     pub samples: usize,
     /// Memory bound: distinct names remembered per client.
@@ -105,6 +111,7 @@ impl Default for DnsDetectorConfig {
             window_secs: 300,
             nx_threshold: 25,
             dga_threshold: 10,
+            nx_family_threshold: 20,
             samples: 10,
             max_names_per_client: 10_000,
         }
@@ -115,8 +122,11 @@ impl Default for DnsDetectorConfig {
 struct ClientState {
     /// NXDOMAIN events inside the window, oldest first.
     nx_window: VecDeque<(Timestamp, String)>,
-    /// Name → occurrences in `nx_window`; its length is the distinct count.
+    /// Registrable domain → occurrences in `nx_window`; its length is the distinct count.
     nx_names: HashMap<String, usize>,
+    /// NXDOMAIN registrable domains by shape (bounded).
+    nx_shapes: HashMap<Shape, BTreeSet<String>>,
+    nx_shape_count: usize,
     nx_peak: usize,
     nx_peak_start: Option<Timestamp>,
     nx_peak_end: Option<Timestamp>,
@@ -130,6 +140,8 @@ struct ClientState {
     last: Option<Timestamp>,
     dga_first: Option<Timestamp>,
     dga_last: Option<Timestamp>,
+    nx_first: Option<Timestamp>,
+    nx_last: Option<Timestamp>,
 }
 
 /// Per-client DNS behaviour: NXDOMAIN bursts and DGA-looking names.
@@ -193,9 +205,21 @@ impl DnsDetector {
             st.dga_last = Some(st.dga_last.map_or(r.time, |l| l.max(r.time)));
         }
         if r.rcode.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("NXDOMAIN")) {
+            // Bursts and families count registrable domains: a reputation service's
+            // reversed addresses or a search suffix appended to names are one domain, a
+            // DGA's names many.
+            let Some(reg) = registrable(&name) else { return };
             if st.nx_scored.len() < cfg.max_names_per_client {
                 st.nx_scored.insert(name.clone(), score);
             }
+            if st.nx_shape_count < cfg.max_names_per_client
+                && st.nx_shapes.entry(shape(&reg)).or_default().insert(reg.clone())
+            {
+                st.nx_shape_count += 1;
+            }
+            st.nx_first = Some(st.nx_first.map_or(r.time, |f| f.min(r.time)));
+            st.nx_last = Some(st.nx_last.map_or(r.time, |l| l.max(r.time)));
+            let name = reg;
             let horizon = Timestamp(r.time.0.saturating_sub(cfg.window_secs.saturating_mul(1_000_000)));
             while st.nx_window.front().is_some_and(|(t, _)| *t < horizon) {
                 if let Some((_, old)) = st.nx_window.pop_front()
@@ -252,6 +276,45 @@ impl DnsDetector {
                     samples: top_names(&st.nx_scored, self.cfg.samples),
                 });
             }
+            let family = st
+                .nx_shapes
+                .iter()
+                .max_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| b.0.cmp(a.0)));
+            if let Some((sh, domains)) = family
+                && domains.len() >= self.cfg.nx_family_threshold
+                && st.nx_peak < self.cfg.nx_threshold
+            {
+                let n = domains.len();
+                let fam_scores: Vec<f64> =
+                    st.nx_scored.iter().filter(|(k, _)| registrable(k).is_some_and(|r| domains.contains(&r))).map(|(_, v)| *v).collect();
+                let look = mean(fam_scores.iter().copied());
+                let volume = (0.5 + 0.5 * ((n as f64 / self.cfg.nx_family_threshold as f64) - 1.0) / 3.0).min(1.0);
+                let confidence = 1.0 - (1.0 - volume * 0.75) * (1.0 - look * 0.8);
+                let span = match (st.nx_first, st.nx_last) {
+                    (Some(a), Some(b)) => (b.0 - a.0) as f64 / 1e6,
+                    _ => 0.0,
+                };
+                out.push(Finding {
+                    client,
+                    kind: FindingKind::NxFamily,
+                    confidence,
+                    reason: format!(
+                        "NXDOMAIN for {n} distinct .{} domains of {}–{} letters{} over {:.0} s (threshold {}); \
+                         mean DGA score {:.2}",
+                        sh.0,
+                        sh.1 * 3,
+                        sh.1 * 3 + 2,
+                        if sh.2 { " with digits" } else { "" },
+                        span,
+                        self.cfg.nx_family_threshold,
+                        look
+                    ),
+                    count: n,
+                    first_seen: st.nx_first.or(st.first).unwrap_or(Timestamp(0)),
+                    last_seen: st.nx_last.or(st.last).unwrap_or(Timestamp(0)),
+                    samples: domains.iter().take(self.cfg.samples).cloned().collect(),
+                });
+            }
             if st.dga_names.len() >= self.cfg.dga_threshold {
                 let n = st.dga_names.len();
                 let volume = (n as f64 / (4.0 * self.cfg.dga_threshold as f64)).min(1.0);
@@ -282,6 +345,25 @@ impl DnsDetector {
         out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then(a.client.cmp(&b.client)));
         out
     }
+}
+
+/// The registrable domain (public suffix and one label) of a name; `None` under `.arpa`
+/// (reverse look-ups) and for single labels (a browser's random intranet probes, a short
+/// name before its search suffix).
+fn registrable(name: &str) -> Option<String> {
+    if name.ends_with(".arpa") || !name.contains('.') {
+        return None;
+    }
+    psl::domain(name.as_bytes()).map(|d| String::from_utf8_lossy(d.as_bytes()).into_owned())
+}
+
+/// What a generator's domains share: the suffix, the registrable label's length (in
+/// steps of three) and whether it has digits.
+type Shape = (String, usize, bool);
+
+fn shape(reg: &str) -> Shape {
+    let (label, suffix) = reg.split_once('.').unwrap_or((reg, ""));
+    (suffix.to_string(), label.len() / 3, label.bytes().any(|c| c.is_ascii_digit()))
 }
 
 fn mean(it: impl Iterator<Item = f64>) -> f64 {
@@ -359,6 +441,27 @@ mod tests {
                 .unwrap()
         };
         assert!(c("10.0.0.2") > c("10.0.0.1"), "{f:#?}");
+    }
+
+    #[test]
+    fn a_slow_generator_is_a_family_and_reputation_lookups_are_no_burst() {
+        let mut d = DnsDetector::new(DnsDetectorConfig::default());
+        // 40 pronounceable .com names, one NXDOMAIN every five minutes: never a burst.
+        let syl = ["ka", "ro", "mi", "te", "su", "no", "ba", "le"];
+        for i in 0..40usize {
+            let n: String = (0..4).map(|k| syl[(i >> (k * 2)) % 8]).collect::<String>() + &syl[i % 7].to_string();
+            d.observe(&rec(i as i64 * 300, "10.0.0.7", &format!("{n}.com"), "NXDOMAIN"));
+        }
+        // Hundreds of reversed addresses under one reputation zone and names under one
+        // search suffix, within a minute: two domains, no burst.
+        for i in 0..200 {
+            d.observe(&rec(i / 4, "10.0.0.8", &format!("{}.{}.1.10.zen.spamhaus.org", i % 250, i / 7), "NXDOMAIN"));
+            d.observe(&rec(i / 4, "10.0.0.8", &format!("host{i}.corp.example"), "NXDOMAIN"));
+        }
+        let f = d.finish();
+        let flagged: Vec<(String, FindingKind)> = f.iter().map(|f| (f.client.to_string(), f.kind)).collect();
+        assert_eq!(flagged, [("10.0.0.7".to_string(), FindingKind::NxFamily)], "{f:#?}");
+        assert!(f[0].reason.contains("40 distinct .com domains"), "{}", f[0].reason);
     }
 
     #[test]
