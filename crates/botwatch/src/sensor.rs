@@ -36,6 +36,7 @@ pub struct SensorSection {
     pub internal: Vec<ipnet::IpNet>,
     pub dns: DnsDetectorConfig,
     pub beacon: beacon::BeaconConfig,
+    pub scan: botwatch_telemetry::detect::scan::ScanConfig,
 }
 
 impl Default for SensorSection {
@@ -47,6 +48,7 @@ impl Default for SensorSection {
             internal: Vec::new(),
             dns: DnsDetectorConfig::default(),
             beacon: beacon::BeaconConfig::default(),
+            scan: Default::default(),
         }
     }
 }
@@ -260,6 +262,7 @@ pub struct Scanner {
     hits: BTreeMap<(IpAddr, String, i64), Flagged>,
     dns: DnsDetector,
     beacons: beacon::BeaconDetector,
+    scans: botwatch_telemetry::detect::scan::ScanDetector,
     /// Run the DGA/NXDOMAIN/beacon detectors (they keep per-client state).
     detect: bool,
     pub counts: ScanCounts,
@@ -287,6 +290,7 @@ impl Scanner {
             dns: DnsDetector::new(cfg.dns.clone())
                 .with_scope(botwatch_telemetry::detect::scope::Scope::new(cfg.internal.clone())),
             beacons: beacon::BeaconDetector::new(cfg.beacon.clone()),
+            scans: botwatch_telemetry::detect::scan::ScanDetector::new(cfg.scan.clone()),
             detect: true,
             counts: ScanCounts::default(),
             hosts: None,
@@ -362,6 +366,7 @@ impl Scanner {
         self.saw(f.src, f.start, f.local_orig);
         if self.detect {
             self.beacons.observe(f);
+            self.scans.observe(f);
         }
         if !self.internal.is_empty() {
             // Only the external end can be an indicator: one look-up per flow.
@@ -419,7 +424,13 @@ impl Scanner {
         let mut out: Vec<Flagged> = self.hits.into_values().collect();
         let scope = botwatch_telemetry::detect::scope::Scope::new(self.internal.clone());
         let findings: Vec<Finding> =
-            self.dns.finish().into_iter().chain(self.beacons.finish(&scope)).collect();
+            self
+            .dns
+            .finish()
+            .into_iter()
+            .chain(self.beacons.finish(&scope))
+            .chain(self.scans.finish(&scope))
+            .collect();
         for f in findings {
             let reason = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(str::to_string));
             out.push(Flagged {

@@ -24,6 +24,7 @@
 
 pub mod beacon;
 pub mod dga;
+pub mod scan;
 pub mod scope;
 
 use crate::record::DnsRecord;
@@ -42,6 +43,8 @@ pub enum FindingKind {
     /// Many NXDOMAIN answers over the whole observation to domains of one shape.
     NxFamily,
     Beacon,
+    /// Many hosts or ports tried, mostly unanswered.
+    Scan,
 }
 
 /// One suspicious client, with the evidence an analyst needs to check it.

@@ -294,12 +294,15 @@ fn parse_line(
 /// reply), `REJ` (refused), `RSTOS0` and `SH` (the originator gave up or closed before any
 /// reply) are attempts; `OTH` (no handshake seen) says nothing. Argus's TCP state is the
 /// flags each side sent, `src_dst`: no flags back (`S_`) or only a reset (`S_RA`) is an
-/// attempt; for UDP, `INT`/`REQ` (one side only) and `CON` (both).
+/// attempt; its summary states say `REQ`/`INT` (one side only) or `CON` (both).
 fn answered(proto: u8, state: &str) -> Option<bool> {
     match state {
         "S0" | "REJ" | "RSTOS0" | "SH" => return Some(false),
         "S1" | "SF" | "S2" | "S3" | "RSTO" | "RSTR" | "RSTRH" | "SHR" => return Some(true),
         "OTH" => return None,
+        // Argus's summary states: a request nobody answered, a conversation, an echo reply.
+        "REQ" | "INT" => return Some(false),
+        "CON" | "EST" | "ECR" => return Some(true),
         _ => {}
     }
     match proto {
@@ -308,11 +311,6 @@ fn answered(proto: u8, state: &str) -> Option<bool> {
             // Nothing back, or only a reset (with its ACK), is no answer.
             Some(!back.chars().all(|c| c == 'R' || c == 'A'))
         }
-        17 => match state {
-            "CON" => Some(true),
-            "INT" | "REQ" => Some(false),
-            _ => None,
-        },
         _ => None,
     }
 }
