@@ -423,8 +423,7 @@ impl Scanner {
     pub fn finish(self) -> Vec<Flagged> {
         let mut out: Vec<Flagged> = self.hits.into_values().collect();
         let scope = botwatch_telemetry::detect::scope::Scope::new(self.internal.clone());
-        let findings: Vec<Finding> =
-            self
+        let findings: Vec<Finding> = self
             .dns
             .finish()
             .into_iter()

@@ -45,6 +45,8 @@ pub enum FindingKind {
     Beacon,
     /// Many hosts or ports tried, mostly unanswered.
     Scan,
+    /// A storm of DNS queries in flow telemetry.
+    QueryBurst,
 }
 
 /// One suspicious client, with the evidence an analyst needs to check it.
@@ -279,19 +281,22 @@ impl DnsDetector {
                     samples: top_names(&st.nx_scored, self.cfg.samples),
                 });
             }
-            let family = st
-                .nx_shapes
-                .iter()
-                .max_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| b.0.cmp(a.0)));
+            let family =
+                st.nx_shapes.iter().max_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| b.0.cmp(a.0)));
             if let Some((sh, domains)) = family
                 && domains.len() >= self.cfg.nx_family_threshold
                 && st.nx_peak < self.cfg.nx_threshold
             {
                 let n = domains.len();
-                let fam_scores: Vec<f64> =
-                    st.nx_scored.iter().filter(|(k, _)| registrable(k).is_some_and(|r| domains.contains(&r))).map(|(_, v)| *v).collect();
+                let fam_scores: Vec<f64> = st
+                    .nx_scored
+                    .iter()
+                    .filter(|(k, _)| registrable(k).is_some_and(|r| domains.contains(&r)))
+                    .map(|(_, v)| *v)
+                    .collect();
                 let look = mean(fam_scores.iter().copied());
-                let volume = (0.5 + 0.5 * ((n as f64 / self.cfg.nx_family_threshold as f64) - 1.0) / 3.0).min(1.0);
+                let volume =
+                    (0.5 + 0.5 * ((n as f64 / self.cfg.nx_family_threshold as f64) - 1.0) / 3.0).min(1.0);
                 let confidence = 1.0 - (1.0 - volume * 0.75) * (1.0 - look * 0.8);
                 let span = match (st.nx_first, st.nx_last) {
                     (Some(a), Some(b)) => (b.0 - a.0) as f64 / 1e6,
@@ -452,13 +457,19 @@ mod tests {
         // 40 pronounceable .com names, one NXDOMAIN every five minutes: never a burst.
         let syl = ["ka", "ro", "mi", "te", "su", "no", "ba", "le"];
         for i in 0..40usize {
-            let n: String = (0..4).map(|k| syl[(i >> (k * 2)) % 8]).collect::<String>() + &syl[i % 7].to_string();
+            let n: String =
+                (0..4).map(|k| syl[(i >> (k * 2)) % 8]).collect::<String>() + &syl[i % 7].to_string();
             d.observe(&rec(i as i64 * 300, "10.0.0.7", &format!("{n}.com"), "NXDOMAIN"));
         }
         // Hundreds of reversed addresses under one reputation zone and names under one
         // search suffix, within a minute: two domains, no burst.
         for i in 0..200 {
-            d.observe(&rec(i / 4, "10.0.0.8", &format!("{}.{}.1.10.zen.spamhaus.org", i % 250, i / 7), "NXDOMAIN"));
+            d.observe(&rec(
+                i / 4,
+                "10.0.0.8",
+                &format!("{}.{}.1.10.zen.spamhaus.org", i % 250, i / 7),
+                "NXDOMAIN",
+            ));
             d.observe(&rec(i / 4, "10.0.0.8", &format!("host{i}.corp.example"), "NXDOMAIN"));
         }
         let f = d.finish();

@@ -35,6 +35,11 @@ pub struct ScanConfig {
     /// How many times `min_targets` are needed when no record says whether attempts were
     /// answered.
     pub unknown_factor: usize,
+    /// DNS queries (flows to port 53, each from its own source port) within
+    /// `query_burst_secs` that make a resolution storm: hundreds of names looked up at once,
+    /// as a DGA does, seen in flow telemetry where the names are not.
+    pub query_burst: usize,
+    pub query_burst_secs: f64,
     /// Memory bounds.
     pub max_attempts_per_client: usize,
     pub max_clients: usize,
@@ -47,6 +52,8 @@ impl Default for ScanConfig {
             min_targets: 20,
             min_unanswered: 0.8,
             unknown_factor: 4,
+            query_burst: 50,
+            query_burst_secs: 5.0,
             max_attempts_per_client: 20_000,
             max_clients: 1_000_000,
         }
@@ -57,6 +64,7 @@ impl Default for ScanConfig {
 struct Attempt {
     t: Timestamp,
     dst: IpAddr,
+    sport: u16,
     port: u16,
     proto: u8,
     answered: Option<bool>,
@@ -87,6 +95,8 @@ enum Sweep {
     Ports(IpAddr),
     /// Many hosts pinged.
     Echo,
+    /// Many DNS queries to one resolver at once.
+    Queries(IpAddr),
 }
 
 impl ScanDetector {
@@ -109,7 +119,14 @@ impl ScanDetector {
             return;
         }
         let full = self.clients.len() >= self.cfg.max_clients;
-        let a = Attempt { t: f.start, dst: f.dst, port: f.dst_port, proto: f.proto, answered: f.answered };
+        let a = Attempt {
+            t: f.start,
+            dst: f.dst,
+            sport: f.src_port,
+            port: f.dst_port,
+            proto: f.proto,
+            answered: f.answered,
+        };
         match self.clients.get_mut(&f.src) {
             Some(c) if c.attempts.len() < self.cfg.max_attempts_per_client => c.attempts.push(a),
             None if !full => {
@@ -155,11 +172,14 @@ impl ScanDetector {
             }
             attempts.sort_by_key(|a| a.t);
             let mut best: Option<(Sweep, usize, usize, usize, Timestamp, Timestamp)> = None;
+            let mut best_queries: Option<(Sweep, usize, usize, usize, Timestamp, Timestamp)> = None;
             let mut groups: HashMap<Sweep, Vec<&Attempt>> = HashMap::new();
             for a in &attempts {
                 let echo = matches!(a.proto, 1 | 58);
                 if echo {
                     groups.entry(Sweep::Echo).or_default().push(a);
+                } else if a.port == 53 {
+                    groups.entry(Sweep::Queries(a.dst)).or_default().push(a);
                 } else {
                     groups.entry(Sweep::Hosts(a.proto, a.port)).or_default().push(a);
                     groups.entry(Sweep::Ports(a.dst)).or_default().push(a);
@@ -172,7 +192,12 @@ impl ScanDetector {
                 // The window with the most distinct targets (two pointers over time).
                 let target = |a: &Attempt| match sweep {
                     Sweep::Ports(_) => (a.port as u128, a.proto),
+                    Sweep::Queries(_) => (a.sport as u128, a.proto),
                     _ => (u128::from(ip_bits(a.dst)), a.proto),
+                };
+                let window = match sweep {
+                    Sweep::Queries(_) => (self.cfg.query_burst_secs * 1e6) as i64,
+                    _ => window,
                 };
                 let mut counts: HashMap<(u128, u8), usize> = HashMap::new();
                 let mut lo = 0;
@@ -193,7 +218,9 @@ impl ScanDetector {
                 }
                 let known = list.iter().filter(|a| a.answered.is_some()).count();
                 let unanswered = list.iter().filter(|a| a.answered == Some(false)).count();
-                let needed = if *sweep == Sweep::Echo {
+                let needed = if let Sweep::Queries(_) = sweep {
+                    self.cfg.query_burst
+                } else if *sweep == Sweep::Echo {
                     self.cfg.min_targets
                 } else if known * 2 >= list.len() {
                     if (unanswered as f64) < self.cfg.min_unanswered * known as f64 {
@@ -203,35 +230,56 @@ impl ScanDetector {
                 } else {
                     self.cfg.min_targets * self.cfg.unknown_factor
                 };
-                if distinct >= needed && best.as_ref().is_none_or(|b| distinct > b.1) {
+                // The widest scan and the largest query storm, each its own finding.
+                let slot = if matches!(sweep, Sweep::Queries(_)) { &mut best_queries } else { &mut best };
+                if distinct >= needed && slot.as_ref().is_none_or(|b| distinct > b.1) {
                     let all: HashSet<(u128, u8)> = list.iter().map(|a| target(a)).collect();
-                    best = Some((*sweep, distinct, all.len(), unanswered, list[0].t, list[list.len() - 1].t));
+                    *slot =
+                        Some((*sweep, distinct, all.len(), unanswered, list[0].t, list[list.len() - 1].t));
                 }
             }
-            let Some((sweep, distinct, total, unanswered, first, last)) = best else { continue };
-            let what = match sweep {
-                Sweep::Hosts(proto, port) => format!("{total} hosts on {port}/{}", proto_name(proto)),
-                Sweep::Ports(dst) => format!("{total} ports of {dst}"),
-                Sweep::Echo => format!("{total} hosts pinged"),
-            };
-            let volume = (distinct as f64 / (4.0 * self.cfg.min_targets as f64)).min(1.0);
-            out.push(Finding {
-                client,
-                kind: FindingKind::Scan,
-                confidence: (0.6 + 0.4 * volume).min(1.0),
-                reason: format!(
-                    "scanned {what}, {distinct} within {:.0} s; {unanswered} attempts unanswered or refused",
-                    self.cfg.window_secs
-                ),
-                count: total,
-                first_seen: first,
-                last_seen: last,
-                samples: vec![match sweep {
-                    Sweep::Hosts(proto, port) => format!("*:{port}/{}", proto_name(proto)),
-                    Sweep::Ports(dst) => dst.to_string(),
-                    Sweep::Echo => "icmp echo".to_string(),
-                }],
-            });
+            for (sweep, distinct, total, unanswered, first, last) in best.into_iter().chain(best_queries) {
+                let (kind, reason, sample, confidence) = match sweep {
+                    Sweep::Queries(resolver) => (
+                        FindingKind::QueryBurst,
+                        format!(
+                            "{distinct} DNS queries to {resolver} within {:.0} s, {total} in all (names not in flow telemetry)",
+                            self.cfg.query_burst_secs
+                        ),
+                        format!("{resolver}:53"),
+                        0.55 + 0.4 * (distinct as f64 / (4.0 * self.cfg.query_burst as f64)).min(1.0),
+                    ),
+                    other => {
+                        let (what, sample) = match other {
+                            Sweep::Hosts(proto, port) => (
+                                format!("{total} hosts on {port}/{}", proto_name(proto)),
+                                format!("*:{port}/{}", proto_name(proto)),
+                            ),
+                            Sweep::Ports(dst) => (format!("{total} ports of {dst}"), dst.to_string()),
+                            _ => (format!("{total} hosts pinged"), "icmp echo".to_string()),
+                        };
+                        (
+                            FindingKind::Scan,
+                            format!(
+                                "scanned {what}, {distinct} within {:.0} s; {unanswered} attempts unanswered or refused",
+                                self.cfg.window_secs
+                            ),
+                            sample,
+                            0.6 + 0.4 * (distinct as f64 / (4.0 * self.cfg.min_targets as f64)).min(1.0),
+                        )
+                    }
+                };
+                out.push(Finding {
+                    client,
+                    kind,
+                    confidence: confidence.min(1.0),
+                    reason,
+                    count: total,
+                    first_seen: first,
+                    last_seen: last,
+                    samples: vec![sample],
+                });
+            }
         }
         out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then(a.client.cmp(&b.client)));
         out
@@ -281,7 +329,14 @@ mod tests {
         let mut d = ScanDetector::new(ScanConfig::default());
         // A telnet worm: one random host a second, nobody answers.
         for i in 0..60 {
-            d.observe(&f(i as f64, "192.168.2.16", format!("{}.{}.7.9", 20 + i, i * 3 % 250), 23, 6, Some(false)));
+            d.observe(&f(
+                i as f64,
+                "192.168.2.16",
+                format!("{}.{}.7.9", 20 + i, i * 3 % 250),
+                23,
+                6,
+                Some(false),
+            ));
         }
         // A vertical scan of one host.
         for p in 0..25 {
@@ -300,5 +355,26 @@ mod tests {
         assert_eq!(set, ["10.8.0.69", "192.168.2.16"].map(String::from).into_iter().collect(), "{found:#?}");
         let worm = found.iter().find(|f| f.client.to_string() == "192.168.2.16").unwrap();
         assert!(worm.reason.contains("60 hosts on 23/tcp"), "{}", worm.reason);
+    }
+
+    #[test]
+    fn a_storm_of_queries_is_one_and_a_page_load_is_not() {
+        let mut d = ScanDetector::new(ScanConfig::default());
+        let q = |t: f64, src: &str, sport: u16| {
+            let mut r = f(t, src, "8.8.8.8".into(), 53, 17, Some(true));
+            r.src_port = sport;
+            r
+        };
+        for i in 0..90 {
+            d.observe(&q(100.0 + i as f64 / 100.0, "10.0.2.15", 30000 + i));
+        }
+        // A browser's busiest second, and its day: 30 at once, 600 in all.
+        for i in 0..600 {
+            d.observe(&q(if i < 30 { 50.0 } else { 100.0 + i as f64 * 6.0 }, "10.0.2.20", 20000 + i));
+        }
+        let found = d.finish(&Scope::default());
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!((found[0].client.to_string(), found[0].kind), ("10.0.2.15".to_string(), FindingKind::QueryBurst));
+        assert!(found[0].reason.starts_with("90 DNS queries to 8.8.8.8 within 5 s"), "{}", found[0].reason);
     }
 }
