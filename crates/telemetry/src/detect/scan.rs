@@ -193,7 +193,7 @@ impl ScanDetector {
                 let target = |a: &Attempt| match sweep {
                     Sweep::Ports(_) => (a.port as u128, a.proto),
                     Sweep::Queries(_) => (a.sport as u128, a.proto),
-                    _ => (u128::from(ip_bits(a.dst)), a.proto),
+                    _ => (ip_bits(a.dst), a.proto),
                 };
                 let window = match sweep {
                     Sweep::Queries(_) => (self.cfg.query_burst_secs * 1e6) as i64,
