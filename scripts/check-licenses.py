@@ -124,6 +124,10 @@ DATA = [
          ["intelmq.json, reports.json", "The-Shadowserver-Foundation/report_schema"]),
     Data("crates/telemetry/data/dga_model.json", PROJECT, "crates/telemetry/data/DGA_PROVENANCE.md",
          ["`dga_model.json`: trained by", "only derived statistics are shipped"]),
+    # Written for botwatch from the captures' published descriptions (each entry cites its source).
+    Data("crates/botwatch/src/eval_truth.toml", PROJECT, None, []),
+    Data("crates/telemetry/data/dga_hashed.bin", PROJECT, "crates/telemetry/data/DGA_PROVENANCE.md",
+         ["`dga_hashed.bin`: the hashed n-gram weights"]),
     Data("crates/telemetry/data/dga_words.txt", "LicenseRef-SCOWL", "crates/telemetry/data/DGA_PROVENANCE.md",
          ["`dga_words.txt`", "SCOWL"], licence_text="crates/telemetry/data/dga_words.COPYRIGHT.txt"),
     Data("crates/enrich/data/asn-ipv[46].csv.gz", "CC-BY-4.0", "crates/enrich/data/CREDITS.md",

@@ -1,12 +1,14 @@
-//! Trains the shipped DGA model and prints its evaluation on held-out families.
+//! Trains the shipped DGA model, then prints the leave-family-out evaluation.
 //!
 //! ```text
 //! cargo run --release -p botwatch-telemetry --example train_dga -- \
 //!     ../shared/data/dga crates/telemetry/data/dga_model.json
 //! ```
 //!
-//! Deterministic: the same data gives the same file byte for byte (splits use a fixed seeded
-//! hash, the regression is full-batch). The word list is the shipped `data/dga_words.txt`.
+//! Writes the model file and, beside it, `dga_hashed.bin` (the hashed n-gram table the model
+//! file names by SHA-256). Deterministic: the same data gives the same files byte for byte
+//! (splits use a fixed seeded hash, the passes a fixed order). The word list is the shipped
+//! `data/dga_words.txt`.
 
 use botwatch_telemetry::detect::dga::{builtin_words, train};
 use std::path::PathBuf;
@@ -30,7 +32,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("  weight {name:>20} {w:+.3}");
     }
     std::fs::write(&out, serde_json::to_string(m)?)?;
-    eprintln!("Wrote {}", out.display());
+    let table = out.with_file_name("dga_hashed.bin");
+    std::fs::write(&table, model.hashed().expect("trained with a table").to_bytes())?;
+    eprintln!("Wrote {} and {}", out.display(), table.display());
     println!("{}", train::evaluate(&model, &corpus));
+    println!("{}", train::leave_family_out(&corpus, &builtin_words(), train::FOLDS));
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! The shipped DGA model on names it never trained on: whole held-out families, the held-out
-//! benign split and the npm top-sites list. Floors below are what the model must keep; the
-//! printed table is the one in bench/README.md ("DGA detection").
+//! The DGA model on names it never trained on: every family scored by a model trained without
+//! it (leave-family-out folds), the held-out benign split and the npm top-sites list. Floors
+//! below are what the model must keep; the printed table is the one in bench/README.md ("DGA
+//! detection").
 //!
 //! `cargo test -p botwatch-telemetry --test dga_eval -- --nocapture`
 
@@ -14,32 +15,51 @@ fn data_dir() -> Option<PathBuf> {
     dir.join("dga").is_dir().then(|| dir.join("dga"))
 }
 
+/// Every family scored by a model trained without it (five folds of whole families), at the
+/// threshold each fold chose for ≤ 0.5 % FPR on its validation benign names. The floors sit a
+/// little under what was measured (bench/README.md, "DGA detection") so a regression fails.
 #[test]
-fn held_out_families_and_benign_meet_floors() {
+fn leave_family_out_meets_floors() {
     let Some(dir) = data_dir() else {
         println!("skipped: BOTWATCH_SHARED_DATA not set and ../shared/data/dga absent");
         return;
     };
     let corpus = train::Corpus::load(&dir).unwrap();
-    let m = DgaModel::builtin();
-    let e = train::evaluate(m, &corpus);
+    let e = train::leave_family_out(&corpus, &builtin_words(), train::FOLDS);
     println!("{e}");
-    assert_eq!(e.families.len(), train::HELD_OUT_FAMILIES.len(), "{:?}", e.families.keys());
-    let fpr = e.benign.0 as f64 / e.benign.1 as f64;
-    assert!(e.benign.1 > 4000, "benign test split too small: {}", e.benign.1);
-    assert!(fpr <= 0.01, "FPR on held-out benign {fpr}");
-    let top = e.top_sites.0 as f64 / e.top_sites.1 as f64;
-    assert!(top <= 0.01, "FPR on npm top sites {top}: {:?}", e.top_sites_flagged);
-    let tpr = |f: &str| e.families[f].0 as f64 / e.families[f].1 as f64;
+    assert!(e.families.len() >= 45, "families: {:?}", e.families.keys());
+    assert!(e.benign.1 > 20_000, "benign test names: {}", e.benign.1);
+    assert!(e.fpr() <= 0.005, "FPR on held-out benign {}", e.fpr());
+    assert!(e.top_sites.0 * 100 <= e.top_sites.1, "top sites flagged {:?}", e.top_sites);
+    // Measured 66.3 %: the per-name goal of 80 % is not reached (wordlist and pronounceable
+    // families); this floor keeps what is.
+    assert!(e.macro_tpr() >= 0.64, "macro TPR {}", e.macro_tpr());
+    let tpr = |f: &str| e.tpr(f).unwrap_or_else(|| panic!("{f} missing"));
     // Random-character and hex families: the model's strength.
-    for f in ["cryptolocker", "dyre", "qadars", "ramdo", "shiotob", "zloader"] {
-        assert!(tpr(f) >= 0.8, "{f}: TPR {}", tpr(f));
+    for f in ["cryptolocker", "dyre", "qadars", "ramdo", "shiotob", "zloader", "murofet", "newgoz", "chinad"]
+    {
+        assert!(tpr(f) >= 0.85, "{f}: TPR {}", tpr(f));
     }
-    // Wordlist (gozi, matsnu), pronounceable (ngioweb, vawtrak) and very short (qsnatch, pitou)
-    // families are the known weak spot: printed above, no floor claimed.
-    for f in ["gozi", "matsnu"] {
-        assert!(tpr(f) < 1.0, "{f}: suspiciously perfect, was it trained on?");
+    // Pronounceable ones the n-grams reach in part.
+    for (f, floor) in [("ngioweb", 0.45), ("vawtrak", 0.2), ("pykspa", 0.45), ("rovnix", 0.25)] {
+        assert!(tpr(f) >= floor, "{f}: TPR {}", tpr(f));
     }
+}
+
+/// The shipped model (trained on every family) on benign names it never saw.
+#[test]
+fn shipped_model_keeps_benign_names_quiet() {
+    let Some(dir) = data_dir() else {
+        println!("skipped: BOTWATCH_SHARED_DATA not set and ../shared/data/dga absent");
+        return;
+    };
+    let corpus = train::Corpus::load(&dir).unwrap();
+    let e = train::evaluate(DgaModel::builtin(), &corpus);
+    println!("{e}");
+    assert!(e.benign.1 > 4000, "benign test split too small: {}", e.benign.1);
+    let fpr = e.benign.0 as f64 / e.benign.1 as f64;
+    assert!(fpr <= 0.005, "FPR on held-out benign {fpr}");
+    assert!(e.top_sites.0 * 100 <= e.top_sites.1, "{:?}", e.top_sites_flagged);
 }
 
 #[test]
@@ -66,4 +86,7 @@ fn retraining_reproduces_shipped_model() {
     let fresh = serde_json::to_string(model.file()).unwrap();
     let shipped = serde_json::to_string(DgaModel::builtin().file()).unwrap();
     assert!(fresh == shipped, "retrained model differs from data/dga_model.json");
+    let table = model.hashed().unwrap().to_bytes();
+    let shipped_table = DgaModel::builtin().hashed().unwrap().to_bytes();
+    assert!(table == shipped_table, "retrained table differs from data/dga_hashed.bin");
 }

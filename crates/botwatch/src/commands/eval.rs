@@ -1,4 +1,5 @@
-//! `botwatch eval flows`: the detectors scored on labelled captures.
+//! `botwatch eval flows`: the detectors scored on labelled captures; `botwatch eval dga`: the
+//! DGA model scored leaving whole families out.
 
 use anyhow::Result;
 use botwatch::config::Config;
@@ -47,6 +48,44 @@ pub(crate) fn eval_flows(
             tot.internet_flagged,
             tot.internet_hosts
         )?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn eval_dga(dir: &Path, folds: usize, json: bool, out: &mut dyn Write) -> Result<ExitCode> {
+    use botwatch_telemetry::detect::dga::{builtin_words, train};
+    anyhow::ensure!(folds >= 2, "--folds must be at least 2");
+    let corpus = train::Corpus::load(dir).map_err(|e| {
+        anyhow::anyhow!("{}: {e} (expected umudga/, the baderj CSV and benign/)", dir.display())
+    })?;
+    eprintln!(
+        "{} benign and {} DGA names in {} families; training {folds} models…",
+        corpus.benign.len(),
+        corpus.dga.len(),
+        corpus.families().len()
+    );
+    let e = train::leave_family_out(&corpus, &builtin_words(), folds);
+    if json {
+        let families: serde_json::Map<String, serde_json::Value> = e
+            .families
+            .iter()
+            .map(|(f, (hit, total))| {
+                let v = serde_json::json!({ "detected": hit, "names": total, "tpr": e.tpr(f) });
+                (f.clone(), v)
+            })
+            .collect();
+        let v = serde_json::json!({
+            "folds": folds,
+            "thresholds": e.thresholds,
+            "macro_tpr": e.macro_tpr(),
+            "benign": { "flagged": e.benign.0, "names": e.benign.1, "fpr": e.fpr() },
+            "top_sites": { "flagged": e.top_sites.0, "names": e.top_sites.1 },
+            "families": families,
+        });
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(out, "{e}")?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

@@ -394,6 +394,9 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Eval { cmd: EvalCmd::Flows { paths, truth, json } } => {
             return eval::eval_flows(&cfg, &paths, truth.as_deref(), json, &mut out);
         }
+        Cmd::Eval { cmd: EvalCmd::Dga { dir, folds, json } } => {
+            return eval::eval_dga(&dir, folds, json, &mut out);
+        }
         Cmd::Dga { cmd: DgaCmd::Score { domains, json } } => {
             let names: Vec<String> = if domains.is_empty() {
                 std::io::stdin().lines().map_while(|l| l.ok()).filter(|l| !l.trim().is_empty()).collect()

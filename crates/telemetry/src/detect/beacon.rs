@@ -28,7 +28,8 @@ use super::{Finding, FindingKind};
 use crate::record::FlowRecord;
 use botwatch_model::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+// foldhash: the per-flow map lookups are the detectors' cost (SipHash was a third of it).
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::net::IpAddr;
 
 /// Thresholds of [`BeaconDetector`].
@@ -112,10 +113,15 @@ struct Key {
     proto: u8,
 }
 
-#[derive(Debug, Default)]
+/// Start, bytes, answered.
+type Event = (Timestamp, u64, Option<bool>);
+
+#[derive(Debug)]
 struct Series {
-    /// Start, bytes, answered.
-    events: Vec<(Timestamp, u64, Option<bool>)>,
+    /// Most series on a busy network hold one flow: the first is kept inline, so those cost
+    /// no allocation of their own.
+    first: Event,
+    more: Vec<Event>,
     /// The record's word on where each end is (Zeek), from the first flow.
     local: (Option<bool>, Option<bool>),
 }
@@ -157,6 +163,16 @@ impl BeaconDetector {
         self.dropped
     }
 
+    /// Internal state held now: (distinct clients, bytes of series and their events), the
+    /// bytes counted from the containers' capacities, so an operator can size `max_series`.
+    pub fn state(&self) -> (usize, usize) {
+        let clients: HashSet<IpAddr> = self.series.keys().map(|k| k.client).collect();
+        let per_entry = std::mem::size_of::<(Key, Series)>() + 1;
+        let events: usize = self.series.values().map(|s| s.more.capacity()).sum();
+        let bytes = self.series.capacity() * per_entry + events * std::mem::size_of::<Event>();
+        (clients.len(), bytes)
+    }
+
     pub fn observe(&mut self, f: &FlowRecord) {
         if never_a_host(f.src) || never_a_host(f.dst) {
             return;
@@ -170,9 +186,10 @@ impl BeaconDetector {
         let full = self.series.len() >= self.cfg.max_series;
         let ev = (f.start, f.bytes, f.answered);
         match self.series.get_mut(&key) {
-            Some(s) if s.events.len() < self.cfg.max_events_per_series => s.events.push(ev),
+            Some(s) if s.more.len() + 1 < self.cfg.max_events_per_series => s.more.push(ev),
             None if !full => {
-                self.series.insert(key, Series { events: vec![ev], local: (f.local_orig, f.local_resp) });
+                self.series
+                    .insert(key, Series { first: ev, more: Vec::new(), local: (f.local_orig, f.local_resp) });
             }
             _ => self.dropped += 1,
         }
@@ -205,12 +222,13 @@ impl BeaconDetector {
             };
             scope.outbound_client(&probe).is_some()
         };
-        // Who reaches each destination: popularity is learned from the network's clients.
-        let mut reached: HashMap<(IpAddr, u16, u8), HashSet<IpAddr>> = HashMap::new();
+        // Who reaches each destination: popularity is learned from the network's clients. A
+        // series is one client's, so counting series counts distinct clients.
+        let mut reached: HashMap<(IpAddr, u16, u8), usize> = HashMap::new();
         let mut clients: HashSet<IpAddr> = HashSet::new();
         for (k, s) in &self.series {
             if outbound(k, s) {
-                reached.entry((k.dst, k.port, k.proto)).or_default().insert(k.client);
+                *reached.entry((k.dst, k.port, k.proto)).or_default() += 1;
                 clients.insert(k.client);
             }
         }
@@ -219,14 +237,15 @@ impl BeaconDetector {
             .ceil() as usize;
         let mut out = Vec::new();
         for (key, s) in self.series {
-            if s.events.len() < self.cfg.min_events {
+            if s.more.len() + 1 < self.cfg.min_events {
                 continue;
             }
             if !outbound(&key, &s) {
                 counts.not_outbound += 1;
                 continue;
             }
-            let mut events = s.events;
+            let mut events = s.more;
+            events.push(s.first);
             events.sort_unstable_by_key(|e| (e.0, e.1));
             let timed: Vec<(Timestamp, u64)> = events.iter().map(|e| (e.0, e.1)).collect();
             let st = analyse(&timed, &self.cfg);
@@ -234,7 +253,7 @@ impl BeaconDetector {
                 continue;
             }
             if clients.len() >= self.cfg.popular_clients
-                && reached.get(&(key.dst, key.port, key.proto)).map_or(0, HashSet::len) >= popular_at
+                && reached.get(&(key.dst, key.port, key.proto)).copied().unwrap_or(0) >= popular_at
             {
                 counts.popular += 1;
                 continue;

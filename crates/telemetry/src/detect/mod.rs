@@ -457,8 +457,7 @@ mod tests {
         // 40 pronounceable .com names, one NXDOMAIN every five minutes: never a burst.
         let syl = ["ka", "ro", "mi", "te", "su", "no", "ba", "le"];
         for i in 0..40usize {
-            let n: String =
-                (0..4).map(|k| syl[(i >> (k * 2)) % 8]).collect::<String>() + syl[i % 7];
+            let n: String = (0..4).map(|k| syl[(i >> (k * 2)) % 8]).collect::<String>() + syl[i % 7];
             d.observe(&rec(i as i64 * 300, "10.0.0.7", &format!("{n}.com"), "NXDOMAIN"));
         }
         // Hundreds of reversed addresses under one reputation zone and names under one

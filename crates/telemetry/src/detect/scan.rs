@@ -19,7 +19,8 @@ use super::{Finding, FindingKind};
 use crate::record::FlowRecord;
 use botwatch_model::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+// foldhash: the per-flow map lookups are the detectors' cost (SipHash was a third of it).
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::net::IpAddr;
 
 /// Thresholds of [`ScanDetector`].
@@ -106,6 +107,13 @@ impl ScanDetector {
 
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Internal state held now: (clients, bytes), counted from the containers' capacities.
+    pub fn state(&self) -> (usize, usize) {
+        let per_entry = std::mem::size_of::<(IpAddr, Client)>() + 1;
+        let attempts: usize = self.clients.values().map(|c| c.attempts.capacity()).sum();
+        (self.clients.len(), self.clients.capacity() * per_entry + attempts * std::mem::size_of::<Attempt>())
     }
 
     pub fn observe(&mut self, f: &FlowRecord) {
@@ -374,7 +382,10 @@ mod tests {
         }
         let found = d.finish(&Scope::default());
         assert_eq!(found.len(), 1, "{found:#?}");
-        assert_eq!((found[0].client.to_string(), found[0].kind), ("10.0.2.15".to_string(), FindingKind::QueryBurst));
+        assert_eq!(
+            (found[0].client.to_string(), found[0].kind),
+            ("10.0.2.15".to_string(), FindingKind::QueryBurst)
+        );
         assert!(found[0].reason.starts_with("90 DNS queries to 8.8.8.8 within 5 s"), "{}", found[0].reason);
     }
 }

@@ -9,8 +9,8 @@
 //! client, and traffic towards it is not beaconing.
 
 use crate::record::FlowRecord;
+use foldhash::HashMap;
 use ipnet::IpNet;
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// An address that names no single host on the Internet, or one that is no host's own:
@@ -81,7 +81,8 @@ impl Vantage {
     pub fn observe(&mut self, f: &FlowRecord) {
         self.flows += 1;
         let (a, b) = (prefix(f.src), prefix(f.dst));
-        for (p, orig) in if a == b { vec![(a, 1)] } else { vec![(a, 1), (b, 0)] } {
+        let both = [(a, 1), (b, 0)];
+        for &(p, orig) in &both[..if a == b { 1 } else { 2 }] {
             if let Some(n) = self.touched.get_mut(&p) {
                 n.0 += 1;
                 n.1 += orig;

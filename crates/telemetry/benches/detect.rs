@@ -1,0 +1,109 @@
+//! The flow detectors at sensor scale: 1,000,000 flow records from 5,000 internal clients
+//! (browsing-like traffic to many destinations, 2 % of clients beaconing, a few scanning)
+//! through the beacon and scan detectors, `observe` per record and `finish` once, on one
+//! core. Memory per tracked client is printed once from the detectors' own sizes.
+//!
+//! `cargo bench -p botwatch-telemetry --bench detect`
+
+use botwatch_model::Timestamp;
+use botwatch_telemetry::detect::beacon::{BeaconConfig, BeaconDetector};
+use botwatch_telemetry::detect::scan::{ScanConfig, ScanDetector};
+use botwatch_telemetry::detect::scope::Scope;
+use botwatch_telemetry::record::FlowRecord;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::OnceLock;
+
+fn main() {
+    let mut b = BeaconDetector::new(BeaconConfig::default());
+    let mut s = ScanDetector::new(ScanConfig::default());
+    for r in flows() {
+        b.observe(r);
+        s.observe(r);
+    }
+    let ((bc, bb), (sc, sb)) = (b.state(), s.state());
+    println!(
+        "state after {N} flows: beacon {bc} clients {:.1} MiB ({} B/client, {:.1} B/flow); scan {sc} clients {:.1} MiB ({} B/client, {:.1} B/flow)",
+        bb as f64 / 1048576.0,
+        bb / bc.max(1),
+        bb as f64 / N as f64,
+        sb as f64 / 1048576.0,
+        sb / sc.max(1),
+        sb as f64 / N as f64
+    );
+    divan::main();
+}
+
+const N: usize = 1_000_000;
+const CLIENTS: u32 = 5_000;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn flows() -> &'static [FlowRecord] {
+    static F: OnceLock<Vec<FlowRecord>> = OnceLock::new();
+    F.get_or_init(|| {
+        let mut r = Rng(0x2545_f491_4f6c_dd1d);
+        let mut t = 1_700_000_000_000_000i64;
+        (0..N)
+            .map(|i| {
+                let x = r.next();
+                let client = (x as u32) % CLIENTS;
+                t += 3_600_000_000 / (N as i64 / 24);
+                let src = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | client));
+                // One in fifty clients beacons to its C2; the rest browse 2,000 destinations.
+                let (dst, port) = if client.is_multiple_of(50) && x >> 60 < 4 {
+                    (IpAddr::V4(Ipv4Addr::new(203, 0, 113, (client % 200) as u8)), 8443)
+                } else {
+                    (IpAddr::V4(Ipv4Addr::from(0x5000_0000 | ((x >> 32) as u32 % 2_000))), 443)
+                };
+                let start = Timestamp(t);
+                FlowRecord {
+                    start,
+                    end: start,
+                    src,
+                    dst,
+                    src_port: 30_000 + (i % 30_000) as u16,
+                    dst_port: port,
+                    proto: 6,
+                    packets: 10,
+                    bytes: 600 + (x >> 40) % 5_000,
+                    exporter: None,
+                    answered: Some(!x.is_multiple_of(10)),
+                    local_orig: None,
+                    local_resp: None,
+                }
+            })
+            .collect()
+    })
+}
+
+#[divan::bench(sample_count = 5)]
+fn beacon_observe_and_finish(b: divan::Bencher) {
+    let f = flows();
+    b.counter(divan::counter::ItemsCount::new(N)).bench(|| {
+        let mut d = BeaconDetector::new(BeaconConfig::default());
+        for r in f {
+            d.observe(r);
+        }
+        d.finish(&Scope::default()).len()
+    });
+}
+
+#[divan::bench(sample_count = 5)]
+fn scan_observe_and_finish(b: divan::Bencher) {
+    let f = flows();
+    b.counter(divan::counter::ItemsCount::new(N)).bench(|| {
+        let mut d = ScanDetector::new(ScanConfig::default());
+        for r in f {
+            d.observe(r);
+        }
+        d.finish(&Scope::default()).len()
+    });
+}
