@@ -28,9 +28,10 @@ fn leave_family_out_meets_floors() {
     let e = train::leave_family_out(&corpus, &builtin_words(), train::FOLDS);
     println!("{e}");
     assert!(e.families.len() >= 45, "families: {:?}", e.families.keys());
-    assert!(e.benign.1 > 20_000, "benign test names: {}", e.benign.1);
+    assert!(e.benign_names > 4000, "benign test names: {}", e.benign_names);
+    assert!(e.max_fpr() <= 0.006, "FPR on held-out benign {:?}", e.benign_flagged);
     assert!(e.fpr() <= 0.005, "FPR on held-out benign {}", e.fpr());
-    assert!(e.top_sites.0 * 100 <= e.top_sites.1, "top sites flagged {:?}", e.top_sites);
+    assert!(e.top_sites_flagged.iter().all(|f| f * 100 <= e.top_sites_names), "{:?}", e.top_sites_flagged);
     // Measured 66.3 %: the per-name goal of 80 % is not reached (wordlist and pronounceable
     // families); this floor keeps what is.
     assert!(e.macro_tpr() >= 0.64, "macro TPR {}", e.macro_tpr());

@@ -76,11 +76,17 @@ pub(crate) fn eval_dga(dir: &Path, folds: usize, json: bool, out: &mut dyn Write
             })
             .collect();
         let v = serde_json::json!({
-            "folds": folds,
+            "folds": e.thresholds.len(),
             "thresholds": e.thresholds,
             "macro_tpr": e.macro_tpr(),
-            "benign": { "flagged": e.benign.0, "names": e.benign.1, "fpr": e.fpr() },
-            "top_sites": { "flagged": e.top_sites.0, "names": e.top_sites.1 },
+            "macro_tpr_100": { "tpr": e.macro_tpr_of(100), "families": e.families_with(100) },
+            "benign": {
+                "names": e.benign_names,
+                "flagged_per_fold": e.benign_flagged,
+                "fpr_mean": e.fpr(),
+                "fpr_max": e.max_fpr(),
+            },
+            "top_sites": { "names": e.top_sites_names, "flagged_per_fold": e.top_sites_flagged },
             "families": families,
         });
         writeln!(out, "{v}")?;

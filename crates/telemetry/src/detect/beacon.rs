@@ -298,7 +298,12 @@ impl BeaconDetector {
                 samples: vec![dest],
             });
         }
-        out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then(a.client.cmp(&b.client)));
+        out.sort_by(|a, b| {
+            b.confidence
+                .total_cmp(&a.confidence)
+                .then(a.client.cmp(&b.client))
+                .then(a.samples.cmp(&b.samples))
+        });
         (out, counts)
     }
 }

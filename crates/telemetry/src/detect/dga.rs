@@ -113,16 +113,25 @@ impl DgaModel {
         BUILTIN.get_or_init(|| {
             // The shipped file is produced by the trainer and checked by the unit tests, so a
             // failure here is a build defect, not an input problem.
-            DgaModel::from_json(MODEL_JSON, builtin_words())
-                .and_then(|m| m.with_hashed_bytes(HASHED))
+            DgaModel::from_json(MODEL_JSON, builtin_words(), Some(HASHED))
                 .expect("shipped DGA model is valid")
         })
     }
 
-    /// Load a model file with the given dictionary.
-    pub fn from_json(json: &[u8], words: HashSet<Vec<u8>>) -> Result<Self, ModelError> {
+    /// Load a model file with the given dictionary and, when the file names one, the hashed
+    /// table it was trained with (its weights and threshold mean nothing without it).
+    pub fn from_json(
+        json: &[u8],
+        words: HashSet<Vec<u8>>,
+        hashed: Option<&[u8]>,
+    ) -> Result<Self, ModelError> {
         let file: ModelFile = serde_json::from_slice(json)?;
-        Self::from_file(file, words)
+        match (file.hashed_sha256.is_empty(), hashed) {
+            (true, None) => Self::from_file(file, words),
+            (false, Some(bytes)) => Self::from_file(file, words)?.with_hashed_bytes(bytes),
+            (true, Some(_)) => Err(ModelError::Hashed("the model file names no table")),
+            (false, None) => Err(ModelError::Hashed("the model file needs its table")),
+        }
     }
 
     pub fn from_file(file: ModelFile, words: HashSet<Vec<u8>>) -> Result<Self, ModelError> {
@@ -140,7 +149,7 @@ impl DgaModel {
     }
 
     /// Attach the hashed n-gram table the model file names (by its SHA-256).
-    pub fn with_hashed_bytes(self, bytes: &[u8]) -> Result<Self, ModelError> {
+    fn with_hashed_bytes(self, bytes: &[u8]) -> Result<Self, ModelError> {
         let sum = sha256_hex(bytes);
         if sum != self.file.hashed_sha256 {
             return Err(ModelError::Hashed("not the table the model was trained with"));
@@ -149,7 +158,9 @@ impl DgaModel {
         Ok(self.with_hashed(t))
     }
 
-    pub fn with_hashed(mut self, t: hashed::Table) -> Self {
+    /// Attach a table (the trainer's); the model file records its SHA-256.
+    pub(crate) fn with_hashed(mut self, t: hashed::Table) -> Self {
+        self.file.hashed_sha256 = sha256_hex(&t.to_bytes());
         self.hashed = Some(Arc::new(t));
         self
     }
@@ -350,8 +361,6 @@ fn entropy(b: &[u8]) -> f64 {
     counts.iter().filter(|c| **c > 0).map(|c| *c as f64 / n).map(|p| -p * p.log2()).sum()
 }
 
-/// Cover as many characters as possible with dictionary words (fewest words on ties).
-/// Returns characters covered and the words used.
 /// Words and their prefixes, so the segmentation stops extending a candidate as soon as no
 /// word starts that way (most positions of a random label stop at three letters) instead of
 /// looking up every length from 3 to 12: scoring ran at 0.75M names/s with one lookup per
@@ -367,8 +376,9 @@ struct Dictionary {
 impl Dictionary {
     fn new(words: HashSet<Vec<u8>>) -> Dictionary {
         let mut d = Dictionary { prefixes: foldhash::HashMap::default(), three: vec![0; 27 * 27 * 27] };
-        for w in &words {
-            let t = Self::index3(w).expect("parse_words keeps 3.. lower-case letters");
+        // What parse_words keeps; a caller's own set may hold other strings, never matched.
+        for w in words.iter().filter(|w| (MIN_WORD..=MAX_WORD).contains(&w.len())) {
+            let Some(t) = Self::index3(w) else { continue };
             d.three[t] = d.three[t].max(if w.len() == MIN_WORD { 2 } else { 1 });
             for l in MIN_WORD + 1..=w.len() {
                 let e = d.prefixes.entry(w[..l].into()).or_insert(false);
@@ -401,6 +411,8 @@ impl Dictionary {
     }
 }
 
+/// Cover as many characters as possible with dictionary words (fewest words on ties).
+/// Returns characters covered and the words used.
 fn segment<'a>(b: &'a [u8], words: &Dictionary) -> (usize, Vec<&'a [u8]>) {
     let n = b.len();
     // best[i] = (covered, -words) for the prefix of length i, with a back-pointer.

@@ -350,7 +350,12 @@ impl DnsDetector {
                 });
             }
         }
-        out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then(a.client.cmp(&b.client)));
+        out.sort_by(|a, b| {
+            b.confidence
+                .total_cmp(&a.confidence)
+                .then(a.client.cmp(&b.client))
+                .then(a.samples.cmp(&b.samples))
+        });
         out
     }
 }

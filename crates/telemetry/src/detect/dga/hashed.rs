@@ -86,8 +86,9 @@ pub fn for_each(label: &[u8], bins: Bins, mut f: impl FnMut(usize, f32)) {
 /// The shipped form: one signed byte per bucket and the scale that turns it back into a weight.
 #[derive(Debug, Clone)]
 pub struct Table {
-    pub scale: f64,
-    pub weights: Vec<i8>,
+    /// Finite and positive; `weights` has [`BUCKETS`] entries (both held by the constructors).
+    scale: f64,
+    weights: Vec<i8>,
 }
 
 impl Table {
@@ -97,10 +98,13 @@ impl Table {
         s as f64 * self.scale
     }
 
-    /// Quantise trained weights: the largest magnitude maps to ±127.
+    /// Quantise trained weights (one per bucket, more are ignored, fewer are zero): the
+    /// largest finite magnitude maps to ±127.
     pub fn quantise(w: &[f64]) -> Table {
-        let max = w.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let max = w.iter().filter(|x| x.is_finite()).fold(0.0f64, |m, x| m.max(x.abs()));
         let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        let w: Vec<f64> =
+            (0..BUCKETS).map(|i| w.get(i).copied().filter(|x| x.is_finite()).unwrap_or(0.0)).collect();
         Table { scale, weights: w.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8).collect() }
     }
 
@@ -119,6 +123,9 @@ impl Table {
             return None;
         }
         let scale = f64::from_le_bytes(rest[..8].try_into().ok()?);
+        if !(scale.is_finite() && scale > 0.0) {
+            return None;
+        }
         Some(Table { scale, weights: rest[8..].iter().map(|b| *b as i8).collect() })
     }
 }
@@ -154,5 +161,11 @@ mod tests {
         assert_eq!(back.weights, t.weights);
         assert_eq!(back.scale, t.scale);
         assert!(Table::from_bytes(b"nonsense").is_none());
+        let mut nan = t.to_bytes();
+        nan[8..16].copy_from_slice(&f64::NAN.to_le_bytes());
+        assert!(Table::from_bytes(&nan).is_none());
+        let short = Table::quantise(&[1.0, f64::NAN]);
+        assert_eq!(short.weights.len(), BUCKETS);
+        assert!(short.sum(b"abc", Bins::default()).is_finite());
     }
 }
