@@ -41,6 +41,11 @@ fn leave_family_out_meets_floors() {
     {
         assert!(tpr(f) >= 0.85, "{f}: TPR {}", tpr(f));
     }
+    // A client's ten NXDOMAIN names together (the detector's client rule).
+    let (mean, worst) = e.client_fpr();
+    assert!(e.benign_clients >= 500, "benign clients: {}", e.benign_clients);
+    assert!(worst <= 0.01 && mean <= 0.006, "client FPR mean {mean}, worst {worst}");
+    assert!(e.macro_client_tpr() >= 0.88, "client macro TPR {}", e.macro_client_tpr());
     // Pronounceable ones the n-grams reach in part.
     for (f, floor) in [("ngioweb", 0.45), ("vawtrak", 0.2), ("pykspa", 0.45), ("rovnix", 0.25)] {
         assert!(tpr(f) >= floor, "{f}: TPR {}", tpr(f));

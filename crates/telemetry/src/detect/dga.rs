@@ -72,6 +72,14 @@ pub struct ModelFile {
     pub bias: f64,
     /// Scores at or above this are DGA; chosen on validation benign names (see provenance).
     pub threshold: f64,
+    /// A client is DGA-infected when at least this many of its NXDOMAIN names have a mean
+    /// score at or above `client_threshold` (chosen like `threshold`, on validation benign
+    /// names grouped this many at a time): names each too ambiguous to flag alone, together
+    /// unlike any benign client's. 0: no such rule.
+    #[serde(default)]
+    pub client_names: usize,
+    #[serde(default)]
+    pub client_threshold: f64,
     /// SHA-256 of the hashed n-gram table (`data/dga_hashed.bin`) trained with these weights;
     /// empty for a model without one.
     #[serde(default)]
@@ -185,6 +193,11 @@ impl DgaModel {
     /// `score(name) >= threshold`.
     pub fn is_dga(&self, name: &str) -> bool {
         self.score(name) >= self.file.threshold
+    }
+
+    /// Whether `n` names of one client with mean score `mean` make it a DGA client.
+    pub fn client_is_dga(&self, mean: f64, n: usize) -> bool {
+        self.file.client_names > 0 && n >= self.file.client_names && mean >= self.file.client_threshold
     }
 
     pub fn score_features(&self, f: &Features) -> f64 {

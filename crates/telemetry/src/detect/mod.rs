@@ -348,6 +348,26 @@ impl DnsDetector {
                     last_seen: st.dga_last.unwrap_or(Timestamp(0)),
                     samples: top_names(&st.dga_names, self.cfg.samples),
                 });
+            } else if self.model.client_is_dga(nx_mean, st.nx_scored.len()) {
+                // Names each too ambiguous to flag (wordlist and pronounceable DGAs), whose
+                // mean score no benign client's NXDOMAIN names reach.
+                let n = st.nx_scored.len();
+                let cn = self.model.file().client_names.max(1);
+                let volume = (n as f64 / (4.0 * cn as f64)).min(1.0);
+                out.push(Finding {
+                    client,
+                    kind: FindingKind::Dga,
+                    confidence: nx_mean * (0.6 + 0.3 * volume),
+                    reason: format!(
+                        "{n} distinct NXDOMAIN names with mean DGA score {nx_mean:.2} (a client's threshold {:.2} \
+                         over at least {cn} names), {nx_dga} of them DGA-looking alone",
+                        self.model.file().client_threshold
+                    ),
+                    count: n,
+                    first_seen: st.nx_first.or(st.first).unwrap_or(Timestamp(0)),
+                    last_seen: st.nx_last.or(st.last).unwrap_or(Timestamp(0)),
+                    samples: top_names(&st.nx_scored, self.cfg.samples),
+                });
             }
         }
         out.sort_by(|a, b| {
@@ -405,6 +425,54 @@ mod tests {
             answers: vec![],
             server: None,
         }
+    }
+
+    #[test]
+    fn a_client_whose_nxdomain_names_are_each_ambiguous_is_found_by_their_mean() {
+        // Word-pair names like a wordlist DGA's: none scores DGA alone, spread over an hour so
+        // no burst, of varied shape so no family.
+        let words = [
+            "windowseasonfriend.com",
+            "motherbreadrain.net",
+            "silvertableriver.org",
+            "quietgardenpaper.com",
+            "brightcornerstone.net",
+            "wintermarketfloor.com",
+            "summerhousegreen.org",
+            "colorsoundpaper.com",
+            "heavytrainmountain.net",
+            "simpleboatlight.com",
+            "stonebridgeweather.com",
+            "fishwindowriver.org",
+        ];
+        let m = DgaModel::builtin();
+        assert!(words.iter().all(|w| !m.is_dga(w)), "a name flags alone: pick another");
+        let mut d = DnsDetector::new(DnsDetectorConfig::default());
+        for (i, w) in words.iter().enumerate() {
+            d.observe(&rec(i as i64 * 300, "10.0.0.7", w, "NXDOMAIN"));
+        }
+        // A client mistyping popular names: NXDOMAIN as often, nothing DGA about them.
+        let typos = [
+            "gooogle.com",
+            "facebok.com",
+            "amazom.com",
+            "wikipedya.org",
+            "youtub.com",
+            "twiter.com",
+            "linkdin.com",
+            "netflx.com",
+            "instagam.com",
+            "redit.com",
+            "microsfot.com",
+            "yahooo.com",
+        ];
+        for (i, w) in typos.iter().enumerate() {
+            d.observe(&rec(i as i64 * 300, "10.0.0.8", w, "NXDOMAIN"));
+        }
+        let f = d.finish();
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!((f[0].client.to_string().as_str(), f[0].kind), ("10.0.0.7", FindingKind::Dga));
+        assert!(f[0].reason.contains("12 distinct NXDOMAIN names with mean DGA score"), "{}", f[0].reason);
     }
 
     #[test]

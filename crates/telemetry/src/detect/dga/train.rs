@@ -30,6 +30,13 @@ const SMOOTHING: f64 = 0.5;
 /// Passes of AdaGrad over the regression names; more overfits the families trained on.
 const EPOCHS: usize = 6;
 const LEARNING_RATE: f64 = 0.1;
+/// Names per client in the client rule and its evaluation: a DGA that gets NXDOMAIN for ten
+/// names has typically tried far more.
+pub const CLIENT_NAMES: usize = 10;
+/// The client rule's target on validation benign clients: stricter than per name, because
+/// there are ten times fewer clients than names to set it on and a subscriber flagged costs
+/// the abuse desk more than a name.
+pub const CLIENT_TARGET_FPR: f64 = 0.002;
 /// Folds of [`leave_family_out`]: each family is held out once, with a fifth of the others.
 pub const FOLDS: usize = 5;
 
@@ -247,6 +254,8 @@ pub fn train_holding_out(
         weights: vec![0.0; n],
         bias: 0.0,
         threshold: 0.5,
+        client_names: 0,
+        client_threshold: 1.0,
         hashed_sha256: String::new(),
     };
     let mut model = DgaModel::from_file(file, words).expect("tables built with the right shapes");
@@ -280,6 +289,12 @@ pub fn train_holding_out(
     let k = (TARGET_VALIDATION_FPR * benign_scores.len() as f64).floor() as usize;
     let threshold = benign_scores.get(k).map_or(0.5, |s| s + 1e-9).max(0.5);
     model.file.threshold = threshold;
+    let val_benign: Vec<&String> = validation.iter().filter(|(_, y)| !*y).map(|(n, _)| n).collect();
+    let mut groups = client_means(&scored(&model, &val_benign), CLIENT_NAMES);
+    groups.sort_by(|a, b| b.total_cmp(a));
+    let k = (CLIENT_TARGET_FPR * groups.len() as f64).floor() as usize;
+    model.file.client_names = CLIENT_NAMES;
+    model.file.client_threshold = groups.get(k).map_or(1.0, |s| s + 1e-9);
     let dga_val: Vec<&String> = validation.iter().filter(|(_, y)| *y).map(|(n, _)| n).collect();
     let report = TrainReport {
         ngram_names: ngram_names.len(),
@@ -295,7 +310,8 @@ pub fn train_holding_out(
          benign: UMUDGA legit_first50000 (80 % train); DGA: UMUDGA *_1000 + baderj examples, families \
          held out: {}; n-gram tables from {} names, regression (14 features + 2^{} hashed n-grams and \
          bins, {EPOCHS} AdaGrad passes) on {} names; threshold {:.4} gives validation FPR {:.4} \
-         ({} benign), validation TPR {:.4} ({} DGA)",
+         ({} benign), validation TPR {:.4} ({} DGA); client threshold {:.4} (mean of {} names, \
+         ≤ {CLIENT_TARGET_FPR} of validation benign groups)",
         if held_out.is_empty() {
             "none".to_string()
         } else {
@@ -308,9 +324,24 @@ pub fn train_holding_out(
         report.validation_fpr,
         report.validation_benign,
         report.validation_tpr,
-        report.validation_dga
+        report.validation_dga,
+        model.file.client_threshold,
+        model.file.client_names
     );
     (model, report)
+}
+
+/// Each name with its score, in an order set by its hash (a data set's order is not a client's).
+fn scored(model: &DgaModel, names: &[&String]) -> Vec<f64> {
+    let mut v: Vec<(u64, f64)> =
+        names.iter().map(|n| (stable_hash(&format!("client:{n}")), model.score(n))).collect();
+    v.sort_by_key(|x| x.0);
+    v.into_iter().map(|x| x.1).collect()
+}
+
+/// Mean scores of consecutive groups of `g` (the rest, fewer than `g`, is no client).
+fn client_means(scores: &[f64], g: usize) -> Vec<f64> {
+    scores.chunks_exact(g.max(1)).map(|c| c.iter().sum::<f64>() / c.len() as f64).collect()
 }
 
 struct Fit {
@@ -371,6 +402,11 @@ pub struct FoldEvaluation {
     pub top_sites_flagged: Vec<usize>,
     /// Each fold's threshold (for ≤ 0.5 % FPR on its validation benign names).
     pub thresholds: Vec<f64>,
+    /// The client rule: family → (clients flagged, clients), a client being [`CLIENT_NAMES`]
+    /// of the family's names; benign clients of the test split and how many each fold flags.
+    pub clients: BTreeMap<String, (usize, usize)>,
+    pub benign_clients: usize,
+    pub benign_clients_flagged: Vec<usize>,
 }
 
 impl FoldEvaluation {
@@ -385,6 +421,19 @@ impl FoldEvaluation {
         let rates: Vec<f64> =
             self.families.values().filter(|(_, t)| *t >= min).map(|(h, t)| rate(*h, *t)).collect();
         rates.iter().sum::<f64>() / rates.len().max(1) as f64
+    }
+
+    /// Mean of the families' client TPRs (families with at least one client's worth of names).
+    pub fn macro_client_tpr(&self) -> f64 {
+        let rates: Vec<f64> =
+            self.clients.values().filter(|(_, t)| *t > 0).map(|(h, t)| rate(*h, *t)).collect();
+        rates.iter().sum::<f64>() / rates.len().max(1) as f64
+    }
+
+    /// The fold models' mean and worst FPR on benign clients.
+    pub fn client_fpr(&self) -> (f64, f64) {
+        let r: Vec<f64> = self.benign_clients_flagged.iter().map(|f| rate(*f, self.benign_clients)).collect();
+        (r.iter().sum::<f64>() / r.len().max(1) as f64, r.iter().copied().fold(0.0, f64::max))
     }
 
     pub fn families_with(&self, min: usize) -> usize {
@@ -424,6 +473,9 @@ pub fn leave_family_out(corpus: &Corpus, words: &HashSet<Vec<u8>>, folds: usize)
         top_sites_names: corpus.top_sites.len(),
         top_sites_flagged: Vec::new(),
         thresholds: Vec::new(),
+        clients: BTreeMap::new(),
+        benign_clients: test.len() / CLIENT_NAMES,
+        benign_clients_flagged: Vec::new(),
     };
     for k in 0..folds {
         let held: BTreeSet<String> = families.keys().filter(|f| fold_of(f, folds) == k).cloned().collect();
@@ -432,11 +484,17 @@ pub fn leave_family_out(corpus: &Corpus, words: &HashSet<Vec<u8>>, folds: usize)
         }
         let (model, report) = train_holding_out(corpus, words.clone(), &held);
         e.thresholds.push(report.threshold);
+        let flagged_clients = |names: &[&String]| {
+            let means = client_means(&scored(&model, names), CLIENT_NAMES);
+            (means.iter().filter(|m| model.client_is_dga(**m, CLIENT_NAMES)).count(), means.len())
+        };
         for f in &held {
             let names = &families[f];
             e.families.insert(f.clone(), (names.iter().filter(|n| model.is_dga(n)).count(), names.len()));
+            e.clients.insert(f.clone(), flagged_clients(&names.iter().collect::<Vec<_>>()));
         }
         e.benign_flagged.push(test.iter().filter(|n| model.is_dga(n)).count());
+        e.benign_clients_flagged.push(flagged_clients(&test).0);
         e.top_sites_flagged.push(corpus.top_sites.iter().filter(|n| model.is_dga(n)).count());
     }
     e
@@ -444,12 +502,21 @@ pub fn leave_family_out(corpus: &Corpus, words: &HashSet<Vec<u8>>, folds: usize)
 
 impl std::fmt::Display for FoldEvaluation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "| family (held out) | detected | TPR |")?;
-        writeln!(f, "|---|---:|---:|")?;
+        writeln!(
+            f,
+            "| family (held out) | names detected | TPR per name | clients of {CLIENT_NAMES} names flagged | TPR per client |"
+        )?;
+        writeln!(f, "|---|---:|---:|---:|---:|")?;
         let mut rows: Vec<_> = self.families.iter().collect();
         rows.sort_by(|a, b| rate(a.1.0, a.1.1).total_cmp(&rate(b.1.0, b.1.1)).then(a.0.cmp(b.0)));
         for (fam, (hit, total)) in rows {
-            writeln!(f, "| {fam} | {hit}/{total} | {:.1} % |", 100.0 * rate(*hit, *total))?;
+            let (ch, ct) = self.clients.get(fam).copied().unwrap_or((0, 0));
+            let client = if ct > 0 { format!("{:.1} %", 100.0 * rate(ch, ct)) } else { "–".to_string() };
+            writeln!(
+                f,
+                "| {fam} | {hit}/{total} | {:.1} % | {ch}/{ct} | {client} |",
+                100.0 * rate(*hit, *total)
+            )?;
         }
         writeln!(
             f,
@@ -470,11 +537,23 @@ impl std::fmt::Display for FoldEvaluation {
             100.0 * self.fpr(),
             100.0 * self.max_fpr()
         )?;
-        write!(
+        writeln!(
             f,
             "npm top sites (Moz top 500): {} names, flagged {} by the fold models",
             self.top_sites_names,
             list(&self.top_sites_flagged)
+        )?;
+        let (mean, worst) = self.client_fpr();
+        write!(
+            f,
+            "per client ({CLIENT_NAMES} NXDOMAIN names, mean score): macro TPR {:.1} % over the {} families with a client's worth of names; \
+             benign clients of the test split: {}, flagged {} by the fold models: mean FPR {:.2} %, worst {:.2} %",
+            100.0 * self.macro_client_tpr(),
+            self.clients.values().filter(|(_, t)| *t > 0).count(),
+            self.benign_clients,
+            list(&self.benign_clients_flagged),
+            100.0 * mean,
+            100.0 * worst
         )
     }
 }
