@@ -211,6 +211,24 @@ pub mod fuzzing {
         let k = c.counters();
         assert!(k.records as usize == out.len() && k.malformed <= k.packets);
         let _ = pcap::replay(data, &mut c, &PortFilter::Any, &mut out, &mut Vec::new());
+        // The same bytes as a capture of raw packets (a host's or a tap's), and what the
+        // flow detectors make of whatever came out.
+        let (flows, st) = packets::flows(data);
+        assert_eq!(st.flows as usize, flows.len());
+        detectors(&flows);
+    }
+
+    /// Every flow through the beacon and scan detectors: no input may panic them.
+    fn detectors(flows: &[FlowRecord]) {
+        use crate::detect::{beacon, scan, scope::Scope};
+        let mut b = beacon::BeaconDetector::new(beacon::BeaconConfig { min_events: 3, ..Default::default() });
+        let mut s = scan::ScanDetector::new(scan::ScanConfig { min_targets: 2, ..Default::default() });
+        for f in flows {
+            b.observe(f);
+            s.observe(f);
+        }
+        let _ = b.finish(&Scope::default());
+        let _ = s.finish(&Scope::default());
     }
 
     /// The input as each flow-log dialect and through detection.
@@ -220,6 +238,7 @@ pub mod fuzzing {
             if let Ok(st) = read_log(data, kind, &mut out, &mut rej) {
                 assert_eq!(st.records as usize, out.len());
                 assert!(rej.iter().all(|r| r.line > 0 && !r.reason.is_empty()));
+                detectors(&out);
             }
         }
         let _ = read(data, "fuzz");
