@@ -107,3 +107,16 @@ fn scan_observe_and_finish(b: divan::Bencher) {
         d.finish(&Scope::default()).len()
     });
 }
+
+/// `observe` alone, to tell the per-record cost from `finish`.
+#[divan::bench(sample_count = 5)]
+fn beacon_observe_only(b: divan::Bencher) {
+    let f = flows();
+    b.counter(divan::counter::ItemsCount::new(N)).bench(|| {
+        let mut d = BeaconDetector::new(BeaconConfig::default());
+        for r in f {
+            d.observe(r);
+        }
+        d.dropped()
+    });
+}

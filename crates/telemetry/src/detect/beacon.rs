@@ -30,6 +30,7 @@ use botwatch_model::Timestamp;
 use serde::{Deserialize, Serialize};
 // foldhash: the per-flow map lookups are the detectors' cost (SipHash was a third of it).
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 
 /// Thresholds of [`BeaconDetector`].
@@ -114,7 +115,9 @@ struct Key {
 }
 
 /// Start, bytes, answered.
-type Event = (Timestamp, u64, Option<bool>);
+/// Bytes saturate at 4 GiB: a flow's size serves only to compare it with the series' median,
+/// and 16 bytes a flow instead of 24 is a third less memory.
+type Event = (Timestamp, u32, Option<bool>);
 
 #[derive(Debug)]
 struct Series {
@@ -141,7 +144,11 @@ pub struct BeaconCounts {
 #[derive(Debug)]
 pub struct BeaconDetector {
     cfg: BeaconConfig,
-    series: HashMap<Key, Series>,
+    /// Series in the order they began; the map holds only their index, so it stays small
+    /// (most flows on a busy network begin a series: the map's growth and probes are the
+    /// per-record cost) and `finish` walks the series in memory order.
+    index: HashMap<Key, u32>,
+    series: Vec<(Key, Series)>,
     vantage: Vantage,
     ignored_port: u64,
     dropped: u64,
@@ -151,7 +158,8 @@ impl BeaconDetector {
     pub fn new(cfg: BeaconConfig) -> Self {
         BeaconDetector {
             cfg,
-            series: HashMap::new(),
+            index: HashMap::new(),
+            series: Vec::new(),
             vantage: Vantage::default(),
             ignored_port: 0,
             dropped: 0,
@@ -166,10 +174,11 @@ impl BeaconDetector {
     /// Internal state held now: (distinct clients, bytes of series and their events), the
     /// bytes counted from the containers' capacities, so an operator can size `max_series`.
     pub fn state(&self) -> (usize, usize) {
-        let clients: HashSet<IpAddr> = self.series.keys().map(|k| k.client).collect();
-        let per_entry = std::mem::size_of::<(Key, Series)>() + 1;
-        let events: usize = self.series.values().map(|s| s.more.capacity()).sum();
-        let bytes = self.series.capacity() * per_entry + events * std::mem::size_of::<Event>();
+        let clients: HashSet<IpAddr> = self.series.iter().map(|(k, _)| k.client).collect();
+        let events: usize = self.series.iter().map(|(_, s)| s.more.capacity()).sum();
+        let bytes = self.index.capacity() * (std::mem::size_of::<(Key, u32)>() + 1)
+            + self.series.capacity() * std::mem::size_of::<(Key, Series)>()
+            + events * std::mem::size_of::<Event>();
         (clients.len(), bytes)
     }
 
@@ -183,15 +192,23 @@ impl BeaconDetector {
             return;
         }
         let key = Key { client: f.src, dst: f.dst, port: f.dst_port, proto: f.proto };
-        let full = self.series.len() >= self.cfg.max_series;
-        let ev = (f.start, f.bytes, f.answered);
-        match self.series.get_mut(&key) {
-            Some(s) if s.more.len() + 1 < self.cfg.max_events_per_series => s.more.push(ev),
-            None if !full => {
-                self.series
-                    .insert(key, Series { first: ev, more: Vec::new(), local: (f.local_orig, f.local_resp) });
+        let n = self.series.len();
+        let ev = (f.start, f.bytes.min(u32::MAX as u64) as u32, f.answered);
+        match self.index.entry(key) {
+            Entry::Occupied(o) => {
+                let s = &mut self.series[*o.get() as usize].1;
+                if s.more.len() + 1 < self.cfg.max_events_per_series {
+                    s.more.push(ev)
+                } else {
+                    self.dropped += 1
+                }
             }
-            _ => self.dropped += 1,
+            Entry::Vacant(v) if n < self.cfg.max_series.min(u32::MAX as usize) => {
+                v.insert(n as u32);
+                self.series
+                    .push((key, Series { first: ev, more: Vec::new(), local: (f.local_orig, f.local_resp) }));
+            }
+            Entry::Vacant(_) => self.dropped += 1,
         }
     }
 
@@ -247,7 +264,7 @@ impl BeaconDetector {
             let mut events = s.more;
             events.push(s.first);
             events.sort_unstable_by_key(|e| (e.0, e.1));
-            let timed: Vec<(Timestamp, u64)> = events.iter().map(|e| (e.0, e.1)).collect();
+            let timed: Vec<(Timestamp, u64)> = events.iter().map(|e| (e.0, u64::from(e.1))).collect();
             let st = analyse(&timed, &self.cfg);
             if !st.is_beacon {
                 continue;
