@@ -36,15 +36,8 @@ fn main() {
 const N: usize = 1_000_000;
 const CLIENTS: u32 = 5_000;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+mod common;
+use common::Rng;
 
 fn flows() -> &'static [FlowRecord] {
     static F: OnceLock<Vec<FlowRecord>> = OnceLock::new();
@@ -84,16 +77,26 @@ fn flows() -> &'static [FlowRecord] {
     })
 }
 
-#[divan::bench(sample_count = 5)]
-fn beacon_observe_and_finish(b: divan::Bencher) {
+fn beacon(b: divan::Bencher, finish: bool) {
     let f = flows();
     b.counter(divan::counter::ItemsCount::new(N)).bench(|| {
         let mut d = BeaconDetector::new(BeaconConfig::default());
         for r in f {
             d.observe(r);
         }
-        d.finish(&Scope::default()).len()
+        if finish { d.finish(&Scope::default()).len() } else { d.dropped() as usize }
     });
+}
+
+#[divan::bench(sample_count = 5)]
+fn beacon_observe_and_finish(b: divan::Bencher) {
+    beacon(b, true);
+}
+
+/// `observe` alone, to tell the per-record cost from `finish`.
+#[divan::bench(sample_count = 5)]
+fn beacon_observe_only(b: divan::Bencher) {
+    beacon(b, false);
 }
 
 #[divan::bench(sample_count = 5)]
@@ -105,18 +108,5 @@ fn scan_observe_and_finish(b: divan::Bencher) {
             d.observe(r);
         }
         d.finish(&Scope::default()).len()
-    });
-}
-
-/// `observe` alone, to tell the per-record cost from `finish`.
-#[divan::bench(sample_count = 5)]
-fn beacon_observe_only(b: divan::Bencher) {
-    let f = flows();
-    b.counter(divan::counter::ItemsCount::new(N)).bench(|| {
-        let mut d = BeaconDetector::new(BeaconConfig::default());
-        for r in f {
-            d.observe(r);
-        }
-        d.dropped()
     });
 }

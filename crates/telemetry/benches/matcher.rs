@@ -15,15 +15,8 @@ fn main() {
 
 const N: usize = 1_000_000;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+mod common;
+use common::Rng;
 
 fn indicator(value: IndicatorValue, i: usize) -> Indicator {
     Indicator {
