@@ -603,8 +603,9 @@ pub(crate) enum EvalCmd {
     /// Score the DGA model leaving whole families out: the labelled names (a folder laid out
     /// as ../shared/data/dga: umudga/*_1000.txt, legit_first50000.txt, the baderj CSV) split
     /// into folds of families, one model trained per fold without its families, each family
-    /// scored only by the model that never saw it; per-family TPR at the fold's threshold
-    /// (≤ 0.5 % FPR on validation benign names) and the FPR on benign names never trained on
+    /// scored only by the model that never saw it; per-family TPR per name at the fold's
+    /// threshold (≤ 0.5 % FPR on validation benign names) and per client (ten names, their mean
+    /// score against the client threshold), and the FPRs on benign names never trained on
     Dga {
         /// The labelled-names folder
         dir: PathBuf,
