@@ -10,6 +10,7 @@
 //!   suffixes on label boundaries), swapped atomically when indicators change.
 //! - [`detect`]: DGA scoring and NXDOMAIN bursts, beaconing.
 
+mod capture;
 pub mod detect;
 pub mod dns;
 pub mod flow;

@@ -8,10 +8,7 @@ use super::pair::Pairer;
 use super::{DnsSink, Stats, reject, wire};
 use botwatch_model::Timestamp;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
-use pcap_parser::{
-    Linktype, PcapBlockOwned, PcapError, PcapHeader, create_reader, parse_pcap_frame, parse_pcap_frame_be,
-    pcapng::Block,
-};
+use pcap_parser::{Linktype, PcapHeader, parse_pcap_frame, parse_pcap_frame_be};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -69,78 +66,26 @@ fn read_legacy(mut rem: &[u8], h: &PcapHeader, st: &mut State, out: &mut dyn Dns
 
 /// pcapng (and the rare "modified" pcap) through pcap-parser's streaming reader.
 fn read_blocks(bytes: &[u8], st: &mut State, out: &mut dyn DnsSink, stats: &mut Stats) {
-    let mut reader = match create_reader(1 << 16, bytes) {
-        Ok(r) => r,
-        Err(e) => return out.reject(reject(1, &bytes[..bytes.len().min(64)], format!("pcap header: {e:?}"))),
-    };
-    // Per pcapng interface: link type and time-stamp units per second.
-    let mut ifaces: Vec<(Linktype, u64, i64)> = Vec::new();
-    let mut legacy: Option<(Linktype, bool)> = None;
-    let mut stalls = 0;
-    loop {
-        match reader.next() {
-            Ok((used, block)) => {
-                stalls = 0;
-                match block {
-                    PcapBlockOwned::LegacyHeader(h) => {
-                        legacy = Some((h.network, h.is_nanosecond_precision()));
-                    }
-                    PcapBlockOwned::Legacy(b) => {
-                        stats.packets += 1;
-                        let (lt, nanos) = legacy.unwrap_or((Linktype::ETHERNET, false));
-                        let frac = if nanos { i64::from(b.ts_usec) / 1000 } else { i64::from(b.ts_usec) };
-                        let t = Timestamp(i64::from(b.ts_sec) * 1_000_000 + frac);
-                        packet(lt, b.data, t, stats.packets, st, out, stats);
-                    }
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => ifaces.clear(),
-                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                        ifaces.push((
-                            idb.linktype,
-                            idb.ts_resolution().unwrap_or(1_000_000),
-                            idb.ts_offset(),
-                        ));
-                    }
-                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                        stats.packets += 1;
-                        let n = stats.packets;
-                        match ifaces.get(epb.if_id as usize) {
-                            Some(&(lt, res, off)) => {
-                                let ticks = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                                let secs = i64::try_from(ticks / res.max(1)).unwrap_or(0).saturating_add(off);
-                                let sub =
-                                    ((ticks % res.max(1)) as u128 * 1_000_000 / res.max(1) as u128) as i64;
-                                let t = Timestamp(secs.saturating_mul(1_000_000).saturating_add(sub));
-                                let data = &epb.data[..(epb.caplen as usize).min(epb.data.len())];
-                                packet(lt, data, t, n, st, out, stats);
-                            }
-                            None => {
-                                out.reject(reject(n, epb.data, "packet on an undeclared pcapng interface"))
-                            }
-                        }
-                    }
-                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
-                        stats.packets += 1;
-                        let lt = ifaces.first().map_or(Linktype::ETHERNET, |i| i.0);
-                        // Simple packets carry no time; the record gets the epoch.
-                        packet(lt, spb.data, Timestamp(0), stats.packets, st, out, stats);
-                    }
-                    PcapBlockOwned::NG(_) => {}
-                }
-                reader.consume(used);
-            }
-            Err(PcapError::Eof) => break,
-            Err(PcapError::Incomplete(_)) => {
-                stalls += 1;
-                if stalls > 2 || reader.refill().is_err() {
-                    out.reject(reject(stats.packets + 1, &[], "truncated capture"));
-                    break;
-                }
-            }
-            Err(e) => {
-                out.reject(reject(stats.packets + 1, &[], format!("corrupt capture: {e:?}")));
-                break;
+    use crate::capture::{Frame, Stop, each_frame};
+    let ended = each_frame(bytes, |frame| {
+        stats.packets += 1;
+        let n = stats.packets;
+        match frame {
+            Frame::Packet(lt, data, t) => packet(lt, data, t, n, st, out, stats),
+            // Simple packets carry no time; the record gets the epoch.
+            Frame::Simple(lt, data) => packet(lt, data, Timestamp(0), n, st, out, stats),
+            Frame::Undeclared(data) => {
+                out.reject(reject(n, data, "packet on an undeclared pcapng interface"))
             }
         }
+    });
+    match ended {
+        Ok(()) => {}
+        Err(Stop::Header(e)) => {
+            out.reject(reject(1, &bytes[..bytes.len().min(64)], format!("pcap header: {e}")))
+        }
+        Err(Stop::Truncated) => out.reject(reject(stats.packets + 1, &[], "truncated capture")),
+        Err(Stop::Corrupt(e)) => out.reject(reject(stats.packets + 1, &[], format!("corrupt capture: {e}"))),
     }
 }
 
@@ -344,7 +289,7 @@ mod tests {
         for name in ["dnsdump_udp.pcap", "dnsdump_tcp.pcap", "dnsdump_udp+tcp.pcap"] {
             let data = std::fs::read(dir.join(name)).unwrap();
             for b in pcap_parser::LegacyPcapSlice::from_slice(&data).unwrap() {
-                let Ok(PcapBlockOwned::Legacy(b)) = b else { continue };
+                let Ok(pcap_parser::PcapBlockOwned::Legacy(b)) = b else { continue };
                 taken += usize::from(udp_fast(Linktype::ETHERNET, b.data).is_some());
                 for cut in 0..=b.data.len() {
                     assert!(agrees(Linktype::ETHERNET, &b.data[..cut]), "{name}");

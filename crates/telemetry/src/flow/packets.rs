@@ -9,10 +9,11 @@
 //! reset it. Times come from the capture, so the flows are those a flow exporter with the
 //! same timeouts would have sent.
 
+use crate::capture::Frame;
 use crate::record::FlowRecord;
 use botwatch_model::Timestamp;
-use etherparse::{NetSlice, SlicedPacket, TransportSlice};
-use pcap_parser::{Linktype, PcapBlockOwned, PcapError, create_reader, pcapng::Block};
+use etherparse::{NetSlice, TransportSlice};
+use pcap_parser::Linktype;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -75,17 +76,7 @@ struct Pkt {
 }
 
 fn slice(lt: Linktype, frame: &[u8]) -> Option<Pkt> {
-    let p = match lt {
-        Linktype::ETHERNET => SlicedPacket::from_ethernet(frame).ok()?,
-        Linktype::LINUX_SLL => SlicedPacket::from_linux_sll(frame).ok()?,
-        Linktype::LINUX_SLL2 => {
-            let et = u16::from_be_bytes([*frame.first()?, *frame.get(1)?]);
-            SlicedPacket::from_ether_type(et.into(), frame.get(20..)?).ok()?
-        }
-        Linktype::RAW | Linktype::IPV4 | Linktype::IPV6 => SlicedPacket::from_ip(frame).ok()?,
-        Linktype::NULL | Linktype::LOOP => SlicedPacket::from_ip(frame.get(4..)?).ok()?,
-        _ => return None,
-    };
+    let p = crate::capture::slice(lt, frame)?;
     let (src, dst, bytes): (IpAddr, IpAddr, u64) = match p.net.as_ref()? {
         NetSlice::Ipv4(v4) => (
             v4.header().source_addr().into(),
@@ -242,78 +233,16 @@ impl Table {
 /// The flows of a pcap or pcapng capture's packets, by start time.
 pub fn flows(data: &[u8]) -> (Vec<FlowRecord>, PacketStats) {
     let mut tb = Table { open: HashMap::new(), out: Vec::new(), stats: PacketStats::default() };
-    let mut reader = match create_reader(1 << 16, data) {
-        Ok(r) => r,
-        Err(_) => return (Vec::new(), tb.stats),
-    };
-    let mut ifaces: Vec<(Linktype, u64, i64)> = Vec::new();
-    let mut legacy: Option<(Linktype, bool)> = None;
-    let mut stalls = 0;
-    loop {
-        match reader.next() {
-            Ok((used, block)) => {
-                stalls = 0;
-                let frame: Option<(Linktype, &[u8], Timestamp)> = match &block {
-                    PcapBlockOwned::LegacyHeader(h) => {
-                        legacy = Some((h.network, h.is_nanosecond_precision()));
-                        None
-                    }
-                    PcapBlockOwned::Legacy(b) => {
-                        let (lt, nanos) = legacy.unwrap_or((Linktype::ETHERNET, false));
-                        let frac = if nanos { i64::from(b.ts_usec) / 1000 } else { i64::from(b.ts_usec) };
-                        let n = (b.caplen as usize).min(b.data.len());
-                        Some((lt, &b.data[..n], Timestamp(i64::from(b.ts_sec) * 1_000_000 + frac)))
-                    }
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => {
-                        ifaces.clear();
-                        None
-                    }
-                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                        ifaces.push((
-                            idb.linktype,
-                            idb.ts_resolution().unwrap_or(1_000_000),
-                            idb.ts_offset(),
-                        ));
-                        None
-                    }
-                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                        ifaces.get(epb.if_id as usize).map(|&(lt, res, off)| {
-                            let res = res.max(1);
-                            let ticks = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                            let secs = i64::try_from(ticks / res).unwrap_or(0).saturating_add(off);
-                            let sub = ((ticks % res) as u128 * 1_000_000 / res as u128) as i64;
-                            let n = (epb.caplen as usize).min(epb.data.len());
-                            (
-                                lt,
-                                &epb.data[..n],
-                                Timestamp(secs.saturating_mul(1_000_000).saturating_add(sub)),
-                            )
-                        })
-                    }
-                    _ => None,
-                };
-                if let Some((lt, data, t)) = frame {
-                    tb.stats.frames += 1;
-                    if let Some(p) = slice(lt, data) {
-                        tb.packet(p, t);
-                    }
-                }
-                reader.consume(used);
-            }
-            Err(PcapError::Eof) => break,
-            Err(PcapError::Incomplete(_)) => {
-                stalls += 1;
-                if stalls > 2 || reader.refill().is_err() {
-                    tb.stats.truncated = true;
-                    break;
-                }
-            }
-            Err(_) => {
-                tb.stats.truncated = true;
-                break;
+    let ended = crate::capture::each_frame(data, |frame| {
+        // Simple packets carry no time, which a flow cannot do without.
+        if let Frame::Packet(lt, data, t) = frame {
+            tb.stats.frames += 1;
+            if let Some(p) = slice(lt, data) {
+                tb.packet(p, t);
             }
         }
-    }
+    });
+    tb.stats.truncated = ended.is_err();
     let mut out = tb.out;
     out.extend(tb.open.into_values().map(Open::finish));
     out.sort_by_key(|f| (f.start, f.src, f.dst, f.src_port, f.dst_port));

@@ -9,7 +9,7 @@ use super::netflow::{Collector, DecodeError};
 use crate::record::FlowRecord;
 use botwatch_model::Reject;
 use bytes::Bytes;
-use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use etherparse::{NetSlice, TransportSlice};
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapNGPacketBlock;
 use pcap_parser::{LegacyPcapSlice, Linktype, PcapBlockOwned, PcapNGSlice};
@@ -166,19 +166,7 @@ fn reject(frame: u64, payload: &[u8], e: &DecodeError) -> Reject {
 
 /// The exporter (source address and port), the destination port and the UDP payload.
 fn udp_payload(linktype: Linktype, frame: &[u8]) -> Option<(SocketAddr, u16, &[u8])> {
-    let sliced = match linktype {
-        Linktype::ETHERNET => SlicedPacket::from_ethernet(frame).ok()?,
-        Linktype::LINUX_SLL => SlicedPacket::from_linux_sll(frame).ok()?,
-        // Cooked v2 is 20 bytes with the EtherType first.
-        Linktype::LINUX_SLL2 => {
-            let et = u16::from_be_bytes([*frame.first()?, *frame.get(1)?]);
-            SlicedPacket::from_ether_type(et.into(), frame.get(20..)?).ok()?
-        }
-        Linktype::RAW | Linktype::IPV4 | Linktype::IPV6 => SlicedPacket::from_ip(frame).ok()?,
-        // BSD loopback: a 4-byte address family in host order, then IP.
-        Linktype::NULL | Linktype::LOOP => SlicedPacket::from_ip(frame.get(4..)?).ok()?,
-        _ => return None,
-    };
+    let sliced = crate::capture::slice(linktype, frame)?;
     let src: IpAddr = match sliced.net.as_ref()? {
         NetSlice::Ipv4(v4) => v4.header().source_addr().into(),
         NetSlice::Ipv6(v6) => v6.header().source_addr().into(),
