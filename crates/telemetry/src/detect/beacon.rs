@@ -276,16 +276,8 @@ impl BeaconDetector {
                 continue;
             }
             let unanswered = events.iter().filter(|e| e.2 == Some(false)).count();
-            let dest = match key.dst {
-                IpAddr::V6(a) => format!("[{a}]:{}", key.port),
-                IpAddr::V4(a) => format!("{a}:{}", key.port),
-            };
-            let proto = match key.proto {
-                6 => "tcp".to_string(),
-                17 => "udp".to_string(),
-                1 | 58 => "icmp".to_string(),
-                p => format!("proto {p}"),
-            };
+            let dest = std::net::SocketAddr::new(key.dst, key.port).to_string();
+            let proto = super::proto_name(key.proto);
             let beat =
                 if st.cycle > 1 { format!(" in cycles of {} attempts", st.cycle) } else { String::new() };
             out.push(Finding {
@@ -315,12 +307,7 @@ impl BeaconDetector {
                 samples: vec![dest],
             });
         }
-        out.sort_by(|a, b| {
-            b.confidence
-                .total_cmp(&a.confidence)
-                .then(a.client.cmp(&b.client))
-                .then(a.samples.cmp(&b.samples))
-        });
+        super::rank(&mut out);
         (out, counts)
     }
 }

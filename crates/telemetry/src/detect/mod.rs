@@ -370,12 +370,7 @@ impl DnsDetector {
                 });
             }
         }
-        out.sort_by(|a, b| {
-            b.confidence
-                .total_cmp(&a.confidence)
-                .then(a.client.cmp(&b.client))
-                .then(a.samples.cmp(&b.samples))
-        });
+        rank(&mut out);
         out
     }
 }
@@ -408,6 +403,24 @@ fn top_names(m: &BTreeMap<String, f64>, k: usize) -> Vec<String> {
     let mut v: Vec<(&String, &f64)> = m.iter().collect();
     v.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
     v.into_iter().take(k).map(|(n, _)| n.clone()).collect()
+}
+
+/// A protocol number as findings name it.
+pub(crate) fn proto_name(p: u8) -> String {
+    match p {
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        1 | 58 => "icmp".into(),
+        p => format!("proto {p}"),
+    }
+}
+
+/// Findings in the order every detector reports them: highest confidence first, then by
+/// client and samples, so equal findings come out the same on every run.
+pub(crate) fn rank(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        b.confidence.total_cmp(&a.confidence).then(a.client.cmp(&b.client)).then(a.samples.cmp(&b.samples))
+    });
 }
 
 #[cfg(test)]

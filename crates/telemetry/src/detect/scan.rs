@@ -260,8 +260,8 @@ impl ScanDetector {
                     other => {
                         let (what, sample) = match other {
                             Sweep::Hosts(proto, port) => (
-                                format!("{total} hosts on {port}/{}", proto_name(proto)),
-                                format!("*:{port}/{}", proto_name(proto)),
+                                format!("{total} hosts on {port}/{}", super::proto_name(proto)),
+                                format!("*:{port}/{}", super::proto_name(proto)),
                             ),
                             Sweep::Ports(dst) => (format!("{total} ports of {dst}"), dst.to_string()),
                             _ => (format!("{total} hosts pinged"), "icmp echo".to_string()),
@@ -289,12 +289,7 @@ impl ScanDetector {
                 });
             }
         }
-        out.sort_by(|a, b| {
-            b.confidence
-                .total_cmp(&a.confidence)
-                .then(a.client.cmp(&b.client))
-                .then(a.samples.cmp(&b.samples))
-        });
+        super::rank(&mut out);
         out
     }
 }
@@ -303,14 +298,6 @@ fn ip_bits(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(a) => u128::from(u32::from(a)),
         IpAddr::V6(a) => u128::from(a),
-    }
-}
-
-fn proto_name(p: u8) -> String {
-    match p {
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        p => format!("proto {p}"),
     }
 }
 
