@@ -221,24 +221,7 @@ impl BeaconDetector {
     pub fn finish_counted(self, scope: &Scope) -> (Vec<Finding>, BeaconCounts) {
         let scope = scope.clone().with_vantage(&self.vantage);
         let mut counts = BeaconCounts { ignored_port: self.ignored_port, ..Default::default() };
-        let outbound = |k: &Key, s: &Series| {
-            let probe = FlowRecord {
-                start: Timestamp(0),
-                end: Timestamp(0),
-                src: k.client,
-                dst: k.dst,
-                src_port: 0,
-                dst_port: k.port,
-                proto: k.proto,
-                packets: 0,
-                bytes: 0,
-                exporter: None,
-                answered: None,
-                local_orig: s.local.0,
-                local_resp: s.local.1,
-            };
-            scope.outbound_client(&probe).is_some()
-        };
+        let outbound = |k: &Key, s: &Series| scope.outbound(k.client, k.dst, s.local.0, s.local.1);
         // Who reaches each destination: popularity is learned from the network's clients. A
         // series is one client's, so counting series counts distinct clients.
         let mut reached: HashMap<(IpAddr, u16, u8), usize> = HashMap::new();

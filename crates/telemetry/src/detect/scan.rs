@@ -153,28 +153,8 @@ impl ScanDetector {
             if c.attempts.len() < self.cfg.min_targets {
                 continue;
             }
-            let mut attempts: Vec<Attempt> = c
-                .attempts
-                .into_iter()
-                .filter(|a| {
-                    let probe = FlowRecord {
-                        start: a.t,
-                        end: a.t,
-                        src: client,
-                        dst: a.dst,
-                        src_port: 0,
-                        dst_port: a.port,
-                        proto: a.proto,
-                        packets: 0,
-                        bytes: 0,
-                        exporter: None,
-                        answered: None,
-                        local_orig: c.local,
-                        local_resp: None,
-                    };
-                    scope.outbound_client(&probe).is_some()
-                })
-                .collect();
+            let mut attempts: Vec<Attempt> =
+                c.attempts.into_iter().filter(|a| scope.outbound(client, a.dst, c.local, None)).collect();
             if attempts.len() < self.cfg.min_targets {
                 continue;
             }

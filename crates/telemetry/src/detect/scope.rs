@@ -148,8 +148,20 @@ impl Scope {
     /// is internal and the responder is not (and is a host). `None` for traffic from the
     /// Internet towards the network, inside it, or to multicast and broadcast.
     pub fn outbound_client(&self, f: &FlowRecord) -> Option<IpAddr> {
-        if never_a_host(f.src) || never_a_host(f.dst) {
-            return None;
+        self.outbound(f.src, f.dst, f.local_orig, f.local_resp).then_some(f.src)
+    }
+
+    /// Whether traffic from `src` to `dst` leaves the network from an internal client;
+    /// `local_orig`/`local_resp` are the record's word on each end (Zeek), if any.
+    pub fn outbound(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        local_orig: Option<bool>,
+        local_resp: Option<bool>,
+    ) -> bool {
+        if never_a_host(src) || never_a_host(dst) {
+            return false;
         }
         // The operator's word first; then the record's; then the address.
         let inside = |ip: IpAddr, said: Option<bool>| {
@@ -159,7 +171,7 @@ impl Scope {
                 said.unwrap_or_else(|| self.is_internal(ip))
             }
         };
-        (inside(f.src, f.local_orig) && !inside(f.dst, f.local_resp)).then_some(f.src)
+        inside(src, local_orig) && !inside(dst, local_resp)
     }
 }
 
