@@ -177,6 +177,12 @@ fn three_workers_store_every_event_once_though_one_is_killed_mid_report() {
     let (_srv, base, _) = serve(None, cfg, "http");
     let _ = rustls::crypto::ring::default_provider().install_default();
     let metrics = reqwest::blocking::get(format!("{base}/metrics")).unwrap().text().unwrap();
+    // The worker and backlog series parse in Prometheus's own client parser.
+    if let Some(py) = validator_python() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), &metrics).unwrap();
+        eprintln!("{}", validate(&py, "prometheus", f.path()).trim());
+    }
     let line = |prefix: &str| {
         metrics
             .lines()
