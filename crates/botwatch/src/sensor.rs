@@ -8,7 +8,8 @@
 use anyhow::{Context, Result};
 use botwatch_model::{ClassificationType, Event, FeedInfo, Slot, Timestamp};
 use botwatch_store::{ReportMeta, ReportTotals, Store};
-use botwatch_telemetry::detect::{DnsDetector, DnsDetectorConfig, Finding, beacon};
+use botwatch_telemetry::detect::flows::{FlowBounds, FlowMemory};
+use botwatch_telemetry::detect::{DnsDetector, DnsDetectorConfig, Finding, beacon, scan};
 use botwatch_telemetry::matcher::{Indicator, IndicatorMeta, IndicatorValue, Matcher};
 use botwatch_telemetry::record::{DnsRecord, FlowRecord};
 use serde::Serialize;
@@ -36,7 +37,9 @@ pub struct SensorSection {
     pub internal: Vec<ipnet::IpNet>,
     pub dns: DnsDetectorConfig,
     pub beacon: beacon::BeaconConfig,
-    pub scan: botwatch_telemetry::detect::scan::ScanConfig,
+    pub scan: scan::ScanConfig,
+    /// Memory bounds of the flows the beacon and scan detectors keep.
+    pub flows: FlowBounds,
 }
 
 impl Default for SensorSection {
@@ -49,6 +52,7 @@ impl Default for SensorSection {
             dns: DnsDetectorConfig::default(),
             beacon: beacon::BeaconConfig::default(),
             scan: Default::default(),
+            flows: FlowBounds::default(),
         }
     }
 }
@@ -250,6 +254,22 @@ pub struct ScanCounts {
     pub flows: u64,
     pub dns: u64,
     pub hits: u64,
+    /// Flows the beacon and scan detectors did not keep: over `[sensor.flows]`.
+    pub flows_over_bounds: u64,
+}
+
+impl ScanCounts {
+    /// "; N flows over the detectors' memory bounds, not analysed", or nothing.
+    pub fn over_bounds(&self) -> String {
+        if self.flows_over_bounds == 0 {
+            String::new()
+        } else {
+            format!(
+                "; {} flows over the detectors' memory bounds ([sensor.flows]), not analysed",
+                self.flows_over_bounds
+            )
+        }
+    }
 }
 
 /// Matching and detection over records from any number of files or packets.
@@ -261,8 +281,10 @@ pub struct Scanner {
     /// (client, indicator, window number) → aggregate.
     hits: BTreeMap<(IpAddr, String, i64), Flagged>,
     dns: DnsDetector,
-    beacons: beacon::BeaconDetector,
-    scans: botwatch_telemetry::detect::scan::ScanDetector,
+    /// The flows the beacon and scan detectors read at `finish`, kept once for both.
+    flows: FlowMemory,
+    beacon: beacon::BeaconConfig,
+    scan: scan::ScanConfig,
     /// Run the DGA/NXDOMAIN/beacon detectors (they keep per-client state).
     detect: bool,
     pub counts: ScanCounts,
@@ -289,8 +311,9 @@ impl Scanner {
             hits: BTreeMap::new(),
             dns: DnsDetector::new(cfg.dns.clone())
                 .with_scope(botwatch_telemetry::detect::scope::Scope::new(cfg.internal.clone())),
-            beacons: beacon::BeaconDetector::new(cfg.beacon.clone()),
-            scans: botwatch_telemetry::detect::scan::ScanDetector::new(cfg.scan.clone()),
+            flows: FlowMemory::new(cfg.flows.clone()),
+            beacon: cfg.beacon.clone(),
+            scan: cfg.scan.clone(),
             detect: true,
             counts: ScanCounts::default(),
             hosts: None,
@@ -365,8 +388,8 @@ impl Scanner {
         self.counts.flows += 1;
         self.saw(f.src, f.start, f.local_orig);
         if self.detect {
-            self.beacons.observe(f);
-            self.scans.observe(f);
+            self.flows.observe(f);
+            self.counts.flows_over_bounds = self.flows.dropped();
         }
         if !self.internal.is_empty() {
             // Only the external end can be an indicator: one look-up per flow.
@@ -420,16 +443,12 @@ impl Scanner {
     }
 
     /// Every flagged client: indicator hits, then detector findings, by client.
-    pub fn finish(self) -> Vec<Flagged> {
+    pub fn finish(mut self) -> Vec<Flagged> {
         let mut out: Vec<Flagged> = self.hits.into_values().collect();
         let scope = botwatch_telemetry::detect::scope::Scope::new(self.internal.clone());
-        let findings: Vec<Finding> = self
-            .dns
-            .finish()
-            .into_iter()
-            .chain(self.beacons.finish(&scope))
-            .chain(self.scans.finish(&scope))
-            .collect();
+        let scans = scan::find(&self.flows, &self.scan, &scope);
+        let (beacons, _) = beacon::find(&mut self.flows, &self.beacon, &scope);
+        let findings: Vec<Finding> = self.dns.finish().into_iter().chain(beacons).chain(scans).collect();
         for f in findings {
             let reason = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(str::to_string));
             out.push(Flagged {

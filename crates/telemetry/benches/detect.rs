@@ -1,34 +1,31 @@
 //! The flow detectors at sensor scale: 1,000,000 flow records from 5,000 internal clients
 //! (browsing-like traffic to many destinations, 2 % of clients beaconing, a few scanning)
 //! through the beacon and scan detectors, `observe` per record and `finish` once, on one
-//! core. Memory per tracked client is printed once from the detectors' own sizes.
+//! core; and both on one [`FlowMemory`], as a sensor runs them. Memory per tracked client is
+//! printed once from the memory's own sizes.
 //!
 //! `cargo bench -p botwatch-telemetry --bench detect`
 
 use botwatch_model::Timestamp;
-use botwatch_telemetry::detect::beacon::{BeaconConfig, BeaconDetector};
-use botwatch_telemetry::detect::scan::{ScanConfig, ScanDetector};
+use botwatch_telemetry::detect::beacon::{self, BeaconConfig, BeaconDetector};
+use botwatch_telemetry::detect::flows::FlowMemory;
+use botwatch_telemetry::detect::scan::{self, ScanConfig, ScanDetector};
 use botwatch_telemetry::detect::scope::Scope;
 use botwatch_telemetry::record::FlowRecord;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
 
 fn main() {
-    let mut b = BeaconDetector::new(BeaconConfig::default());
-    let mut s = ScanDetector::new(ScanConfig::default());
+    let mut m = FlowMemory::default();
     for r in flows() {
-        b.observe(r);
-        s.observe(r);
+        m.observe(r);
     }
-    let ((bc, bb), (sc, sb)) = (b.state(), s.state());
+    let (clients, bytes) = m.state();
     println!(
-        "state after {N} flows: beacon {bc} clients {:.1} MiB ({} B/client, {:.1} B/flow); scan {sc} clients {:.1} MiB ({} B/client, {:.1} B/flow)",
-        bb as f64 / 1048576.0,
-        bb / bc.max(1),
-        bb as f64 / N as f64,
-        sb as f64 / 1048576.0,
-        sb / sc.max(1),
-        sb as f64 / N as f64
+        "state after {N} flows: {clients} clients, {:.1} MiB ({} B/client, {:.1} B/flow)",
+        bytes as f64 / 1048576.0,
+        bytes / clients.max(1),
+        bytes as f64 / N as f64
     );
     divan::main();
 }
@@ -93,7 +90,7 @@ fn beacon_observe_and_finish(b: divan::Bencher) {
     beacon(b, true);
 }
 
-/// `observe` alone, to tell the per-record cost from `finish`.
+/// `observe` alone (the flow memory), to tell the per-record cost from `finish`.
 #[divan::bench(sample_count = 5)]
 fn beacon_observe_only(b: divan::Bencher) {
     beacon(b, false);
@@ -108,5 +105,20 @@ fn scan_observe_and_finish(b: divan::Bencher) {
             d.observe(r);
         }
         d.finish(&Scope::default()).len()
+    });
+}
+
+/// What a sensor does: one memory of the flows, both detectors' `find`.
+#[divan::bench(sample_count = 5)]
+fn beacon_and_scan_on_one_memory(b: divan::Bencher) {
+    let f = flows();
+    b.counter(divan::counter::ItemsCount::new(N)).bench(|| {
+        let mut m = FlowMemory::default();
+        for r in f {
+            m.observe(r);
+        }
+        let scope = Scope::default();
+        let s = scan::find(&m, &ScanConfig::default(), &scope).len();
+        s + beacon::find(&mut m, &BeaconConfig::default(), &scope).0.len()
     });
 }

@@ -182,14 +182,15 @@ pub(crate) fn scan(
         let clients: std::collections::BTreeSet<_> = flagged.iter().map(|f| f.client).collect();
         writeln!(
             out,
-            "{} flow records, {} DNS records, {} indicator hits; {} clients flagged; {}; {:.2} s ({:.0} records/s)",
+            "{} flow records, {} DNS records, {} indicator hits; {} clients flagged; {}; {:.2} s ({:.0} records/s){}",
             counts.flows,
             counts.dns,
             counts.hits,
             clients.len(),
             sensor::Handed::describe(&handed),
             secs,
-            (counts.flows + counts.dns) as f64 / secs.max(1e-9)
+            (counts.flows + counts.dns) as f64 / secs.max(1e-9),
+            counts.over_bounds()
         )?;
     }
     out.flush()?;

@@ -104,12 +104,13 @@ pub(crate) fn sensor(cfg: &Config, cmd: SensorCmd, out: &mut dyn Write) -> Resul
         ];
         writeln!(
             out,
-            "{} flows, {} DNS records, {} hits, {} clients flagged, {}",
+            "{} flows, {} DNS records, {} hits, {} clients flagged, {}{}",
             counts.flows,
             counts.dns,
             counts.hits,
             flagged.iter().map(|f| f.client).collect::<std::collections::BTreeSet<_>>().len(),
-            sensor::Handed::describe(&handed)
+            sensor::Handed::describe(&handed),
+            counts.over_bounds()
         )?;
         out.flush()?;
         if done {

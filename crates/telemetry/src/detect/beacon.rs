@@ -2,8 +2,8 @@
 //! with similar-sized payloads, the way implants poll their C2 — or keep trying to, when the
 //! C2 is down and every attempt goes unanswered or is refused.
 //!
-//! Per (client, destination ip, destination port, protocol) the detector keeps flow start
-//! times, byte counts and whether each was answered. At [`BeaconDetector::finish`] only
+//! Per client the flows are kept ([`FlowMemory`]: start, bytes, whether answered); at [`find`]
+//! they are grouped into series per (destination ip, destination port, protocol), and only
 //! series that leave the network from an internal client count ([`Scope`]): traffic from the
 //! Internet in (scanners, pingers), inside the network and to multicast or broadcast never
 //! makes a client a beacon. Each series with enough attempts over enough time is tested:
@@ -23,14 +23,13 @@
 //! ports whose protocols are periodic by design (`ignore_ports`: time, name resolution,
 //! discovery, DHCP), which an operator can change.
 
-use super::scope::{Scope, Vantage, never_a_host};
+use super::flows::{Flow, FlowMemory};
+use super::scope::Scope;
 use super::{Finding, FindingKind};
 use crate::record::FlowRecord;
 use botwatch_model::Timestamp;
+use foldhash::{HashMap, HashMapExt};
 use serde::{Deserialize, Serialize};
-// foldhash: the per-flow map lookups are the detectors' cost (SipHash was a third of it).
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 
 /// Thresholds of [`BeaconDetector`].
@@ -62,9 +61,9 @@ pub struct BeaconConfig {
     /// Destination ports whose protocols poll by design: NTP, DNS and DNS over TLS, DHCP,
     /// NetBIOS, SSDP, mDNS, LLMNR.
     pub ignore_ports: Vec<u16>,
-    /// Memory bounds.
+    /// Flows of one series analysed, the earliest (the cost of `finish` is bounded by it; the
+    /// memory by `[sensor.flows]`).
     pub max_events_per_series: usize,
-    pub max_series: usize,
 }
 
 impl Default for BeaconConfig {
@@ -83,7 +82,6 @@ impl Default for BeaconConfig {
             popular_share: 0.1,
             ignore_ports: vec![53, 67, 68, 123, 137, 138, 853, 1900, 5353, 5355],
             max_events_per_series: 4096,
-            max_series: 1_000_000,
         }
     }
 }
@@ -106,30 +104,7 @@ pub struct BeaconStats {
     pub is_beacon: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Key {
-    client: IpAddr,
-    dst: IpAddr,
-    port: u16,
-    proto: u8,
-}
-
-/// Start, bytes, answered.
-/// Bytes saturate at 4 GiB: a flow's size serves only to compare it with the series' median,
-/// and 16 bytes a flow instead of 24 is a third less memory.
-type Event = (Timestamp, u32, Option<bool>);
-
-#[derive(Debug)]
-struct Series {
-    /// Most series on a busy network hold one flow: the first is kept inline, so those cost
-    /// no allocation of their own.
-    first: Event,
-    more: Vec<Event>,
-    /// The record's word on where each end is (Zeek), from the first flow.
-    local: (Option<bool>, Option<bool>),
-}
-
-/// What [`BeaconDetector::finish`] set aside, for the evidence of a run.
+/// What [`find`] set aside, for the evidence of a run.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct BeaconCounts {
     /// Series that do not leave the network from an internal client.
@@ -138,78 +113,35 @@ pub struct BeaconCounts {
     pub popular: u64,
     /// Flows to an ignored port.
     pub ignored_port: u64,
+    /// Flows past `max_events_per_series`, not analysed.
+    pub over_series_bound: u64,
 }
 
-/// Collects flows and reports beaconing series.
+/// Collects flows and reports beaconing series: a [`FlowMemory`] of its own and [`find`].
+/// A sensor running several flow detectors keeps one memory and calls each `find`.
 #[derive(Debug)]
 pub struct BeaconDetector {
     cfg: BeaconConfig,
-    /// Series in the order they began; the map holds only their index, so it stays small
-    /// (most flows on a busy network begin a series: the map's growth and probes are the
-    /// per-record cost) and `finish` walks the series in memory order.
-    index: HashMap<Key, u32>,
-    series: Vec<(Key, Series)>,
-    vantage: Vantage,
-    ignored_port: u64,
-    dropped: u64,
+    memory: FlowMemory,
 }
 
 impl BeaconDetector {
     pub fn new(cfg: BeaconConfig) -> Self {
-        BeaconDetector {
-            cfg,
-            index: HashMap::new(),
-            series: Vec::new(),
-            vantage: Vantage::default(),
-            ignored_port: 0,
-            dropped: 0,
-        }
+        BeaconDetector { cfg, memory: FlowMemory::default() }
     }
 
     /// Flows over the memory bounds are dropped and counted.
     pub fn dropped(&self) -> u64 {
-        self.dropped
+        self.memory.dropped()
     }
 
-    /// Internal state held now: (distinct clients, bytes of series and their events), the
-    /// bytes counted from the containers' capacities, so an operator can size `max_series`.
+    /// Internal state held now: (clients, bytes), see [`FlowMemory::state`].
     pub fn state(&self) -> (usize, usize) {
-        let clients: HashSet<IpAddr> = self.series.iter().map(|(k, _)| k.client).collect();
-        let events: usize = self.series.iter().map(|(_, s)| s.more.capacity()).sum();
-        let bytes = self.index.capacity() * (std::mem::size_of::<(Key, u32)>() + 1)
-            + self.series.capacity() * std::mem::size_of::<(Key, Series)>()
-            + events * std::mem::size_of::<Event>();
-        (clients.len(), bytes)
+        self.memory.state()
     }
 
     pub fn observe(&mut self, f: &FlowRecord) {
-        if never_a_host(f.src) || never_a_host(f.dst) {
-            return;
-        }
-        self.vantage.observe(f);
-        if matches!(f.proto, 6 | 17) && self.cfg.ignore_ports.contains(&f.dst_port) {
-            self.ignored_port += 1;
-            return;
-        }
-        let key = Key { client: f.src, dst: f.dst, port: f.dst_port, proto: f.proto };
-        let n = self.series.len();
-        let ev = (f.start, f.bytes.min(u32::MAX as u64) as u32, f.answered);
-        match self.index.entry(key) {
-            Entry::Occupied(o) => {
-                let s = &mut self.series[*o.get() as usize].1;
-                if s.more.len() + 1 < self.cfg.max_events_per_series {
-                    s.more.push(ev)
-                } else {
-                    self.dropped += 1
-                }
-            }
-            Entry::Vacant(v) if n < self.cfg.max_series.min(u32::MAX as usize) => {
-                v.insert(n as u32);
-                self.series
-                    .push((key, Series { first: ev, more: Vec::new(), local: (f.local_orig, f.local_resp) }));
-            }
-            Entry::Vacant(_) => self.dropped += 1,
-        }
+        self.memory.observe(f);
     }
 
     /// One finding per beaconing series of an internal client, highest confidence first.
@@ -218,53 +150,83 @@ impl BeaconDetector {
     }
 
     /// [`BeaconDetector::finish`], with what was set aside.
-    pub fn finish_counted(self, scope: &Scope) -> (Vec<Finding>, BeaconCounts) {
-        let scope = scope.clone().with_vantage(&self.vantage);
-        let mut counts = BeaconCounts { ignored_port: self.ignored_port, ..Default::default() };
-        let outbound = |k: &Key, s: &Series| scope.outbound(k.client, k.dst, s.local.0, s.local.1);
-        // Who reaches each destination: popularity is learned from the network's clients. A
-        // series is one client's, so counting series counts distinct clients.
-        let mut reached: HashMap<(IpAddr, u16, u8), usize> = HashMap::new();
-        let mut clients: HashSet<IpAddr> = HashSet::new();
-        for (k, s) in &self.series {
-            if outbound(k, s) {
-                *reached.entry((k.dst, k.port, k.proto)).or_default() += 1;
-                clients.insert(k.client);
+    pub fn finish_counted(mut self, scope: &Scope) -> (Vec<Finding>, BeaconCounts) {
+        find(&mut self.memory, &self.cfg, scope)
+    }
+}
+
+/// The runs of one client's flows (sorted by destination, port, protocol, time) that are
+/// one series each.
+fn series(flows: &[Flow]) -> impl Iterator<Item = &[Flow]> {
+    flows.chunk_by(|a, b| (a.dst, a.port, a.proto) == (b.dst, b.port, b.proto))
+}
+
+/// The beaconing series in a memory of flows, one finding each, highest confidence first.
+/// Sorts each client's flows by series and time.
+pub fn find(memory: &mut FlowMemory, cfg: &BeaconConfig, scope: &Scope) -> (Vec<Finding>, BeaconCounts) {
+    let scope = scope.clone().with_vantage(memory.vantage());
+    let mut counts = BeaconCounts::default();
+    let ignored = |f: &Flow| matches!(f.proto, 6 | 17) && cfg.ignore_ports.contains(&f.port);
+    for c in memory.clients_mut() {
+        c.flows.sort_unstable_by_key(|f| (f.dst, f.port, f.proto, f.t, f.bytes));
+    }
+    let memory = &*memory;
+    // A series' ends as the record saw them at its first flow.
+    let outbound = |client: IpAddr, s: &[Flow]| {
+        scope.outbound(client, memory.dest(s[0].dst), s[0].local_orig(), s[0].local_resp())
+    };
+    // Who reaches each destination: popularity is learned from the network's clients. A
+    // series is one client's, so counting series counts distinct clients.
+    let mut reached: HashMap<(u32, u16, u8), usize> = HashMap::new();
+    let mut clients = 0usize;
+    for c in memory.clients() {
+        let mut any = false;
+        for s in series(&c.flows) {
+            if ignored(&s[0]) {
+                counts.ignored_port += s.len() as u64;
+            } else if outbound(c.ip, s) {
+                *reached.entry((s[0].dst, s[0].port, s[0].proto)).or_default() += 1;
+                any = true;
             }
         }
-        let popular_at = (self.cfg.popular_clients as f64)
-            .max(self.cfg.popular_share * clients.len() as f64)
-            .ceil() as usize;
-        let mut out = Vec::new();
-        for (key, s) in self.series {
-            if s.more.len() + 1 < self.cfg.min_events {
+        clients += usize::from(any);
+    }
+    let popular_at = (cfg.popular_clients as f64).max(cfg.popular_share * clients as f64).ceil() as usize;
+    let mut out = Vec::new();
+    for c in memory.clients() {
+        for s in series(&c.flows) {
+            if s.len() < cfg.min_events || ignored(&s[0]) {
                 continue;
             }
-            if !outbound(&key, &s) {
+            if !outbound(c.ip, s) {
                 counts.not_outbound += 1;
                 continue;
             }
-            let mut events = s.more;
-            events.push(s.first);
-            events.sort_unstable_by_key(|e| (e.0, e.1));
-            let timed: Vec<(Timestamp, u64)> = events.iter().map(|e| (e.0, u64::from(e.1))).collect();
-            let st = analyse(&timed, &self.cfg);
+            // Past the bound, the earliest flows are analysed (as a sensor that stopped
+            // adding to a full series would have).
+            let kept = s.len().min(cfg.max_events_per_series.max(1));
+            counts.over_series_bound += (s.len() - kept) as u64;
+            let s = &s[..kept];
+            let timed: Vec<(Timestamp, u64)> =
+                s.iter().map(|e| (Timestamp(e.t), u64::from(e.bytes))).collect();
+            let st = analyse(&timed, cfg);
             if !st.is_beacon {
                 continue;
             }
-            if clients.len() >= self.cfg.popular_clients
-                && reached.get(&(key.dst, key.port, key.proto)).copied().unwrap_or(0) >= popular_at
+            let (dst, port, proto) = (s[0].dst, s[0].port, s[0].proto);
+            if clients >= cfg.popular_clients
+                && reached.get(&(dst, port, proto)).copied().unwrap_or(0) >= popular_at
             {
                 counts.popular += 1;
                 continue;
             }
-            let unanswered = events.iter().filter(|e| e.2 == Some(false)).count();
-            let dest = std::net::SocketAddr::new(key.dst, key.port).to_string();
-            let proto = super::proto_name(key.proto);
+            let unanswered = s.iter().filter(|e| e.answered() == Some(false)).count();
+            let dest = std::net::SocketAddr::new(memory.dest(dst), port).to_string();
+            let proto = super::proto_name(proto);
             let beat =
                 if st.cycle > 1 { format!(" in cycles of {} attempts", st.cycle) } else { String::new() };
             out.push(Finding {
-                client: key.client,
+                client: c.ip,
                 kind: FindingKind::Beacon,
                 confidence: st.confidence,
                 reason: format!(
@@ -285,14 +247,14 @@ impl BeaconDetector {
                     }
                 ),
                 count: st.events,
-                first_seen: events[0].0,
-                last_seen: events[events.len() - 1].0,
+                first_seen: Timestamp(s[0].t),
+                last_seen: Timestamp(s[s.len() - 1].t),
                 samples: vec![dest],
             });
         }
-        super::rank(&mut out);
-        (out, counts)
     }
+    super::rank(&mut out);
+    (out, counts)
 }
 
 /// Test one series, sorted by time, for beaconing: the smallest cycle that is regular, or

@@ -24,6 +24,7 @@
 
 pub mod beacon;
 pub mod dga;
+pub mod flows;
 pub mod scan;
 pub mod scope;
 

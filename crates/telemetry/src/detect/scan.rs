@@ -3,8 +3,8 @@
 //! is mostly not answered. A user's own traffic reaches many hosts too (a page load touches
 //! dozens of CDNs), but is answered: the unanswered share is what tells them apart.
 //!
-//! Per internal client the detector keeps its outbound attempts (bounded). At
-//! [`ScanDetector::finish`], within any `window_secs`, it counts:
+//! Per client the flows are kept ([`FlowMemory`], bounded). At [`find`], over each internal
+//! client's outbound attempts, within any `window_secs`, it counts:
 //! - distinct destinations on one (protocol, port): a horizontal scan;
 //! - distinct ports on one destination: a vertical scan;
 //! - distinct destinations of ICMP echo requests: a sweep.
@@ -14,7 +14,8 @@
 //! says (NetFlow), `unknown_factor` times as many targets are needed. ICMP sweeps need only
 //! the count: a flow record rarely says whether an echo was answered.
 
-use super::scope::{Scope, Vantage, never_a_host};
+use super::flows::{Flow, FlowMemory};
+use super::scope::Scope;
 use super::{Finding, FindingKind};
 use crate::record::FlowRecord;
 use botwatch_model::Timestamp;
@@ -41,9 +42,6 @@ pub struct ScanConfig {
     /// as a DGA does, seen in flow telemetry where the names are not.
     pub query_burst: usize,
     pub query_burst_secs: f64,
-    /// Memory bounds.
-    pub max_attempts_per_client: usize,
-    pub max_clients: usize,
 }
 
 impl Default for ScanConfig {
@@ -55,36 +53,19 @@ impl Default for ScanConfig {
             unknown_factor: 4,
             query_burst: 50,
             query_burst_secs: 5.0,
-            max_attempts_per_client: 20_000,
-            max_clients: 1_000_000,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Attempt {
-    t: Timestamp,
-    dst: IpAddr,
-    sport: u16,
-    port: u16,
-    proto: u8,
-    answered: Option<bool>,
-}
+/// An attempt is a kept flow; its destination is a number in the memory (distinct numbers
+/// are distinct hosts), resolved to an address only for the scope and the finding.
+type Attempt = Flow;
 
-#[derive(Debug, Default)]
-struct Client {
-    attempts: Vec<Attempt>,
-    /// Zeek's word on the client's side, from its first flow.
-    local: Option<bool>,
-}
-
-/// Collects flows and reports scanning clients.
+/// Collects flows and reports scanning clients: a [`FlowMemory`] of its own and [`find`].
 #[derive(Debug)]
 pub struct ScanDetector {
     cfg: ScanConfig,
-    clients: HashMap<IpAddr, Client>,
-    vantage: Vantage,
-    dropped: u64,
+    memory: FlowMemory,
 }
 
 /// The kind of sweep a window holds.
@@ -102,183 +83,195 @@ enum Sweep {
 
 impl ScanDetector {
     pub fn new(cfg: ScanConfig) -> Self {
-        ScanDetector { cfg, clients: HashMap::new(), vantage: Vantage::default(), dropped: 0 }
+        ScanDetector { cfg, memory: FlowMemory::default() }
     }
 
     pub fn dropped(&self) -> u64 {
-        self.dropped
+        self.memory.dropped()
     }
 
-    /// Internal state held now: (clients, bytes), counted from the containers' capacities.
+    /// Internal state held now: (clients, bytes), see [`FlowMemory::state`].
     pub fn state(&self) -> (usize, usize) {
-        let per_entry = std::mem::size_of::<(IpAddr, Client)>() + 1;
-        let attempts: usize = self.clients.values().map(|c| c.attempts.capacity()).sum();
-        (self.clients.len(), self.clients.capacity() * per_entry + attempts * std::mem::size_of::<Attempt>())
+        self.memory.state()
     }
 
     pub fn observe(&mut self, f: &FlowRecord) {
-        if never_a_host(f.src) || never_a_host(f.dst) {
-            return;
-        }
-        self.vantage.observe(f);
-        // Only attempts: ICMP other than echo requests (replies, errors) is no probe.
-        let echo = matches!((f.proto, f.dst_port >> 8), (1, 8) | (58, 128));
-        if matches!(f.proto, 1 | 58) && !echo {
-            return;
-        }
-        let full = self.clients.len() >= self.cfg.max_clients;
-        let a = Attempt {
-            t: f.start,
-            dst: f.dst,
-            sport: f.src_port,
-            port: f.dst_port,
-            proto: f.proto,
-            answered: f.answered,
-        };
-        match self.clients.get_mut(&f.src) {
-            Some(c) if c.attempts.len() < self.cfg.max_attempts_per_client => c.attempts.push(a),
-            None if !full => {
-                self.clients.insert(f.src, Client { attempts: vec![a], local: f.local_orig });
-            }
-            _ => self.dropped += 1,
-        }
+        self.memory.observe(f);
     }
 
     /// One finding per scanning internal client (its widest sweep), highest confidence first.
     pub fn finish(self, scope: &Scope) -> Vec<Finding> {
-        let scope = scope.clone().with_vantage(&self.vantage);
-        let window = (self.cfg.window_secs * 1e6) as i64;
-        let mut out = Vec::new();
-        for (client, c) in self.clients {
-            if c.attempts.len() < self.cfg.min_targets {
-                continue;
-            }
-            let mut attempts: Vec<Attempt> =
-                c.attempts.into_iter().filter(|a| scope.outbound(client, a.dst, c.local, None)).collect();
-            if attempts.len() < self.cfg.min_targets {
-                continue;
-            }
-            attempts.sort_by_key(|a| a.t);
-            let mut best: Option<(Sweep, usize, usize, usize, Timestamp, Timestamp)> = None;
-            let mut best_queries: Option<(Sweep, usize, usize, usize, Timestamp, Timestamp)> = None;
-            let mut groups: HashMap<Sweep, Vec<&Attempt>> = HashMap::new();
-            for a in &attempts {
-                let echo = matches!(a.proto, 1 | 58);
-                if echo {
-                    groups.entry(Sweep::Echo).or_default().push(a);
-                } else if a.port == 53 {
-                    groups.entry(Sweep::Queries(a.dst)).or_default().push(a);
-                } else {
-                    groups.entry(Sweep::Hosts(a.proto, a.port)).or_default().push(a);
-                    groups.entry(Sweep::Ports(a.dst)).or_default().push(a);
-                }
-            }
-            for (sweep, list) in &groups {
-                if list.len() < self.cfg.min_targets {
-                    continue;
-                }
-                // The window with the most distinct targets (two pointers over time).
-                let target = |a: &Attempt| match sweep {
-                    Sweep::Ports(_) => (a.port as u128, a.proto),
-                    Sweep::Queries(_) => (a.sport as u128, a.proto),
-                    _ => (ip_bits(a.dst), a.proto),
-                };
-                let window = match sweep {
-                    Sweep::Queries(_) => (self.cfg.query_burst_secs * 1e6) as i64,
-                    _ => window,
-                };
-                let mut counts: HashMap<(u128, u8), usize> = HashMap::new();
-                let mut lo = 0;
-                let mut distinct = 0usize;
-                for hi in 0..list.len() {
-                    *counts.entry(target(list[hi])).or_default() += 1;
-                    while list[hi].t.0 - list[lo].t.0 > window {
-                        let k = target(list[lo]);
-                        if let Some(n) = counts.get_mut(&k) {
-                            *n -= 1;
-                            if *n == 0 {
-                                counts.remove(&k);
-                            }
-                        }
-                        lo += 1;
-                    }
-                    distinct = distinct.max(counts.len());
-                }
-                let known = list.iter().filter(|a| a.answered.is_some()).count();
-                let unanswered = list.iter().filter(|a| a.answered == Some(false)).count();
-                let needed = if let Sweep::Queries(_) = sweep {
-                    self.cfg.query_burst
-                } else if *sweep == Sweep::Echo {
-                    self.cfg.min_targets
-                } else if known * 2 >= list.len() {
-                    if (unanswered as f64) < self.cfg.min_unanswered * known as f64 {
-                        continue;
-                    }
-                    self.cfg.min_targets
-                } else {
-                    self.cfg.min_targets * self.cfg.unknown_factor
-                };
-                // The widest scan and the largest query storm, each its own finding.
-                let slot = if matches!(sweep, Sweep::Queries(_)) { &mut best_queries } else { &mut best };
-                if distinct >= needed && slot.as_ref().is_none_or(|b| distinct > b.1) {
-                    let all: HashSet<(u128, u8)> = list.iter().map(|a| target(a)).collect();
-                    *slot =
-                        Some((*sweep, distinct, all.len(), unanswered, list[0].t, list[list.len() - 1].t));
-                }
-            }
-            for (sweep, distinct, total, unanswered, first, last) in best.into_iter().chain(best_queries) {
-                let (kind, reason, sample, confidence) = match sweep {
-                    Sweep::Queries(resolver) => (
-                        FindingKind::QueryBurst,
-                        format!(
-                            "{distinct} DNS queries to {resolver} within {:.0} s, {total} in all (names not in flow telemetry)",
-                            self.cfg.query_burst_secs
-                        ),
-                        format!("{resolver}:53"),
-                        0.55 + 0.4 * (distinct as f64 / (4.0 * self.cfg.query_burst as f64)).min(1.0),
-                    ),
-                    other => {
-                        let (what, sample) = match other {
-                            Sweep::Hosts(proto, port) => (
-                                format!("{total} hosts on {port}/{}", super::proto_name(proto)),
-                                format!("*:{port}/{}", super::proto_name(proto)),
-                            ),
-                            Sweep::Ports(dst) => (format!("{total} ports of {dst}"), dst.to_string()),
-                            _ => (format!("{total} hosts pinged"), "icmp echo".to_string()),
-                        };
-                        (
-                            FindingKind::Scan,
-                            format!(
-                                "scanned {what}, {distinct} within {:.0} s; {unanswered} attempts unanswered or refused",
-                                self.cfg.window_secs
-                            ),
-                            sample,
-                            0.6 + 0.4 * (distinct as f64 / (4.0 * self.cfg.min_targets as f64)).min(1.0),
-                        )
-                    }
-                };
-                out.push(Finding {
-                    client,
-                    kind,
-                    confidence: confidence.min(1.0),
-                    reason,
-                    count: total,
-                    first_seen: first,
-                    last_seen: last,
-                    samples: vec![sample],
-                });
-            }
-        }
-        super::rank(&mut out);
-        out
+        find(&self.memory, &self.cfg, scope)
     }
 }
 
-fn ip_bits(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(a) => u128::from(u32::from(a)),
-        IpAddr::V6(a) => u128::from(a),
+/// The scanning clients in a memory of flows, one finding per client and kind of sweep,
+/// highest confidence first.
+pub fn find(memory: &FlowMemory, cfg: &ScanConfig, scope: &Scope) -> Vec<Finding> {
+    let scope = scope.clone().with_vantage(memory.vantage());
+    let window = (cfg.window_secs * 1e6) as i64;
+    let mut out = Vec::new();
+    for c in memory.clients() {
+        if c.flows.len() < cfg.min_targets {
+            continue;
+        }
+        let client = c.ip;
+        // Only attempts: ICMP other than echo requests (replies, errors) is no probe.
+        let attempts: Vec<&Attempt> = c
+            .flows
+            .iter()
+            .filter(|f| !matches!(f.proto, 1 | 58) || matches!((f.proto, f.port >> 8), (1, 8) | (58, 128)))
+            .filter(|f| scope.outbound(client, memory.dest(f.dst), f.local_orig(), None))
+            .collect();
+        if attempts.len() < cfg.min_targets {
+            continue;
+        }
+        let mut best: Option<(Sweep, usize, usize, usize, Timestamp, Timestamp)> = None;
+        let mut best_queries: Option<(Sweep, usize, usize, usize, Timestamp, Timestamp)> = None;
+        // The groups a sweep is counted in, each in time order. Sorting and cutting runs
+        // instead of a map of lists: most clients' groups are small and cost no allocation.
+        let mut groups: Vec<(Sweep, Vec<&Attempt>)> = Vec::new();
+        fn keep<'a>(
+            groups: &mut Vec<(Sweep, Vec<&'a Attempt>)>,
+            min: usize,
+            sweep: Sweep,
+            run: &[&'a Attempt],
+        ) {
+            if run.len() >= min {
+                groups.push((sweep, run.to_vec()));
+            }
+        }
+        let min = cfg.min_targets;
+        let (mut echo, mut rest): (Vec<&Attempt>, Vec<&Attempt>) =
+            attempts.iter().partition(|a| matches!(a.proto, 1 | 58));
+        echo.sort_unstable_by_key(|a| a.t);
+        keep(&mut groups, min, Sweep::Echo, &echo);
+        rest.sort_unstable_by_key(|a| (a.port == 53, a.dst, a.t));
+        for run in rest.chunk_by(|a, b| (a.port == 53, a.dst) == (b.port == 53, b.dst)) {
+            keep(
+                &mut groups,
+                min,
+                if run[0].port == 53 {
+                    Sweep::Queries(memory.dest(run[0].dst))
+                } else {
+                    Sweep::Ports(memory.dest(run[0].dst))
+                },
+                run,
+            );
+        }
+        rest.retain(|a| a.port != 53);
+        rest.sort_unstable_by_key(|a| (a.proto, a.port, a.t));
+        for run in rest.chunk_by(|a, b| (a.proto, a.port) == (b.proto, b.port)) {
+            keep(&mut groups, min, Sweep::Hosts(run[0].proto, run[0].port), run);
+        }
+        for (sweep, list) in &groups {
+            if list.len() < cfg.min_targets {
+                continue;
+            }
+            let known = list.iter().filter(|a| a.answered().is_some()).count();
+            let unanswered = list.iter().filter(|a| a.answered() == Some(false)).count();
+            let needed = if let Sweep::Queries(_) = sweep {
+                cfg.query_burst
+            } else if *sweep == Sweep::Echo {
+                cfg.min_targets
+            } else if known * 2 >= list.len() {
+                if (unanswered as f64) < cfg.min_unanswered * known as f64 {
+                    continue;
+                }
+                cfg.min_targets
+            } else {
+                cfg.min_targets * cfg.unknown_factor
+            };
+            // Fewer attempts than targets needed: no window can hold enough.
+            if list.len() < needed {
+                continue;
+            }
+            // The window with the most distinct targets (two pointers over time).
+            let target = |a: &Attempt| match sweep {
+                Sweep::Ports(_) => (a.port as u128, a.proto),
+                Sweep::Queries(_) => (a.sport as u128, a.proto),
+                _ => (a.dst as u128, a.proto),
+            };
+            let window = match sweep {
+                Sweep::Queries(_) => (cfg.query_burst_secs * 1e6) as i64,
+                _ => window,
+            };
+            let mut counts: HashMap<(u128, u8), usize> = HashMap::new();
+            let mut lo = 0;
+            let mut distinct = 0usize;
+            for hi in 0..list.len() {
+                *counts.entry(target(list[hi])).or_default() += 1;
+                while list[hi].t - list[lo].t > window {
+                    let k = target(list[lo]);
+                    if let Some(n) = counts.get_mut(&k) {
+                        *n -= 1;
+                        if *n == 0 {
+                            counts.remove(&k);
+                        }
+                    }
+                    lo += 1;
+                }
+                distinct = distinct.max(counts.len());
+            }
+            // The widest scan and the largest query storm, each its own finding.
+            let slot = if matches!(sweep, Sweep::Queries(_)) { &mut best_queries } else { &mut best };
+            if distinct >= needed && slot.as_ref().is_none_or(|b| distinct > b.1) {
+                let all: HashSet<(u128, u8)> = list.iter().map(|a| target(a)).collect();
+                *slot = Some((
+                    *sweep,
+                    distinct,
+                    all.len(),
+                    unanswered,
+                    Timestamp(list[0].t),
+                    Timestamp(list[list.len() - 1].t),
+                ));
+            }
+        }
+        for (sweep, distinct, total, unanswered, first, last) in best.into_iter().chain(best_queries) {
+            let (kind, reason, sample, confidence) = match sweep {
+                Sweep::Queries(resolver) => (
+                    FindingKind::QueryBurst,
+                    format!(
+                        "{distinct} DNS queries to {resolver} within {:.0} s, {total} in all (names not in flow telemetry)",
+                        cfg.query_burst_secs
+                    ),
+                    format!("{resolver}:53"),
+                    0.55 + 0.4 * (distinct as f64 / (4.0 * cfg.query_burst as f64)).min(1.0),
+                ),
+                other => {
+                    let (what, sample) = match other {
+                        Sweep::Hosts(proto, port) => (
+                            format!("{total} hosts on {port}/{}", super::proto_name(proto)),
+                            format!("*:{port}/{}", super::proto_name(proto)),
+                        ),
+                        Sweep::Ports(dst) => (format!("{total} ports of {dst}"), dst.to_string()),
+                        _ => (format!("{total} hosts pinged"), "icmp echo".to_string()),
+                    };
+                    (
+                        FindingKind::Scan,
+                        format!(
+                            "scanned {what}, {distinct} within {:.0} s; {unanswered} attempts unanswered or refused",
+                            cfg.window_secs
+                        ),
+                        sample,
+                        0.6 + 0.4 * (distinct as f64 / (4.0 * cfg.min_targets as f64)).min(1.0),
+                    )
+                }
+            };
+            out.push(Finding {
+                client,
+                kind,
+                confidence: confidence.min(1.0),
+                reason,
+                count: total,
+                first_seen: first,
+                last_seen: last,
+                samples: vec![sample],
+            });
+        }
     }
+    super::rank(&mut out);
+    out
 }
 
 #[cfg(test)]
