@@ -189,6 +189,27 @@ pub struct Flag {
     pub detail: String,
 }
 
+/// A host's records in a capture.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Evidence {
+    /// Flows it originated.
+    pub flows: u64,
+    /// DNS records of its queries.
+    pub dns: u64,
+    /// Of its lines, those the capture's labels call malicious.
+    pub labelled_malicious: u64,
+}
+
+impl std::fmt::Display for Evidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} flows, {} DNS records", self.flows, self.dns)?;
+        if self.labelled_malicious > 0 {
+            write!(f, "; {} lines labelled malicious", self.labelled_malicious)?;
+        }
+        Ok(())
+    }
+}
+
 /// One capture's score.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Score {
@@ -207,6 +228,9 @@ pub struct Score {
     pub infected: Vec<IpAddr>,
     pub found: Vec<Flag>,
     pub missed: Vec<IpAddr>,
+    /// What each missed host left in the capture, to tell a detector's miss from a host
+    /// the capture shows doing nothing.
+    pub missed_evidence: BTreeMap<IpAddr, Evidence>,
     pub benign_hosts: usize,
     pub benign_flagged: Vec<Flag>,
     pub internet_hosts: usize,
@@ -317,7 +341,19 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection) -> Score {
     for ip in &infected {
         match by_client.get(ip) {
             Some(fs) => score.found.push(flag(*ip, fs)),
-            None => score.missed.push(*ip),
+            None => {
+                score.missed.push(*ip);
+                let h = hosts.get(ip);
+                let evidence = Evidence {
+                    flows: h.map_or(0, |h| h.flows),
+                    dns: h.map_or(0, |h| h.dns),
+                    labelled_malicious: labelled
+                        .iter()
+                        .filter(|(l, _, c)| l == ip && *c == Class::Malicious)
+                        .count() as u64,
+                };
+                score.missed_evidence.insert(*ip, evidence);
+            }
         }
     }
     for (ip, fs) in &by_client {

@@ -299,6 +299,9 @@ pub struct HostSeen {
     pub first: Timestamp,
     /// Zeek's `local_orig` on its flows, when it said.
     pub local: Option<bool>,
+    /// Flows it originated and DNS records of its queries.
+    pub flows: u64,
+    pub dns: u64,
 }
 
 impl Scanner {
@@ -326,11 +329,16 @@ impl Scanner {
         self
     }
 
-    fn saw(&mut self, ip: IpAddr, t: Timestamp, local: Option<bool>) {
+    fn saw(&mut self, ip: IpAddr, t: Timestamp, local: Option<bool>, dns: bool) {
         if let Some(h) = &mut self.hosts {
-            let e = h.entry(ip).or_insert(HostSeen { first: t, local });
+            let e = h.entry(ip).or_insert(HostSeen { first: t, local, flows: 0, dns: 0 });
             e.first = e.first.min(t);
             e.local = e.local.or(local);
+            if dns {
+                e.dns += 1;
+            } else {
+                e.flows += 1;
+            }
         }
     }
 
@@ -386,7 +394,7 @@ impl Scanner {
 
     pub fn flow(&mut self, f: &FlowRecord) {
         self.counts.flows += 1;
-        self.saw(f.src, f.start, f.local_orig);
+        self.saw(f.src, f.start, f.local_orig, false);
         if self.detect {
             self.flows.observe(f);
             self.counts.flows_over_bounds = self.flows.dropped();
@@ -419,7 +427,7 @@ impl Scanner {
 
     pub fn dns(&mut self, r: &DnsRecord) {
         self.counts.dns += 1;
-        self.saw(r.client, r.time, None);
+        self.saw(r.client, r.time, None, true);
         if self.detect {
             self.dns.observe(r);
         }

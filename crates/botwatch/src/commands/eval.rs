@@ -122,7 +122,14 @@ fn print_score(s: &eval::Score, out: &mut dyn Write) -> Result<()> {
     };
     writeln!(out, "  infected found {}/{}: {}", s.found.len(), s.infected.len(), list(&s.found))?;
     if !s.missed.is_empty() {
-        let m: Vec<String> = s.missed.iter().map(|i| i.to_string()).collect();
+        let m: Vec<String> = s
+            .missed
+            .iter()
+            .map(|i| match s.missed_evidence.get(i) {
+                Some(e) => format!("{i} ({e})"),
+                None => i.to_string(),
+            })
+            .collect();
         writeln!(out, "  missed: {}", m.join(", "))?;
     }
     writeln!(
