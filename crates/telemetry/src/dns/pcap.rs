@@ -106,18 +106,11 @@ fn packet(
         }
         return;
     }
-    let sliced = match lt {
-        Linktype::ETHERNET => SlicedPacket::from_ethernet(data),
-        Linktype::RAW | Linktype::IPV4 | Linktype::IPV6 => SlicedPacket::from_ip(data),
-        Linktype::LINUX_SLL => SlicedPacket::from_linux_sll(data),
-        Linktype::NULL | Linktype::LOOP if data.len() > 4 => SlicedPacket::from_ip(&data[4..]),
-        _ => {
-            stats.packets_skipped += 1;
-            return;
-        }
-    };
-    let Ok(p) = sliced else {
-        // Truncated snaplen or non-IP frames: not DNS we can read; not a parse failure of ours.
+    // The link types the flow reader knows too (Linux cooked v2 is what `tcpdump -i any`
+    // writes today).
+    let Some(p) = crate::capture::slice(lt, data) else {
+        // Other link types, truncated snaplen or non-IP frames: not DNS we can read; not a
+        // parse failure of ours.
         stats.packets_skipped += 1;
         return;
     };
@@ -274,6 +267,55 @@ mod tests {
         f.extend_from_slice(&[0xd2, 0x4e, 0, 53, (ulen >> 8) as u8, ulen as u8, 0, 0]);
         f.extend_from_slice(payload);
         f
+    }
+
+    /// IPv4 and UDP headers around `payload`.
+    fn ip_udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
+        let total = (28 + payload.len()) as u16;
+        let mut f = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 17, 0, 0];
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        let ulen = (8 + payload.len()) as u16;
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&dport.to_be_bytes());
+        f.extend_from_slice(&[(ulen >> 8) as u8, ulen as u8, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn linux_cooked_v2_captures_are_read() {
+        // "example.com" A, and its answer 93.184.216.34.
+        let q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01";
+        let mut a = q.to_vec();
+        a[2..4].copy_from_slice(&[0x81, 0x80]);
+        a[7] = 1;
+        a.extend_from_slice(b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x0e\x10\x00\x04\x5d\xb8\xd8\x22");
+        // The 20-byte cooked v2 header: EtherType IPv4, interface, ARPHRD_ETHER, outgoing, MAC.
+        let sll2 = |ip: Vec<u8>| {
+            let mut f = vec![0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 4, 6, 2, 0, 0, 0, 0, 1, 0, 0];
+            f.extend_from_slice(&ip);
+            f
+        };
+        let frames = [
+            sll2(ip_udp([10, 0, 0, 5], 53838, [10, 0, 0, 53], 53, q)),
+            sll2(ip_udp([10, 0, 0, 53], 53, [10, 0, 0, 5], 53838, &a)),
+        ];
+        let mut file = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0];
+        file.extend_from_slice(&276u32.to_le_bytes());
+        for (i, f) in frames.iter().enumerate() {
+            for v in [1_700_000_000u32, i as u32, f.len() as u32, f.len() as u32] {
+                file.extend_from_slice(&v.to_le_bytes());
+            }
+            file.extend_from_slice(f);
+        }
+        let (mut out, mut stats) = (crate::dns::Collected::default(), Stats::default());
+        read_pcap(&file, &mut out, &mut stats);
+        assert!(out.rejects.is_empty(), "{:?}", out.rejects);
+        assert_eq!(out.records.len(), 1, "{stats:?}");
+        let r = &out.records[0];
+        assert_eq!((r.client.to_string(), r.qname.as_str()), ("10.0.0.5".to_string(), "example.com"));
+        assert_eq!(r.answers, vec![IpAddr::V4(Ipv4Addr::new(93, 184, 216, 34))]);
     }
 
     #[test]
