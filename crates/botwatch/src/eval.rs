@@ -11,6 +11,7 @@
 
 use crate::sensor::{self, Flagged, HostSeen, Scanner, SensorSection};
 use anyhow::{Context, Result};
+use botwatch_model::Timestamp;
 use botwatch_telemetry::detect::scope::{never_a_host, private};
 use botwatch_telemetry::matcher::Matcher;
 use ipnet::IpNet;
@@ -186,6 +187,12 @@ pub struct Flag {
     /// finding (the detectors run over the whole capture; a live sensor flags the client at
     /// its next flush after enough evidence).
     pub first_evidence_secs: f64,
+    /// Seconds from the capture's first record to the earliest end of the capture at which
+    /// the detectors, run over the records up to it, flag the client: what a sensor running
+    /// them continuously would take (found by bisection on the records' times, to 1 s or a
+    /// thousandth of the capture). Set for infected clients found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detected_after_secs: Option<f64>,
     pub detail: String,
 }
 
@@ -258,6 +265,7 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection) -> Score {
     let mut scanner = Scanner::new(Arc::new(Matcher::empty()), &section, true).collect_hosts();
     let mut labelled: Vec<(IpAddr, Option<bool>, Class)> = Vec::new();
     let mut has_labels = false;
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     for f in &cap.files {
         let name = f.display().to_string();
         let data = match std::fs::read(f) {
@@ -271,7 +279,9 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection) -> Score {
             has_labels = true;
             labelled.extend(lines);
         }
-        match sensor::scan_file(&mut scanner, &name, &data, None) {
+        let scanned = sensor::scan_file(&mut scanner, &name, &data, None);
+        files.push((name, data));
+        match scanned {
             Ok(s) => {
                 score.records += s.records;
                 score.rejects += s.rejects;
@@ -324,6 +334,7 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection) -> Score {
                 (Some(f), Some(s)) => ((f.0 - s.0).max(0) as f64 / 1e6 * 10.0).round() / 10.0,
                 _ => 0.0,
             },
+            detected_after_secs: None,
             detail: fs.first().map(|f| f.detail.clone()).unwrap_or_default(),
         }
     };
@@ -338,9 +349,23 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection) -> Score {
             score.internet_hosts += 1;
         }
     }
+    let end = hosts.values().map(|h| h.last).max();
+    let flags_at = |client: IpAddr, until: Timestamp| {
+        let mut s = Scanner::new(Arc::new(Matcher::empty()), &section, true).until(until);
+        for (name, data) in &files {
+            let _ = sensor::scan_file(&mut s, name, data, None);
+        }
+        s.finish().iter().any(|f| f.client == client)
+    };
     for ip in &infected {
         match by_client.get(ip) {
-            Some(fs) => score.found.push(flag(*ip, fs)),
+            Some(fs) => {
+                let mut f = flag(*ip, fs);
+                if let (Some(s), Some(e)) = (start, end) {
+                    f.detected_after_secs = Some(detection_time(s, e, |t| flags_at(*ip, t)));
+                }
+                score.found.push(f)
+            }
             None => {
                 score.missed.push(*ip);
                 let h = hosts.get(ip);
@@ -371,6 +396,22 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection) -> Score {
     }
     score.infected = infected.into_iter().collect();
     score
+}
+
+/// Seconds from `start` to the earliest cut-off at which `flags(cut)` holds, by bisection
+/// between `start` and `end` (where it is known to hold), to 1 s or a thousandth of the span.
+fn detection_time(start: Timestamp, end: Timestamp, mut flags: impl FnMut(Timestamp) -> bool) -> f64 {
+    let (mut lo, mut hi) = (start.0 - 1, end.0);
+    let step = ((end.0 - start.0) / 1000).max(1_000_000);
+    while hi - lo > step {
+        let mid = lo + (hi - lo) / 2;
+        if flags(Timestamp(mid)) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    ((hi - start.0).max(0) as f64 / 1e6 * 10.0).round() / 10.0
 }
 
 /// The figures over every scored capture.
@@ -409,6 +450,16 @@ pub fn totals(scores: &[Score]) -> Totals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detection_time_is_the_earliest_cut_off_that_flags() {
+        let s = Timestamp(1_000_000_000);
+        let e = Timestamp(s.0 + 600_000_000);
+        // Flagged from 137.4 s on: found to within a second, never before.
+        let t = detection_time(s, e, |t| t.0 - s.0 >= 137_400_000);
+        assert!((137.4..=138.5).contains(&t), "{t}");
+        assert!(detection_time(s, e, |_| true) <= 1.0);
+    }
 
     #[test]
     fn the_builtin_truth_reads_and_finds_captures_by_path_end() {

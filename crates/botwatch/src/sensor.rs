@@ -288,6 +288,9 @@ pub struct Scanner {
     /// Run the DGA/NXDOMAIN/beacon detectors (they keep per-client state).
     detect: bool,
     pub counts: ScanCounts,
+    /// Records after this time are passed over, as if the capture ended there (an
+    /// evaluation's "when would a sensor have flagged it").
+    until: Option<Timestamp>,
     /// Every flow originator and DNS client with when it was first seen and what the record
     /// said of it (Zeek `local_orig`), kept only for an evaluation ([`Scanner::collect_hosts`]).
     pub hosts: Option<BTreeMap<IpAddr, HostSeen>>,
@@ -297,6 +300,7 @@ pub struct Scanner {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostSeen {
     pub first: Timestamp,
+    pub last: Timestamp,
     /// Zeek's `local_orig` on its flows, when it said.
     pub local: Option<bool>,
     /// Flows it originated and DNS records of its queries.
@@ -319,8 +323,15 @@ impl Scanner {
             scan: cfg.scan.clone(),
             detect: true,
             counts: ScanCounts::default(),
+            until: None,
             hosts: None,
         }
+    }
+
+    /// Passes over records after `t`.
+    pub fn until(mut self, t: Timestamp) -> Self {
+        self.until = Some(t);
+        self
     }
 
     /// Keeps every originator and DNS client seen, for [`crate::eval`].
@@ -331,8 +342,9 @@ impl Scanner {
 
     fn saw(&mut self, ip: IpAddr, t: Timestamp, local: Option<bool>, dns: bool) {
         if let Some(h) = &mut self.hosts {
-            let e = h.entry(ip).or_insert(HostSeen { first: t, local, flows: 0, dns: 0 });
+            let e = h.entry(ip).or_insert(HostSeen { first: t, last: t, local, flows: 0, dns: 0 });
             e.first = e.first.min(t);
+            e.last = e.last.max(t);
             e.local = e.local.or(local);
             if dns {
                 e.dns += 1;
@@ -393,6 +405,9 @@ impl Scanner {
     }
 
     pub fn flow(&mut self, f: &FlowRecord) {
+        if self.until.is_some_and(|u| f.start > u) {
+            return;
+        }
         self.counts.flows += 1;
         self.saw(f.src, f.start, f.local_orig, false);
         if self.detect {
@@ -426,6 +441,9 @@ impl Scanner {
     }
 
     pub fn dns(&mut self, r: &DnsRecord) {
+        if self.until.is_some_and(|u| r.time > u) {
+            return;
+        }
         self.counts.dns += 1;
         self.saw(r.client, r.time, None, true);
         if self.detect {

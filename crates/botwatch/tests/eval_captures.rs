@@ -61,4 +61,14 @@ fn labelled_captures_flag_infected_clients_only() {
         );
     }
     assert!(t.found >= 9, "infected found {} of {}", t.found, t.infected);
+    // A sensor cannot flag a client before the evidence its finding rests on has arrived.
+    for f in scores.iter().flat_map(|s| &s.found) {
+        let d = f.detected_after_secs.expect("detection time of a found client");
+        assert!(
+            d + 1.0 >= f.first_evidence_secs,
+            "{}: flagged after {d} s, evidence after {} s",
+            f.client,
+            f.first_evidence_secs
+        );
+    }
 }

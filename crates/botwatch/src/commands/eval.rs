@@ -110,8 +110,12 @@ fn print_score(s: &eval::Score, out: &mut dyn Write) -> Result<()> {
     let list = |v: &[eval::Flag]| {
         v.iter()
             .map(|f| {
+                let detected = match f.detected_after_secs {
+                    Some(d) => format!(", flagged by the records of the first {d} s"),
+                    None => String::new(),
+                };
                 format!(
-                    "{} ({}, first evidence after {} s)",
+                    "{} ({}, first evidence after {} s{detected})",
                     f.client,
                     f.reasons.join("+"),
                     f.first_evidence_secs
