@@ -147,9 +147,12 @@ fn class(label: &str) -> Class {
 }
 
 /// The originator, Zeek's `local_orig` and the label of every data line of a labelled Zeek
-/// log or Argus flow file; `None` when the file has no label column.
+/// log (TSV or JSON lines) or Argus flow file; `None` when the file has no label column.
 fn labelled_lines(data: &[u8]) -> Option<Vec<(IpAddr, Option<bool>, Class)>> {
     let text = String::from_utf8_lossy(data);
+    if text.trim_start().starts_with('{') {
+        return labelled_json_lines(&text);
+    }
     let mut lines = text.lines();
     let (sep, cols): (char, Vec<String>) = if text.starts_with('#') {
         let fields = lines.clone().find_map(|l| l.strip_prefix("#fields"))?;
@@ -175,6 +178,22 @@ fn labelled_lines(data: &[u8]) -> Option<Vec<(IpAddr, Option<bool>, Class)>> {
         out.push((ip, local, f.get(label).map_or(Class::Other, |v| class(v))));
     }
     Some(out)
+}
+
+/// [`labelled_lines`] of Zeek's JSON form; `None` when no line has a label.
+fn labelled_json_lines(text: &str) -> Option<Vec<(IpAddr, Option<bool>, Class)>> {
+    let mut out = Vec::new();
+    let mut any = false;
+    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(l) else { continue };
+        let Some(ip) = o.get("id.orig_h").and_then(|v| v.as_str()).and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let label = o.get("label").and_then(|v| v.as_str());
+        any |= label.is_some();
+        out.push((ip, o.get("local_orig").and_then(|v| v.as_bool()), label.map_or(Class::Other, class)));
+    }
+    any.then_some(out)
 }
 
 /// A flagged client, as the evaluation reports it.
@@ -488,5 +507,12 @@ mod tests {
             b"StartTime,SrcAddr,DstAddr,Label\n2018/01/01 00:00:00,10.0.2.15,8.8.8.8,flow=Malware-UDP-DNS\n";
         assert_eq!(labelled_lines(argus).unwrap()[0].2, Class::Malicious);
         assert!(labelled_lines(b"StartTime,SrcAddr,DstAddr\n").is_none());
+        let json = br#"{"ts":1.0,"uid":"C1","id.orig_h":"10.0.0.5","local_orig":true,"label":"Malicious"}
+{"ts":2.0,"uid":"C2","id.orig_h":"10.0.0.6","label":"Benign"}
+"#;
+        let l = labelled_lines(json).unwrap();
+        assert_eq!(l[0], ("10.0.0.5".parse().unwrap(), Some(true), Class::Malicious));
+        assert_eq!(l[1], ("10.0.0.6".parse().unwrap(), None, Class::Benign));
+        assert!(labelled_lines(br#"{"ts":1.0,"uid":"C1","id.orig_h":"10.0.0.5"}"#).is_none());
     }
 }

@@ -1,4 +1,5 @@
-//! Flow logs: Argus `binetflow` CSV/TSV, Zeek `conn.log` TSV and `nfdump -o csv`.
+//! Flow logs: Argus `binetflow` CSV/TSV, Zeek `conn.log` (TSV, or JSON lines as
+//! `LogAscii::use_json=T` writes them) and `nfdump -o csv`.
 //!
 //! Header-driven: columns are found by name, so reordered or extra columns (labels, Argus
 //! `srcUdata`, Zeek's `label`) do not matter. Argus and nfdump write local/UTC wall-clock
@@ -18,7 +19,7 @@ use std::net::IpAddr;
 pub enum LogKind {
     /// Argus `ra -c ,` output (`binetflow`), comma or tab separated.
     Argus,
-    /// Zeek `conn.log` in its TSV form with `#fields`.
+    /// Zeek `conn.log`: TSV with `#fields`, or one JSON object per line.
     Zeek,
     /// `nfdump -o csv`: how nfcapd files are read (`nfdump -r FILE -o csv > flows.csv`).
     Nfdump,
@@ -132,6 +133,10 @@ pub fn read_log_labelled(
     mut labels: Option<&mut Vec<Option<String>>>,
     rejects: &mut Vec<Reject>,
 ) -> Result<LogStats, FlowError> {
+    let first = data.split(|&c| c == b'\n').find(|l| !l.iter().all(u8::is_ascii_whitespace));
+    if kind == LogKind::Zeek && first.is_some_and(|l| l.trim_ascii_start().starts_with(b"{")) {
+        return read_zeek_json(data, out, labels, rejects);
+    }
     let mut st = LogStats::default();
     let mut cols: Option<[Option<usize>; ROLES]> = None;
     let mut sep =
@@ -231,6 +236,68 @@ fn parse_line(
             }
         }
     }
+    build(&vals, unset)
+}
+
+/// Zeek's JSON lines: each object's keys are the TSV form's column names.
+fn read_zeek_json(
+    data: &[u8],
+    out: &mut Vec<FlowRecord>,
+    mut labels: Option<&mut Vec<Option<String>>>,
+    rejects: &mut Vec<Reject>,
+) -> Result<LogStats, FlowError> {
+    let mut st = LogStats::default();
+    for (i, line) in data.split(|&c| c == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(|c| c.is_ascii_whitespace()) {
+            continue;
+        }
+        st.lines += 1;
+        let parsed = json_values(line).and_then(|owned| {
+            let vals: [Option<&str>; ROLES] = std::array::from_fn(|r| owned[r].as_deref());
+            build(&vals, b"-")
+        });
+        match parsed {
+            Ok(Some((r, label))) => {
+                st.records += 1;
+                out.push(r);
+                if let Some(l) = labels.as_deref_mut() {
+                    l.push(label);
+                }
+            }
+            Ok(None) => st.skipped_non_ip += 1,
+            Err(reason) => {
+                st.rejected += 1;
+                rejects.push(Reject { line: i as u64 + 1, raw: Bytes::copy_from_slice(line), reason });
+            }
+        }
+    }
+    Ok(st)
+}
+
+/// One JSON object's values for the roles, as the TSV form would write them.
+fn json_values(line: &[u8]) -> Result<[Option<String>; ROLES], String> {
+    use serde_json::Value;
+    let obj: serde_json::Map<String, Value> =
+        serde_json::from_slice(line).map_err(|e| format!("not a JSON object: {e}"))?;
+    let mut vals: [Option<String>; ROLES] = Default::default();
+    for (k, v) in &obj {
+        let Some(r) = role(LogKind::Zeek, k) else { continue };
+        vals[r as usize] = match v {
+            Value::String(s) => Some(s.clone()),
+            // Epoch seconds may come without a fraction; the TSV form always has one.
+            Value::Number(n) if matches!(r, Role::Start) && n.is_u64() => Some(format!("{n}.0")),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(if *b { "T" } else { "F" }.to_string()),
+            Value::Null => None,
+            other => return Err(format!("unexpected {k}: {other}")),
+        };
+    }
+    Ok(vals)
+}
+
+/// A flow from its fields, found by role.
+fn build(vals: &[Option<&str>; ROLES], unset: &[u8]) -> Result<Option<(FlowRecord, Option<String>)>, String> {
     let get = |r: Role| -> Option<&str> {
         let v = vals[r as usize]?.trim();
         if v.is_empty() || v.as_bytes() == unset || v == "(empty)" { None } else { Some(v) }
@@ -394,6 +461,33 @@ mod tests {
         assert_eq!(parse_decimal_micros("."), None);
         assert_eq!(parse_decimal_micros("1.2.3"), None);
         assert_eq!(parse_port("0x0303"), Some(0x303));
+    }
+
+    #[test]
+    fn zeek_json_lines_read_as_the_tsv_form() {
+        let tsv = "#separator \\x09\n#unset_field\t-\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tduration\tconn_state\tlocal_orig\tlocal_resp\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\n\
+                   1664464850.117582\tC1\t172.16.1.11\t35356\t8.8.8.8\t443\ttcp\t-\tS0\tT\tF\t1\t44\t0\t0\n\
+                   1664462456.755299\tC2\t172.16.1.11\t40042\t8.8.8.8\t53\tudp\t0.012166\tSHR\tT\tF\t0\t0\t1\t139\n";
+        let json = r#"{"ts":1664464850.117582,"uid":"C1","id.orig_h":"172.16.1.11","id.orig_p":35356,"id.resp_h":"8.8.8.8","id.resp_p":443,"proto":"tcp","conn_state":"S0","local_orig":true,"local_resp":false,"missed_bytes":0,"history":"S","orig_pkts":1,"orig_ip_bytes":44,"resp_pkts":0,"resp_ip_bytes":0}
+{"ts":1664462456.755299,"uid":"C2","id.orig_h":"172.16.1.11","id.orig_p":40042,"id.resp_h":"8.8.8.8","id.resp_p":53,"proto":"udp","duration":0.012166,"conn_state":"SHR","local_orig":true,"local_resp":false,"orig_pkts":0,"orig_ip_bytes":0,"resp_pkts":1,"resp_ip_bytes":139}
+
+{"ts":"not a time","id.orig_h":"172.16.1.11","id.resp_h":"8.8.8.8","proto":"tcp"}
+[1, 2]
+"#;
+        let (mut a, mut b, mut rej_a, mut rej_b) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        read_log(tsv.as_bytes(), LogKind::Zeek, &mut a, &mut rej_a).unwrap();
+        let st = read_log(json.as_bytes(), LogKind::Zeek, &mut b, &mut rej_b).unwrap();
+        assert!(rej_a.is_empty(), "{rej_a:?}");
+        assert_eq!(a, b);
+        assert_eq!(
+            (a[0].answered, a[0].local_orig, a[1].end.0 - a[1].start.0),
+            (Some(false), Some(true), 12_166)
+        );
+        assert_eq!((st.records, st.rejected), (2, 2));
+        assert_eq!(rej_b.iter().map(|r| r.line).collect::<Vec<_>>(), [4, 5]);
+        assert!(rej_b[0].reason.contains("bad start time"), "{}", rej_b[0].reason);
+        assert!(rej_b[1].reason.contains("not a JSON object"), "{}", rej_b[1].reason);
+        assert_eq!(super::super::detect(json.as_bytes(), "x.log"), Some(super::super::FlowFormat::ZeekConn));
     }
 
     #[test]

@@ -107,10 +107,9 @@ pub fn detect(data: &[u8], name: &str) -> Option<FlowFormat> {
     if nfcapd::is_nfcapd(data) {
         return Some(FlowFormat::Nfcapd);
     }
-    // A Zeek log names its kind (`#path`): only `conn` is flows, and only as TSV.
+    // A Zeek log names its kind (`#path`, or its JSON keys): only `conn` is flows.
     if let Some(kind) = crate::dns::zeek::path(data) {
-        let tsv = data.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'#');
-        return (kind == "conn" && tsv).then_some(FlowFormat::ZeekConn);
+        return (kind == "conn").then_some(FlowFormat::ZeekConn);
     }
     let head = &data[..data.len().min(4096)];
     let first = head.split(|&c| c == b'\n').find(|l| !l.iter().all(u8::is_ascii_whitespace)).unwrap_or(b"");
