@@ -736,7 +736,7 @@ pub fn scan_file(
         if let Some(kind) = dns::zeek::path(data) {
             let json = data.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{');
             anyhow::bail!(
-                "{name}: a Zeek {kind} log{}; botwatch reads Zeek conn.log (TSV) and dns.log (TSV or JSON)",
+                "{name}: a Zeek {kind} log{}; botwatch reads Zeek conn.log and dns.log (TSV or JSON)",
                 if json { " in JSON" } else { "" }
             );
         }
