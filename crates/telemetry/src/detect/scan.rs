@@ -1,10 +1,13 @@
-//! Scanning: an internal client that tries many Internet hosts on one port (a worm looking
-//! for its next victim: telnet, SMB, RDP), many ports of one host, or pings many hosts, and
-//! is mostly not answered. A user's own traffic reaches many hosts too (a page load touches
-//! dozens of CDNs), but is answered: the unanswered share is what tells them apart.
+//! Scanning: an internal client that tries many hosts on one port (a worm looking for its
+//! next victim: telnet, SMB, RDP), many ports of one host, or pings many hosts, and is mostly
+//! not answered. The hosts may be on the Internet or inside the network: a worm spreading
+//! sideways scans its own LAN, and a subscriber scanning other subscribers is as much abuse.
+//! A user's own traffic reaches many hosts too (a page load touches dozens of CDNs), but is
+//! answered: the unanswered share is what tells them apart.
 //!
 //! Per client the flows are kept ([`FlowMemory`], bounded). At [`find`], over each internal
-//! client's outbound attempts, within any `window_secs`, it counts:
+//! client's attempts (to any host: multicast and broadcast are none), within any
+//! `window_secs`, it counts:
 //! - distinct destinations on one (protocol, port): a horizontal scan;
 //! - distinct ports on one destination: a vertical scan;
 //! - distinct destinations of ICMP echo requests: a sweep.
@@ -121,7 +124,7 @@ pub fn find(memory: &FlowMemory, cfg: &ScanConfig, scope: &Scope) -> Vec<Finding
             .flows
             .iter()
             .filter(|f| !matches!(f.proto, 1 | 58) || matches!((f.proto, f.port >> 8), (1, 8) | (58, 128)))
-            .filter(|f| scope.outbound(client, memory.dest(f.dst), f.local_orig(), None))
+            .filter(|f| scope.internal_client(client, f.local_orig()))
             .collect();
         if attempts.len() < cfg.min_targets {
             continue;
@@ -319,13 +322,22 @@ mod tests {
         for i in 0..80 {
             d.observe(&f(i as f64 * 0.5, "192.168.2.20", format!("{}.1.2.3", 20 + i), 443, 6, Some(true)));
         }
+        // A worm sweeping its own LAN for SMB, and a host whose LAN answers it (discovery).
+        for i in 0..30 {
+            d.observe(&f(i as f64, "192.168.5.7", format!("192.168.5.{}", 100 + i), 445, 6, Some(false)));
+            d.observe(&f(i as f64, "192.168.6.7", format!("192.168.6.{}", 100 + i), 445, 6, Some(true)));
+        }
         // The Internet scanning us: not our client.
         for i in 0..60 {
             d.observe(&f(i as f64, "46.166.151.160", format!("192.168.2.{}", i + 1), 3389, 6, Some(false)));
         }
         let found = d.finish(&Scope::default());
         let set: std::collections::BTreeSet<String> = found.iter().map(|f| f.client.to_string()).collect();
-        assert_eq!(set, ["10.8.0.69", "192.168.2.16"].map(String::from).into_iter().collect(), "{found:#?}");
+        assert_eq!(
+            set,
+            ["10.8.0.69", "192.168.2.16", "192.168.5.7"].map(String::from).into_iter().collect(),
+            "{found:#?}"
+        );
         let worm = found.iter().find(|f| f.client.to_string() == "192.168.2.16").unwrap();
         assert!(worm.reason.contains("60 hosts on 23/tcp"), "{}", worm.reason);
     }

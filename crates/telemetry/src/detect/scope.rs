@@ -173,6 +173,19 @@ impl Scope {
         self.outbound(f.src, f.dst, f.local_orig, f.local_resp).then_some(f.src)
     }
 
+    /// Whether `src` is an internal client, by the operator's word, else the record's
+    /// (`local_orig`), else its address.
+    pub fn internal_client(&self, src: IpAddr, local_orig: Option<bool>) -> bool {
+        if never_a_host(src) {
+            return false;
+        }
+        if self.configured() {
+            self.is_internal(src)
+        } else {
+            local_orig.unwrap_or_else(|| self.is_internal(src))
+        }
+    }
+
     /// Whether traffic from `src` to `dst` leaves the network from an internal client;
     /// `local_orig`/`local_resp` are the record's word on each end (Zeek), if any.
     pub fn outbound(
