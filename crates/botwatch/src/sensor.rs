@@ -473,7 +473,14 @@ impl Scanner {
         let mut out: Vec<Flagged> = self.hits.into_values().collect();
         let scope = botwatch_telemetry::detect::scope::Scope::new(self.internal.clone());
         let scans = scan::find(&self.flows, &self.scan, &scope);
-        let (beacons, _) = beacon::find(&mut self.flows, &self.beacon, &scope);
+        let (beacons, set_aside) = beacon::find(&mut self.flows, &self.beacon, &scope);
+        if set_aside.over_series_bound > 0 {
+            tracing::warn!(
+                flows = set_aside.over_series_bound,
+                bound = self.beacon.max_events_per_series,
+                "Flows past [sensor.beacon] max_events_per_series were not analysed for beaconing"
+            );
+        }
         let findings: Vec<Finding> = self.dns.finish().into_iter().chain(beacons).chain(scans).collect();
         for f in findings {
             let reason = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(str::to_string));

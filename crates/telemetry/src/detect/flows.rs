@@ -1,7 +1,7 @@
 //! The flows the flow detectors read, kept once for all of them.
 //!
-//! The beacon and scan detectors both need every outbound attempt of a client until
-//! `finish`. Each used to keep its own copy (a series map keyed by client, destination and
+//! The beacon and scan detectors both need every flow of a client until `find` (each
+//! picks the ones it reads: outbound series, attempts). Each used to keep its own copy (a series map keyed by client, destination and
 //! port; a list of attempts per client) and count the capture's vantage itself, so one flow
 //! cost two map probes into tables of a million entries and ~220 bytes. Here a flow costs
 //! one probe into the client table, one into the destination table (both small next to the
@@ -21,9 +21,11 @@ use std::net::IpAddr;
 pub struct FlowBounds {
     /// Clients tracked; flows of clients past this many are dropped and counted.
     pub max_clients: usize,
-    /// Flows kept per client (a NAT gateway's share is bounded, not the sensor's memory).
+    /// Flows kept per client, all kinds together (a NAT gateway's share is bounded, not the
+    /// sensor's memory); past it, none of the client's later flows is analysed, its beacons
+    /// included.
     pub max_flows_per_client: usize,
-    /// Flows kept in all, 24 bytes each.
+    /// Flows kept in all: 24 bytes each, up to twice that while the lists grow.
     pub max_flows: usize,
 }
 
@@ -124,7 +126,8 @@ impl FlowMemory {
             return;
         }
         self.vantage.observe(f);
-        if self.kept >= self.bounds.max_flows {
+        // Destinations are numbered in a u32: never more of them than flows kept.
+        if self.kept >= self.bounds.max_flows.min(u32::MAX as usize) {
             self.dropped += 1;
             return;
         }

@@ -11,8 +11,12 @@
 //!   per client, NXDOMAIN bursts to distinct names in a sliding window ([`FindingKind::NxBurst`])
 //!   and many distinct DGA-looking names ([`FindingKind::Dga`]), each confidence raised by the
 //!   other signal.
-//! - [`beacon::BeaconDetector`]: `new(BeaconConfig)`, `observe(&FlowRecord)`, `finish()`;
-//!   regular connections per (client, destination ip:port) ([`FindingKind::Beacon`]).
+//! - [`flows::FlowMemory`]: `new(FlowBounds)`, `observe(&FlowRecord)`: the flows the flow
+//!   detectors read, kept once; then [`beacon::find`] (regular connections per client and
+//!   destination ip:port, [`FindingKind::Beacon`]) and [`scan::find`] (many hosts or ports
+//!   tried, mostly unanswered, [`FindingKind::Scan`]; DNS query storms,
+//!   [`FindingKind::QueryBurst`]) over it. [`beacon::BeaconDetector`] and
+//!   [`scan::ScanDetector`] are each one detector on a memory of its own.
 //!
 //! ```
 //! use botwatch_telemetry::detect::dga::DgaModel;

@@ -6,11 +6,14 @@
 //! answered: the unanswered share is what tells them apart.
 //!
 //! Per client the flows are kept ([`FlowMemory`], bounded). At [`find`], over each internal
-//! client's attempts (to any host: multicast and broadcast are none), within any
-//! `window_secs`, it counts:
+//! client's attempts (to any host: multicast and broadcast are none; to hosts inside the
+//! network only where the record says whether it was answered, as Zeek, Argus and packets
+//! do and a one-direction NetFlow record does not), within any `window_secs`, it counts:
 //! - distinct destinations on one (protocol, port): a horizontal scan;
 //! - distinct ports on one destination: a vertical scan;
-//! - distinct destinations of ICMP echo requests: a sweep.
+//! - distinct destinations of ICMP echo requests: a sweep;
+//! - DNS queries to one resolver, each from its own source port: a storm (to the network's
+//!   own resolver too, where a DGA's look-ups usually go).
 //!
 //! A count at or over `min_targets` flags the client when at least `min_unanswered` of the
 //! attempts whose outcome the record says went unanswered or were refused; where no record
@@ -124,7 +127,14 @@ pub fn find(memory: &FlowMemory, cfg: &ScanConfig, scope: &Scope) -> Vec<Finding
             .flows
             .iter()
             .filter(|f| !matches!(f.proto, 1 | 58) || matches!((f.proto, f.port >> 8), (1, 8) | (58, 128)))
-            .filter(|f| scope.internal_client(client, f.local_orig()))
+            // Inside targets only where the record says how the attempt went: a NetFlow
+            // record is one direction, and an internal server's replies to a LAN client's
+            // changing ports would look like a scan of that client.
+            .filter(|f| {
+                scope.internal_client(client, f.local_orig())
+                    && (f.answered().is_some()
+                        || scope.outbound(client, memory.dest(f.dst), f.local_orig(), None))
+            })
             .collect();
         if attempts.len() < cfg.min_targets {
             continue;
@@ -140,7 +150,7 @@ pub fn find(memory: &FlowMemory, cfg: &ScanConfig, scope: &Scope) -> Vec<Finding
             sweep: Sweep,
             run: &[&'a Attempt],
         ) {
-            if run.len() >= min {
+            if !run.is_empty() && run.len() >= min {
                 groups.push((sweep, run.to_vec()));
             }
         }

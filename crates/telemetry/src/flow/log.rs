@@ -287,6 +287,9 @@ fn json_values(line: &[u8]) -> Result<[Option<String>; ROLES], String> {
             Value::String(s) => Some(s.clone()),
             // Epoch seconds may come without a fraction; the TSV form always has one.
             Value::Number(n) if matches!(r, Role::Start) && n.is_u64() => Some(format!("{n}.0")),
+            // Times and durations as the TSV form writes them: serde_json prints the shortest
+            // form, with an exponent for small values (a 3 µs flow's `3e-6`).
+            Value::Number(n) if n.is_f64() => n.as_f64().map(|f| format!("{f:.6}")),
             Value::Number(n) => Some(n.to_string()),
             Value::Bool(b) => Some(if *b { "T" } else { "F" }.to_string()),
             Value::Null => None,
@@ -467,9 +470,11 @@ mod tests {
     fn zeek_json_lines_read_as_the_tsv_form() {
         let tsv = "#separator \\x09\n#unset_field\t-\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tduration\tconn_state\tlocal_orig\tlocal_resp\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\n\
                    1664464850.117582\tC1\t172.16.1.11\t35356\t8.8.8.8\t443\ttcp\t-\tS0\tT\tF\t1\t44\t0\t0\n\
-                   1664462456.755299\tC2\t172.16.1.11\t40042\t8.8.8.8\t53\tudp\t0.012166\tSHR\tT\tF\t0\t0\t1\t139\n";
+                   1664462456.755299\tC2\t172.16.1.11\t40042\t8.8.8.8\t53\tudp\t0.012166\tSHR\tT\tF\t0\t0\t1\t139\n\
+                   1664462457\tC3\t172.16.1.11\t40043\t8.8.8.8\t53\tudp\t0.000003\tSF\tT\tF\t1\t60\t1\t90\n";
         let json = r#"{"ts":1664464850.117582,"uid":"C1","id.orig_h":"172.16.1.11","id.orig_p":35356,"id.resp_h":"8.8.8.8","id.resp_p":443,"proto":"tcp","conn_state":"S0","local_orig":true,"local_resp":false,"missed_bytes":0,"history":"S","orig_pkts":1,"orig_ip_bytes":44,"resp_pkts":0,"resp_ip_bytes":0}
 {"ts":1664462456.755299,"uid":"C2","id.orig_h":"172.16.1.11","id.orig_p":40042,"id.resp_h":"8.8.8.8","id.resp_p":53,"proto":"udp","duration":0.012166,"conn_state":"SHR","local_orig":true,"local_resp":false,"orig_pkts":0,"orig_ip_bytes":0,"resp_pkts":1,"resp_ip_bytes":139}
+{"ts":1664462457,"uid":"C3","id.orig_h":"172.16.1.11","id.orig_p":40043,"id.resp_h":"8.8.8.8","id.resp_p":53,"proto":"udp","duration":0.000003,"conn_state":"SF","local_orig":true,"local_resp":false,"orig_pkts":1,"orig_ip_bytes":60,"resp_pkts":1,"resp_ip_bytes":90}
 
 {"ts":"not a time","id.orig_h":"172.16.1.11","id.resp_h":"8.8.8.8","proto":"tcp"}
 [1, 2]
@@ -483,8 +488,9 @@ mod tests {
             (a[0].answered, a[0].local_orig, a[1].end.0 - a[1].start.0),
             (Some(false), Some(true), 12_166)
         );
-        assert_eq!((st.records, st.rejected), (2, 2));
-        assert_eq!(rej_b.iter().map(|r| r.line).collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(a[2].end.0 - a[2].start.0, 3);
+        assert_eq!((st.records, st.rejected), (3, 2));
+        assert_eq!(rej_b.iter().map(|r| r.line).collect::<Vec<_>>(), [5, 6]);
         assert!(rej_b[0].reason.contains("bad start time"), "{}", rej_b[0].reason);
         assert!(rej_b[1].reason.contains("not a JSON object"), "{}", rej_b[1].reason);
         assert_eq!(super::super::detect(json.as_bytes(), "x.log"), Some(super::super::FlowFormat::ZeekConn));
