@@ -18,6 +18,11 @@
 //!   variation (Poisson-like gaps, as browsing makes, have one near 1);
 //! - most flows must be within 25 % (or 64 bytes) of the median size.
 //!
+//! A C2 that moves (fallback addresses, a new address every few beats) leaves too few
+//! connections on each address for a series of its own: a client's connections to one port
+//! on two to `max_destination_set` unpopular addresses, none of which beacons alone, are
+//! tested as one series too.
+//!
 //! Discounted, and said so: destinations that many of the network's clients reach (an OS
 //! update service, a CDN, the resolver: learned from the traffic, see `popular_clients`), and
 //! ports whose protocols are periodic by design (`ignore_ports`: time, name resolution,
@@ -61,6 +66,10 @@ pub struct BeaconConfig {
     /// Destination ports whose protocols poll by design: NTP, DNS and DNS over TLS, DHCP,
     /// NetBIOS, SSDP, mDNS, LLMNR.
     pub ignore_ports: Vec<u16>,
+    /// A client reaching one port on several unpopular addresses in turn (a C2 that moves,
+    /// or a list of fallbacks) is tested as one series when there are at least two and at
+    /// most this many addresses (below 2: not tested).
+    pub max_destination_set: usize,
     /// Flows of one series analysed, the earliest (the cost of `finish` is bounded by it; the
     /// memory by `[sensor.flows]`).
     pub max_events_per_series: usize,
@@ -81,6 +90,7 @@ impl Default for BeaconConfig {
             popular_clients: 3,
             popular_share: 0.1,
             ignore_ports: vec![53, 67, 68, 123, 137, 138, 853, 1900, 5353, 5355],
+            max_destination_set: 8,
             max_events_per_series: 4096,
         }
     }
@@ -193,68 +203,119 @@ pub fn find(memory: &mut FlowMemory, cfg: &BeaconConfig, scope: &Scope) -> (Vec<
     }
     let popular_at = (cfg.popular_clients as f64).max(cfg.popular_share * clients as f64).ceil() as usize;
     let mut out = Vec::new();
+    let popular = |dst: u32, port: u16, proto: u8| {
+        clients >= cfg.popular_clients && reached.get(&(dst, port, proto)).copied().unwrap_or(0) >= popular_at
+    };
+    // Past the bound, the earliest flows are analysed (as a sensor that stopped adding to a
+    // full series would have).
+    let bounded = |s: &[Flow], counts: &mut BeaconCounts| -> usize {
+        let kept = s.len().min(cfg.max_events_per_series.max(1));
+        counts.over_series_bound += (s.len() - kept) as u64;
+        kept
+    };
+    let timed = |s: &[Flow]| -> Vec<(Timestamp, u64)> {
+        s.iter().map(|e| (Timestamp(e.t), u64::from(e.bytes))).collect()
+    };
     for c in memory.clients() {
+        // (port, protocol) of this client's beacons to one destination.
+        let mut beaconing: Vec<(u16, u8)> = Vec::new();
+        // Series that may be part of a destination set: (port, protocol, start, length).
+        let mut parts: Vec<(u16, u8, usize, usize)> = Vec::new();
+        let mut at = 0;
         for s in series(&c.flows) {
-            if s.len() < cfg.min_events || ignored(&s[0]) {
+            let start = at;
+            at += s.len();
+            if ignored(&s[0]) {
                 continue;
             }
-            if !outbound(c.ip, s) {
+            let out_of_net = outbound(c.ip, s);
+            if out_of_net && !popular(s[0].dst, s[0].port, s[0].proto) {
+                parts.push((s[0].port, s[0].proto, start, s.len()));
+            }
+            if s.len() < cfg.min_events {
+                continue;
+            }
+            if !out_of_net {
                 counts.not_outbound += 1;
                 continue;
             }
-            // Past the bound, the earliest flows are analysed (as a sensor that stopped
-            // adding to a full series would have).
-            let kept = s.len().min(cfg.max_events_per_series.max(1));
-            counts.over_series_bound += (s.len() - kept) as u64;
-            let s = &s[..kept];
-            let timed: Vec<(Timestamp, u64)> =
-                s.iter().map(|e| (Timestamp(e.t), u64::from(e.bytes))).collect();
-            let st = analyse(&timed, cfg);
+            let s = &s[..bounded(s, &mut counts)];
+            let st = analyse(&timed(s), cfg);
             if !st.is_beacon {
                 continue;
             }
             let (dst, port, proto) = (s[0].dst, s[0].port, s[0].proto);
-            if clients >= cfg.popular_clients
-                && reached.get(&(dst, port, proto)).copied().unwrap_or(0) >= popular_at
-            {
+            if popular(dst, port, proto) {
                 counts.popular += 1;
                 continue;
             }
-            let unanswered = s.iter().filter(|e| e.answered() == Some(false)).count();
+            beaconing.push((port, proto));
             let dest = std::net::SocketAddr::new(memory.dest(dst), port).to_string();
-            let proto = super::proto_name(proto);
-            let beat =
-                if st.cycle > 1 { format!(" in cycles of {} attempts", st.cycle) } else { String::new() };
-            out.push(Finding {
-                client: c.ip,
-                kind: FindingKind::Beacon,
-                confidence: st.confidence,
-                reason: format!(
-                    "{} connections to {dest}/{proto}{beat} every {:.1} s ± {:.1} s, {:.0} ± {:.0} bytes, over {:.0} s \
-                     ({:.0} % of beats regular, {} missed beats{})",
-                    st.events,
-                    st.period_secs,
-                    st.period_sd_secs,
-                    st.bytes_mean,
-                    st.bytes_sd,
-                    st.span_secs,
-                    st.fit * 100.0,
-                    st.missed_beats,
-                    if unanswered > 0 {
-                        format!(", {unanswered} unanswered or refused")
-                    } else {
-                        String::new()
-                    }
-                ),
-                count: st.events,
-                first_seen: Timestamp(s[0].t),
-                last_seen: Timestamp(s[s.len() - 1].t),
-                samples: vec![dest],
-            });
+            out.push(finding(c.ip, s, &st, &dest, vec![dest.clone()]));
+        }
+        // Several C2 addresses in turn: one client, one port, a few unpopular destinations
+        // none of which beacons alone, together on a beat. Only the series' positions are
+        // sorted, and flows are gathered for the few (port, protocol) that qualify.
+        if cfg.max_destination_set < 2 || parts.len() < 2 {
+            continue;
+        }
+        parts.sort_unstable_by_key(|p| (p.0, p.1));
+        for group in parts.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let total: usize = group.iter().map(|p| p.3).sum();
+            if group.len() < 2
+                || group.len() > cfg.max_destination_set
+                || total < cfg.min_events
+                || beaconing.contains(&(group[0].0, group[0].1))
+            {
+                continue;
+            }
+            let mut set: Vec<Flow> =
+                group.iter().flat_map(|p| c.flows[p.2..p.2 + p.3].iter().copied()).collect();
+            set.sort_unstable_by_key(|f| (f.t, f.bytes));
+            let s = &set[..bounded(&set, &mut counts)];
+            let st = analyse(&timed(s), cfg);
+            if !st.is_beacon {
+                continue;
+            }
+            let port = s[0].port;
+            let addrs: Vec<String> =
+                group.iter().map(|p| memory.dest(c.flows[p.2].dst).to_string()).collect();
+            let dest = format!("{} addresses in turn on port {port} ({})", addrs.len(), addrs.join(", "));
+            let samples = addrs.iter().map(|a| format!("{a}:{port}")).collect();
+            out.push(finding(c.ip, s, &st, &dest, samples));
         }
     }
     super::rank(&mut out);
     (out, counts)
+}
+
+/// The finding of a beaconing series, its evidence stated.
+fn finding(client: IpAddr, s: &[Flow], st: &BeaconStats, dest: &str, samples: Vec<String>) -> Finding {
+    let unanswered = s.iter().filter(|e| e.answered() == Some(false)).count();
+    let proto = super::proto_name(s[0].proto);
+    let beat = if st.cycle > 1 { format!(" in cycles of {} attempts", st.cycle) } else { String::new() };
+    Finding {
+        client,
+        kind: FindingKind::Beacon,
+        confidence: st.confidence,
+        reason: format!(
+            "{} connections to {dest}/{proto}{beat} every {:.1} s ± {:.1} s, {:.0} ± {:.0} bytes, over {:.0} s \
+             ({:.0} % of beats regular, {} missed beats{})",
+            st.events,
+            st.period_secs,
+            st.period_sd_secs,
+            st.bytes_mean,
+            st.bytes_sd,
+            st.span_secs,
+            st.fit * 100.0,
+            st.missed_beats,
+            if unanswered > 0 { format!(", {unanswered} unanswered or refused") } else { String::new() }
+        ),
+        count: st.events,
+        first_seen: Timestamp(s[0].t),
+        last_seen: Timestamp(s[s.len() - 1].t),
+        samples,
+    }
 }
 
 /// Test one series, sorted by time, for beaconing: the smallest cycle that is regular, or
@@ -419,6 +480,44 @@ mod tests {
         assert_eq!(f[0].samples, vec!["203.0.113.9:443".to_string()]);
         assert!(f[0].confidence > 0.6, "{:?}", f[0]);
         assert!(f[0].reason.contains("every 6"), "{}", f[0].reason);
+    }
+
+    #[test]
+    fn a_c2_moving_between_addresses_is_one_series() {
+        let mut rng = Rng(5);
+        let mut d = BeaconDetector::new(BeaconConfig::default());
+        // Every 30 s (± 1 s) for half an hour, the C2 address changing every five beats among
+        // six: ten connections to each, too few for a series of its own.
+        for i in 0..60 {
+            let t = i as f64 * 30.0 + rng.next();
+            let dst = format!("198.51.100.{}", 10 + (i / 5) % 6);
+            d.observe(&flow(t, "10.0.0.5", &dst, 8443, 400 + (rng.next() * 20.0) as u64));
+        }
+        // A browser on 443 to six sites, Poisson arrivals, pages of all sizes: no beat.
+        let mut t = 0.0;
+        for _ in 0..120 {
+            t += -20.0 * (1.0 - rng.next()).ln();
+            let site = (rng.next() * 6.0) as u32;
+            d.observe(&flow(
+                t,
+                "10.0.0.6",
+                &format!("203.0.113.{site}"),
+                443,
+                300 + (rng.next() * 3000.0) as u64,
+            ));
+        }
+        let found = d.finish(&Scope::default());
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].client.to_string(), "10.0.0.5");
+        assert!(found[0].reason.contains("6 addresses in turn on port 8443"), "{}", found[0].reason);
+        assert_eq!(found[0].samples.len(), 6);
+        // Off, it is not tested.
+        let mut d = BeaconDetector::new(BeaconConfig { max_destination_set: 0, ..Default::default() });
+        for i in 0..60 {
+            let dst = format!("198.51.100.{}", 10 + (i / 5) % 6);
+            d.observe(&flow(i as f64 * 30.0, "10.0.0.5", &dst, 8443, 400));
+        }
+        assert!(d.finish(&Scope::default()).is_empty());
     }
 
     #[test]
