@@ -174,21 +174,8 @@ pub fn read_log_labelled(
             cols = Some(header(kind, line, s)?);
             continue;
         };
-        st.lines += 1;
-        match parse_line(&c, line, sep.unwrap_or(b','), unset) {
-            Ok(Some((r, label))) => {
-                st.records += 1;
-                out.push(r);
-                if let Some(l) = labels.as_deref_mut() {
-                    l.push(label);
-                }
-            }
-            Ok(None) => st.skipped_non_ip += 1,
-            Err(reason) => {
-                st.rejected += 1;
-                rejects.push(Reject { line: lineno, raw: Bytes::copy_from_slice(line), reason });
-            }
-        }
+        let parsed = parse_line(&c, line, sep.unwrap_or(b','), unset);
+        take(parsed, lineno, line, &mut st, out, labels.as_deref_mut(), rejects);
     }
     if cols.is_none() {
         return Err(FlowError::NoHeader);
@@ -218,12 +205,7 @@ fn header(kind: LogKind, line: &[u8], sep: u8) -> Result<[Option<usize>; ROLES],
     if missing.is_empty() { Ok(cols) } else { Err(FlowError::MissingColumns { kind, missing }) }
 }
 
-fn parse_line(
-    cols: &[Option<usize>; ROLES],
-    line: &[u8],
-    sep: u8,
-    unset: &[u8],
-) -> Result<Option<(FlowRecord, Option<String>)>, String> {
+fn parse_line(cols: &[Option<usize>; ROLES], line: &[u8], sep: u8, unset: &[u8]) -> Parsed {
     let line = std::str::from_utf8(line).map_err(|_| "line is not UTF-8".to_string())?;
     // Only the columns a flow needs, in one pass that stops after the last of them: an
     // nfdump CSV line has 48 fields and a Vec of them per line was the reader's main cost.
@@ -252,27 +234,42 @@ fn read_zeek_json(
         if line.iter().all(|c| c.is_ascii_whitespace()) {
             continue;
         }
-        st.lines += 1;
         let parsed = json_values(line).and_then(|owned| {
             let vals: [Option<&str>; ROLES] = std::array::from_fn(|r| owned[r].as_deref());
             build(&vals, b"-")
         });
-        match parsed {
-            Ok(Some((r, label))) => {
-                st.records += 1;
-                out.push(r);
-                if let Some(l) = labels.as_deref_mut() {
-                    l.push(label);
-                }
-            }
-            Ok(None) => st.skipped_non_ip += 1,
-            Err(reason) => {
-                st.rejected += 1;
-                rejects.push(Reject { line: i as u64 + 1, raw: Bytes::copy_from_slice(line), reason });
-            }
-        }
+        take(parsed, i as u64 + 1, line, &mut st, out, labels.as_deref_mut(), rejects);
     }
     Ok(st)
+}
+
+type Parsed = Result<Option<(FlowRecord, Option<String>)>, String>;
+
+/// One data line's outcome into the records, labels, rejects and counts.
+fn take(
+    parsed: Parsed,
+    lineno: u64,
+    line: &[u8],
+    st: &mut LogStats,
+    out: &mut Vec<FlowRecord>,
+    labels: Option<&mut Vec<Option<String>>>,
+    rejects: &mut Vec<Reject>,
+) {
+    st.lines += 1;
+    match parsed {
+        Ok(Some((r, label))) => {
+            st.records += 1;
+            out.push(r);
+            if let Some(l) = labels {
+                l.push(label);
+            }
+        }
+        Ok(None) => st.skipped_non_ip += 1,
+        Err(reason) => {
+            st.rejected += 1;
+            rejects.push(Reject { line: lineno, raw: Bytes::copy_from_slice(line), reason });
+        }
+    }
 }
 
 /// One JSON object's values for the roles, as the TSV form would write them.
@@ -300,7 +297,7 @@ fn json_values(line: &[u8]) -> Result<[Option<String>; ROLES], String> {
 }
 
 /// A flow from its fields, found by role.
-fn build(vals: &[Option<&str>; ROLES], unset: &[u8]) -> Result<Option<(FlowRecord, Option<String>)>, String> {
+fn build(vals: &[Option<&str>; ROLES], unset: &[u8]) -> Parsed {
     let get = |r: Role| -> Option<&str> {
         let v = vals[r as usize]?.trim();
         if v.is_empty() || v.as_bytes() == unset || v == "(empty)" { None } else { Some(v) }
