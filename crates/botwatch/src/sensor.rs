@@ -287,7 +287,7 @@ pub struct Scanner {
     scan: scan::ScanConfig,
     /// Run the DGA/NXDOMAIN/beacon detectors (they keep per-client state).
     detect: bool,
-    pub counts: ScanCounts,
+    counts: ScanCounts,
     /// Records after this time are passed over, as if the capture ended there (an
     /// evaluation's "when would a sensor have flagged it").
     until: Option<Timestamp>,
@@ -326,6 +326,11 @@ impl Scanner {
             until: None,
             hosts: None,
         }
+    }
+
+    /// What was read and matched so far, with the flows the detectors' memory dropped.
+    pub fn counts(&self) -> ScanCounts {
+        ScanCounts { flows_over_bounds: self.flows.dropped(), ..self.counts }
     }
 
     /// Passes over records after `t`.
@@ -412,7 +417,6 @@ impl Scanner {
         self.saw(f.src, f.start, f.local_orig, false);
         if self.detect {
             self.flows.observe(f);
-            self.counts.flows_over_bounds = self.flows.dropped();
         }
         if !self.internal.is_empty() {
             // Only the external end can be an indicator: one look-up per flow.

@@ -107,7 +107,7 @@ pub(crate) fn scan(
         bar.inc(data.len() as u64);
     }
     bar.finish_and_clear();
-    let counts = scanner.counts;
+    let counts = scanner.counts();
     let flagged = scanner.finish();
     let secs = started.elapsed().as_secs_f64();
     let mut handed = Vec::new();

@@ -80,7 +80,7 @@ pub(crate) fn sensor(cfg: &Config, cmd: SensorCmd, out: &mut dyn Write) -> Resul
             let mut s = scanner.lock().unwrap_or_else(|e| e.into_inner());
             std::mem::replace(&mut *s, sensor::Scanner::new(matcher.clone(), &cfg.sensor, false))
         };
-        let counts = finished.counts;
+        let counts = finished.counts();
         let flagged = finished.finish();
         let (hits, found): (Vec<_>, Vec<_>) = flagged.iter().cloned().partition(|f| f.reason == "indicator");
         let tag = format!("sensor:{}:{}", std::process::id(), SystemClock.now().micros());

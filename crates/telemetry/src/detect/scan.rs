@@ -178,9 +178,6 @@ pub fn find(memory: &FlowMemory, cfg: &ScanConfig, scope: &Scope) -> Vec<Finding
             keep(&mut groups, min, Sweep::Hosts(run[0].proto, run[0].port), run);
         }
         for (sweep, list) in &groups {
-            if list.len() < cfg.min_targets {
-                continue;
-            }
             let known = list.iter().filter(|a| a.answered().is_some()).count();
             let unanswered = list.iter().filter(|a| a.answered() == Some(false)).count();
             let needed = if let Sweep::Queries(_) = sweep {
