@@ -609,7 +609,7 @@ pub(crate) enum EvalCmd {
     Dga {
         /// The labelled-names folder
         dir: PathBuf,
-        /// Folds of families
+        /// Folds of families; 0 holds out one family at a time (one model per family)
         #[arg(long, default_value_t = botwatch_telemetry::detect::dga::train::FOLDS)]
         folds: usize,
         /// One JSON object with every figure

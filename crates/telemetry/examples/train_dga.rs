@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! cargo run --release -p botwatch-telemetry --example train_dga -- \
-//!     ../shared/data/dga crates/telemetry/data/dga_model.json
+//!     ../shared/data/dga crates/telemetry/data/dga_model.json [folds]
 //! ```
+//!
+//! `folds` is the evaluation's (default 5; 0 holds out one family at a time).
 //!
 //! Writes the model file and, beside it, `dga_hashed.bin` (the hashed n-gram table the model
 //! file names by SHA-256). Deterministic: the same data gives the same files byte for byte
@@ -36,6 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(&table, model.hashed().expect("trained with a table").to_bytes())?;
     eprintln!("Wrote {} and {}", out.display(), table.display());
     println!("{}", train::evaluate(&model, &corpus));
-    println!("{}", train::leave_family_out(&corpus, &builtin_words(), train::FOLDS));
+    let folds = args.next().map(|f| f.parse()).transpose()?.unwrap_or(train::FOLDS);
+    println!("{}", train::leave_family_out(&corpus, &builtin_words(), folds));
     Ok(())
 }

@@ -32,9 +32,9 @@ fn leave_family_out_meets_floors() {
     assert!(e.max_fpr() <= 0.006, "FPR on held-out benign {:?}", e.benign_flagged);
     assert!(e.fpr() <= 0.005, "FPR on held-out benign {}", e.fpr());
     assert!(e.top_sites_flagged.iter().all(|f| f * 100 <= e.top_sites_names), "{:?}", e.top_sites_flagged);
-    // Measured 66.3 %: the per-name goal of 80 % is not reached (wordlist and pronounceable
+    // Measured 69.1 %: the per-name goal of 80 % is not reached (wordlist and pronounceable
     // families); this floor keeps what is.
-    assert!(e.macro_tpr() >= 0.64, "macro TPR {}", e.macro_tpr());
+    assert!(e.macro_tpr() >= 0.67, "macro TPR {}", e.macro_tpr());
     let tpr = |f: &str| e.tpr(f).unwrap_or_else(|| panic!("{f} missing"));
     // Random-character and hex families: the model's strength.
     for f in ["cryptolocker", "dyre", "qadars", "ramdo", "shiotob", "zloader", "murofet", "newgoz", "chinad"]
@@ -47,7 +47,9 @@ fn leave_family_out_meets_floors() {
     assert!(worst <= 0.01 && mean <= 0.006, "client FPR mean {mean}, worst {worst}");
     assert!(e.macro_client_tpr() >= 0.88, "client macro TPR {}", e.macro_client_tpr());
     // Pronounceable ones the n-grams reach in part.
-    for (f, floor) in [("ngioweb", 0.45), ("vawtrak", 0.2), ("pykspa", 0.45), ("rovnix", 0.25)] {
+    for (f, floor) in
+        [("ngioweb", 0.55), ("vawtrak", 0.2), ("pykspa", 0.6), ("rovnix", 0.6), ("tempedreve", 0.65)]
+    {
         assert!(tpr(f) >= floor, "{f}: TPR {}", tpr(f));
     }
 }
@@ -72,7 +74,7 @@ fn shipped_model_keeps_benign_names_quiet() {
 fn explanations_name_the_evidence() {
     let m = DgaModel::builtin();
     let e = m.explain("a.b.xtwscsoqwxobqdcuibtorby.co.uk");
-    assert!(e.contains("\"xtwscsoqwxobqdcuibtorby\""), "{e}");
+    assert!(e.contains("\"xtwscsoqwxobqdcuibtorby\"") && e.contains("under .co.uk"), "{e}");
     assert!(e.contains("(DGA)") && e.contains("no dictionary words"), "{e}");
     let e = m.explain("theweatherchannel.com");
     assert!(e.contains("(not DGA)") && e.contains("weather"), "{e}");
@@ -90,7 +92,9 @@ fn retraining_reproduces_shipped_model() {
     let corpus = train::Corpus::load(&dir).unwrap();
     let (model, _) = train::train(&corpus, builtin_words());
     let fresh = serde_json::to_string(model.file()).unwrap();
-    let shipped = serde_json::to_string(DgaModel::builtin().file()).unwrap();
+    // The file's own text: parsing and printing it again may move a float by one ulp (serde_json
+    // parses floats fast, not exactly), which would hide nothing and fail this test.
+    let shipped = include_str!("../data/dga_model.json");
     assert!(fresh == shipped, "retrained model differs from data/dga_model.json");
     let table = model.hashed().unwrap().to_bytes();
     let shipped_table = DgaModel::builtin().hashed().unwrap().to_bytes();

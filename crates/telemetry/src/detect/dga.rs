@@ -6,6 +6,8 @@
 //! bigram/trigram log-likelihood ratios (DGA vs benign), how likely the trigrams are under the
 //! benign model alone, length, Shannon entropy, digit ratio, vowel ratio, longest consonant run,
 //! dictionary-word coverage — and a logistic regression turns them into a probability-like score.
+//! The public suffix itself (`com`, `biz`, `co.uk`) is one more learned feature: DGAs pick from
+//! a few suffixes their authors can register cheaply, benign names spread over every country's.
 //!
 //! The model (n-gram tables, feature scaling, weights, threshold) ships in
 //! `data/dga_model.json`; the word list in `data/dga_words.txt` (SCOWL via Debian
@@ -53,6 +55,10 @@ pub const FEATURE_NAMES: [&str; 14] = [
     "unique_ratio",
     "longest_word",
 ];
+
+/// The model file format this code reads and writes: 3 added the public suffix to the hashed
+/// features.
+pub const MODEL_VERSION: u32 = 3;
 
 /// The trained model as serialised in `data/dga_model.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,6 +116,8 @@ pub enum ModelError {
 pub struct Features {
     /// The registrable label the features describe.
     pub label: String,
+    /// The public suffix the label sits on (`com`, `co.uk`, `bazar`).
+    pub suffix: String,
     pub values: [f64; 14],
     /// The dictionary words found, in order.
     pub words: Vec<String>,
@@ -143,6 +151,11 @@ impl DgaModel {
     }
 
     pub fn from_file(file: ModelFile, words: HashSet<Vec<u8>>) -> Result<Self, ModelError> {
+        if file.version != MODEL_VERSION {
+            // Version 2 tables were trained without the suffix feature: scoring them with it
+            // would add a weight that belongs to some n-gram.
+            return Err(ModelError::Shape("model version (retrain with the train_dga example)"));
+        }
         let n = FEATURE_NAMES.len();
         if file.bigram_llr.len() != ALPHABET * ALPHABET {
             return Err(ModelError::Shape("bigram_llr"));
@@ -210,7 +223,7 @@ impl DgaModel {
             z += self.file.weights[i] * (f.values[i] - self.file.mean[i]) / s;
         }
         if let Some(t) = &self.hashed {
-            z += t.sum(f.label.as_bytes(), hashed::Bins::from_values(&f.values));
+            z += t.sum(f.label.as_bytes(), f.suffix.as_bytes(), hashed::Bins::of(f));
         }
         sigmoid(z)
     }
@@ -234,6 +247,9 @@ impl DgaModel {
             v[3] * 100.0,
             v[5],
         );
+        if !f.suffix.is_empty() {
+            let _ = write!(s, ", under .{}", f.suffix);
+        }
         if f.words.is_empty() {
             s.push_str(", no dictionary words");
         } else {
@@ -244,11 +260,11 @@ impl DgaModel {
 
     /// Compute the features of `name`'s registrable label.
     pub fn features(&self, name: &str) -> Features {
-        let label = registrable_label(name);
+        let (label, suffix) = split_name(name);
         let b = label.as_bytes();
         let mut values = [0.0; 14];
         if b.is_empty() {
-            return Features { label, values, words: Vec::new() };
+            return Features { label, suffix, values, words: Vec::new() };
         }
         let n = b.len() as f64;
         values[0] = n;
@@ -275,7 +291,7 @@ impl DgaModel {
         values[12] = seen.iter().filter(|s| **s).count() as f64 / n;
         values[13] = words.iter().map(|w| w.len()).max().unwrap_or(0) as f64;
         let words = words.into_iter().map(|w| String::from_utf8_lossy(w).into_owned()).collect();
-        Features { label, values, words }
+        Features { label, suffix, values, words }
     }
 
     /// Mean bigram LLR, mean trigram LLR, mean benign trigram log-probability over the label
@@ -320,15 +336,25 @@ pub fn parse_words(text: &str) -> HashSet<Vec<u8>> {
 /// The label left of the public suffix: `a.b.example.co.uk` → `example`. Lower-cased; a
 /// trailing dot is ignored. A name that is itself a suffix gives its leftmost label.
 pub fn registrable_label(name: &str) -> String {
-    let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    split_name(name).0
+}
+
+/// The registrable label and the public suffix under it: `a.b.example.co.uk` → (`example`,
+/// `co.uk`). A name that is itself a suffix gives its leftmost label and no suffix.
+pub fn split_name(name: &str) -> (String, String) {
+    let mut name = name.trim().trim_end_matches('.').to_ascii_lowercase();
     if let Some(d) = psl::domain(name.as_bytes()) {
-        let full = d.as_bytes();
-        let suffix = d.suffix().as_bytes().len();
-        if full.len() > suffix + 1 {
-            return String::from_utf8_lossy(&full[..full.len() - suffix - 1]).into_owned();
+        let (full, suffix) = (d.as_bytes().len(), d.suffix().as_bytes().len());
+        if full > suffix + 1 {
+            // Scoring runs per NXDOMAIN name: the lower-cased copy becomes the suffix in place
+            // rather than costing a third allocation.
+            let start = name.len() - full;
+            let label = name[start..name.len() - suffix - 1].to_string();
+            name.drain(..name.len() - suffix);
+            return (label, name);
         }
     }
-    name.split('.').next().unwrap_or("").to_string()
+    (name.split('.').next().unwrap_or("").to_string(), String::new())
 }
 
 pub(crate) fn symbol(c: u8) -> usize {
@@ -474,6 +500,9 @@ mod tests {
         assert_eq!(registrable_label("WWW.Google.COM."), "google");
         assert_eq!(registrable_label("qxxsoxcwrcplo.net"), "qxxsoxcwrcplo");
         assert_eq!(registrable_label("co.uk"), "co");
+        assert_eq!(split_name("A.B.Example.CO.uk."), ("example".to_string(), "co.uk".to_string()));
+        assert_eq!(split_name("x.bazar"), ("x".to_string(), "bazar".to_string()));
+        assert_eq!(split_name("localhost"), ("localhost".to_string(), String::new()));
         assert_eq!(registrable_label(""), "");
     }
 

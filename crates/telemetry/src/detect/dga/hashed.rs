@@ -18,6 +18,8 @@ const END: u8 = b'$';
 
 /// Tags that keep the bins' hashes apart from the n-grams' (n-grams use tags 1..=MAX_N).
 const BIN_TAGS: [u8; 7] = [101, 102, 103, 104, 105, 106, 107];
+const SUFFIX_TAG: u8 = 108;
+const SUFFIX_WEIGHT: f32 = 1.0;
 
 #[inline]
 fn mix(mut h: u64) -> usize {
@@ -38,8 +40,9 @@ fn step(h: u64, b: u8) -> u64 {
 pub struct Bins(pub [u8; 7]);
 
 impl Bins {
-    /// From the model's feature values (see `FEATURE_NAMES`).
-    pub fn from_values(v: &[f64; 14]) -> Bins {
+    /// From a label's features (see `FEATURE_NAMES`).
+    pub fn of(f: &super::Features) -> Bins {
+        let v = &f.values;
         let clamp = |x: f64, hi: f64| x.clamp(0.0, hi) as u8;
         Bins([
             clamp(v[0], 40.0),
@@ -55,7 +58,7 @@ impl Bins {
 
 /// Calls `f(bucket, value)` for every hashed feature of `label`: n-grams weighted so their
 /// squared values sum to one (long and short labels score on one scale), bins at 1.
-pub fn for_each(label: &[u8], bins: Bins, mut f: impl FnMut(usize, f32)) {
+pub fn for_each(label: &[u8], suffix: &[u8], bins: Bins, mut f: impl FnMut(usize, f32)) {
     if label.is_empty() {
         return;
     }
@@ -81,6 +84,10 @@ pub fn for_each(label: &[u8], bins: Bins, mut f: impl FnMut(usize, f32)) {
     for (tag, b) in BIN_TAGS.iter().zip(bins.0) {
         f(mix(step(step(0x9e37_79b9_7f4a_7c15, *tag), b)), 1.0);
     }
+    if !suffix.is_empty() {
+        let h = suffix.iter().fold(step(0x9e37_79b9_7f4a_7c15, SUFFIX_TAG), |h, b| step(h, *b));
+        f(mix(h), SUFFIX_WEIGHT);
+    }
 }
 
 /// The shipped form: one signed byte per bucket and the scale that turns it back into a weight.
@@ -92,9 +99,9 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn sum(&self, label: &[u8], bins: Bins) -> f64 {
+    pub fn sum(&self, label: &[u8], suffix: &[u8], bins: Bins) -> f64 {
         let mut s = 0.0f32;
-        for_each(label, bins, |b, v| s += self.weights[b] as f32 * v);
+        for_each(label, suffix, bins, |b, v| s += self.weights[b] as f32 * v);
         s as f64 * self.scale
     }
 
@@ -140,7 +147,7 @@ mod tests {
     fn ngram_values_are_unit_length_and_bins_follow() {
         let mut ngrams = Vec::new();
         let mut bins = 0;
-        for_each(b"abc", Bins::default(), |b, v| {
+        for_each(b"abc", b"", Bins::default(), |b, v| {
             assert!(b < BUCKETS);
             if v == 1.0 { bins += 1 } else { ngrams.push(v) }
         });
@@ -149,7 +156,7 @@ mod tests {
         assert!((ngrams.iter().map(|v| v * v).sum::<f32>() - 1.0).abs() < 1e-5);
         assert_eq!(bins, 7);
         let mut none = 0;
-        for_each(b"", Bins::default(), |_, _| none += 1);
+        for_each(b"", b"com", Bins::default(), |_, _| none += 1);
         assert_eq!(none, 0);
     }
 
@@ -166,6 +173,6 @@ mod tests {
         assert!(Table::from_bytes(&nan).is_none());
         let short = Table::quantise(&[1.0, f64::NAN]);
         assert_eq!(short.weights.len(), BUCKETS);
-        assert!(short.sum(b"abc", Bins::default()).is_finite());
+        assert!(short.sum(b"abc", b"com", Bins::default()).is_finite());
     }
 }

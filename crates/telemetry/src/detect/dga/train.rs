@@ -244,7 +244,7 @@ pub fn train_holding_out(
     let (td, tb) = (NgramCounts::log_probs(&dga.tri), NgramCounts::log_probs(&benign.tri));
     let n = FEATURE_NAMES.len();
     let file = ModelFile {
-        version: 2,
+        version: super::MODEL_VERSION,
         provenance: String::new(),
         bigram_llr: bd.iter().zip(&bb).map(|(d, b)| milli(d - b)).collect(),
         trigram_llr: td.iter().zip(&tb).map(|(d, b)| milli(d - b)).collect(),
@@ -269,7 +269,9 @@ pub fn train_holding_out(
         .iter()
         .map(|f| {
             let mut t = Vec::new();
-            hashed::for_each(f.label.as_bytes(), Bins::from_values(&f.values), |b, v| t.push((b as u32, v)));
+            hashed::for_each(f.label.as_bytes(), f.suffix.as_bytes(), Bins::of(f), |b, v| {
+                t.push((b as u32, v))
+            });
             t
         })
         .collect();
@@ -308,8 +310,8 @@ pub fn train_holding_out(
     model.file.provenance = format!(
         "trained by `cargo run --release -p botwatch-telemetry --example train_dga` (seed {SEED:#x}); \
          benign: UMUDGA legit_first50000 (80 % train); DGA: UMUDGA *_1000 + baderj examples, families \
-         held out: {}; n-gram tables from {} names, regression (14 features + 2^{} hashed n-grams and \
-         bins, {EPOCHS} AdaGrad passes) on {} names; threshold {:.4} gives validation FPR {:.4} \
+         held out: {}; n-gram tables from {} names, regression (14 features + 2^{} hashed n-grams, \
+         bins and public suffix, {EPOCHS} AdaGrad passes) on {} names; threshold {:.4} gives validation FPR {:.4} \
          ({} benign), validation TPR {:.4} ({} DGA); client threshold {:.4} (mean of {} names, \
          ≤ {CLIENT_TARGET_FPR} of validation benign groups)",
         if held_out.is_empty() {
@@ -462,7 +464,8 @@ pub fn fold_of(family: &str, folds: usize) -> usize {
 }
 
 /// Leave whole families out: `folds` models, each trained without one group of families and
-/// scoring only those. Benign figures come from the test split, never trained on.
+/// scoring only those; `folds == 0` trains one model per family (leave one family out: each
+/// model sees every other family). Benign figures come from the test split, never trained on.
 pub fn leave_family_out(corpus: &Corpus, words: &HashSet<Vec<u8>>, folds: usize) -> FoldEvaluation {
     let families = corpus.families();
     let test: Vec<&String> = corpus.benign.iter().filter(|n| benign_split(n) == Split::Test).collect();
@@ -477,8 +480,12 @@ pub fn leave_family_out(corpus: &Corpus, words: &HashSet<Vec<u8>>, folds: usize)
         benign_clients: test.len() / CLIENT_NAMES,
         benign_clients_flagged: Vec::new(),
     };
-    for k in 0..folds {
-        let held: BTreeSet<String> = families.keys().filter(|f| fold_of(f, folds) == k).cloned().collect();
+    let groups: Vec<BTreeSet<String>> = if folds == 0 {
+        families.keys().map(|f| BTreeSet::from([f.clone()])).collect()
+    } else {
+        (0..folds).map(|k| families.keys().filter(|f| fold_of(f, folds) == k).cloned().collect()).collect()
+    };
+    for held in groups {
         if held.is_empty() {
             continue;
         }
