@@ -80,7 +80,9 @@ DATA_LICENSE_REFS = {
     "LicenseRef-SCOWL": "SCOWL word list: permission to use, copy, modify, distribute and sell "
     "provided the notice appears in copies and supporting documentation",
 }
-DATA_ALLOWED = set(ALLOWED) | set(DATA_LICENSE_REFS) | {"CC-BY-4.0"}
+# Unlicense is kept out of ALLOWED for code (see above) but is a public-domain dedication with a
+# permissive fallback: fine for a list of facts (dyndns_zones.txt).
+DATA_ALLOWED = set(ALLOWED) | set(DATA_LICENSE_REFS) | {"CC-BY-4.0", "Unlicense"}
 
 # The project's own files (written or generated for botwatch): under the project licence.
 PROJECT = "Apache-2.0"
@@ -127,7 +129,10 @@ DATA = [
     # Written for botwatch from the captures' published descriptions (each entry cites its source).
     Data("crates/botwatch/src/eval_truth.toml", PROJECT, None, []),
     Data("crates/telemetry/data/dga_hashed.bin", PROJECT, "crates/telemetry/data/DGA_PROVENANCE.md",
-         ["`dga_hashed.bin`: the hashed n-gram weights"]),
+         ["`dga_hashed.bin`: the hashed weights"]),
+    Data("crates/telemetry/data/dyndns_zones.txt", "Unlicense", "crates/telemetry/data/DGA_PROVENANCE.md",
+         ["`dyndns_zones.txt`", "alexandrosmagos/dyn-dns-list", "Unlicense"],
+         licence_text="crates/telemetry/data/dyndns_zones.LICENSE.txt"),
     Data("crates/telemetry/data/dga_words.txt", "LicenseRef-SCOWL", "crates/telemetry/data/DGA_PROVENANCE.md",
          ["`dga_words.txt`", "SCOWL"], licence_text="crates/telemetry/data/dga_words.COPYRIGHT.txt"),
     Data("crates/enrich/data/asn-ipv[46].csv.gz", "CC-BY-4.0", "crates/enrich/data/CREDITS.md",

@@ -37,6 +37,7 @@ static BUILTIN: OnceLock<DgaModel> = OnceLock::new();
 const MODEL_JSON: &[u8] = include_bytes!("../../data/dga_model.json");
 const HASHED: &[u8] = include_bytes!("../../data/dga_hashed.bin");
 const WORDS: &str = include_str!("../../data/dga_words.txt");
+const DYNDNS_ZONES: &str = include_str!("../../data/dyndns_zones.txt");
 
 /// Names of the features, in the order of [`Features::values`] and of the model weights.
 pub const FEATURE_NAMES: [&str; 14] = [
@@ -340,21 +341,51 @@ pub fn registrable_label(name: &str) -> String {
 }
 
 /// The registrable label and the public suffix under it: `a.b.example.co.uk` → (`example`,
-/// `co.uk`). A name that is itself a suffix gives its leftmost label and no suffix.
+/// `co.uk`); under a dynamic-DNS zone the user's label: `x7kq.mooo.com` → (`x7kq`, `mooo.com`).
+/// A name that is itself a suffix gives its leftmost label and no suffix.
 pub fn split_name(name: &str) -> (String, String) {
     let mut name = name.trim().trim_end_matches('.').to_ascii_lowercase();
-    if let Some(d) = psl::domain(name.as_bytes()) {
-        let (full, suffix) = (d.as_bytes().len(), d.suffix().as_bytes().len());
-        if full > suffix + 1 {
-            // Scoring runs per NXDOMAIN name: the lower-cased copy becomes the suffix in place
-            // rather than costing a third allocation.
-            let start = name.len() - full;
-            let label = name[start..name.len() - suffix - 1].to_string();
-            name.drain(..name.len() - suffix);
-            return (label, name);
-        }
+    if let Some((domain, suffix)) = locate(&name) {
+        // Scoring runs per NXDOMAIN name: the lower-cased copy becomes the suffix in place
+        // rather than costing a third allocation.
+        let label = name[domain..suffix - 1].to_string();
+        name.drain(..suffix);
+        return (label, name);
     }
     (name.split('.').next().unwrap_or("").to_string(), String::new())
+}
+
+/// The registrable domain of `name` (lower-cased, no trailing dot), as [`split_name`] finds
+/// it: `a.b.example.co.uk` → `example.co.uk`, `a.x7kq.mooo.com` → `x7kq.mooo.com`.
+pub fn registrable_domain(name: &str) -> Option<String> {
+    let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    locate(&name).map(|(domain, _)| name[domain..].to_string())
+}
+
+/// Where the registrable domain and its suffix start in a lower-cased name; `None` when the
+/// name has no label left of its public suffix.
+fn locate(name: &str) -> Option<(usize, usize)> {
+    let d = psl::domain(name.as_bytes())?;
+    let (full, suffix) = (d.as_bytes().len(), d.suffix().as_bytes().len());
+    if full <= suffix + 1 {
+        return None;
+    }
+    let (mut domain, mut suffix) = (name.len() - full, name.len() - suffix);
+    // A dynamic-DNS zone is a suffix in all but the list: its users pick the labels under it.
+    while domain > 1 && dyndns_zones().contains(&name[domain..]) {
+        let left = &name[..domain - 1];
+        suffix = domain;
+        domain = left.rfind('.').map_or(0, |i| i + 1);
+    }
+    Some((domain, suffix))
+}
+
+/// `data/dyndns_zones.txt`, parsed once.
+fn dyndns_zones() -> &'static HashSet<&'static str> {
+    static ZONES: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    ZONES.get_or_init(|| {
+        DYNDNS_ZONES.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect()
+    })
 }
 
 pub(crate) fn symbol(c: u8) -> usize {
@@ -503,6 +534,14 @@ mod tests {
         assert_eq!(split_name("A.B.Example.CO.uk."), ("example".to_string(), "co.uk".to_string()));
         assert_eq!(split_name("x.bazar"), ("x".to_string(), "bazar".to_string()));
         assert_eq!(split_name("localhost"), ("localhost".to_string(), String::new()));
+        // Dynamic-DNS zones outside the public suffix list (FreeDNS, ChangeIP) and inside it.
+        assert_eq!(split_name("a.Ibbwnhgh.mooo.com"), ("ibbwnhgh".to_string(), "mooo.com".to_string()));
+        assert_eq!(split_name("x.onmypc.net"), ("x".to_string(), "onmypc.net".to_string()));
+        assert_eq!(split_name("x.duckdns.org"), ("x".to_string(), "duckdns.org".to_string()));
+        assert_eq!(split_name("mooo.com"), ("mooo".to_string(), "com".to_string()));
+        assert_eq!(registrable_domain("www.x7kq.mooo.com."), Some("x7kq.mooo.com".to_string()));
+        assert_eq!(registrable_domain("www.example.co.uk"), Some("example.co.uk".to_string()));
+        assert_eq!(registrable_domain("uk"), None);
         assert_eq!(registrable_label(""), "");
     }
 

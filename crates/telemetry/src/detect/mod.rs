@@ -380,14 +380,14 @@ impl DnsDetector {
     }
 }
 
-/// The registrable domain (public suffix and one label) of a name; `None` under `.arpa`
-/// (reverse look-ups) and for single labels (a browser's random intranet probes, a short
-/// name before its search suffix).
+/// The registrable domain (public suffix and one label; under a dynamic-DNS zone, the
+/// user's name) of a name; `None` under `.arpa` (reverse look-ups) and for single labels (a
+/// browser's random intranet probes, a short name before its search suffix).
 fn registrable(name: &str) -> Option<String> {
     if name.ends_with(".arpa") || !name.contains('.') {
         return None;
     }
-    psl::domain(name.as_bytes()).map(|d| String::from_utf8_lossy(d.as_bytes()).into_owned())
+    dga::registrable_domain(name)
 }
 
 /// What a generator's domains share: the suffix, the registrable label's length (in
@@ -566,6 +566,29 @@ mod tests {
         let flagged: Vec<(String, FindingKind)> = f.iter().map(|f| (f.client.to_string(), f.kind)).collect();
         assert_eq!(flagged, [("10.0.0.7".to_string(), FindingKind::NxFamily)], "{f:#?}");
         assert!(f[0].reason.contains("40 distinct .com domains"), "{}", f[0].reason);
+    }
+
+    #[test]
+    fn names_under_a_dynamic_dns_zone_are_their_users_domains() {
+        let mut d = DnsDetector::new(DnsDetectorConfig::default());
+        // A DGA that registers its names with a dynamic-DNS provider (Kraken under FreeDNS's
+        // mooo.com, outside the public suffix list): 30 distinct names in 30 s are a burst.
+        for i in 0..30u8 {
+            let label: String = (0..8u32)
+                .map(|k| char::from(b'a' + ((u32::from(i) * 7 + k * k * 11) % 26) as u8))
+                .chain([char::from(b'a' + i % 26), char::from(b'a' + i / 26)])
+                .collect();
+            d.observe(&rec(i64::from(i), "10.0.0.3", &format!("{label}.mooo.com"), "NXDOMAIN"));
+        }
+        // One user's name there, its hosts looked up: one domain, no burst.
+        for i in 0..60 {
+            d.observe(&rec(i / 2, "10.0.0.4", &format!("cam{i}.myhome.mooo.com"), "NXDOMAIN"));
+        }
+        let f = d.finish();
+        let flagged: BTreeSet<String> = f.iter().map(|f| f.client.to_string()).collect();
+        assert_eq!(flagged, BTreeSet::from(["10.0.0.3".to_string()]), "{f:#?}");
+        let burst = f.iter().find(|f| f.kind == FindingKind::NxBurst).expect("a burst");
+        assert_eq!(burst.count, 30);
     }
 
     #[test]
