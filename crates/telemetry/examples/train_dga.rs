@@ -19,6 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let data = PathBuf::from(args.next().unwrap_or_else(|| "../shared/data/dga".into()));
     let out = PathBuf::from(args.next().unwrap_or_else(|| "crates/telemetry/data/dga_model.json".into()));
+    let folds = args.next().map(|f| f.parse()).transpose()?.unwrap_or(train::FOLDS);
+    if folds == 1 {
+        return Err("folds must be 0 (one family at a time) or at least 2".into());
+    }
     let corpus = train::Corpus::load(&data)?;
     eprintln!(
         "Loaded {} benign, {} DGA names, {} top sites from {}",
@@ -38,7 +42,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(&table, model.hashed().expect("trained with a table").to_bytes())?;
     eprintln!("Wrote {} and {}", out.display(), table.display());
     println!("{}", train::evaluate(&model, &corpus));
-    let folds = args.next().map(|f| f.parse()).transpose()?.unwrap_or(train::FOLDS);
     println!("{}", train::leave_family_out(&corpus, &builtin_words(), folds));
     Ok(())
 }

@@ -55,15 +55,16 @@ pub(crate) fn eval_flows(
 
 pub(crate) fn eval_dga(dir: &Path, folds: usize, json: bool, out: &mut dyn Write) -> Result<ExitCode> {
     use botwatch_telemetry::detect::dga::{builtin_words, train};
-    anyhow::ensure!(folds >= 2, "--folds must be at least 2");
+    anyhow::ensure!(folds != 1, "--folds must be 0 (one family at a time) or at least 2");
     let corpus = train::Corpus::load(dir).map_err(|e| {
         anyhow::anyhow!("{}: {e} (expected umudga/, the baderj CSV and benign/)", dir.display())
     })?;
+    let families = corpus.families().len();
     eprintln!(
-        "{} benign and {} DGA names in {} families; training {folds} models…",
+        "{} benign and {} DGA names in {families} families; training {} models…",
         corpus.benign.len(),
         corpus.dga.len(),
-        corpus.families().len()
+        if folds == 0 { families } else { folds }
     );
     let e = train::leave_family_out(&corpus, &builtin_words(), folds);
     if json {

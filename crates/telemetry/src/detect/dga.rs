@@ -1,7 +1,7 @@
 //! DGA scoring of one domain name, offline.
 //!
-//! The name is cut down to its registrable label with the public suffix list
-//! (`a.b.example.co.uk` → `example`), because that is the part a DGA generates and the part a
+//! The name is cut down to its registrable label with the public suffix list and a list of
+//! dynamic-DNS zones (`a.b.example.co.uk` → `example`, `x7kq.mooo.com` → `x7kq`), because that is the part a DGA generates and the part a
 //! resolver operator cannot influence. The label becomes a handful of features — character
 //! bigram/trigram log-likelihood ratios (DGA vs benign), how likely the trigrams are under the
 //! benign model alone, length, Shannon entropy, digit ratio, vowel ratio, longest consonant run,
@@ -87,7 +87,7 @@ pub struct ModelFile {
     pub client_names: usize,
     #[serde(default)]
     pub client_threshold: f64,
-    /// SHA-256 of the hashed n-gram table (`data/dga_hashed.bin`) trained with these weights;
+    /// SHA-256 of the hashed table (`data/dga_hashed.bin`) trained with these weights;
     /// empty for a model without one.
     #[serde(default)]
     pub hashed_sha256: String,
@@ -108,8 +108,12 @@ pub enum ModelError {
     Json(#[from] serde_json::Error),
     #[error("model tables have the wrong size: {0}")]
     Shape(&'static str),
-    #[error("hashed n-gram table: {0}")]
+    #[error("hashed table: {0}")]
     Hashed(&'static str),
+    #[error(
+        "model file version {found}, this botwatch reads version {expected}: retrain with the train_dga example"
+    )]
+    Version { found: u32, expected: u32 },
 }
 
 /// The features of one label, before scaling.
@@ -155,7 +159,7 @@ impl DgaModel {
         if file.version != MODEL_VERSION {
             // Version 2 tables were trained without the suffix feature: scoring them with it
             // would add a weight that belongs to some n-gram.
-            return Err(ModelError::Shape("model version (retrain with the train_dga example)"));
+            return Err(ModelError::Version { found: file.version, expected: MODEL_VERSION });
         }
         let n = FEATURE_NAMES.len();
         if file.bigram_llr.len() != ALPHABET * ALPHABET {
@@ -170,7 +174,7 @@ impl DgaModel {
         Ok(DgaModel { file, words: Dictionary::new(words), hashed: None })
     }
 
-    /// Attach the hashed n-gram table the model file names (by its SHA-256).
+    /// Attach the hashed table the model file names (by its SHA-256).
     fn with_hashed_bytes(self, bytes: &[u8]) -> Result<Self, ModelError> {
         let sum = sha256_hex(bytes);
         if sum != self.file.hashed_sha256 {
@@ -334,15 +338,17 @@ pub fn parse_words(text: &str) -> HashSet<Vec<u8>> {
         .collect()
 }
 
-/// The label left of the public suffix: `a.b.example.co.uk` → `example`. Lower-cased; a
-/// trailing dot is ignored. A name that is itself a suffix gives its leftmost label.
+/// The label left of the public suffix (or dynamic-DNS zone, see [`split_name`]):
+/// `a.b.example.co.uk` → `example`. Lower-cased; a trailing dot is ignored. A name that is
+/// itself a suffix gives its leftmost label.
 pub fn registrable_label(name: &str) -> String {
     split_name(name).0
 }
 
 /// The registrable label and the public suffix under it: `a.b.example.co.uk` → (`example`,
-/// `co.uk`); under a dynamic-DNS zone the user's label: `x7kq.mooo.com` → (`x7kq`, `mooo.com`).
-/// A name that is itself a suffix gives its leftmost label and no suffix.
+/// `co.uk`); under a dynamic-DNS zone the user's label: `x7kq.mooo.com` → (`x7kq`, `mooo.com`)
+/// (a zone alone is an ordinary name: `mooo.com` → (`mooo`, `com`)). A name that is itself a
+/// public suffix gives its leftmost label and no suffix.
 pub fn split_name(name: &str) -> (String, String) {
     let mut name = name.trim().trim_end_matches('.').to_ascii_lowercase();
     if let Some((domain, suffix)) = locate(&name) {
@@ -359,7 +365,11 @@ pub fn split_name(name: &str) -> (String, String) {
 /// it: `a.b.example.co.uk` → `example.co.uk`, `a.x7kq.mooo.com` → `x7kq.mooo.com`.
 pub fn registrable_domain(name: &str) -> Option<String> {
     let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
-    locate(&name).map(|(domain, _)| name[domain..].to_string())
+    match locate(&name) {
+        Some((domain, _)) => Some(name[domain..].to_string()),
+        // Malformed names (`x..com`) keep the list's answer, so nothing is dropped for it.
+        None => psl::domain(name.as_bytes()).map(|d| String::from_utf8_lossy(d.as_bytes()).into_owned()),
+    }
 }
 
 /// Where the registrable domain and its suffix start in a lower-cased name; `None` when the
@@ -372,7 +382,8 @@ fn locate(name: &str) -> Option<(usize, usize)> {
     }
     let (mut domain, mut suffix) = (name.len() - full, name.len() - suffix);
     // A dynamic-DNS zone is a suffix in all but the list: its users pick the labels under it.
-    while domain > 1 && dyndns_zones().contains(&name[domain..]) {
+    // An empty label left of it (`a..mooo.com`) is no user's name.
+    while domain > 1 && !name[..domain - 1].ends_with('.') && dyndns_zones().contains(&name[domain..]) {
         let left = &name[..domain - 1];
         suffix = domain;
         domain = left.rfind('.').map_or(0, |i| i + 1);
@@ -572,11 +583,39 @@ mod tests {
     #[test]
     fn odd_input_does_not_panic() {
         let m = DgaModel::builtin();
-        for s in ["", ".", "..", "a", "-", "ä.com", "xn--bcher-kva.example", "😀😀.de", "a..b", "ab_c.com"]
-        {
+        for s in [
+            "",
+            ".",
+            "..",
+            "a",
+            "-",
+            "ä.com",
+            "xn--bcher-kva.example",
+            "😀😀.de",
+            "a..b",
+            "ab_c.com",
+            "a..mooo.com",
+            "..mooo.com",
+            ".mooo.com",
+            "MOOO.COM.",
+            "😀.mooo.com",
+            "x.go.dyndns.org",
+            "x..com",
+        ] {
             let v = m.score(s);
             assert!((0.0..=1.0).contains(&v), "{s}: {v}");
             let _ = m.explain(s);
+            let _ = registrable_domain(s);
         }
+        assert_eq!(split_name("a..mooo.com").0, "mooo");
+        assert_eq!(registrable_domain("x..com"), Some(".com".to_string()));
+    }
+
+    #[test]
+    fn a_model_file_of_another_version_is_refused() {
+        let mut file = DgaModel::builtin().file().clone();
+        file.version = 2;
+        let e = DgaModel::from_file(file, HashSet::new()).unwrap_err();
+        assert!(e.to_string().contains("version 2"), "{e}");
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Public API:
 //! - [`dga::DgaModel`]: `DgaModel::builtin()` (shipped model, `data/dga_model.json`),
-//!   `score(&str) -> f64` in 0..1 over the registrable label, `is_dga(&str)` (threshold chosen on
+//!   `score(&str) -> f64` in 0..1 over the registrable label and its suffix, `is_dga(&str)` (threshold chosen on
 //!   validation data), `explain(&str)` (the analyst-facing reason). Trainer and evaluation
 //!   splits in [`dga::train`].
 //! - [`score_names`]: the CLI's `dga score`: names in, [`NameScore`] (serde) out.

@@ -1,5 +1,6 @@
 //! The hashed part of the DGA model: every character 1- to 5-gram of the label (with its
-//! boundaries) and a few binned lexical figures, hashed into a fixed table of weights.
+//! boundaries), a few binned lexical figures and the public suffix, hashed into a fixed table
+//! of weights.
 //!
 //! Why: the 14 summary features see a label as a whole and cannot tell `bookskillcarrot`
 //! (a wordlist DGA) from `bookingholdings`; weights per n-gram learn which fragments DGAs
@@ -57,7 +58,8 @@ impl Bins {
 }
 
 /// Calls `f(bucket, value)` for every hashed feature of `label`: n-grams weighted so their
-/// squared values sum to one (long and short labels score on one scale), bins at 1.
+/// squared values sum to one (long and short labels score on one scale), bins and the suffix
+/// (when there is one) at 1.
 pub fn for_each(label: &[u8], suffix: &[u8], bins: Bins, mut f: impl FnMut(usize, f32)) {
     if label.is_empty() {
         return;
@@ -158,6 +160,20 @@ mod tests {
         let mut none = 0;
         for_each(b"", b"com", Bins::default(), |_, _| none += 1);
         assert_eq!(none, 0);
+        // The suffix is one more unit feature, in a bucket of its own per suffix.
+        let units = |suffix: &[u8]| {
+            let mut u = Vec::new();
+            for_each(b"abc", suffix, Bins::default(), |b, v| {
+                if v == 1.0 {
+                    u.push(b)
+                }
+            });
+            u
+        };
+        let (com, biz) = (units(b"com"), units(b"biz"));
+        assert_eq!((com.len(), biz.len()), (8, 8));
+        assert_eq!(com[..7], biz[..7]);
+        assert_ne!(com[7], biz[7]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Training and evaluation of the DGA model, shared by the trainer
-//! (`cargo run --release -p botwatch-telemetry --example train_dga -- <shared/data/dga> <out.json>`)
+//! (`cargo run --release -p botwatch-telemetry --example train_dga -- <shared/data/dga> <out.json> [folds]`)
 //! and the evaluation test, so both see the same splits.
 //!
 //! Data (see `data/DGA_PROVENANCE.md`): UMUDGA `umudga/<family>_1000.txt` and the baderj DGA
@@ -460,7 +460,7 @@ impl FoldEvaluation {
 
 /// Which fold holds a family out.
 pub fn fold_of(family: &str, folds: usize) -> usize {
-    (stable_hash(&format!("fold:{family}")) % folds as u64) as usize
+    (stable_hash(&format!("fold:{family}")) % folds.max(1) as u64) as usize
 }
 
 /// Leave whole families out: `folds` models, each trained without one group of families and
