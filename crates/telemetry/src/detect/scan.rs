@@ -350,6 +350,39 @@ mod tests {
     }
 
     #[test]
+    fn a_ping_sweep_in_a_zeek_log_is_found() {
+        // Nmap's host discovery as Zeek logs it (an echo request is type 8 as the originator's
+        // port), and a host pinging its gateway all along.
+        let mut log = String::new();
+        for i in 2..40 {
+            log.push_str(&format!(
+                r#"{{"ts":{},"id.orig_h":"172.16.1.11","id.orig_p":8,"id.resp_h":"172.16.1.{i}","id.resp_p":0,"proto":"icmp","conn_state":"OTH","local_orig":true,"local_resp":true,"orig_pkts":2,"resp_pkts":2}}"#,
+                1_664_464_850.0 + i as f64 * 0.001
+            ));
+            log.push('\n');
+            log.push_str(&format!(
+                r#"{{"ts":{},"id.orig_h":"172.16.1.12","id.orig_p":8,"id.resp_h":"172.16.1.1","id.resp_p":0,"proto":"icmp","conn_state":"OTH","local_orig":true,"local_resp":true,"orig_pkts":1,"resp_pkts":1}}"#,
+                1_664_464_850.0 + i as f64
+            ));
+            log.push('\n');
+        }
+        let mut records = Vec::new();
+        crate::flow::log::read_log(
+            log.as_bytes(),
+            crate::flow::log::LogKind::Zeek,
+            &mut records,
+            &mut Vec::new(),
+        )
+        .unwrap();
+        let mut d = ScanDetector::new(ScanConfig::default());
+        records.iter().for_each(|r| d.observe(r));
+        let found = d.finish(&Scope::default());
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].client.to_string(), "172.16.1.11");
+        assert!(found[0].reason.contains("38 hosts pinged"), "{}", found[0].reason);
+    }
+
+    #[test]
     fn a_storm_of_queries_is_one_and_a_page_load_is_not() {
         let mut d = ScanDetector::new(ScanConfig::default());
         let q = |t: f64, src: &str, sport: u16| {

@@ -174,7 +174,7 @@ pub fn read_log_labelled(
             cols = Some(header(kind, line, s)?);
             continue;
         };
-        let parsed = parse_line(&c, line, sep.unwrap_or(b','), unset);
+        let parsed = parse_line(kind, &c, line, sep.unwrap_or(b','), unset);
         take(parsed, lineno, line, &mut st, out, labels.as_deref_mut(), rejects);
     }
     if cols.is_none() {
@@ -205,7 +205,7 @@ fn header(kind: LogKind, line: &[u8], sep: u8) -> Result<[Option<usize>; ROLES],
     if missing.is_empty() { Ok(cols) } else { Err(FlowError::MissingColumns { kind, missing }) }
 }
 
-fn parse_line(cols: &[Option<usize>; ROLES], line: &[u8], sep: u8, unset: &[u8]) -> Parsed {
+fn parse_line(kind: LogKind, cols: &[Option<usize>; ROLES], line: &[u8], sep: u8, unset: &[u8]) -> Parsed {
     let line = std::str::from_utf8(line).map_err(|_| "line is not UTF-8".to_string())?;
     // Only the columns a flow needs, in one pass that stops after the last of them: an
     // nfdump CSV line has 48 fields and a Vec of them per line was the reader's main cost.
@@ -218,7 +218,7 @@ fn parse_line(cols: &[Option<usize>; ROLES], line: &[u8], sep: u8, unset: &[u8])
             }
         }
     }
-    build(&vals, unset)
+    build(kind, &vals, unset)
 }
 
 /// Zeek's JSON lines: each object's keys are the TSV form's column names.
@@ -236,7 +236,7 @@ fn read_zeek_json(
         }
         let parsed = json_values(line).and_then(|owned| {
             let vals: [Option<&str>; ROLES] = std::array::from_fn(|r| owned[r].as_deref());
-            build(&vals, b"-")
+            build(LogKind::Zeek, &vals, b"-")
         });
         take(parsed, i as u64 + 1, line, &mut st, out, labels.as_deref_mut(), rejects);
     }
@@ -297,7 +297,7 @@ fn json_values(line: &[u8]) -> Result<[Option<String>; ROLES], String> {
 }
 
 /// A flow from its fields, found by role.
-fn build(vals: &[Option<&str>; ROLES], unset: &[u8]) -> Parsed {
+fn build(kind: LogKind, vals: &[Option<&str>; ROLES], unset: &[u8]) -> Parsed {
     let get = |r: Role| -> Option<&str> {
         let v = vals[r as usize]?.trim();
         if v.is_empty() || v.as_bytes() == unset || v == "(empty)" { None } else { Some(v) }
@@ -337,24 +337,60 @@ fn build(vals: &[Option<&str>; ROLES], unset: &[u8]) -> Parsed {
         Some("F") => Some(false),
         _ => None,
     };
+    // Zeek says `icmp` for ICMPv6 too.
+    let proto = if proto == 1 && src.is_ipv6() { 58 } else { proto };
+    let (mut src_port, mut dst_port) = (port(Role::Sport)?, port(Role::Dport)?);
+    let mut answered = get(Role::State).and_then(|st| answered(proto, st));
+    if matches!(proto, 1 | 58) && kind != LogKind::Nfdump {
+        dst_port = icmp_type_code(kind, proto, get(Role::Sport), src_port, dst_port);
+        src_port = 0;
+        // Zeek's state for ICMP is always `OTH`; whether an echo request was answered is in
+        // the responder's packet count.
+        if kind == LogKind::Zeek && matches!(dst_port >> 8, 8 | 128) && get(Role::PacketsOut).is_some() {
+            answered = Some(count(Role::PacketsOut)? > 0);
+        }
+    }
     Ok(Some((
         FlowRecord {
             start,
             end,
             src,
             dst,
-            src_port: port(Role::Sport)?,
-            dst_port: port(Role::Dport)?,
+            src_port,
+            dst_port,
             proto,
             packets: count(Role::Packets)?.saturating_add(count(Role::PacketsOut)?),
             bytes: count(Role::Bytes)?.saturating_add(count(Role::BytesOut)?),
             exporter: None,
-            answered: get(Role::State).and_then(|st| answered(proto, st)),
+            answered,
             local_orig: flag(Role::LocalOrig),
             local_resp: flag(Role::LocalResp),
         },
         get(Role::Label).map(str::to_string),
     )))
+}
+
+/// ICMP's type and code as every other reader gives them (NetFlow v5, nfdump, packets):
+/// type × 256 + code in the destination port, so an echo request is one thing whatever the
+/// log. Zeek writes the type as the originator's port; its responder's port is documented as
+/// the code, but for a query Zeek puts the reply's type there (echo request 8 → 0, timestamp
+/// 13 → 14, neighbour solicitation 135 → 136), so only an error message's code is kept.
+/// Argus writes code × 256 + type as the source port in four hex digits (`0x0008` an echo
+/// request, `0x0403` fragmentation needed) with the echo identifier as the destination port,
+/// or, in short forms (`0x03`, `135`), the type and code as the two ports.
+fn icmp_type_code(kind: LogKind, proto: u8, sport_text: Option<&str>, sport: u16, dport: u16) -> u16 {
+    let ty = sport & 0xff;
+    let code = match kind {
+        LogKind::Argus if sport_text.and_then(|s| s.strip_prefix("0x")).is_some_and(|h| h.len() > 2) => {
+            sport >> 8
+        }
+        // A query or reply, not an error message (ICMP's unreachable, source quench,
+        // redirect, time exceeded, parameter problem; ICMPv6 types below 128): no code.
+        LogKind::Zeek if !(matches!((proto, ty), (1, 3 | 4 | 5 | 11 | 12)) || proto == 58 && ty < 128) => 0,
+        _ if dport <= 0xff => dport,
+        _ => 0,
+    };
+    ty << 8 | code
 }
 
 /// Whether a flow's state says the responder answered. Zeek's `conn_state`: `S0` (no
@@ -491,6 +527,41 @@ mod tests {
         assert!(rej_b[0].reason.contains("bad start time"), "{}", rej_b[0].reason);
         assert!(rej_b[1].reason.contains("not a JSON object"), "{}", rej_b[1].reason);
         assert_eq!(super::super::detect(json.as_bytes(), "x.log"), Some(super::super::FlowFormat::ZeekConn));
+    }
+
+    #[test]
+    fn icmp_type_and_code_follow_one_convention() {
+        // Zeek: type and code as the two ports, the reply in the responder's packets.
+        let zeek = r#"{"ts":1664464850.1,"id.orig_h":"172.16.1.11","id.orig_p":8,"id.resp_h":"172.16.1.2","id.resp_p":0,"proto":"icmp","conn_state":"OTH","orig_pkts":2,"resp_pkts":2}
+{"ts":1664464850.2,"id.orig_h":"172.16.1.11","id.orig_p":8,"id.resp_h":"172.16.1.3","id.resp_p":0,"proto":"icmp","conn_state":"OTH","orig_pkts":1,"resp_pkts":0}
+{"ts":1664464850.3,"id.orig_h":"172.16.1.1","id.orig_p":3,"id.resp_h":"172.16.1.11","id.resp_p":3,"proto":"icmp","conn_state":"OTH","orig_pkts":1,"resp_pkts":0}
+{"ts":1664464850.4,"id.orig_h":"172.16.1.11","id.orig_p":13,"id.resp_h":"172.16.1.1","id.resp_p":14,"proto":"icmp","conn_state":"OTH","orig_pkts":2,"resp_pkts":0}
+{"ts":1664464850.5,"id.orig_h":"2001:db8::1","id.orig_p":1,"id.resp_h":"2001:db8::2","id.resp_p":4,"proto":"icmp","conn_state":"OTH","orig_pkts":1,"resp_pkts":0}
+"#;
+        let mut out = Vec::new();
+        read_log(zeek.as_bytes(), LogKind::Zeek, &mut out, &mut Vec::new()).unwrap();
+        let got: Vec<_> = out.iter().map(|r| (r.src_port, r.dst_port, r.answered)).collect();
+        assert_eq!(
+            got,
+            [
+                (0, 0x0800, Some(true)),
+                (0, 0x0800, Some(false)),
+                (0, 0x0303, None),
+                (0, 0x0d00, None),
+                (0, 0x0104, None)
+            ]
+        );
+        // Argus: `0xCCTT` with the echo identifier, or the short forms.
+        let argus = "StartTime,Dur,Proto,SrcAddr,Sport,Dir,DstAddr,Dport,State,TotPkts,TotBytes\n\
+            2019/04/04 16:30:10.2,1.2,icmp,10.8.0.69,0x0008,   ->,110.128.128.128,0x7208,ECO,2,144\n\
+            2019/04/04 16:25:29.2,3469.4,icmp,10.8.0.1,0x0403,   ->,10.8.0.69,0x0000,URF,96,55296\n\
+            2018/09/27 22:42:41.2,2.9,icmp,5.202.176.1,0x03,   ->,192.168.2.12,0x03,URP,2,200\n\
+            2018/12/18 14:00:08.5,0.0,ipv6-icmp,fe80::1,135,   ->,ff02::1:ffdd:53e7,0,NNS,1,78\n\
+            2018/12/18 14:00:09.5,0.0,tcp,10.0.0.1,0x0008,   ->,10.0.0.2,0x7208,CON,1,78\n";
+        let mut out = Vec::new();
+        read_log(argus.as_bytes(), LogKind::Argus, &mut out, &mut Vec::new()).unwrap();
+        let got: Vec<_> = out.iter().map(|r| (r.src_port, r.dst_port)).collect();
+        assert_eq!(got, [(0, 0x0800), (0, 0x0304), (0, 0x0303), (0, 135 << 8), (8, 0x7208)]);
     }
 
     #[test]
