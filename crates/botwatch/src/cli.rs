@@ -299,7 +299,7 @@ pub(crate) enum Cmd {
         cmd: WalledGardenCmd,
     },
     /// Match telemetry files (NetFlow/IPFIX pcaps, nfcapd files, flow logs, dnstap, DNS query
-    /// logs, DNS pcaps; detected) against the store's active indicators and run the DGA, NXDOMAIN and
+    /// logs, DNS pcaps; detected; gzipped or zipped too) against the store's active indicators and run the DGA, NXDOMAIN and
     /// beaconing detectors; findings are stored as sightings
     Scan {
         #[arg(required = true)]

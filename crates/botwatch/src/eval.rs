@@ -11,6 +11,7 @@
 
 use crate::sensor::{self, Flagged, HostSeen, Scanner, SensorSection};
 use anyhow::{Context, Result};
+use botwatch_feeds::input::Limits;
 use botwatch_model::Timestamp;
 use botwatch_telemetry::detect::scope::{never_a_host, private};
 use botwatch_telemetry::matcher::Matcher;
@@ -86,8 +87,9 @@ fn not_a_capture(name: &str) -> bool {
         || lower.ends_with(".txt")
 }
 
+/// `conn.log`, `dns.log.labeled`, and Zeek's archived `conn.00:00:00-01:00:00.log.gz`.
 fn is_zeek_log(name: &str) -> bool {
-    name.starts_with("conn.log") || name.starts_with("dns.log")
+    (name.starts_with("conn.") || name.starts_with("dns.")) && name.contains(".log")
 }
 
 /// The captures under `roots`, in path order.
@@ -266,7 +268,7 @@ pub struct Score {
 }
 
 /// Runs the detectors over one capture and scores them.
-pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection) -> Score {
+pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection, limits: &Limits) -> Score {
     let entry = truth.find(&cap.name);
     let mut score =
         Score { capture: cap.name.clone(), note: entry.and_then(|e| e.note.clone()), ..Default::default() };
@@ -287,25 +289,29 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection) -> Score {
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     for f in &cap.files {
         let name = f.display().to_string();
-        let data = match std::fs::read(f) {
+        let inside =
+            std::fs::read(f).map_err(anyhow::Error::from).and_then(|d| sensor::expand(&name, d, limits));
+        let inside = match inside {
             Ok(d) => d,
             Err(e) => {
-                score.unreadable.push(format!("{name}: {e}"));
+                score.unreadable.push(format!("{name}: {e:#}"));
                 continue;
             }
         };
-        if let Some(lines) = labelled_lines(&data) {
-            has_labels = true;
-            labelled.extend(lines);
-        }
-        let scanned = sensor::scan_file(&mut scanner, &name, &data, None);
-        files.push((name, data));
-        match scanned {
-            Ok(s) => {
-                score.records += s.records;
-                score.rejects += s.rejects;
+        for (name, data) in inside {
+            if let Some(lines) = labelled_lines(&data) {
+                has_labels = true;
+                labelled.extend(lines);
             }
-            Err(e) => score.unreadable.push(format!("{e:#}")),
+            let scanned = sensor::scan_file(&mut scanner, &name, &data, None);
+            files.push((name, data));
+            match scanned {
+                Ok(s) => {
+                    score.records += s.records;
+                    score.rejects += s.rejects;
+                }
+                Err(e) => score.unreadable.push(format!("{e:#}")),
+            }
         }
     }
     let hosts: BTreeMap<IpAddr, HostSeen> = scanner.hosts.take().unwrap_or_default();

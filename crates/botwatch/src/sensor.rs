@@ -729,6 +729,34 @@ pub struct FileScan {
     pub rejects: u64,
 }
 
+/// The files inside `data`: a gzip's content (named without `.gz`), a zip's members
+/// (`file.zip:member`), or the input itself. Zeek archives its logs gzipped and captures are
+/// shared zipped. Telemetry is read whole, so what a compressed file expands to is held in
+/// memory up to `[ingest] max_document_mib`, and a compression bomb stops at `max_ratio`.
+pub fn expand(
+    name: &str,
+    data: Vec<u8>,
+    limits: &botwatch_feeds::input::Limits,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    use botwatch_feeds::input::{Source, members, read_all, with_reader};
+    if !(data.starts_with(&[0x1f, 0x8b]) || data.starts_with(b"PK\x03\x04")) {
+        return Ok(vec![(name.to_string(), data)]);
+    }
+    let src = Source::Bytes(data.into());
+    let cap = limits.max_bytes.min(limits.max_document);
+    let mut used = 0;
+    let mut out = Vec::new();
+    for m in members(name, &src)? {
+        let bytes = with_reader(&src, &m, limits, used, |r| read_all(r, &m.what, cap - used))??;
+        used += bytes.len() as u64;
+        // A gzip's content keeps the file's path (detection reads its name); a zip member
+        // is named inside its archive.
+        let inner = if m.what == name { m.name } else { m.what };
+        out.push((inner, bytes.to_vec()));
+    }
+    Ok(out)
+}
+
 /// Reads one file as flows and/or DNS (auto-detected) into the scanner. `written` (the
 /// file's modification time) supplies the year syslog time stamps leave out.
 pub fn scan_file(
@@ -868,6 +896,31 @@ impl<R: std::io::Read + std::io::Seek> HashingReader<'_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compressed_telemetry_is_read_as_what_it_holds() {
+        let limits = botwatch_feeds::input::Limits::default();
+        let plain = expand("conn.log", b"#path\tconn\n".to_vec(), &limits).unwrap();
+        assert_eq!(plain, [("conn.log".to_string(), b"#path\tconn\n".to_vec())]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, b"#path\tdns\n").unwrap();
+        let got = expand("logs/dns.04:00:00-05:00:00.log.gz", gz.finish().unwrap(), &limits).unwrap();
+        assert_eq!(got, [("logs/dns.04:00:00-05:00:00.log".to_string(), b"#path\tdns\n".to_vec())]);
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (member, text) in [("cap/conn.log", "a"), ("cap/dns.log", "b")] {
+            z.start_file(member, zip::write::SimpleFileOptions::default()).unwrap();
+            std::io::Write::write_all(&mut z, text.as_bytes()).unwrap();
+        }
+        let got = expand("cap.zip", z.finish().unwrap().into_inner(), &limits).unwrap();
+        let names: Vec<_> = got.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+        assert_eq!(names, [("cap.zip:cap/conn.log", &b"a"[..]), ("cap.zip:cap/dns.log", &b"b"[..])]);
+        // What a file may expand to in memory is `[ingest] max_document_mib`.
+        let small = botwatch_feeds::input::Limits { max_document: 1, ..limits };
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, b"too long").unwrap();
+        let e = expand("x.gz", gz.finish().unwrap(), &small).unwrap_err();
+        assert!(e.to_string().contains("exceeds the limit of 1 bytes"), "{e}");
+    }
 
     #[test]
     fn a_sightings_delivery_stored_twice_counts_once_and_a_foreign_one_is_refused() {

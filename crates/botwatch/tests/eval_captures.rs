@@ -31,7 +31,8 @@ fn labelled_captures_flag_infected_clients_only() {
     let truth = Truth::builtin().unwrap();
     let caps = eval::captures(&[dir]).unwrap();
     let cfg = SensorSection::default();
-    let scores: Vec<eval::Score> = caps.iter().map(|c| eval::evaluate(c, &truth, &cfg)).collect();
+    let scores: Vec<eval::Score> =
+        caps.iter().map(|c| eval::evaluate(c, &truth, &cfg, &Default::default())).collect();
     for s in &scores {
         println!(
             "{}: infected {:?} found {:?} missed {:?}; benign flagged {:?} of {}; Internet flagged {:?} of {}{}",
@@ -71,4 +72,35 @@ fn labelled_captures_flag_infected_clients_only() {
             f.first_evidence_secs
         );
     }
+}
+
+/// Zeek archives its logs gzipped: a capture whose conn.log is gzipped scores as the plain one.
+#[test]
+fn a_gzipped_capture_scores_as_the_plain_one() {
+    let Some(dir) = flows_dir() else {
+        println!("skipped: BOTWATCH_SHARED_DATA not set and ../shared/data/flows absent");
+        return;
+    };
+    let plain = dir.join("slips_dataset/test18-malicious-ctu-sme-11-win");
+    let tmp = tempfile::tempdir().unwrap();
+    let packed = tmp.path().join("test18-gz");
+    std::fs::create_dir(&packed).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &std::fs::read(plain.join("conn.log.labeled")).unwrap()).unwrap();
+    std::fs::write(packed.join("conn.log.labeled.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::copy(plain.join("dns.log.labeled"), packed.join("dns.log.labeled")).unwrap();
+    let truth = Truth::builtin().unwrap();
+    let score = |d: PathBuf| {
+        let caps = eval::captures(&[d]).unwrap();
+        assert_eq!(caps.len(), 1, "{caps:?}");
+        eval::evaluate(&caps[0], &truth, &SensorSection::default(), &Default::default())
+    };
+    let (a, b) = (score(plain), score(packed));
+    assert!(b.unreadable.is_empty(), "{:?}", b.unreadable);
+    assert_eq!((a.records, a.rejects, a.benign_hosts), (b.records, b.rejects, b.benign_hosts));
+    assert_eq!(
+        a.found.iter().map(|f| f.client).collect::<Vec<_>>(),
+        b.found.iter().map(|f| f.client).collect::<Vec<_>>()
+    );
+    assert!(!b.found.is_empty());
 }

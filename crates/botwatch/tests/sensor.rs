@@ -131,6 +131,23 @@ fn flows_and_queries_to_feed_indicators_become_sightings_and_cases() {
     assert!(flagged.iter().any(|f| f["client"] == "10.0.0.11" && f["indicator"] == c2_dom), "{flagged:?}");
     let said = ok(&["scan", "--db", db, "--no-store", zeek_path.to_str().unwrap()]);
     assert!(said.contains("dns") && !said.contains("flows"), "{said}");
+    // Zeek archives its logs gzipped: the same log as `dns.log.gz` is read as what it holds.
+    let gz = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, data).unwrap();
+        e.finish().unwrap()
+    };
+    let zeek_gz = dir.path().join("dns.log.gz");
+    std::fs::write(&zeek_gz, gz(&std::fs::read(&zeek_path).unwrap())).unwrap();
+    let flagged = json_lines(&ok(&["scan", "--db", db, "--json", "--no-store", zeek_gz.to_str().unwrap()]));
+    assert!(flagged.iter().any(|f| f["client"] == "10.0.0.11" && f["indicator"] == c2_dom), "{flagged:?}");
+    // A compression bomb is refused with the limit it broke, not expanded.
+    let bomb = dir.path().join("conn.log.gz");
+    std::fs::write(&bomb, gz(&vec![b'\t'; 40 << 20])).unwrap();
+    let o = run(&["scan", "--db", db, "--no-store", bomb.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("conn.log.gz") && err.contains("ratio"), "{err}");
     // Another kind of Zeek log is named as such and refused, not misread.
     let http = dir.path().join("http.log");
     std::fs::write(&http, "#separator \\x09\n#path\thttp\n#fields\tts\tuid\n1.0\tC1\n").unwrap();

@@ -22,7 +22,7 @@ pub(crate) fn eval_flows(
     let caps = eval::captures(paths)?;
     let mut scores = Vec::new();
     for c in &caps {
-        let s = eval::evaluate(c, &t, &cfg.sensor);
+        let s = eval::evaluate(c, &t, &cfg.sensor, &cfg.ingest.limits());
         if json {
             writeln!(out, "{}", serde_json::to_string(&s)?)?;
         } else {

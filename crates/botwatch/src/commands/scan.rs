@@ -87,24 +87,36 @@ pub(crate) fn scan(
             failed += 1;
             continue;
         }
-        // The digest names the sightings' report (a second scan of the same files adds
-        // nothing); a scan that stores nothing need not pay for it.
-        if !no_store {
-            sha2::Digest::update(&mut hasher, &data);
-        }
         let written = std::fs::metadata(f)
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| Timestamp::from_micros(d.as_micros() as i64));
-        match sensor::scan_file(&mut scanner, &name, &data, written) {
-            Ok(s) => scanned.push(s),
+        let size = data.len() as u64;
+        // The digest names the sightings' report (a second scan of the same files adds
+        // nothing); a scan that stores nothing need not pay for it.
+        if !no_store {
+            sha2::Digest::update(&mut hasher, &data);
+        }
+        // A gzipped log or a zipped capture is read as what it holds.
+        match sensor::expand(&name, data, &cfg.ingest.limits()) {
+            Ok(files) => {
+                for (name, data) in files {
+                    match sensor::scan_file(&mut scanner, &name, &data, written) {
+                        Ok(s) => scanned.push(s),
+                        Err(e) => {
+                            eprintln!("error: {e:#}");
+                            failed += 1;
+                        }
+                    }
+                }
+            }
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {name}: {e:#}");
                 failed += 1;
             }
         }
-        bar.inc(data.len() as u64);
+        bar.inc(size);
     }
     bar.finish_and_clear();
     let counts = scanner.counts();

@@ -140,6 +140,9 @@ pub fn find(memory: &FlowMemory, cfg: &ScanConfig, scope: &Scope) -> Vec<Finding
             continue;
         }
         let mut best: Option<(Sweep, usize, usize, usize, Timestamp, Timestamp)> = None;
+        // Every sweep that reached the bar (a port scan, then a ping sweep): the finding names
+        // the widest, and spans them all, so it dates from the first evidence.
+        let (mut sweeps, mut earliest, mut latest) = (0usize, Timestamp(i64::MAX), Timestamp(i64::MIN));
         let mut best_queries: Option<(Sweep, usize, usize, usize, Timestamp, Timestamp)> = None;
         // The groups a sweep is counted in, each in time order. Sorting and cutting runs
         // instead of a map of lists: most clients' groups are small and cost no allocation.
@@ -225,6 +228,11 @@ pub fn find(memory: &FlowMemory, cfg: &ScanConfig, scope: &Scope) -> Vec<Finding
             }
             // The widest scan and the largest query storm, each its own finding.
             let slot = if matches!(sweep, Sweep::Queries(_)) { &mut best_queries } else { &mut best };
+            if distinct >= needed && !matches!(sweep, Sweep::Queries(_)) {
+                sweeps += 1;
+                earliest = earliest.min(Timestamp(list[0].t));
+                latest = latest.max(Timestamp(list[list.len() - 1].t));
+            }
             if distinct >= needed && slot.as_ref().is_none_or(|b| distinct > b.1) {
                 let all: HashSet<(u128, u8)> = list.iter().map(|a| target(a)).collect();
                 *slot = Some((
@@ -236,6 +244,9 @@ pub fn find(memory: &FlowMemory, cfg: &ScanConfig, scope: &Scope) -> Vec<Finding
                     Timestamp(list[list.len() - 1].t),
                 ));
             }
+        }
+        if let Some(b) = best.as_mut() {
+            (b.4, b.5) = (earliest, latest);
         }
         for (sweep, distinct, total, unanswered, first, last) in best.into_iter().chain(best_queries) {
             let (kind, reason, sample, confidence) = match sweep {
@@ -260,8 +271,9 @@ pub fn find(memory: &FlowMemory, cfg: &ScanConfig, scope: &Scope) -> Vec<Finding
                     (
                         FindingKind::Scan,
                         format!(
-                            "scanned {what}, {distinct} within {:.0} s; {unanswered} attempts unanswered or refused",
-                            cfg.window_secs
+                            "scanned {what}, {distinct} within {:.0} s; {unanswered} attempts unanswered or refused{}",
+                            cfg.window_secs,
+                            if sweeps > 1 { format!(" ({} more sweeps)", sweeps - 1) } else { String::new() }
                         ),
                         sample,
                         0.6 + 0.4 * (distinct as f64 / (4.0 * cfg.min_targets as f64)).min(1.0),
