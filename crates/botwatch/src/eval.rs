@@ -315,15 +315,18 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection, limits: &Limi
         }
     }
     let hosts: BTreeMap<IpAddr, HostSeen> = scanner.hosts.take().unwrap_or_default();
+    let home = scanner.home();
     let flagged = scanner.finish();
     let configured: &[IpNet] = entry.map_or(&[], |e| &e.internal);
+    // Who is inside, as the detectors decide it: the truth's network, else the record's
+    // word, else the private ranges and the capture's own public /16 (CTU-13's 147.32/16).
     let internal = |ip: IpAddr, local: Option<bool>| {
         if never_a_host(ip) {
             false
         } else if !configured.is_empty() {
             configured.iter().any(|n| n.contains(&ip))
         } else {
-            local.unwrap_or_else(|| private(ip))
+            local.unwrap_or_else(|| private(ip) || home.is_some_and(|h| h.contains(&ip)))
         }
     };
     let mut infected: BTreeSet<IpAddr> = BTreeSet::new();
@@ -493,6 +496,45 @@ mod tests {
         assert!(t.find("/x/flows/stratosphere_zeek/003-zeek-scenario-malicious").is_some());
         assert!(t.find("/x/flows/slips_dataset/test5-mixed.binetflow").is_none());
         assert!(t.find("/x/flows/other-test4-malicious.binetflow").is_none());
+    }
+
+    #[test]
+    fn a_labelled_capture_of_a_public_network_is_scored_inside_its_own_16() {
+        // CTU-13's shape: the university's public 147.32/16, no truth entry; the bot beacons,
+        // a labelled normal host browses, the Internet calls in.
+        let mut csv = String::from(
+            "StartTime,Dur,Proto,SrcAddr,Sport,Dir,DstAddr,Dport,State,sTos,dTos,TotPkts,TotBytes,SrcBytes,Label\n",
+        );
+        for i in 0..40 {
+            let t = |s: u32| format!("2011/08/10 10:{:02}:{:02}.000000", s / 60, s % 60);
+            csv += &format!(
+                "{},0.5,tcp,147.32.84.165,{},   ->,91.121.1.9,80,FSPA_FSPA,0,0,8,900,400,flow=From-Botnet-V42-TCP-CC1\n",
+                t(i * 30),
+                1025 + i
+            );
+            csv += &format!(
+                "{},0.5,tcp,147.32.84.170,{},   ->,{}.20.30.40,443,FSPA_FSPA,0,0,12,9000,900,flow=From-Normal-V42-HTTPS\n",
+                t(i * 30 + 7),
+                2025 + i,
+                20 + i
+            );
+            csv += &format!(
+                "{},0.1,tcp,{}.9.9.9,{},   ->,147.32.84.59,6881,S_RA,0,0,2,120,60,flow=Background-Established\n",
+                t(i * 30 + 11),
+                60 + i,
+                3025 + i
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("capture20110810.binetflow");
+        std::fs::write(&path, csv).unwrap();
+        let caps = captures(&[path]).unwrap();
+        let s = evaluate(&caps[0], &Truth::default(), &SensorSection::default(), &Limits::default());
+        assert_eq!(s.infected, ["147.32.84.165".parse::<IpAddr>().unwrap()], "{s:#?}");
+        assert_eq!(s.found.iter().map(|f| f.client).collect::<Vec<_>>(), s.infected);
+        // The normal host and the torrent client the Internet calls are inside; the callers not.
+        assert_eq!((s.benign_hosts, s.benign_flagged.len()), (1, 0), "{s:#?}");
+        assert_eq!((s.internet_hosts, s.internet_flagged.len()), (40, 0), "{s:#?}");
     }
 
     #[test]

@@ -339,6 +339,12 @@ impl Scanner {
         self
     }
 
+    /// The capture's own network as the detectors infer it where nothing else says (the
+    /// public /16 or /48 most flows touch): what an evaluation counts as internal too.
+    pub fn home(&self) -> Option<ipnet::IpNet> {
+        self.flows.vantage().home()
+    }
+
     /// Keeps every originator and DNS client seen, for [`crate::eval`].
     pub fn collect_hosts(mut self) -> Self {
         self.hosts = Some(BTreeMap::new());
