@@ -149,7 +149,8 @@ fn class(label: &str) -> Class {
 }
 
 /// The originator, Zeek's `local_orig` and the label of every data line of a labelled Zeek
-/// log (TSV or JSON lines) or Argus flow file; `None` when the file has no label column.
+/// log (TSV or JSON lines) or Argus flow file; `None` when the file has no label column or
+/// no line fills it in.
 fn labelled_lines(data: &[u8]) -> Option<Vec<(IpAddr, Option<bool>, Class)>> {
     let text = String::from_utf8_lossy(data);
     if text.trim_start().starts_with('{') {
@@ -169,6 +170,7 @@ fn labelled_lines(data: &[u8]) -> Option<Vec<(IpAddr, Option<bool>, Class)>> {
     let label = at(&["label", "Label"])?;
     let local = at(&["local_orig"]);
     let mut out = Vec::new();
+    let mut any = false;
     for l in lines.filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
         let f: Vec<&str> = l.split(sep).collect();
         let Some(ip) = f.get(orig).and_then(|s| s.trim().parse().ok()) else { continue };
@@ -177,9 +179,12 @@ fn labelled_lines(data: &[u8]) -> Option<Vec<(IpAddr, Option<bool>, Class)>> {
             "F" => Some(false),
             _ => None,
         });
-        out.push((ip, local, f.get(label).map_or(Class::Other, |v| class(v))));
+        let label = f.get(label).map(|v| v.trim()).filter(|v| !matches!(*v, "" | "-" | "(empty)"));
+        any |= label.is_some();
+        out.push((ip, local, label.map_or(Class::Other, class)));
     }
-    Some(out)
+    // A label column nobody filled in (Slips' unlabelled Argus files) is no labelling.
+    any.then_some(out)
 }
 
 /// [`labelled_lines`] of Zeek's JSON form; `None` when no line has a label.
@@ -263,7 +268,10 @@ pub struct Score {
     pub benign_flagged: Vec<Flag>,
     pub internet_hosts: usize,
     pub internet_flagged: Vec<Flag>,
-    /// Hosts the truth leaves open that were flagged (not counted either way).
+    /// Internal hosts whose role is left open (by the truth file, or labelled only
+    /// `Background`), not scored either way.
+    pub unknown_hosts: usize,
+    /// Of those, the ones flagged.
     pub unknown_flagged: Vec<Flag>,
 }
 
@@ -347,7 +355,21 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection, limits: &Limi
         }
     }
     .to_string();
-    let unknown: BTreeSet<IpAddr> = entry.map(|e| e.unknown.iter().copied().collect()).unwrap_or_default();
+    let mut unknown: BTreeSet<IpAddr> =
+        entry.map(|e| e.unknown.iter().copied().collect()).unwrap_or_default();
+    // In a labelled capture `Background` is the labeller's "not known" (CTU-13's whole
+    // university network): a host inside with no benign or malicious line is left open,
+    // not counted benign.
+    if has_labels {
+        let benign: BTreeSet<IpAddr> =
+            labelled.iter().filter(|(_, _, c)| *c == Class::Benign).map(|(ip, _, _)| *ip).collect();
+        for (ip, h) in &hosts {
+            if !infected.contains(ip) && !benign.contains(ip) && internal(*ip, h.local) {
+                unknown.insert(*ip);
+            }
+        }
+    }
+    score.unknown_hosts = hosts.keys().filter(|ip| unknown.contains(ip) && !infected.contains(ip)).count();
     let start = hosts.values().map(|h| h.first).min();
     let mut by_client: BTreeMap<IpAddr, Vec<&Flagged>> = BTreeMap::new();
     for f in &flagged {
@@ -454,6 +476,9 @@ pub struct Totals {
     pub benign_flagged: usize,
     pub internet_hosts: usize,
     pub internet_flagged: usize,
+    /// Internal hosts left open (truth file, or only `Background` labels), not scored.
+    pub unknown_hosts: usize,
+    pub unknown_flagged: usize,
 }
 
 pub fn totals(scores: &[Score]) -> Totals {
@@ -471,6 +496,8 @@ pub fn totals(scores: &[Score]) -> Totals {
         t.benign_flagged += s.benign_flagged.len();
         t.internet_hosts += s.internet_hosts;
         t.internet_flagged += s.internet_flagged.len();
+        t.unknown_hosts += s.unknown_hosts;
+        t.unknown_flagged += s.unknown_flagged.len();
     }
     t
 }
@@ -525,6 +552,8 @@ mod tests {
                 3025 + i
             );
         }
+        // A host of the network only ever labelled Background: the labeller does not know it.
+        csv += "2011/08/10 10:30:00.000000,0.1,udp,147.32.84.59,6881,   ->,60.9.9.9,6881,CON,0,0,2,120,60,flow=Background-UDP\n";
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("capture20110810.binetflow");
         std::fs::write(&path, csv).unwrap();
@@ -533,7 +562,7 @@ mod tests {
         assert_eq!(s.infected, ["147.32.84.165".parse::<IpAddr>().unwrap()], "{s:#?}");
         assert_eq!(s.found.iter().map(|f| f.client).collect::<Vec<_>>(), s.infected);
         // The normal host and the torrent client the Internet calls are inside; the callers not.
-        assert_eq!((s.benign_hosts, s.benign_flagged.len()), (1, 0), "{s:#?}");
+        assert_eq!((s.benign_hosts, s.benign_flagged.len(), s.unknown_hosts), (1, 0, 1), "{s:#?}");
         assert_eq!((s.internet_hosts, s.internet_flagged.len()), (40, 0), "{s:#?}");
     }
 
@@ -555,6 +584,10 @@ mod tests {
             b"StartTime,SrcAddr,DstAddr,Label\n2018/01/01 00:00:00,10.0.2.15,8.8.8.8,flow=Malware-UDP-DNS\n";
         assert_eq!(labelled_lines(argus).unwrap()[0].2, Class::Malicious);
         assert!(labelled_lines(b"StartTime,SrcAddr,DstAddr\n").is_none());
+        assert!(
+            labelled_lines(b"StartTime,SrcAddr,DstAddr,Label\n2018/01/01 00:00:00,10.0.2.15,8.8.8.8,\n")
+                .is_none()
+        );
         let json = br#"{"ts":1.0,"uid":"C1","id.orig_h":"10.0.0.5","local_orig":true,"label":"Malicious"}
 {"ts":2.0,"uid":"C2","id.orig_h":"10.0.0.6","label":"Benign"}
 "#;

@@ -52,7 +52,7 @@ fn labelled_captures_flag_infected_clients_only() {
     assert!(t.captures >= 14, "captures scored: {}", t.captures);
     assert_eq!(t.benign_flagged, 0, "benign internal hosts flagged");
     assert_eq!(t.internet_flagged, 0, "Internet hosts flagged as infected clients");
-    assert!(t.benign_hosts >= 20 && t.internet_hosts >= 3000, "{t:?}");
+    assert!(t.benign_hosts >= 17 && t.internet_hosts >= 3000, "{t:?}");
     for s in scores.iter().filter(|s| s.skipped.is_none() && !s.missed.is_empty()) {
         assert!(
             KNOWN_MISSES.iter().any(|k| s.capture.ends_with(k)),

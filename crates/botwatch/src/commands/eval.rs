@@ -37,7 +37,8 @@ pub(crate) fn eval_flows(
         writeln!(
             out,
             "\n{} captures scored ({} skipped): infected clients found {} of {} ({} missed); \
-             benign internal hosts flagged {} of {}; Internet hosts flagged as clients {} of {}",
+             benign internal hosts flagged {} of {}; Internet hosts flagged as clients {} of {}; \
+             internal hosts left open, not scored: {} ({} flagged)",
             tot.captures,
             tot.skipped,
             tot.found,
@@ -46,7 +47,9 @@ pub(crate) fn eval_flows(
             tot.benign_flagged,
             tot.benign_hosts,
             tot.internet_flagged,
-            tot.internet_hosts
+            tot.internet_hosts,
+            tot.unknown_hosts,
+            tot.unknown_flagged
         )?;
     }
     out.flush()?;
@@ -151,8 +154,13 @@ fn print_score(s: &eval::Score, out: &mut dyn Write) -> Result<()> {
         s.internet_hosts,
         list(&s.internet_flagged)
     )?;
-    if !s.unknown_flagged.is_empty() {
-        writeln!(out, "  flagged, role left open by the truth: {}", list(&s.unknown_flagged))?;
+    if s.unknown_hosts > 0 {
+        writeln!(
+            out,
+            "  internal hosts left open (truth file, or only Background labels), not scored: {}; flagged {}",
+            s.unknown_hosts,
+            list(&s.unknown_flagged)
+        )?;
     }
     Ok(())
 }
