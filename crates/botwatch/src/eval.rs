@@ -157,9 +157,19 @@ fn labelled_lines(data: &[u8]) -> Option<Vec<(IpAddr, Option<bool>, Class)>> {
         return labelled_json_lines(&text);
     }
     let mut lines = text.lines();
+    // IoT-23's logs join their last three columns with three spaces instead of a tab
+    // (`tunnel_parents   label   detailed-label`, `-   Malicious   C&C`): per tab-separated
+    // column, how many columns it holds.
+    let mut joined: Vec<usize> = Vec::new();
     let (sep, cols): (char, Vec<String>) = if text.starts_with('#') {
         let fields = lines.clone().find_map(|l| l.strip_prefix("#fields"))?;
-        ('\t', fields.split('\t').filter(|f| !f.is_empty()).map(str::to_string).collect())
+        let mut cols = Vec::new();
+        for f in fields.trim_start_matches('\t').split('\t') {
+            let parts: Vec<&str> = f.split("   ").map(str::trim).filter(|p| !p.is_empty()).collect();
+            joined.push(parts.len().max(1));
+            cols.extend(parts.into_iter().map(str::to_string));
+        }
+        ('\t', cols)
     } else {
         let header = lines.by_ref().find(|l| !l.trim().is_empty())?;
         let sep = if header.contains('\t') { '\t' } else { ',' };
@@ -172,7 +182,17 @@ fn labelled_lines(data: &[u8]) -> Option<Vec<(IpAddr, Option<bool>, Class)>> {
     let mut out = Vec::new();
     let mut any = false;
     for l in lines.filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
-        let f: Vec<&str> = l.split(sep).collect();
+        let f: Vec<&str> = if joined.iter().all(|n| *n == 1) {
+            l.split(sep).collect()
+        } else {
+            l.split(sep)
+                .enumerate()
+                .flat_map(|(i, v)| match joined.get(i) {
+                    Some(n) if *n > 1 => v.splitn(*n, "   ").map(str::trim).collect::<Vec<_>>(),
+                    _ => vec![v],
+                })
+                .collect()
+        };
         let Some(ip) = f.get(orig).and_then(|s| s.trim().parse().ok()) else { continue };
         let local = local.and_then(|i| f.get(i)).and_then(|v| match *v {
             "T" => Some(true),
@@ -580,6 +600,13 @@ mod tests {
         let l = labelled_lines(zeek).unwrap();
         assert_eq!(l.len(), 2);
         assert_eq!(l[1], ("9.9.9.9".parse().unwrap(), Some(false), Class::Malicious));
+        // IoT-23's joined last columns.
+        let iot23 = b"#separator \\x09\n#fields\tts\tuid\tid.orig_h\tid.resp_h\ttunnel_parents   label   detailed-label\n\
+            #types\ttime\tstring\taddr\taddr\tset[string]   string   string\n\
+            1545403816.962094\tC1\t192.168.1.195\t185.244.25.235\t-   Malicious   C&C\n\
+            1545403824.181240\tC2\t192.168.1.196\t185.244.25.235\t(empty)   Benign   -\n";
+        let l = labelled_lines(iot23).unwrap();
+        assert_eq!(l.iter().map(|x| x.2).collect::<Vec<_>>(), [Class::Malicious, Class::Benign]);
         let argus =
             b"StartTime,SrcAddr,DstAddr,Label\n2018/01/01 00:00:00,10.0.2.15,8.8.8.8,flow=Malware-UDP-DNS\n";
         assert_eq!(labelled_lines(argus).unwrap()[0].2, Class::Malicious);
