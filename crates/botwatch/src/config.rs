@@ -136,7 +136,8 @@ pub struct IngestSection {
     /// member expanding more is refused as a compression bomb.
     pub max_ratio: u64,
     /// A report of a format that cannot be read in chunks (a JSON bundle, a MISP event) is
-    /// held in memory up to this size.
+    /// held in memory up to this size, and so is what a gzipped or zipped telemetry file
+    /// (`scan`, `eval flows`) expands to.
     pub max_document_mib: u64,
 }
 

@@ -7,7 +7,9 @@
 //! truth file (`eval_truth.toml`, built in; `--truth` adds entries) says what the dataset's
 //! documentation says. The detectors run as `scan` runs them, with no indicators, and each
 //! flagged client is one of: an infected client found, a benign internal host wrongly
-//! flagged, an Internet host wrongly flagged as a client, or a host the truth leaves open.
+//! flagged, an Internet host wrongly flagged as a client, or a host left open (by the truth
+//! file, or in a labelled capture an internal host no line labels benign or malicious:
+//! `Background` is the labeller's "not known").
 
 use crate::sensor::{self, Flagged, HostSeen, Scanner, SensorSection};
 use anyhow::{Context, Result};
@@ -61,6 +63,9 @@ impl Truth {
 
     fn find(&self, capture: &str) -> Option<&Entry> {
         let capture = capture.replace('\\', "/");
+        // A file's entry holds for it gzipped or zipped too.
+        let capture =
+            [".gz", ".gzip", ".zip"].iter().find_map(|x| capture.strip_suffix(x)).unwrap_or(&capture);
         self.capture.iter().find(|e| {
             let p = e.path.trim_end_matches('/');
             capture == p || capture.ends_with(&format!("/{p}"))
@@ -216,7 +221,11 @@ fn labelled_json_lines(text: &str) -> Option<Vec<(IpAddr, Option<bool>, Class)>>
         let Some(ip) = o.get("id.orig_h").and_then(|v| v.as_str()).and_then(|s| s.parse().ok()) else {
             continue;
         };
-        let label = o.get("label").and_then(|v| v.as_str());
+        let label = o
+            .get("label")
+            .and_then(|v| v.as_str())
+            .map(str::trim)
+            .filter(|v| !matches!(*v, "" | "-" | "(empty)"));
         any |= label.is_some();
         out.push((ip, o.get("local_orig").and_then(|v| v.as_bool()), label.map_or(Class::Other, class)));
     }
@@ -288,8 +297,8 @@ pub struct Score {
     pub benign_flagged: Vec<Flag>,
     pub internet_hosts: usize,
     pub internet_flagged: Vec<Flag>,
-    /// Internal hosts whose role is left open (by the truth file, or labelled only
-    /// `Background`), not scored either way.
+    /// Internal hosts whose role is left open (by the truth file, or, in a labelled capture,
+    /// with no line labelled benign or malicious), not scored either way.
     pub unknown_hosts: usize,
     /// Of those, the ones flagged.
     pub unknown_flagged: Vec<Flag>,
@@ -318,11 +327,11 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection, limits: &Limi
     for f in &cap.files {
         let name = f.display().to_string();
         let inside =
-            std::fs::read(f).map_err(anyhow::Error::from).and_then(|d| sensor::expand(&name, d, limits));
+            std::fs::read(f).with_context(|| name.clone()).and_then(|d| sensor::expand(&name, d, limits));
         let inside = match inside {
             Ok(d) => d,
             Err(e) => {
-                score.unreadable.push(format!("{name}: {e:#}"));
+                score.unreadable.push(format!("{e:#}"));
                 continue;
             }
         };
@@ -345,9 +354,10 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection, limits: &Limi
     let hosts: BTreeMap<IpAddr, HostSeen> = scanner.hosts.take().unwrap_or_default();
     let home = scanner.home();
     let flagged = scanner.finish();
-    let configured: &[IpNet] = entry.map_or(&[], |e| &e.internal);
-    // Who is inside, as the detectors decide it: the truth's network, else the record's
-    // word, else the private ranges and the capture's own public /16 (CTU-13's 147.32/16).
+    let configured: &[IpNet] = &section.internal;
+    // Who is inside, as the detectors decide it: the truth's network (else `[sensor]
+    // internal`), else the record's word, else the private ranges and the capture's own
+    // public /16 (CTU-13's 147.32/16).
     let internal = |ip: IpAddr, local: Option<bool>| {
         if never_a_host(ip) {
             false
@@ -377,9 +387,9 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection, limits: &Limi
     .to_string();
     let mut unknown: BTreeSet<IpAddr> =
         entry.map(|e| e.unknown.iter().copied().collect()).unwrap_or_default();
-    // In a labelled capture `Background` is the labeller's "not known" (CTU-13's whole
-    // university network): a host inside with no benign or malicious line is left open,
-    // not counted benign.
+    // In a labelled capture only a host with a line labelled benign is known benign: one
+    // labelled only `Background` or `Unknown` (the labeller's "not known": CTU-13's whole
+    // university network), or not at all, is left open, not counted benign.
     if has_labels {
         let benign: BTreeSet<IpAddr> =
             labelled.iter().filter(|(_, _, c)| *c == Class::Benign).map(|(ip, _, _)| *ip).collect();
@@ -496,7 +506,7 @@ pub struct Totals {
     pub benign_flagged: usize,
     pub internet_hosts: usize,
     pub internet_flagged: usize,
-    /// Internal hosts left open (truth file, or only `Background` labels), not scored.
+    /// Internal hosts left open (truth file, or no benign or malicious label), not scored.
     pub unknown_hosts: usize,
     pub unknown_flagged: usize,
 }
@@ -543,6 +553,7 @@ mod tests {
         assert!(t.find("/x/flows/stratosphere_zeek/003-zeek-scenario-malicious").is_some());
         assert!(t.find("/x/flows/slips_dataset/test5-mixed.binetflow").is_none());
         assert!(t.find("/x/flows/other-test4-malicious.binetflow").is_none());
+        assert!(t.find("/x/flows/slips_dataset/test4-malicious.binetflow.gz").is_some());
     }
 
     #[test]
@@ -622,5 +633,6 @@ mod tests {
         assert_eq!(l[0], ("10.0.0.5".parse().unwrap(), Some(true), Class::Malicious));
         assert_eq!(l[1], ("10.0.0.6".parse().unwrap(), None, Class::Benign));
         assert!(labelled_lines(br#"{"ts":1.0,"uid":"C1","id.orig_h":"10.0.0.5"}"#).is_none());
+        assert!(labelled_lines(br#"{"ts":1.0,"uid":"C1","id.orig_h":"10.0.0.5","label":"-"}"#).is_none());
     }
 }

@@ -752,14 +752,25 @@ pub fn expand(
     let cap = limits.max_bytes.min(limits.max_document);
     let mut used = 0;
     let mut out = Vec::new();
-    for m in members(name, &src)? {
-        let bytes = with_reader(&src, &m, limits, used, |r| read_all(r, &m.what, cap - used))??;
+    // macOS's zip tool adds resource forks beside every file.
+    for m in members(name, &src)?.into_iter().filter(|m| !m.name.starts_with("__MACOSX/")) {
+        let bytes = with_reader(&src, &m, limits, used, |r| read_all(r, &m.what, cap - used))?.map_err(
+            |e| match e {
+                botwatch_feeds::FeedError::TooLarge { what, .. } => anyhow::anyhow!(
+                    "{what} expands past {} MiB, what a compressed telemetry file may expand to in memory \
+                     ([ingest] max_document_mib; the uncompressed file is read without it)",
+                    cap >> 20
+                ),
+                e => e.into(),
+            },
+        )?;
         used += bytes.len() as u64;
         // A gzip's content keeps the file's path (detection reads its name); a zip member
         // is named inside its archive.
         let inner = if m.what == name { m.name } else { m.what };
-        out.push((inner, bytes.to_vec()));
+        out.push((inner, Vec::from(bytes)));
     }
+    anyhow::ensure!(!out.is_empty(), "{name}: a zip with no file in it");
     Ok(out)
 }
 
@@ -920,12 +931,30 @@ mod tests {
         let got = expand("cap.zip", z.finish().unwrap().into_inner(), &limits).unwrap();
         let names: Vec<_> = got.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
         assert_eq!(names, [("cap.zip:cap/conn.log", &b"a"[..]), ("cap.zip:cap/dns.log", &b"b"[..])]);
-        // What a file may expand to in memory is `[ingest] max_document_mib`.
-        let small = botwatch_feeds::input::Limits { max_document: 1, ..limits };
+        // What a file may expand to in memory is `[ingest] max_document_mib`, all of a zip's
+        // members together.
+        let small = botwatch_feeds::input::Limits { max_document: 3 << 20, ..limits };
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, b"too long").unwrap();
+        std::io::Write::write_all(&mut gz, &vec![b'x'; 4 << 20]).unwrap();
         let e = expand("x.gz", gz.finish().unwrap(), &small).unwrap_err();
-        assert!(e.to_string().contains("exceeds the limit of 1 bytes"), "{e}");
+        assert!(e.to_string().contains("x.gz expands past 3 MiB"), "{e}");
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for member in ["a.log", "b.log", "__MACOSX/._a.log"] {
+            z.start_file(member, zip::write::SimpleFileOptions::default()).unwrap();
+            std::io::Write::write_all(&mut z, &vec![b'x'; 2 << 20]).unwrap();
+        }
+        let zipped = z.finish().unwrap().into_inner();
+        let e = expand("two.zip", zipped.clone(), &small).unwrap_err();
+        assert!(e.to_string().contains("two.zip:b.log expands past 3 MiB"), "{e}");
+        let got = expand("two.zip", zipped, &limits).unwrap();
+        assert_eq!(
+            got.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["two.zip:a.log", "two.zip:b.log"]
+        );
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        z.add_directory("logs/", zip::write::SimpleFileOptions::default()).unwrap();
+        let empty = z.finish().unwrap().into_inner();
+        assert!(expand("empty.zip", empty, &limits).unwrap_err().to_string().contains("no file"));
     }
 
     #[test]

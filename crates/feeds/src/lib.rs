@@ -158,7 +158,7 @@ pub enum FeedError {
         source: std::io::Error,
     },
     #[error(
-        "decompressed size of {what} exceeds the limit of {limit} bytes ([ingest] max_bytes / max_document)"
+        "decompressed size of {what} exceeds the limit of {limit} bytes ([ingest] max_gib / max_document_mib)"
     )]
     TooLarge { what: String, limit: u64 },
     #[error(

@@ -14,6 +14,8 @@ pub struct FlowRecord {
     pub src: IpAddr,
     pub dst: IpAddr,
     pub src_port: u16,
+    /// For ICMP and ICMPv6, type × 256 + code (an echo request is 2048), as NetFlow v5 and
+    /// nfdump carry it; the log readers turn Zeek's and Argus's forms into it.
     pub dst_port: u16,
     /// IP protocol number (6 TCP, 17 UDP, …).
     pub proto: u8,

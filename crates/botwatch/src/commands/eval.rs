@@ -157,7 +157,7 @@ fn print_score(s: &eval::Score, out: &mut dyn Write) -> Result<()> {
     if s.unknown_hosts > 0 {
         writeln!(
             out,
-            "  internal hosts left open (truth file, or only Background labels), not scored: {}; flagged {}",
+            "  internal hosts left open (truth file, or no benign or malicious label), not scored: {}; flagged {}",
             s.unknown_hosts,
             list(&s.unknown_flagged)
         )?;

@@ -112,7 +112,7 @@ pub(crate) fn scan(
                 }
             }
             Err(e) => {
-                eprintln!("error: {name}: {e:#}");
+                eprintln!("error: {e:#}");
                 failed += 1;
             }
         }

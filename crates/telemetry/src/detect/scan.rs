@@ -212,6 +212,9 @@ pub fn find(memory: &FlowMemory, cfg: &ScanConfig, scope: &Scope) -> Vec<Finding
             let mut counts: HashMap<(u128, u8), usize> = HashMap::new();
             let mut lo = 0;
             let mut distinct = 0usize;
+            // When the sweep first reached the bar (its window's start) and last held it: the
+            // evidence, not the group's first and last attempt (a gateway pinged all day).
+            let (mut from, mut to) = (None, list[0].t);
             for hi in 0..list.len() {
                 *counts.entry(target(list[hi])).or_default() += 1;
                 while list[hi].t - list[lo].t > window {
@@ -225,24 +228,22 @@ pub fn find(memory: &FlowMemory, cfg: &ScanConfig, scope: &Scope) -> Vec<Finding
                     lo += 1;
                 }
                 distinct = distinct.max(counts.len());
+                if counts.len() >= needed {
+                    from.get_or_insert(list[lo].t);
+                    to = list[hi].t;
+                }
             }
+            let from = from.unwrap_or(list[0].t);
             // The widest scan and the largest query storm, each its own finding.
             let slot = if matches!(sweep, Sweep::Queries(_)) { &mut best_queries } else { &mut best };
             if distinct >= needed && !matches!(sweep, Sweep::Queries(_)) {
                 sweeps += 1;
-                earliest = earliest.min(Timestamp(list[0].t));
-                latest = latest.max(Timestamp(list[list.len() - 1].t));
+                earliest = earliest.min(Timestamp(from));
+                latest = latest.max(Timestamp(to));
             }
             if distinct >= needed && slot.as_ref().is_none_or(|b| distinct > b.1) {
                 let all: HashSet<(u128, u8)> = list.iter().map(|a| target(a)).collect();
-                *slot = Some((
-                    *sweep,
-                    distinct,
-                    all.len(),
-                    unanswered,
-                    Timestamp(list[0].t),
-                    Timestamp(list[list.len() - 1].t),
-                ));
+                *slot = Some((*sweep, distinct, all.len(), unanswered, Timestamp(from), Timestamp(to)));
             }
         }
         if let Some(b) = best.as_mut() {
@@ -273,7 +274,11 @@ pub fn find(memory: &FlowMemory, cfg: &ScanConfig, scope: &Scope) -> Vec<Finding
                         format!(
                             "scanned {what}, {distinct} within {:.0} s; {unanswered} attempts unanswered or refused{}",
                             cfg.window_secs,
-                            if sweeps > 1 { format!(" ({} more sweeps)", sweeps - 1) } else { String::new() }
+                            match sweeps {
+                                0 | 1 => String::new(),
+                                2 => " (and one more sweep)".to_string(),
+                                n => format!(" (and {} more sweeps)", n - 1),
+                            }
                         ),
                         sample,
                         0.6 + 0.4 * (distinct as f64 / (4.0 * cfg.min_targets as f64)).min(1.0),
@@ -378,6 +383,19 @@ mod tests {
             ));
             log.push('\n');
         }
+        // The scanner pinged its gateway hours before, and scans one host's ports after.
+        log.push_str(
+            r#"{"ts":1664450000.0,"id.orig_h":"172.16.1.11","id.orig_p":8,"id.resp_h":"172.16.1.1","id.resp_p":0,"proto":"icmp","conn_state":"OTH","local_orig":true,"local_resp":true,"orig_pkts":1,"resp_pkts":1}"#,
+        );
+        log.push('\n');
+        for p in 0..30 {
+            log.push_str(&format!(
+                r#"{{"ts":{},"id.orig_h":"172.16.1.11","id.orig_p":40000,"id.resp_h":"172.16.1.30","id.resp_p":{},"proto":"tcp","conn_state":"REJ","local_orig":true,"local_resp":true,"orig_pkts":1,"resp_pkts":1}}"#,
+                1_664_464_900.0 + p as f64 * 0.01,
+                1000 + p
+            ));
+            log.push('\n');
+        }
         let mut records = Vec::new();
         crate::flow::log::read_log(
             log.as_bytes(),
@@ -391,7 +409,11 @@ mod tests {
         let found = d.finish(&Scope::default());
         assert_eq!(found.len(), 1, "{found:#?}");
         assert_eq!(found[0].client.to_string(), "172.16.1.11");
-        assert!(found[0].reason.contains("38 hosts pinged"), "{}", found[0].reason);
+        assert!(found[0].reason.contains("39 hosts pinged, 38 within 60 s"), "{}", found[0].reason);
+        // One finding, the widest sweep, spanning both sweeps' evidence and not the gateway's ping.
+        assert!(found[0].reason.ends_with("(and one more sweep)"), "{}", found[0].reason);
+        assert_eq!(found[0].first_seen, Timestamp(1_664_464_850_002_000));
+        assert_eq!(found[0].last_seen, Timestamp(1_664_464_900_290_000));
     }
 
     #[test]

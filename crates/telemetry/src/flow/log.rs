@@ -341,12 +341,16 @@ fn build(kind: LogKind, vals: &[Option<&str>; ROLES], unset: &[u8]) -> Parsed {
     let proto = if proto == 1 && src.is_ipv6() { 58 } else { proto };
     let (mut src_port, mut dst_port) = (port(Role::Sport)?, port(Role::Dport)?);
     let mut answered = get(Role::State).and_then(|st| answered(proto, st));
-    if matches!(proto, 1 | 58) && kind != LogKind::Nfdump {
+    // A record without the type (no source port) is left as it came.
+    if matches!(proto, 1 | 58) && kind != LogKind::Nfdump && get(Role::Sport).is_some() {
         dst_port = icmp_type_code(kind, proto, get(Role::Sport), src_port, dst_port);
         src_port = 0;
         // Zeek's state for ICMP is always `OTH`; whether an echo request was answered is in
         // the responder's packet count.
-        if kind == LogKind::Zeek && matches!(dst_port >> 8, 8 | 128) && get(Role::PacketsOut).is_some() {
+        if kind == LogKind::Zeek
+            && matches!((proto, dst_port >> 8), (1, 8) | (58, 128))
+            && get(Role::PacketsOut).is_some()
+        {
             answered = Some(count(Role::PacketsOut)? > 0);
         }
     }
@@ -372,21 +376,22 @@ fn build(kind: LogKind, vals: &[Option<&str>; ROLES], unset: &[u8]) -> Parsed {
 
 /// ICMP's type and code as every other reader gives them (NetFlow v5, nfdump, packets):
 /// type × 256 + code in the destination port, so an echo request is one thing whatever the
-/// log. Zeek writes the type as the originator's port; its responder's port is documented as
-/// the code, but for a query Zeek puts the reply's type there (echo request 8 → 0, timestamp
-/// 13 → 14, neighbour solicitation 135 → 136), so only an error message's code is kept.
-/// Argus writes code × 256 + type as the source port in four hex digits (`0x0008` an echo
+/// log. Zeek writes the type as the originator's port and the code as the responder's,
+/// except for the types that come in pairs, where the responder's port is the other type
+/// of the pair (echo request 8 → 0, timestamp 13 → 14, neighbour solicitation 135 → 136):
+/// their code is 0. Argus writes code × 256 + type as the source port (`0x0008` an echo
 /// request, `0x0403` fragmentation needed) with the echo identifier as the destination port,
 /// or, in short forms (`0x03`, `135`), the type and code as the two ports.
 fn icmp_type_code(kind: LogKind, proto: u8, sport_text: Option<&str>, sport: u16, dport: u16) -> u16 {
     let ty = sport & 0xff;
+    let paired = match proto {
+        1 => matches!(ty, 0 | 8 | 9 | 10 | 13..=18),
+        _ => matches!(ty, 128..=131 | 133..=136 | 139 | 140),
+    };
+    let long_hex = sport_text.and_then(|s| s.strip_prefix("0x")).is_some_and(|h| h.len() > 2);
     let code = match kind {
-        LogKind::Argus if sport_text.and_then(|s| s.strip_prefix("0x")).is_some_and(|h| h.len() > 2) => {
-            sport >> 8
-        }
-        // A query or reply, not an error message (ICMP's unreachable, source quench,
-        // redirect, time exceeded, parameter problem; ICMPv6 types below 128): no code.
-        LogKind::Zeek if !(matches!((proto, ty), (1, 3 | 4 | 5 | 11 | 12)) || proto == 58 && ty < 128) => 0,
+        LogKind::Argus if long_hex || sport > 0xff => sport >> 8,
+        LogKind::Zeek if paired => 0,
         _ if dport <= 0xff => dport,
         _ => 0,
     };
@@ -551,17 +556,30 @@ mod tests {
                 (0, 0x0104, None)
             ]
         );
+        // The same in Zeek's TSV form.
+        let tsv = "#separator \\x09\n#unset_field\t-\n#fields\tts\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tconn_state\torig_pkts\tresp_pkts\n\
+                   1664464850.1\t172.16.1.11\t8\t172.16.1.2\t0\ticmp\tOTH\t2\t2\n\
+                   1664464850.2\tfe80::1\t135\tfe80::2\t136\ticmp\tOTH\t1\t0\n";
+        let mut out = Vec::new();
+        read_log(tsv.as_bytes(), LogKind::Zeek, &mut out, &mut Vec::new()).unwrap();
+        let got: Vec<_> = out.iter().map(|r| (r.proto, r.dst_port, r.answered)).collect();
+        assert_eq!(got, [(1, 0x0800, Some(true)), (58, 135 << 8, None)]);
         // Argus: `0xCCTT` with the echo identifier, or the short forms.
         let argus = "StartTime,Dur,Proto,SrcAddr,Sport,Dir,DstAddr,Dport,State,TotPkts,TotBytes\n\
             2019/04/04 16:30:10.2,1.2,icmp,10.8.0.69,0x0008,   ->,110.128.128.128,0x7208,ECO,2,144\n\
             2019/04/04 16:25:29.2,3469.4,icmp,10.8.0.1,0x0403,   ->,10.8.0.69,0x0000,URF,96,55296\n\
             2018/09/27 22:42:41.2,2.9,icmp,5.202.176.1,0x03,   ->,192.168.2.12,0x03,URP,2,200\n\
             2018/12/18 14:00:08.5,0.0,ipv6-icmp,fe80::1,135,   ->,ff02::1:ffdd:53e7,0,NNS,1,78\n\
-            2018/12/18 14:00:09.5,0.0,tcp,10.0.0.1,0x0008,   ->,10.0.0.2,0x7208,CON,1,78\n";
+            2018/12/18 14:00:09.5,0.0,tcp,10.0.0.1,0x0008,   ->,10.0.0.2,0x7208,CON,1,78\n\
+            2018/12/18 14:00:10.5,0.0,icmp,10.0.0.1,1027,   ->,10.0.0.2,0,URF,1,78\n\
+            2018/12/18 14:00:11.5,0.0,icmp,10.0.0.1,,   ->,10.0.0.2,0,URF,1,78\n";
         let mut out = Vec::new();
         read_log(argus.as_bytes(), LogKind::Argus, &mut out, &mut Vec::new()).unwrap();
         let got: Vec<_> = out.iter().map(|r| (r.src_port, r.dst_port)).collect();
-        assert_eq!(got, [(0, 0x0800), (0, 0x0304), (0, 0x0303), (0, 135 << 8), (8, 0x7208)]);
+        assert_eq!(
+            got,
+            [(0, 0x0800), (0, 0x0304), (0, 0x0303), (0, 135 << 8), (8, 0x7208), (0, 0x0304), (0, 0)]
+        );
     }
 
     #[test]

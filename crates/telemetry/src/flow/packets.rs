@@ -113,7 +113,8 @@ fn slice(lt: Linktype, frame: &[u8]) -> Option<Pkt> {
             k.proto = 17;
             (k.sport, k.dport) = (u.source_port(), u.destination_port());
         }
-        // ICMP type and code stand where the destination port would, as Argus writes them.
+        // ICMP type and code stand where the destination port would, as NetFlow v5 and
+        // nfdump put them (`FlowRecord::dst_port`).
         TransportSlice::Icmpv4(i) => {
             k.proto = 1;
             k.dport = u16::from_be_bytes([i.type_u8(), i.code_u8()]);
