@@ -36,7 +36,10 @@ use crate::record::DnsRecord;
 use botwatch_model::Timestamp;
 use dga::DgaModel;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+// foldhash: a resolver's every query probes these maps (SipHash was a twentieth of the
+// detector's time).
+use foldhash::{HashMap, HashMapExt};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 
 /// What kind of behaviour a finding reports.
@@ -113,6 +116,9 @@ pub struct DnsDetectorConfig {
     pub samples: usize,
     /// Memory bound: distinct names remembered per client.
     pub max_names_per_client: usize,
+    /// Names whose DGA score is kept for every client to reuse (most queries are for names
+    /// many clients ask); the cache starts over when full.
+    pub max_cached_scores: usize,
 }
 
 impl Default for DnsDetectorConfig {
@@ -124,6 +130,7 @@ impl Default for DnsDetectorConfig {
             nx_family_threshold: 20,
             samples: 10,
             max_names_per_client: 10_000,
+            max_cached_scores: 1 << 18,
         }
     }
 }
@@ -144,8 +151,6 @@ struct ClientState {
     nx_scored: BTreeMap<String, f64>,
     /// Distinct names the model calls DGA, any rcode (bounded).
     dga_names: BTreeMap<String, f64>,
-    /// Distinct names seen (bounded), to score each name once.
-    seen: HashMap<String, f64>,
     first: Option<Timestamp>,
     last: Option<Timestamp>,
     dga_first: Option<Timestamp>,
@@ -160,6 +165,8 @@ pub struct DnsDetector {
     cfg: DnsDetectorConfig,
     model: &'static DgaModel,
     clients: HashMap<IpAddr, ClientState>,
+    /// Name → DGA score, shared by the clients (bounded by `max_cached_scores`).
+    scores: HashMap<String, f64>,
     scope: scope::Scope,
 }
 
@@ -169,6 +176,7 @@ impl DnsDetector {
             cfg,
             model: DgaModel::builtin(),
             clients: HashMap::new(),
+            scores: HashMap::new(),
             scope: scope::Scope::default(),
         }
     }
@@ -199,12 +207,23 @@ impl DnsDetector {
         let st = self.clients.entry(r.client).or_default();
         st.first = Some(st.first.map_or(r.time, |f| f.min(r.time)));
         st.last = Some(st.last.map_or(r.time, |l| l.max(r.time)));
-        let score = match st.seen.get(&name) {
+        let nx = r.rcode.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("NXDOMAIN"));
+        // A name scored for the first time gives its registrable domain with the score: the
+        // one walk of the public suffix list serves both.
+        let mut domain = None;
+        let score = match self.scores.get(&name) {
             Some(s) => *s,
             None => {
-                let s = self.model.score(&name);
-                if st.seen.len() < cfg.max_names_per_client {
-                    st.seen.insert(name.clone(), s);
+                let f = self.model.features(&name);
+                let s = self.model.score_features(&f);
+                if nx && !f.suffix.is_empty() {
+                    domain = Some(format!("{}.{}", f.label, f.suffix));
+                }
+                if self.scores.len() >= cfg.max_cached_scores {
+                    self.scores.clear();
+                }
+                if cfg.max_cached_scores > 0 {
+                    self.scores.insert(name.clone(), s);
                 }
                 s
             }
@@ -214,11 +233,15 @@ impl DnsDetector {
             st.dga_first = Some(st.dga_first.map_or(r.time, |f| f.min(r.time)));
             st.dga_last = Some(st.dga_last.map_or(r.time, |l| l.max(r.time)));
         }
-        if r.rcode.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("NXDOMAIN")) {
+        if nx {
             // Bursts and families count registrable domains: a reputation service's
             // reversed addresses or a search suffix appended to names are one domain, a
             // DGA's names many.
-            let Some(reg) = registrable(&name) else { return };
+            let reg = match domain {
+                Some(d) if !name.ends_with(".arpa") => Some(d),
+                _ => registrable(&name),
+            };
+            let Some(reg) = reg else { return };
             if st.nx_scored.len() < cfg.max_names_per_client {
                 st.nx_scored.insert(name.clone(), score);
             }
@@ -491,6 +514,35 @@ mod tests {
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!((f[0].client.to_string().as_str(), f[0].kind), ("10.0.0.7", FindingKind::Dga));
         assert!(f[0].reason.contains("12 distinct NXDOMAIN names with mean DGA score"), "{}", f[0].reason);
+    }
+
+    #[test]
+    fn the_shared_score_cache_changes_no_finding_and_stays_bounded() {
+        // Clients asking the same popular names, one running a DGA, one mistyping: whatever
+        // the cache holds (nothing, three names, all), the findings are the same.
+        let run = |max_cached_scores: usize| {
+            let mut d = DnsDetector::new(DnsDetectorConfig { max_cached_scores, ..Default::default() });
+            for i in 0..200i64 {
+                let client = format!("10.0.0.{}", i % 5);
+                d.observe(&rec(
+                    i,
+                    &client,
+                    ["example.com", "www.bbc.co.uk", "github.com"][i as usize % 3],
+                    "NOERROR",
+                ));
+                let dga = format!("{}xq{}zvkw{}tjpl.info", (b'a' + (i % 26) as u8) as char, i * 7, i % 13);
+                d.observe(&rec(i, "10.0.0.9", &dga, "NXDOMAIN"));
+                d.observe(&rec(i, "10.0.0.8", &format!("printer{}.lan", i % 4), "NXDOMAIN"));
+            }
+            assert!(d.scores.len() <= max_cached_scores.max(1), "{} cached", d.scores.len());
+            d.finish()
+        };
+        let all = run(1 << 18);
+        assert!(all.iter().any(|f| f.client.to_string() == "10.0.0.9"), "{all:#?}");
+        for bound in [0, 3] {
+            let f = run(bound);
+            assert_eq!(format!("{f:?}"), format!("{all:?}"), "max_cached_scores {bound}");
+        }
     }
 
     #[test]
