@@ -1,9 +1,10 @@
 //! The DNS detector at resolver scale: 200,000 answered queries from 2,000 clients over an
-//! hour through `DnsDetector::observe`, then `finish`, on one core. Each client asks its own
-//! few hundred names again and again (the score is cached per name); one in ten answers is
-//! NXDOMAIN (typos, search-suffix look-ups, expired domains, each client its own), and one
-//! client in fifty runs a DGA (a fresh random name each time, all NXDOMAIN). Names are
-//! built from the committed word list, so the bench needs no data files.
+//! hour through `DnsDetector::observe`, then `finish`, on one core. Each client draws its
+//! queries from its own few hundred of 5,000 popular names, which many clients share (about
+//! one query in eight repeats a name the same client asked before); about one answer in
+//! eight is NXDOMAIN (a popular name mistyped or with a search suffix appended); one client
+//! in fifty runs a DGA (a fresh random name each time, all NXDOMAIN). Names are built from
+//! the committed word list, so the bench needs no data files.
 //!
 //! `cargo bench -p botwatch-telemetry --bench dns_detect`
 

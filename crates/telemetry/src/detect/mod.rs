@@ -117,7 +117,7 @@ pub struct DnsDetectorConfig {
     /// Memory bound: distinct names remembered per client.
     pub max_names_per_client: usize,
     /// Names whose DGA score is kept for every client to reuse (most queries are for names
-    /// many clients ask); the cache starts over when full.
+    /// many clients ask); the cache starts over when full, and 0 turns it off.
     pub max_cached_scores: usize,
 }
 
@@ -518,11 +518,23 @@ mod tests {
 
     #[test]
     fn the_shared_score_cache_changes_no_finding_and_stays_bounded() {
-        // Clients asking the same popular names, one running a DGA, one mistyping: whatever
-        // the cache holds (nothing, three names, all), the findings are the same.
+        // Findings that rest on names another client asked first (cache hits): two clients
+        // running one DGA, two with NXDOMAIN bursts under a dynamic-DNS zone, reverse
+        // look-ups and a malformed name beside them. Whatever the cache holds (nothing,
+        // three names, all), the findings are the same.
         let run = |max_cached_scores: usize| {
             let mut d = DnsDetector::new(DnsDetectorConfig { max_cached_scores, ..Default::default() });
-            for i in 0..200i64 {
+            for i in 0..60i64 {
+                let dga = format!("{}xq{}zvkw{}tjpl.info", (b'a' + (i % 26) as u8) as char, i * 7, i % 13);
+                let ddns = format!("{}k{}vq{}.mooo.com", (b'b' + (i % 20) as u8) as char, i % 7, i);
+                for client in ["10.0.0.9", "10.0.0.10"] {
+                    d.observe(&rec(i, client, &dga, "NXDOMAIN"));
+                }
+                for client in ["10.0.0.11", "10.0.0.12"] {
+                    d.observe(&rec(i, client, &ddns, "NXDOMAIN"));
+                    d.observe(&rec(i, client, &format!("{i}.2.0.192.in-addr.arpa"), "NXDOMAIN"));
+                    d.observe(&rec(i, client, "x..com", "NXDOMAIN"));
+                }
                 let client = format!("10.0.0.{}", i % 5);
                 d.observe(&rec(
                     i,
@@ -530,15 +542,21 @@ mod tests {
                     ["example.com", "www.bbc.co.uk", "github.com"][i as usize % 3],
                     "NOERROR",
                 ));
-                let dga = format!("{}xq{}zvkw{}tjpl.info", (b'a' + (i % 26) as u8) as char, i * 7, i % 13);
-                d.observe(&rec(i, "10.0.0.9", &dga, "NXDOMAIN"));
-                d.observe(&rec(i, "10.0.0.8", &format!("printer{}.lan", i % 4), "NXDOMAIN"));
             }
             assert!(d.scores.len() <= max_cached_scores.max(1), "{} cached", d.scores.len());
             d.finish()
         };
         let all = run(1 << 18);
-        assert!(all.iter().any(|f| f.client.to_string() == "10.0.0.9"), "{all:#?}");
+        for client in ["10.0.0.10", "10.0.0.12"] {
+            assert!(all.iter().any(|f| f.client.to_string() == client), "{client}: {all:#?}");
+        }
+        // The first asker's domains come from the scoring's split, the second's from the
+        // cache hit's own look-up: 60 users' domains under the zone each, the reverse
+        // look-ups none, the malformed name the suffix list's answer (one more).
+        for client in ["10.0.0.11", "10.0.0.12"] {
+            let burst = all.iter().find(|f| f.client.to_string() == client && f.kind == FindingKind::NxBurst);
+            assert!(burst.is_some_and(|b| b.count == 61), "{client}: {all:#?}");
+        }
         for bound in [0, 3] {
             let f = run(bound);
             assert_eq!(format!("{f:?}"), format!("{all:?}"), "max_cached_scores {bound}");
