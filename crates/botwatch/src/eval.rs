@@ -204,12 +204,17 @@ fn labelled_lines(data: &[u8]) -> Option<Vec<(IpAddr, Option<bool>, Class)>> {
             "F" => Some(false),
             _ => None,
         });
-        let label = f.get(label).map(|v| v.trim()).filter(|v| !matches!(*v, "" | "-" | "(empty)"));
+        let label = f.get(label).and_then(|v| filled(v));
         any |= label.is_some();
         out.push((ip, local, label.map_or(Class::Other, class)));
     }
     // A label column nobody filled in (Slips' unlabelled Argus files) is no labelling.
     any.then_some(out)
+}
+
+/// A label as written, unless it is empty or Zeek's unset (`-`) or empty-set (`(empty)`) mark.
+fn filled(v: &str) -> Option<&str> {
+    Some(v.trim()).filter(|v| !matches!(*v, "" | "-" | "(empty)"))
 }
 
 /// [`labelled_lines`] of Zeek's JSON form; `None` when no line has a label.
@@ -221,11 +226,7 @@ fn labelled_json_lines(text: &str) -> Option<Vec<(IpAddr, Option<bool>, Class)>>
         let Some(ip) = o.get("id.orig_h").and_then(|v| v.as_str()).and_then(|s| s.parse().ok()) else {
             continue;
         };
-        let label = o
-            .get("label")
-            .and_then(|v| v.as_str())
-            .map(str::trim)
-            .filter(|v| !matches!(*v, "" | "-" | "(empty)"));
+        let label = o.get("label").and_then(|v| v.as_str()).and_then(filled);
         any |= label.is_some();
         out.push((ip, o.get("local_orig").and_then(|v| v.as_bool()), label.map_or(Class::Other, class)));
     }

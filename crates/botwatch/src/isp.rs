@@ -140,7 +140,7 @@ pub fn import_leases(
     let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("leases").to_string();
     // Rotated logs are often gzipped.
-    let data = if raw.starts_with(&[0x1f, 0x8b]) {
+    let data = if raw.starts_with(&botwatch_feeds::input::GZIP_MAGIC) {
         let mut out = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out)
             .with_context(|| format!("{}: broken gzip", path.display()))?;

@@ -744,8 +744,9 @@ pub fn expand(
     data: Vec<u8>,
     limits: &botwatch_feeds::input::Limits,
 ) -> Result<Vec<(String, Vec<u8>)>> {
-    use botwatch_feeds::input::{Source, members, read_all, with_reader};
-    if !(data.starts_with(&[0x1f, 0x8b]) || data.starts_with(b"PK\x03\x04")) {
+    use botwatch_feeds::input::{GZIP_MAGIC, Source, ZIP_MAGIC, members, read_all, with_reader};
+    // Plain files skip the trip through `Bytes` that `members` would take them on.
+    if !(data.starts_with(&GZIP_MAGIC) || data.starts_with(&ZIP_MAGIC)) {
         return Ok(vec![(name.to_string(), data)]);
     }
     let src = Source::Bytes(data.into());

@@ -90,15 +90,20 @@ fn decompress_err(what: &str, e: impl std::fmt::Display) -> FeedError {
     FeedError::Decompress { what: what.to_string(), source: std::io::Error::other(e.to_string()) }
 }
 
+/// What a gzip stream starts with.
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// What a zip archive's first member starts with.
+pub const ZIP_MAGIC: [u8; 4] = *b"PK\x03\x04";
+
 /// The reports in an input, by magic bytes: a gzip holds one, a zip one per file member,
 /// anything else is one report as it is.
 pub fn members(name: &str, src: &Source) -> Result<Vec<MemberRef>, FeedError> {
     let head = src.head(4).map_err(|source| FeedError::Decompress { what: name.to_string(), source })?;
-    if head.starts_with(&[0x1f, 0x8b]) {
+    if head.starts_with(&GZIP_MAGIC) {
         let inner = name.strip_suffix(".gz").or_else(|| name.strip_suffix(".gzip")).unwrap_or(name);
         return Ok(vec![MemberRef { name: inner.to_string(), what: name.to_string(), kind: Kind::Gzip }]);
     }
-    if head.starts_with(b"PK\x03\x04") {
+    if head.starts_with(&ZIP_MAGIC) {
         let r = src.open().map_err(|source| FeedError::Decompress { what: name.to_string(), source })?;
         let mut archive = zip::ZipArchive::new(r).map_err(|e| decompress_err(name, e))?;
         let mut out = Vec::new();

@@ -20,9 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data = PathBuf::from(args.next().unwrap_or_else(|| "../shared/data/dga".into()));
     let out = PathBuf::from(args.next().unwrap_or_else(|| "crates/telemetry/data/dga_model.json".into()));
     let folds = args.next().map(|f| f.parse()).transpose()?.unwrap_or(train::FOLDS);
-    if folds == 1 {
-        return Err("folds must be 0 (one family at a time) or at least 2".into());
-    }
+    train::check_folds(folds)?;
     let corpus = train::Corpus::load(&data)?;
     eprintln!(
         "Loaded {} benign, {} DGA names, {} top sites from {}",

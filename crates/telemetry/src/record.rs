@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+/// Whether a flow of protocol `proto` with destination port `port` (for ICMP, type × 256 +
+/// code: see [`FlowRecord::dst_port`]) is an ICMP or ICMPv6 echo request.
+pub fn is_echo_request(proto: u8, port: u16) -> bool {
+    matches!((proto, port >> 8), (1, 8) | (58, 128))
+}
+
 /// One flow: a NetFlow/IPFIX record or a flow-log line, direction as exported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowRecord {

@@ -58,7 +58,7 @@ pub(crate) fn eval_flows(
 
 pub(crate) fn eval_dga(dir: &Path, folds: usize, json: bool, out: &mut dyn Write) -> Result<ExitCode> {
     use botwatch_telemetry::detect::dga::{builtin_words, train};
-    anyhow::ensure!(folds != 1, "--folds must be 0 (one family at a time) or at least 2");
+    train::check_folds(folds).map_err(|e| anyhow::anyhow!("--{e}"))?;
     let corpus = train::Corpus::load(dir).map_err(|e| {
         anyhow::anyhow!("{}: {e} (expected umudga/, the baderj CSV and benign/)", dir.display())
     })?;

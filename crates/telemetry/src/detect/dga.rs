@@ -128,6 +128,14 @@ pub struct Features {
     pub words: Vec<String>,
 }
 
+impl Features {
+    /// The registrable domain the label and suffix make, as [`registrable_domain`] gives it
+    /// for the name; `None` where the name had no label left of a suffix.
+    pub fn registrable_domain(&self) -> Option<String> {
+        (!self.suffix.is_empty()).then(|| format!("{}.{}", self.label, self.suffix))
+    }
+}
+
 impl DgaModel {
     /// The model shipped with botwatch. Parsing happens once per process.
     pub fn builtin() -> &'static DgaModel {

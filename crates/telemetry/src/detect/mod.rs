@@ -210,15 +210,13 @@ impl DnsDetector {
         let nx = r.rcode.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("NXDOMAIN"));
         // A name scored for the first time gives its registrable domain with the score: the
         // one walk of the public suffix list serves both.
-        let mut domain = None;
+        let mut scored = None;
         let score = match self.scores.get(&name) {
             Some(s) => *s,
             None => {
                 let f = self.model.features(&name);
                 let s = self.model.score_features(&f);
-                if nx && !f.suffix.is_empty() {
-                    domain = Some(format!("{}.{}", f.label, f.suffix));
-                }
+                scored = Some(f);
                 if self.scores.len() >= cfg.max_cached_scores {
                     self.scores.clear();
                 }
@@ -237,11 +235,7 @@ impl DnsDetector {
             // Bursts and families count registrable domains: a reputation service's
             // reversed addresses or a search suffix appended to names are one domain, a
             // DGA's names many.
-            let reg = match domain {
-                Some(d) if !name.ends_with(".arpa") => Some(d),
-                _ => registrable(&name),
-            };
-            let Some(reg) = reg else { return };
+            let Some(reg) = registrable(&name, scored.as_ref()) else { return };
             if st.nx_scored.len() < cfg.max_names_per_client {
                 st.nx_scored.insert(name.clone(), score);
             }
@@ -319,7 +313,7 @@ impl DnsDetector {
                 let fam_scores: Vec<f64> = st
                     .nx_scored
                     .iter()
-                    .filter(|(k, _)| registrable(k).is_some_and(|r| domains.contains(&r)))
+                    .filter(|(k, _)| registrable(k, None).is_some_and(|r| domains.contains(&r)))
                     .map(|(_, v)| *v)
                     .collect();
                 let look = mean(fam_scores.iter().copied());
@@ -405,12 +399,13 @@ impl DnsDetector {
 
 /// The registrable domain (public suffix and one label; under a dynamic-DNS zone, the
 /// user's name) of a name; `None` under `.arpa` (reverse look-ups) and for single labels (a
-/// browser's random intranet probes, a short name before its search suffix).
-fn registrable(name: &str) -> Option<String> {
+/// browser's random intranet probes, a short name before its search suffix). Taken from
+/// `scored`, the name's features when it was just scored, rather than found again.
+fn registrable(name: &str, scored: Option<&dga::Features>) -> Option<String> {
     if name.ends_with(".arpa") || !name.contains('.') {
         return None;
     }
-    dga::registrable_domain(name)
+    scored.and_then(dga::Features::registrable_domain).or_else(|| dga::registrable_domain(name))
 }
 
 /// What a generator's domains share: the suffix, the registrable label's length (in

@@ -126,7 +126,7 @@ pub fn find(memory: &FlowMemory, cfg: &ScanConfig, scope: &Scope) -> Vec<Finding
         let attempts: Vec<&Attempt> = c
             .flows
             .iter()
-            .filter(|f| !matches!(f.proto, 1 | 58) || matches!((f.proto, f.port >> 8), (1, 8) | (58, 128)))
+            .filter(|f| !matches!(f.proto, 1 | 58) || crate::record::is_echo_request(f.proto, f.port))
             // Inside targets only where the record says how the attempt went: a NetFlow
             // record is one direction, and an internal server's replies to a LAN client's
             // changing ports would look like a scan of that client.

@@ -348,7 +348,7 @@ fn build(kind: LogKind, vals: &[Option<&str>; ROLES], unset: &[u8]) -> Parsed {
         // Zeek's state for ICMP is always `OTH`; whether an echo request was answered is in
         // the responder's packet count.
         if kind == LogKind::Zeek
-            && matches!((proto, dst_port >> 8), (1, 8) | (58, 128))
+            && crate::record::is_echo_request(proto, dst_port)
             && get(Role::PacketsOut).is_some()
         {
             answered = Some(count(Role::PacketsOut)? > 0);

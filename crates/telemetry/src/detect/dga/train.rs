@@ -458,6 +458,12 @@ impl FoldEvaluation {
     }
 }
 
+/// Whether `folds` is a split [`leave_family_out`] can make: one fold would hold every family
+/// out and train on none.
+pub fn check_folds(folds: usize) -> Result<(), &'static str> {
+    if folds == 1 { Err("folds must be 0 (one family at a time) or at least 2") } else { Ok(()) }
+}
+
 /// Which fold holds a family out.
 pub fn fold_of(family: &str, folds: usize) -> usize {
     (stable_hash(&format!("fold:{family}")) % folds.max(1) as u64) as usize
