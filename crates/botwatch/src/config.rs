@@ -136,8 +136,9 @@ pub struct IngestSection {
     /// member expanding more is refused as a compression bomb.
     pub max_ratio: u64,
     /// A report of a format that cannot be read in chunks (a JSON bundle, a MISP event) is
-    /// held in memory up to this size, and so is what a gzipped or zipped telemetry file
-    /// (`scan`, `eval flows`) expands to.
+    /// held in memory up to this size, and so is a gzipped or zipped telemetry file that
+    /// `scan` and `eval flows` read whole (a capture, dnstap); flow logs and Zeek `dns.log`
+    /// are read line by line, compressed or not, and need no such cap.
     pub max_document_mib: u64,
 }
 

@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use botwatch_feeds::input::Limits;
 use botwatch_model::Timestamp;
 use botwatch_telemetry::detect::scope::{never_a_host, private};
+use botwatch_telemetry::lines::LineSource;
 use botwatch_telemetry::matcher::Matcher;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -153,44 +154,99 @@ fn class(label: &str) -> Class {
     }
 }
 
-/// The originator, Zeek's `local_orig` and the label of every data line of a labelled Zeek
-/// log (TSV or JSON lines) or Argus flow file; `None` when the file has no label column or
-/// no line fills it in.
-fn labelled_lines(data: &[u8]) -> Option<Vec<(IpAddr, Option<bool>, Class)>> {
-    let text = String::from_utf8_lossy(data);
-    if text.trim_start().starts_with('{') {
-        return labelled_json_lines(&text);
-    }
-    let mut lines = text.lines();
-    // IoT-23's logs join their last three columns with three spaces instead of a tab
-    // (`tunnel_parents   label   detailed-label`, `-   Malicious   C&C`): per tab-separated
-    // column, how many columns it holds.
-    let mut joined: Vec<usize> = Vec::new();
-    let (sep, cols): (char, Vec<String>) = if text.starts_with('#') {
-        let fields = lines.clone().find_map(|l| l.strip_prefix("#fields"))?;
-        let mut cols = Vec::new();
-        for f in fields.trim_start_matches('\t').split('\t') {
-            let parts: Vec<&str> = f.split("   ").map(str::trim).filter(|p| !p.is_empty()).collect();
-            joined.push(parts.len().max(1));
-            cols.extend(parts.into_iter().map(str::to_string));
+/// What a capture's labels say of its hosts: per originator (with Zeek's `local_orig`),
+/// how many lines of each class it originated.
+#[derive(Debug, Default)]
+struct Labels {
+    hosts: BTreeMap<(IpAddr, Option<bool>), LabelCount>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct LabelCount {
+    malicious: u64,
+    benign: u64,
+    other: u64,
+}
+
+impl Labels {
+    fn add(&mut self, ip: IpAddr, local: Option<bool>, c: Class) {
+        let n = self.hosts.entry((ip, local)).or_default();
+        match c {
+            Class::Malicious => n.malicious += 1,
+            Class::Benign => n.benign += 1,
+            Class::Other => n.other += 1,
         }
-        ('\t', cols)
-    } else {
-        let header = lines.by_ref().find(|l| !l.trim().is_empty())?;
-        let sep = if header.contains('\t') { '\t' } else { ',' };
-        (sep, header.split(sep).map(|c| c.trim().to_string()).collect())
-    };
-    let at = |names: &[&str]| cols.iter().position(|c| names.contains(&c.as_str()));
-    let orig = at(&["id.orig_h", "SrcAddr"])?;
-    let label = at(&["label", "Label"])?;
-    let local = at(&["local_orig"]);
-    let mut out = Vec::new();
+    }
+
+    fn merge(&mut self, other: Labels) {
+        for (k, v) in other.hosts {
+            let n = self.hosts.entry(k).or_default();
+            n.malicious += v.malicious;
+            n.benign += v.benign;
+            n.other += v.other;
+        }
+    }
+}
+
+/// The labels of a labelled Zeek log (TSV or JSON lines) or Argus flow file, line by line,
+/// so a capture of any size is read in the memory of its hosts; `None` when the file has no
+/// label column or no line fills it in.
+fn read_labels(lines: &mut dyn LineSource) -> Option<Labels> {
+    let mut out = Labels::default();
     let mut any = false;
-    for l in lines.filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    let mut json: Option<bool> = None;
+    let mut cols: Option<Columns> = None;
+    let mut zeek = false;
+    while let Some(line) = lines.next_line() {
+        if line.cut {
+            continue;
+        }
+        let l = String::from_utf8_lossy(line.bytes);
+        if l.trim().is_empty() {
+            continue;
+        }
+        if *json.get_or_insert_with(|| l.trim_start().starts_with('{')) {
+            let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(&l) else {
+                continue;
+            };
+            let Some(ip) = o.get("id.orig_h").and_then(|v| v.as_str()).and_then(|s| s.parse().ok()) else {
+                continue;
+            };
+            let label = o.get("label").and_then(|v| v.as_str()).and_then(filled);
+            any |= label.is_some();
+            out.add(ip, o.get("local_orig").and_then(|v| v.as_bool()), label.map_or(Class::Other, class));
+            continue;
+        }
+        if line.number == 1 && l.starts_with('#') {
+            zeek = true;
+        }
+        if zeek && l.starts_with('#') {
+            if let Some(fields) = l.strip_prefix("#fields") {
+                // IoT-23's logs join their last three columns with three spaces instead of a
+                // tab (`tunnel_parents   label   detailed-label`, `-   Malicious   C&C`).
+                let (mut joined, mut names) = (Vec::new(), Vec::new());
+                for f in fields.trim_start_matches('\t').split('\t') {
+                    let parts: Vec<&str> = f.split("   ").map(str::trim).filter(|p| !p.is_empty()).collect();
+                    joined.push(parts.len().max(1));
+                    names.extend(parts.into_iter().map(str::to_string));
+                }
+                cols = Some(columns('\t', joined, &names)?);
+            }
+            continue;
+        }
+        let Some(Columns { sep, joined, orig, label, local }) = &cols else {
+            if zeek {
+                continue;
+            }
+            let sep = if l.contains('\t') { '\t' } else { ',' };
+            let names: Vec<String> = l.split(sep).map(|c| c.trim().to_string()).collect();
+            cols = Some(columns(sep, vec![1; names.len()], &names)?);
+            continue;
+        };
         let f: Vec<&str> = if joined.iter().all(|n| *n == 1) {
-            l.split(sep).collect()
+            l.split(*sep).collect()
         } else {
-            l.split(sep)
+            l.split(*sep)
                 .enumerate()
                 .flat_map(|(i, v)| match joined.get(i) {
                     Some(n) if *n > 1 => v.splitn(*n, "   ").map(str::trim).collect::<Vec<_>>(),
@@ -198,39 +254,46 @@ fn labelled_lines(data: &[u8]) -> Option<Vec<(IpAddr, Option<bool>, Class)>> {
                 })
                 .collect()
         };
-        let Some(ip) = f.get(orig).and_then(|s| s.trim().parse().ok()) else { continue };
+        let Some(ip) = f.get(*orig).and_then(|s| s.trim().parse().ok()) else { continue };
         let local = local.and_then(|i| f.get(i)).and_then(|v| match *v {
             "T" => Some(true),
             "F" => Some(false),
             _ => None,
         });
-        let label = f.get(label).and_then(|v| filled(v));
+        let label = f.get(*label).and_then(|v| filled(v));
         any |= label.is_some();
-        out.push((ip, local, label.map_or(Class::Other, class)));
+        out.add(ip, local, label.map_or(Class::Other, class));
     }
     // A label column nobody filled in (Slips' unlabelled Argus files) is no labelling.
     any.then_some(out)
 }
 
+/// A labelled log's columns, once its header is read.
+struct Columns {
+    sep: char,
+    /// Per separated column, how many columns it holds (IoT-23 joins three).
+    joined: Vec<usize>,
+    orig: usize,
+    label: usize,
+    local: Option<usize>,
+}
+
+/// Where a header's originator, label and `local_orig` columns are; `None` without the
+/// first two.
+fn columns(sep: char, joined: Vec<usize>, names: &[String]) -> Option<Columns> {
+    let at = |want: &[&str]| names.iter().position(|c| want.contains(&c.as_str()));
+    Some(Columns {
+        sep,
+        joined,
+        orig: at(&["id.orig_h", "SrcAddr"])?,
+        label: at(&["label", "Label"])?,
+        local: at(&["local_orig"]),
+    })
+}
+
 /// A label as written, unless it is empty or Zeek's unset (`-`) or empty-set (`(empty)`) mark.
 fn filled(v: &str) -> Option<&str> {
     Some(v.trim()).filter(|v| !matches!(*v, "" | "-" | "(empty)"))
-}
-
-/// [`labelled_lines`] of Zeek's JSON form; `None` when no line has a label.
-fn labelled_json_lines(text: &str) -> Option<Vec<(IpAddr, Option<bool>, Class)>> {
-    let mut out = Vec::new();
-    let mut any = false;
-    for l in text.lines().filter(|l| !l.trim().is_empty()) {
-        let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(l) else { continue };
-        let Some(ip) = o.get("id.orig_h").and_then(|v| v.as_str()).and_then(|s| s.parse().ok()) else {
-            continue;
-        };
-        let label = o.get("label").and_then(|v| v.as_str()).and_then(filled);
-        any |= label.is_some();
-        out.push((ip, o.get("local_orig").and_then(|v| v.as_bool()), label.map_or(Class::Other, class)));
-    }
-    any.then_some(out)
 }
 
 /// A flagged client, as the evaluation reports it.
@@ -322,27 +385,22 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection, limits: &Limi
         section.internal = e.internal.clone();
     }
     let mut scanner = Scanner::new(Arc::new(Matcher::empty()), &section, true).collect_hosts();
-    let mut labelled: Vec<(IpAddr, Option<bool>, Class)> = Vec::new();
+    let mut labelled = Labels::default();
     let mut has_labels = false;
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    // Every file is streamed from disk, for its labels and then through the detectors, so a
+    // capture of any size is read in the detectors' bounded memory.
     for f in &cap.files {
-        let name = f.display().to_string();
-        let inside =
-            std::fs::read(f).with_context(|| name.clone()).and_then(|d| sensor::expand(&name, d, limits));
-        let inside = match inside {
-            Ok(d) => d,
-            Err(e) => {
-                score.unreadable.push(format!("{e:#}"));
-                continue;
-            }
-        };
-        for (name, data) in inside {
-            if let Some(lines) = labelled_lines(&data) {
-                has_labels = true;
-                labelled.extend(lines);
-            }
-            let scanned = sensor::scan_file(&mut scanner, &name, &data, None);
-            files.push((name, data));
+        let got = sensor::each_file(f, limits, None, |sensor::Inside { head, rest, .. }| {
+            let mut lines = botwatch_telemetry::lines::ReadLines::new(std::io::BufReader::new(
+                std::io::Read::chain(std::io::Cursor::new(head), rest),
+            ));
+            Ok(read_labels(&mut lines))
+        });
+        for labels in got.into_iter().flatten().flatten().flatten() {
+            has_labels = true;
+            labelled.merge(labels);
+        }
+        for scanned in sensor::scan_path(&mut scanner, f, limits, None) {
             match scanned {
                 Ok(s) => {
                     score.records += s.records;
@@ -369,8 +427,8 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection, limits: &Limi
         }
     };
     let mut infected: BTreeSet<IpAddr> = BTreeSet::new();
-    for (ip, local, c) in &labelled {
-        if *c == Class::Malicious && internal(*ip, *local) {
+    for ((ip, local), n) in &labelled.hosts {
+        if n.malicious > 0 && internal(*ip, *local) {
             infected.insert(*ip);
         }
     }
@@ -393,7 +451,7 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection, limits: &Limi
     // university network), or not at all, is left open, not counted benign.
     if has_labels {
         let benign: BTreeSet<IpAddr> =
-            labelled.iter().filter(|(_, _, c)| *c == Class::Benign).map(|(ip, _, _)| *ip).collect();
+            labelled.hosts.iter().filter(|(_, n)| n.benign > 0).map(|((ip, _), _)| *ip).collect();
         for (ip, h) in &hosts {
             if !infected.contains(ip) && !benign.contains(ip) && internal(*ip, h.local) {
                 unknown.insert(*ip);
@@ -433,8 +491,8 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection, limits: &Limi
     let end = hosts.values().map(|h| h.last).max();
     let flags_at = |client: IpAddr, until: Timestamp| {
         let mut s = Scanner::new(Arc::new(Matcher::empty()), &section, true).until(until);
-        for (name, data) in &files {
-            let _ = sensor::scan_file(&mut s, name, data, None);
+        for f in &cap.files {
+            let _ = sensor::scan_path(&mut s, f, limits, None);
         }
         s.finish().iter().any(|f| f.client == client)
     };
@@ -454,9 +512,11 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection, limits: &Limi
                     flows: h.map_or(0, |h| h.flows),
                     dns: h.map_or(0, |h| h.dns),
                     labelled_malicious: labelled
+                        .hosts
                         .iter()
-                        .filter(|(l, _, c)| l == ip && *c == Class::Malicious)
-                        .count() as u64,
+                        .filter(|((l, _), _)| l == ip)
+                        .map(|(_, n)| n.malicious)
+                        .sum(),
                 };
                 score.missed_evidence.insert(*ip, evidence);
             }
@@ -609,31 +669,44 @@ mod tests {
         assert_eq!(class("(empty)"), Class::Other);
         let zeek = b"#separator \\x09\n#fields\tts\tid.orig_h\tid.resp_h\tlocal_orig\tlabel\n\
             1.0\t10.0.0.5\t8.8.8.8\tT\tMalicious\n1.0\t9.9.9.9\t10.0.0.5\tF\tMalicious\n";
-        let l = labelled_lines(zeek).unwrap();
+        let l = labels(zeek).unwrap();
         assert_eq!(l.len(), 2);
-        assert_eq!(l[1], ("9.9.9.9".parse().unwrap(), Some(false), Class::Malicious));
+        assert_eq!(l[&("9.9.9.9".parse().unwrap(), Some(false))], count(1, 0, 0));
+        assert_eq!(l[&("10.0.0.5".parse().unwrap(), Some(true))], count(1, 0, 0));
         // IoT-23's joined last columns.
         let iot23 = b"#separator \\x09\n#fields\tts\tuid\tid.orig_h\tid.resp_h\ttunnel_parents   label   detailed-label\n\
             #types\ttime\tstring\taddr\taddr\tset[string]   string   string\n\
             1545403816.962094\tC1\t192.168.1.195\t185.244.25.235\t-   Malicious   C&C\n\
-            1545403824.181240\tC2\t192.168.1.196\t185.244.25.235\t(empty)   Benign   -\n";
-        let l = labelled_lines(iot23).unwrap();
-        assert_eq!(l.iter().map(|x| x.2).collect::<Vec<_>>(), [Class::Malicious, Class::Benign]);
+            1545403824.181240\tC2\t192.168.1.196\t185.244.25.235\t(empty)   Benign   -\n\
+            1545403825.181240\tC3\t192.168.1.196\t185.244.25.235\t(empty)   Benign   -\n";
+        let l = labels(iot23).unwrap();
+        assert_eq!(l[&("192.168.1.195".parse().unwrap(), None)], count(1, 0, 0));
+        assert_eq!(l[&("192.168.1.196".parse().unwrap(), None)], count(0, 2, 0));
         let argus =
-            b"StartTime,SrcAddr,DstAddr,Label\n2018/01/01 00:00:00,10.0.2.15,8.8.8.8,flow=Malware-UDP-DNS\n";
-        assert_eq!(labelled_lines(argus).unwrap()[0].2, Class::Malicious);
-        assert!(labelled_lines(b"StartTime,SrcAddr,DstAddr\n").is_none());
+            b"StartTime,SrcAddr,DstAddr,Label\n2018/01/01 00:00:00,10.0.2.15,8.8.8.8,flow=Malware-UDP-DNS\n\
+            2018/01/01 00:00:01,10.0.2.15,8.8.8.8,flow=Background\n";
+        assert_eq!(labels(argus).unwrap()[&("10.0.2.15".parse().unwrap(), None)], count(1, 0, 1));
+        assert!(labels(b"StartTime,SrcAddr,DstAddr\n").is_none());
         assert!(
-            labelled_lines(b"StartTime,SrcAddr,DstAddr,Label\n2018/01/01 00:00:00,10.0.2.15,8.8.8.8,\n")
-                .is_none()
+            labels(b"StartTime,SrcAddr,DstAddr,Label\n2018/01/01 00:00:00,10.0.2.15,8.8.8.8,\n").is_none()
         );
         let json = br#"{"ts":1.0,"uid":"C1","id.orig_h":"10.0.0.5","local_orig":true,"label":"Malicious"}
 {"ts":2.0,"uid":"C2","id.orig_h":"10.0.0.6","label":"Benign"}
 "#;
-        let l = labelled_lines(json).unwrap();
-        assert_eq!(l[0], ("10.0.0.5".parse().unwrap(), Some(true), Class::Malicious));
-        assert_eq!(l[1], ("10.0.0.6".parse().unwrap(), None, Class::Benign));
-        assert!(labelled_lines(br#"{"ts":1.0,"uid":"C1","id.orig_h":"10.0.0.5"}"#).is_none());
-        assert!(labelled_lines(br#"{"ts":1.0,"uid":"C1","id.orig_h":"10.0.0.5","label":"-"}"#).is_none());
+        let l = labels(json).unwrap();
+        assert_eq!(l[&("10.0.0.5".parse().unwrap(), Some(true))], count(1, 0, 0));
+        assert_eq!(l[&("10.0.0.6".parse().unwrap(), None)], count(0, 1, 0));
+        assert!(labels(br#"{"ts":1.0,"uid":"C1","id.orig_h":"10.0.0.5"}"#).is_none());
+        assert!(labels(br#"{"ts":1.0,"uid":"C1","id.orig_h":"10.0.0.5","label":"-"}"#).is_none());
+    }
+
+    /// The labels of a file read through a 7-byte buffer: lines cross many reads.
+    fn labels(data: &[u8]) -> Option<BTreeMap<(IpAddr, Option<bool>), LabelCount>> {
+        let mut lines = botwatch_telemetry::lines::ReadLines::new(std::io::BufReader::with_capacity(7, data));
+        read_labels(&mut lines).map(|l| l.hosts)
+    }
+
+    fn count(malicious: u64, benign: u64, other: u64) -> LabelCount {
+        LabelCount { malicious, benign, other }
     }
 }

@@ -735,44 +735,257 @@ pub struct FileScan {
     pub rejects: u64,
 }
 
-/// The files inside `data`: a gzip's content (named without `.gz`), a zip's members
-/// (`file.zip:member`), or the input itself. Zeek archives its logs gzipped and captures are
-/// shared zipped. Telemetry is read whole, so what a compressed file expands to is held in
-/// memory up to `[ingest] max_document_mib`, and a compression bomb stops at `max_ratio`.
-pub fn expand(
-    name: &str,
-    data: Vec<u8>,
+/// How much of each file is read to tell its format; every format's detection looks at no
+/// more.
+const HEAD: u64 = 64 * 1024;
+
+/// The files `path` holds, each handed to `f` as an [`Inside`], streamed: the file itself, a gzip's content (named without `.gz`: Zeek
+/// archives its logs gzipped), or a zip's members (`file.zip:member`; macOS resource forks
+/// skipped). A compressed file stops at `[ingest]`'s limits (`max_gib` in all, a bomb at
+/// `max_ratio`), and `f` is told the cap for what it holds in memory (`max_document_mib`);
+/// a plain file has none. With `digest`, the stored file's bytes go into it once, in order.
+pub fn each_file<T>(
+    path: &std::path::Path,
     limits: &botwatch_feeds::input::Limits,
-) -> Result<Vec<(String, Vec<u8>)>> {
-    use botwatch_feeds::input::{GZIP_MAGIC, Source, ZIP_MAGIC, members, read_all, with_reader};
-    // Plain files skip the trip through `Bytes` that `members` would take them on.
-    if !(data.starts_with(&GZIP_MAGIC) || data.starts_with(&ZIP_MAGIC)) {
-        return Ok(vec![(name.to_string(), data)]);
+    digest: Option<&mut sha2::Sha256>,
+    mut f: impl FnMut(Inside<'_>) -> Result<T>,
+) -> Result<Vec<Result<T>>> {
+    use botwatch_feeds::input::{GZIP_MAGIC, Source, ZIP_MAGIC, members, read_error, with_reader};
+    use std::io::Read;
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).with_context(|| name.clone())?;
+    let mut plain = HashRead { inner: file, hasher: digest };
+    let mut head = Vec::new();
+    (&mut plain).take(HEAD).read_to_end(&mut head).with_context(|| name.clone())?;
+    if !(head.starts_with(&GZIP_MAGIC) || head.starts_with(&ZIP_MAGIC)) {
+        let got = f(Inside { name: &name, what: &name, head, rest: &mut plain, cap: None });
+        // What `f` left unread (nfdump's summary, a file it gave up on) is still the file's.
+        std::io::copy(&mut plain, &mut std::io::sink()).with_context(|| name.clone())?;
+        return Ok(vec![got]);
     }
-    let src = Source::Bytes(data.into());
+    std::io::copy(&mut plain, &mut std::io::sink()).with_context(|| name.clone())?;
+    let src = Source::File(path.to_path_buf());
     let cap = limits.max_bytes.min(limits.max_document);
     let mut used = 0;
     let mut out = Vec::new();
-    // macOS's zip tool adds resource forks beside every file.
-    for m in members(name, &src)?.into_iter().filter(|m| !m.name.starts_with("__MACOSX/")) {
-        let bytes = with_reader(&src, &m, limits, used, |r| read_all(r, &m.what, cap - used))?.map_err(
-            |e| match e {
-                botwatch_feeds::FeedError::TooLarge { what, .. } => anyhow::anyhow!(
-                    "{what} expands past {} MiB, what a compressed telemetry file may expand to in memory \
-                     ([ingest] max_document_mib; the uncompressed file is read without it)",
-                    cap >> 20
-                ),
-                e => e.into(),
-            },
-        )?;
-        used += bytes.len() as u64;
+    for m in members(&name, &src)?.into_iter().filter(|m| !m.name.starts_with("__MACOSX/")) {
         // A gzip's content keeps the file's path (detection reads its name); a zip member
         // is named inside its archive.
-        let inner = if m.what == name { m.name } else { m.what };
-        out.push((inner, Vec::from(bytes)));
+        let inner = if m.what == name { m.name.clone() } else { m.what.clone() };
+        let got = with_reader(&src, &m, limits, used, |r| {
+            let mut counted = Counted { inner: r, n: 0 };
+            let mut head = Vec::new();
+            let got = match (&mut counted).take(HEAD).read_to_end(&mut head) {
+                Ok(_) => f(Inside { name: &inner, what: &m.what, head, rest: &mut counted, cap: Some(cap) }),
+                Err(e) => Err(read_error(&m.what, e).into()),
+            };
+            (got, counted.n)
+        });
+        match got {
+            Ok((got, n)) => {
+                used += n;
+                out.push(got);
+            }
+            Err(e) => out.push(Err(e.into())),
+        }
     }
     anyhow::ensure!(!out.is_empty(), "{name}: a zip with no file in it");
     Ok(out)
+}
+
+/// One file of those a path holds ([`each_file`]).
+pub struct Inside<'a> {
+    /// What detection reads: the path, a gzip's without `.gz`, `file.zip:member`.
+    pub name: &'a str,
+    /// What messages name: the path, or `file.zip:member`.
+    pub what: &'a str,
+    /// The first 64 KiB (all of a shorter file).
+    pub head: Vec<u8>,
+    /// The rest.
+    pub rest: &'a mut dyn std::io::Read,
+    /// What the file may expand to in memory, when it is compressed.
+    pub cap: Option<u64>,
+}
+
+/// Hashes what passes through it, when it has a hasher.
+struct HashRead<'a, R> {
+    inner: R,
+    hasher: Option<&'a mut sha2::Sha256>,
+}
+
+impl<R: std::io::Read> std::io::Read for HashRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(h) = self.hasher.as_deref_mut() {
+            sha2::Digest::update(h, &buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+/// Counts what passes through it.
+struct Counted<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+}
+
+/// The text formats read line by line, whatever their size: flow logs (Zeek `conn.log`,
+/// Argus, nfdump CSV) and Zeek `dns.log`. Captures, dnstap and resolver logs are read whole.
+#[derive(Debug, Clone, Copy)]
+enum ByLine {
+    Flows(botwatch_telemetry::flow::log::LogKind),
+    ZeekDns,
+}
+
+fn by_line(head: &[u8], name: &str) -> Option<ByLine> {
+    use botwatch_telemetry::{dns, flow};
+    match (flow::detect(head, name).and_then(flow::FlowFormat::log_kind), dns::detect(head, name)) {
+        (Some(kind), None) => Some(ByLine::Flows(kind)),
+        (None, Some(dns::DnsFormat::ZeekDns)) => Some(ByLine::ZeekDns),
+        _ => None,
+    }
+}
+
+/// Scans the file at `path` into the scanner: an nfcapd file block by block, line-oriented
+/// logs line by line (plain, gzipped or zipped), so neither is ever in memory whole; other
+/// formats read whole ([`scan_file`]), a compressed one within `[ingest] max_document_mib`.
+/// One result per file inside (a zip's members). With `digest`, the file's stored bytes go
+/// into it, so the scan's report digest does not depend on how it was read.
+pub fn scan_path(
+    scanner: &mut Scanner,
+    path: &std::path::Path,
+    limits: &botwatch_feeds::input::Limits,
+    digest: Option<&mut sha2::Sha256>,
+) -> Vec<Result<FileScan>> {
+    use std::io::Read;
+    let name = path.display().to_string();
+    let opened = std::fs::File::open(path).and_then(|mut f| {
+        let mut head = Vec::with_capacity(4096);
+        (&mut f).take(4096).read_to_end(&mut head)?;
+        Ok((f, head))
+    });
+    let (mut file, head) = match opened {
+        Ok(x) => x,
+        Err(e) => return vec![Err(anyhow::anyhow!("{name}: {e}"))],
+    };
+    if botwatch_telemetry::flow::nfcapd::is_nfcapd(&head) {
+        return vec![scan_nfcapd_reader(scanner, &name, &mut file, digest)];
+    }
+    drop(file);
+    // Syslog time stamps leave out the year; the file's modification time supplies it.
+    let written = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| Timestamp::from_micros(d.as_micros() as i64));
+    let got = each_file(path, limits, digest, |Inside { name, what, head, rest, cap }| {
+        if let Some(how) = by_line(&head, name) {
+            let mut lines = botwatch_telemetry::lines::ReadLines::new(std::io::BufReader::with_capacity(
+                256 * 1024,
+                std::io::Cursor::new(head).chain(rest),
+            ));
+            let scanned = scan_lines(scanner, name, &mut lines, how);
+            return match lines.error {
+                // The lines before the failure are in the scanner; the file is still a failure.
+                Some(e) => Err(anyhow::anyhow!(
+                    "{what}: reading stopped after line {}: {}",
+                    scanned.as_ref().map_or(0, |s| s.lines),
+                    botwatch_feeds::input::read_error(what, e)
+                )),
+                None => scanned.map(|s| s.scan),
+            };
+        }
+        let mut data = head;
+        let res = match cap {
+            None => rest.read_to_end(&mut data).map(|_| ()),
+            Some(cap) => {
+                let room = cap.saturating_sub(data.len() as u64);
+                match rest.take(room + 1).read_to_end(&mut data) {
+                    Ok(_) if data.len() as u64 > cap => anyhow::bail!(
+                        "{what} expands past {} MiB, what a compressed telemetry file of this format may \
+                         expand to in memory ([ingest] max_document_mib; line-by-line logs and uncompressed \
+                         files are read without it)",
+                        cap >> 20
+                    ),
+                    r => r.map(|_| ()),
+                }
+            }
+        };
+        res.map_err(|e| anyhow::anyhow!("{}", botwatch_feeds::input::read_error(what, e)))?;
+        scan_file(scanner, name, &data, written)
+    });
+    match got {
+        Ok(v) => v,
+        Err(e) => vec![Err(e)],
+    }
+}
+
+/// What a line-by-line read gave, and how many lines it read.
+struct LinesScan {
+    scan: FileScan,
+    lines: u64,
+}
+
+fn scan_lines(
+    scanner: &mut Scanner,
+    name: &str,
+    lines: &mut dyn botwatch_telemetry::lines::LineSource,
+    how: ByLine,
+) -> Result<LinesScan> {
+    use botwatch_telemetry::{dns, flow};
+    /// Counts the lines it passes on, for where a read failed.
+    struct Counting<'a>(&'a mut dyn botwatch_telemetry::lines::LineSource, u64);
+    impl botwatch_telemetry::lines::LineSource for Counting<'_> {
+        fn next_line(&mut self) -> Option<botwatch_telemetry::lines::Line<'_>> {
+            let l = self.0.next_line()?;
+            self.1 = l.number;
+            Some(l)
+        }
+    }
+    let mut lines = Counting(lines, 0);
+    let mut scan = FileScan { file: name.to_string(), kinds: Vec::new(), records: 0, rejects: 0 };
+    match how {
+        ByLine::Flows(kind) => {
+            struct Feed<'a>(&'a mut Scanner);
+            impl flow::log::LogSink for Feed<'_> {
+                fn record(&mut self, r: FlowRecord, _label: Option<String>) {
+                    self.0.flow(&r);
+                }
+                // Counted in the stats; `scan` reports how many.
+                fn reject(&mut self, _r: botwatch_model::Reject) {}
+            }
+            let st = flow::log::read_lines(&mut lines, kind, &mut Feed(scanner))
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            scan.kinds.push("flows");
+            scan.records = st.records;
+            scan.rejects = st.rejected;
+        }
+        ByLine::ZeekDns => {
+            struct Feed<'a>(&'a mut Scanner, u64, u64);
+            impl dns::DnsSink for Feed<'_> {
+                fn record(&mut self, r: DnsRecord) {
+                    self.1 += 1;
+                    self.0.dns(&r);
+                }
+                fn reject(&mut self, _r: botwatch_model::Reject) {
+                    self.2 += 1;
+                }
+            }
+            let mut feed = Feed(scanner, 0, 0);
+            dns::zeek::read_zeek_lines(&mut lines, &mut feed, &mut dns::Stats::default());
+            scan.kinds.push("dns");
+            (scan.records, scan.rejects) = (feed.1, feed.2);
+        }
+    }
+    Ok(LinesScan { scan, lines: lines.1 })
 }
 
 /// Reads one file as flows and/or DNS (auto-detected) into the scanner. `written` (the
@@ -915,47 +1128,108 @@ impl<R: std::io::Read + std::io::Seek> HashingReader<'_, R> {
 mod tests {
     use super::*;
 
+    /// What `each_file` hands on, read to the end: each file's name and bytes.
+    fn inside(path: &std::path::Path) -> Result<Vec<(String, Vec<u8>)>> {
+        let limits = botwatch_feeds::input::Limits::default();
+        each_file(path, &limits, None, |Inside { name, mut head, rest, .. }| {
+            rest.read_to_end(&mut head)?;
+            Ok((name.to_string(), head))
+        })?
+        .into_iter()
+        .collect()
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, data).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn zip(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (member, data) in members {
+            z.start_file(*member, zip::write::SimpleFileOptions::default()).unwrap();
+            std::io::Write::write_all(&mut z, data).unwrap();
+        }
+        z.finish().unwrap().into_inner()
+    }
+
     #[test]
     fn compressed_telemetry_is_read_as_what_it_holds() {
-        let limits = botwatch_feeds::input::Limits::default();
-        let plain = expand("conn.log", b"#path\tconn\n".to_vec(), &limits).unwrap();
-        assert_eq!(plain, [("conn.log".to_string(), b"#path\tconn\n".to_vec())]);
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, b"#path\tdns\n").unwrap();
-        let got = expand("logs/dns.04:00:00-05:00:00.log.gz", gz.finish().unwrap(), &limits).unwrap();
-        assert_eq!(got, [("logs/dns.04:00:00-05:00:00.log".to_string(), b"#path\tdns\n".to_vec())]);
-        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        for (member, text) in [("cap/conn.log", "a"), ("cap/dns.log", "b")] {
-            z.start_file(member, zip::write::SimpleFileOptions::default()).unwrap();
-            std::io::Write::write_all(&mut z, text.as_bytes()).unwrap();
-        }
-        let got = expand("cap.zip", z.finish().unwrap().into_inner(), &limits).unwrap();
-        let names: Vec<_> = got.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
-        assert_eq!(names, [("cap.zip:cap/conn.log", &b"a"[..]), ("cap.zip:cap/dns.log", &b"b"[..])]);
-        // What a file may expand to in memory is `[ingest] max_document_mib`, all of a zip's
-        // members together.
-        let small = botwatch_feeds::input::Limits { max_document: 3 << 20, ..limits };
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, &vec![b'x'; 4 << 20]).unwrap();
-        let e = expand("x.gz", gz.finish().unwrap(), &small).unwrap_err();
-        assert!(e.to_string().contains("x.gz expands past 3 MiB"), "{e}");
-        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        for member in ["a.log", "b.log", "__MACOSX/._a.log"] {
-            z.start_file(member, zip::write::SimpleFileOptions::default()).unwrap();
-            std::io::Write::write_all(&mut z, &vec![b'x'; 2 << 20]).unwrap();
-        }
-        let zipped = z.finish().unwrap().into_inner();
-        let e = expand("two.zip", zipped.clone(), &small).unwrap_err();
-        assert!(e.to_string().contains("two.zip:b.log expands past 3 MiB"), "{e}");
-        let got = expand("two.zip", zipped, &limits).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str, data: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, data).unwrap();
+            p
+        };
+        let name = |p: &std::path::Path| p.display().to_string();
+        let plain = at("conn.log", b"#path\tconn\n");
+        assert_eq!(inside(&plain).unwrap(), [(name(&plain), b"#path\tconn\n".to_vec())]);
+        let gz = at("dns.04:00:00-05:00:00.log.gz", &gzip(b"#path\tdns\n"));
+        let got = inside(&gz).unwrap();
+        assert_eq!(got, [(name(&gz).strip_suffix(".gz").unwrap().to_string(), b"#path\tdns\n".to_vec())]);
+        let zipped = at(
+            "cap.zip",
+            &zip(&[("cap/conn.log", b"a"), ("__MACOSX/cap/._conn.log", b"fork"), ("cap/dns.log", b"b")]),
+        );
+        let got = inside(&zipped).unwrap();
+        let z = name(&zipped);
         assert_eq!(
-            got.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-            ["two.zip:a.log", "two.zip:b.log"]
+            got,
+            [(format!("{z}:cap/conn.log"), b"a".to_vec()), (format!("{z}:cap/dns.log"), b"b".to_vec())]
         );
         let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         z.add_directory("logs/", zip::write::SimpleFileOptions::default()).unwrap();
-        let empty = z.finish().unwrap().into_inner();
-        assert!(expand("empty.zip", empty, &limits).unwrap_err().to_string().contains("no file"));
+        let empty = at("empty.zip", &z.finish().unwrap().into_inner());
+        assert!(inside(&empty).unwrap_err().to_string().contains("no file"));
+    }
+
+    #[test]
+    fn only_formats_read_whole_are_capped_and_line_logs_stream_past_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = botwatch_feeds::input::Limits { max_document: 1 << 20, ..Default::default() };
+        let scan = |name: &str, data: &[u8], digest: Option<&mut sha2::Sha256>| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, data).unwrap();
+            let mut s = Scanner::new(Arc::new(Matcher::empty()), &SensorSection::default(), true);
+            scan_path(&mut s, &p, &small, digest)
+        };
+        // A format read whole (here: none known) stops at `max_document_mib`, each member
+        // on its own, since each is scanned and dropped before the next.
+        let e = scan("x.gz", &gzip(&vec![b'x'; 2 << 20]), None).remove(0).unwrap_err();
+        assert!(e.to_string().contains("x.gz expands past 1 MiB"), "{e}");
+        let got = scan("two.zip", &zip(&[("a", &[b'x'; 700 << 10]), ("b", &[b'x'; 700 << 10])]), None);
+        assert_eq!(got.len(), 2);
+        for r in got {
+            assert!(r.unwrap_err().to_string().contains("not a recognised telemetry format"));
+        }
+        // A conn.log of 4 MiB, gzipped, streams past the 1 MiB cap; the digest is the stored
+        // file's, however it was read.
+        let mut log = b"#separator \\x09\n#path\tconn\n#fields\tts\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\n".to_vec();
+        let mut n = 0;
+        while log.len() < 4 << 20 {
+            log.extend(
+                format!(
+                    "{}.5\t10.0.0.{}\t40000\t192.0.2.{}\t443\ttcp\n",
+                    1_700_000_000 + n,
+                    n % 200,
+                    n % 250
+                )
+                .bytes(),
+            );
+            n += 1;
+        }
+        log.extend(b"1700000000.5\tnot an address\t1\t192.0.2.1\t443\ttcp\n");
+        for (name, data) in [("conn.log", log.clone()), ("conn.log.gz", gzip(&log))] {
+            let mut digest = <sha2::Sha256 as sha2::Digest>::new();
+            let got = scan(name, &data, Some(&mut digest)).remove(0).unwrap();
+            assert_eq!((got.records, got.rejects), (n, 1), "{name}");
+            assert_eq!(
+                sha2::Digest::finalize(digest),
+                <sha2::Sha256 as sha2::Digest>::digest(&data),
+                "{name}"
+            );
+        }
     }
 
     #[test]

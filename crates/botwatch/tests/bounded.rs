@@ -96,3 +96,56 @@ fn a_large_report_is_read_in_chunks_in_bounded_memory() {
     // Four times the input, not four times the memory: at most a third more.
     assert!(big.1 * 3 < small.1 * 4, "peak RSS grew with the input: {peaks:?}");
 }
+
+#[test]
+fn a_large_flow_log_is_scanned_line_by_line_in_bounded_memory() {
+    // A Zeek conn.log of 5 MB and of eight times that, plain and gzipped: `scan` reads it line
+    // by line, so peak memory is the detectors' (bounded by [sensor.flows]), not the file's.
+    // The old path held the whole file and a Vec of its records.
+    let dir = tempfile::tempdir().unwrap();
+    let mut peaks = Vec::new();
+    for lines in [75_000u64, 600_000] {
+        let p = dir.path().join(format!("conn-{lines}.log"));
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+        writeln!(w, "#separator \\x09\n#path\tconn\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tconn_state").unwrap();
+        // One client past its flow bound (100,000), so the detectors' memory stops growing
+        // while the file goes on.
+        for i in 0..lines {
+            writeln!(
+                w,
+                "{}.{:06}\tC{i}\t10.1.2.3\t{}\t198.51.100.{}\t443\ttcp\tSF",
+                1_700_000_000 + i / 10,
+                i % 10,
+                1024 + i % 60000,
+                i % 200
+            )
+            .unwrap();
+        }
+        w.flush().unwrap();
+        drop(w);
+        let size = std::fs::metadata(&p).unwrap().len();
+        let db = dir.path().join(format!("{lines}.db"));
+        let (code, err, rss) =
+            run_measured(&["scan", "--no-store", "--db", db.to_str().unwrap(), p.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        eprintln!("conn.log of {lines} lines ({} MB): peak RSS {} MiB", size / 1_000_000, rss / 1024);
+        peaks.push((size, rss));
+        if lines == 600_000 {
+            let gz = dir.path().join("conn.log.gz");
+            let mut enc = flate2::write::GzEncoder::new(
+                std::fs::File::create(&gz).unwrap(),
+                flate2::Compression::fast(),
+            );
+            std::io::copy(&mut std::fs::File::open(&p).unwrap(), &mut enc).unwrap();
+            enc.finish().unwrap();
+            let (code, err, rss) =
+                run_measured(&["scan", "--no-store", "--db", db.to_str().unwrap(), gz.to_str().unwrap()]);
+            assert_eq!(code, 0, "{err}");
+            eprintln!("the same gzipped: peak RSS {} MiB", rss / 1024);
+            assert!(rss * 3 < peaks[0].1 * 4, "a gzipped log was held whole: {rss} KiB against {peaks:?}");
+        }
+    }
+    let (small, big) = (peaks[0], peaks[1]);
+    assert!(big.0 > 7 * small.0);
+    assert!(big.1 * 3 < small.1 * 4, "peak RSS grew with the log: {peaks:?}");
+}

@@ -14,5 +14,6 @@ mod capture;
 pub mod detect;
 pub mod dns;
 pub mod flow;
+pub mod lines;
 pub mod matcher;
 pub mod record;

@@ -5,7 +5,6 @@ use super::*;
 use crate::cli::*;
 use anyhow::Result;
 use botwatch::config::Config;
-use botwatch_model::Timestamp;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,67 +52,18 @@ pub(crate) fn scan(
     for f in files {
         let name = f.display().to_string();
         bar.set_message(name.clone());
-        // The first bytes tell an nfcapd file, which is streamed block by block (no
-        // file-sized buffer to fault in); every other format is read whole.
-        let peeked = std::fs::File::open(f).and_then(|mut file| {
-            let mut head = Vec::with_capacity(4096);
-            std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, 4096), &mut head)?;
-            Ok((file, head))
-        });
-        let (mut file, mut data) = match peeked {
-            Ok(x) => x,
-            Err(e) => {
-                eprintln!("error: {name}: {e}");
-                failed += 1;
-                continue;
-            }
-        };
-        let len = file.metadata().map_or(0, |m| m.len());
-        if botwatch_telemetry::flow::nfcapd::is_nfcapd(&data) {
-            let digest = (!no_store).then_some(&mut hasher);
-            match sensor::scan_nfcapd_reader(&mut scanner, &name, &mut file, digest) {
+        let size = std::fs::metadata(f).map_or(0, |m| m.len());
+        // The digest names the sightings' report (a second scan of the same files adds
+        // nothing); a scan that stores nothing need not pay for it. nfcapd files and
+        // line-by-line logs stream; a gzipped log or a zipped capture is read as what it holds.
+        let digest = (!no_store).then_some(&mut hasher);
+        for got in sensor::scan_path(&mut scanner, f, &cfg.ingest.limits(), digest) {
+            match got {
                 Ok(s) => scanned.push(s),
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     failed += 1;
                 }
-            }
-            bar.inc(len);
-            continue;
-        }
-        data.reserve(usize::try_from(len).unwrap_or(0).saturating_sub(data.len()));
-        if let Err(e) = std::io::Read::read_to_end(&mut file, &mut data) {
-            eprintln!("error: {name}: {e}");
-            failed += 1;
-            continue;
-        }
-        let written = std::fs::metadata(f)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| Timestamp::from_micros(d.as_micros() as i64));
-        let size = data.len() as u64;
-        // The digest names the sightings' report (a second scan of the same files adds
-        // nothing); a scan that stores nothing need not pay for it.
-        if !no_store {
-            sha2::Digest::update(&mut hasher, &data);
-        }
-        // A gzipped log or a zipped capture is read as what it holds.
-        match sensor::expand(&name, data, &cfg.ingest.limits()) {
-            Ok(files) => {
-                for (name, data) in files {
-                    match sensor::scan_file(&mut scanner, &name, &data, written) {
-                        Ok(s) => scanned.push(s),
-                        Err(e) => {
-                            eprintln!("error: {e:#}");
-                            failed += 1;
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                failed += 1;
             }
         }
         bar.inc(size);

@@ -264,6 +264,12 @@ pub mod fuzzing {
         }
         let _ = read_as(data, DnsFormat::Pcap, &with_ref);
         let _ = read(data, "query.log");
+        // Zeek's dns.log streamed through a 5-byte read buffer gives what it gives in memory.
+        let (mut whole, mut streamed) = (Collected::default(), Collected::default());
+        zeek::read_zeek(data, &mut whole, &mut Stats::default());
+        let mut lines = crate::lines::ReadLines::new(std::io::BufReader::with_capacity(5, data));
+        zeek::read_zeek_lines(&mut lines, &mut streamed, &mut Stats::default());
+        assert_eq!((whole.records, whole.rejects), (streamed.records, streamed.rejects));
     }
 }
 

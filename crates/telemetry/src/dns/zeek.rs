@@ -7,6 +7,7 @@
 //! header, which is how `scan` tells a `dns.log` from a `conn.log` and refuses the rest.
 
 use super::{DnsSink, Stats, reject};
+use crate::lines::{Line, LineSource, MAX_LINE, SliceLines};
 use crate::record::DnsRecord;
 use botwatch_model::{Timestamp, parse_timestamp};
 use std::borrow::Cow;
@@ -157,14 +158,23 @@ fn record(f: Fields<'_>) -> Result<DnsRecord, String> {
 /// Reads a Zeek `dns.log` (TSV or JSON) into `out`. Header lines are framing; every data
 /// line is a record or a reject with its line number and reason.
 pub(crate) fn read_zeek(bytes: &[u8], out: &mut dyn DnsSink, stats: &mut Stats) {
+    read_zeek_lines(&mut SliceLines::new(bytes), out, stats)
+}
+
+/// [`read_zeek`] from any line source: a `dns.log` streamed from a file is read in the
+/// memory of one line.
+pub fn read_zeek_lines(lines: &mut dyn LineSource, out: &mut dyn DnsSink, stats: &mut Stats) {
     let mut sep = b'\t';
     let mut set_sep = b',';
     let mut unset = "-".to_string();
     let mut empty = "(empty)".to_string();
     let mut cols: Option<Columns> = None;
-    for (i, raw) in bytes.split(|&c| c == b'\n').enumerate() {
-        let n = i as u64 + 1;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    while let Some(Line { number: n, bytes: raw, cut }) = lines.next_line() {
+        if cut {
+            stats.lines += 1;
+            out.reject(reject(n, raw, format!("line longer than {} MiB", MAX_LINE >> 20)));
+            continue;
+        }
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }

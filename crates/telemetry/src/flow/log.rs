@@ -7,6 +7,7 @@
 //! (Argus `arp`, `llc`, `man` records) are skipped and counted, not rejected.
 
 use super::FlowError;
+use crate::lines::{Line, LineSource, MAX_LINE, SliceLines};
 use crate::record::FlowRecord;
 use botwatch_model::{Reject, Timestamp, parse_timestamp};
 use bytes::Bytes;
@@ -130,22 +131,66 @@ pub fn read_log_labelled(
     data: &[u8],
     kind: LogKind,
     out: &mut Vec<FlowRecord>,
-    mut labels: Option<&mut Vec<Option<String>>>,
+    labels: Option<&mut Vec<Option<String>>>,
     rejects: &mut Vec<Reject>,
 ) -> Result<LogStats, FlowError> {
-    let first = data.split(|&c| c == b'\n').find(|l| !l.iter().all(u8::is_ascii_whitespace));
-    if kind == LogKind::Zeek && first.is_some_and(|l| l.trim_ascii_start().starts_with(b"{")) {
-        return read_zeek_json(data, out, labels, rejects);
+    read_lines(&mut SliceLines::new(data), kind, &mut Collect { out, labels, rejects })
+}
+
+/// Where a flow-log reader puts what it reads, line by line.
+pub trait LogSink {
+    /// A flow and, in a labelled capture, its line's label.
+    fn record(&mut self, r: FlowRecord, label: Option<String>);
+    fn reject(&mut self, r: Reject);
+}
+
+struct Collect<'a> {
+    out: &'a mut Vec<FlowRecord>,
+    labels: Option<&'a mut Vec<Option<String>>>,
+    rejects: &'a mut Vec<Reject>,
+}
+
+impl LogSink for Collect<'_> {
+    fn record(&mut self, r: FlowRecord, label: Option<String>) {
+        self.out.push(r);
+        if let Some(l) = self.labels.as_deref_mut() {
+            l.push(label);
+        }
     }
+    fn reject(&mut self, r: Reject) {
+        self.rejects.push(r);
+    }
+}
+
+/// A flow log from any line source (a buffer, or a file streamed through one line's
+/// buffer) into `sink`. Fails only when the header is missing or lacks the columns a flow
+/// needs; every bad data line is a reject with its 1-based line number.
+pub fn read_lines(
+    lines: &mut dyn LineSource,
+    kind: LogKind,
+    sink: &mut dyn LogSink,
+) -> Result<LogStats, FlowError> {
     let mut st = LogStats::default();
     let mut cols: Option<[Option<usize>; ROLES]> = None;
     let mut sep =
         if kind == LogKind::Argus { None } else { Some(if kind == LogKind::Zeek { b'\t' } else { b',' }) };
-    let mut unset: &[u8] = b"-";
-    for (i, line) in data.split(|&c| c == b'\n').enumerate() {
-        let lineno = i as u64 + 1;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(|c| c.is_ascii_whitespace()) {
+    let mut unset: Vec<u8> = b"-".to_vec();
+    // A Zeek log whose first line is an object is JSON lines throughout.
+    let mut json: Option<bool> = (kind != LogKind::Zeek).then_some(false);
+    while let Some(Line { number: lineno, bytes: line, cut }) = lines.next_line() {
+        if line.iter().all(|c| c.is_ascii_whitespace()) && !cut {
+            continue;
+        }
+        if cut {
+            take(Err(format!("line longer than {} MiB", MAX_LINE >> 20)), lineno, line, &mut st, sink);
+            continue;
+        }
+        if *json.get_or_insert_with(|| line.trim_ascii_start().starts_with(b"{")) {
+            let parsed = json_values(line).and_then(|owned| {
+                let vals: [Option<&str>; ROLES] = std::array::from_fn(|r| owned[r].as_deref());
+                build(LogKind::Zeek, &vals, b"-")
+            });
+            take(parsed, lineno, line, &mut st, sink);
             continue;
         }
         if kind == LogKind::Zeek && line.starts_with(b"#") {
@@ -154,7 +199,7 @@ pub fn read_log_labelled(
             } else if let Some(rest) = line.strip_prefix(b"#unset_field")
                 && rest.len() > 1
             {
-                unset = &rest[1..];
+                unset = rest[1..].to_vec();
             } else if let Some(rest) = line.strip_prefix(b"#fields")
                 && rest.len() > 1
             {
@@ -174,10 +219,10 @@ pub fn read_log_labelled(
             cols = Some(header(kind, line, s)?);
             continue;
         };
-        let parsed = parse_line(kind, &c, line, sep.unwrap_or(b','), unset);
-        take(parsed, lineno, line, &mut st, out, labels.as_deref_mut(), rejects);
+        let parsed = parse_line(kind, &c, line, sep.unwrap_or(b','), &unset);
+        take(parsed, lineno, line, &mut st, sink);
     }
-    if cols.is_none() {
+    if cols.is_none() && json != Some(true) {
         return Err(FlowError::NoHeader);
     }
     Ok(st)
@@ -221,53 +266,22 @@ fn parse_line(kind: LogKind, cols: &[Option<usize>; ROLES], line: &[u8], sep: u8
     build(kind, &vals, unset)
 }
 
-/// Zeek's JSON lines: each object's keys are the TSV form's column names.
-fn read_zeek_json(
-    data: &[u8],
-    out: &mut Vec<FlowRecord>,
-    mut labels: Option<&mut Vec<Option<String>>>,
-    rejects: &mut Vec<Reject>,
-) -> Result<LogStats, FlowError> {
-    let mut st = LogStats::default();
-    for (i, line) in data.split(|&c| c == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(|c| c.is_ascii_whitespace()) {
-            continue;
-        }
-        let parsed = json_values(line).and_then(|owned| {
-            let vals: [Option<&str>; ROLES] = std::array::from_fn(|r| owned[r].as_deref());
-            build(LogKind::Zeek, &vals, b"-")
-        });
-        take(parsed, i as u64 + 1, line, &mut st, out, labels.as_deref_mut(), rejects);
-    }
-    Ok(st)
-}
-
 type Parsed = Result<Option<(FlowRecord, Option<String>)>, String>;
 
-/// One data line's outcome into the records, labels, rejects and counts.
-fn take(
-    parsed: Parsed,
-    lineno: u64,
-    line: &[u8],
-    st: &mut LogStats,
-    out: &mut Vec<FlowRecord>,
-    labels: Option<&mut Vec<Option<String>>>,
-    rejects: &mut Vec<Reject>,
-) {
+/// One data line's outcome into the sink and the counts. A rejected line keeps at most
+/// 64 KiB of itself.
+fn take(parsed: Parsed, lineno: u64, line: &[u8], st: &mut LogStats, sink: &mut dyn LogSink) {
     st.lines += 1;
     match parsed {
         Ok(Some((r, label))) => {
             st.records += 1;
-            out.push(r);
-            if let Some(l) = labels {
-                l.push(label);
-            }
+            sink.record(r, label);
         }
         Ok(None) => st.skipped_non_ip += 1,
         Err(reason) => {
             st.rejected += 1;
-            rejects.push(Reject { line: lineno, raw: Bytes::copy_from_slice(line), reason });
+            let raw = Bytes::copy_from_slice(&line[..line.len().min(64 * 1024)]);
+            sink.reject(Reject { line: lineno, raw, reason });
         }
     }
 }

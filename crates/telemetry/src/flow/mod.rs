@@ -62,6 +62,19 @@ pub enum FlowFormat {
     Nfcapd,
 }
 
+impl FlowFormat {
+    /// The dialect of a flow log, which is read line by line ([`log::read_lines`]) and so
+    /// can be streamed from a file of any size; `None` for binary formats.
+    pub fn log_kind(self) -> Option<LogKind> {
+        match self {
+            FlowFormat::Argus => Some(LogKind::Argus),
+            FlowFormat::ZeekConn => Some(LogKind::Zeek),
+            FlowFormat::NfdumpCsv => Some(LogKind::Nfdump),
+            FlowFormat::Pcap | FlowFormat::Nfcapd => None,
+        }
+    }
+}
+
 /// Why a whole file could not be read (single bad lines or packets are rejects instead).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FlowError {
@@ -170,9 +183,9 @@ pub fn read(data: &[u8], name: &str) -> Result<(Vec<FlowRecord>, Vec<Reject>, St
             };
             return Ok((out, rejects, stats));
         }
-        FlowFormat::Argus => LogKind::Argus,
-        FlowFormat::ZeekConn => LogKind::Zeek,
-        FlowFormat::NfdumpCsv => LogKind::Nfdump,
+        FlowFormat::Argus | FlowFormat::ZeekConn | FlowFormat::NfdumpCsv => {
+            format.log_kind().expect("a flow log")
+        }
     };
     let l = read_log(data, kind, &mut out, &mut rejects)?;
     let stats = Stats {
@@ -230,15 +243,31 @@ pub mod fuzzing {
         let _ = s.finish(&Scope::default());
     }
 
-    /// The input as each flow-log dialect and through detection.
+    /// The input as each flow-log dialect and through detection. Each is also streamed
+    /// through a 5-byte read buffer, which must give what the in-memory read gives.
     pub fn flowlog(data: &[u8]) {
         for kind in [LogKind::Argus, LogKind::Zeek, LogKind::Nfdump] {
             let (mut out, mut rej) = (Vec::new(), Vec::new());
-            if let Ok(st) = read_log(data, kind, &mut out, &mut rej) {
+            let whole = read_log(data, kind, &mut out, &mut rej);
+            if let Ok(st) = &whole {
                 assert_eq!(st.records as usize, out.len());
                 assert!(rej.iter().all(|r| r.line > 0 && !r.reason.is_empty()));
                 detectors(&out);
             }
+            struct Both(Vec<FlowRecord>, Vec<Reject>);
+            impl log::LogSink for Both {
+                fn record(&mut self, r: FlowRecord, _label: Option<String>) {
+                    self.0.push(r);
+                }
+                fn reject(&mut self, r: Reject) {
+                    self.1.push(r);
+                }
+            }
+            let mut lines = crate::lines::ReadLines::new(std::io::BufReader::with_capacity(5, data));
+            let mut streamed = Both(Vec::new(), Vec::new());
+            let st = log::read_lines(&mut lines, kind, &mut streamed);
+            assert_eq!(st, whole);
+            assert_eq!((streamed.0, streamed.1), (out, rej));
         }
         let _ = read(data, "fuzz");
     }
