@@ -838,18 +838,22 @@ impl<R: std::io::Read> std::io::Read for Counted<R> {
 }
 
 /// The text formats read line by line, whatever their size: flow logs (Zeek `conn.log`,
-/// Argus, nfdump CSV) and Zeek `dns.log`. Captures, dnstap and resolver logs are read whole.
+/// Argus, nfdump CSV) and DNS logs (Zeek `dns.log`, Unbound and BIND query logs). Captures
+/// and dnstap are read whole.
 #[derive(Debug, Clone, Copy)]
 enum ByLine {
     Flows(botwatch_telemetry::flow::log::LogKind),
-    ZeekDns,
+    Dns(botwatch_telemetry::dns::DnsFormat),
 }
 
 fn by_line(head: &[u8], name: &str) -> Option<ByLine> {
     use botwatch_telemetry::{dns, flow};
     match (flow::detect(head, name).and_then(flow::FlowFormat::log_kind), dns::detect(head, name)) {
         (Some(kind), None) => Some(ByLine::Flows(kind)),
-        (None, Some(dns::DnsFormat::ZeekDns)) => Some(ByLine::ZeekDns),
+        (
+            None,
+            Some(f @ (dns::DnsFormat::ZeekDns | dns::DnsFormat::UnboundLog | dns::DnsFormat::BindQueryLog)),
+        ) => Some(ByLine::Dns(f)),
         _ => None,
     }
 }
@@ -892,7 +896,7 @@ pub fn scan_path(
                 256 * 1024,
                 std::io::Cursor::new(head).chain(rest),
             ));
-            let scanned = scan_lines(scanner, name, &mut lines, how);
+            let scanned = scan_lines(scanner, name, &mut lines, how, written);
             return match lines.error {
                 // The lines before the failure are in the scanner; the file is still a failure.
                 Some(e) => Err(anyhow::anyhow!(
@@ -939,6 +943,7 @@ fn scan_lines(
     name: &str,
     lines: &mut dyn botwatch_telemetry::lines::LineSource,
     how: ByLine,
+    written: Option<Timestamp>,
 ) -> Result<LinesScan> {
     use botwatch_telemetry::{dns, flow};
     /// Counts the lines it passes on, for where a read failed.
@@ -968,21 +973,18 @@ fn scan_lines(
             scan.records = st.records;
             scan.rejects = st.rejected;
         }
-        ByLine::ZeekDns => {
-            struct Feed<'a>(&'a mut Scanner, u64, u64);
+        ByLine::Dns(format) => {
+            struct Feed<'a>(&'a mut Scanner);
             impl dns::DnsSink for Feed<'_> {
                 fn record(&mut self, r: DnsRecord) {
-                    self.1 += 1;
                     self.0.dns(&r);
                 }
-                fn reject(&mut self, _r: botwatch_model::Reject) {
-                    self.2 += 1;
-                }
             }
-            let mut feed = Feed(scanner, 0, 0);
-            dns::zeek::read_zeek_lines(&mut lines, &mut feed, &mut dns::Stats::default());
+            let opts = dns::ReadOptions { reference: written };
+            let st =
+                dns::read_lines_into(&mut lines, format, &opts, &mut Feed(scanner)).expect("a text format");
             scan.kinds.push("dns");
-            (scan.records, scan.rejects) = (feed.1, feed.2);
+            (scan.records, scan.rejects) = (st.records, st.rejects);
         }
     }
     Ok(LinesScan { scan, lines: lines.1 })

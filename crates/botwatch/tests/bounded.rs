@@ -149,3 +149,41 @@ fn a_large_flow_log_is_scanned_line_by_line_in_bounded_memory() {
     assert!(big.0 > 7 * small.0);
     assert!(big.1 * 3 < small.1 * 4, "peak RSS grew with the log: {peaks:?}");
 }
+
+#[test]
+fn a_large_resolver_log_is_scanned_line_by_line_in_bounded_memory() {
+    // An Unbound query log of ~3 MB and of eight times that: each query waits for its reply
+    // for at most two reply windows (a minute), so memory holds about a minute of queries.
+    // The old reader held every record until the end of the file.
+    let dir = tempfile::tempdir().unwrap();
+    let mut peaks = Vec::new();
+    for queries in [20_000u64, 160_000] {
+        let p = dir.path().join(format!("unbound-{queries}.log"));
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+        for i in 0..queries {
+            let t = i / 20;
+            let (h, m, s) = (t / 3600 % 24, t / 60 % 60, t % 60);
+            let (client, name) = (format!("10.0.0.{}", i % 50 + 1), format!("host{}.example.com.", i % 2000));
+            writeln!(w, "Nov 25 {h:02}:{m:02}:{s:02} unbound[1:0] query: {client} {name} A IN").unwrap();
+            if i % 3 > 0 {
+                writeln!(
+                    w,
+                    "Nov 25 {h:02}:{m:02}:{s:02} unbound[1:0] reply: {client} {name} A IN NOERROR 0.001 0 60"
+                )
+                .unwrap();
+            }
+        }
+        w.flush().unwrap();
+        drop(w);
+        let size = std::fs::metadata(&p).unwrap().len();
+        let db = dir.path().join(format!("{queries}.db"));
+        let (code, err, rss) =
+            run_measured(&["scan", "--no-store", "--db", db.to_str().unwrap(), p.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        eprintln!("unbound log of {queries} queries ({} MB): peak RSS {} MiB", size / 1_000_000, rss / 1024);
+        peaks.push((size, rss));
+    }
+    let (small, big) = (peaks[0], peaks[1]);
+    assert!(big.0 > 7 * small.0);
+    assert!(big.1 * 3 < small.1 * 4, "peak RSS grew with the log: {peaks:?}");
+}

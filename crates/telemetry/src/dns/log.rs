@@ -8,6 +8,7 @@
 //! Lines with a time prefix that are other log messages are counted as skipped.
 
 use super::{DnsFormat, DnsSink, ReadOptions, Stats, reject, wire::normalise_qname};
+use crate::lines::{Line, LineSource, MAX_LINE, SliceLines};
 use crate::record::DnsRecord;
 use botwatch_model::{Timestamp, parse_timestamp};
 use chrono::{Datelike, NaiveDate};
@@ -260,16 +261,59 @@ pub(crate) fn read_log(
     out: &mut dyn DnsSink,
     stats: &mut Stats,
 ) {
-    // Records are held until the end so a reply can complete the query line before it.
-    let mut recs: Vec<DnsRecord> = Vec::new();
-    let mut waiting: HashMap<(IpAddr, String, Cow<'static, str>), VecDeque<usize>> = HashMap::new();
-    for (i, raw) in bytes.split(|&c| c == b'\n').enumerate() {
-        let n = i as u64 + 1;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if raw.iter().all(u8::is_ascii_whitespace) {
+    read_log_lines(&mut SliceLines::new(bytes), format, opts, out, stats)
+}
+
+/// Type of the queries waiting for their reply: client, name, type.
+type Key = (IpAddr, String, Cow<'static, str>);
+
+/// Hands on the oldest held record; a query no reply completed leaves the waiting list.
+fn release(
+    held: &mut VecDeque<DnsRecord>,
+    first: &mut usize,
+    waiting: &mut HashMap<Key, VecDeque<usize>>,
+    out: &mut dyn DnsSink,
+    stats: &mut Stats,
+) {
+    let Some(r) = held.pop_front() else { return };
+    if r.rcode.is_none() {
+        stats.unanswered += 1;
+        let key = (r.client, r.qname.clone(), r.qtype.clone());
+        if let Some(w) = waiting.get_mut(&key) {
+            w.retain(|j| *j != *first);
+            if w.is_empty() {
+                waiting.remove(&key);
+            }
+        }
+    }
+    *first += 1;
+    out.record(r);
+}
+
+/// [`read_log`] from any line source. A query is held until its reply can no longer come
+/// (two reply windows behind the latest time read), so a resolver's log of any length is
+/// read in the memory of a minute of its queries; records go out in line order.
+pub(crate) fn read_log_lines(
+    lines: &mut dyn LineSource,
+    format: DnsFormat,
+    opts: &ReadOptions,
+    out: &mut dyn DnsSink,
+    stats: &mut Stats,
+) {
+    // `held[i]` is record number `first + i`; `waiting` holds record numbers.
+    let mut held: VecDeque<DnsRecord> = VecDeque::new();
+    let mut first = 0usize;
+    let mut waiting: HashMap<Key, VecDeque<usize>> = HashMap::new();
+    let mut latest = i64::MIN;
+    while let Some(Line { number: n, bytes: raw, cut }) = lines.next_line() {
+        if raw.iter().all(u8::is_ascii_whitespace) && !cut {
             continue;
         }
         stats.lines += 1;
+        if cut {
+            out.reject(reject(n, raw, format!("line longer than {} MiB", MAX_LINE >> 20)));
+            continue;
+        }
         let Ok(line) = std::str::from_utf8(raw) else {
             out.reject(reject(n, raw, "not UTF-8"));
             continue;
@@ -311,14 +355,15 @@ pub(crate) fn read_log(
                 waiting
                     .entry((r.client, r.qname.clone(), r.qtype.clone()))
                     .or_default()
-                    .push_back(recs.len());
-                recs.push(r);
+                    .push_back(first + held.len());
+                held.push_back(r);
             }
             Ok(Parsed::Reply(r)) => {
                 stats.responses += 1;
-                let q = waiting.get_mut(&(r.client, r.qname.clone(), r.qtype.clone())).and_then(|w| {
+                let key = (r.client, r.qname.clone(), r.qtype.clone());
+                let q = waiting.get_mut(&key).and_then(|w| {
                     while let Some(&j) = w.front() {
-                        if r.time.0 - recs[j].time.0 > REPLY_WINDOW_US {
+                        if r.time.0 - held[j - first].time.0 > REPLY_WINDOW_US {
                             w.pop_front();
                         } else {
                             return w.pop_front();
@@ -326,22 +371,30 @@ pub(crate) fn read_log(
                     }
                     None
                 });
+                // A name asked once is the common case: its entry goes with its reply.
+                if waiting.get(&key).is_some_and(VecDeque::is_empty) {
+                    waiting.remove(&key);
+                }
                 match q {
                     Some(j) => {
                         stats.paired += 1;
-                        recs[j].rcode = r.rcode;
+                        held[j - first].rcode = r.rcode;
                     }
                     None => {
                         stats.unmatched_responses += 1;
-                        recs.push(r);
+                        held.push_back(r);
                     }
                 }
             }
         }
+        // Lines may be a little out of order; two windows behind the latest is safe.
+        latest = latest.max(time.0);
+        while held.front().is_some_and(|r| r.time.0 < latest.saturating_sub(2 * REPLY_WINDOW_US)) {
+            release(&mut held, &mut first, &mut waiting, out, stats);
+        }
     }
-    stats.unanswered = recs.iter().filter(|r| r.rcode.is_none()).count() as u64;
-    for r in recs {
-        out.record(r);
+    while !held.is_empty() {
+        release(&mut held, &mut first, &mut waiting, out, stats);
     }
 }
 
@@ -353,6 +406,63 @@ mod tests {
     fn run(text: &str, format: DnsFormat) -> (Vec<DnsRecord>, Vec<botwatch_model::Reject>, Stats) {
         let opts = ReadOptions { reference: Some(parse_timestamp("2026-11-26T00:00:00Z").unwrap()) };
         read_as(text.as_bytes(), format, &opts)
+    }
+
+    #[test]
+    fn queries_are_handed_on_once_their_reply_can_no_longer_come() {
+        // Ten minutes of Unbound log, a query a second: each record must leave well before
+        // the log ends, so memory holds about a minute of queries, not the log.
+        let mut text = String::new();
+        for i in 0..600 {
+            let (m, s) = (i / 60, i % 60);
+            text +=
+                &format!("Nov 25 17:{m:02}:{s:02} unbound[1:0] query: 10.0.0.{} n{i}.example. A IN\n", i % 7);
+            if i % 2 == 0 {
+                text += &format!(
+                    "Nov 25 17:{m:02}:{s:02} unbound[1:0] reply: 10.0.0.{} n{i}.example. A IN NOERROR 0.001 0 60\n",
+                    i % 7
+                );
+            }
+        }
+        struct Counting<'a>(SliceLines<'a>, std::rc::Rc<std::cell::Cell<u64>>);
+        impl LineSource for Counting<'_> {
+            fn next_line(&mut self) -> Option<Line<'_>> {
+                let l = self.0.next_line()?;
+                self.1.set(l.number);
+                Some(l)
+            }
+        }
+        struct Seen(std::rc::Rc<std::cell::Cell<u64>>, Vec<(u64, DnsRecord)>);
+        impl DnsSink for Seen {
+            fn record(&mut self, r: DnsRecord) {
+                self.1.push((self.0.get(), r));
+            }
+        }
+        let read = std::rc::Rc::new(std::cell::Cell::new(0));
+        let mut seen = Seen(read.clone(), Vec::new());
+        let opts = ReadOptions { reference: Some(parse_timestamp("2026-11-26T00:00:00Z").unwrap()) };
+        let mut stats = Stats::default();
+        read_log_lines(
+            &mut Counting(SliceLines::new(text.as_bytes()), read),
+            DnsFormat::UnboundLog,
+            &opts,
+            &mut seen,
+            &mut stats,
+        );
+        assert_eq!(seen.1.len(), 600);
+        assert_eq!((stats.paired, stats.unanswered), (300, 300));
+        // Record i is out by the time the line of second i + 61 is read (two reply windows).
+        for (i, (line, r)) in seen.1.iter().enumerate() {
+            assert_eq!(r.qname, format!("n{i}.example"));
+            assert_eq!(r.rcode.is_some(), i % 2 == 0, "{i}");
+            if i < 530 {
+                assert!(*line <= (i as u64 + 62) * 3 / 2 + 1, "record {i} held until line {line}");
+            }
+        }
+        // The same as reading it all in memory.
+        let (whole, _, st) = run(&text, DnsFormat::UnboundLog);
+        assert!(whole == seen.1.into_iter().map(|x| x.1).collect::<Vec<_>>());
+        assert_eq!((st.paired, st.unanswered, st.lines), (stats.paired, stats.unanswered, stats.lines));
     }
 
     #[test]

@@ -210,6 +210,30 @@ pub fn read_into(bytes: &[u8], format: DnsFormat, opts: &ReadOptions, sink: &mut
     stats
 }
 
+/// Decodes a text format (Unbound and BIND query logs, Zeek `dns.log`) line by line from
+/// `lines` into `sink`: a log of any size is read in the memory of one line and, for the
+/// query logs, a minute of unanswered queries. `None` for the binary formats, which
+/// [`read_into`] reads from memory.
+pub fn read_lines_into(
+    lines: &mut dyn crate::lines::LineSource,
+    format: DnsFormat,
+    opts: &ReadOptions,
+    sink: &mut dyn DnsSink,
+) -> Option<Stats> {
+    let mut out = Counted { inner: sink, records: 0, rejects: 0 };
+    let mut stats = Stats::default();
+    match format {
+        DnsFormat::ZeekDns => zeek::read_zeek_lines(lines, &mut out, &mut stats),
+        DnsFormat::UnboundLog | DnsFormat::BindQueryLog => {
+            log::read_log_lines(lines, format, opts, &mut out, &mut stats)
+        }
+        DnsFormat::Dnstap | DnsFormat::Pcap => return None,
+    }
+    stats.records = out.records;
+    stats.rejects = out.rejects;
+    Some(stats)
+}
+
 /// Counts what passes to the sink for [`Stats`].
 struct Counted<'a> {
     inner: &'a mut dyn DnsSink,
@@ -264,12 +288,15 @@ pub mod fuzzing {
         }
         let _ = read_as(data, DnsFormat::Pcap, &with_ref);
         let _ = read(data, "query.log");
-        // Zeek's dns.log streamed through a 5-byte read buffer gives what it gives in memory.
-        let (mut whole, mut streamed) = (Collected::default(), Collected::default());
-        zeek::read_zeek(data, &mut whole, &mut Stats::default());
-        let mut lines = crate::lines::ReadLines::new(std::io::BufReader::with_capacity(5, data));
-        zeek::read_zeek_lines(&mut lines, &mut streamed, &mut Stats::default());
-        assert_eq!((whole.records, whole.rejects), (streamed.records, streamed.rejects));
+        // Each text format streamed through a 5-byte read buffer gives what it gives in memory.
+        for f in [DnsFormat::UnboundLog, DnsFormat::BindQueryLog, DnsFormat::ZeekDns] {
+            let (mut whole, mut streamed) = (Collected::default(), Collected::default());
+            let a = read_into(data, f, &with_ref, &mut whole);
+            let mut lines = crate::lines::ReadLines::new(std::io::BufReader::with_capacity(5, data));
+            let b = read_lines_into(&mut lines, f, &with_ref, &mut streamed);
+            assert_eq!(Some(a), b);
+            assert_eq!((whole.records, whole.rejects), (streamed.records, streamed.rejects));
+        }
     }
 }
 
