@@ -13,7 +13,9 @@ use crate::record::DnsRecord;
 use botwatch_model::{Timestamp, parse_timestamp};
 use chrono::{Datelike, NaiveDate};
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+// foldhash: SipHash on the waiting queries was the reader's largest single cost.
+use foldhash::{HashMap, HashMapExt};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 
 /// A reply further than this from its query line belongs to another query.
