@@ -320,3 +320,41 @@ fn issue_11_ownership_by_address_no_case_for_unowned_addresses_no_far_future() {
     let ev = json_lines(&ok(&["--config", &c, "events", "--ip", "58.0.187.129", "--format", "jsonl"]));
     assert_eq!(ev[0]["source.asn"], 3320);
 }
+
+#[test]
+fn gzipped_lease_files_are_read_whole_and_bombs_refused() {
+    // Rotated dhcpd logs joined with `cat` are two gzip members: both leases are read (a
+    // reader that stops after the first member loses the second without a word).
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("l.db");
+    let db = db.to_str().unwrap();
+    let lease = |ip: &str, line: &str| {
+        format!(
+            "lease {ip} {{\n  starts {};\n  ends {};\n  binding state active;\n  option agent.remote-id \"{line}\";\n}}\n",
+            dhcpd_time(&day_offset(-2), "00:00:00"),
+            dhcpd_time(&day_offset(1), "00:00:00"),
+        )
+    };
+    let gz = |text: &str| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    };
+    let mut joined = gz(&format!("# dhcpd.leases\n{}", lease("192.0.2.10", "line-1")));
+    joined.extend(gz(&lease("192.0.2.11", "line-2")));
+    let p = dir.path().join("dhcpd.leases.gz");
+    std::fs::write(&p, joined).unwrap();
+    let imp = json_lines(&ok(&["leases", "import", "--json", "--db", db, p.to_str().unwrap()]));
+    assert_eq!((imp[0]["format"].as_str(), imp[0]["records"].as_u64()), (Some("dhcpd"), Some(2)), "{imp:?}");
+    // 64 MiB of one repeated lease line compresses ~1000×: refused as a bomb, not held.
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let line = b"  binding state active;\n";
+    for _ in 0..(64 << 20) / line.len() {
+        std::io::Write::write_all(&mut e, line).unwrap();
+    }
+    let p = dir.path().join("bomb.leases.gz");
+    std::fs::write(&p, e.finish().unwrap()).unwrap();
+    let out = run(&["leases", "import", "--db", db, p.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("max_ratio"), "{err}");
+}
