@@ -741,7 +741,7 @@ const HEAD: u64 = 64 * 1024;
 
 /// The files `path` holds, each handed to `f` as an [`Inside`], streamed: the file itself, a gzip's content (named without `.gz`: Zeek
 /// archives its logs gzipped), or a zip's members (`file.zip:member`; macOS resource forks
-/// skipped). A compressed file stops at `[ingest]`'s limits (`max_gib` in all, a bomb at
+/// skipped; a gzipped member as what it holds). A compressed file stops at `[ingest]`'s limits (`max_gib` in all, a bomb at
 /// `max_ratio`), and `f` is told the cap for what it holds in memory (`max_document_mib`);
 /// a plain file has none. With `digest`, the stored file's bytes go into it once, in order.
 pub fn each_file<T>(
@@ -776,6 +776,22 @@ pub fn each_file<T>(
             let mut counted = Counted { inner: r, n: 0 };
             let mut head = Vec::new();
             let got = match (&mut counted).take(HEAD).read_to_end(&mut head) {
+                // A zip of gzipped logs (a Zeek log directory zipped whole): one level more.
+                Ok(_) if head.starts_with(&GZIP_MAGIC) => {
+                    let mut gz =
+                        flate2::read::MultiGzDecoder::new(std::io::Cursor::new(head).chain(&mut counted));
+                    let mut head = Vec::new();
+                    match (&mut gz).take(HEAD).read_to_end(&mut head) {
+                        Ok(_) => f(Inside {
+                            name: inner.strip_suffix(".gz").unwrap_or(&inner),
+                            what: &m.what,
+                            head,
+                            rest: &mut gz,
+                            cap: Some(cap),
+                        }),
+                        Err(e) => Err(anyhow::anyhow!("{}: {e}", m.what)),
+                    }
+                }
                 Ok(_) => f(Inside { name: &inner, what: &m.what, head, rest: &mut counted, cap: Some(cap) }),
                 Err(e) => Err(read_error(&m.what, e).into()),
             };
@@ -1172,13 +1188,22 @@ mod tests {
         assert_eq!(got, [(name(&gz).strip_suffix(".gz").unwrap().to_string(), b"#path\tdns\n".to_vec())]);
         let zipped = at(
             "cap.zip",
-            &zip(&[("cap/conn.log", b"a"), ("__MACOSX/cap/._conn.log", b"fork"), ("cap/dns.log", b"b")]),
+            &zip(&[
+                ("cap/conn.log", b"a"),
+                ("__MACOSX/cap/._conn.log", b"fork"),
+                ("cap/dns.log", b"b"),
+                ("cap/dns.00:00:00-01:00:00.log.gz", &gzip(b"c")),
+            ]),
         );
         let got = inside(&zipped).unwrap();
         let z = name(&zipped);
         assert_eq!(
             got,
-            [(format!("{z}:cap/conn.log"), b"a".to_vec()), (format!("{z}:cap/dns.log"), b"b".to_vec())]
+            [
+                (format!("{z}:cap/conn.log"), b"a".to_vec()),
+                (format!("{z}:cap/dns.log"), b"b".to_vec()),
+                (format!("{z}:cap/dns.00:00:00-01:00:00.log"), b"c".to_vec())
+            ]
         );
         let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         z.add_directory("logs/", zip::write::SimpleFileOptions::default()).unwrap();
