@@ -390,7 +390,7 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection, limits: &Limi
     // Every file is streamed from disk, for its labels and then through the detectors, so a
     // capture of any size is read in the detectors' bounded memory.
     for f in &cap.files {
-        let got = sensor::each_file(f, limits, None, |sensor::Inside { head, rest, .. }| {
+        let got = sensor::each_file(f, limits, None, &|_| {}, |sensor::Inside { head, rest, .. }| {
             let mut lines = botwatch_telemetry::lines::ReadLines::new(std::io::BufReader::new(
                 std::io::Read::chain(std::io::Cursor::new(head), rest),
             ));
@@ -400,7 +400,7 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection, limits: &Limi
             has_labels = true;
             labelled.merge(labels);
         }
-        for scanned in sensor::scan_path(&mut scanner, f, limits, None) {
+        for scanned in sensor::scan_path(&mut scanner, f, limits, None, &|_| {}) {
             match scanned {
                 Ok(s) => {
                     score.records += s.records;
@@ -492,7 +492,7 @@ pub fn evaluate(cap: &Capture, truth: &Truth, cfg: &SensorSection, limits: &Limi
     let flags_at = |client: IpAddr, until: Timestamp| {
         let mut s = Scanner::new(Arc::new(Matcher::empty()), &section, true).until(until);
         for f in &cap.files {
-            let _ = sensor::scan_path(&mut s, f, limits, None);
+            let _ = sensor::scan_path(&mut s, f, limits, None, &|_| {});
         }
         s.finish().iter().any(|f| f.client == client)
     };

@@ -748,13 +748,14 @@ pub fn each_file<T>(
     path: &std::path::Path,
     limits: &botwatch_feeds::input::Limits,
     digest: Option<&mut sha2::Sha256>,
+    progress: &dyn Fn(u64),
     mut f: impl FnMut(Inside<'_>) -> Result<T>,
 ) -> Result<Vec<Result<T>>> {
     use botwatch_feeds::input::{GZIP_MAGIC, Source, ZIP_MAGIC, members, read_error, with_reader};
     use std::io::Read;
     let name = path.display().to_string();
     let file = std::fs::File::open(path).with_context(|| name.clone())?;
-    let mut plain = HashRead { inner: file, hasher: digest };
+    let mut plain = HashRead { inner: file, hasher: digest, progress };
     let mut head = Vec::new();
     (&mut plain).take(HEAD).read_to_end(&mut head).with_context(|| name.clone())?;
     if !(head.starts_with(&GZIP_MAGIC) || head.starts_with(&ZIP_MAGIC)) {
@@ -823,10 +824,11 @@ pub struct Inside<'a> {
     pub cap: Option<u64>,
 }
 
-/// Hashes what passes through it, when it has a hasher.
+/// Hashes what passes through it, when it has a hasher, and says how much did.
 struct HashRead<'a, R> {
     inner: R,
     hasher: Option<&'a mut sha2::Sha256>,
+    progress: &'a dyn Fn(u64),
 }
 
 impl<R: std::io::Read> std::io::Read for HashRead<'_, R> {
@@ -835,6 +837,7 @@ impl<R: std::io::Read> std::io::Read for HashRead<'_, R> {
         if let Some(h) = self.hasher.as_deref_mut() {
             sha2::Digest::update(h, &buf[..n]);
         }
+        (self.progress)(n as u64);
         Ok(n)
     }
 }
@@ -878,12 +881,14 @@ fn by_line(head: &[u8], name: &str) -> Option<ByLine> {
 /// logs line by line (plain, gzipped or zipped), so neither is ever in memory whole; other
 /// formats read whole ([`scan_file`]), a compressed one within `[ingest] max_document_mib`.
 /// One result per file inside (a zip's members). With `digest`, the file's stored bytes go
-/// into it, so the scan's report digest does not depend on how it was read.
+/// into it, so the scan's report digest does not depend on how it was read. `progress` is
+/// told the bytes of an uncompressed file as they are read (a compressed one: none).
 pub fn scan_path(
     scanner: &mut Scanner,
     path: &std::path::Path,
     limits: &botwatch_feeds::input::Limits,
     digest: Option<&mut sha2::Sha256>,
+    progress: &dyn Fn(u64),
 ) -> Vec<Result<FileScan>> {
     use std::io::Read;
     let name = path.display().to_string();
@@ -906,7 +911,7 @@ pub fn scan_path(
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| Timestamp::from_micros(d.as_micros() as i64));
-    let got = each_file(path, limits, digest, |Inside { name, what, head, rest, cap }| {
+    let got = each_file(path, limits, digest, progress, |Inside { name, what, head, rest, cap }| {
         if let Some(how) = by_line(&head, name) {
             let mut lines = botwatch_telemetry::lines::ReadLines::new(std::io::BufReader::with_capacity(
                 256 * 1024,
@@ -1149,7 +1154,7 @@ mod tests {
     /// What `each_file` hands on, read to the end: each file's name and bytes.
     fn inside(path: &std::path::Path) -> Result<Vec<(String, Vec<u8>)>> {
         let limits = botwatch_feeds::input::Limits::default();
-        each_file(path, &limits, None, |Inside { name, mut head, rest, .. }| {
+        each_file(path, &limits, None, &|_| {}, |Inside { name, mut head, rest, .. }| {
             rest.read_to_end(&mut head)?;
             Ok((name.to_string(), head))
         })?
@@ -1219,7 +1224,7 @@ mod tests {
             let p = dir.path().join(name);
             std::fs::write(&p, data).unwrap();
             let mut s = Scanner::new(Arc::new(Matcher::empty()), &SensorSection::default(), true);
-            scan_path(&mut s, &p, &small, digest)
+            scan_path(&mut s, &p, &small, digest, &|_| {})
         };
         // A format read whole (here: none known) stops at `max_document_mib`, each member
         // on its own, since each is scanned and dropped before the next.

@@ -57,7 +57,8 @@ pub(crate) fn scan(
         // nothing); a scan that stores nothing need not pay for it. nfcapd files and
         // line-by-line logs stream; a gzipped log or a zipped capture is read as what it holds.
         let digest = (!no_store).then_some(&mut hasher);
-        for got in sensor::scan_path(&mut scanner, f, &cfg.ingest.limits(), digest) {
+        let start = bar.position();
+        for got in sensor::scan_path(&mut scanner, f, &cfg.ingest.limits(), digest, &|n| bar.inc(n)) {
             match got {
                 Ok(s) => scanned.push(s),
                 Err(e) => {
@@ -66,7 +67,7 @@ pub(crate) fn scan(
                 }
             }
         }
-        bar.inc(size);
+        bar.set_position(start + size);
     }
     bar.finish_and_clear();
     let counts = scanner.counts();
