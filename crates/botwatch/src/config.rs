@@ -137,8 +137,8 @@ pub struct IngestSection {
     pub max_ratio: u64,
     /// A report of a format that cannot be read in chunks (a JSON bundle, a MISP event) is
     /// held in memory up to this size, and so is a gzipped or zipped telemetry file that
-    /// `scan` and `eval flows` read whole (a capture, dnstap); flow logs and Zeek `dns.log`
-    /// are read line by line, compressed or not, and need no such cap.
+    /// `scan` and `eval flows` read whole (a capture, dnstap); flow logs, Zeek `dns.log` and
+    /// Unbound/BIND query logs are read line by line, compressed or not, and need no such cap.
     pub max_document_mib: u64,
 }
 

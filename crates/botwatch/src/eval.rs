@@ -220,6 +220,10 @@ fn read_labels(lines: &mut dyn LineSource) -> Option<Labels> {
         if line.number == 1 && l.starts_with('#') {
             zeek = true;
         }
+        // A comment after a CSV header is no data.
+        if !zeek && cols.is_some() && l.starts_with('#') {
+            continue;
+        }
         if zeek && l.starts_with('#') {
             if let Some(fields) = l.strip_prefix("#fields") {
                 // IoT-23's logs join their last three columns with three spaces instead of a

@@ -141,15 +141,14 @@ pub fn import_leases(
     let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("leases").to_string();
     // Rotated logs are often gzipped, and `cat`-joined rotations are several gzip members,
-    // all read. Parsed whole, so what it expands to is held within `[ingest]
-    // max_document_mib`, and a bomb stops at `max_ratio`.
+    // all read. Parsed whole, as a plain file is, up to `[ingest] max_gib`; a bomb stops at
+    // `max_ratio`.
     let data = if raw.starts_with(&GZIP_MAGIC) {
         let limits = cfg.ingest.limits();
         let src = Source::Bytes(raw.into());
         let what = path.display().to_string();
         let m = members(&what, &src)?.remove(0);
-        let cap = limits.max_bytes.min(limits.max_document);
-        with_reader(&src, &m, &limits, 0, |r| read_all(r, &m.what, cap))??.to_vec()
+        Vec::from(with_reader(&src, &m, &limits, 0, |r| read_all(r, &m.what, limits.max_bytes))??)
     } else {
         raw
     };

@@ -760,11 +760,20 @@ pub fn each_file<T>(
     (&mut plain).take(HEAD).read_to_end(&mut head).with_context(|| name.clone())?;
     if !(head.starts_with(&GZIP_MAGIC) || head.starts_with(&ZIP_MAGIC)) {
         let got = f(Inside { name: &name, what: &name, head, rest: &mut plain, cap: None });
-        // What `f` left unread (nfdump's summary, a file it gave up on) is still the file's.
-        std::io::copy(&mut plain, &mut std::io::sink()).with_context(|| name.clone())?;
+        // What `f` left unread (nfdump's summary, a file it gave up on) is still the file's;
+        // a failure here leaves what `f` read counted, and says so.
+        if plain.hasher.is_some()
+            && let Err(e) = std::io::copy(&mut plain, &mut std::io::sink())
+        {
+            return Ok(vec![got, Err(anyhow::anyhow!("{name}: {e}"))]);
+        }
         return Ok(vec![got]);
     }
-    std::io::copy(&mut plain, &mut std::io::sink()).with_context(|| name.clone())?;
+    // A compressed file is hashed as stored, then read again through its decompressor.
+    if plain.hasher.is_some() {
+        plain.progress = &no_progress;
+        std::io::copy(&mut plain, &mut std::io::sink()).with_context(|| name.clone())?;
+    }
     let src = Source::File(path.to_path_buf());
     let cap = limits.max_bytes.min(limits.max_document);
     let mut used = 0;
@@ -774,15 +783,24 @@ pub fn each_file<T>(
         // is named inside its archive.
         let inner = if m.what == name { m.name.clone() } else { m.what.clone() };
         let got = with_reader(&src, &m, limits, used, |r| {
-            let mut counted = Counted { inner: r, n: 0 };
+            let n = std::cell::Cell::new(0);
+            let mut counted = Counted { inner: r, n: &n };
             let mut head = Vec::new();
             let got = match (&mut counted).take(HEAD).read_to_end(&mut head) {
-                // A zip of gzipped logs (a Zeek log directory zipped whole): one level more.
+                // A zip of gzipped logs (a Zeek log directory zipped whole): one level more,
+                // under the same limits as the outer one.
                 Ok(_) if head.starts_with(&GZIP_MAGIC) => {
-                    let mut gz =
-                        flate2::read::MultiGzDecoder::new(std::io::Cursor::new(head).chain(&mut counted));
+                    let mut gz = Capped {
+                        inner: flate2::read::MultiGzDecoder::new(
+                            std::io::Cursor::new(head).chain(&mut counted),
+                        ),
+                        out: 0,
+                        max: limits.max_bytes.saturating_sub(used),
+                        max_ratio: limits.max_ratio,
+                        compressed: &n,
+                    };
                     let mut head = Vec::new();
-                    match (&mut gz).take(HEAD).read_to_end(&mut head) {
+                    let got = match (&mut gz).take(HEAD).read_to_end(&mut head) {
                         Ok(_) => f(Inside {
                             name: inner.strip_suffix(".gz").unwrap_or(&inner),
                             what: &m.what,
@@ -791,12 +809,13 @@ pub fn each_file<T>(
                             cap: Some(cap),
                         }),
                         Err(e) => Err(anyhow::anyhow!("{}: {e}", m.what)),
-                    }
+                    };
+                    return (got, gz.out);
                 }
                 Ok(_) => f(Inside { name: &inner, what: &m.what, head, rest: &mut counted, cap: Some(cap) }),
                 Err(e) => Err(read_error(&m.what, e).into()),
             };
-            (got, counted.n)
+            (got, n.get())
         });
         match got {
             Ok((got, n)) => {
@@ -842,16 +861,46 @@ impl<R: std::io::Read> std::io::Read for HashRead<'_, R> {
     }
 }
 
+fn no_progress(_: u64) {}
+
 /// Counts what passes through it.
-struct Counted<R> {
+struct Counted<'a, R> {
     inner: R,
-    n: u64,
+    n: &'a std::cell::Cell<u64>,
 }
 
-impl<R: std::io::Read> std::io::Read for Counted<R> {
+impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.n += n as u64;
+        self.n.set(self.n.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// `[ingest]`'s limits on a gzip inside a zip, which the outer reader's limits do not
+/// see: at most `max` bytes out, and a bomb's ratio over the compressed bytes read.
+struct Capped<'a, R> {
+    inner: R,
+    out: u64,
+    max: u64,
+    max_ratio: u64,
+    compressed: &'a std::cell::Cell<u64>,
+}
+
+impl<R: std::io::Read> std::io::Read for Capped<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out += n as u64;
+        if self.out > self.max {
+            return Err(std::io::Error::other(format!("expands past {} bytes ([ingest] max_gib)", self.max)));
+        }
+        let ratio = self.out / self.compressed.get().max(1);
+        if self.out > botwatch_feeds::input::RATIO_GRACE && ratio > self.max_ratio {
+            return Err(std::io::Error::other(format!(
+                "a compression bomb: expands {ratio}× ([ingest] max_ratio {})",
+                self.max_ratio
+            )));
+        }
         Ok(n)
     }
 }
@@ -882,7 +931,7 @@ fn by_line(head: &[u8], name: &str) -> Option<ByLine> {
 /// formats read whole ([`scan_file`]), a compressed one within `[ingest] max_document_mib`.
 /// One result per file inside (a zip's members). With `digest`, the file's stored bytes go
 /// into it, so the scan's report digest does not depend on how it was read. `progress` is
-/// told the bytes of an uncompressed file as they are read (a compressed one: none).
+/// told the bytes of an uncompressed file as they are read; a compressed one is not.
 pub fn scan_path(
     scanner: &mut Scanner,
     path: &std::path::Path,
@@ -923,7 +972,10 @@ pub fn scan_path(
                 Some(e) => Err(anyhow::anyhow!(
                     "{what}: reading stopped after line {}: {}",
                     scanned.as_ref().map_or(0, |s| s.lines),
-                    botwatch_feeds::input::read_error(what, e)
+                    match cap {
+                        Some(_) => botwatch_feeds::input::read_error(what, e).to_string(),
+                        None => e.to_string(),
+                    }
                 )),
                 None => scanned.map(|s| s.scan),
             };
@@ -944,7 +996,10 @@ pub fn scan_path(
                 }
             }
         };
-        res.map_err(|e| anyhow::anyhow!("{}", botwatch_feeds::input::read_error(what, e)))?;
+        res.map_err(|e| match cap {
+            Some(_) => anyhow::anyhow!("{}", botwatch_feeds::input::read_error(what, e)),
+            None => anyhow::anyhow!("{what}: {e}"),
+        })?;
         scan_file(scanner, name, &data, written)
     });
     match got {
@@ -1252,6 +1307,13 @@ mod tests {
             n += 1;
         }
         log.extend(b"1700000000.5\tnot an address\t1\t192.0.2.1\t443\ttcp\n");
+        // A gzipped log inside a zip is held to `max_gib` and `max_ratio` as the zip is.
+        let tight = botwatch_feeds::input::Limits { max_bytes: 2 << 20, max_document: 1 << 30, ..small };
+        let p = dir.path().join("nested.zip");
+        std::fs::write(&p, zip(&[("logs/conn.log.gz", &gzip(&log))])).unwrap();
+        let mut s = Scanner::new(Arc::new(Matcher::empty()), &SensorSection::default(), true);
+        let e = scan_path(&mut s, &p, &tight, None, &|_| {}).remove(0).unwrap_err().to_string();
+        assert!(e.contains("nested.zip:logs/conn.log.gz") && e.contains("max_gib"), "{e}");
         for (name, data) in [("conn.log", log.clone()), ("conn.log.gz", gzip(&log))] {
             let mut digest = <sha2::Sha256 as sha2::Digest>::new();
             let got = scan(name, &data, Some(&mut digest)).remove(0).unwrap();

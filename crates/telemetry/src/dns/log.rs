@@ -20,6 +20,9 @@ use std::net::IpAddr;
 
 /// A reply further than this from its query line belongs to another query.
 const REPLY_WINDOW_US: i64 = 30_000_000;
+/// Most records held for their reply (~200 bytes each): two reply windows of a resolver
+/// answering ~17,000 queries a second.
+const MAX_HELD: usize = 1 << 21;
 
 pub(crate) fn detect_text(bytes: &[u8], name: &str) -> Option<DnsFormat> {
     let head = &bytes[..bytes.len().min(64 * 1024)];
@@ -282,7 +285,10 @@ fn release(
         stats.unanswered += 1;
         let key = (r.client, r.qname.clone(), r.qtype.clone());
         if let Some(w) = waiting.get_mut(&key) {
-            w.retain(|j| *j != *first);
+            // Its number is the smallest held, so it is first in line if still waiting.
+            if w.front() == Some(first) {
+                w.pop_front();
+            }
             if w.is_empty() {
                 waiting.remove(&key);
             }
@@ -345,6 +351,15 @@ pub(crate) fn read_log_lines(
                 continue;
             }
         };
+        // Time that jumps back further than two windows (logs joined out of order, a clock
+        // set back, a line from the far future before this one) starts the window over:
+        // what is held can no longer be answered by what follows.
+        if time.0 < latest.saturating_sub(2 * REPLY_WINDOW_US) {
+            while !held.is_empty() {
+                release(&mut held, &mut first, &mut waiting, out, stats);
+            }
+            latest = time.0;
+        }
         let parsed = match format {
             DnsFormat::BindQueryLog => bind_line(rest, time),
             _ => unbound_line(rest, time),
@@ -389,9 +404,13 @@ pub(crate) fn read_log_lines(
                 }
             }
         }
-        // Lines may be a little out of order; two windows behind the latest is safe.
+        // Lines may be a little out of order; two windows behind the latest is safe. A
+        // resolver with more than MAX_HELD queries a minute pairs its oldest ones less well
+        // rather than growing.
         latest = latest.max(time.0);
-        while held.front().is_some_and(|r| r.time.0 < latest.saturating_sub(2 * REPLY_WINDOW_US)) {
+        while held.front().is_some_and(|r| r.time.0 < latest.saturating_sub(2 * REPLY_WINDOW_US))
+            || held.len() > MAX_HELD
+        {
             release(&mut held, &mut first, &mut waiting, out, stats);
         }
     }
@@ -465,6 +484,41 @@ mod tests {
         let (whole, _, st) = run(&text, DnsFormat::UnboundLog);
         assert!(whole == seen.1.into_iter().map(|x| x.1).collect::<Vec<_>>());
         assert_eq!((st.paired, st.unanswered, st.lines), (stats.paired, stats.unanswered, stats.lines));
+
+        // A line from the far future, then time back to normal, then a log joined in
+        // reverse (an hour back): nothing stays held behind the jumps.
+        let mut text = String::new();
+        text += "25-Nov-2099 17:20:05.000 client @0x1 10.0.0.9#5353 (f.example): query: f.example IN A +E(0)K (10.0.0.1)\n";
+        for i in 0..300 {
+            let (m, s) = (20 + i / 60, i % 60);
+            text += &format!(
+                "25-Nov-2026 17:{m:02}:{s:02}.000 client @0x1 10.0.0.{}#5353 (b{i}.example): query: b{i}.example IN A +E(0)K (10.0.0.1)\n",
+                i % 7
+            );
+        }
+        for i in 0..300 {
+            let (m, s) = (20 + i / 60, i % 60);
+            text += &format!(
+                "25-Nov-2026 16:{m:02}:{s:02}.000 client @0x1 10.0.0.{}#5353 (c{i}.example): query: c{i}.example IN A +E(0)K (10.0.0.1)\n",
+                i % 7
+            );
+        }
+        let read = std::rc::Rc::new(std::cell::Cell::new(0));
+        let mut seen = Seen(read.clone(), Vec::new());
+        let mut stats = Stats::default();
+        read_log_lines(
+            &mut Counting(SliceLines::new(text.as_bytes()), read),
+            DnsFormat::BindQueryLog,
+            &opts,
+            &mut seen,
+            &mut stats,
+        );
+        assert_eq!((seen.1.len(), stats.unanswered), (601, 601));
+        // The future line goes out when time comes back; b0 before the first c line is read.
+        assert_eq!((seen.1[0].0, seen.1[0].1.qname.as_str()), (2, "f.example"));
+        let b0 = seen.1.iter().find(|x| x.1.qname == "b0.example").unwrap().0;
+        assert!(b0 <= 65, "b0 held until line {b0}");
+        assert!(seen.1.iter().find(|x| x.1.qname == "b299.example").unwrap().0 <= 303);
     }
 
     #[test]
