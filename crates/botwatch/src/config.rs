@@ -136,9 +136,10 @@ pub struct IngestSection {
     /// member expanding more is refused as a compression bomb.
     pub max_ratio: u64,
     /// A report of a format that cannot be read in chunks (a JSON bundle, a MISP event) is
-    /// held in memory up to this size, and so is a gzipped or zipped telemetry file that
-    /// `scan` and `eval flows` read whole (a capture, dnstap); flow logs, Zeek `dns.log` and
-    /// Unbound/BIND query logs are read line by line, compressed or not, and need no such cap.
+    /// held in memory up to this size, and so is a gzipped or zipped capture or dnstap file
+    /// in `scan` and `eval flows`. Text telemetry (flow logs, Zeek `dns.log`, Unbound/BIND
+    /// query logs), compressed or not, and uncompressed captures and dnstap files are
+    /// streamed and need no such cap.
     pub max_document_mib: u64,
 }
 

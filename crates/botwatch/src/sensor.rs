@@ -906,8 +906,7 @@ impl<R: std::io::Read> std::io::Read for Capped<'_, R> {
 }
 
 /// The text formats read line by line, whatever their size: flow logs (Zeek `conn.log`,
-/// Argus, nfdump CSV) and DNS logs (Zeek `dns.log`, Unbound and BIND query logs). Captures
-/// and dnstap are read whole.
+/// Argus, nfdump CSV) and DNS logs (Zeek `dns.log`, Unbound and BIND query logs).
 #[derive(Debug, Clone, Copy)]
 enum ByLine {
     Flows(botwatch_telemetry::flow::log::LogKind),
@@ -926,9 +925,10 @@ fn by_line(head: &[u8], name: &str) -> Option<ByLine> {
     }
 }
 
-/// Scans the file at `path` into the scanner: an nfcapd file block by block, line-oriented
-/// logs line by line (plain, gzipped or zipped), so neither is ever in memory whole; other
-/// formats read whole ([`scan_file`]), a compressed one within `[ingest] max_document_mib`.
+/// Scans the file at `path` into the scanner, never holding a file whole: an nfcapd file
+/// block by block, text logs line by line (plain, gzipped or zipped), a pcap or dnstap file
+/// through one buffer. Only a compressed capture or dnstap file is read whole
+/// ([`scan_file`]), within `[ingest] max_document_mib`.
 /// One result per file inside (a zip's members). With `digest`, the file's stored bytes go
 /// into it, so the scan's report digest does not depend on how it was read. `progress` is
 /// told the bytes of an uncompressed file as they are read; a compressed one is not.
@@ -961,6 +961,31 @@ pub fn scan_path(
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| Timestamp::from_micros(d.as_micros() as i64));
     let got = each_file(path, limits, digest, progress, |Inside { name, what, head, rest, cap }| {
+        // A capture on disk is read through one buffer, once per kind of content, rather
+        // than whole: bounded, and faster than holding and sorting its flows (a 289 MB
+        // capture: 3.8 s and 158 MB against 5.0 s and 865 MB).
+        if cap.is_none() && botwatch_telemetry::flow::pcap::is_pcap(&head) {
+            return scan_pcap_file(scanner, path, name);
+        }
+        if cap.is_none()
+            && botwatch_telemetry::dns::detect(&head, name)
+                == Some(botwatch_telemetry::dns::DnsFormat::Dnstap)
+        {
+            struct Feed<'a>(&'a mut Scanner);
+            impl botwatch_telemetry::dns::DnsSink for Feed<'_> {
+                fn record(&mut self, r: DnsRecord) {
+                    self.0.dns(&r);
+                }
+            }
+            let input = std::io::Cursor::new(head).chain(rest);
+            let st = botwatch_telemetry::dns::read_dnstap_into(input, &mut Feed(scanner));
+            return Ok(FileScan {
+                file: name.to_string(),
+                kinds: vec!["dns"],
+                records: st.records,
+                rejects: st.rejects,
+            });
+        }
         if let Some(how) = by_line(&head, name) {
             let mut lines = botwatch_telemetry::lines::ReadLines::new(std::io::BufReader::with_capacity(
                 256 * 1024,
@@ -1006,6 +1031,41 @@ pub fn scan_path(
         Ok(v) => v,
         Err(e) => vec![Err(e)],
     }
+}
+
+/// A pcap or pcapng file streamed from disk, read as [`scan_file`] reads one in memory:
+/// flow exports in it (NetFlow/IPFIX replayed), else its packets as flows, and its DNS.
+fn scan_pcap_file(scanner: &mut Scanner, path: &std::path::Path, name: &str) -> Result<FileScan> {
+    use botwatch_telemetry::{dns, flow};
+    let open = || std::fs::File::open(path).map(std::io::BufReader::new).with_context(|| name.to_string());
+    let mut scan = FileScan { file: name.to_string(), kinds: vec!["flows", "dns"], records: 0, rejects: 0 };
+    let mut collector = flow::netflow::Collector::new();
+    let (mut flows, mut rejects) = (0u64, 0u64);
+    let st = flow::pcap::replay_from(
+        open()?,
+        &mut collector,
+        &flow::pcap::PortFilter::Any,
+        &mut |r| {
+            flows += 1;
+            scanner.flow(r);
+        },
+        &mut |_| rejects += 1,
+    )
+    .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    if st.export_packets == 0 {
+        // No flow exports: a capture at a host or a tap, whose packets are the flows.
+        flows = flow::packets::flows_into(open()?, &mut |r| scanner.flow(&r)).flows;
+    }
+    struct Feed<'a>(&'a mut Scanner);
+    impl dns::DnsSink for Feed<'_> {
+        fn record(&mut self, r: DnsRecord) {
+            self.0.dns(&r);
+        }
+    }
+    let st = dns::read_pcap_into(open()?, &mut Feed(scanner));
+    scan.records = flows + st.records;
+    scan.rejects = rejects + st.rejects;
+    Ok(scan)
 }
 
 /// What a line-by-line read gave, and how many lines it read.
@@ -1230,6 +1290,50 @@ mod tests {
             std::io::Write::write_all(&mut z, data).unwrap();
         }
         z.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn a_capture_streamed_from_disk_gives_what_it_gives_in_memory() {
+        // Every capture the telemetry tests carry (NetFlow/IPFIX exports, DNS over UDP and
+        // TCP, pcapng), scanned in memory (as a compressed one is) and streamed from disk:
+        // the same records, rejects, counts and findings.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../telemetry/tests/data");
+        let mut caps = Vec::new();
+        let mut dirs = vec![root];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p
+                    .extension()
+                    .is_some_and(|x| x == "pcap" || x == "pcapng" || x == "fstrm" || x == "dnstap")
+                {
+                    caps.push(p);
+                }
+            }
+        }
+        assert!(caps.len() >= 20, "{caps:?}");
+        for p in caps {
+            let run = |in_memory: bool| {
+                let mut s = Scanner::new(Arc::new(Matcher::empty()), &SensorSection::default(), true);
+                let got: Vec<_> = if in_memory {
+                    vec![scan_file(&mut s, &p.display().to_string(), &std::fs::read(&p).unwrap(), None)]
+                } else {
+                    scan_path(&mut s, &p, &botwatch_feeds::input::Limits::default(), None, &|_| {})
+                }
+                .into_iter()
+                .map(|r| r.map_err(|e| e.to_string()))
+                .collect();
+                let counts = s.counts();
+                let found = serde_json::to_string(&s.finish()).unwrap();
+                let got: Vec<_> =
+                    got.into_iter().map(|r| r.map(|f| (f.kinds, f.records, f.rejects))).collect();
+                (got, (counts.flows, counts.dns, counts.hits), found)
+            };
+            let (a, b) = (run(true), run(false));
+            assert_eq!(a, b, "{}", p.display());
+        }
     }
 
     #[test]

@@ -187,3 +187,74 @@ fn a_large_resolver_log_is_scanned_line_by_line_in_bounded_memory() {
     assert!(big.0 > 7 * small.0);
     assert!(big.1 * 3 < small.1 * 4, "peak RSS grew with the log: {peaks:?}");
 }
+
+/// A classic pcap of `n` DNS queries over UDP/IPv4 from 50 clients (each from one port), ten
+/// a second, for names that repeat every 2,000.
+fn dns_capture(path: &Path, n: u32) {
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    // Little-endian pcap header: version 2.4, snap length 65535, Ethernet.
+    let mut head = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+    head.extend([0u8; 8]);
+    head.extend(65535u32.to_le_bytes());
+    head.extend(1u32.to_le_bytes());
+    w.write_all(&head).unwrap();
+    for i in 0..n {
+        let mut dns = Vec::new();
+        dns.extend((i as u16).to_be_bytes());
+        dns.extend([1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        let label = format!("host{}", i % 2000);
+        dns.push(label.len() as u8);
+        dns.extend(label.bytes());
+        dns.extend(b"\x07example\x03com\x00\x00\x01\x00\x01");
+        let client = (i % 50) as u8 + 1;
+        let udp_len = 8 + dns.len() as u16;
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        f.extend([0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, client, 10, 0, 0, 53]);
+        let total = 20 + udp_len;
+        f[16..18].copy_from_slice(&total.to_be_bytes());
+        f.extend((40000 + client as u16).to_be_bytes());
+        f.extend(53u16.to_be_bytes());
+        f.extend(udp_len.to_be_bytes());
+        f.extend([0, 0]);
+        f.extend(&dns);
+        let (secs, usec) = (1_700_000_000 + i / 10, (i % 10) * 100_000);
+        w.write_all(&secs.to_le_bytes()).unwrap();
+        w.write_all(&usec.to_le_bytes()).unwrap();
+        w.write_all(&(f.len() as u32).to_le_bytes()).unwrap();
+        w.write_all(&(f.len() as u32).to_le_bytes()).unwrap();
+        w.write_all(&f).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+#[test]
+fn a_capture_over_max_document_is_streamed_in_bounded_memory() {
+    // A DNS capture of ~2 MB and of eight times that (with `[ingest] max_document_mib = 1`,
+    // which holds only compressed ones): `scan` reads them from disk through one buffer
+    // (once for flow exports, once for the packets' flows, once for DNS) instead of whole.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("botwatch.toml");
+    std::fs::write(&cfg, "[ingest]\nmax_document_mib = 1\n").unwrap();
+    let mut peaks = Vec::new();
+    for n in [25_000u32, 200_000] {
+        let p = dir.path().join(format!("dns-{n}.pcap"));
+        dns_capture(&p, n);
+        let size = std::fs::metadata(&p).unwrap().len();
+        let db = dir.path().join(format!("{n}.db"));
+        let (code, err, rss) = run_measured(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "scan",
+            "--no-store",
+            "--db",
+            db.to_str().unwrap(),
+            p.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        eprintln!("DNS capture of {n} queries ({} MB): peak RSS {} MiB", size / 1_000_000, rss / 1024);
+        peaks.push((size, rss));
+    }
+    let (small, big) = (peaks[0], peaks[1]);
+    assert!(big.0 > 7 * small.0);
+    assert!(big.1 * 3 < small.1 * 4, "peak RSS grew with the capture: {peaks:?}");
+}

@@ -26,9 +26,18 @@ pub(crate) enum Stop {
     Corrupt(String),
 }
 
-/// Calls `f` for every packet block, in file order.
-pub(crate) fn each_frame(bytes: &[u8], mut f: impl FnMut(Frame<'_>)) -> Result<(), Stop> {
-    let mut reader = create_reader(1 << 16, bytes).map_err(|e| Stop::Header(format!("{e:?}")))?;
+/// The read buffer grows to hold a block up to this size (a corrupt length must not make it
+/// any size); captures of offloaded segments hold frames of 64 KiB and more.
+const MAX_BLOCK_BUFFER: usize = 16 << 20;
+
+/// Calls `f` for every packet block, in file order, reading `input` through one buffer (a
+/// slice, or a file of any size).
+pub(crate) fn each_frame<R: std::io::Read + Send>(
+    input: R,
+    mut f: impl FnMut(Frame<'_>),
+) -> Result<(), Stop> {
+    let mut capacity = 1 << 16;
+    let mut reader = create_reader(capacity, input).map_err(|e| Stop::Header(format!("{e:?}")))?;
     // Per pcapng interface: link type, time-stamp units per second, offset in seconds.
     let mut ifaces: Vec<(Linktype, u64, i64)> = Vec::new();
     let mut legacy: Option<(Linktype, bool)> = None;
@@ -76,7 +85,16 @@ pub(crate) fn each_frame(bytes: &[u8], mut f: impl FnMut(Frame<'_>)) -> Result<(
             Err(PcapError::Eof) => return Ok(()),
             Err(PcapError::Incomplete(_)) => {
                 stalls += 1;
-                if stalls > 2 || reader.refill().is_err() {
+                if stalls > 1 {
+                    // Refilled and still short: the end of the input, or a block larger
+                    // than the buffer.
+                    if reader.reader_exhausted() || capacity >= MAX_BLOCK_BUFFER {
+                        return Err(Stop::Truncated);
+                    }
+                    capacity *= 2;
+                    reader.grow(capacity);
+                }
+                if reader.refill().is_err() {
                     return Err(Stop::Truncated);
                 }
             }

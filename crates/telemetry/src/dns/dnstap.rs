@@ -134,13 +134,23 @@ pub(crate) fn handle_payload(
 /// A whole Frame Streams file. Frames are numbered from 1 in rejects; a corrupt length
 /// ends the file (nothing after it can be framed) as one reject holding the tail.
 pub(crate) fn read_file(bytes: &[u8], out: &mut dyn DnsSink, stats: &mut Stats) {
+    read_file_from(bytes, out, stats)
+}
+
+/// A Frame Streams file from `input`, through a buffer that holds the frame being read (at
+/// most [`fstrm::MAX_DATA_FRAME`] and a read's worth): a file of any size.
+pub(crate) fn read_file_from<R: std::io::Read>(mut input: R, out: &mut dyn DnsSink, stats: &mut Stats) {
     let mut pairer = Pairer::default();
-    let mut pos = 0;
-    let mut n = 0u64;
-    while pos < bytes.len() {
-        n += 1;
-        match fstrm::parse_frame(&bytes[pos..], fstrm::MAX_DATA_FRAME) {
+    let mut buf: Vec<u8> = Vec::new();
+    let (mut pos, mut n, mut eof) = (0, 0u64, false);
+    loop {
+        if pos == buf.len() && eof {
+            break;
+        }
+        let parsed = fstrm::parse_frame(&buf[pos..], fstrm::MAX_DATA_FRAME);
+        match parsed {
             Ok(Some((frame, used))) => {
+                n += 1;
                 stats.frames += 1;
                 match frame {
                     fstrm::Frame::Data(p) => handle_payload(p, n, &mut pairer, out, stats),
@@ -152,7 +162,7 @@ pub(crate) fn read_file(bytes: &[u8], out: &mut dyn DnsSink, stats: &mut Stats) 
                         {
                             out.reject(reject(
                                 n,
-                                &bytes[pos..pos + used],
+                                &buf[pos..pos + used],
                                 "START frame is not protobuf:dnstap",
                             ));
                         }
@@ -160,12 +170,32 @@ pub(crate) fn read_file(bytes: &[u8], out: &mut dyn DnsSink, stats: &mut Stats) 
                 }
                 pos += used;
             }
+            Ok(None) if !eof => {
+                // More bytes: keep the frame begun, read on.
+                buf.drain(..pos);
+                pos = 0;
+                let have = buf.len();
+                buf.resize(have + (256 << 10), 0);
+                match input.read(&mut buf[have..]) {
+                    Ok(0) => {
+                        buf.truncate(have);
+                        eof = true;
+                    }
+                    Ok(k) => buf.truncate(have + k),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(have),
+                    Err(e) => {
+                        buf.truncate(have);
+                        out.reject(reject(n + 1, &[], format!("reading stopped: {e}")));
+                        break;
+                    }
+                }
+            }
             Ok(None) => {
-                out.reject(reject(n, &bytes[pos..], "truncated frame at end of file"));
+                out.reject(reject(n + 1, &buf[pos..], "truncated frame at end of file"));
                 break;
             }
             Err(e) => {
-                out.reject(reject(n, &bytes[pos..], format!("corrupt Frame Streams data: {e}")));
+                out.reject(reject(n + 1, &buf[pos..], format!("corrupt Frame Streams data: {e}")));
                 break;
             }
         }

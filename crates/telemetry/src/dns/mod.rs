@@ -234,6 +234,29 @@ pub fn read_lines_into(
     Some(stats)
 }
 
+/// Decodes a pcap or pcapng capture from `input` into `sink`, through one read buffer: a
+/// capture too large for memory is read so (a classic pcap in memory is read in place by
+/// [`read_into`], which is faster).
+pub fn read_pcap_into<R: std::io::Read + Send>(input: R, sink: &mut dyn DnsSink) -> Stats {
+    let mut out = Counted { inner: sink, records: 0, rejects: 0 };
+    let mut stats = Stats::default();
+    pcap::read_pcap_from(input, &mut out, &mut stats);
+    stats.records = out.records;
+    stats.rejects = out.rejects;
+    stats
+}
+
+/// Decodes a dnstap Frame Streams file from `input` into `sink`, holding one frame at a
+/// time: a file of any size.
+pub fn read_dnstap_into<R: std::io::Read>(input: R, sink: &mut dyn DnsSink) -> Stats {
+    let mut out = Counted { inner: sink, records: 0, rejects: 0 };
+    let mut stats = Stats::default();
+    dnstap::read_file_from(input, &mut out, &mut stats);
+    stats.records = out.records;
+    stats.rejects = out.rejects;
+    stats
+}
+
 /// Counts what passes to the sink for [`Stats`].
 struct Counted<'a> {
     inner: &'a mut dyn DnsSink,
@@ -260,6 +283,12 @@ pub mod fuzzing {
     /// chunks, and detection.
     pub fn dnstap(data: &[u8]) {
         let _ = read_as(data, DnsFormat::Dnstap, &ReadOptions::default());
+        // Streamed through a 3-byte reader, the same records and rejects.
+        let (mut whole, mut streamed) = (Collected::default(), Collected::default());
+        let a = read_into(data, DnsFormat::Dnstap, &ReadOptions::default(), &mut whole);
+        let b = read_dnstap_into(std::io::BufReader::with_capacity(3, data), &mut streamed);
+        assert_eq!(a, b);
+        assert_eq!((whole.records, whole.rejects), (streamed.records, streamed.rejects));
         let mut dec = fstrm::Decoder::new(fstrm::MAX_DATA_FRAME);
         for chunk in data.chunks(7) {
             dec.push(chunk);

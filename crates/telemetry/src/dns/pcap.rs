@@ -39,7 +39,7 @@ pub(crate) fn read_pcap(bytes: &[u8], out: &mut dyn DnsSink, stats: &mut Stats) 
     let mut st = State { pairer: Pairer::default(), tcp: HashMap::new() };
     match pcap_parser::parse_pcap_header(bytes) {
         Ok((frames, h)) if !h.is_modified_format() => read_legacy(frames, &h, &mut st, out, stats),
-        _ => read_blocks(bytes, &mut st, out, stats),
+        _ => read_blocks(bytes, bytes, &mut st, out, stats),
     }
     st.pairer.finish(out, stats);
 }
@@ -64,10 +64,25 @@ fn read_legacy(mut rem: &[u8], h: &PcapHeader, st: &mut State, out: &mut dyn Dns
     }
 }
 
-/// pcapng (and the rare "modified" pcap) through pcap-parser's streaming reader.
-fn read_blocks(bytes: &[u8], st: &mut State, out: &mut dyn DnsSink, stats: &mut Stats) {
+/// A capture of any size from a reader, through pcap-parser's streaming reader: what a
+/// file too large to hold in memory is read with.
+pub(crate) fn read_pcap_from<R: std::io::Read + Send>(input: R, out: &mut dyn DnsSink, stats: &mut Stats) {
+    let mut st = State { pairer: Pairer::default(), tcp: HashMap::new() };
+    read_blocks(input, &[], &mut st, out, stats);
+    st.pairer.finish(out, stats);
+}
+
+/// pcapng (and the rare "modified" pcap) through pcap-parser's streaming reader. `head` is
+/// what a header reject shows.
+fn read_blocks<R: std::io::Read + Send>(
+    input: R,
+    head: &[u8],
+    st: &mut State,
+    out: &mut dyn DnsSink,
+    stats: &mut Stats,
+) {
     use crate::capture::{Frame, Stop, each_frame};
-    let ended = each_frame(bytes, |frame| {
+    let ended = each_frame(input, |frame| {
         stats.packets += 1;
         let n = stats.packets;
         match frame {
@@ -82,7 +97,7 @@ fn read_blocks(bytes: &[u8], st: &mut State, out: &mut dyn DnsSink, stats: &mut 
     match ended {
         Ok(()) => {}
         Err(Stop::Header(e)) => {
-            out.reject(reject(1, &bytes[..bytes.len().min(64)], format!("pcap header: {e}")))
+            out.reject(reject(1, &head[..head.len().min(64)], format!("pcap header: {e}")))
         }
         Err(Stop::Truncated) => out.reject(reject(stats.packets + 1, &[], "truncated capture")),
         Err(Stop::Corrupt(e)) => out.reject(reject(stats.packets + 1, &[], format!("corrupt capture: {e}"))),

@@ -233,22 +233,39 @@ impl Table {
 
 /// The flows of a pcap or pcapng capture's packets, by start time.
 pub fn flows(data: &[u8]) -> (Vec<FlowRecord>, PacketStats) {
+    let mut out = Vec::new();
+    let stats = flows_into(data, &mut |f| out.push(f));
+    out.sort_by_key(|f| (f.start, f.src, f.dst, f.src_port, f.dst_port));
+    (out, stats)
+}
+
+/// The flows of a capture read from `input` through one buffer, each handed to `sink` as it
+/// ends (a FIN or RST, or idle past its timeout), the ones still open at the end of the
+/// capture last, by start time: only the open flows are held, so a capture of any size is
+/// read in the memory of its concurrent flows.
+pub fn flows_into<R: std::io::Read + Send>(input: R, sink: &mut dyn FnMut(FlowRecord)) -> PacketStats {
     let mut tb = Table { open: HashMap::new(), out: Vec::new(), stats: PacketStats::default() };
-    let ended = crate::capture::each_frame(data, |frame| {
+    let ended = crate::capture::each_frame(input, |frame| {
         // Simple packets carry no time, which a flow cannot do without.
         if let Frame::Packet(lt, data, t) = frame {
             tb.stats.frames += 1;
             if let Some(p) = slice(lt, data) {
                 tb.packet(p, t);
             }
+            for f in tb.out.drain(..) {
+                tb.stats.flows += 1;
+                sink(f);
+            }
         }
     });
     tb.stats.truncated = ended.is_err();
-    let mut out = tb.out;
-    out.extend(tb.open.into_values().map(Open::finish));
-    out.sort_by_key(|f| (f.start, f.src, f.dst, f.src_port, f.dst_port));
-    tb.stats.flows = out.len() as u64;
-    (out, tb.stats)
+    let mut rest: Vec<FlowRecord> = tb.open.into_values().map(Open::finish).collect();
+    rest.sort_by_key(|f| (f.start, f.src, f.dst, f.src_port, f.dst_port));
+    for f in rest {
+        tb.stats.flows += 1;
+        sink(f);
+    }
+    tb.stats
 }
 
 #[cfg(test)]

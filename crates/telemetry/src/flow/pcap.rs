@@ -85,30 +85,7 @@ pub fn replay(
 ) -> Result<PcapStats, PcapError> {
     let mut st = PcapStats::default();
     let mut feed = |linktype: Linktype, frame: &[u8], st: &mut PcapStats| {
-        st.frames += 1;
-        let Some((exporter, port, payload)) = udp_payload(linktype, frame) else {
-            st.not_udp += 1;
-            return;
-        };
-        let wanted = match filter {
-            PortFilter::Ports(p) => p.contains(&port),
-            PortFilter::Any => {
-                // DNS to or from port 53: a message id of 5, 7, 9 or 10 looks like a version.
-                port != SFLOW_PORT
-                    && port != 53
-                    && exporter.port() != 53
-                    && payload.len() >= 2
-                    && matches!(u16::from_be_bytes([payload[0], payload[1]]), 5 | 7 | 9 | 10)
-            }
-        };
-        if !wanted {
-            st.not_flow += 1;
-            return;
-        }
-        st.export_packets += 1;
-        if let Err(e) = collector.decode(exporter, payload, out) {
-            rejects.push(reject(st.frames, payload, &e));
-        }
+        feed_frame(linktype, frame, st, collector, filter, out, &mut |r| rejects.push(r));
     };
     if is_pcapng(data) {
         let slice = PcapNGSlice::from_slice(data).map_err(|_| PcapError::NotPcap)?;
@@ -158,6 +135,73 @@ pub fn replay(
         feed(linktype, &frame.data[..n], &mut st);
     }
     Ok(st)
+}
+
+/// [`replay`] of a capture read from `input` through one buffer, each flow handed to `sink`
+/// as its datagram is decoded and each reject to `rejected`: a capture of any size.
+pub fn replay_from<R: std::io::Read + Send>(
+    input: R,
+    collector: &mut Collector,
+    filter: &PortFilter,
+    sink: &mut dyn FnMut(&FlowRecord),
+    rejected: &mut dyn FnMut(Reject),
+) -> Result<PcapStats, PcapError> {
+    use crate::capture::{Frame, Stop};
+    let mut st = PcapStats::default();
+    let mut out = Vec::new();
+    let ended = crate::capture::each_frame(input, |frame| {
+        let (lt, data) = match frame {
+            Frame::Packet(lt, data, _) | Frame::Simple(lt, data) => (lt, data),
+            Frame::Undeclared(data) => (Linktype(-1), data),
+        };
+        feed_frame(lt, data, &mut st, collector, filter, &mut out, rejected);
+        for r in out.drain(..) {
+            sink(&r);
+        }
+    });
+    match ended {
+        Ok(()) => {}
+        Err(Stop::Header(_)) => return Err(PcapError::NotPcap),
+        Err(Stop::Truncated | Stop::Corrupt(_)) => st.truncated = true,
+    }
+    Ok(st)
+}
+
+/// One frame of a capture: its UDP datagram, when it looks like a flow export, through the
+/// collector.
+fn feed_frame(
+    linktype: Linktype,
+    frame: &[u8],
+    st: &mut PcapStats,
+    collector: &mut Collector,
+    filter: &PortFilter,
+    out: &mut Vec<FlowRecord>,
+    rejected: &mut dyn FnMut(Reject),
+) {
+    st.frames += 1;
+    let Some((exporter, port, payload)) = udp_payload(linktype, frame) else {
+        st.not_udp += 1;
+        return;
+    };
+    let wanted = match filter {
+        PortFilter::Ports(p) => p.contains(&port),
+        PortFilter::Any => {
+            // DNS to or from port 53: a message id of 5, 7, 9 or 10 looks like a version.
+            port != SFLOW_PORT
+                && port != 53
+                && exporter.port() != 53
+                && payload.len() >= 2
+                && matches!(u16::from_be_bytes([payload[0], payload[1]]), 5 | 7 | 9 | 10)
+        }
+    };
+    if !wanted {
+        st.not_flow += 1;
+        return;
+    }
+    st.export_packets += 1;
+    if let Err(e) = collector.decode(exporter, payload, out) {
+        rejected(reject(st.frames, payload, &e));
+    }
 }
 
 fn reject(frame: u64, payload: &[u8], e: &DecodeError) -> Reject {
