@@ -32,6 +32,35 @@ fn run_measured(args: &[&str]) -> (i32, String, u64) {
     (code, String::from_utf8_lossy(&o.stderr).to_string(), rss)
 }
 
+/// Peak RSS of `botwatch [pre] scan --no-store` over the file `make` writes at each of `sizes`
+/// (`what` names it in the output): (file bytes, peak KiB) per size.
+fn scan_peaks(
+    dir: &Path,
+    pre: &[&str],
+    what: &str,
+    sizes: [u64; 2],
+    make: impl Fn(&Path, u64),
+) -> Vec<(u64, u64)> {
+    let mut peaks = Vec::new();
+    for n in sizes {
+        let p = dir.join(format!("{n}-{what}"));
+        make(&p, n);
+        let size = std::fs::metadata(&p).unwrap().len();
+        let db = dir.join(format!("{n}.db"));
+        let mut args = pre.to_vec();
+        args.extend(["scan", "--no-store", "--db", db.to_str().unwrap(), p.to_str().unwrap()]);
+        let (code, err, rss) = run_measured(&args);
+        assert_eq!(code, 0, "{err}");
+        eprintln!("{what} of {n} ({} MB): peak RSS {} MiB", size / 1_000_000, rss / 1024);
+        peaks.push((size, rss));
+    }
+    // Eight times the input, not eight times the memory: at most a third more.
+    let (small, big) = (peaks[0], peaks[1]);
+    assert!(big.0 > 7 * small.0, "{peaks:?}");
+    assert!(big.1 * 3 < small.1 * 4, "peak RSS grew with the {what}: {peaks:?}");
+    peaks
+}
+
 /// A gzip that expands to `members` × 16 MiB of the same CSV row: concatenated gzip
 /// members (which `gzip -d` and IntelMQ read as one stream) make it cheap to build.
 fn bomb(path: &Path, members: usize) {
@@ -103,51 +132,28 @@ fn a_large_flow_log_is_scanned_line_by_line_in_bounded_memory() {
     // by line, so peak memory is the detectors' (bounded by [sensor.flows]), not the file's.
     // The old path held the whole file and a Vec of its records.
     let dir = tempfile::tempdir().unwrap();
-    let mut peaks = Vec::new();
-    for lines in [75_000u64, 600_000] {
-        let p = dir.path().join(format!("conn-{lines}.log"));
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+    let peaks = scan_peaks(dir.path(), &[], "conn.log", [75_000, 600_000], |p, lines| {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(p).unwrap());
         writeln!(w, "#separator \\x09\n#path\tconn\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tconn_state").unwrap();
         // One client past its flow bound (100,000), so the detectors' memory stops growing
         // while the file goes on.
         for i in 0..lines {
-            writeln!(
-                w,
-                "{}.{:06}\tC{i}\t10.1.2.3\t{}\t198.51.100.{}\t443\ttcp\tSF",
-                1_700_000_000 + i / 10,
-                i % 10,
-                1024 + i % 60000,
-                i % 200
-            )
-            .unwrap();
+            let (t, port, dst) = (1_700_000_000 + i / 10, 1024 + i % 60000, i % 200);
+            writeln!(w, "{t}.{:06}\tC{i}\t10.1.2.3\t{port}\t198.51.100.{dst}\t443\ttcp\tSF", i % 10).unwrap();
         }
         w.flush().unwrap();
-        drop(w);
-        let size = std::fs::metadata(&p).unwrap().len();
-        let db = dir.path().join(format!("{lines}.db"));
-        let (code, err, rss) =
-            run_measured(&["scan", "--no-store", "--db", db.to_str().unwrap(), p.to_str().unwrap()]);
-        assert_eq!(code, 0, "{err}");
-        eprintln!("conn.log of {lines} lines ({} MB): peak RSS {} MiB", size / 1_000_000, rss / 1024);
-        peaks.push((size, rss));
-        if lines == 600_000 {
-            let gz = dir.path().join("conn.log.gz");
-            let mut enc = flate2::write::GzEncoder::new(
-                std::fs::File::create(&gz).unwrap(),
-                flate2::Compression::fast(),
-            );
-            std::io::copy(&mut std::fs::File::open(&p).unwrap(), &mut enc).unwrap();
-            enc.finish().unwrap();
-            let (code, err, rss) =
-                run_measured(&["scan", "--no-store", "--db", db.to_str().unwrap(), gz.to_str().unwrap()]);
-            assert_eq!(code, 0, "{err}");
-            eprintln!("the same gzipped: peak RSS {} MiB", rss / 1024);
-            assert!(rss * 3 < peaks[0].1 * 4, "a gzipped log was held whole: {rss} KiB against {peaks:?}");
-        }
-    }
-    let (small, big) = (peaks[0], peaks[1]);
-    assert!(big.0 > 7 * small.0);
-    assert!(big.1 * 3 < small.1 * 4, "peak RSS grew with the log: {peaks:?}");
+    });
+    let gz = dir.path().join("conn.log.gz");
+    let mut enc =
+        flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    std::io::copy(&mut std::fs::File::open(dir.path().join("600000-conn.log")).unwrap(), &mut enc).unwrap();
+    enc.finish().unwrap();
+    let db = dir.path().join("gz.db");
+    let (code, err, rss) =
+        run_measured(&["scan", "--no-store", "--db", db.to_str().unwrap(), gz.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    eprintln!("the same gzipped: peak RSS {} MiB", rss / 1024);
+    assert!(rss * 3 < peaks[0].1 * 4, "a gzipped log was held whole: {rss} KiB against {peaks:?}");
 }
 
 #[test]
@@ -156,36 +162,19 @@ fn a_large_resolver_log_is_scanned_line_by_line_in_bounded_memory() {
     // for at most two reply windows (a minute), so memory holds about a minute of queries.
     // The old reader held every record until the end of the file.
     let dir = tempfile::tempdir().unwrap();
-    let mut peaks = Vec::new();
-    for queries in [20_000u64, 160_000] {
-        let p = dir.path().join(format!("unbound-{queries}.log"));
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+    scan_peaks(dir.path(), &[], "unbound.log", [20_000, 160_000], |p, queries| {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(p).unwrap());
         for i in 0..queries {
             let t = i / 20;
-            let (h, m, s) = (t / 3600 % 24, t / 60 % 60, t % 60);
+            let stamp = format!("Nov 25 {:02}:{:02}:{:02} unbound[1:0]", t / 3600 % 24, t / 60 % 60, t % 60);
             let (client, name) = (format!("10.0.0.{}", i % 50 + 1), format!("host{}.example.com.", i % 2000));
-            writeln!(w, "Nov 25 {h:02}:{m:02}:{s:02} unbound[1:0] query: {client} {name} A IN").unwrap();
+            writeln!(w, "{stamp} query: {client} {name} A IN").unwrap();
             if i % 3 > 0 {
-                writeln!(
-                    w,
-                    "Nov 25 {h:02}:{m:02}:{s:02} unbound[1:0] reply: {client} {name} A IN NOERROR 0.001 0 60"
-                )
-                .unwrap();
+                writeln!(w, "{stamp} reply: {client} {name} A IN NOERROR 0.001 0 60").unwrap();
             }
         }
         w.flush().unwrap();
-        drop(w);
-        let size = std::fs::metadata(&p).unwrap().len();
-        let db = dir.path().join(format!("{queries}.db"));
-        let (code, err, rss) =
-            run_measured(&["scan", "--no-store", "--db", db.to_str().unwrap(), p.to_str().unwrap()]);
-        assert_eq!(code, 0, "{err}");
-        eprintln!("unbound log of {queries} queries ({} MB): peak RSS {} MiB", size / 1_000_000, rss / 1024);
-        peaks.push((size, rss));
-    }
-    let (small, big) = (peaks[0], peaks[1]);
-    assert!(big.0 > 7 * small.0);
-    assert!(big.1 * 3 < small.1 * 4, "peak RSS grew with the log: {peaks:?}");
+    });
 }
 
 /// A classic pcap of `n` DNS queries over UDP/IPv4 from 50 clients (each from one port), ten
@@ -235,26 +224,7 @@ fn a_capture_over_max_document_is_streamed_in_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("botwatch.toml");
     std::fs::write(&cfg, "[ingest]\nmax_document_mib = 1\n").unwrap();
-    let mut peaks = Vec::new();
-    for n in [25_000u32, 200_000] {
-        let p = dir.path().join(format!("dns-{n}.pcap"));
-        dns_capture(&p, n);
-        let size = std::fs::metadata(&p).unwrap().len();
-        let db = dir.path().join(format!("{n}.db"));
-        let (code, err, rss) = run_measured(&[
-            "--config",
-            cfg.to_str().unwrap(),
-            "scan",
-            "--no-store",
-            "--db",
-            db.to_str().unwrap(),
-            p.to_str().unwrap(),
-        ]);
-        assert_eq!(code, 0, "{err}");
-        eprintln!("DNS capture of {n} queries ({} MB): peak RSS {} MiB", size / 1_000_000, rss / 1024);
-        peaks.push((size, rss));
-    }
-    let (small, big) = (peaks[0], peaks[1]);
-    assert!(big.0 > 7 * small.0);
-    assert!(big.1 * 3 < small.1 * 4, "peak RSS grew with the capture: {peaks:?}");
+    scan_peaks(dir.path(), &["--config", cfg.to_str().unwrap()], "dns.pcap", [25_000, 200_000], |p, n| {
+        dns_capture(p, n as u32)
+    });
 }

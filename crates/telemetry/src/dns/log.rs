@@ -445,35 +445,11 @@ mod tests {
                 );
             }
         }
-        struct Counting<'a>(SliceLines<'a>, std::rc::Rc<std::cell::Cell<u64>>);
-        impl LineSource for Counting<'_> {
-            fn next_line(&mut self) -> Option<Line<'_>> {
-                let l = self.0.next_line()?;
-                self.1.set(l.number);
-                Some(l)
-            }
-        }
-        struct Seen(std::rc::Rc<std::cell::Cell<u64>>, Vec<(u64, DnsRecord)>);
-        impl DnsSink for Seen {
-            fn record(&mut self, r: DnsRecord) {
-                self.1.push((self.0.get(), r));
-            }
-        }
-        let read = std::rc::Rc::new(std::cell::Cell::new(0));
-        let mut seen = Seen(read.clone(), Vec::new());
-        let opts = ReadOptions { reference: Some(parse_timestamp("2026-11-26T00:00:00Z").unwrap()) };
-        let mut stats = Stats::default();
-        read_log_lines(
-            &mut Counting(SliceLines::new(text.as_bytes()), read),
-            DnsFormat::UnboundLog,
-            &opts,
-            &mut seen,
-            &mut stats,
-        );
-        assert_eq!(seen.1.len(), 600);
+        let (seen, stats) = held_until(&text, DnsFormat::UnboundLog);
+        assert_eq!(seen.len(), 600);
         assert_eq!((stats.paired, stats.unanswered), (300, 300));
         // Record i is out by the time the line of second i + 61 is read (two reply windows).
-        for (i, (line, r)) in seen.1.iter().enumerate() {
+        for (i, (line, r)) in seen.iter().enumerate() {
             assert_eq!(r.qname, format!("n{i}.example"));
             assert_eq!(r.rcode.is_some(), i % 2 == 0, "{i}");
             if i < 530 {
@@ -482,7 +458,7 @@ mod tests {
         }
         // The same as reading it all in memory.
         let (whole, _, st) = run(&text, DnsFormat::UnboundLog);
-        assert!(whole == seen.1.into_iter().map(|x| x.1).collect::<Vec<_>>());
+        assert!(whole == seen.into_iter().map(|x| x.1).collect::<Vec<_>>());
         assert_eq!((st.paired, st.unanswered, st.lines), (stats.paired, stats.unanswered, stats.lines));
 
         // A line from the far future, then time back to normal, then a log joined in
@@ -503,22 +479,43 @@ mod tests {
                 i % 7
             );
         }
+        let (seen, stats) = held_until(&text, DnsFormat::BindQueryLog);
+        assert_eq!((seen.len(), stats.unanswered), (601, 601));
+        // The future line goes out when time comes back; b0 before the first c line is read.
+        assert_eq!((seen[0].0, seen[0].1.qname.as_str()), (2, "f.example"));
+        let b0 = seen.iter().find(|x| x.1.qname == "b0.example").unwrap().0;
+        assert!(b0 <= 65, "b0 held until line {b0}");
+        assert!(seen.iter().find(|x| x.1.qname == "b299.example").unwrap().0 <= 303);
+    }
+
+    /// Each record of a query log with the number of the line being read when it went out.
+    fn held_until(text: &str, format: DnsFormat) -> (Vec<(u64, DnsRecord)>, Stats) {
+        struct Counting<'a>(SliceLines<'a>, std::rc::Rc<std::cell::Cell<u64>>);
+        impl LineSource for Counting<'_> {
+            fn next_line(&mut self) -> Option<Line<'_>> {
+                let l = self.0.next_line()?;
+                self.1.set(l.number);
+                Some(l)
+            }
+        }
+        struct Seen(std::rc::Rc<std::cell::Cell<u64>>, Vec<(u64, DnsRecord)>);
+        impl DnsSink for Seen {
+            fn record(&mut self, r: DnsRecord) {
+                self.1.push((self.0.get(), r));
+            }
+        }
         let read = std::rc::Rc::new(std::cell::Cell::new(0));
         let mut seen = Seen(read.clone(), Vec::new());
+        let opts = ReadOptions { reference: Some(parse_timestamp("2026-11-26T00:00:00Z").unwrap()) };
         let mut stats = Stats::default();
         read_log_lines(
             &mut Counting(SliceLines::new(text.as_bytes()), read),
-            DnsFormat::BindQueryLog,
+            format,
             &opts,
             &mut seen,
             &mut stats,
         );
-        assert_eq!((seen.1.len(), stats.unanswered), (601, 601));
-        // The future line goes out when time comes back; b0 before the first c line is read.
-        assert_eq!((seen.1[0].0, seen.1[0].1.qname.as_str()), (2, "f.example"));
-        let b0 = seen.1.iter().find(|x| x.1.qname == "b0.example").unwrap().0;
-        assert!(b0 <= 65, "b0 held until line {b0}");
-        assert!(seen.1.iter().find(|x| x.1.qname == "b299.example").unwrap().0 <= 303);
+        (seen.1, stats)
     }
 
     #[test]

@@ -195,16 +195,19 @@ pub fn read_as(bytes: &[u8], format: DnsFormat, opts: &ReadOptions) -> (Vec<DnsR
 /// once the window has passed), so only roughly in query order; [`read_as`] sorts them.
 /// `Stats::records` and `Stats::rejects` count what went to the sink.
 pub fn read_into(bytes: &[u8], format: DnsFormat, opts: &ReadOptions, sink: &mut dyn DnsSink) -> Stats {
+    counting(sink, |out, stats| match format {
+        DnsFormat::Dnstap => dnstap::read_file(bytes, out, stats),
+        DnsFormat::Pcap => pcap::read_pcap(bytes, out, stats),
+        DnsFormat::ZeekDns => zeek::read_zeek(bytes, out, stats),
+        DnsFormat::UnboundLog | DnsFormat::BindQueryLog => log::read_log(bytes, format, opts, out, stats),
+    })
+}
+
+/// Runs a decoder into `sink`, with what went to the sink counted in [`Stats`].
+fn counting(sink: &mut dyn DnsSink, read: impl FnOnce(&mut dyn DnsSink, &mut Stats)) -> Stats {
     let mut out = Counted { inner: sink, records: 0, rejects: 0 };
     let mut stats = Stats::default();
-    match format {
-        DnsFormat::Dnstap => dnstap::read_file(bytes, &mut out, &mut stats),
-        DnsFormat::Pcap => pcap::read_pcap(bytes, &mut out, &mut stats),
-        DnsFormat::ZeekDns => zeek::read_zeek(bytes, &mut out, &mut stats),
-        DnsFormat::UnboundLog | DnsFormat::BindQueryLog => {
-            log::read_log(bytes, format, opts, &mut out, &mut stats)
-        }
-    }
+    read(&mut out, &mut stats);
     stats.records = out.records;
     stats.rejects = out.rejects;
     stats
@@ -220,41 +223,26 @@ pub fn read_lines_into(
     opts: &ReadOptions,
     sink: &mut dyn DnsSink,
 ) -> Option<Stats> {
-    let mut out = Counted { inner: sink, records: 0, rejects: 0 };
-    let mut stats = Stats::default();
     match format {
-        DnsFormat::ZeekDns => zeek::read_zeek_lines(lines, &mut out, &mut stats),
+        DnsFormat::ZeekDns => Some(counting(sink, |out, stats| zeek::read_zeek_lines(lines, out, stats))),
         DnsFormat::UnboundLog | DnsFormat::BindQueryLog => {
-            log::read_log_lines(lines, format, opts, &mut out, &mut stats)
+            Some(counting(sink, |out, stats| log::read_log_lines(lines, format, opts, out, stats)))
         }
-        DnsFormat::Dnstap | DnsFormat::Pcap => return None,
+        DnsFormat::Dnstap | DnsFormat::Pcap => None,
     }
-    stats.records = out.records;
-    stats.rejects = out.rejects;
-    Some(stats)
 }
 
 /// Decodes a pcap or pcapng capture from `input` into `sink`, through one read buffer: a
 /// capture too large for memory is read so (a classic pcap in memory is read in place by
 /// [`read_into`], which is faster).
 pub fn read_pcap_into<R: std::io::Read + Send>(input: R, sink: &mut dyn DnsSink) -> Stats {
-    let mut out = Counted { inner: sink, records: 0, rejects: 0 };
-    let mut stats = Stats::default();
-    pcap::read_pcap_from(input, &mut out, &mut stats);
-    stats.records = out.records;
-    stats.rejects = out.rejects;
-    stats
+    counting(sink, |out, stats| pcap::read_pcap_from(input, out, stats))
 }
 
 /// Decodes a dnstap Frame Streams file from `input` into `sink`, holding one frame at a
 /// time: a file of any size.
 pub fn read_dnstap_into<R: std::io::Read>(input: R, sink: &mut dyn DnsSink) -> Stats {
-    let mut out = Counted { inner: sink, records: 0, rejects: 0 };
-    let mut stats = Stats::default();
-    dnstap::read_file_from(input, &mut out, &mut stats);
-    stats.records = out.records;
-    stats.rejects = out.rejects;
-    stats
+    counting(sink, |out, stats| dnstap::read_file_from(input, out, stats))
 }
 
 /// Counts what passes to the sink for [`Stats`].
