@@ -725,6 +725,21 @@ pub fn store_sightings_delivery(
     })
 }
 
+/// The DNS decoders hand their records straight to the scanner.
+impl botwatch_telemetry::dns::DnsSink for Scanner {
+    fn record(&mut self, r: DnsRecord) {
+        self.dns(&r);
+    }
+}
+
+/// So do the flow-log readers; rejects are counted in their stats, which `scan` reports.
+impl botwatch_telemetry::flow::log::LogSink for Scanner {
+    fn record(&mut self, r: FlowRecord, _label: Option<String>) {
+        self.flow(&r);
+    }
+    fn reject(&mut self, _r: botwatch_model::Reject) {}
+}
+
 /// What one scanned file gave.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileScan {
@@ -971,14 +986,8 @@ pub fn scan_path(
             && botwatch_telemetry::dns::detect(&head, name)
                 == Some(botwatch_telemetry::dns::DnsFormat::Dnstap)
         {
-            struct Feed<'a>(&'a mut Scanner);
-            impl botwatch_telemetry::dns::DnsSink for Feed<'_> {
-                fn record(&mut self, r: DnsRecord) {
-                    self.0.dns(&r);
-                }
-            }
             let input = std::io::Cursor::new(head).chain(rest);
-            let st = botwatch_telemetry::dns::read_dnstap_into(input, &mut Feed(scanner));
+            let st = botwatch_telemetry::dns::read_dnstap_into(input, scanner);
             return Ok(FileScan {
                 file: name.to_string(),
                 kinds: vec!["dns"],
@@ -1056,13 +1065,7 @@ fn scan_pcap_file(scanner: &mut Scanner, path: &std::path::Path, name: &str) -> 
         // No flow exports: a capture at a host or a tap, whose packets are the flows.
         flows = flow::packets::flows_into(open()?, &mut |r| scanner.flow(&r)).flows;
     }
-    struct Feed<'a>(&'a mut Scanner);
-    impl dns::DnsSink for Feed<'_> {
-        fn record(&mut self, r: DnsRecord) {
-            self.0.dns(&r);
-        }
-    }
-    let st = dns::read_pcap_into(open()?, &mut Feed(scanner));
+    let st = dns::read_pcap_into(open()?, scanner);
     scan.records = flows + st.records;
     scan.rejects = rejects + st.rejects;
     Ok(scan)
@@ -1095,30 +1098,15 @@ fn scan_lines(
     let mut scan = FileScan { file: name.to_string(), kinds: Vec::new(), records: 0, rejects: 0 };
     match how {
         ByLine::Flows(kind) => {
-            struct Feed<'a>(&'a mut Scanner);
-            impl flow::log::LogSink for Feed<'_> {
-                fn record(&mut self, r: FlowRecord, _label: Option<String>) {
-                    self.0.flow(&r);
-                }
-                // Counted in the stats; `scan` reports how many.
-                fn reject(&mut self, _r: botwatch_model::Reject) {}
-            }
-            let st = flow::log::read_lines(&mut lines, kind, &mut Feed(scanner))
+            let st = flow::log::read_lines(&mut lines, kind, scanner)
                 .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             scan.kinds.push("flows");
             scan.records = st.records;
             scan.rejects = st.rejected;
         }
         ByLine::Dns(format) => {
-            struct Feed<'a>(&'a mut Scanner);
-            impl dns::DnsSink for Feed<'_> {
-                fn record(&mut self, r: DnsRecord) {
-                    self.0.dns(&r);
-                }
-            }
             let opts = dns::ReadOptions { reference: written };
-            let st =
-                dns::read_lines_into(&mut lines, format, &opts, &mut Feed(scanner)).expect("a text format");
+            let st = dns::read_lines_into(&mut lines, format, &opts, scanner).expect("a text format");
             scan.kinds.push("dns");
             (scan.records, scan.rejects) = (st.records, st.rejects);
         }
@@ -1172,14 +1160,7 @@ pub fn scan_file(
         // Streamed: a capture's records never all sit in memory at once. They arrive as
         // their exchanges complete rather than sorted, which matching does not mind and the
         // detectors' windows tolerate (within the 30 s pairing window).
-        struct Feed<'a>(&'a mut Scanner);
-        impl dns::DnsSink for Feed<'_> {
-            fn record(&mut self, r: DnsRecord) {
-                self.0.dns(&r);
-            }
-        }
-        let stats =
-            dns::read_into(data, format, &dns::ReadOptions { reference: written }, &mut Feed(scanner));
+        let stats = dns::read_into(data, format, &dns::ReadOptions { reference: written }, scanner);
         out.kinds.push("dns");
         out.records += stats.records;
         out.rejects += stats.rejects;
