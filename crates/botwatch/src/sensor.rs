@@ -798,22 +798,14 @@ pub fn each_file<T>(
         // is named inside its archive.
         let inner = if m.what == name { m.name.clone() } else { m.what.clone() };
         let got = with_reader(&src, &m, limits, used, |r| {
-            let n = std::cell::Cell::new(0);
-            let mut counted = Counted { inner: r, n: &n };
+            let mut counted = Counted { inner: r, n: 0 };
             let mut head = Vec::new();
             let got = match (&mut counted).take(HEAD).read_to_end(&mut head) {
                 // A zip of gzipped logs (a Zeek log directory zipped whole): one level more,
                 // under the same limits as the outer one.
                 Ok(_) if head.starts_with(&GZIP_MAGIC) => {
-                    let mut gz = Capped {
-                        inner: flate2::read::MultiGzDecoder::new(
-                            std::io::Cursor::new(head).chain(&mut counted),
-                        ),
-                        out: 0,
-                        max: limits.max_bytes.saturating_sub(used),
-                        max_ratio: limits.max_ratio,
-                        compressed: &n,
-                    };
+                    let inside = std::io::Cursor::new(head).chain(&mut counted);
+                    let mut gz = botwatch_feeds::input::Gunzipped::new(inside, limits, used, &m.what);
                     let mut head = Vec::new();
                     let got = match (&mut gz).take(HEAD).read_to_end(&mut head) {
                         Ok(_) => f(Inside {
@@ -823,14 +815,14 @@ pub fn each_file<T>(
                             rest: &mut gz,
                             cap: Some(cap),
                         }),
-                        Err(e) => Err(anyhow::anyhow!("{}: {e}", m.what)),
+                        Err(e) => Err(read_error(&m.what, e).into()),
                     };
-                    return (got, gz.out);
+                    return (got, gz.expanded());
                 }
                 Ok(_) => f(Inside { name: &inner, what: &m.what, head, rest: &mut counted, cap: Some(cap) }),
                 Err(e) => Err(read_error(&m.what, e).into()),
             };
-            (got, n.get())
+            (got, counted.n)
         });
         match got {
             Ok((got, n)) => {
@@ -879,43 +871,15 @@ impl<R: std::io::Read> std::io::Read for HashRead<'_, R> {
 fn no_progress(_: u64) {}
 
 /// Counts what passes through it.
-struct Counted<'a, R> {
+struct Counted<R> {
     inner: R,
-    n: &'a std::cell::Cell<u64>,
+    n: u64,
 }
 
-impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
+impl<R: std::io::Read> std::io::Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.n.set(self.n.get() + n as u64);
-        Ok(n)
-    }
-}
-
-/// `[ingest]`'s limits on a gzip inside a zip, which the outer reader's limits do not
-/// see: at most `max` bytes out, and a bomb's ratio over the compressed bytes read.
-struct Capped<'a, R> {
-    inner: R,
-    out: u64,
-    max: u64,
-    max_ratio: u64,
-    compressed: &'a std::cell::Cell<u64>,
-}
-
-impl<R: std::io::Read> std::io::Read for Capped<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.out += n as u64;
-        if self.out > self.max {
-            return Err(std::io::Error::other(format!("expands past {} bytes ([ingest] max_gib)", self.max)));
-        }
-        let ratio = self.out / self.compressed.get().max(1);
-        if self.out > botwatch_feeds::input::RATIO_GRACE && ratio > self.max_ratio {
-            return Err(std::io::Error::other(format!(
-                "a compression bomb: expands {ratio}× ([ingest] max_ratio {})",
-                self.max_ratio
-            )));
-        }
+        self.n += n as u64;
         Ok(n)
     }
 }

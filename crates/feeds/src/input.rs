@@ -189,6 +189,37 @@ impl<R: Read> Read for Limited<R> {
     }
 }
 
+/// A gzip stream decompressed within `limits` (at most `max_bytes` less `used` out, and a
+/// bomb's ratio over the compressed bytes it read): a gzip input, or a gzip inside another
+/// input (a zip's gzipped member), held to the same limits either way.
+pub struct Gunzipped<R: Read>(Limited<flate2::read::MultiGzDecoder<Counting<R>>>);
+
+impl<R: Read> Gunzipped<R> {
+    pub fn new(inner: R, limits: &Limits, used: u64, what: &str) -> Self {
+        let compressed = Rc::new(Cell::new(0));
+        Gunzipped(Limited {
+            inner: flate2::read::MultiGzDecoder::new(Counting { inner, n: compressed.clone() }),
+            out: 0,
+            max: limits.max_bytes.saturating_sub(used),
+            max_ratio: limits.max_ratio,
+            compressed,
+            ratio_applies: true,
+            what: what.to_string(),
+        })
+    }
+
+    /// Bytes decompressed so far.
+    pub fn expanded(&self) -> u64 {
+        self.0.out
+    }
+}
+
+impl<R: Read> Read for Gunzipped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
 /// The limit an `io::Error` from a limited reader carries, else a decompression error.
 pub fn read_error(what: &str, e: std::io::Error) -> FeedError {
     if e.get_ref().is_some_and(|i| i.is::<Exceeded>()) {
@@ -244,12 +275,7 @@ pub fn with_reader<T>(
             let mut l = limited(r, false, max, limits, &compressed, &m.what);
             Ok(f(&mut l))
         }
-        Kind::Gzip => {
-            let r = Counting { inner: src.open().map_err(io)?, n: compressed.clone() };
-            let mut l =
-                limited(flate2::read::MultiGzDecoder::new(r), true, max, limits, &compressed, &m.what);
-            Ok(f(&mut l))
-        }
+        Kind::Gzip => Ok(f(&mut Gunzipped::new(src.open().map_err(io)?, limits, used, &m.what))),
         Kind::Zip { index, compressed: size } => {
             let r = src.open().map_err(io)?;
             let mut archive = zip::ZipArchive::new(r).map_err(|e| decompress_err(&m.what, e))?;
