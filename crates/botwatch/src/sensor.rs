@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use botwatch_model::{ClassificationType, Event, FeedInfo, Slot, Timestamp};
 use botwatch_store::{ReportMeta, ReportTotals, Store};
 use botwatch_telemetry::detect::flows::{FlowBounds, FlowMemory};
-use botwatch_telemetry::detect::{DnsDetector, DnsDetectorConfig, Finding, beacon, scan};
+use botwatch_telemetry::detect::{DnsDetector, DnsDetectorConfig, Finding, beacon, scan, upload};
 use botwatch_telemetry::matcher::{Indicator, IndicatorMeta, IndicatorValue, Matcher};
 use botwatch_telemetry::record::{DnsRecord, FlowRecord};
 use serde::Serialize;
@@ -38,6 +38,7 @@ pub struct SensorSection {
     pub dns: DnsDetectorConfig,
     pub beacon: beacon::BeaconConfig,
     pub scan: scan::ScanConfig,
+    pub upload: upload::UploadConfig,
     /// Memory bounds of the flows the beacon and scan detectors keep.
     pub flows: FlowBounds,
 }
@@ -52,6 +53,7 @@ impl Default for SensorSection {
             dns: DnsDetectorConfig::default(),
             beacon: beacon::BeaconConfig::default(),
             scan: Default::default(),
+            upload: Default::default(),
             flows: FlowBounds::default(),
         }
     }
@@ -285,6 +287,7 @@ pub struct Scanner {
     flows: FlowMemory,
     beacon: beacon::BeaconConfig,
     scan: scan::ScanConfig,
+    upload: upload::UploadConfig,
     /// Run the DGA/NXDOMAIN/beacon detectors (they keep per-client state).
     detect: bool,
     counts: ScanCounts,
@@ -321,6 +324,7 @@ impl Scanner {
             flows: FlowMemory::new(cfg.flows.clone()),
             beacon: cfg.beacon.clone(),
             scan: cfg.scan.clone(),
+            upload: cfg.upload.clone(),
             detect: true,
             counts: ScanCounts::default(),
             until: None,
@@ -483,6 +487,13 @@ impl Scanner {
         let mut out: Vec<Flagged> = self.hits.into_values().collect();
         let scope = botwatch_telemetry::detect::scope::Scope::new(self.internal.clone());
         let scans = scan::find(&self.flows, &self.scan, &scope);
+        let (uploads, upload_aside) = upload::find(&self.flows, &self.upload, &scope);
+        if upload_aside.direction_unknown > 0 {
+            tracing::info!(
+                series = upload_aside.direction_unknown,
+                "Bulk uploads to unregistered ports whose reverse direction no record gave were not judged"
+            );
+        }
         let (beacons, set_aside) = beacon::find(&mut self.flows, &self.beacon, &scope);
         if set_aside.over_series_bound > 0 {
             tracing::warn!(
@@ -491,7 +502,8 @@ impl Scanner {
                 "Flows past [sensor.beacon] max_events_per_series were not analysed for beaconing"
             );
         }
-        let findings: Vec<Finding> = self.dns.finish().into_iter().chain(beacons).chain(scans).collect();
+        let findings: Vec<Finding> =
+            self.dns.finish().into_iter().chain(beacons).chain(scans).chain(uploads).collect();
         for f in findings {
             let reason = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(str::to_string));
             out.push(Flagged {

@@ -1,7 +1,8 @@
 //! The flow detectors at sensor scale: 1,000,000 flow records from 5,000 internal clients
-//! (browsing-like traffic to many destinations, 2 % of clients beaconing, a few scanning)
-//! through the beacon and scan detectors, `observe` per record and `finish` once, on one
-//! core; and both on one [`FlowMemory`], as a sensor runs them. Memory per tracked client is
+//! (browsing-like traffic to many destinations, one flow in ten to an unregistered port as
+//! apps and games use, 2 % of clients beaconing, a few scanning) through the beacon and scan
+//! detectors, `observe` per record and `finish` once, on one core; and all three (beacon,
+//! scan, upload) on one [`FlowMemory`], as a sensor runs them. Memory per tracked client is
 //! printed once from the memory's own sizes.
 //!
 //! `cargo bench -p botwatch-telemetry --bench detect`
@@ -11,6 +12,7 @@ use botwatch_telemetry::detect::beacon::{self, BeaconConfig, BeaconDetector};
 use botwatch_telemetry::detect::flows::FlowMemory;
 use botwatch_telemetry::detect::scan::{self, ScanConfig, ScanDetector};
 use botwatch_telemetry::detect::scope::Scope;
+use botwatch_telemetry::detect::upload::{self, UploadConfig};
 use botwatch_telemetry::record::FlowRecord;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
@@ -51,7 +53,9 @@ fn flows() -> &'static [FlowRecord] {
                 let (dst, port) = if client.is_multiple_of(50) && x >> 60 < 4 {
                     (IpAddr::V4(Ipv4Addr::new(203, 0, 113, (client % 200) as u8)), 8443)
                 } else {
-                    (IpAddr::V4(Ipv4Addr::from(0x5000_0000 | ((x >> 32) as u32 % 2_000))), 443)
+                    let d = (x >> 32) as u32 % 2_000;
+                    let port = if (x >> 50).is_multiple_of(10) { 3_000 + d as u16 } else { 443 };
+                    (IpAddr::V4(Ipv4Addr::from(0x5000_0000 | d)), port)
                 };
                 let start = Timestamp(t);
                 FlowRecord {
@@ -64,6 +68,7 @@ fn flows() -> &'static [FlowRecord] {
                     proto: 6,
                     packets: 10,
                     bytes: 600 + (x >> 40) % 5_000,
+                    resp_bytes: Some((600 + (x >> 40) % 5_000) / 3),
                     exporter: None,
                     answered: Some(!x.is_multiple_of(10)),
                     local_orig: None,
@@ -108,9 +113,9 @@ fn scan_observe_and_finish(b: divan::Bencher) {
     });
 }
 
-/// What a sensor does: one memory of the flows, both detectors' `find`.
+/// What a sensor does: one memory of the flows, every flow detector's `find`.
 #[divan::bench(sample_count = 5)]
-fn beacon_and_scan_on_one_memory(b: divan::Bencher) {
+fn all_flow_detectors_on_one_memory(b: divan::Bencher) {
     let f = flows();
     b.counter(divan::counter::ItemsCount::new(N)).bench(|| {
         let mut m = FlowMemory::default();
@@ -119,6 +124,17 @@ fn beacon_and_scan_on_one_memory(b: divan::Bencher) {
         }
         let scope = Scope::default();
         let s = scan::find(&m, &ScanConfig::default(), &scope).len();
-        s + beacon::find(&mut m, &BeaconConfig::default(), &scope).0.len()
+        let u = upload::find(&m, &UploadConfig::default(), &scope).0.len();
+        s + u + beacon::find(&mut m, &BeaconConfig::default(), &scope).0.len()
     });
+}
+
+#[divan::bench(sample_count = 5)]
+fn upload_find(b: divan::Bencher) {
+    let mut m = FlowMemory::default();
+    for r in flows() {
+        m.observe(r);
+    }
+    b.counter(divan::counter::ItemsCount::new(N))
+        .bench(|| upload::find(&m, &UploadConfig::default(), &Scope::default()).0.len());
 }

@@ -110,6 +110,7 @@ fn ip_matcher() -> &'static (Matcher, Vec<FlowRecord>) {
                     proto: 6,
                     packets: 3,
                     bytes: 300,
+                    resp_bytes: None,
                     exporter: None,
                     answered: None,
                     local_orig: None,

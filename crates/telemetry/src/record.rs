@@ -26,7 +26,13 @@ pub struct FlowRecord {
     /// IP protocol number (6 TCP, 17 UDP, …).
     pub proto: u8,
     pub packets: u64,
+    /// Both directions' bytes where the record covers both (a biflow: Zeek, Argus, nfdump's
+    /// bidirectional output, flows built from packets); the source's alone otherwise.
     pub bytes: u64,
+    /// Of `bytes`, those the responder sent, where the record says (a biflow); `None` for a
+    /// one-way record (NetFlow, IPFIX), whose reverse direction is a record of its own.
+    #[serde(default)]
+    pub resp_bytes: Option<u64>,
     /// The exporter (router) address, when known.
     pub exporter: Option<IpAddr>,
     /// Whether the responder answered: `Some(false)` for an attempt nobody answered or the

@@ -104,6 +104,7 @@ fn parse_conn_log(text: &str) -> Vec<(FlowRecord, String)> {
                 proto: if f[6] == "udp" { 17 } else { 6 },
                 packets: f[16].parse().unwrap_or(0),
                 bytes: f[17].parse().unwrap_or(0),
+                resp_bytes: None,
                 exporter: None,
                 answered: None,
                 local_orig: None,

@@ -455,6 +455,7 @@ mod tests {
             proto: 6,
             packets: 4,
             bytes,
+            resp_bytes: None,
             exporter: None,
             answered: None,
             local_orig: None,

@@ -35,9 +35,10 @@ impl Default for FlowBounds {
     }
 }
 
-/// One flow as the detectors need it. 24 bytes: the start, a byte count saturating at 4 GiB
-/// (it serves only to compare flows of a series), the destination's number in
-/// [`FlowMemory::dest`], ports, protocol, and three yes/no/unknown facts packed in a byte.
+/// One flow as the detectors need it. 24 bytes: the start, a byte count saturating at 4 GiB,
+/// the destination's number in [`FlowMemory::dest`], ports, protocol, three yes/no/unknown
+/// facts packed in a byte, and the originator's share of the bytes in 254ths (a byte that
+/// fitted in the padding: the upload detector needs each direction's bytes only roughly).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flow {
     pub t: i64,
@@ -47,6 +48,21 @@ pub struct Flow {
     pub port: u16,
     pub proto: u8,
     flags: u8,
+    /// The originator's share of `bytes` in 254ths; [`UNKNOWN_SHARE`] for one-way records.
+    share: u8,
+}
+
+const UNKNOWN_SHARE: u8 = u8::MAX;
+
+fn share(f: &FlowRecord) -> u8 {
+    match f.resp_bytes {
+        None => UNKNOWN_SHARE,
+        Some(_) if f.bytes == 0 => 0,
+        Some(r) => {
+            let sent = f.bytes.saturating_sub(r);
+            ((sent as f64 / f.bytes as f64) * 254.0).round() as u8
+        }
+    }
 }
 
 fn tri(v: Option<bool>) -> u8 {
@@ -77,6 +93,16 @@ impl Flow {
     /// The record's word on the destination (Zeek `local_resp`).
     pub fn local_resp(&self) -> Option<bool> {
         untri(self.flags >> 4)
+    }
+    /// Bytes (sent by the originator, sent back), within half a 254th of `bytes`, where the
+    /// record gave both directions.
+    pub fn sent_received(&self) -> Option<(u64, u64)> {
+        if self.share == UNKNOWN_SHARE {
+            return None;
+        }
+        let total = u64::from(self.bytes);
+        let sent = (total * u64::from(self.share) + 127) / 254;
+        Some((sent, total - sent))
     }
 }
 
@@ -164,6 +190,7 @@ impl FlowMemory {
             port: f.dst_port,
             proto: f.proto,
             flags: tri(f.answered) | tri(f.local_orig) << 2 | tri(f.local_resp) << 4,
+            share: share(f),
         });
         self.kept += 1;
     }
@@ -189,6 +216,16 @@ impl FlowMemory {
 
     pub fn clients(&self) -> &[ClientFlows] {
         &self.clients
+    }
+
+    /// The flows a host originated, if it originated any that were kept.
+    pub fn flows_of(&self, ip: IpAddr) -> Option<&ClientFlows> {
+        self.index.get(&ip).map(|&c| &self.clients[c as usize])
+    }
+
+    /// A destination's number, if any flow kept went to it.
+    pub fn dest_number(&self, ip: IpAddr) -> Option<u32> {
+        self.dests.get(&ip).copied()
     }
 
     pub(crate) fn clients_mut(&mut self) -> &mut [ClientFlows] {
@@ -228,6 +265,7 @@ mod tests {
             proto: 6,
             packets: 1,
             bytes: 1 << 40,
+            resp_bytes: None,
             exporter: None,
             answered,
             local_orig: lo,

@@ -15,7 +15,8 @@
 //!   detectors read, kept once; then [`beacon::find`] (regular connections per client and
 //!   destination ip:port, [`FindingKind::Beacon`]) and [`scan::find`] (many hosts or ports
 //!   tried, mostly unanswered, [`FindingKind::Scan`]; DNS query storms,
-//!   [`FindingKind::QueryBurst`]) over it. [`beacon::BeaconDetector`] and
+//!   [`FindingKind::QueryBurst`]) and [`upload::find`] (bulk, one-sided upload to a port no
+//!   common service uses, [`FindingKind::Upload`]) over it. [`beacon::BeaconDetector`] and
 //!   [`scan::ScanDetector`] are each one detector on a memory of its own.
 //!
 //! ```
@@ -31,6 +32,7 @@ pub mod dga;
 pub mod flows;
 pub mod scan;
 pub mod scope;
+pub mod upload;
 
 use crate::record::DnsRecord;
 use botwatch_model::Timestamp;
@@ -55,6 +57,8 @@ pub enum FindingKind {
     Scan,
     /// A storm of DNS queries in flow telemetry.
     QueryBurst,
+    /// Bulk upload to one Internet `ip:port` on a port no common service uses, little back.
+    Upload,
 }
 
 /// One suspicious client, with the evidence an analyst needs to check it.

@@ -317,6 +317,7 @@ mod tests {
             proto,
             packets: 1,
             bytes: 60,
+            resp_bytes: None,
             exporter: None,
             answered,
             local_orig: None,

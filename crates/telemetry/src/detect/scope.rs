@@ -226,6 +226,7 @@ mod tests {
             proto: 6,
             packets: 1,
             bytes: 1,
+            resp_bytes: None,
             exporter: None,
             answered: None,
             local_orig: local.map(|l| l.0),

@@ -50,6 +50,8 @@ enum Role {
     Bytes,
     PacketsOut,
     BytesOut,
+    /// Argus `SrcBytes`: of `TotBytes`, those the originator sent.
+    SrcBytes,
     /// Argus `State`, Zeek `conn_state`: whether the responder answered.
     State,
     /// Zeek `local_orig`, `local_resp`.
@@ -73,6 +75,7 @@ fn role(kind: LogKind, col: &str) -> Option<Role> {
         (LogKind::Argus, "Proto") => Proto,
         (LogKind::Argus, "TotPkts") => Packets,
         (LogKind::Argus, "TotBytes") => Bytes,
+        (LogKind::Argus, "SrcBytes") => SrcBytes,
         (LogKind::Argus, "State") => State,
         (LogKind::Argus, "Label") => Label,
         (LogKind::Zeek, "ts") => Start,
@@ -106,7 +109,7 @@ fn role(kind: LogKind, col: &str) -> Option<Role> {
     })
 }
 
-const ROLES: usize = 16;
+const ROLES: usize = 17;
 const REQUIRED: [(Role, &str); 4] = [
     (Role::Start, "start time"),
     (Role::Src, "source address"),
@@ -368,6 +371,14 @@ fn build(kind: LogKind, vals: &[Option<&str>; ROLES], unset: &[u8]) -> Parsed {
             answered = Some(count(Role::PacketsOut)? > 0);
         }
     }
+    // Zeek and nfdump give each direction's bytes; Argus the total and the originator's.
+    // nfdump writes 0 for the reverse of a one-way NetFlow record: nothing said, not nothing sent.
+    let resp_bytes = match (get(Role::BytesOut), get(Role::SrcBytes)) {
+        (Some(_), _) if kind == LogKind::Nfdump && count(Role::BytesOut)? == 0 => None,
+        (Some(_), _) => Some(count(Role::BytesOut)?),
+        (None, Some(_)) => Some(count(Role::Bytes)?.saturating_sub(count(Role::SrcBytes)?)),
+        (None, None) => None,
+    };
     Ok(Some((
         FlowRecord {
             start,
@@ -379,6 +390,7 @@ fn build(kind: LogKind, vals: &[Option<&str>; ROLES], unset: &[u8]) -> Parsed {
             proto,
             packets: count(Role::Packets)?.saturating_add(count(Role::PacketsOut)?),
             bytes: count(Role::Bytes)?.saturating_add(count(Role::BytesOut)?),
+            resp_bytes,
             exporter: None,
             answered,
             local_orig: flag(Role::LocalOrig),

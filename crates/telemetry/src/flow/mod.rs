@@ -230,17 +230,22 @@ pub mod fuzzing {
         detectors(&flows);
     }
 
-    /// Every flow through the beacon and scan detectors: no input may panic them.
+    /// Every flow through the beacon, scan and upload detectors: no input may panic them.
     fn detectors(flows: &[FlowRecord]) {
-        use crate::detect::{beacon, scan, scope::Scope};
+        use crate::detect::{beacon, flows::FlowMemory, scan, scope::Scope, upload};
         let mut b = beacon::BeaconDetector::new(beacon::BeaconConfig { min_events: 3, ..Default::default() });
         let mut s = scan::ScanDetector::new(scan::ScanConfig { min_targets: 2, ..Default::default() });
+        let mut m = FlowMemory::default();
         for f in flows {
             b.observe(f);
             s.observe(f);
+            m.observe(f);
         }
         let _ = b.finish(&Scope::default());
         let _ = s.finish(&Scope::default());
+        let low = upload::UploadConfig { min_bytes: 1, min_ratio: 0.0, ..Default::default() };
+        let (found, _) = upload::find(&m, &low, &Scope::default());
+        assert!(found.iter().all(|f| f.count > 0 && f.confidence <= 0.95));
     }
 
     /// The input as each flow-log dialect and through detection. Each is also streamed

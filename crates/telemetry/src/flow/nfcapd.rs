@@ -567,6 +567,7 @@ impl Decoder {
                 proto: 0,
                 packets: 0,
                 bytes: 0,
+                resp_bytes: None,
                 exporter: None,
                 answered: None,
                 local_orig: None,

@@ -176,6 +176,7 @@ impl Table {
                 proto: p.proto,
                 packets: 0,
                 bytes: 0,
+                resp_bytes: Some(0),
                 exporter: None,
                 answered: None,
                 local_orig: None,
@@ -191,6 +192,7 @@ impl Table {
         o.rec.bytes += p.bytes;
         o.last = o.last.max(t);
         if p.src != o.rec.src {
+            o.rec.resp_bytes = Some(o.rec.resp_bytes.unwrap_or(0) + p.bytes);
             if p.proto == 6 {
                 if p.rst && !o.answered {
                     o.reset = true;
