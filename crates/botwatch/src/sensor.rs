@@ -9,7 +9,9 @@ use anyhow::{Context, Result};
 use botwatch_model::{ClassificationType, Event, FeedInfo, Slot, Timestamp};
 use botwatch_store::{ReportMeta, ReportTotals, Store};
 use botwatch_telemetry::detect::flows::{FlowBounds, FlowMemory};
-use botwatch_telemetry::detect::{DnsDetector, DnsDetectorConfig, Finding, beacon, scan, upload};
+use botwatch_telemetry::detect::{
+    DnsDetector, DnsDetectorConfig, Finding, beacon, flood, scan, spam, upload,
+};
 use botwatch_telemetry::matcher::{Indicator, IndicatorMeta, IndicatorValue, Matcher};
 use botwatch_telemetry::record::{DnsRecord, FlowRecord};
 use serde::Serialize;
@@ -39,6 +41,8 @@ pub struct SensorSection {
     pub beacon: beacon::BeaconConfig,
     pub scan: scan::ScanConfig,
     pub upload: upload::UploadConfig,
+    pub spam: spam::SpamConfig,
+    pub flood: flood::FloodConfig,
     /// Memory bounds of the flows the beacon and scan detectors keep.
     pub flows: FlowBounds,
 }
@@ -54,6 +58,8 @@ impl Default for SensorSection {
             beacon: beacon::BeaconConfig::default(),
             scan: Default::default(),
             upload: Default::default(),
+            spam: Default::default(),
+            flood: Default::default(),
             flows: FlowBounds::default(),
         }
     }
@@ -288,6 +294,8 @@ pub struct Scanner {
     beacon: beacon::BeaconConfig,
     scan: scan::ScanConfig,
     upload: upload::UploadConfig,
+    spam: spam::SpamConfig,
+    flood: flood::FloodConfig,
     /// Run the DGA/NXDOMAIN/beacon detectors (they keep per-client state).
     detect: bool,
     counts: ScanCounts,
@@ -325,6 +333,8 @@ impl Scanner {
             beacon: cfg.beacon.clone(),
             scan: cfg.scan.clone(),
             upload: cfg.upload.clone(),
+            spam: cfg.spam.clone(),
+            flood: cfg.flood.clone(),
             detect: true,
             counts: ScanCounts::default(),
             until: None,
@@ -488,6 +498,8 @@ impl Scanner {
         let scope = botwatch_telemetry::detect::scope::Scope::new(self.internal.clone());
         let scans = scan::find(&self.flows, &self.scan, &scope);
         let (uploads, upload_aside) = upload::find(&self.flows, &self.upload, &scope);
+        let (spam, _) = spam::find(&self.flows, &self.spam, &scope);
+        let floods = flood::find(&self.flows, &self.flood, &scope);
         if upload_aside.direction_unknown > 0 {
             tracing::info!(
                 series = upload_aside.direction_unknown,
@@ -502,8 +514,16 @@ impl Scanner {
                 "Flows past [sensor.beacon] max_events_per_series were not analysed for beaconing"
             );
         }
-        let findings: Vec<Finding> =
-            self.dns.finish().into_iter().chain(beacons).chain(scans).chain(uploads).collect();
+        let findings: Vec<Finding> = self
+            .dns
+            .finish()
+            .into_iter()
+            .chain(beacons)
+            .chain(scans)
+            .chain(uploads)
+            .chain(spam)
+            .chain(floods)
+            .collect();
         for f in findings {
             let reason = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(str::to_string));
             out.push(Flagged {

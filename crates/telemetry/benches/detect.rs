@@ -1,17 +1,19 @@
 //! The flow detectors at sensor scale: 1,000,000 flow records from 5,000 internal clients
 //! (browsing-like traffic to many destinations, one flow in ten to an unregistered port as
 //! apps and games use, 2 % of clients beaconing, a few scanning) through the beacon and scan
-//! detectors, `observe` per record and `finish` once, on one core; and all three (beacon,
-//! scan, upload) on one [`FlowMemory`], as a sensor runs them. Memory per tracked client is
+//! detectors, `observe` per record and `finish` once, on one core; and all of them (beacon,
+//! scan, upload, spam, flood) on one [`FlowMemory`], as a sensor runs them. Memory per tracked client is
 //! printed once from the memory's own sizes.
 //!
 //! `cargo bench -p botwatch-telemetry --bench detect`
 
 use botwatch_model::Timestamp;
 use botwatch_telemetry::detect::beacon::{self, BeaconConfig, BeaconDetector};
+use botwatch_telemetry::detect::flood::{self, FloodConfig};
 use botwatch_telemetry::detect::flows::FlowMemory;
 use botwatch_telemetry::detect::scan::{self, ScanConfig, ScanDetector};
 use botwatch_telemetry::detect::scope::Scope;
+use botwatch_telemetry::detect::spam::{self, SpamConfig};
 use botwatch_telemetry::detect::upload::{self, UploadConfig};
 use botwatch_telemetry::record::FlowRecord;
 use std::net::{IpAddr, Ipv4Addr};
@@ -125,16 +127,37 @@ fn all_flow_detectors_on_one_memory(b: divan::Bencher) {
         let scope = Scope::default();
         let s = scan::find(&m, &ScanConfig::default(), &scope).len();
         let u = upload::find(&m, &UploadConfig::default(), &scope).0.len();
-        s + u + beacon::find(&mut m, &BeaconConfig::default(), &scope).0.len()
+        let sp = spam::find(&m, &SpamConfig::default(), &scope).0.len();
+        let fl = flood::find(&m, &FloodConfig::default(), &scope).len();
+        s + u + sp + fl + beacon::find(&mut m, &BeaconConfig::default(), &scope).0.len()
     });
 }
 
-#[divan::bench(sample_count = 5)]
-fn upload_find(b: divan::Bencher) {
+fn filled() -> FlowMemory {
     let mut m = FlowMemory::default();
     for r in flows() {
         m.observe(r);
     }
+    m
+}
+
+#[divan::bench(sample_count = 5)]
+fn upload_find(b: divan::Bencher) {
+    let m = filled();
     b.counter(divan::counter::ItemsCount::new(N))
         .bench(|| upload::find(&m, &UploadConfig::default(), &Scope::default()).0.len());
+}
+
+#[divan::bench(sample_count = 5)]
+fn spam_find(b: divan::Bencher) {
+    let m = filled();
+    b.counter(divan::counter::ItemsCount::new(N))
+        .bench(|| spam::find(&m, &SpamConfig::default(), &Scope::default()).0.len());
+}
+
+#[divan::bench(sample_count = 5)]
+fn flood_find(b: divan::Bencher) {
+    let m = filled();
+    b.counter(divan::counter::ItemsCount::new(N))
+        .bench(|| flood::find(&m, &FloodConfig::default(), &Scope::default()).len());
 }

@@ -16,7 +16,9 @@
 //!   destination ip:port, [`FindingKind::Beacon`]) and [`scan::find`] (many hosts or ports
 //!   tried, mostly unanswered, [`FindingKind::Scan`]; DNS query storms,
 //!   [`FindingKind::QueryBurst`]) and [`upload::find`] (bulk, one-sided upload to a port no
-//!   common service uses, [`FindingKind::Upload`]) over it. [`beacon::BeaconDetector`] and
+//!   common service uses, [`FindingKind::Upload`]) and [`spam::find`] (mail delivered
+//!   straight to many Internet mail servers, [`FindingKind::Spam`]) and [`flood::find`]
+//!   (denial-of-service traffic to one host, [`FindingKind::Flood`]) over it. [`beacon::BeaconDetector`] and
 //!   [`scan::ScanDetector`] are each one detector on a memory of its own.
 //!
 //! ```
@@ -29,9 +31,11 @@
 
 pub mod beacon;
 pub mod dga;
+pub mod flood;
 pub mod flows;
 pub mod scan;
 pub mod scope;
+pub mod spam;
 pub mod upload;
 
 use crate::record::DnsRecord;
@@ -59,6 +63,10 @@ pub enum FindingKind {
     QueryBurst,
     /// Bulk upload to one Internet `ip:port` on a port no common service uses, little back.
     Upload,
+    /// Mail delivered straight to many Internet mail servers by a host that receives none.
+    Spam,
+    /// Far more attempts or one-sided volume to one Internet host than a conversation makes.
+    Flood,
 }
 
 /// One suspicious client, with the evidence an analyst needs to check it.

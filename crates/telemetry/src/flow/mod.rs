@@ -230,9 +230,9 @@ pub mod fuzzing {
         detectors(&flows);
     }
 
-    /// Every flow through the beacon, scan and upload detectors: no input may panic them.
+    /// Every flow through the beacon, scan, upload, spam and flood detectors: no input may panic them.
     fn detectors(flows: &[FlowRecord]) {
-        use crate::detect::{beacon, flows::FlowMemory, scan, scope::Scope, upload};
+        use crate::detect::{beacon, flood, flows::FlowMemory, scan, scope::Scope, spam, upload};
         let mut b = beacon::BeaconDetector::new(beacon::BeaconConfig { min_events: 3, ..Default::default() });
         let mut s = scan::ScanDetector::new(scan::ScanConfig { min_targets: 2, ..Default::default() });
         let mut m = FlowMemory::default();
@@ -246,6 +246,12 @@ pub mod fuzzing {
         let low = upload::UploadConfig { min_bytes: 1, min_ratio: 0.0, ..Default::default() };
         let (found, _) = upload::find(&m, &low, &Scope::default());
         assert!(found.iter().all(|f| f.count > 0 && f.confidence <= 0.95));
+        let low = spam::SpamConfig { min_servers: 2, ..Default::default() };
+        let (found, _) = spam::find(&m, &low, &Scope::default());
+        assert!(found.iter().all(|f| f.count >= 2 && f.first_seen <= f.last_seen));
+        let low = flood::FloodConfig { min_attempts: 2, min_bytes: 1, ..Default::default() };
+        let found = flood::find(&m, &low, &Scope::default());
+        assert!(found.iter().all(|f| f.count >= 1 && f.first_seen <= f.last_seen));
     }
 
     /// The input as each flow-log dialect and through detection. Each is also streamed
