@@ -32,9 +32,9 @@ fn leave_family_out_meets_floors() {
     assert!(e.max_fpr() <= 0.006, "FPR on held-out benign {:?}", e.benign_flagged);
     assert!(e.fpr() <= 0.005, "FPR on held-out benign {}", e.fpr());
     assert!(e.top_sites_flagged.iter().all(|f| f * 100 <= e.top_sites_names), "{:?}", e.top_sites_flagged);
-    // Measured 69.4 %: the per-name goal of 80 % is not reached (wordlist and pronounceable
+    // Measured 70.8 %: the per-name goal of 80 % is not reached (wordlist and pronounceable
     // families); this floor keeps what is.
-    assert!(e.macro_tpr() >= 0.67, "macro TPR {}", e.macro_tpr());
+    assert!(e.macro_tpr() >= 0.69, "macro TPR {}", e.macro_tpr());
     let tpr = |f: &str| e.tpr(f).unwrap_or_else(|| panic!("{f} missing"));
     // Random-character and hex families: the model's strength.
     for f in ["cryptolocker", "dyre", "qadars", "ramdo", "shiotob", "zloader", "murofet", "newgoz", "chinad"]
@@ -47,7 +47,10 @@ fn leave_family_out_meets_floors() {
     assert!(worst <= 0.01 && mean <= 0.006, "client FPR mean {mean}, worst {worst}");
     assert!(e.macro_client_tpr() >= 0.88, "client macro TPR {}", e.macro_client_tpr());
     // Kraken's names under dynamic-DNS zones are scored on the user's label, not the provider's.
-    assert!(tpr("kraken") >= 0.42, "kraken: TPR {}", tpr("kraken"));
+    assert!(tpr("kraken") >= 0.48, "kraken: TPR {}", tpr("kraken"));
+    // A suffix no popular site uses (`bazar`, an alternative root's) counts without the model
+    // having seen a DGA use it.
+    assert!(tpr("bazarbackdoor") >= 0.55, "bazarbackdoor: TPR {}", tpr("bazarbackdoor"));
     // Pronounceable ones the n-grams reach in part.
     for (f, floor) in
         [("ngioweb", 0.55), ("vawtrak", 0.2), ("pykspa", 0.6), ("rovnix", 0.6), ("tempedreve", 0.65)]

@@ -58,8 +58,8 @@ pub const FEATURE_NAMES: [&str; 14] = [
 ];
 
 /// The model file format this code reads and writes: 3 added the public suffix to the hashed
-/// features.
-pub const MODEL_VERSION: u32 = 3;
+/// features, 4 how common the suffix is among benign names (`suffix_benign`, a hashed bin).
+pub const MODEL_VERSION: u32 = 4;
 
 /// The trained model as serialised in `data/dga_model.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,6 +91,12 @@ pub struct ModelFile {
     /// empty for a model without one.
     #[serde(default)]
     pub hashed_sha256: String,
+    /// How many of the n-gram tables' benign names sit on each public suffix: how common a
+    /// suffix is among popular sites, so a model can learn that one none of them uses (an
+    /// exotic ccTLD, an alternative root's `bazar`) is a DGA's sign, for suffixes it never
+    /// saw a DGA use too.
+    #[serde(default)]
+    pub suffix_benign: std::collections::BTreeMap<String, u32>,
 }
 
 /// A loaded DGA model; cheap to share (`&'static` via [`DgaModel::builtin`]).
@@ -99,6 +105,8 @@ pub struct DgaModel {
     file: ModelFile,
     words: Dictionary,
     hashed: Option<Arc<hashed::Table>>,
+    /// `file.suffix_benign`, hashed for the per-name lookup.
+    suffixes: foldhash::HashMap<String, u32>,
 }
 
 /// Error loading a model file.
@@ -126,6 +134,9 @@ pub struct Features {
     pub values: [f64; 14],
     /// The dictionary words found, in order.
     pub words: Vec<String>,
+    /// How common the suffix is among the training's benign names, binned: 0 never seen,
+    /// 1 once or twice, 2 under 10, 3 under 50, 4 under 500, 5 more; 6 no suffix.
+    pub suffix_rarity: u8,
 }
 
 impl Features {
@@ -179,7 +190,8 @@ impl DgaModel {
         if file.mean.len() != n || file.std.len() != n || file.weights.len() != n {
             return Err(ModelError::Shape("feature vectors"));
         }
-        Ok(DgaModel { file, words: Dictionary::new(words), hashed: None })
+        let suffixes = file.suffix_benign.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        Ok(DgaModel { file, words: Dictionary::new(words), hashed: None, suffixes })
     }
 
     /// Attach the hashed table the model file names (by its SHA-256).
@@ -276,8 +288,20 @@ impl DgaModel {
         let (label, suffix) = split_name(name);
         let b = label.as_bytes();
         let mut values = [0.0; 14];
+        let suffix_rarity = if suffix.is_empty() {
+            6
+        } else {
+            match self.suffixes.get(suffix.as_str()).copied().unwrap_or(0) {
+                0 => 0,
+                1..=2 => 1,
+                3..=9 => 2,
+                10..=49 => 3,
+                50..=499 => 4,
+                _ => 5,
+            }
+        };
         if b.is_empty() {
-            return Features { label, suffix, values, words: Vec::new() };
+            return Features { label, suffix, values, words: Vec::new(), suffix_rarity };
         }
         let n = b.len() as f64;
         values[0] = n;
@@ -304,7 +328,7 @@ impl DgaModel {
         values[12] = seen.iter().filter(|s| **s).count() as f64 / n;
         values[13] = words.iter().map(|w| w.len()).max().unwrap_or(0) as f64;
         let words = words.into_iter().map(|w| String::from_utf8_lossy(w).into_owned()).collect();
-        Features { label, suffix, values, words }
+        Features { label, suffix, values, words, suffix_rarity }
     }
 
     /// Mean bigram LLR, mean trigram LLR, mean benign trigram log-probability over the label
@@ -586,6 +610,17 @@ mod tests {
         }
         let e = m.explain("qxxsoxcwrcplo.net");
         assert!(e.contains("entropy") && e.contains("bigram LLR"), "{e}");
+    }
+
+    #[test]
+    fn a_suffix_is_binned_by_how_many_benign_names_use_it() {
+        let m = DgaModel::builtin();
+        let rarity = |n: &str| m.features(n).suffix_rarity;
+        // `com` carries most popular sites; an alternative root's `bazar` none.
+        assert_eq!(rarity("example.com"), 5);
+        assert_eq!(rarity("ylhoxyoq.bazar"), 0);
+        assert_eq!(rarity("localhost"), 6);
+        assert!(rarity("example.co.uk") > rarity("example.cw"));
     }
 
     #[test]

@@ -18,7 +18,7 @@ const START: u8 = b'^';
 const END: u8 = b'$';
 
 /// Tags that keep the bins' hashes apart from the n-grams' (n-grams use tags 1..=MAX_N).
-const BIN_TAGS: [u8; 7] = [101, 102, 103, 104, 105, 106, 107];
+const BIN_TAGS: [u8; 8] = [101, 102, 103, 104, 105, 106, 107, 109];
 const SUFFIX_TAG: u8 = 108;
 const SUFFIX_WEIGHT: f32 = 1.0;
 
@@ -36,9 +36,10 @@ fn step(h: u64, b: u8) -> u64 {
 }
 
 /// The binned lexical figures of a label: length, digits, dictionary coverage (tenths),
-/// dictionary words, longest consonant run, entropy (half bits), vowel ratio (tenths).
+/// dictionary words, longest consonant run, entropy (half bits), vowel ratio (tenths), and how
+/// common its suffix is among benign names ([`super::Features::suffix_rarity`]).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Bins(pub [u8; 7]);
+pub struct Bins(pub [u8; 8]);
 
 impl Bins {
     /// From a label's features (see `FEATURE_NAMES`).
@@ -53,6 +54,7 @@ impl Bins {
             clamp(v[5], 10.0),
             clamp((v[2] * 2.0).floor(), 12.0),
             clamp((v[4] * 10.0).floor(), 10.0),
+            f.suffix_rarity,
         ])
     }
 }
@@ -156,7 +158,7 @@ mod tests {
         // "^abc$": 5 + 4 + 3 + 2 + 1 n-grams.
         assert_eq!(ngrams.len(), 15);
         assert!((ngrams.iter().map(|v| v * v).sum::<f32>() - 1.0).abs() < 1e-5);
-        assert_eq!(bins, 7);
+        assert_eq!(bins, 8);
         let mut none = 0;
         for_each(b"", b"com", Bins::default(), |_, _| none += 1);
         assert_eq!(none, 0);
@@ -171,9 +173,9 @@ mod tests {
             u
         };
         let (com, biz) = (units(b"com"), units(b"biz"));
-        assert_eq!((com.len(), biz.len()), (8, 8));
-        assert_eq!(com[..7], biz[..7]);
-        assert_ne!(com[7], biz[7]);
+        assert_eq!((com.len(), biz.len()), (9, 9));
+        assert_eq!(com[..8], biz[..8]);
+        assert_ne!(com[8], biz[8]);
     }
 
     #[test]

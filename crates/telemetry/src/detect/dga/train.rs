@@ -257,6 +257,17 @@ pub fn train_holding_out(
         client_names: 0,
         client_threshold: 1.0,
         hashed_sha256: String::new(),
+        suffix_benign: ngram_names
+            .iter()
+            .filter(|(_, y)| !*y)
+            .filter_map(|(n, _)| {
+                let (_, suffix) = super::split_name(n);
+                (!suffix.is_empty()).then_some(suffix)
+            })
+            .fold(BTreeMap::new(), |mut m, s| {
+                *m.entry(s).or_default() += 1;
+                m
+            }),
     };
     let mut model = DgaModel::from_file(file, words).expect("tables built with the right shapes");
 
