@@ -165,6 +165,14 @@ impl BeaconDetector {
     }
 }
 
+/// What the scope and the ignored ports make of a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeriesKind {
+    Ignored,
+    Outbound,
+    Inside,
+}
+
 /// The runs of one client's flows (sorted by destination, port, protocol, time) that are
 /// one series each.
 fn series(flows: &[Flow]) -> impl Iterator<Item = &[Flow]> {
@@ -189,18 +197,27 @@ pub fn find(memory: &mut FlowMemory, cfg: &BeaconConfig, scope: &Scope) -> (Vec<
     // series is one client's, so counting series counts distinct clients.
     let mut reached: HashMap<(u32, u16, u8), usize> = HashMap::new();
     let mut clients = 0usize;
+    // What this pass found of each series, in the order the next pass meets them, so the
+    // scope is asked once a series.
+    let mut kinds: Vec<SeriesKind> = Vec::new();
     for c in memory.clients() {
         let mut any = false;
         for s in series(&c.flows) {
-            if ignored(&s[0]) {
+            let kind = if ignored(&s[0]) {
                 counts.ignored_port += s.len() as u64;
+                SeriesKind::Ignored
             } else if outbound(c.ip, s) {
                 *reached.entry((s[0].dst, s[0].port, s[0].proto)).or_default() += 1;
                 any = true;
-            }
+                SeriesKind::Outbound
+            } else {
+                SeriesKind::Inside
+            };
+            kinds.push(kind);
         }
         clients += usize::from(any);
     }
+    let mut kinds = kinds.into_iter();
     let popular_at = (cfg.popular_clients as f64).max(cfg.popular_share * clients as f64).ceil() as usize;
     let mut out = Vec::new();
     let popular = |dst: u32, port: u16, proto: u8| {
@@ -225,10 +242,11 @@ pub fn find(memory: &mut FlowMemory, cfg: &BeaconConfig, scope: &Scope) -> (Vec<
         for s in series(&c.flows) {
             let start = at;
             at += s.len();
-            if ignored(&s[0]) {
+            let kind = kinds.next().expect("one kind per series, in the same order");
+            if kind == SeriesKind::Ignored {
                 continue;
             }
-            let out_of_net = outbound(c.ip, s);
+            let out_of_net = kind == SeriesKind::Outbound;
             if out_of_net && !popular(s[0].dst, s[0].port, s[0].proto) {
                 parts.push((s[0].port, s[0].proto, start, s.len()));
             }

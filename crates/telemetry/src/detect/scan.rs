@@ -122,6 +122,10 @@ pub fn find(memory: &FlowMemory, cfg: &ScanConfig, scope: &Scope) -> Vec<Finding
             continue;
         }
         let client = c.ip;
+        // Whether the client is internal depends on the flow only through its `local_orig`:
+        // asked once for each of its three values, not once a flow.
+        let internal = [None, Some(false), Some(true)].map(|lo| scope.internal_client(client, lo));
+        let is_internal = |lo: Option<bool>| internal[lo.map_or(0, |l| 1 + usize::from(l))];
         // Only attempts: ICMP other than echo requests (replies, errors) is no probe.
         let attempts: Vec<&Attempt> = c
             .flows
@@ -131,7 +135,7 @@ pub fn find(memory: &FlowMemory, cfg: &ScanConfig, scope: &Scope) -> Vec<Finding
             // record is one direction, and an internal server's replies to a LAN client's
             // changing ports would look like a scan of that client.
             .filter(|f| {
-                scope.internal_client(client, f.local_orig())
+                is_internal(f.local_orig())
                     && (f.answered().is_some()
                         || scope.outbound(client, memory.dest(f.dst), f.local_orig(), None))
             })
