@@ -1052,7 +1052,7 @@ fn scan_pcap_file(scanner: &mut Scanner, path: &std::path::Path, name: &str) -> 
         &flow::pcap::PortFilter::Any,
         &mut |r| {
             flows += 1;
-            scanner.flow(r);
+            scanner.flow(&r);
         },
         &mut |_| rejects += 1,
     )

@@ -10,9 +10,7 @@ use crate::record::FlowRecord;
 use botwatch_model::Reject;
 use bytes::Bytes;
 use etherparse::{NetSlice, TransportSlice};
-use pcap_parser::pcapng::Block;
-use pcap_parser::traits::PcapNGPacketBlock;
-use pcap_parser::{LegacyPcapSlice, Linktype, PcapBlockOwned, PcapNGSlice};
+use pcap_parser::Linktype;
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 
@@ -75,7 +73,8 @@ fn is_pcapng(data: &[u8]) -> bool {
 }
 
 /// Replays a capture through `collector`, appending flows to `out`. A datagram that fails to
-/// decode becomes a reject whose line is the 1-based frame number.
+/// decode becomes a reject whose line is the 1-based frame number. [`replay_from`] over the
+/// bytes: one frame walker for both (pcap-parser's streaming reader, either byte order).
 pub fn replay(
     data: &[u8],
     collector: &mut Collector,
@@ -83,58 +82,10 @@ pub fn replay(
     out: &mut Vec<FlowRecord>,
     rejects: &mut Vec<Reject>,
 ) -> Result<PcapStats, PcapError> {
-    let mut st = PcapStats::default();
-    let mut feed = |linktype: Linktype, frame: &[u8], st: &mut PcapStats| {
-        feed_frame(linktype, frame, st, collector, filter, out, &mut |r| rejects.push(r));
-    };
-    if is_pcapng(data) {
-        let slice = PcapNGSlice::from_slice(data).map_err(|_| PcapError::NotPcap)?;
-        let mut linktypes: Vec<Linktype> = Vec::new();
-        for block in slice {
-            let Ok(block) = block else {
-                st.truncated = true;
-                break;
-            };
-            match block {
-                PcapBlockOwned::NG(Block::SectionHeader(_)) => linktypes.clear(),
-                PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => linktypes.push(idb.linktype),
-                PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                    let lt = linktypes.get(epb.if_id as usize).copied().unwrap_or(Linktype(-1));
-                    feed(lt, epb.packet_data(), &mut st);
-                }
-                PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
-                    let lt = linktypes.first().copied().unwrap_or(Linktype(-1));
-                    feed(lt, spb.packet_data(), &mut st);
-                }
-                _ => {}
-            }
-        }
-        return Ok(st);
-    }
     if !is_pcap(data) {
         return Err(PcapError::NotPcap);
     }
-    let slice = LegacyPcapSlice::from_slice(data).map_err(|_| PcapError::NotPcap)?;
-    let linktype = slice.header.network;
-    let big_endian = slice.header.is_bigendian();
-    // The slice iterator reads frame headers little-endian only; walk big-endian files by hand.
-    let mut rem = &data[24..];
-    while !rem.is_empty() {
-        let r = if big_endian {
-            pcap_parser::parse_pcap_frame_be(rem)
-        } else {
-            pcap_parser::parse_pcap_frame(rem)
-        };
-        let Ok((next, frame)) = r else {
-            st.truncated = true;
-            break;
-        };
-        rem = next;
-        // Frames claiming more than the snap length are still only `data` long.
-        let n = (frame.caplen as usize).min(frame.data.len());
-        feed(linktype, &frame.data[..n], &mut st);
-    }
-    Ok(st)
+    replay_from(data, collector, filter, &mut |r| out.push(r), &mut |r| rejects.push(r))
 }
 
 /// [`replay`] of a capture read from `input` through one buffer, each flow handed to `sink`
@@ -143,7 +94,7 @@ pub fn replay_from<R: std::io::Read + Send>(
     input: R,
     collector: &mut Collector,
     filter: &PortFilter,
-    sink: &mut dyn FnMut(&FlowRecord),
+    sink: &mut dyn FnMut(FlowRecord),
     rejected: &mut dyn FnMut(Reject),
 ) -> Result<PcapStats, PcapError> {
     use crate::capture::{Frame, Stop};
@@ -156,7 +107,7 @@ pub fn replay_from<R: std::io::Read + Send>(
         };
         feed_frame(lt, data, &mut st, collector, filter, &mut out, rejected);
         for r in out.drain(..) {
-            sink(&r);
+            sink(r);
         }
     });
     match ended {
