@@ -300,7 +300,7 @@ pub(crate) enum Cmd {
     },
     /// Match telemetry files (NetFlow/IPFIX pcaps, nfcapd files, flow logs, dnstap, DNS query
     /// logs, DNS pcaps; detected; gzipped or zipped too) against the store's active indicators and run the DGA, NXDOMAIN,
-    /// beaconing, scan and upload detectors; findings are stored as sightings
+    /// beaconing, scan, upload, spam and flood detectors; findings are stored as sightings
     Scan {
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -315,7 +315,7 @@ pub(crate) enum Cmd {
         /// Report only; store no sightings
         #[arg(long)]
         no_store: bool,
-        /// Indicator matching only: skip the DGA, NXDOMAIN, beaconing, scan and upload detectors
+        /// Indicator matching only: skip the DGA, NXDOMAIN, beaconing, scan, upload, spam and flood detectors
         #[arg(long)]
         no_detect: bool,
     },

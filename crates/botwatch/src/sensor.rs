@@ -43,7 +43,7 @@ pub struct SensorSection {
     pub upload: upload::UploadConfig,
     pub spam: spam::SpamConfig,
     pub flood: flood::FloodConfig,
-    /// Memory bounds of the flows the beacon and scan detectors keep.
+    /// Memory bounds of the flows the flow detectors (beacon, scan, upload, spam, flood) keep.
     pub flows: FlowBounds,
 }
 
@@ -262,7 +262,7 @@ pub struct ScanCounts {
     pub flows: u64,
     pub dns: u64,
     pub hits: u64,
-    /// Flows the beacon and scan detectors did not keep: over `[sensor.flows]`.
+    /// Flows the flow detectors did not keep: over `[sensor.flows]`.
     pub flows_over_bounds: u64,
 }
 
@@ -289,14 +289,14 @@ pub struct Scanner {
     /// (client, indicator, window number) → aggregate.
     hits: BTreeMap<(IpAddr, String, i64), Flagged>,
     dns: DnsDetector,
-    /// The flows the beacon and scan detectors read at `finish`, kept once for both.
+    /// The flows the flow detectors read at `finish`, kept once for all of them.
     flows: FlowMemory,
     beacon: beacon::BeaconConfig,
     scan: scan::ScanConfig,
     upload: upload::UploadConfig,
     spam: spam::SpamConfig,
     flood: flood::FloodConfig,
-    /// Run the DGA/NXDOMAIN/beacon detectors (they keep per-client state).
+    /// Run the DNS and flow detectors (they keep per-client state).
     detect: bool,
     counts: ScanCounts,
     /// Records after this time are passed over, as if the capture ended there (an
@@ -498,12 +498,22 @@ impl Scanner {
         let scope = botwatch_telemetry::detect::scope::Scope::new(self.internal.clone());
         let scans = scan::find(&self.flows, &self.scan, &scope);
         let (uploads, upload_aside) = upload::find(&self.flows, &self.upload, &scope);
-        let (spam, _) = spam::find(&self.flows, &self.spam, &scope);
+        let (spam, spam_aside) = spam::find(&self.flows, &self.spam, &scope);
         let floods = flood::find(&self.flows, &self.flood, &scope);
-        if upload_aside.direction_unknown > 0 {
+        if upload_aside != upload::UploadCounts::default() {
             tracing::info!(
-                series = upload_aside.direction_unknown,
-                "Bulk uploads to unregistered ports whose reverse direction no record gave were not judged"
+                direction_unknown = upload_aside.direction_unknown,
+                popular = upload_aside.popular,
+                p2p = upload_aside.p2p,
+                ftp = upload_aside.ftp,
+                "Bulk uploads to unregistered ports set aside: reverse direction not in any record, \
+                 popular destination, peer-to-peer client, FTP data"
+            );
+        }
+        if spam_aside.mail_servers > 0 {
+            tracing::info!(
+                clients = spam_aside.mail_servers,
+                "Hosts delivering mail to many servers not flagged: mail servers ([sensor.spam] mail_servers, or receiving mail)"
             );
         }
         let (beacons, set_aside) = beacon::find(&mut self.flows, &self.beacon, &scope);

@@ -135,7 +135,9 @@ pub struct Features {
     /// The dictionary words found, in order.
     pub words: Vec<String>,
     /// How common the suffix is among the training's benign names, binned: 0 never seen,
-    /// 1 once or twice, 2 under 10, 3 under 50, 4 under 500, 5 more; 6 no suffix.
+    /// 1 once or twice, 2 under 10, 3 under 50, 4 under 500, 5 more; 6 no suffix or a name
+    /// of a private network's (`lan`, `home`, `corp`, `internal`, …); 7 a hosting or CDN
+    /// platform's zone (the public suffix list's private section, dynamic DNS zones aside).
     pub suffix_rarity: u8,
 }
 
@@ -288,18 +290,7 @@ impl DgaModel {
         let (label, suffix) = split_name(name);
         let b = label.as_bytes();
         let mut values = [0.0; 14];
-        let suffix_rarity = if suffix.is_empty() {
-            6
-        } else {
-            match self.suffixes.get(suffix.as_str()).copied().unwrap_or(0) {
-                0 => 0,
-                1..=2 => 1,
-                3..=9 => 2,
-                10..=49 => 3,
-                50..=499 => 4,
-                _ => 5,
-            }
-        };
+        let suffix_rarity = suffix_rarity(&suffix, &self.suffixes);
         if b.is_empty() {
             return Features { label, suffix, values, words: Vec::new(), suffix_rarity };
         }
@@ -391,6 +382,51 @@ pub fn split_name(name: &str) -> (String, String) {
         return (label, name);
     }
     (name.split('.').next().unwrap_or("").to_string(), String::new())
+}
+
+/// Top-level names private networks and their search suffixes use (RFC 6761, RFC 6762,
+/// RFC 8375, ICANN's `internal` and its name-collision list): a resolver sees them all day
+/// from clean hosts (Chrome's intranet probes with the search suffix appended, printers,
+/// routers), so they are binned with "no suffix", never as a suffix no popular site uses.
+const PRIVATE_NETWORK_TLDS: [&str; 15] = [
+    "local",
+    "localhost",
+    "localdomain",
+    "lan",
+    "home",
+    "corp",
+    "internal",
+    "intranet",
+    "private",
+    "test",
+    "invalid",
+    "example",
+    "arpa",
+    "domain",
+    "workgroup",
+];
+
+/// [`Features::suffix_rarity`] of a suffix, from the counts of the model's benign names.
+fn suffix_rarity(suffix: &str, counts: &foldhash::HashMap<String, u32>) -> u8 {
+    if suffix.is_empty() || PRIVATE_NETWORK_TLDS.contains(&suffix.rsplit('.').next().unwrap_or(suffix)) {
+        return 6;
+    }
+    // A hosting or CDN platform's zone: its labels are the platform's customers', often
+    // machine-made (`d1a2b3c4e5.cloudfront.net`). Dynamic-DNS zones, though in the list's
+    // private section too, stay counted: popular sites do not live there, and malware does.
+    let platform = psl::suffix(suffix.as_bytes()).and_then(|s| s.typ()) == Some(psl::Type::Private)
+        && !dyndns_zones().contains(suffix);
+    if platform {
+        return 7;
+    }
+    match counts.get(suffix).copied().unwrap_or(0) {
+        0 => 0,
+        1..=2 => 1,
+        3..=9 => 2,
+        10..=49 => 3,
+        50..=499 => 4,
+        _ => 5,
+    }
 }
 
 /// The registrable domain of `name` (lower-cased, no trailing dot), as [`split_name`] finds
@@ -621,6 +657,14 @@ mod tests {
         assert_eq!(rarity("ylhoxyoq.bazar"), 0);
         assert_eq!(rarity("localhost"), 6);
         assert!(rarity("example.co.uk") > rarity("example.cw"));
+        // A private network's names and a provider's zones are bins of their own.
+        for n in ["qwhfkxpz.lan", "printer.home", "fileserver.corp", "x.home.arpa", "build.internal"] {
+            assert_eq!(rarity(n), 6, "{n}");
+        }
+        for n in ["d1a2b3c4e5.cloudfront.net", "myapp.herokuapp.com"] {
+            assert_eq!(rarity(n), 7, "{n}");
+        }
+        assert!(rarity("ibbwnhgh.mooo.com") < 6);
     }
 
     #[test]

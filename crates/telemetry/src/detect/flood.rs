@@ -8,7 +8,12 @@
 //!   attempts were answered (NetFlow), `unknown_factor` times as many;
 //! - bytes of ICMP echo requests (a ping flood, answered or not): `min_bytes`;
 //! - bytes of UDP flows the target never answered (one long flood flow): `min_bytes`. A
-//!   transfer over UDP that is answered at all (QUIC, a VPN, a call) never counts.
+//!   transfer over UDP that is answered at all (QUIC, a VPN, a call) never counts, and a
+//!   flow longer than the window counts with the window's share of its bytes.
+//!
+//! Where a record does not say whether it was answered (one-way NetFlow), flows from a
+//! system port (a server's replies) and DNS queries (a resolver forwarding to its upstream)
+//! are not counted: only the outcome would tell them from a flood.
 //!
 //! Scans are the scan detector's: many hosts or ports, each tried a few times; a flood is one
 //! host tried without end.
@@ -58,6 +63,10 @@ fn part(f: &Flow) -> Option<Part> {
         6 | 17 => match f.answered() {
             Some(true) => None,
             Some(false) => Some(Part::Refused),
+            // A one-way record may be a server's reply (from a system port) and a resolver's
+            // forwarded queries are many to one host by design: with no word on the outcome,
+            // neither counts.
+            None if f.sport < 1024 || matches!(f.port, 53 | 853) => None,
             None => Some(Part::Unknown),
         },
         _ => None,
@@ -81,10 +90,14 @@ pub fn find(memory: &FlowMemory, cfg: &FloodConfig, scope: &Scope) -> Vec<Findin
             if !scope.outbound(c.ip, memory.dest(first.dst), first.local_orig(), first.local_resp()) {
                 continue;
             }
+            // A long flow's bytes are spread over its duration: only a window's share of them
+            // counts in a window (at most; its duration is known to a power of two).
             let bytes_of = |(f, p): &(&Flow, Part)| -> u64 {
                 let udp_unanswered = f.proto == 17 && *p == Part::Refused;
                 if *p == Part::Volume || udp_unanswered {
-                    f.sent_received().map_or(u64::from(f.bytes), |(s, _)| s)
+                    let sent = f.sent_received().map_or(u64::from(f.bytes), |(s, _)| s);
+                    let share = (cfg.window_secs.max(0.0) / f.max_duration_secs()).min(1.0);
+                    (sent as f64 * share) as u64
                 } else {
                     0
                 }
@@ -99,13 +112,14 @@ pub fn find(memory: &FlowMemory, cfg: &FloodConfig, scope: &Scope) -> Vec<Findin
             // Two pointers over time: the window with the most attempts, and with the most bytes.
             let (mut lo, mut refused, mut unknown, mut bytes) = (0usize, 0usize, 0usize, 0u64);
             let (mut most_attempts, mut most_bytes, mut from, mut to) = (0usize, 0u64, None, run[0].0.t);
+            let (mut most_refused, mut most_unknown) = (0usize, 0usize);
             let mut by_attempts = false;
             for hi in 0..run.len() {
                 let (r, u) = worth(&run[hi]);
                 refused += r;
                 unknown += u;
                 bytes += bytes_of(&run[hi]);
-                while run[hi].0.t - run[lo].0.t > window {
+                while run[hi].0.t.saturating_sub(run[lo].0.t) > window {
                     let (r, u) = worth(&run[lo]);
                     refused -= r;
                     unknown -= u;
@@ -114,10 +128,12 @@ pub fn find(memory: &FlowMemory, cfg: &FloodConfig, scope: &Scope) -> Vec<Findin
                 }
                 // Unknown outcomes count for a fraction of an attempt each.
                 let attempts = refused + unknown / cfg.unknown_factor.max(1);
-                most_attempts = most_attempts.max(refused + unknown);
+                if attempts > most_attempts {
+                    (most_attempts, most_refused, most_unknown) = (attempts, refused, unknown);
+                }
                 most_bytes = most_bytes.max(bytes);
-                let over_attempts = attempts >= cfg.min_attempts;
-                if over_attempts || bytes >= cfg.min_bytes {
+                let over_attempts = attempts >= cfg.min_attempts.max(1);
+                if over_attempts || bytes >= cfg.min_bytes.max(1) {
                     by_attempts |= over_attempts;
                     from.get_or_insert(run[lo].0.t);
                     to = run[hi].0.t;
@@ -152,11 +168,16 @@ pub fn find(memory: &FlowMemory, cfg: &FloodConfig, scope: &Scope) -> Vec<Findin
                 kind: FindingKind::Flood,
                 confidence: (0.6 + 0.35 * (strength / 4.0).min(1.0)).min(0.95),
                 reason: format!(
-                    "flooded {target}{ports} ({}): up to {most_attempts} unanswered or refused attempts and {:.1} MB \
-                     nothing came back for within {:.0} s; {} flows in all",
+                    "flooded {target}{ports} ({}): within {:.0} s up to {most_refused} attempts unanswered or refused{} \
+                     and {:.1} MB nothing came back for; {} flows in all",
                     protos.join("/"),
-                    most_bytes as f64 / 1e6,
                     cfg.window_secs,
+                    if most_unknown > 0 {
+                        format!(" and {most_unknown} whose outcome the records do not say")
+                    } else {
+                        String::new()
+                    },
+                    most_bytes as f64 / 1e6,
                     run.len()
                 ),
                 count: run.len(),
@@ -223,7 +244,7 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].kind, FindingKind::Flood);
         assert!(
-            out[0].reason.starts_with("flooded 198.51.100.80 port 80 (tcp): up to 3000 unanswered"),
+            out[0].reason.starts_with("flooded 198.51.100.80 port 80 (tcp): within 60 s up to 3000 attempts unanswered or refused and"),
             "{}",
             out[0].reason
         );

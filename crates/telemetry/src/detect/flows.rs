@@ -1,7 +1,8 @@
 //! The flows the flow detectors read, kept once for all of them.
 //!
-//! The beacon and scan detectors both need every flow of a client until `find` (each
-//! picks the ones it reads: outbound series, attempts). Each used to keep its own copy (a series map keyed by client, destination and
+//! The flow detectors (beacon, scan, upload, spam, flood) all need every flow of a client
+//! until `find` (each picks the ones it reads: outbound series, attempts, uploads, mail,
+//! floods). The beacon and scan detectors each used to keep their own copy (a series map keyed by client, destination and
 //! port; a list of attempts per client) and count the capture's vantage itself, so one flow
 //! cost two map probes into tables of a million entries and ~220 bytes. Here a flow costs
 //! one probe into the client table, one into the destination table (both small next to the
@@ -37,8 +38,9 @@ impl Default for FlowBounds {
 
 /// One flow as the detectors need it. 24 bytes: the start, a byte count saturating at 4 GiB,
 /// the destination's number in [`FlowMemory::dest`], ports, protocol, three yes/no/unknown
-/// facts packed in a byte, and the originator's share of the bytes in 254ths (a byte that
-/// fitted in the padding: the upload detector needs each direction's bytes only roughly).
+/// facts packed in a byte, the originator's share of the bytes in 254ths and the duration's
+/// power of two (two bytes that fitted in the padding: the upload and flood detectors need
+/// each direction's bytes and a flow's rate only roughly).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flow {
     pub t: i64,
@@ -50,6 +52,8 @@ pub struct Flow {
     flags: u8,
     /// The originator's share of `bytes` in 254ths; [`UNKNOWN_SHARE`] for one-way records.
     share: u8,
+    /// 0 for a flow shorter than a second, else 1 + ⌊log2(seconds)⌋.
+    duration_log2: u8,
 }
 
 const UNKNOWN_SHARE: u8 = u8::MAX;
@@ -94,6 +98,12 @@ impl Flow {
     pub fn local_resp(&self) -> Option<bool> {
         untri(self.flags >> 4)
     }
+    /// The longest the flow may have lasted, in seconds: under a second, or under the power of
+    /// two above its duration.
+    pub fn max_duration_secs(&self) -> f64 {
+        if self.duration_log2 == 0 { 1.0 } else { (2.0f64).powi(i32::from(self.duration_log2)) }
+    }
+
     /// Bytes (sent by the originator, sent back), within half a 254th of `bytes`, where the
     /// record gave both directions.
     pub fn sent_received(&self) -> Option<(u64, u64)> {
@@ -191,6 +201,10 @@ impl FlowMemory {
             proto: f.proto,
             flags: tri(f.answered) | tri(f.local_orig) << 2 | tri(f.local_resp) << 4,
             share: share(f),
+            duration_log2: {
+                let secs = (f.end.0.saturating_sub(f.start.0) / 1_000_000).max(0) as u64;
+                if secs == 0 { 0 } else { (1 + secs.ilog2()) as u8 }
+            },
         });
         self.kept += 1;
     }

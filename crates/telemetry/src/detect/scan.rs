@@ -221,7 +221,7 @@ pub fn find(memory: &FlowMemory, cfg: &ScanConfig, scope: &Scope) -> Vec<Finding
             let (mut from, mut to) = (None, list[0].t);
             for hi in 0..list.len() {
                 *counts.entry(target(list[hi])).or_default() += 1;
-                while list[hi].t - list[lo].t > window {
+                while list[hi].t.saturating_sub(list[lo].t) > window {
                     let k = target(list[lo]);
                     if let Some(n) = counts.get_mut(&k) {
                         *n -= 1;

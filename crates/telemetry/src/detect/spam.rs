@@ -11,14 +11,20 @@
 //!
 //! Not flagged, and counted: the network's own mail servers. They are listed by the operator
 //! (`mail_servers`) or learned from the traffic: a host the Internet delivers mail to (an
-//! answered connection to its port 25 from outside) is a mail server, and a mail server
-//! sends to many others by design.
+//! answered connection to its port 25 from outside, or, where the record does not say, one
+//! carrying a message's bytes) is a mail server, and a mail server sends to many others by
+//! design. A send-only server (an application mailing its users straight to their MX hosts)
+//! receives nothing and must be listed.
 
 use super::flows::FlowMemory;
 use super::scope::Scope;
 use super::{Finding, FindingKind};
 use botwatch_model::Timestamp;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+
+/// Bytes an inbound SMTP record of unknown outcome must carry to count as a delivery: a
+/// message with its envelope, more than a probe or a refused greeting.
+const MESSAGE_BYTES: u64 = 2_000;
 use serde::{Deserialize, Serialize};
 
 /// Thresholds of the spam detector (`[sensor.spam]`).
@@ -55,20 +61,21 @@ pub fn find(memory: &FlowMemory, cfg: &SpamConfig, scope: &Scope) -> (Vec<Findin
     let mut counts = SpamCounts::default();
     let window = (cfg.window_secs.max(0.0) * 1e6) as i64;
     let smtp = |port: u16| cfg.ports.contains(&port);
-    // Hosts that receive mail: answered SMTP from outside to them, or (one-way records) their
-    // replies from port 25 to the outside.
+    // Hosts that receive mail: SMTP from outside to them that was answered, or, where the
+    // record does not say (one-way NetFlow), that carried a message's worth of bytes (a
+    // scanner's probe of port 25, which never stops, carries a few dozen).
     let mut receivers: HashSet<u32> = HashSet::new();
-    let mut serving: HashSet<std::net::IpAddr> = HashSet::new();
     for c in memory.clients() {
         for f in &c.flows {
-            if f.proto != 6 || f.answered() == Some(false) || !(smtp(f.port) || smtp(f.sport)) {
+            if f.proto != 6 || !smtp(f.port) {
                 continue;
             }
-            let inside = scope.internal_client(c.ip, f.local_orig());
-            if !inside && smtp(f.port) {
+            let delivered = match f.answered() {
+                Some(a) => a,
+                None => f.sent_received().map_or(u64::from(f.bytes), |(sent, _)| sent) >= MESSAGE_BYTES,
+            };
+            if delivered && !scope.internal_client(c.ip, f.local_orig()) {
                 receivers.insert(f.dst);
-            } else if inside && smtp(f.sport) && !smtp(f.port) {
-                serving.insert(c.ip);
             }
         }
     }
@@ -83,7 +90,7 @@ pub fn find(memory: &FlowMemory, cfg: &SpamConfig, scope: &Scope) -> (Vec<Findin
                     && scope.outbound(c.ip, memory.dest(f.dst), f.local_orig(), f.local_resp())
             })
             .collect();
-        if sends.len() < cfg.min_servers {
+        if sends.is_empty() || sends.len() < cfg.min_servers {
             continue;
         }
         sends.sort_unstable_by_key(|f| f.t);
@@ -94,7 +101,7 @@ pub fn find(memory: &FlowMemory, cfg: &SpamConfig, scope: &Scope) -> (Vec<Findin
         let (mut from, mut to) = (None, sends[0].t);
         for hi in 0..sends.len() {
             *in_window.entry(sends[hi].dst).or_default() += 1;
-            while sends[hi].t - sends[lo].t > window {
+            while sends[hi].t.saturating_sub(sends[lo].t) > window {
                 if let Some(n) = in_window.get_mut(&sends[lo].dst) {
                     *n -= 1;
                     if *n == 0 {
@@ -109,12 +116,11 @@ pub fn find(memory: &FlowMemory, cfg: &SpamConfig, scope: &Scope) -> (Vec<Findin
                 to = sends[hi].t;
             }
         }
-        if widest < cfg.min_servers {
+        if widest < cfg.min_servers.max(1) {
             continue;
         }
         let listed = cfg.mail_servers.iter().any(|n| n.contains(&c.ip));
-        let receives =
-            memory.dest_number(c.ip).is_some_and(|d| receivers.contains(&d)) || serving.contains(&c.ip);
+        let receives = memory.dest_number(c.ip).is_some_and(|d| receivers.contains(&d));
         if listed || receives {
             counts.mail_servers += 1;
             continue;
@@ -139,8 +145,8 @@ pub fn find(memory: &FlowMemory, cfg: &SpamConfig, scope: &Scope) -> (Vec<Findin
             confidence: (0.6 + 0.35 * (widest as f64 / (5.0 * cfg.min_servers.max(1) as f64)).min(1.0)).min(0.95),
             reason: format!(
                 "mail sent straight to {widest} Internet mail servers on {port}/tcp within {:.0} s, {} in all \
-                 ({} connections: {answered} answered, {refused} refused or unanswered); no mail is delivered \
-                 to it, so it is no mail server",
+                 ({} connections: {answered} answered, {refused} refused or unanswered); no mail was seen \
+                 delivered to it (a send-only mail server or relay belongs in [sensor.spam] mail_servers)",
                 cfg.window_secs,
                 servers.len(),
                 sends.len(),
@@ -237,10 +243,22 @@ mod tests {
         let (out, counts) = run(&f, &SpamConfig::default());
         assert!(out.is_empty());
         assert_eq!(counts.mail_servers, 1);
-        // A one-way export sees the server's replies from port 25 instead.
+        // A one-way export does not say whether it was answered: a message's bytes do.
         let mut f = spam_run("10.0.0.8", 45);
-        f.push(flow(5.0, "10.0.0.8", "192.0.2.44", 25, 50_000, None));
+        let mut delivery = flow(5.0, "192.0.2.44", "10.0.0.8", 50_000, 25, None);
+        delivery.bytes = 12_000;
+        f.push(delivery.clone());
         assert!(run(&f, &SpamConfig::default()).0.is_empty());
+        // … a scanner's probe of port 25, or the bot's reset from it, does not.
+        let mut f = spam_run("10.0.0.8", 45);
+        let mut probe = delivery;
+        probe.bytes = 44;
+        f.push(probe);
+        f.push(flow(5.0, "10.0.0.8", "192.0.2.44", 25, 50_000, None));
+        assert_eq!(run(&f, &SpamConfig::default()).0.len(), 1);
+        // No bar at all (0) flags nobody without mail traffic and panics on nothing.
+        let cfg = SpamConfig { min_servers: 0, ..Default::default() };
+        assert!(run(&[flow(0.0, "10.0.0.3", "198.51.100.1", 40_000, 443, Some(true))], &cfg).0.is_empty());
         // Or the operator lists it.
         let cfg = SpamConfig { mail_servers: vec!["10.0.0.8/32".parse().unwrap()], ..Default::default() };
         let (out, counts) = run(&spam_run("10.0.0.8", 45), &cfg);

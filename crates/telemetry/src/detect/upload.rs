@@ -30,12 +30,17 @@ use serde::{Deserialize, Serialize};
 pub struct UploadConfig {
     /// Fewest bytes a client sends one destination `ip:port` over the observation.
     pub min_bytes: u64,
-    /// What was sent must be at least this many times what came back.
+    /// What was sent must be at least this many times what came back. A biflow's direction
+    /// is kept in 254ths of its bytes, so ratios above ~250 are not told apart (one record
+    /// with nothing back passes any).
     pub min_ratio: f64,
     /// Destination ports below this are system ports, services' (IANA).
     pub service_ports_below: u16,
     /// Registered ports ordinary software uploads or talks both ways on: OpenVPN, RTMP,
-    /// RDP, STUN/TURN, SIP, XMPP and the Apple/Google push channels, HTTP alternates.
+    /// RDP, STUN/TURN, SIP, XMPP and the Apple/Google push channels, HTTP alternates, and
+    /// backup, log and telemetry shipping (CrashPlan 4242, Beats 5044, iperf3 5201, Veeam
+    /// 6180, Synology Hyper Backup 6281, syslog over TLS 6514, MQTT over TLS 8883, Splunk 9997,
+    /// Fluentd 24224).
     pub service_ports: Vec<u16>,
     /// A client exchanging data with this many Internet addresses on unregistered ports looks
     /// like peer-to-peer file sharing and is not flagged for uploading (0: never).
@@ -53,7 +58,8 @@ impl Default for UploadConfig {
             min_ratio: 10.0,
             service_ports_below: 1024,
             service_ports: vec![
-                1194, 1935, 3389, 3478, 3479, 5060, 5061, 5222, 5223, 5228, 8000, 8008, 8080, 8443, 8888,
+                1194, 1935, 3389, 3478, 3479, 4242, 5044, 5060, 5061, 5201, 5222, 5223, 5228, 6180, 6281,
+                6514, 8000, 8008, 8080, 8443, 8883, 8888, 9997, 24224,
             ],
             p2p_peers: 16,
             popular_clients: 3,
@@ -77,6 +83,8 @@ pub struct UploadCounts {
     pub popular: u64,
     /// Uploads of clients that look like peer-to-peer file sharing.
     pub p2p: u64,
+    /// Uploads to an address the client also runs FTP with (its data connections).
+    pub ftp: u64,
 }
 
 /// One client's TCP traffic to one destination `ip:port`.
@@ -96,18 +104,31 @@ struct Series {
     head: Flow,
 }
 
+/// Whether a flow is one the client may have uploaded on: TCP to an unregistered port, and,
+/// for a one-way record (which does not say who opened the connection), not a server's reply:
+/// one from a service port, or from a port below the one it goes to (clients connect from
+/// high, ephemeral ports).
+fn candidate(f: &Flow, cfg: &UploadConfig) -> bool {
+    f.proto == 6
+        && !cfg.service(f.port)
+        && (f.sent_received().is_some() || (!cfg.service(f.sport) && f.sport >= f.port))
+}
+
 /// The bulk uploads on unregistered ports in a memory of flows, one finding each, highest
 /// confidence first.
 pub fn find(memory: &FlowMemory, cfg: &UploadConfig, scope: &Scope) -> (Vec<Finding>, UploadCounts) {
     let scope = scope.clone().with_vantage(memory.vantage());
     let mut counts = UploadCounts::default();
-    // Per client, its outbound series to unregistered TCP ports. Most traffic goes to web
-    // ports, so these maps stay small next to the flows.
+    // Per client, its outbound series to unregistered TCP ports over `min_bytes`; the sums are
+    // per client and dropped with it, so only the few large series are kept past it.
     let mut per_client: Vec<(usize, Vec<Series>)> = Vec::new();
-    let mut reached: HashMap<(u32, u16), usize> = HashMap::new();
+    // Clients with any outbound series to an unregistered port: the network's size for
+    // popularity.
+    let mut clients = 0usize;
+    let mut by_dest: HashMap<(u32, u16), Series> = HashMap::new();
     for (ci, c) in memory.clients().iter().enumerate() {
-        let mut by_dest: HashMap<(u32, u16), Series> = HashMap::new();
-        for f in c.flows.iter().filter(|f| f.proto == 6 && !cfg.service(f.port)) {
+        by_dest.clear();
+        for f in c.flows.iter().filter(|f| candidate(f, cfg)) {
             let s = by_dest.entry((f.dst, f.port)).or_insert(Series {
                 dst: f.dst,
                 port: f.port,
@@ -135,42 +156,80 @@ pub fn find(memory: &FlowMemory, cfg: &UploadConfig, scope: &Scope) -> (Vec<Find
             s.first = s.first.min(f.t);
             s.last = s.last.max(f.t);
         }
-        let series: Vec<Series> = by_dest
-            .into_values()
-            .filter(|s| scope.outbound(c.ip, memory.dest(s.dst), s.head.local_orig(), s.head.local_resp()))
-            .collect();
-        if series.is_empty() {
+        let outbound =
+            |s: &Series| scope.outbound(c.ip, memory.dest(s.dst), s.head.local_orig(), s.head.local_resp());
+        if !by_dest.values().any(outbound) {
             continue;
         }
-        for s in &series {
-            *reached.entry((s.dst, s.port)).or_default() += 1;
+        clients += 1;
+        let large: Vec<Series> =
+            by_dest.values().filter(|s| s.sent >= cfg.min_bytes && outbound(s)).copied().collect();
+        if !large.is_empty() {
+            per_client.push((ci, large));
         }
-        per_client.push((ci, series));
     }
-    let clients = per_client.len();
+    // Popularity of the large series' destinations only: how many clients reach each.
+    let mut reached: HashMap<(u32, u16), usize> =
+        per_client.iter().flat_map(|(_, v)| v.iter().map(|s| ((s.dst, s.port), 0))).collect();
+    if clients >= cfg.popular_clients && !reached.is_empty() {
+        let mut seen: Vec<(u32, u16)> = Vec::new();
+        for c in memory.clients() {
+            seen.clear();
+            seen.extend(
+                c.flows
+                    .iter()
+                    .filter(|f| candidate(f, cfg) && reached.contains_key(&(f.dst, f.port)))
+                    .map(|f| (f.dst, f.port)),
+            );
+            seen.sort_unstable();
+            seen.dedup();
+            for k in &seen {
+                *reached.get_mut(k).expect("only candidate keys are seen") += 1;
+            }
+        }
+    }
     let popular_at = (cfg.popular_clients as f64).max(cfg.popular_share * clients as f64).ceil() as usize;
     let mut out = Vec::new();
-    for (ci, mut series) in per_client {
+    for (ci, series) in per_client {
         let c = &memory.clients()[ci];
-        series.retain(|s| s.sent >= cfg.min_bytes);
-        if series.is_empty() {
-            continue;
-        }
         // Peers: distinct Internet addresses this client exchanged data with on unregistered
-        // TCP ports (one counted per address, whatever its ports).
-        let peers = {
+        // TCP ports (one counted per address, whatever its ports); and the addresses it runs
+        // FTP with, whose data connections go to the server's unregistered ports.
+        let (peers, ftp) = {
             let mut p: Vec<u32> = c
                 .flows
                 .iter()
-                .filter(|f| f.proto == 6 && !cfg.service(f.port) && f.answered() != Some(false))
+                .filter(|f| candidate(f, cfg) && f.answered() != Some(false))
                 .map(|f| f.dst)
                 .collect();
             p.sort_unstable();
             p.dedup();
             p.retain(|&d| scope.outbound(c.ip, memory.dest(d), None, None));
-            p.len()
+            let mut ftp: Vec<u32> = c
+                .flows
+                .iter()
+                .filter(|f| f.proto == 6 && matches!(f.port, 21 | 990))
+                .map(|f| f.dst)
+                .collect();
+            ftp.sort_unstable();
+            ftp.dedup();
+            (p.len(), ftp)
         };
         for mut s in series {
+            if clients >= cfg.popular_clients
+                && reached.get(&(s.dst, s.port)).copied().unwrap_or(0) >= popular_at
+            {
+                counts.popular += 1;
+                continue;
+            }
+            if cfg.p2p_peers > 0 && peers >= cfg.p2p_peers {
+                counts.p2p += 1;
+                continue;
+            }
+            if ftp.binary_search(&s.dst).is_ok() {
+                counts.ftp += 1;
+                continue;
+            }
             if s.one_way > 0 {
                 match returned(memory, c.ip, &s) {
                     Some(b) => s.back += b,
@@ -181,16 +240,6 @@ pub fn find(memory: &FlowMemory, cfg: &UploadConfig, scope: &Scope) -> (Vec<Find
                 }
             }
             if (s.sent as f64) < cfg.min_ratio * s.back as f64 {
-                continue;
-            }
-            if clients >= cfg.popular_clients
-                && reached.get(&(s.dst, s.port)).copied().unwrap_or(0) >= popular_at
-            {
-                counts.popular += 1;
-                continue;
-            }
-            if cfg.p2p_peers > 0 && peers >= cfg.p2p_peers {
-                counts.p2p += 1;
                 continue;
             }
             out.push(finding(c.ip, memory, &s, cfg));
@@ -235,7 +284,7 @@ fn finding(client: std::net::IpAddr, memory: &FlowMemory, s: &Series, cfg: &Uplo
             megabytes(s.sent),
             s.flows,
             if s.flows == 1 { "" } else { "s" },
-            (s.last - s.first) as f64 / 1e6,
+            s.last.saturating_sub(s.first) as f64 / 1e6,
             megabytes(s.back),
             ratio,
             if s.answered { "" } else { "; no connection was answered" }
@@ -338,6 +387,25 @@ mod tests {
         // A reverse as large as the upload: a conversation.
         let big_back = flow(0.0, "198.51.100.7", "10.0.0.2", 1337, 40000, 25_000_000, None);
         assert!(run(&[up, big_back]).0.is_empty());
+        // An internal server's replies, one-way: from its service port, or from its own
+        // unregistered port down to a visitor's ephemeral one, with the small requests back.
+        for (server_port, visitor_port) in [(443, 51234), (32400, 51234)] {
+            let reply = flow(0.0, "10.0.0.5", "198.51.100.9", server_port, visitor_port, 30_000_000, None);
+            let request = flow(0.0, "198.51.100.9", "10.0.0.5", visitor_port, server_port, 20_000, None);
+            assert!(run(&[reply, request]).0.is_empty(), "{server_port}");
+        }
+    }
+
+    #[test]
+    fn ftp_data_connections_are_the_users_own() {
+        // Passive FTP: the control connection on 21, the upload to the server's high port.
+        let f = [
+            flow(0.0, "10.0.0.2", "198.51.100.7", 40000, 21, 3_000, Some(2_000)),
+            flow(1.0, "10.0.0.2", "198.51.100.7", 40001, 50123, 30_000_000, Some(10_000)),
+        ];
+        let (out, counts) = run(&f);
+        assert!(out.is_empty());
+        assert_eq!(counts.ftp, 1);
     }
 
     #[test]

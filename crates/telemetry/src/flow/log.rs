@@ -52,6 +52,8 @@ enum Role {
     BytesOut,
     /// Argus `SrcBytes`: of `TotBytes`, those the originator sent.
     SrcBytes,
+    /// Argus `DstBytes`: those the responder sent.
+    DstBytes,
     /// Argus `State`, Zeek `conn_state`: whether the responder answered.
     State,
     /// Zeek `local_orig`, `local_resp`.
@@ -76,6 +78,7 @@ fn role(kind: LogKind, col: &str) -> Option<Role> {
         (LogKind::Argus, "TotPkts") => Packets,
         (LogKind::Argus, "TotBytes") => Bytes,
         (LogKind::Argus, "SrcBytes") => SrcBytes,
+        (LogKind::Argus, "DstBytes") => DstBytes,
         (LogKind::Argus, "State") => State,
         (LogKind::Argus, "Label") => Label,
         (LogKind::Zeek, "ts") => Start,
@@ -109,7 +112,7 @@ fn role(kind: LogKind, col: &str) -> Option<Role> {
     })
 }
 
-const ROLES: usize = 17;
+const ROLES: usize = 18;
 const REQUIRED: [(Role, &str); 4] = [
     (Role::Start, "start time"),
     (Role::Src, "source address"),
@@ -371,13 +374,15 @@ fn build(kind: LogKind, vals: &[Option<&str>; ROLES], unset: &[u8]) -> Parsed {
             answered = Some(count(Role::PacketsOut)? > 0);
         }
     }
-    // Zeek and nfdump give each direction's bytes; Argus the total and the originator's.
+    // Zeek and nfdump give each direction's bytes; Argus the total and the originator's, or
+    // each direction's.
     // nfdump writes 0 for the reverse of a one-way NetFlow record: nothing said, not nothing sent.
-    let resp_bytes = match (get(Role::BytesOut), get(Role::SrcBytes)) {
-        (Some(_), _) if kind == LogKind::Nfdump && count(Role::BytesOut)? == 0 => None,
-        (Some(_), _) => Some(count(Role::BytesOut)?),
-        (None, Some(_)) => Some(count(Role::Bytes)?.saturating_sub(count(Role::SrcBytes)?)),
-        (None, None) => None,
+    let resp_bytes = match (get(Role::BytesOut), get(Role::DstBytes), get(Role::Bytes), get(Role::SrcBytes)) {
+        (Some(_), ..) if kind == LogKind::Nfdump && count(Role::BytesOut)? == 0 => None,
+        (Some(_), ..) => Some(count(Role::BytesOut)?),
+        (None, Some(_), ..) => Some(count(Role::DstBytes)?),
+        (None, None, Some(_), Some(_)) => Some(count(Role::Bytes)?.saturating_sub(count(Role::SrcBytes)?)),
+        _ => None,
     };
     Ok(Some((
         FlowRecord {
@@ -389,7 +394,11 @@ fn build(kind: LogKind, vals: &[Option<&str>; ROLES], unset: &[u8]) -> Parsed {
             dst_port,
             proto,
             packets: count(Role::Packets)?.saturating_add(count(Role::PacketsOut)?),
-            bytes: count(Role::Bytes)?.saturating_add(count(Role::BytesOut)?),
+            bytes: if get(Role::Bytes).is_some() {
+                count(Role::Bytes)?.saturating_add(count(Role::BytesOut)?)
+            } else {
+                count(Role::SrcBytes)?.saturating_add(count(Role::DstBytes)?)
+            },
             resp_bytes,
             exporter: None,
             answered,
@@ -623,6 +632,32 @@ mod tests {
         assert_eq!(rej[0].line, 3);
         assert!(rej[0].reason.contains("source address"), "{}", rej[0].reason);
         assert_eq!(rej[1].line, 5);
+    }
+
+    #[test]
+    fn each_direction_s_bytes_come_from_whichever_columns_the_log_has() {
+        let argus = |cols: &str, vals: &str| {
+            let text = format!(
+                "StartTime,Proto,SrcAddr,Sport,DstAddr,Dport,{cols}\n2019/04/04 16:30:10,tcp,10.0.0.1,40000,198.51.100.1,1337,{vals}\n"
+            );
+            let mut out = Vec::new();
+            read_log(text.as_bytes(), LogKind::Argus, &mut out, &mut Vec::new()).unwrap();
+            (out[0].bytes, out[0].resp_bytes)
+        };
+        assert_eq!(argus("TotBytes,SrcBytes", "1000,900"), (1000, Some(100)));
+        assert_eq!(argus("SrcBytes,DstBytes", "900,100"), (1000, Some(100)));
+        assert_eq!(argus("TotBytes", "1000"), (1000, None));
+        // nfdump: a 0 reverse counter is a one-way record's, not nothing sent back.
+        let nfdump = |obyt: u64| {
+            let text = format!(
+                "ts,te,sa,da,sp,dp,pr,ibyt,obyt\n2019-04-04 16:30:10,2019-04-04 16:30:11,10.0.0.1,198.51.100.1,40000,1337,TCP,900,{obyt}\n"
+            );
+            let mut out = Vec::new();
+            read_log(text.as_bytes(), LogKind::Nfdump, &mut out, &mut Vec::new()).unwrap();
+            (out[0].bytes, out[0].resp_bytes)
+        };
+        assert_eq!(nfdump(100), (1000, Some(100)));
+        assert_eq!(nfdump(0), (900, None));
     }
 
     #[test]

@@ -244,14 +244,19 @@ pub mod fuzzing {
         let _ = b.finish(&Scope::default());
         let _ = s.finish(&Scope::default());
         let low = upload::UploadConfig { min_bytes: 1, min_ratio: 0.0, ..Default::default() };
+        // Each finding is well formed whatever the flows: a confidence in its range, evidence
+        // in time order, a destination named.
+        let sane = |f: &crate::detect::Finding| {
+            (0.55..=0.95).contains(&f.confidence) && f.first_seen <= f.last_seen && !f.samples.is_empty()
+        };
         let (found, _) = upload::find(&m, &low, &Scope::default());
-        assert!(found.iter().all(|f| f.count > 0 && f.confidence <= 0.95));
-        let low = spam::SpamConfig { min_servers: 2, ..Default::default() };
+        assert!(found.iter().all(sane), "{found:?}");
+        let low = spam::SpamConfig { min_servers: 0, ..Default::default() };
         let (found, _) = spam::find(&m, &low, &Scope::default());
-        assert!(found.iter().all(|f| f.count >= 2 && f.first_seen <= f.last_seen));
-        let low = flood::FloodConfig { min_attempts: 2, min_bytes: 1, ..Default::default() };
+        assert!(found.iter().all(sane), "{found:?}");
+        let low = flood::FloodConfig { min_attempts: 0, min_bytes: 0, ..Default::default() };
         let found = flood::find(&m, &low, &Scope::default());
-        assert!(found.iter().all(|f| f.count >= 1 && f.first_seen <= f.last_seen));
+        assert!(found.iter().all(sane), "{found:?}");
     }
 
     /// The input as each flow-log dialect and through detection. Each is also streamed

@@ -702,6 +702,9 @@ impl Decoder {
         }
         self.rec.packets = self.rec.packets.saturating_add(out_packets);
         self.rec.bytes = self.rec.bytes.saturating_add(out_bytes);
+        // A biflow's reverse bytes; 0 is what a one-way NetFlow record's counter holds, as in
+        // nfdump's CSV (not that nothing came back).
+        self.rec.resp_bytes = (out_bytes > 0).then_some(out_bytes);
         // The address the export came from, else the exporter the record names.
         self.rec.exporter = received.or_else(|| self.exporters.get(exporter_id).copied().flatten());
         Ok(V3::Flow)
