@@ -194,7 +194,7 @@ pub fn find(memory: &FlowMemory, cfg: &FloodConfig, scope: &Scope) -> Vec<Findin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::flows::FlowBounds;
+    use crate::detect::testing;
     use crate::record::FlowRecord;
 
     #[allow(clippy::too_many_arguments)]
@@ -208,30 +208,14 @@ mod tests {
         back: Option<u64>,
         answered: Option<bool>,
     ) -> FlowRecord {
-        FlowRecord {
-            start: Timestamp((t * 1e6) as i64),
-            end: Timestamp((t * 1e6) as i64),
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
-            src_port: 1024 + (t as u64 % 60_000) as u16,
-            dst_port: port,
-            proto,
-            packets: 1,
-            bytes,
-            resp_bytes: back,
-            exporter: None,
-            answered,
-            local_orig: None,
-            local_resp: None,
-        }
+        let mut f =
+            testing::flow(t, src, dst, proto, 1024 + (t as u64 % 60_000) as u16, port, bytes, back, answered);
+        f.packets = 1;
+        f
     }
 
     fn run(flows: &[FlowRecord]) -> Vec<Finding> {
-        let mut m = FlowMemory::new(FlowBounds::default());
-        for f in flows {
-            m.observe(f);
-        }
-        find(&m, &FloodConfig::default(), &Scope::new(vec!["10.0.0.0/8".parse().unwrap()]))
+        find(&testing::memory(flows), &FloodConfig::default(), &testing::scope())
     }
 
     #[test]

@@ -458,6 +458,58 @@ pub(crate) fn rank(findings: &mut [Finding]) {
     });
 }
 
+/// What the flow detectors' tests share: a flow from its few telling fields, and a memory of
+/// flows.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::flows::{FlowBounds, FlowMemory};
+    use crate::record::FlowRecord;
+    use botwatch_model::Timestamp;
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn flow(
+        t: f64,
+        src: &str,
+        dst: &str,
+        proto: u8,
+        sport: u16,
+        port: u16,
+        bytes: u64,
+        back: Option<u64>,
+        answered: Option<bool>,
+    ) -> FlowRecord {
+        FlowRecord {
+            start: Timestamp((t * 1e6) as i64),
+            end: Timestamp((t * 1e6) as i64),
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            src_port: sport,
+            dst_port: port,
+            proto,
+            packets: 10,
+            bytes,
+            resp_bytes: back,
+            exporter: None,
+            answered,
+            local_orig: None,
+            local_resp: None,
+        }
+    }
+
+    pub fn memory(flows: &[FlowRecord]) -> FlowMemory {
+        let mut m = FlowMemory::new(FlowBounds::default());
+        for f in flows {
+            m.observe(f);
+        }
+        m
+    }
+
+    /// The network the tests' clients are in.
+    pub fn scope() -> super::scope::Scope {
+        super::scope::Scope::new(vec!["10.0.0.0/8".parse().unwrap()])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

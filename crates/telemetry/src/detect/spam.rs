@@ -164,34 +164,16 @@ pub fn find(memory: &FlowMemory, cfg: &SpamConfig, scope: &Scope) -> (Vec<Findin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::flows::FlowBounds;
+    use crate::detect::testing;
     use crate::record::FlowRecord;
 
     fn flow(t: f64, src: &str, dst: &str, sport: u16, port: u16, answered: Option<bool>) -> FlowRecord {
-        FlowRecord {
-            start: Timestamp((t * 1e6) as i64),
-            end: Timestamp((t * 1e6) as i64),
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
-            src_port: sport,
-            dst_port: port,
-            proto: 6,
-            packets: 10,
-            bytes: 3_000,
-            resp_bytes: answered.map(|a| if a { 500 } else { 0 }),
-            exporter: None,
-            answered,
-            local_orig: None,
-            local_resp: None,
-        }
+        let back = answered.map(|a| if a { 500 } else { 0 });
+        testing::flow(t, src, dst, 6, sport, port, 3_000, back, answered)
     }
 
     fn run(flows: &[FlowRecord], cfg: &SpamConfig) -> (Vec<Finding>, SpamCounts) {
-        let mut m = FlowMemory::new(FlowBounds::default());
-        for f in flows {
-            m.observe(f);
-        }
-        find(&m, cfg, &Scope::new(vec!["10.0.0.0/8".parse().unwrap()]))
+        find(&testing::memory(flows), cfg, &testing::scope())
     }
 
     /// One delivery attempt a minute, each to a new server; every third refused.

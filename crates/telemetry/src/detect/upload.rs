@@ -299,7 +299,7 @@ fn finding(client: std::net::IpAddr, memory: &FlowMemory, s: &Series, cfg: &Uplo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::flows::FlowBounds;
+    use crate::detect::testing;
     use crate::record::FlowRecord;
 
     fn flow(
@@ -311,30 +311,11 @@ mod tests {
         bytes: u64,
         back: Option<u64>,
     ) -> FlowRecord {
-        FlowRecord {
-            start: Timestamp((t * 1e6) as i64),
-            end: Timestamp((t * 1e6) as i64),
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
-            src_port: sport,
-            dst_port: port,
-            proto: 6,
-            packets: 10,
-            bytes,
-            resp_bytes: back,
-            exporter: None,
-            answered: Some(true),
-            local_orig: None,
-            local_resp: None,
-        }
+        testing::flow(t, src, dst, 6, sport, port, bytes, back, Some(true))
     }
 
     fn run(flows: &[FlowRecord]) -> (Vec<Finding>, UploadCounts) {
-        let mut m = FlowMemory::new(FlowBounds::default());
-        for f in flows {
-            m.observe(f);
-        }
-        find(&m, &UploadConfig::default(), &Scope::new(vec!["10.0.0.0/8".parse().unwrap()]))
+        find(&testing::memory(flows), &UploadConfig::default(), &testing::scope())
     }
 
     #[test]
