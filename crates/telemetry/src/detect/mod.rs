@@ -458,6 +458,42 @@ pub(crate) fn rank(findings: &mut [Finding]) {
     });
 }
 
+/// The most distinct keys any `window` (µs) of `items`, in time order, holds (two pointers
+/// over time), when `bar` distinct keys were first reached (that window's start) and the last
+/// item of a window at the bar: a sweep's evidence, not its group's first and last item (a
+/// gateway pinged all day). `to` is the first item's time while the bar was never reached.
+pub(crate) fn widest_window<T, K: std::hash::Hash + Eq>(
+    items: &[T],
+    time: impl Fn(&T) -> i64,
+    key: impl Fn(&T) -> K,
+    window: i64,
+    bar: usize,
+) -> (usize, Option<i64>, i64) {
+    let Some(first) = items.first() else { return (0, None, 0) };
+    let mut counts: HashMap<K, usize> = HashMap::new();
+    let (mut lo, mut widest) = (0usize, 0usize);
+    let (mut from, mut to) = (None, time(first));
+    for hi in 0..items.len() {
+        *counts.entry(key(&items[hi])).or_default() += 1;
+        while time(&items[hi]).saturating_sub(time(&items[lo])) > window {
+            let k = key(&items[lo]);
+            if let Some(n) = counts.get_mut(&k) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&k);
+                }
+            }
+            lo += 1;
+        }
+        widest = widest.max(counts.len());
+        if counts.len() >= bar {
+            from.get_or_insert(time(&items[lo]));
+            to = time(&items[hi]);
+        }
+    }
+    (widest, from, to)
+}
+
 /// What the flow detectors' tests share: a flow from its few telling fields, and a memory of
 /// flows.
 #[cfg(test)]

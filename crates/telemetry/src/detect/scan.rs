@@ -27,7 +27,7 @@ use crate::record::FlowRecord;
 use botwatch_model::Timestamp;
 use serde::{Deserialize, Serialize};
 // foldhash: the per-flow map lookups are the detectors' cost (SipHash was a third of it).
-use foldhash::{HashMap, HashMapExt, HashSet};
+use foldhash::HashSet;
 use std::net::IpAddr;
 
 /// Thresholds of [`ScanDetector`].
@@ -213,30 +213,7 @@ pub fn find(memory: &FlowMemory, cfg: &ScanConfig, scope: &Scope) -> Vec<Finding
                 Sweep::Queries(_) => (cfg.query_burst_secs * 1e6) as i64,
                 _ => window,
             };
-            let mut counts: HashMap<(u128, u8), usize> = HashMap::new();
-            let mut lo = 0;
-            let mut distinct = 0usize;
-            // When the sweep first reached the bar (its window's start) and last held it: the
-            // evidence, not the group's first and last attempt (a gateway pinged all day).
-            let (mut from, mut to) = (None, list[0].t);
-            for hi in 0..list.len() {
-                *counts.entry(target(list[hi])).or_default() += 1;
-                while list[hi].t.saturating_sub(list[lo].t) > window {
-                    let k = target(list[lo]);
-                    if let Some(n) = counts.get_mut(&k) {
-                        *n -= 1;
-                        if *n == 0 {
-                            counts.remove(&k);
-                        }
-                    }
-                    lo += 1;
-                }
-                distinct = distinct.max(counts.len());
-                if counts.len() >= needed {
-                    from.get_or_insert(list[lo].t);
-                    to = list[hi].t;
-                }
-            }
+            let (distinct, from, to) = super::widest_window(list, |a| a.t, |a| target(a), window, needed);
             let from = from.unwrap_or(list[0].t);
             // The widest scan and the largest query storm, each its own finding.
             let slot = if matches!(sweep, Sweep::Queries(_)) { &mut best_queries } else { &mut best };

@@ -20,7 +20,7 @@ use super::flows::FlowMemory;
 use super::scope::Scope;
 use super::{Finding, FindingKind};
 use botwatch_model::Timestamp;
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashSet, HashSetExt};
 
 /// Bytes an inbound SMTP record of unknown outcome must carry to count as a delivery: a
 /// message with its envelope, more than a probe or a refused greeting.
@@ -94,28 +94,9 @@ pub fn find(memory: &FlowMemory, cfg: &SpamConfig, scope: &Scope) -> (Vec<Findin
             continue;
         }
         sends.sort_unstable_by_key(|f| f.t);
-        // The window with the most distinct servers (two pointers over time), and when the
-        // bar was first reached (the evidence's start) and last held.
-        let mut in_window: HashMap<u32, usize> = HashMap::new();
-        let (mut lo, mut widest) = (0usize, 0usize);
-        let (mut from, mut to) = (None, sends[0].t);
-        for hi in 0..sends.len() {
-            *in_window.entry(sends[hi].dst).or_default() += 1;
-            while sends[hi].t.saturating_sub(sends[lo].t) > window {
-                if let Some(n) = in_window.get_mut(&sends[lo].dst) {
-                    *n -= 1;
-                    if *n == 0 {
-                        in_window.remove(&sends[lo].dst);
-                    }
-                }
-                lo += 1;
-            }
-            widest = widest.max(in_window.len());
-            if in_window.len() >= cfg.min_servers {
-                from.get_or_insert(sends[lo].t);
-                to = sends[hi].t;
-            }
-        }
+        // The window with the most distinct servers, and when the bar was first reached (the
+        // evidence's start) and last held.
+        let (widest, from, to) = super::widest_window(&sends, |f| f.t, |f| f.dst, window, cfg.min_servers);
         if widest < cfg.min_servers.max(1) {
             continue;
         }
