@@ -32,9 +32,9 @@ fn leave_family_out_meets_floors() {
     assert!(e.max_fpr() <= 0.006, "FPR on held-out benign {:?}", e.benign_flagged);
     assert!(e.fpr() <= 0.005, "FPR on held-out benign {}", e.fpr());
     assert!(e.top_sites_flagged.iter().all(|f| f * 100 <= e.top_sites_names), "{:?}", e.top_sites_flagged);
-    // Measured 70.7 %: the per-name goal of 80 % is not reached (wordlist and pronounceable
+    // Measured 71.3 %: the per-name goal of 80 % is not reached (wordlist and pronounceable
     // families); this floor keeps what is.
-    assert!(e.macro_tpr() >= 0.69, "macro TPR {}", e.macro_tpr());
+    assert!(e.macro_tpr() >= 0.70, "macro TPR {}", e.macro_tpr());
     let tpr = |f: &str| e.tpr(f).unwrap_or_else(|| panic!("{f} missing"));
     // Random-character and hex families: the model's strength.
     for f in ["cryptolocker", "dyre", "qadars", "ramdo", "shiotob", "zloader", "murofet", "newgoz", "chinad"]
@@ -46,8 +46,9 @@ fn leave_family_out_meets_floors() {
     assert!(e.benign_clients >= 500, "benign clients: {}", e.benign_clients);
     assert!(worst <= 0.01 && mean <= 0.006, "client FPR mean {mean}, worst {worst}");
     assert!(e.macro_client_tpr() >= 0.88, "client macro TPR {}", e.macro_client_tpr());
-    // Kraken's names under dynamic-DNS zones are scored on the user's label, not the provider's.
-    assert!(tpr("kraken") >= 0.48, "kraken: TPR {}", tpr("kraken"));
+    // Kraken's names under dynamic-DNS zones (mooo.com, yi.org, dynserv.com, …) are scored on
+    // the user's label, not the provider's.
+    assert!(tpr("kraken") >= 0.8, "kraken: TPR {}", tpr("kraken"));
     // A suffix no popular site uses (`bazar`, an alternative root's) counts without the model
     // having seen a DGA use it.
     assert!(tpr("bazarbackdoor") >= 0.55, "bazarbackdoor: TPR {}", tpr("bazarbackdoor"));

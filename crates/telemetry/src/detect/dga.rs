@@ -617,6 +617,9 @@ mod tests {
         assert_eq!(split_name("a.Ibbwnhgh.mooo.com"), ("ibbwnhgh".to_string(), "mooo.com".to_string()));
         assert_eq!(split_name("x.onmypc.net"), ("x".to_string(), "onmypc.net".to_string()));
         assert_eq!(split_name("x.duckdns.org"), ("x".to_string(), "duckdns.org".to_string()));
+        // Older free-subdomain zones (Elastic's DGA integration's list), as Kraken used them.
+        assert_eq!(split_name("ffzmosei.yi.org"), ("ffzmosei".to_string(), "yi.org".to_string()));
+        assert_eq!(split_name("jzoynv.dynserv.com"), ("jzoynv".to_string(), "dynserv.com".to_string()));
         assert_eq!(split_name("mooo.com"), ("mooo".to_string(), "com".to_string()));
         assert_eq!(registrable_domain("www.x7kq.mooo.com."), Some("x7kq.mooo.com".to_string()));
         assert_eq!(registrable_domain("www.example.co.uk"), Some("example.co.uk".to_string()));
