@@ -218,11 +218,10 @@ pub fn find(memory: &mut FlowMemory, cfg: &BeaconConfig, scope: &Scope) -> (Vec<
         clients += usize::from(any);
     }
     let mut kinds = kinds.into_iter();
-    let popular_at = (cfg.popular_clients as f64).max(cfg.popular_share * clients as f64).ceil() as usize;
+    let bar = super::Popularity::new(cfg.popular_clients, cfg.popular_share, clients);
     let mut out = Vec::new();
-    let popular = |dst: u32, port: u16, proto: u8| {
-        clients >= cfg.popular_clients && reached.get(&(dst, port, proto)).copied().unwrap_or(0) >= popular_at
-    };
+    let popular =
+        |dst: u32, port: u16, proto: u8| bar.popular(reached.get(&(dst, port, proto)).copied().unwrap_or(0));
     // Past the bound, the earliest flows are analysed (as a sensor that stopped adding to a
     // full series would have).
     let bounded = |s: &[Flow], counts: &mut BeaconCounts| -> usize {

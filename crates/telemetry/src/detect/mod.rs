@@ -494,6 +494,35 @@ pub(crate) fn widest_window<T, K: std::hash::Hash + Eq>(
     (widest, from, to)
 }
 
+/// The bar at which a destination is the network's, not one client's: reached by
+/// `popular_clients` of the network's clients or by `popular_share` of them, whichever is more,
+/// and only in a network of at least `popular_clients` (in a one-host capture nothing is
+/// popular, or the infected host's C2 would be). Beacon and upload count reach their own way
+/// (per series, per large upload) and share this rule.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Popularity {
+    clients: usize,
+    min_clients: usize,
+    at: usize,
+}
+
+impl Popularity {
+    pub(crate) fn new(popular_clients: usize, popular_share: f64, clients: usize) -> Self {
+        let at = (popular_clients as f64).max(popular_share * clients as f64).ceil() as usize;
+        Popularity { clients, min_clients: popular_clients, at }
+    }
+
+    /// Whether a destination `reached` by that many clients is popular.
+    pub(crate) fn popular(&self, reached: usize) -> bool {
+        self.clients >= self.min_clients && reached >= self.at
+    }
+
+    /// Whether counting reach is worth it: in a network too small nothing is popular.
+    pub(crate) fn possible(&self) -> bool {
+        self.clients >= self.min_clients
+    }
+}
+
 /// What the flow detectors' tests share: a flow from its few telling fields, and a memory of
 /// flows.
 #[cfg(test)]
@@ -561,6 +590,18 @@ mod tests {
             answers: vec![],
             server: None,
         }
+    }
+
+    #[test]
+    fn popularity_is_the_larger_bar_and_needs_a_network() {
+        // Two clients: too few for anything to be popular, even what both reach.
+        assert!(!Popularity::new(3, 0.1, 2).popular(2));
+        // Ten clients: three of them.
+        let p = Popularity::new(3, 0.1, 10);
+        assert!(p.possible() && p.popular(3) && !p.popular(2));
+        // A thousand: a tenth of them, not three.
+        let p = Popularity::new(3, 0.1, 1000);
+        assert!(!p.popular(99) && p.popular(100));
     }
 
     #[test]

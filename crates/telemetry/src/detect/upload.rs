@@ -171,7 +171,8 @@ pub fn find(memory: &FlowMemory, cfg: &UploadConfig, scope: &Scope) -> (Vec<Find
     // Popularity of the large series' destinations only: how many clients reach each.
     let mut reached: HashMap<(u32, u16), usize> =
         per_client.iter().flat_map(|(_, v)| v.iter().map(|s| ((s.dst, s.port), 0))).collect();
-    if clients >= cfg.popular_clients && !reached.is_empty() {
+    let bar = super::Popularity::new(cfg.popular_clients, cfg.popular_share, clients);
+    if bar.possible() && !reached.is_empty() {
         let mut seen: Vec<(u32, u16)> = Vec::new();
         for c in memory.clients() {
             seen.clear();
@@ -188,7 +189,6 @@ pub fn find(memory: &FlowMemory, cfg: &UploadConfig, scope: &Scope) -> (Vec<Find
             }
         }
     }
-    let popular_at = (cfg.popular_clients as f64).max(cfg.popular_share * clients as f64).ceil() as usize;
     let mut out = Vec::new();
     for (ci, series) in per_client {
         let c = &memory.clients()[ci];
@@ -216,9 +216,7 @@ pub fn find(memory: &FlowMemory, cfg: &UploadConfig, scope: &Scope) -> (Vec<Find
             (p.len(), ftp)
         };
         for mut s in series {
-            if clients >= cfg.popular_clients
-                && reached.get(&(s.dst, s.port)).copied().unwrap_or(0) >= popular_at
-            {
+            if bar.popular(reached.get(&(s.dst, s.port)).copied().unwrap_or(0)) {
                 counts.popular += 1;
                 continue;
             }
