@@ -816,7 +816,11 @@ pub fn each_file<T>(
     let mut head = Vec::new();
     (&mut plain).take(HEAD).read_to_end(&mut head).with_context(|| name.clone())?;
     if !(head.starts_with(&GZIP_MAGIC) || head.starts_with(&ZIP_MAGIC)) {
-        let got = f(Inside { name: &name, what: &name, head, rest: &mut plain, cap: None });
+        let mut again = |f: &mut dyn FnMut(&mut dyn Read) -> Result<()>| -> Result<()> {
+            f(&mut std::fs::File::open(path).with_context(|| name.clone())?)
+        };
+        let got =
+            f(Inside { name: &name, what: &name, head, rest: &mut plain, cap: None, again: &mut again });
         // What `f` left unread (nfdump's summary, a file it gave up on) is still the file's;
         // a failure here leaves what `f` read counted, and says so.
         if plain.hasher.is_some()
@@ -839,6 +843,20 @@ pub fn each_file<T>(
         // A gzip's content keeps the file's path (detection reads its name); a zip member
         // is named inside its archive.
         let inner = if m.what == name { m.name.clone() } else { m.what.clone() };
+        let mut again = |f: &mut dyn FnMut(&mut dyn Read) -> Result<()>| -> Result<()> {
+            with_reader(&src, &m, limits, used, |r| {
+                // The same nesting as below: a gzip inside a zip is opened as well.
+                let mut head = Vec::new();
+                (&mut *r).take(2).read_to_end(&mut head).map_err(|e| read_error(&m.what, e))?;
+                let gz = head.starts_with(&GZIP_MAGIC);
+                let inside = std::io::Cursor::new(head).chain(r);
+                if gz {
+                    f(&mut botwatch_feeds::input::Gunzipped::new(inside, limits, used, &m.what))
+                } else {
+                    f(&mut { inside })
+                }
+            })?
+        };
         let got = with_reader(&src, &m, limits, used, |r| {
             let mut counted = Counted { inner: r, n: 0 };
             let mut head = Vec::new();
@@ -856,12 +874,20 @@ pub fn each_file<T>(
                             head,
                             rest: &mut gz,
                             cap: Some(cap),
+                            again: &mut again,
                         }),
                         Err(e) => Err(read_error(&m.what, e).into()),
                     };
                     return (got, gz.expanded());
                 }
-                Ok(_) => f(Inside { name: &inner, what: &m.what, head, rest: &mut counted, cap: Some(cap) }),
+                Ok(_) => f(Inside {
+                    name: &inner,
+                    what: &m.what,
+                    head,
+                    rest: &mut counted,
+                    cap: Some(cap),
+                    again: &mut again,
+                }),
                 Err(e) => Err(read_error(&m.what, e).into()),
             };
             (got, counted.n)
@@ -890,7 +916,14 @@ pub struct Inside<'a> {
     pub rest: &'a mut dyn std::io::Read,
     /// What the file may expand to in memory, when it is compressed.
     pub cap: Option<u64>,
+    /// Reads the same content again from its start, for a format read in passes (a capture):
+    /// the file opened anew, or a compressed file decompressed anew under the same limits,
+    /// which costs CPU, not memory.
+    pub again: &'a mut Reread<'a>,
 }
+
+/// See [`Inside::again`].
+pub type Reread<'a> = dyn FnMut(&mut dyn FnMut(&mut dyn std::io::Read) -> Result<()>) -> Result<()> + 'a;
 
 /// Hashes what passes through it, when it has a hasher, and says how much did.
 struct HashRead<'a, R> {
@@ -947,9 +980,9 @@ fn by_line(head: &[u8], name: &str) -> Option<ByLine> {
 }
 
 /// Scans the file at `path` into the scanner, never holding a file whole: an nfcapd file
-/// block by block, text logs line by line (plain, gzipped or zipped), a pcap or dnstap file
-/// through one buffer. Only a compressed capture or dnstap file is read whole
-/// ([`scan_file`]), within `[ingest] max_document_mib`.
+/// block by block, text logs line by line, a pcap or dnstap file through one buffer (plain,
+/// gzipped or zipped; a compressed capture decompressed once per pass). Only an nfcapd file
+/// inside a gzip or zip is read whole ([`scan_file`]), within `[ingest] max_document_mib`.
 /// One result per file inside (a zip's members). With `digest`, the file's stored bytes go
 /// into it, so the scan's report digest does not depend on how it was read. `progress` is
 /// told the bytes of an uncompressed file as they are read; a compressed one is not.
@@ -981,19 +1014,26 @@ pub fn scan_path(
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| Timestamp::from_micros(d.as_micros() as i64));
-    let got = each_file(path, limits, digest, progress, |Inside { name, what, head, rest, cap }| {
-        // A capture on disk is read through one buffer, once per kind of content, rather
-        // than whole: bounded, and faster than holding and sorting its flows (a 289 MB
-        // capture: 3.8 s and 158 MB against 5.0 s and 865 MB).
-        if cap.is_none() && botwatch_telemetry::flow::pcap::is_pcap(&head) {
-            return scan_pcap_file(scanner, path, name);
+    let got = each_file(path, limits, digest, progress, |Inside { name, what, head, rest, cap, again }| {
+        // A read that failed part-way (a disk error, a compressed file past its limits): the
+        // records before it are in the scanner, the file is still a failure.
+        let failed = |e: std::io::Error| match cap {
+            Some(_) => anyhow::anyhow!("{}", botwatch_feeds::input::read_error(what, e)),
+            None => anyhow::anyhow!("{what}: {e}"),
+        };
+        // A capture is read through one buffer, once per kind of content (a compressed one
+        // decompressed again for each), rather than whole: bounded, and faster than holding
+        // and sorting its flows (a 289 MB capture: 3.8 s and 158 MB against 5.0 s and 865 MB).
+        if botwatch_telemetry::flow::pcap::is_pcap(&head) {
+            let mut first = std::io::Cursor::new(head).chain(rest);
+            return scan_pcap_passes(scanner, name, &mut first, again, &failed);
         }
-        if cap.is_none()
-            && botwatch_telemetry::dns::detect(&head, name)
-                == Some(botwatch_telemetry::dns::DnsFormat::Dnstap)
-        {
-            let input = std::io::Cursor::new(head).chain(rest);
-            let st = botwatch_telemetry::dns::read_dnstap_into(input, scanner);
+        if botwatch_telemetry::dns::detect(&head, name) == Some(botwatch_telemetry::dns::DnsFormat::Dnstap) {
+            let mut input = KeepError::new(std::io::Cursor::new(head).chain(rest));
+            let st = botwatch_telemetry::dns::read_dnstap_into(&mut input, scanner);
+            if let Some(e) = input.error {
+                return Err(failed(e));
+            }
             return Ok(FileScan {
                 file: name.to_string(),
                 kinds: vec!["dns"],
@@ -1020,6 +1060,14 @@ pub fn scan_path(
                 None => scanned.map(|s| s.scan),
             };
         }
+        if botwatch_telemetry::flow::detect(&head, name).is_none()
+            && botwatch_telemetry::dns::detect(&head, name).is_none()
+        {
+            // Detection reads no more than the head: what it does not know is said now, not
+            // after reading (and decompressing) the rest.
+            return scan_file(scanner, name, &head, written);
+        }
+        // Left: an nfcapd file inside a compressed one (its reader seeks), read whole.
         let mut data = head;
         let res = match cap {
             None => rest.read_to_end(&mut data).map(|_| ()),
@@ -1048,33 +1096,94 @@ pub fn scan_path(
     }
 }
 
-/// A pcap or pcapng file streamed from disk, read as [`scan_file`] reads one in memory:
-/// flow exports in it (NetFlow/IPFIX replayed), else its packets as flows, and its DNS.
-fn scan_pcap_file(scanner: &mut Scanner, path: &std::path::Path, name: &str) -> Result<FileScan> {
+/// A pcap or pcapng file streamed, read as [`scan_file`] reads one in memory: flow exports in
+/// it (NetFlow/IPFIX replayed), else its packets as flows, and its DNS; one pass each, the
+/// first over `first` (the content as [`each_file`] hands it, so a compressed file's reads
+/// count towards its limits), the others over `again`.
+fn scan_pcap_passes(
+    scanner: &mut Scanner,
+    name: &str,
+    first: &mut dyn std::io::Read,
+    again: &mut Reread<'_>,
+    failed: &dyn Fn(std::io::Error) -> anyhow::Error,
+) -> Result<FileScan> {
     use botwatch_telemetry::{dns, flow};
-    let open = || std::fs::File::open(path).map(std::io::BufReader::new).with_context(|| name.to_string());
+    use std::io::BufReader;
+    // Each pass reads through `KeepError`: the capture readers take a read error for the end
+    // of the file, where it must fail the file.
+    let through = |r: &mut dyn std::io::Read, f: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<()>| {
+        let mut input = KeepError::new(r);
+        f(&mut input)?;
+        input.error.map_or(Ok(()), |e| Err(failed(e)))
+    };
+    let mut first = Some(first);
+    let mut pass = |f: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<()>| -> Result<()> {
+        match first.take() {
+            Some(r) => through(r, f),
+            None => again(&mut |r| through(r, f)),
+        }
+    };
     let mut scan = FileScan { file: name.to_string(), kinds: vec!["flows", "dns"], records: 0, rejects: 0 };
     let mut collector = flow::netflow::Collector::new();
-    let (mut flows, mut rejects) = (0u64, 0u64);
-    let st = flow::pcap::replay_from(
-        open()?,
-        &mut collector,
-        &flow::pcap::PortFilter::Any,
-        &mut |r| {
-            flows += 1;
-            scanner.flow(&r);
-        },
-        &mut |_| rejects += 1,
-    )
-    .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-    if st.export_packets == 0 {
+    let (mut flows, mut rejects, mut exports) = (0u64, 0u64, 0u64);
+    pass(&mut |r| {
+        let st = flow::pcap::replay_from(
+            BufReader::new(r),
+            &mut collector,
+            &flow::pcap::PortFilter::Any,
+            &mut |rec| {
+                flows += 1;
+                scanner.flow(&rec);
+            },
+            &mut |_| rejects += 1,
+        )
+        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        exports = st.export_packets;
+        Ok(())
+    })?;
+    if exports == 0 {
         // No flow exports: a capture at a host or a tap, whose packets are the flows.
-        flows = flow::packets::flows_into(open()?, &mut |r| scanner.flow(&r)).flows;
+        pass(&mut |r| {
+            flows = flow::packets::flows_into(BufReader::new(r), &mut |rec| scanner.flow(&rec)).flows;
+            Ok(())
+        })?;
     }
-    let st = dns::read_pcap_into(open()?, scanner);
+    let mut st = dns::Stats::default();
+    pass(&mut |r| {
+        st = dns::read_pcap_into(BufReader::new(r), scanner);
+        Ok(())
+    })?;
     scan.records = flows + st.records;
     scan.rejects = rejects + st.rejects;
     Ok(scan)
+}
+
+/// Keeps the first read error of what it reads, for readers that take an error for the end
+/// of their input.
+struct KeepError<R> {
+    inner: R,
+    error: Option<std::io::Error>,
+}
+
+impl<R> KeepError<R> {
+    fn new(inner: R) -> Self {
+        KeepError { inner, error: None }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for KeepError<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.inner.read(buf) {
+            Err(e) if e.kind() != std::io::ErrorKind::Interrupted => {
+                // What the caller gets says the same; the kept one (its cause, such as a
+                // compressed file past its limits) is what the file fails with.
+                let told = std::io::Error::new(e.kind(), e.to_string());
+                self.error.get_or_insert(e);
+                Err(told)
+            }
+            r => r,
+        }
+    }
 }
 
 /// What a line-by-line read gave, and how many lines it read.
@@ -1282,8 +1391,8 @@ mod tests {
     #[test]
     fn a_capture_streamed_from_disk_gives_what_it_gives_in_memory() {
         // Every capture the telemetry tests carry (NetFlow/IPFIX exports, DNS over UDP and
-        // TCP, pcapng), scanned in memory (as a compressed one is) and streamed from disk:
-        // the same records, rejects, counts and findings.
+        // TCP, pcapng), scanned in memory, streamed from disk, gzipped, and gzipped inside a
+        // zip (decompressed once per pass): the same records, rejects, counts and findings.
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../telemetry/tests/data");
         let mut caps = Vec::new();
         let mut dirs = vec![root];
@@ -1301,13 +1410,19 @@ mod tests {
             }
         }
         assert!(caps.len() >= 20, "{caps:?}");
+        let dir = tempfile::tempdir().unwrap();
         for p in caps {
-            let run = |in_memory: bool| {
+            let bytes = std::fs::read(&p).unwrap();
+            let file = p.file_name().unwrap().to_str().unwrap();
+            let gz = dir.path().join(format!("{file}.gz"));
+            std::fs::write(&gz, gzip(&bytes)).unwrap();
+            let zipped = dir.path().join(format!("{file}.zip"));
+            std::fs::write(&zipped, zip(&[(&format!("logs/{file}.gz"), &gzip(&bytes))])).unwrap();
+            let run = |from: Option<&std::path::Path>| {
                 let mut s = Scanner::new(Arc::new(Matcher::empty()), &SensorSection::default(), true);
-                let got: Vec<_> = if in_memory {
-                    vec![scan_file(&mut s, &p.display().to_string(), &std::fs::read(&p).unwrap(), None)]
-                } else {
-                    scan_path(&mut s, &p, &botwatch_feeds::input::Limits::default(), None, &|_| {})
+                let got: Vec<_> = match from {
+                    None => vec![scan_file(&mut s, &p.display().to_string(), &bytes, None)],
+                    Some(f) => scan_path(&mut s, f, &botwatch_feeds::input::Limits::default(), None, &|_| {}),
                 }
                 .into_iter()
                 .map(|r| r.map_err(|e| e.to_string()))
@@ -1318,9 +1433,43 @@ mod tests {
                     got.into_iter().map(|r| r.map(|f| (f.kinds, f.records, f.rejects))).collect();
                 (got, (counts.flows, counts.dns, counts.hits), found)
             };
-            let (a, b) = (run(true), run(false));
-            assert_eq!(a, b, "{}", p.display());
+            let whole = run(None);
+            for f in [&p, &gz, &zipped] {
+                assert_eq!(run(Some(f)), whole, "{}", f.display());
+            }
         }
+    }
+
+    #[test]
+    fn a_compressed_capture_past_its_limits_fails_and_says_why() {
+        // A pcap of 4,000 UDP datagrams (past the 64 KiB head, so a pass meets the limit).
+        let mut pcap =
+            vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+        for i in 0..4000u32 {
+            let mut frame = vec![0u8; 12];
+            frame
+                .extend([0x08, 0x00, 0x45, 0, 0, 48, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 198, 51, 100, 1]);
+            frame.extend([0x9c, 0x40, 0, 53, 0, 28, 0, 0]);
+            frame.extend([0u8; 20]);
+            pcap.extend((1_700_000_000 + i).to_le_bytes());
+            pcap.extend(0u32.to_le_bytes());
+            pcap.extend((frame.len() as u32).to_le_bytes());
+            pcap.extend((frame.len() as u32).to_le_bytes());
+            pcap.extend(frame);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("udp.pcap.gz");
+        std::fs::write(&gz, gzip(&pcap)).unwrap();
+        let scan = |limits: &botwatch_feeds::input::Limits| {
+            let mut s = Scanner::new(Arc::new(Matcher::empty()), &SensorSection::default(), true);
+            scan_path(&mut s, &gz, limits, None, &|_| {}).remove(0).map_err(|e| e.to_string())
+        };
+        let all = scan(&Default::default()).unwrap();
+        // One flow; 4,000 datagrams to port 53 that are no DNS message, each kept as a reject.
+        assert_eq!((all.records, all.rejects), (1, 4000), "{all:?}");
+        let tight = botwatch_feeds::input::Limits { max_bytes: pcap.len() as u64 / 2, ..Default::default() };
+        let e = scan(&tight).unwrap_err();
+        assert!(e.contains("udp.pcap.gz") && e.contains("max_gib"), "{e}");
     }
 
     #[test]
@@ -1372,15 +1521,24 @@ mod tests {
             let mut s = Scanner::new(Arc::new(Matcher::empty()), &SensorSection::default(), true);
             scan_path(&mut s, &p, &small, digest, &|_| {})
         };
-        // A format read whole (here: none known) stops at `max_document_mib`, each member
-        // on its own, since each is scanned and dropped before the next.
+        // What no format's detection knows is said from the head, not read to the cap.
         let e = scan("x.gz", &gzip(&vec![b'x'; 2 << 20]), None).remove(0).unwrap_err();
-        assert!(e.to_string().contains("x.gz expands past 1 MiB"), "{e}");
+        assert!(e.to_string().contains("not a recognised telemetry format"), "{e}");
         let got = scan("two.zip", &zip(&[("a", &[b'x'; 700 << 10]), ("b", &[b'x'; 700 << 10])]), None);
         assert_eq!(got.len(), 2);
         for r in got {
             assert!(r.unwrap_err().to_string().contains("not a recognised telemetry format"));
         }
+        // The one format read whole, an nfcapd file inside a compressed one, stops at
+        // `max_document_mib`.
+        let mut nfcapd = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../telemetry/tests/data/flows/nfcapd/test7-malicious.nfcapd"),
+        )
+        .unwrap();
+        nfcapd.resize(2 << 20, 0);
+        let e = scan("nfcapd.gz", &gzip(&nfcapd), None).remove(0).unwrap_err();
+        assert!(e.to_string().contains("nfcapd.gz expands past 1 MiB"), "{e}");
         // A conn.log of 4 MiB, gzipped, streams past the 1 MiB cap; the digest is the stored
         // file's, however it was read.
         let mut log = b"#separator \\x09\n#path\tconn\n#fields\tts\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\n".to_vec();

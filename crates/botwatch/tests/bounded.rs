@@ -224,7 +224,24 @@ fn a_capture_over_max_document_is_streamed_in_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("botwatch.toml");
     std::fs::write(&cfg, "[ingest]\nmax_document_mib = 1\n").unwrap();
-    scan_peaks(dir.path(), &["--config", cfg.to_str().unwrap()], "dns.pcap", [25_000, 200_000], |p, n| {
-        dns_capture(p, n as u32)
-    });
+    let peaks = scan_peaks(
+        dir.path(),
+        &["--config", cfg.to_str().unwrap()],
+        "dns.pcap",
+        [25_000, 200_000],
+        |p, n| dns_capture(p, n as u32),
+    );
+    // The larger one gzipped, 16 times `max_document_mib` expanded: decompressed once per
+    // pass, as it is read, so neither refused nor held whole. The old path refused it.
+    let gz = dir.path().join("dns.pcap.gz");
+    let mut enc =
+        flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    std::io::copy(&mut std::fs::File::open(dir.path().join("200000-dns.pcap")).unwrap(), &mut enc).unwrap();
+    enc.finish().unwrap();
+    let db = dir.path().join("gz.db");
+    let args = ["--config", cfg.to_str().unwrap(), "scan", "--no-store", "--db", db.to_str().unwrap()];
+    let (code, err, rss) = run_measured(&[&args[..], &[gz.to_str().unwrap()]].concat());
+    assert_eq!(code, 0, "{err}");
+    eprintln!("the same gzipped: peak RSS {} MiB", rss / 1024);
+    assert!(rss * 3 < peaks[0].1 * 4, "a gzipped capture was held whole: {rss} KiB against {peaks:?}");
 }

@@ -5,7 +5,9 @@
 
 use botwatch_model::Timestamp;
 use etherparse::SlicedPacket;
-use pcap_parser::{Linktype, PcapBlockOwned, PcapError, create_reader, pcapng::Block};
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{LegacyPcapReader, Linktype, PcapBlockOwned, PcapError, PcapNGReader, pcapng::Block};
+use std::io::Read;
 
 /// One packet block of a capture.
 pub(crate) enum Frame<'a> {
@@ -30,14 +32,31 @@ pub(crate) enum Stop {
 /// any size); captures of offloaded segments hold frames of 64 KiB and more.
 const MAX_BLOCK_BUFFER: usize = 16 << 20;
 
+/// pcap-parser's `create_reader` without its `Send` bound, which a decompressing reader (a
+/// gzipped capture read as it expands) does not meet; and with the header bytes read in full
+/// first, since a decompressor's first read may return fewer bytes than a header.
+fn open<'a, R: Read + 'a>(capacity: usize, mut input: R) -> Result<Box<dyn PcapReaderIterator + 'a>, String> {
+    const NG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+    let mut head = Vec::with_capacity(64);
+    (&mut input).take(64).read_to_end(&mut head).map_err(|e| format!("{e}"))?;
+    if head.is_empty() {
+        return Err(format!("{:?}", PcapError::<&[u8]>::Eof));
+    }
+    let ng = head.starts_with(&NG_MAGIC);
+    let input = std::io::Cursor::new(head).chain(input);
+    if ng {
+        PcapNGReader::new(capacity, input).map(|r| Box::new(r) as Box<dyn PcapReaderIterator>)
+    } else {
+        LegacyPcapReader::new(capacity, input).map(|r| Box::new(r) as Box<dyn PcapReaderIterator>)
+    }
+    .map_err(|e| format!("{e:?}"))
+}
+
 /// Calls `f` for every packet block, in file order, reading `input` through one buffer (a
 /// slice, or a file of any size).
-pub(crate) fn each_frame<R: std::io::Read + Send>(
-    input: R,
-    mut f: impl FnMut(Frame<'_>),
-) -> Result<(), Stop> {
+pub(crate) fn each_frame<R: Read>(input: R, mut f: impl FnMut(Frame<'_>)) -> Result<(), Stop> {
     let mut capacity = 1 << 16;
-    let mut reader = create_reader(capacity, input).map_err(|e| Stop::Header(format!("{e:?}")))?;
+    let mut reader = open(capacity, input).map_err(Stop::Header)?;
     // Per pcapng interface: link type, time-stamp units per second, offset in seconds.
     let mut ifaces: Vec<(Linktype, u64, i64)> = Vec::new();
     let mut legacy: Option<(Linktype, bool)> = None;

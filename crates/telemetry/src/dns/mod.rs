@@ -235,7 +235,7 @@ pub fn read_lines_into(
 /// Decodes a pcap or pcapng capture from `input` into `sink`, through one read buffer: a
 /// capture too large for memory is read so (a classic pcap in memory is read in place by
 /// [`read_into`], which is faster).
-pub fn read_pcap_into<R: std::io::Read + Send>(input: R, sink: &mut dyn DnsSink) -> Stats {
+pub fn read_pcap_into<R: std::io::Read>(input: R, sink: &mut dyn DnsSink) -> Stats {
     counting(sink, |out, stats| pcap::read_pcap_from(input, out, stats))
 }
 

@@ -66,7 +66,7 @@ fn read_legacy(mut rem: &[u8], h: &PcapHeader, st: &mut State, out: &mut dyn Dns
 
 /// A capture of any size from a reader, through pcap-parser's streaming reader: what a
 /// file too large to hold in memory is read with.
-pub(crate) fn read_pcap_from<R: std::io::Read + Send>(input: R, out: &mut dyn DnsSink, stats: &mut Stats) {
+pub(crate) fn read_pcap_from<R: std::io::Read>(input: R, out: &mut dyn DnsSink, stats: &mut Stats) {
     let mut st = State { pairer: Pairer::default(), tcp: HashMap::new() };
     read_blocks(input, &[], &mut st, out, stats);
     st.pairer.finish(out, stats);
@@ -74,7 +74,7 @@ pub(crate) fn read_pcap_from<R: std::io::Read + Send>(input: R, out: &mut dyn Dn
 
 /// pcapng (and the rare "modified" pcap) through pcap-parser's streaming reader. `head` is
 /// what a header reject shows.
-fn read_blocks<R: std::io::Read + Send>(
+fn read_blocks<R: std::io::Read>(
     input: R,
     head: &[u8],
     st: &mut State,

@@ -245,7 +245,7 @@ pub fn flows(data: &[u8]) -> (Vec<FlowRecord>, PacketStats) {
 /// ends (a FIN or RST, or idle past its timeout), the ones still open at the end of the
 /// capture last, by start time: only the open flows are held, so a capture of any size is
 /// read in the memory of its concurrent flows.
-pub fn flows_into<R: std::io::Read + Send>(input: R, sink: &mut dyn FnMut(FlowRecord)) -> PacketStats {
+pub fn flows_into<R: std::io::Read>(input: R, sink: &mut dyn FnMut(FlowRecord)) -> PacketStats {
     let mut tb = Table { open: HashMap::new(), out: Vec::new(), stats: PacketStats::default() };
     let ended = crate::capture::each_frame(input, |frame| {
         // Simple packets carry no time, which a flow cannot do without.

@@ -90,7 +90,7 @@ pub fn replay(
 
 /// [`replay`] of a capture read from `input` through one buffer, each flow handed to `sink`
 /// as its datagram is decoded and each reject to `rejected`: a capture of any size.
-pub fn replay_from<R: std::io::Read + Send>(
+pub fn replay_from<R: std::io::Read>(
     input: R,
     collector: &mut Collector,
     filter: &PortFilter,
