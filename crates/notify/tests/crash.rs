@@ -39,7 +39,7 @@ fn sigkill_mid_batch_repeats_at_most_the_notice_in_flight() {
     // A short claim: the restarted sender takes over the killed one's notice in flight once
     // its lease has run out (a real deployment waits `claim_secs`, 300 s by default).
     let mut child =
-        Command::new(bin).arg(&db).arg(&url).args(["--slow-ms", "40", "--claim-secs", "1"]).spawn().unwrap();
+        Command::new(bin).arg(&db).arg(&url).args(["--slow-ms", "100", "--claim-secs", "1"]).spawn().unwrap();
     let start = Instant::now();
     while spooled(&spool, &t).len() < 10 {
         assert!(start.elapsed() < Duration::from_secs(30), "drain made no progress");

@@ -437,7 +437,9 @@ fn icmp_type_code(kind: LogKind, proto: u8, sport_text: Option<&str>, sport: u16
 /// reply), `REJ` (refused), `RSTOS0` and `SH` (the originator gave up or closed before any
 /// reply) are attempts; `OTH` (no handshake seen) says nothing. Argus's TCP state is the
 /// flags each side sent, `src_dst`: no flags back (`S_`) or only a reset (`S_RA`) is an
-/// attempt; its summary states say `REQ`/`INT` (one side only) or `CON` (both).
+/// attempt; its summary states (without `-Z`, as in CTU-13's `2format` files) say `REQ`/`INT`
+/// (one side only), `CON` (both), or a TCP connection accepted, established or closed
+/// (`ACC`, `EST`, `FIN`, `CLO`); `RST` (refused, or reset later) and `TIM` say nothing.
 fn answered(proto: u8, state: &str) -> Option<bool> {
     match state {
         "S0" | "REJ" | "RSTOS0" | "SH" => return Some(false),
@@ -446,6 +448,7 @@ fn answered(proto: u8, state: &str) -> Option<bool> {
         // Argus's summary states: a request nobody answered, a conversation, an echo reply.
         "REQ" | "INT" => return Some(false),
         "CON" | "EST" | "ECR" => return Some(true),
+        "ACC" | "FIN" | "CLO" if proto == 6 => return Some(true),
         _ => {}
     }
     match proto {
@@ -537,6 +540,32 @@ mod tests {
         assert_eq!(parse_decimal_micros("."), None);
         assert_eq!(parse_decimal_micros("1.2.3"), None);
         assert_eq!(parse_port("0x0303"), Some(0x303));
+    }
+
+    #[test]
+    fn flow_states_say_whether_the_responder_answered() {
+        // Zeek, Argus flag pairs (`-Z b`), and Argus summary states (CTU-13's `2format`).
+        for (proto, state, want) in [
+            (6, "S0", Some(false)),
+            (6, "SF", Some(true)),
+            (6, "OTH", None),
+            (6, "S_", Some(false)),
+            (6, "S_RA", Some(false)),
+            (6, "FSPA_FSPA", Some(true)),
+            (6, "REQ", Some(false)),
+            (17, "INT", Some(false)),
+            (17, "CON", Some(true)),
+            (6, "FIN", Some(true)),
+            (6, "CLO", Some(true)),
+            (6, "ACC", Some(true)),
+            // A reset may be a refusal or the end of a conversation; a timeout either.
+            (6, "RST", None),
+            (6, "TIM", None),
+            (1, "ECO", None),
+            (1, "ECR", Some(true)),
+        ] {
+            assert_eq!(answered(proto, state), want, "{proto} {state}");
+        }
     }
 
     #[test]
