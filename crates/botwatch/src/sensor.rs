@@ -524,16 +524,15 @@ impl Scanner {
                 "Flows past [sensor.beacon] max_events_per_series were not analysed for beaconing"
             );
         }
-        let findings: Vec<Finding> = self
-            .dns
-            .finish()
-            .into_iter()
-            .chain(beacons)
-            .chain(scans)
-            .chain(uploads)
-            .chain(spam)
-            .chain(floods)
-            .collect();
+        let (dns, tunnel_aside) = self.dns.finish_counted();
+        if tunnel_aside.popular > 0 {
+            tracing::info!(
+                clients = tunnel_aside.popular,
+                "DNS tunnel-like volume to a domain many clients ask such names of not flagged (a service of theirs)"
+            );
+        }
+        let findings: Vec<Finding> =
+            dns.into_iter().chain(beacons).chain(scans).chain(uploads).chain(spam).chain(floods).collect();
         for f in findings {
             let reason = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(str::to_string));
             out.push(Flagged {

@@ -95,3 +95,20 @@ fn observe_and_finish(bencher: divan::Bencher) {
         divan::black_box(d.finish().len())
     });
 }
+
+/// The same with the tunnel search off (`[sensor.dns.tunnel] min_names = 0`): what it costs.
+#[divan::bench(sample_count = 5)]
+fn observe_and_finish_without_tunnel_search(bencher: divan::Bencher) {
+    let rs = records();
+    let cfg = DnsDetectorConfig {
+        tunnel: botwatch_telemetry::detect::tunnel::TunnelConfig { min_names: 0, ..Default::default() },
+        ..Default::default()
+    };
+    bencher.counter(ItemsCount::new(rs.len())).bench(|| {
+        let mut d = DnsDetector::new(cfg.clone());
+        for r in rs {
+            d.observe(r);
+        }
+        divan::black_box(d.finish().len())
+    });
+}

@@ -10,7 +10,7 @@
 //! - [`DnsDetector`]: `new(DnsDetectorConfig)`, `observe(&DnsRecord)`, `finish() -> Vec<Finding>`;
 //!   per client, NXDOMAIN bursts to distinct names in a sliding window ([`FindingKind::NxBurst`])
 //!   and many distinct DGA-looking names ([`FindingKind::Dga`]), each confidence raised by the
-//!   other signal.
+//!   other signal; and data moved through DNS ([`tunnel`], [`FindingKind::Tunnel`]).
 //! - [`flows::FlowMemory`]: `new(FlowBounds)`, `observe(&FlowRecord)`: the flows the flow
 //!   detectors read, kept once; then [`beacon::find`] (regular connections per client and
 //!   destination ip:port, [`FindingKind::Beacon`]) and [`scan::find`] (many hosts or ports
@@ -36,6 +36,7 @@ pub mod flows;
 pub mod scan;
 pub mod scope;
 pub mod spam;
+pub mod tunnel;
 pub mod upload;
 
 use crate::record::DnsRecord;
@@ -67,6 +68,8 @@ pub enum FindingKind {
     Spam,
     /// Far more attempts or one-sided volume to one Internet host than a conversation makes.
     Flood,
+    /// Data moved through DNS: many distinct encoded names under one domain of the client's own.
+    Tunnel,
 }
 
 /// One suspicious client, with the evidence an analyst needs to check it.
@@ -131,6 +134,8 @@ pub struct DnsDetectorConfig {
     /// Names whose DGA score is kept for every client to reuse (most queries are for names
     /// many clients ask); the cache starts over when full, and 0 turns it off.
     pub max_cached_scores: usize,
+    /// `[sensor.dns.tunnel]`: data moved through DNS.
+    pub tunnel: tunnel::TunnelConfig,
 }
 
 impl Default for DnsDetectorConfig {
@@ -143,6 +148,7 @@ impl Default for DnsDetectorConfig {
             samples: 10,
             max_names_per_client: 10_000,
             max_cached_scores: 1 << 18,
+            tunnel: tunnel::TunnelConfig::default(),
         }
     }
 }
@@ -177,14 +183,18 @@ pub struct DnsDetector {
     cfg: DnsDetectorConfig,
     model: &'static DgaModel,
     clients: HashMap<IpAddr, ClientState>,
-    /// Name → DGA score, shared by the clients (bounded by `max_cached_scores`).
-    scores: HashMap<String, f64>,
+    /// Name → DGA score and the length of its registrable domain plus one (0: none), shared
+    /// by the clients (bounded by `max_cached_scores`): a name asked again needs no walk of
+    /// the public suffix list.
+    scores: HashMap<String, (f64, u32)>,
     scope: scope::Scope,
+    tunnel: tunnel::TunnelTracker,
 }
 
 impl DnsDetector {
     pub fn new(cfg: DnsDetectorConfig) -> Self {
         DnsDetector {
+            tunnel: tunnel::TunnelTracker::new(cfg.tunnel.clone()),
             cfg,
             model: DgaModel::builtin(),
             clients: HashMap::new(),
@@ -221,23 +231,34 @@ impl DnsDetector {
         st.last = Some(st.last.map_or(r.time, |l| l.max(r.time)));
         let nx = r.rcode.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("NXDOMAIN"));
         // A name scored for the first time gives its registrable domain with the score: the
-        // one walk of the public suffix list serves both.
-        let mut scored = None;
-        let score = match self.scores.get(&name) {
-            Some(s) => *s,
+        // one walk of the public suffix list serves both, and the cache keeps both.
+        let (score, reg_len) = match self.scores.get(&name) {
+            Some(&cached) => cached,
             None => {
                 let f = self.model.features(&name);
                 let s = self.model.score_features(&f);
-                scored = Some(f);
+                let reg_len = registrable(&name, Some(&f)).map_or(0, |d| d.len() as u32 + 1);
                 if self.scores.len() >= cfg.max_cached_scores {
                     self.scores.clear();
                 }
                 if cfg.max_cached_scores > 0 {
-                    self.scores.insert(name.clone(), s);
+                    self.scores.insert(name.clone(), (s, reg_len));
                 }
-                s
+                (s, reg_len)
             }
         };
+        let reg: Option<&str> = (reg_len as usize)
+            .checked_sub(1)
+            .and_then(|n| name.get(name.len().checked_sub(n)?..))
+            .filter(|d| !d.is_empty());
+        // A tunnel's names are answered (its server makes them up as they come); names that
+        // do not exist are the NXDOMAIN counts' (a search suffix appended, a DGA).
+        if !nx
+            && let Some(d) = reg
+            && self.tunnel.worth_a_look(&name)
+        {
+            self.tunnel.observe(r, &name, d);
+        }
         if score >= self.model.threshold() && st.dga_names.len() < cfg.max_names_per_client {
             st.dga_names.insert(name.clone(), score);
             st.dga_first = Some(st.dga_first.map_or(r.time, |f| f.min(r.time)));
@@ -247,7 +268,7 @@ impl DnsDetector {
             // Bursts and families count registrable domains: a reputation service's
             // reversed addresses or a search suffix appended to names are one domain, a
             // DGA's names many.
-            let Some(reg) = registrable(&name, scored.as_ref()) else { return };
+            let Some(reg) = reg.map(str::to_string) else { return };
             if st.nx_scored.len() < cfg.max_names_per_client {
                 st.nx_scored.insert(name.clone(), score);
             }
@@ -284,7 +305,12 @@ impl DnsDetector {
 
     /// Findings for every flagged client, highest confidence first.
     pub fn finish(self) -> Vec<Finding> {
-        let mut out = Vec::new();
+        self.finish_counted().0
+    }
+
+    /// [`DnsDetector::finish`], and what the tunnel search set aside.
+    pub fn finish_counted(self) -> (Vec<Finding>, tunnel::TunnelCounts) {
+        let (mut out, counts) = self.tunnel.finish();
         let threshold = self.model.threshold();
         for (client, st) in self.clients {
             let nx_dga = st.nx_scored.values().filter(|s| **s >= threshold).count();
@@ -405,7 +431,7 @@ impl DnsDetector {
             }
         }
         rank(&mut out);
-        out
+        (out, counts)
     }
 }
 
