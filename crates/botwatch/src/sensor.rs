@@ -1066,7 +1066,9 @@ pub fn scan_path(
             // after reading (and decompressing) the rest.
             return scan_file(scanner, name, &head, written);
         }
-        // Left: an nfcapd file inside a compressed one (its reader seeks), read whole.
+        // Left, read whole: an nfcapd file inside a compressed one (its reader seeks), and the
+        // rare head two formats' detections both claim, which `scan_file` settles on all of
+        // it (a compressed one within `max_document_mib`).
         let mut data = head;
         let res = match cap {
             None => rest.read_to_end(&mut data).map(|_| ()),
@@ -1112,8 +1114,13 @@ fn scan_pcap_passes(
     // of the file, where it must fail the file.
     let through = |r: &mut dyn std::io::Read, f: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<()>| {
         let mut input = KeepError::new(r);
-        f(&mut input)?;
-        input.error.map_or(Ok(()), |e| Err(failed(e)))
+        let got = f(&mut input);
+        // A read error is the cause of whatever the reader then made of the input (a header
+        // cut short is "not a pcap"): it is what the file fails with.
+        match input.error {
+            Some(e) => Err(failed(e)),
+            None => got,
+        }
     };
     let mut first = Some(first);
     let mut pass = |f: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<()>| -> Result<()> {

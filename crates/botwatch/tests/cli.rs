@@ -292,18 +292,36 @@ fn a_writer_waits_for_the_write_lock_with_progress() {
     ok(&["ingest", "--quiet", "--db", db.to_str().unwrap(), p.to_str().unwrap()]);
     let holder = rusqlite::Connection::open(&db).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let child = bin()
+    let mut child = bin()
         .args(["cases", "update", "--db", db.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Longer than the 10 s after which it used to fail.
-    std::thread::sleep(std::time::Duration::from_secs(11));
+    // Its standard error, line by line, as it comes.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The lock is held longer than the 10 s after which the writer used to fail, and until
+    // the writer has said it waits (however slowly a loaded machine starts it).
+    let start = std::time::Instant::now();
+    let mut err = String::new();
+    while start.elapsed() < std::time::Duration::from_secs(11) || !err.contains("waiting") {
+        assert!(start.elapsed() < std::time::Duration::from_secs(120), "no progress said: {err}");
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            err.push_str(&line);
+            err.push('\n');
+        }
+    }
     holder.execute_batch("COMMIT").unwrap();
-    let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    err.extend(rx.try_iter().map(|l| l + "\n"));
+    assert!(status.success(), "{err}");
     assert!(err.contains("waiting") && err.contains("write lock"), "{err}");
     assert!(!err.contains("database is locked"), "{err}");
 }

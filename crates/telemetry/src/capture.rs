@@ -33,12 +33,14 @@ pub(crate) enum Stop {
 const MAX_BLOCK_BUFFER: usize = 16 << 20;
 
 /// pcap-parser's `create_reader` without its `Send` bound, which a decompressing reader (a
-/// gzipped capture read as it expands) does not meet; and with the header bytes read in full
-/// first, since a decompressor's first read may return fewer bytes than a header.
+/// gzipped capture read as it expands) does not meet. The reader parses its first block (a
+/// pcapng section header with its options, which dumpcap and Wireshark write at well over 64
+/// bytes) from one `read`, so a buffer's worth is read in full first: a decompressor's first
+/// read may return less, and a `Chain`'s returns only its first part.
 fn open<'a, R: Read + 'a>(capacity: usize, mut input: R) -> Result<Box<dyn PcapReaderIterator + 'a>, String> {
     const NG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
-    let mut head = Vec::with_capacity(64);
-    (&mut input).take(64).read_to_end(&mut head).map_err(|e| format!("{e}"))?;
+    let mut head = Vec::with_capacity(capacity);
+    (&mut input).take(capacity as u64).read_to_end(&mut head).map_err(|e| format!("{e}"))?;
     if head.is_empty() {
         return Err(format!("{:?}", PcapError::<&[u8]>::Eof));
     }
@@ -137,5 +139,87 @@ pub(crate) fn slice(lt: Linktype, frame: &[u8]) -> Option<SlicedPacket<'_>> {
         // BSD loopback: a 4-byte address family in host order, then IP.
         Linktype::NULL | Linktype::LOOP => SlicedPacket::from_ip(frame.get(4..)?).ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::dns::{DnsFormat, ReadOptions, read_as};
+
+    /// A little-endian legacy pcap rewritten as pcapng the way dumpcap writes one: a section
+    /// header with hardware, OS and application options (well over 64 bytes), an interface,
+    /// enhanced packets.
+    fn as_pcapng(legacy: &[u8]) -> Vec<u8> {
+        fn block(out: &mut Vec<u8>, kind: u32, body: &[u8]) {
+            let len = (12 + body.len().div_ceil(4) * 4) as u32;
+            out.extend(kind.to_le_bytes());
+            out.extend(len.to_le_bytes());
+            out.extend(body);
+            out.resize(out.len() + (4 - body.len() % 4) % 4, 0);
+            out.extend(len.to_le_bytes());
+        }
+        fn option(body: &mut Vec<u8>, code: u16, value: &[u8]) {
+            body.extend(code.to_le_bytes());
+            body.extend((value.len() as u16).to_le_bytes());
+            body.extend(value);
+            body.resize(body.len() + (4 - value.len() % 4) % 4, 0);
+        }
+        let le32 = |at: usize| u32::from_le_bytes(legacy[at..at + 4].try_into().unwrap());
+        let mut out = Vec::new();
+        let mut shb = Vec::new();
+        shb.extend(0x1a2b_3c4du32.to_le_bytes());
+        shb.extend(1u16.to_le_bytes());
+        shb.extend(0u16.to_le_bytes());
+        shb.extend((-1i64).to_le_bytes());
+        option(&mut shb, 2, b"Intel(R) Xeon(R) CPU @ 2.20GHz (with SSE4.2)");
+        option(&mut shb, 3, b"Linux 6.1.0-27-amd64");
+        option(&mut shb, 4, b"Dumpcap (Wireshark) 4.0.17 (Git v4.0.17 packaged as 4.0.17-0+deb12u1)");
+        option(&mut shb, 0, &[]);
+        block(&mut out, 0x0a0d_0d0a, &shb);
+        let mut idb = Vec::new();
+        idb.extend((le32(20) as u16).to_le_bytes());
+        idb.extend(0u16.to_le_bytes());
+        idb.extend(le32(16).to_le_bytes());
+        block(&mut out, 1, &idb);
+        let mut at = 24;
+        while at + 16 <= legacy.len() {
+            let (secs, micros, caplen, origlen) = (le32(at), le32(at + 4), le32(at + 8), le32(at + 12));
+            let data = &legacy[at + 16..at + 16 + caplen as usize];
+            let ts = u64::from(secs) * 1_000_000 + u64::from(micros);
+            let mut epb = Vec::new();
+            epb.extend(0u32.to_le_bytes());
+            epb.extend(((ts >> 32) as u32).to_le_bytes());
+            epb.extend((ts as u32).to_le_bytes());
+            epb.extend(caplen.to_le_bytes());
+            epb.extend(origlen.to_le_bytes());
+            epb.extend(data);
+            epb.resize(epb.len() + (4 - data.len() % 4) % 4, 0);
+            block(&mut out, 6, &epb);
+            at += 16 + caplen as usize;
+        }
+        out
+    }
+
+    #[test]
+    fn a_pcapng_with_a_long_section_header_reads_as_its_legacy_twin() {
+        let legacy: &[u8] = include_bytes!("../tests/data/dns/go-dnscollector/dnsdump_udp.pcap");
+        let ng = as_pcapng(legacy);
+        assert!(
+            ng.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a])
+                && u32::from_le_bytes(ng[4..8].try_into().unwrap()) > 64
+        );
+        let (a, rej_a, _) = read_as(legacy, DnsFormat::Pcap, &ReadOptions::default());
+        let (b, rej_b, _) = read_as(&ng, DnsFormat::Pcap, &ReadOptions::default());
+        assert!(!a.is_empty());
+        assert_eq!((a, rej_a.len()), (b, rej_b.len()));
+        // Streamed through a reader that returns a few bytes at a time, as a decompressor may.
+        let (whole, _) = crate::flow::packets::flows(&ng);
+        let mut streamed = Vec::new();
+        crate::flow::packets::flows_into(std::io::BufReader::with_capacity(5, &ng[..]), &mut |f| {
+            streamed.push(f)
+        });
+        assert!(!whole.is_empty());
+        assert_eq!(whole, streamed);
+        assert_eq!(whole, crate::flow::packets::flows(legacy).0);
     }
 }

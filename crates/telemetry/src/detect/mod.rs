@@ -237,7 +237,10 @@ impl DnsDetector {
             None => {
                 let f = self.model.features(&name);
                 let s = self.model.score_features(&f);
-                let reg_len = registrable(&name, Some(&f)).map_or(0, |d| d.len() as u32 + 1);
+                // Kept as a length, so only where it is the name's own ending.
+                let reg_len = registrable(&name, Some(&f))
+                    .filter(|d| name.ends_with(d.as_str()))
+                    .map_or(0, |d| d.len() as u32 + 1);
                 if self.scores.len() >= cfg.max_cached_scores {
                     self.scores.clear();
                 }
@@ -268,7 +271,9 @@ impl DnsDetector {
             // Bursts and families count registrable domains: a reputation service's
             // reversed addresses or a search suffix appended to names are one domain, a
             // DGA's names many.
-            let Some(reg) = reg.map(str::to_string) else { return };
+            // (A name with no registrable domain in the cache is looked up again: rare, and
+            // one whose normalised form differs from the scored one keeps its count.)
+            let Some(reg) = reg.map(str::to_string).or_else(|| registrable(&name, None)) else { return };
             if st.nx_scored.len() < cfg.max_names_per_client {
                 st.nx_scored.insert(name.clone(), score);
             }

@@ -23,11 +23,11 @@ use std::net::IpAddr;
 pub struct TunnelConfig {
     /// Distinct names under one domain within `window_secs` that flag a client (0: off).
     pub min_names: usize,
-    /// … carrying at least this many characters left of the domain, together.
+    /// … carrying at least this many bytes of name left of the domain, together.
     pub min_bytes: usize,
     pub window_secs: i64,
-    /// A name counts only with at least this many characters left of its domain (`www`,
-    /// `mail` and CDN node names are shorter or few).
+    /// A name counts only with at least this many bytes left of its domain (`www`, `mail`
+    /// and CDN node names are shorter or few).
     pub min_encoded: usize,
     /// When fewer than half the names are asked for types that carry data back (TXT, NULL,
     /// CNAME, MX, …), both bars are this many times higher.
@@ -87,8 +87,9 @@ struct Peak {
 
 #[derive(Debug, Default)]
 struct Domain {
+    /// Distinct names in the window, oldest first, each once.
     window: VecDeque<Asked>,
-    counts: HashMap<u64, u32>,
+    keys: foldhash::HashSet<u64>,
     bytes: u64,
     data: usize,
     peak: Peak,
@@ -108,20 +109,25 @@ pub struct TunnelTracker {
 /// Query types that bring nothing back but addresses or the zone's own records: what
 /// browsers and reputation look-ups ask.
 fn address_type(qtype: &str) -> bool {
-    matches!(
-        qtype.to_ascii_uppercase().as_str(),
-        "A" | "AAAA" | "HTTPS" | "SVCB" | "PTR" | "NB" | "NBSTAT" | "SOA" | "NS" | "DS" | "DNSKEY"
-    )
+    ["A", "AAAA", "HTTPS", "SVCB", "PTR", "NB", "NBSTAT", "SOA", "NS", "DS", "DNSKEY"]
+        .iter()
+        .any(|t| qtype.eq_ignore_ascii_case(t))
 }
 
 /// A reversed address asked under a reputation zone (`4.3.2.1.zen.example`, or an IPv6
-/// address's 32 nibbles): a mail server's look-ups, not encoded data.
-fn reversed_address(sub: &str) -> bool {
+/// address's 32 nibbles): a mail server's look-ups, not encoded data. What follows the address
+/// must be short (the zone's own labels), or data after four numbers would pass as one.
+fn reversed_address(sub: &str, min_encoded: usize) -> bool {
     let address_label = |l: &str| {
         (!l.is_empty() && l.len() <= 3 && l.bytes().all(|c| c.is_ascii_digit()))
             || (l.len() == 1 && l.bytes().all(|c| c.is_ascii_hexdigit()))
     };
-    sub.split('.').take_while(|l| address_label(l)).count() >= 4
+    let (mut labels, mut len) = (0, 0);
+    for l in sub.split('.').take_while(|l| address_label(l)) {
+        labels += 1;
+        len += l.len() + 1;
+    }
+    labels >= 4 && sub.len().saturating_sub(len) < min_encoded
 }
 
 impl TunnelTracker {
@@ -129,9 +135,9 @@ impl TunnelTracker {
         TunnelTracker { cfg, ..Default::default() }
     }
 
-    /// A cheap test before the public suffix list is walked: whether `name` could have
-    /// `min_encoded` characters left of its registrable domain (it has them left of its last
-    /// two labels).
+    /// A cheap test before the client's state is touched: whether `name` could have
+    /// `min_encoded` bytes left of its registrable domain (it has them left of its last two
+    /// labels).
     pub fn worth_a_look(&self, name: &str) -> bool {
         if self.cfg.min_names == 0 {
             return false;
@@ -147,7 +153,7 @@ impl TunnelTracker {
     pub fn observe(&mut self, r: &DnsRecord, name: &str, reg: &str) {
         let cfg = &self.cfg;
         let Some(sub) = name.strip_suffix(reg).and_then(|s| s.strip_suffix('.')) else { return };
-        if sub.len() < cfg.min_encoded || reversed_address(sub) {
+        if sub.len() < cfg.min_encoded || reversed_address(sub, cfg.min_encoded) {
             return;
         }
         let domains = self.clients.entry(r.client).or_default();
@@ -178,64 +184,68 @@ impl TunnelTracker {
         let horizon = t.saturating_sub(cfg.window_secs.saturating_mul(1_000_000));
         while d.window.front().is_some_and(|a| a.t < horizon) {
             let Some(old) = d.window.pop_front() else { break };
-            if let Some(n) = d.counts.get_mut(&old.key) {
-                *n -= 1;
-                if *n == 0 {
-                    d.counts.remove(&old.key);
-                    d.bytes -= u64::from(old.len);
-                    d.data -= usize::from(old.data);
-                }
-            }
+            d.keys.remove(&old.key);
+            d.bytes = d.bytes.saturating_sub(u64::from(old.len));
+            d.data = d.data.saturating_sub(usize::from(old.data));
         }
-        // Far past the bar the window stops growing: the finding is made, memory bounded.
-        let cap = cfg.min_names.saturating_mul(cfg.address_factor.max(1)).saturating_mul(2);
-        if d.window.len() >= cap {
+        // A name already in the window (a retry, a padding repeat) adds nothing: the window
+        // holds distinct names only, each once, so what leaves it is what came in.
+        if d.keys.contains(&key) {
             return;
         }
-        let len = sub.len() as u32;
-        d.window.push_back(Asked { t, key, len, data });
-        let n = d.counts.entry(key).or_insert(0);
-        *n += 1;
-        if *n == 1 {
-            d.bytes += u64::from(len);
-            d.data += usize::from(data);
-            if d.samples.len() < 3 {
-                d.samples.push(name.to_string());
-            }
+        // Twice the highest bar (in names, or in names of `min_encoded` bytes) and the window
+        // stops growing: the finding is made, and memory bounded.
+        let factor = cfg.address_factor.max(1);
+        let bar = cfg.min_names.max(cfg.min_bytes.div_ceil(cfg.min_encoded.max(1)));
+        if d.window.len() >= bar.saturating_mul(factor).saturating_mul(2) {
+            return;
         }
-        let names = d.counts.len();
+        let len = u32::try_from(sub.len()).unwrap_or(u32::MAX);
+        d.window.push_back(Asked { t, key, len, data });
+        d.keys.insert(key);
+        d.bytes += u64::from(len);
+        d.data += usize::from(data);
+        if d.samples.len() < 3 {
+            d.samples.push(name.to_string());
+        }
+        let names = d.window.len();
         let factor = if d.data * 2 >= names { 1.0 } else { cfg.address_factor.max(1) as f64 };
         let strength = (names as f64 / (cfg.min_names.max(1) as f64 * factor))
             .min(d.bytes as f64 / (cfg.min_bytes.max(1) as f64 * factor));
         if strength > d.peak.strength {
-            let from = d.window.front().map_or(t, |a| a.t);
-            d.peak = Peak { strength, names, bytes: d.bytes, data: d.data, from, to: t };
+            // Records come roughly in time order; one that came late does not make the span
+            // negative.
+            let from = d.window.front().map_or(t, |a| a.t.min(t));
+            d.peak = Peak { strength, names, bytes: d.bytes, data: d.data, from, to: t.max(from) };
         }
     }
 
     /// Findings for clients past the bar for a domain of their own, and what was set aside.
     pub fn finish(self) -> (Vec<Finding>, TunnelCounts) {
         let mut counts = self.counts;
+        // A service's reach is its ordinary users': clients that ask it such names below the
+        // bar. Bots sharing one tunnel domain are all past it, and do not hide each other.
         let mut reach: HashMap<&str, usize> = HashMap::new();
         for domains in self.clients.values() {
-            for reg in domains.keys() {
-                *reach.entry(reg.as_str()).or_default() += 1;
+            for (reg, d) in domains {
+                if d.peak.strength < 1.0 {
+                    *reach.entry(reg.as_str()).or_default() += 1;
+                }
             }
         }
         let bar = Popularity::new(self.cfg.popular_clients, self.cfg.popular_share, self.clients.len());
         let mut out = Vec::new();
         for (client, domains) in &self.clients {
             // A client's strongest domain is its finding; a tunnel has one.
-            let best = domains
+            let past: Vec<_> = domains.iter().filter(|(_, d)| d.peak.strength >= 1.0).collect();
+            let best = past
                 .iter()
-                .filter(|(_, d)| d.peak.strength >= 1.0)
-                .filter(|(reg, _)| {
-                    let popular = bar.popular(reach.get(reg.as_str()).copied().unwrap_or(0));
-                    counts.popular += u64::from(popular);
-                    !popular
-                })
+                .filter(|(reg, _)| !bar.popular(reach.get(reg.as_str()).copied().unwrap_or(0)))
                 .max_by(|a, b| a.1.peak.strength.total_cmp(&b.1.peak.strength).then_with(|| b.0.cmp(a.0)));
-            let Some((reg, d)) = best else { continue };
+            let Some((reg, d)) = best else {
+                counts.popular += u64::from(!past.is_empty());
+                continue;
+            };
             let p = d.peak;
             let share = p.data as f64 / p.names.max(1) as f64;
             let secs = (p.to - p.from) as f64 / 1e6;
@@ -352,13 +362,39 @@ mod tests {
                 &q(1_700_000_000.0 + f64::from(i), "10.0.0.25", &format!("{nibbles}zen.example.org"), "TXT"),
             );
         }
-        // A service every client asks encoded names of.
+        // A service the network's clients ask encoded names of: twenty lightly, ten heavily.
+        for c in 1..=20 {
+            tunnel(&mut t, &format!("10.0.2.{c}"), "shared.example.net", 5, "TXT");
+        }
         for c in 1..=10 {
             tunnel(&mut t, &format!("10.0.1.{c}"), "shared.example.net", 300, "TXT");
         }
+        // Data after four numbers is no reversed address.
+        for i in 0..300 {
+            let name = format!("1.2.3.4.{i:020x}.exfil.example.org");
+            feed(&mut t, &q(1_700_000_000.0 + f64::from(i), "10.0.0.66", &name, "TXT"));
+        }
         let (f, counts) = t.finish();
-        assert!(f.is_empty(), "{f:?}");
+        let flagged: Vec<_> = f.iter().map(|f| f.client.to_string()).collect();
+        assert_eq!(flagged, ["10.0.0.66"], "{f:?}");
         assert_eq!(counts.popular, 10);
+    }
+
+    #[test]
+    fn bots_sharing_one_tunnel_domain_do_not_hide_each_other() {
+        let mut t = TunnelTracker::new(TunnelConfig::default());
+        for c in 1..=5 {
+            tunnel(&mut t, &format!("10.0.3.{c}"), "c2.example.com", 300, "TXT");
+        }
+        // Retries of names already asked add nothing.
+        for _ in 0..3 {
+            tunnel(&mut t, "10.0.3.9", "c2.example.com", 150, "TXT");
+        }
+        let (f, counts) = t.finish();
+        let mut flagged: Vec<_> = f.iter().map(|f| f.client.to_string()).collect();
+        flagged.sort();
+        assert_eq!(flagged, ["10.0.3.1", "10.0.3.2", "10.0.3.3", "10.0.3.4", "10.0.3.5"]);
+        assert_eq!(counts.popular, 0);
     }
 
     #[test]
@@ -370,7 +406,8 @@ mod tests {
             feed(&mut t, &q(1_700_000_000.0 + f64::from(i) * 0.01, "10.0.0.9", &name, "NULL"));
         }
         let d = &t.clients.values().next().unwrap()["example.com"];
-        assert!(d.window.len() <= 200 * 4 * 2, "{}", d.window.len());
+        // Twice the highest bar: 4 kB in names of 10 bytes is 400 names, times 4 for addresses.
+        assert!(d.window.len() <= 400 * 4 * 2, "{}", d.window.len());
         let off = TunnelTracker::new(TunnelConfig { min_names: 0, ..Default::default() });
         assert!(!off.worth_a_look("0123456789abcdef.t.example.com"));
     }
