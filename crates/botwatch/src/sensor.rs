@@ -1085,10 +1085,7 @@ pub fn scan_path(
                 }
             }
         };
-        res.map_err(|e| match cap {
-            Some(_) => anyhow::anyhow!("{}", botwatch_feeds::input::read_error(what, e)),
-            None => anyhow::anyhow!("{what}: {e}"),
-        })?;
+        res.map_err(failed)?;
         scan_file(scanner, name, &data, written)
     });
     match got {

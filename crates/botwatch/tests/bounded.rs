@@ -61,6 +61,23 @@ fn scan_peaks(
     peaks
 }
 
+/// Peak RSS (KiB) of `botwatch [pre] scan --no-store` over `dir/plain` gzipped (named as it
+/// with `.gz`, so detection sees the same name).
+fn gzipped_peak(dir: &Path, pre: &[&str], plain: &str) -> u64 {
+    let gz = dir.join(format!("{plain}.gz"));
+    let mut enc =
+        flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    std::io::copy(&mut std::fs::File::open(dir.join(plain)).unwrap(), &mut enc).unwrap();
+    enc.finish().unwrap();
+    let db = dir.join("gz.db");
+    let mut args = pre.to_vec();
+    args.extend(["scan", "--no-store", "--db", db.to_str().unwrap(), gz.to_str().unwrap()]);
+    let (code, err, rss) = run_measured(&args);
+    assert_eq!(code, 0, "{err}");
+    eprintln!("{plain} gzipped: peak RSS {} MiB", rss / 1024);
+    rss
+}
+
 /// A gzip that expands to `members` × 16 MiB of the same CSV row: concatenated gzip
 /// members (which `gzip -d` and IntelMQ read as one stream) make it cheap to build.
 fn bomb(path: &Path, members: usize) {
@@ -143,16 +160,7 @@ fn a_large_flow_log_is_scanned_line_by_line_in_bounded_memory() {
         }
         w.flush().unwrap();
     });
-    let gz = dir.path().join("conn.log.gz");
-    let mut enc =
-        flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
-    std::io::copy(&mut std::fs::File::open(dir.path().join("600000-conn.log")).unwrap(), &mut enc).unwrap();
-    enc.finish().unwrap();
-    let db = dir.path().join("gz.db");
-    let (code, err, rss) =
-        run_measured(&["scan", "--no-store", "--db", db.to_str().unwrap(), gz.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    eprintln!("the same gzipped: peak RSS {} MiB", rss / 1024);
+    let rss = gzipped_peak(dir.path(), &[], "600000-conn.log");
     assert!(rss * 3 < peaks[0].1 * 4, "a gzipped log was held whole: {rss} KiB against {peaks:?}");
 }
 
@@ -233,15 +241,6 @@ fn a_capture_over_max_document_is_streamed_in_bounded_memory() {
     );
     // The larger one gzipped, 16 times `max_document_mib` expanded: decompressed once per
     // pass, as it is read, so neither refused nor held whole. The old path refused it.
-    let gz = dir.path().join("dns.pcap.gz");
-    let mut enc =
-        flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
-    std::io::copy(&mut std::fs::File::open(dir.path().join("200000-dns.pcap")).unwrap(), &mut enc).unwrap();
-    enc.finish().unwrap();
-    let db = dir.path().join("gz.db");
-    let args = ["--config", cfg.to_str().unwrap(), "scan", "--no-store", "--db", db.to_str().unwrap()];
-    let (code, err, rss) = run_measured(&[&args[..], &[gz.to_str().unwrap()]].concat());
-    assert_eq!(code, 0, "{err}");
-    eprintln!("the same gzipped: peak RSS {} MiB", rss / 1024);
+    let rss = gzipped_peak(dir.path(), &["--config", cfg.to_str().unwrap()], "200000-dns.pcap");
     assert!(rss * 3 < peaks[0].1 * 4, "a gzipped capture was held whole: {rss} KiB against {peaks:?}");
 }
