@@ -145,6 +145,12 @@ enum Class {
 fn class(label: &str) -> Class {
     let l = label.trim().to_ascii_lowercase();
     let l = l.strip_prefix("flow=").unwrap_or(&l);
+    // CTU-13's `To-Botnet-…` and `To-Normal-…` describe a flow's responder: its originator
+    // is whoever called the bot or the normal host (a scanner from the Internet, the
+    // university's DNS server), known neither infected nor clean by that line.
+    if l.starts_with("to-") {
+        return Class::Other;
+    }
     if l.starts_with("malicious") || l.contains("botnet") || l.starts_with("malware") {
         Class::Malicious
     } else if l.starts_with("benign") || l.contains("normal") {
@@ -668,6 +674,9 @@ mod tests {
         assert_eq!(class("flow=Malware-TCP"), Class::Malicious);
         assert_eq!(class("Malicious"), Class::Malicious);
         assert_eq!(class("flow=From-Normal-V42-Grill"), Class::Benign);
+        assert_eq!(class("flow=Normal-V52-Stribika-Web"), Class::Benign);
+        assert_eq!(class("flow=To-Botnet-V52-UDP-Attempt"), Class::Other);
+        assert_eq!(class("flow=To-Normal-V42-TCP"), Class::Other);
         assert_eq!(class("Benign"), Class::Benign);
         assert_eq!(class("flow=Background-UDP-DNS"), Class::Other);
         assert_eq!(class("(empty)"), Class::Other);
