@@ -601,7 +601,8 @@ pub(crate) enum EvalCmd {
         json: bool,
     },
     /// Score the DGA model leaving whole families out: the labelled names (a folder laid out
-    /// as ../shared/data/dga: umudga/*_1000.txt, legit_first50000.txt, the baderj CSV) split
+    /// as ../shared/data/dga: benign names in umudga/legit_first*.txt, DGA names in
+    /// umudga/<family>_1000.txt and in any family,domain CSV at its top) split
     /// into folds of families, one model trained per fold without its families, each family
     /// scored only by the model that never saw it; per-family TPR per name at the fold's
     /// threshold (≤ 0.5 % FPR on validation benign names) and per client (ten names, their mean

@@ -479,3 +479,56 @@ fn nfcapd_files_are_streamed_and_matched() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("stub.nfcapd: nfdump file header truncated: 20 of 40 bytes"), "{err}");
 }
+
+/// `eval dga` on a corpus laid out otherwise than ../shared/data/dga (benign names and one
+/// `family,domain` CSV, no npm list): every family scored by a fold model that never saw it,
+/// per name and per client in the JSON; a folder with no DGA names says what it looked for.
+#[test]
+fn eval_dga_scores_a_corpus_of_any_layout_per_name_and_per_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let words =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../telemetry/data/dga_words.txt"))
+            .unwrap();
+    let benign: Vec<String> =
+        words.lines().filter(|w| w.len() >= 5).step_by(7).take(3000).map(|w| format!("{w}.com")).collect();
+    std::fs::create_dir(dir.path().join("umudga")).unwrap();
+    std::fs::write(dir.path().join("umudga/legit_first50000.txt"), benign.join("\n")).unwrap();
+    // Three random-character families from a fixed generator, each on its own suffix.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut csv = String::from("family,domain\n");
+    for (family, tld) in [("alpha", "net"), ("beta", "info"), ("gamma", "biz")] {
+        for _ in 0..300 {
+            let label: String = (0..14)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (b'a' + (x % 26) as u8) as char
+                })
+                .collect();
+            csv.push_str(&format!("{family},{label}.{tld}\n"));
+        }
+    }
+    std::fs::write(dir.path().join("names.csv"), csv).unwrap();
+    let out = ok(&["eval", "dga", "--folds", "3", "--json", dir.path().to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let families = v["families"].as_object().unwrap();
+    assert_eq!(families.len(), 3, "{v}");
+    for (f, r) in families {
+        assert_eq!(r["names"], 300, "{f}: {r}");
+        assert!(r["tpr"].as_f64().unwrap() > 0.5, "{f}: {r}");
+    }
+    let clients = &v["clients"];
+    assert_eq!(clients["names_per_client"], 10, "{clients}");
+    assert_eq!(clients["families"]["alpha"]["clients"], 30, "{clients}");
+    assert!(clients["macro_tpr"].as_f64().unwrap() > 0.5, "{clients}");
+    assert!(clients["benign"]["clients"].as_u64().unwrap() > 10, "{clients}");
+    assert_eq!(v["top_sites"]["names"], 0, "{v}");
+
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("other.csv"), "a,b\n1,2\n").unwrap();
+    let o = bin().args(["eval", "dga"]).arg(empty.path()).output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("a corpus needs both"), "{err}");
+}

@@ -59,9 +59,7 @@ pub(crate) fn eval_flows(
 pub(crate) fn eval_dga(dir: &Path, folds: usize, json: bool, out: &mut dyn Write) -> Result<ExitCode> {
     use botwatch_telemetry::detect::dga::{builtin_words, train};
     train::check_folds(folds).map_err(|e| anyhow::anyhow!("--{e}"))?;
-    let corpus = train::Corpus::load(dir).map_err(|e| {
-        anyhow::anyhow!("{}: {e} (expected umudga/, the baderj CSV and benign/)", dir.display())
-    })?;
+    let corpus = train::Corpus::load(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
     let families = corpus.families().len();
     eprintln!(
         "{} benign and {} DGA names in {families} families; training {} models…",
@@ -92,6 +90,7 @@ pub(crate) fn eval_dga(dir: &Path, folds: usize, json: bool, out: &mut dyn Write
             },
             "top_sites": { "names": e.top_sites_names, "flagged_per_fold": e.top_sites_flagged },
             "families": families,
+            "clients": clients(&e),
         });
         writeln!(out, "{v}")?;
     } else {
@@ -99,6 +98,34 @@ pub(crate) fn eval_dga(dir: &Path, folds: usize, json: bool, out: &mut dyn Write
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The per-client figures of `eval dga --json`: the rule the DNS detector applies (a
+/// client's NXDOMAIN names, their mean score), per family and on the benign clients.
+fn clients(e: &botwatch_telemetry::detect::dga::train::FoldEvaluation) -> serde_json::Value {
+    use botwatch_telemetry::detect::dga::train::CLIENT_NAMES;
+    let families: serde_json::Map<String, serde_json::Value> = e
+        .clients
+        .iter()
+        .filter(|(_, (_, total))| *total > 0)
+        .map(|(f, (hit, total))| {
+            let v =
+                serde_json::json!({ "flagged": hit, "clients": total, "tpr": *hit as f64 / *total as f64 });
+            (f.clone(), v)
+        })
+        .collect();
+    let (mean, worst) = e.client_fpr();
+    serde_json::json!({
+        "names_per_client": CLIENT_NAMES,
+        "macro_tpr": e.macro_client_tpr(),
+        "benign": {
+            "clients": e.benign_clients,
+            "flagged_per_fold": e.benign_clients_flagged,
+            "fpr_mean": mean,
+            "fpr_max": worst,
+        },
+        "families": families,
+    })
 }
 
 fn print_score(s: &eval::Score, out: &mut dyn Write) -> Result<()> {

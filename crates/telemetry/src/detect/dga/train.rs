@@ -99,12 +99,19 @@ pub struct Corpus {
 }
 
 impl Corpus {
+    /// Reads `umudga/` (`legit_first*` benign lists, `<family>_1000.txt` DGA lists), every
+    /// `family,domain` CSV at the top (the baderj examples) and `benign/`'s npm top-sites
+    /// file. Each part may be missing, so a corpus laid out with fewer sources still scores;
+    /// one with no benign or no DGA name is an error that says what was looked for.
     pub fn load(dir: &Path) -> std::io::Result<Corpus> {
         let mut c = Corpus::default();
         let mut seen = HashSet::new();
         let umudga = dir.join("umudga");
-        let mut files: Vec<_> =
-            std::fs::read_dir(&umudga)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        let mut files: Vec<_> = match std::fs::read_dir(&umudga) {
+            Ok(d) => d.filter_map(|e| e.ok()).map(|e| e.path()).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
         files.sort();
         for path in files {
             let Some(stem) = path.file_name().and_then(|s| s.to_str()) else { continue };
@@ -120,19 +127,50 @@ impl Corpus {
                 }
             }
         }
-        let csv = std::fs::read_to_string(dir.join("baderj_dga_examples_combined.csv"))?;
-        for line in csv.lines().skip(1) {
-            if let Some((family, name)) = line.split_once(',') {
-                let name = name.trim().to_ascii_lowercase();
-                if !name.is_empty() && seen.insert(name.clone()) {
-                    c.dga.push((family_base(family), name));
+        let mut csvs: Vec<_> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv")) && p.is_file())
+            .collect();
+        csvs.sort();
+        for path in csvs {
+            let csv = std::fs::read_to_string(&path)?;
+            let mut lines = csv.lines();
+            // Only a `family,domain` table is a labelled list; any other CSV is not ours.
+            let header = lines.next().unwrap_or("").trim().to_ascii_lowercase();
+            if header.replace(' ', "") != "family,domain" {
+                continue;
+            }
+            for line in lines {
+                if let Some((family, name)) = line.split_once(',') {
+                    let name = name.trim().to_ascii_lowercase();
+                    if !name.is_empty() && !family.trim().is_empty() && seen.insert(name.clone()) {
+                        c.dga.push((family_base(family), name));
+                    }
                 }
             }
         }
-        let top = std::fs::read_to_string(dir.join("benign/npm_top-sites_1.1.222_moz_top500.json"))?;
-        let v: serde_json::Value = serde_json::from_str(&top).map_err(std::io::Error::other)?;
-        if let Some(a) = v.as_array() {
-            c.top_sites.extend(a.iter().filter_map(|e| e.get("rootDomain")?.as_str()).map(str::to_string));
+        match std::fs::read_to_string(dir.join("benign/npm_top-sites_1.1.222_moz_top500.json")) {
+            Ok(top) => {
+                let v: serde_json::Value = serde_json::from_str(&top).map_err(std::io::Error::other)?;
+                if let Some(a) = v.as_array() {
+                    c.top_sites
+                        .extend(a.iter().filter_map(|e| e.get("rootDomain")?.as_str()).map(str::to_string));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        if c.benign.is_empty() || c.dga.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} benign and {} DGA names: a corpus needs both (benign names in umudga/legit_first*.txt; \
+                     DGA names in umudga/<family>_1000.txt or a family,domain CSV at the top)",
+                    c.benign.len(),
+                    c.dga.len()
+                ),
+            ));
         }
         Ok(c)
     }
