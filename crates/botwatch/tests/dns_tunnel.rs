@@ -1,6 +1,6 @@
-//! Real DNS tunnels (dns2tcp, captured here; `crates/telemetry/tests/data/dns/tunnel`), gzipped
-//! as a sensor archives its captures: `scan` flags each tunnelling client as a tunnel, and
-//! nothing else in them, and no client of the repository's other DNS telemetry as one.
+//! Real DNS tunnels (dns2tcp and iodine, captured here; `crates/telemetry/tests/data/dns/tunnel`),
+//! gzipped as a sensor archives its captures: `scan` flags each tunnelling client as a tunnel,
+//! and nothing else in them, and no client of the repository's other DNS telemetry as one.
 
 use botwatch::sensor::{Flagged, Scanner, SensorSection, scan_path};
 use botwatch_telemetry::matcher::Matcher;
@@ -12,7 +12,11 @@ fn data() -> PathBuf {
 }
 
 fn scan(files: &[PathBuf]) -> Vec<Flagged> {
-    let mut s = Scanner::new(Arc::new(Matcher::empty()), &SensorSection::default(), true);
+    scan_with(files, &SensorSection::default())
+}
+
+fn scan_with(files: &[PathBuf], cfg: &SensorSection) -> Vec<Flagged> {
+    let mut s = Scanner::new(Arc::new(Matcher::empty()), cfg, true);
     for f in files {
         for r in scan_path(&mut s, f, &Default::default(), None, &|_| {}) {
             r.unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
@@ -33,6 +37,24 @@ fn dns2tcp_uploads_and_downloads_are_tunnels() {
         eprintln!("{file}: {}", got[0].detail);
         assert!(got[0].detail.contains("under example.com"), "{}", got[0].detail);
     }
+}
+
+/// Half an hour of an iodine tunnel left idle: its handshake, then a `NULL` query for a fresh
+/// eight-character name every four seconds. Far under the first bar (15 names a minute); the
+/// slow bar, which counts only names asked for types that carry data, finds it.
+#[test]
+fn an_idle_iodine_tunnel_meets_the_slow_bar_only() {
+    let file = data().join("tunnel/iodine-idle.pcap.gz");
+    let got = scan(std::slice::from_ref(&file));
+    let found: Vec<(String, &str)> = got.iter().map(|f| (f.client.to_string(), f.reason.as_str())).collect();
+    assert_eq!(found, [("10.20.30.42".to_string(), "tunnel")], "{got:?}");
+    eprintln!("iodine-idle.pcap.gz: {}", got[0].detail);
+    assert!(got[0].detail.contains("under example.com"), "{}", got[0].detail);
+    assert!(got[0].detail.contains("the bar for a tunnel left idle"), "{}", got[0].detail);
+    let mut fast_only = SensorSection::default();
+    fast_only.dns.tunnel.slow.min_names = 0;
+    let got = scan_with(&[file], &fast_only);
+    assert!(got.is_empty(), "{got:?}");
 }
 
 #[test]

@@ -96,12 +96,17 @@ fn observe_and_finish(bencher: divan::Bencher) {
     });
 }
 
-/// The same with the tunnel search off (`[sensor.dns.tunnel] min_names = 0`): what it costs.
+/// The same with the tunnel search off (`[sensor.dns.tunnel] min_names = 0` and
+/// `[sensor.dns.tunnel.slow] min_names = 0`): what it costs.
 #[divan::bench(sample_count = 5)]
 fn observe_and_finish_without_tunnel_search(bencher: divan::Bencher) {
     let rs = records();
     let cfg = DnsDetectorConfig {
-        tunnel: botwatch_telemetry::detect::tunnel::TunnelConfig { min_names: 0, ..Default::default() },
+        tunnel: botwatch_telemetry::detect::tunnel::TunnelConfig {
+            min_names: 0,
+            slow: botwatch_telemetry::detect::tunnel::SlowBar { min_names: 0, ..Default::default() },
+            ..Default::default()
+        },
         ..Default::default()
     };
     bencher.counter(ItemsCount::new(rs.len())).bench(|| {

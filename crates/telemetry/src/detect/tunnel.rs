@@ -8,6 +8,13 @@
 //! not flagged). Per client and domain, distinct names in a sliding window; bounded per
 //! client ([`TunnelConfig::max_domains_per_client`]) and per domain (the window stops growing
 //! once far past the bar).
+//!
+//! A tunnel left idle moves no data but keeps asking: iodine's client polls its server with a
+//! fresh eight-character name every four seconds (450 names in half an hour, under one domain,
+//! for `NULL` records), far below the first bar's volume. A second, slower bar
+//! ([`TunnelConfig::slow`]: 300 names and 2 kB of names within 30 minutes, names of six
+//! characters or more) counts only names asked for types that carry data back, which browsers
+//! and reputation look-ups do not ask.
 
 use super::{Finding, FindingKind, Popularity};
 use crate::record::DnsRecord;
@@ -38,6 +45,44 @@ pub struct TunnelConfig {
     pub popular_clients: usize,
     /// … or this share of them, whichever is more.
     pub popular_share: f64,
+    /// `[sensor.dns.tunnel.slow]`: the bar for a tunnel left idle, over names asked for types
+    /// that carry data back only (`min_names = 0`: off).
+    pub slow: SlowBar,
+}
+
+/// `[sensor.dns.tunnel.slow]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlowBar {
+    pub min_names: usize,
+    pub min_bytes: usize,
+    pub window_secs: i64,
+    pub min_encoded: usize,
+}
+
+impl Default for SlowBar {
+    fn default() -> Self {
+        SlowBar { min_names: 300, min_bytes: 2000, window_secs: 1800, min_encoded: 6 }
+    }
+}
+
+/// One bar a window of names is held to.
+#[derive(Debug, Clone, Copy)]
+struct Bar {
+    min_names: usize,
+    min_bytes: usize,
+    window_secs: i64,
+    min_encoded: usize,
+    /// Names asked as addresses are not counted at all (rather than raising the bar).
+    data_only: bool,
+}
+
+impl Bar {
+    /// Whether a name `sub_len` long left of its domain counts; `named_data`: asked for a
+    /// type known to carry data back ([`data_type`]).
+    fn takes(&self, sub_len: usize, named_data: bool) -> bool {
+        self.min_names > 0 && sub_len >= self.min_encoded && (named_data || !self.data_only)
+    }
 }
 
 impl Default for TunnelConfig {
@@ -51,7 +96,30 @@ impl Default for TunnelConfig {
             max_domains_per_client: 64,
             popular_clients: 3,
             popular_share: 0.1,
+            slow: SlowBar::default(),
         }
+    }
+}
+
+impl TunnelConfig {
+    /// The bars, fast first.
+    fn bars(&self) -> [Bar; 2] {
+        [
+            Bar {
+                min_names: self.min_names,
+                min_bytes: self.min_bytes,
+                window_secs: self.window_secs,
+                min_encoded: self.min_encoded,
+                data_only: false,
+            },
+            Bar {
+                min_names: self.slow.min_names,
+                min_bytes: self.slow.min_bytes,
+                window_secs: self.slow.window_secs,
+                min_encoded: self.slow.min_encoded,
+                data_only: true,
+            },
+        ]
     }
 }
 
@@ -78,6 +146,8 @@ struct Asked {
 #[derive(Debug, Clone, Copy, Default)]
 struct Peak {
     strength: f64,
+    /// Which bar ([`TunnelConfig::bars`]).
+    bar: usize,
     names: usize,
     bytes: u64,
     data: usize,
@@ -85,23 +155,85 @@ struct Peak {
     to: i64,
 }
 
+/// Distinct names within one bar's window, oldest first, each once.
 #[derive(Debug, Default)]
-struct Domain {
-    /// Distinct names in the window, oldest first, each once.
-    window: VecDeque<Asked>,
+struct Window {
+    names: VecDeque<Asked>,
     keys: foldhash::HashSet<u64>,
     bytes: u64,
     data: usize,
     peak: Peak,
+}
+
+impl Window {
+    fn push(&mut self, a: Asked, bar: &Bar, index: usize, address_factor: usize) {
+        let horizon = a.t.saturating_sub(bar.window_secs.saturating_mul(1_000_000));
+        while self.names.front().is_some_and(|o| o.t < horizon) {
+            let Some(old) = self.names.pop_front() else { break };
+            self.keys.remove(&old.key);
+            self.bytes = self.bytes.saturating_sub(u64::from(old.len));
+            self.data = self.data.saturating_sub(usize::from(old.data));
+        }
+        // A name already in the window (a retry, a padding repeat) adds nothing: the window
+        // holds distinct names only, each once, so what leaves it is what came in.
+        if self.keys.contains(&a.key) {
+            return;
+        }
+        // Twice the highest bar (in names, or in names of `min_encoded` bytes) and the window
+        // stops growing: the finding is made, and memory bounded.
+        let factor = if bar.data_only { 1 } else { address_factor.max(1) };
+        let most = bar.min_names.max(bar.min_bytes.div_ceil(bar.min_encoded.max(1)));
+        if self.names.len() >= most.saturating_mul(factor).saturating_mul(2) {
+            return;
+        }
+        self.names.push_back(a);
+        self.keys.insert(a.key);
+        self.bytes += u64::from(a.len);
+        self.data += usize::from(a.data);
+        let names = self.names.len();
+        let factor = if self.data * 2 >= names { 1.0 } else { factor as f64 };
+        let strength = (names as f64 / (bar.min_names.max(1) as f64 * factor))
+            .min(self.bytes as f64 / (bar.min_bytes.max(1) as f64 * factor));
+        if strength > self.peak.strength {
+            // Records come roughly in time order; one that came late does not make the span
+            // negative.
+            let from = self.names.front().map_or(a.t, |o| o.t.min(a.t));
+            self.peak = Peak {
+                strength,
+                bar: index,
+                names,
+                bytes: self.bytes,
+                data: self.data,
+                from,
+                to: a.t.max(from),
+            };
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Domain {
+    windows: [Window; 2],
     asked: u64,
     last: i64,
     samples: Vec<String>,
 }
 
+impl Domain {
+    /// The strongest of the bars' peaks.
+    fn peak(&self) -> Peak {
+        let [a, b] = &self.windows;
+        if b.peak.strength > a.peak.strength { b.peak } else { a.peak }
+    }
+}
+
 /// Follows each client's names per domain; see the module's text.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TunnelTracker {
     cfg: TunnelConfig,
+    bars: [Bar; 2],
+    /// The shortest name part any bar takes.
+    min_encoded: usize,
     clients: HashMap<IpAddr, HashMap<String, Domain>>,
     counts: TunnelCounts,
 }
@@ -112,6 +244,16 @@ fn address_type(qtype: &str) -> bool {
     ["A", "AAAA", "HTTPS", "SVCB", "PTR", "NB", "NBSTAT", "SOA", "NS", "DS", "DNSKEY"]
         .iter()
         .any(|t| qtype.eq_ignore_ascii_case(t))
+}
+
+/// Query types a tunnel's server answers with its data (iodine's `NULL`, `PRIVATE` and
+/// `TXT`, dnscat2's `TXT`, `CNAME` and `MX`, dns2tcp's `TXT` and `KEY`, private-use numbers).
+/// Named, not inferred: a log with no query type says nothing of it.
+fn data_type(qtype: &str) -> bool {
+    ["TXT", "NULL", "CNAME", "MX", "SRV", "KEY", "NAPTR", "DNAME", "HINFO", "PRIVATE"]
+        .iter()
+        .any(|t| qtype.eq_ignore_ascii_case(t))
+        || qtype.strip_prefix("TYPE").is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
 }
 
 /// A reversed address asked under a reputation zone (`4.3.2.1.zen.example`, or an IPv6
@@ -132,19 +274,21 @@ fn reversed_address(sub: &str, min_encoded: usize) -> bool {
 
 impl TunnelTracker {
     pub fn new(cfg: TunnelConfig) -> Self {
-        TunnelTracker { cfg, ..Default::default() }
+        let bars = cfg.bars();
+        let min_encoded = bars.iter().filter(|b| b.min_names > 0).map(|b| b.min_encoded).min().unwrap_or(0);
+        TunnelTracker { cfg, bars, min_encoded, clients: HashMap::new(), counts: TunnelCounts::default() }
     }
 
     /// A cheap test before the client's state is touched: whether `name` could have
     /// `min_encoded` bytes left of its registrable domain (it has them left of its last two
     /// labels).
     pub fn worth_a_look(&self, name: &str) -> bool {
-        if self.cfg.min_names == 0 {
+        if self.bars.iter().all(|b| b.min_names == 0) {
             return false;
         }
         let mut dots = name.rmatch_indices('.');
         match (dots.next(), dots.next()) {
-            (Some(_), Some((i, _))) => i >= self.cfg.min_encoded,
+            (Some(_), Some((i, _))) => i >= self.min_encoded,
             _ => false,
         }
     }
@@ -153,7 +297,11 @@ impl TunnelTracker {
     pub fn observe(&mut self, r: &DnsRecord, name: &str, reg: &str) {
         let cfg = &self.cfg;
         let Some(sub) = name.strip_suffix(reg).and_then(|s| s.strip_suffix('.')) else { return };
-        if sub.len() < cfg.min_encoded || reversed_address(sub, cfg.min_encoded) {
+        let data = !address_type(&r.qtype);
+        let named_data = data_type(&r.qtype);
+        if !self.bars.iter().any(|b| b.takes(sub.len(), named_data))
+            || reversed_address(sub, self.min_encoded.max(1))
+        {
             return;
         }
         let domains = self.clients.entry(r.client).or_default();
@@ -173,7 +321,6 @@ impl TunnelTracker {
         let t = r.time.0;
         d.asked += 1;
         d.last = t;
-        let data = !address_type(&r.qtype);
         let key = {
             use std::hash::{BuildHasher, Hash, Hasher};
             let mut h = foldhash::fast::FixedState::with_seed(0x7475_6e6e_656c).build_hasher();
@@ -181,42 +328,14 @@ impl TunnelTracker {
             data.hash(&mut h);
             h.finish()
         };
-        let horizon = t.saturating_sub(cfg.window_secs.saturating_mul(1_000_000));
-        while d.window.front().is_some_and(|a| a.t < horizon) {
-            let Some(old) = d.window.pop_front() else { break };
-            d.keys.remove(&old.key);
-            d.bytes = d.bytes.saturating_sub(u64::from(old.len));
-            d.data = d.data.saturating_sub(usize::from(old.data));
+        let asked = Asked { t, key, len: u32::try_from(sub.len()).unwrap_or(u32::MAX), data };
+        for (i, (w, bar)) in d.windows.iter_mut().zip(&self.bars).enumerate() {
+            if bar.takes(sub.len(), named_data) {
+                w.push(asked, bar, i, cfg.address_factor);
+            }
         }
-        // A name already in the window (a retry, a padding repeat) adds nothing: the window
-        // holds distinct names only, each once, so what leaves it is what came in.
-        if d.keys.contains(&key) {
-            return;
-        }
-        // Twice the highest bar (in names, or in names of `min_encoded` bytes) and the window
-        // stops growing: the finding is made, and memory bounded.
-        let factor = cfg.address_factor.max(1);
-        let bar = cfg.min_names.max(cfg.min_bytes.div_ceil(cfg.min_encoded.max(1)));
-        if d.window.len() >= bar.saturating_mul(factor).saturating_mul(2) {
-            return;
-        }
-        let len = u32::try_from(sub.len()).unwrap_or(u32::MAX);
-        d.window.push_back(Asked { t, key, len, data });
-        d.keys.insert(key);
-        d.bytes += u64::from(len);
-        d.data += usize::from(data);
-        if d.samples.len() < 3 {
+        if d.samples.len() < 3 && !d.samples.iter().any(|s| s == name) {
             d.samples.push(name.to_string());
-        }
-        let names = d.window.len();
-        let factor = if d.data * 2 >= names { 1.0 } else { cfg.address_factor.max(1) as f64 };
-        let strength = (names as f64 / (cfg.min_names.max(1) as f64 * factor))
-            .min(d.bytes as f64 / (cfg.min_bytes.max(1) as f64 * factor));
-        if strength > d.peak.strength {
-            // Records come roughly in time order; one that came late does not make the span
-            // negative.
-            let from = d.window.front().map_or(t, |a| a.t.min(t));
-            d.peak = Peak { strength, names, bytes: d.bytes, data: d.data, from, to: t.max(from) };
         }
     }
 
@@ -228,7 +347,7 @@ impl TunnelTracker {
         let mut reach: HashMap<&str, usize> = HashMap::new();
         for domains in self.clients.values() {
             for (reg, d) in domains {
-                if d.peak.strength < 1.0 {
+                if d.peak().strength < 1.0 {
                     *reach.entry(reg.as_str()).or_default() += 1;
                 }
             }
@@ -237,39 +356,58 @@ impl TunnelTracker {
         let mut out = Vec::new();
         for (client, domains) in &self.clients {
             // A client's strongest domain is its finding; a tunnel has one.
-            let past: Vec<_> = domains.iter().filter(|(_, d)| d.peak.strength >= 1.0).collect();
+            let past: Vec<_> = domains.iter().filter(|(_, d)| d.peak().strength >= 1.0).collect();
             let best = past
                 .iter()
                 .filter(|(reg, _)| !bar.popular(reach.get(reg.as_str()).copied().unwrap_or(0)))
-                .max_by(|a, b| a.1.peak.strength.total_cmp(&b.1.peak.strength).then_with(|| b.0.cmp(a.0)));
+                .max_by(|a, b| {
+                    a.1.peak().strength.total_cmp(&b.1.peak().strength).then_with(|| b.0.cmp(a.0))
+                });
             let Some((reg, d)) = best else {
                 counts.popular += u64::from(!past.is_empty());
                 continue;
             };
-            let p = d.peak;
+            let p = d.peak();
+            let bar = self.bars[p.bar];
             let share = p.data as f64 / p.names.max(1) as f64;
             let secs = (p.to - p.from) as f64 / 1e6;
-            out.push(Finding {
-                client: *client,
-                kind: FindingKind::Tunnel,
-                // Volume past the bar and data-carrying types both raise it.
-                confidence: (0.55 + 0.15 * (p.strength.min(4.0) - 1.0) / 3.0 + 0.25 * share).min(0.99),
-                reason: format!(
-                    "{} distinct names under {reg} within {secs:.1} s carrying {:.1} kB left of the domain \
-                     (mean {:.0} characters), {:.0} % asked for types that carry data back (TXT, NULL, CNAME, MX, …): \
-                     data moved through DNS (bar: {} names and {:.1} kB within {} s{})",
-                    p.names,
-                    p.bytes as f64 / 1000.0,
-                    p.bytes as f64 / p.names.max(1) as f64,
-                    share * 100.0,
-                    self.cfg.min_names,
-                    self.cfg.min_bytes as f64 / 1000.0,
-                    self.cfg.window_secs,
+            let rule = if bar.data_only {
+                format!(
+                    "the bar for a tunnel left idle: {} names and {:.1} kB within {} s, of names asked for types that carry data",
+                    bar.min_names,
+                    bar.min_bytes as f64 / 1000.0,
+                    bar.window_secs
+                )
+            } else {
+                format!(
+                    "bar: {} names and {:.1} kB within {} s{}",
+                    bar.min_names,
+                    bar.min_bytes as f64 / 1000.0,
+                    bar.window_secs,
                     if share < 0.5 {
                         format!(", {} times that for names asked as addresses", self.cfg.address_factor)
                     } else {
                         String::new()
                     }
+                )
+            };
+            out.push(Finding {
+                client: *client,
+                kind: FindingKind::Tunnel,
+                // Volume past the bar and data-carrying types both raise it; a keep-alive's
+                // trickle is weaker evidence than a transfer.
+                confidence: (if bar.data_only { 0.45 } else { 0.55 }
+                    + 0.15 * (p.strength.min(4.0) - 1.0) / 3.0
+                    + 0.25 * share)
+                    .min(0.99),
+                reason: format!(
+                    "{} distinct names under {reg} within {secs:.1} s carrying {:.1} kB left of the domain \
+                     (mean {:.0} characters), {:.0} % asked for types that carry data back (TXT, NULL, CNAME, MX, …): \
+                     data moved through DNS ({rule})",
+                    p.names,
+                    p.bytes as f64 / 1000.0,
+                    p.bytes as f64 / p.names.max(1) as f64,
+                    share * 100.0,
                 ),
                 count: p.names,
                 first_seen: Timestamp(p.from),
@@ -380,6 +518,42 @@ mod tests {
         assert_eq!(counts.popular, 10);
     }
 
+    /// iodine's keep-alive: a fresh eight-character name every four seconds for `NULL`.
+    fn keep_alive(t: &mut TunnelTracker, client: &str, minutes: usize, qtype: &'static str) {
+        // Each client a domain of its own: three clients below the bar on one would make it
+        // a shared service.
+        for i in 0..minutes * 15 {
+            let name = format!("paa{:05x}.t.example-{}.com", i * 7, client.replace('.', "-"));
+            feed(t, &q(1_700_000_000.0 + i as f64 * 4.0, client, &name, qtype));
+        }
+    }
+
+    #[test]
+    fn an_idle_tunnel_meets_the_slow_bar_and_names_asked_as_addresses_never_do() {
+        let mut t = TunnelTracker::new(TunnelConfig::default());
+        keep_alive(&mut t, "10.0.0.9", 30, "NULL");
+        keep_alive(&mut t, "10.0.0.10", 30, "TYPE65399");
+        // The same cadence, asked as addresses or with no type the log could tell, and a
+        // quarter hour of it for data.
+        keep_alive(&mut t, "10.0.0.11", 60, "A");
+        keep_alive(&mut t, "10.0.0.12", 60, "-");
+        keep_alive(&mut t, "10.0.0.13", 15, "NULL");
+        let (f, _) = t.finish();
+        let mut flagged: Vec<_> = f.iter().map(|f| f.client.to_string()).collect();
+        flagged.sort();
+        assert_eq!(flagged, ["10.0.0.10", "10.0.0.9"], "{f:?}");
+        let r = &f[0].reason;
+        assert!(r.contains("the bar for a tunnel left idle: 300 names and 2.0 kB within 1800 s"), "{r}");
+        assert!(f[0].confidence < 0.8, "{}", f[0].confidence);
+        // Off means off.
+        let mut t = TunnelTracker::new(TunnelConfig {
+            slow: SlowBar { min_names: 0, ..Default::default() },
+            ..Default::default()
+        });
+        keep_alive(&mut t, "10.0.0.9", 30, "NULL");
+        assert!(t.finish().0.is_empty());
+    }
+
     #[test]
     fn bots_sharing_one_tunnel_domain_do_not_hide_each_other() {
         let mut t = TunnelTracker::new(TunnelConfig::default());
@@ -407,8 +581,14 @@ mod tests {
         }
         let d = &t.clients.values().next().unwrap()["example.com"];
         // Twice the highest bar: 4 kB in names of 10 bytes is 400 names, times 4 for addresses.
-        assert!(d.window.len() <= 400 * 4 * 2, "{}", d.window.len());
-        let off = TunnelTracker::new(TunnelConfig { min_names: 0, ..Default::default() });
+        assert!(d.windows[0].names.len() <= 400 * 4 * 2, "{}", d.windows[0].names.len());
+        // The slow bar's: 2 kB in names of 6 bytes is 334 names.
+        assert!(d.windows[1].names.len() <= 334 * 2, "{}", d.windows[1].names.len());
+        let off = TunnelTracker::new(TunnelConfig {
+            min_names: 0,
+            slow: SlowBar { min_names: 0, ..Default::default() },
+            ..Default::default()
+        });
         assert!(!off.worth_a_look("0123456789abcdef.t.example.com"));
     }
 }
