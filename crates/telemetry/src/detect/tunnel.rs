@@ -37,7 +37,8 @@ pub struct TunnelConfig {
     /// and CDN node names are shorter or few).
     pub min_encoded: usize,
     /// When fewer than half the names are asked for types that carry data back (TXT, NULL,
-    /// CNAME, MX, …), both bars are this many times higher.
+    /// CNAME, MX, …), `min_names` and `min_bytes` are this many times higher (the slow bar
+    /// counts no name asked as an address at all).
     pub address_factor: usize,
     /// Domains followed per client; a new one replaces the least used.
     pub max_domains_per_client: usize,
@@ -166,7 +167,8 @@ struct Window {
 }
 
 impl Window {
-    fn push(&mut self, a: Asked, bar: &Bar, index: usize, address_factor: usize) {
+    /// Whether the name entered the window (it was not there, and the window not full).
+    fn push(&mut self, a: Asked, bar: &Bar, index: usize, address_factor: usize) -> bool {
         let horizon = a.t.saturating_sub(bar.window_secs.saturating_mul(1_000_000));
         while self.names.front().is_some_and(|o| o.t < horizon) {
             let Some(old) = self.names.pop_front() else { break };
@@ -177,14 +179,14 @@ impl Window {
         // A name already in the window (a retry, a padding repeat) adds nothing: the window
         // holds distinct names only, each once, so what leaves it is what came in.
         if self.keys.contains(&a.key) {
-            return;
+            return false;
         }
         // Twice the highest bar (in names, or in names of `min_encoded` bytes) and the window
         // stops growing: the finding is made, and memory bounded.
         let factor = if bar.data_only { 1 } else { address_factor.max(1) };
         let most = bar.min_names.max(bar.min_bytes.div_ceil(bar.min_encoded.max(1)));
         if self.names.len() >= most.saturating_mul(factor).saturating_mul(2) {
-            return;
+            return false;
         }
         self.names.push_back(a);
         self.keys.insert(a.key);
@@ -208,6 +210,7 @@ impl Window {
                 to: a.t.max(from),
             };
         }
+        true
     }
 }
 
@@ -220,10 +223,12 @@ struct Domain {
 }
 
 impl Domain {
-    /// The strongest of the bars' peaks.
-    fn peak(&self) -> Peak {
-        let [a, b] = &self.windows;
-        if b.peak.strength > a.peak.strength { b.peak } else { a.peak }
+    /// The peak of the bar the domain is past: the first bar's if it is past that, since a
+    /// transfer says more than the trickle the slow window also holds of it (whose figures
+    /// would be its cap's and its half hour's), else the slow bar's.
+    fn past(&self) -> Option<Peak> {
+        let [fast, slow] = &self.windows;
+        [fast.peak, slow.peak].into_iter().find(|p| p.strength >= 1.0)
     }
 }
 
@@ -250,10 +255,27 @@ fn address_type(qtype: &str) -> bool {
 /// `TXT`, dnscat2's `TXT`, `CNAME` and `MX`, dns2tcp's `TXT` and `KEY`, private-use numbers).
 /// Named, not inferred: a log with no query type says nothing of it.
 fn data_type(qtype: &str) -> bool {
-    ["TXT", "NULL", "CNAME", "MX", "SRV", "KEY", "NAPTR", "DNAME", "HINFO", "PRIVATE"]
-        .iter()
-        .any(|t| qtype.eq_ignore_ascii_case(t))
-        || qtype.strip_prefix("TYPE").is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+    // Their numbers too, as a log writes a type it has no name for (Zeek's `TYPE16`), and
+    // the private-use range (RFC 6895), iodine's `PRIVATE` among them.
+    const NAMED: [(&str, u16); 9] = [
+        ("TXT", 16),
+        ("NULL", 10),
+        ("CNAME", 5),
+        ("MX", 15),
+        ("SRV", 33),
+        ("KEY", 25),
+        ("NAPTR", 35),
+        ("DNAME", 39),
+        ("HINFO", 13),
+    ];
+    if qtype.eq_ignore_ascii_case("PRIVATE") || NAMED.iter().any(|(t, _)| qtype.eq_ignore_ascii_case(t)) {
+        return true;
+    }
+    let number = qtype
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case("TYPE"))
+        .and_then(|_| qtype[4..].parse::<u16>().ok());
+    number.is_some_and(|n| (65280..=65534).contains(&n) || NAMED.iter().any(|(_, v)| *v == n))
 }
 
 /// A reversed address asked under a reputation zone (`4.3.2.1.zen.example`, or an IPv6
@@ -299,9 +321,11 @@ impl TunnelTracker {
         let Some(sub) = name.strip_suffix(reg).and_then(|s| s.strip_suffix('.')) else { return };
         let data = !address_type(&r.qtype);
         let named_data = data_type(&r.qtype);
-        if !self.bars.iter().any(|b| b.takes(sub.len(), named_data))
-            || reversed_address(sub, self.min_encoded.max(1))
-        {
+        // A reversed address is told by what follows it being shorter than the first bar's
+        // `min_encoded` for every bar: the slow bar's shorter names would let a blocklist's
+        // zone label (`4.3.2.1.sbl-xbl`) pass as data.
+        let reversed = reversed_address(sub, cfg.min_encoded.max(self.bars[1].min_encoded).max(1));
+        if reversed || !self.bars.iter().any(|b| b.takes(sub.len(), named_data)) {
             return;
         }
         let domains = self.clients.entry(r.client).or_default();
@@ -329,12 +353,13 @@ impl TunnelTracker {
             h.finish()
         };
         let asked = Asked { t, key, len: u32::try_from(sub.len()).unwrap_or(u32::MAX), data };
+        let mut counted = false;
         for (i, (w, bar)) in d.windows.iter_mut().zip(&self.bars).enumerate() {
             if bar.takes(sub.len(), named_data) {
-                w.push(asked, bar, i, cfg.address_factor);
+                counted |= w.push(asked, bar, i, cfg.address_factor);
             }
         }
-        if d.samples.len() < 3 && !d.samples.iter().any(|s| s == name) {
+        if counted && d.samples.len() < 3 && !d.samples.iter().any(|s| s == name) {
             d.samples.push(name.to_string());
         }
     }
@@ -343,31 +368,37 @@ impl TunnelTracker {
     pub fn finish(self) -> (Vec<Finding>, TunnelCounts) {
         let mut counts = self.counts;
         // A service's reach is its ordinary users': clients that ask it such names below the
-        // bar. Bots sharing one tunnel domain are all past it, and do not hide each other.
-        let mut reach: HashMap<&str, usize> = HashMap::new();
+        // bar, per bar. Bots sharing one tunnel domain are all past it, and do not hide each
+        // other.
+        let mut reach: HashMap<(&str, usize), usize> = HashMap::new();
         for domains in self.clients.values() {
             for (reg, d) in domains {
-                if d.peak().strength < 1.0 {
-                    *reach.entry(reg.as_str()).or_default() += 1;
+                for (b, w) in d.windows.iter().enumerate() {
+                    if w.peak.strength < 1.0 {
+                        *reach.entry((reg.as_str(), b)).or_default() += 1;
+                    }
                 }
             }
         }
         let bar = Popularity::new(self.cfg.popular_clients, self.cfg.popular_share, self.clients.len());
         let mut out = Vec::new();
         for (client, domains) in &self.clients {
-            // A client's strongest domain is its finding; a tunnel has one.
-            let past: Vec<_> = domains.iter().filter(|(_, d)| d.peak().strength >= 1.0).collect();
+            // A client's strongest domain is its finding (past the first bar before the slow
+            // one); a tunnel has one.
+            let past: Vec<_> = domains.iter().filter_map(|(reg, d)| Some((reg, d, d.past()?))).collect();
             let best = past
                 .iter()
-                .filter(|(reg, _)| !bar.popular(reach.get(reg.as_str()).copied().unwrap_or(0)))
+                .filter(|(reg, _, p)| !bar.popular(reach.get(&(reg.as_str(), p.bar)).copied().unwrap_or(0)))
                 .max_by(|a, b| {
-                    a.1.peak().strength.total_cmp(&b.1.peak().strength).then_with(|| b.0.cmp(a.0))
+                    (a.2.bar == 0, a.2.strength)
+                        .partial_cmp(&(b.2.bar == 0, b.2.strength))
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                        .then_with(|| b.0.cmp(a.0))
                 });
-            let Some((reg, d)) = best else {
+            let Some(&(reg, d, p)) = best else {
                 counts.popular += u64::from(!past.is_empty());
                 continue;
             };
-            let p = d.peak();
             let bar = self.bars[p.bar];
             let share = p.data as f64 / p.names.max(1) as f64;
             let secs = (p.to - p.from) as f64 / 1e6;
@@ -552,6 +583,58 @@ mod tests {
         });
         keep_alive(&mut t, "10.0.0.9", 30, "NULL");
         assert!(t.finish().0.is_empty());
+    }
+
+    #[test]
+    fn short_names_right_under_the_domain_count_for_the_slow_bar_and_blocklist_zones_do_not() {
+        let mut t = TunnelTracker::new(TunnelConfig::default());
+        // Eight characters left of the registrable domain, a NULL query every four seconds.
+        for i in 0..450 {
+            let name = format!("p{:07x}.example.net", i * 13);
+            feed(&mut t, &q(1_700_000_000.0 + f64::from(i) * 4.0, "10.0.0.9", &name, "NULL"));
+        }
+        // A mail server's TXT look-ups of reversed addresses under a zone of seven and nine
+        // characters: no data, for either bar.
+        for i in 0..2000u32 {
+            let [a, b, c, d] = (0x0a00_0000 + i * 7919).to_be_bytes();
+            for zone in ["sbl-xbl.spamhaus.org", "dnsbl-1.uceprotect.net"] {
+                let name = format!("{d}.{c}.{b}.{a}.{zone}");
+                feed(&mut t, &q(1_700_000_000.0 + f64::from(i) * 0.5, "10.0.0.25", &name, "TXT"));
+            }
+        }
+        let (f, _) = t.finish();
+        let flagged: Vec<_> = f.iter().map(|f| f.client.to_string()).collect();
+        assert_eq!(flagged, ["10.0.0.9"], "{f:?}");
+        assert!(f[0].reason.contains("tunnel left idle"), "{}", f[0].reason);
+        assert_eq!(f[0].samples.len(), 3);
+    }
+
+    #[test]
+    fn a_transfer_is_told_by_the_first_bar_though_the_slow_window_holds_more() {
+        let mut t = TunnelTracker::new(TunnelConfig::default());
+        // 25 names a minute for half an hour, 24 characters each, TXT: past both bars, the
+        // slow one further.
+        for i in 0..750 {
+            let name = format!("{:024x}.t.example.com", (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            feed(&mut t, &q(1_700_000_000.0 + f64::from(i) * 2.4, "10.0.0.9", &name, "TXT"));
+        }
+        let (f, _) = t.finish();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].reason.contains("(bar: 200 names and 4.0 kB within 600 s)"), "{}", f[0].reason);
+        // The first bar's figures: its ten minutes at 2.4 s a name, both ends counted.
+        assert!(f[0].reason.starts_with("251 distinct names"), "{}", f[0].reason);
+    }
+
+    #[test]
+    fn data_types_are_named_or_numbered() {
+        for t in ["TXT", "null", "CNAME", "MX", "PRIVATE", "TYPE16", "TYPE10", "TYPE65399", "type65280"] {
+            assert!(data_type(t), "{t}");
+        }
+        for t in
+            ["A", "AAAA", "HTTPS", "-", "", "TYPE", "TYPE1", "TYPE28", "TYPE65", "TYPE65535", "TYPE99999"]
+        {
+            assert!(!data_type(t), "{t}");
+        }
     }
 
     #[test]
