@@ -406,6 +406,19 @@ const PRIVATE_NETWORK_TLDS: [&str; 15] = [
     "workgroup",
 ];
 
+/// Whether `name` (lower case, no trailing dot) is no Internet name: a single label, or one
+/// under a private network's top-level name (`lan`, `home`, `local`, `internal`, …). Clean
+/// hosts ask such names all day: Chromium asks three random single labels of 7–15 letters at
+/// every start and address change (its intranet-redirect probe, about half of the root
+/// servers' load), and a stub resolver appends its search suffix (`.lan`, `.home`) to them.
+/// A DGA's names must resolve on the Internet, so these are none of its.
+pub fn private_network_name(name: &str) -> bool {
+    match name.rsplit_once('.') {
+        None => true,
+        Some((_, tld)) => PRIVATE_NETWORK_TLDS.contains(&tld),
+    }
+}
+
 /// [`Features::suffix_rarity`] of a suffix, from the counts of the model's benign names.
 fn suffix_rarity(suffix: &str, counts: &foldhash::HashMap<String, u32>) -> u8 {
     if suffix.is_empty() || PRIVATE_NETWORK_TLDS.contains(&suffix.rsplit('.').next().unwrap_or(suffix)) {

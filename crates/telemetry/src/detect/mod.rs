@@ -222,7 +222,11 @@ impl DnsDetector {
             return;
         }
         let name = r.qname.trim().trim_end_matches('.').to_ascii_lowercase();
-        if name.is_empty() {
+        // A single label or a private network's name never reached the Internet: a browser's
+        // random intranet probes (ten of them, four browser starts, looked like a DGA), a
+        // printer's name with the search suffix appended. Neither DGA, nor NXDOMAIN burst,
+        // nor tunnel.
+        if name.is_empty() || dga::private_network_name(&name) {
             return;
         }
         let cfg = &self.cfg;
@@ -633,6 +637,48 @@ mod tests {
         // A thousand: a tenth of them, not three.
         let p = Popularity::new(3, 0.1, 1000);
         assert!(!p.popular(99) && p.popular(100));
+    }
+
+    /// Chromium's intranet-redirect probe: three random single labels of 7–15 letters at every
+    /// start and address change, asked bare and with the stub's search suffix appended, all
+    /// NXDOMAIN. A day of a laptop's browser starts is no DGA; the same random labels under
+    /// `.com` are.
+    #[test]
+    fn a_browsers_random_intranet_probes_are_no_dga() {
+        let mut d = DnsDetector::new(DnsDetectorConfig::default());
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut label = || {
+            let len = 7 + (next() % 9) as usize;
+            (0..len).map(|_| (b'a' + (next() % 26) as u8) as char).collect::<String>()
+        };
+        let probes: Vec<String> = (0..60).map(|_| label()).collect();
+        for (i, p) in probes.iter().enumerate() {
+            let t = i as i64 * 600;
+            d.observe(&rec(t, "10.0.0.1", p, "NXDOMAIN"));
+            for suffix in ["lan", "home", "localdomain", "internal"] {
+                d.observe(&rec(t, "10.0.0.1", &format!("{p}.{suffix}"), "NXDOMAIN"));
+            }
+            d.observe(&rec(t, "10.0.0.2", &format!("{p}.com"), "NXDOMAIN"));
+        }
+        let f = d.finish();
+        let flagged: BTreeSet<String> = f.iter().map(|f| f.client.to_string()).collect();
+        assert_eq!(flagged, BTreeSet::from(["10.0.0.2".to_string()]), "{f:?}");
+        assert!(private_network_names_are_told());
+    }
+
+    fn private_network_names_are_told() -> bool {
+        ["rociwefoie", "rociwefoie.lan", "printer.home", "nas.home.arpa", "x.corp"]
+            .iter()
+            .all(|n| dga::private_network_name(n))
+            && !["rociwefoie.com", "example.co.uk", "x.bazar", "lan.com"]
+                .iter()
+                .any(|n| dga::private_network_name(n))
     }
 
     #[test]
