@@ -419,6 +419,10 @@ pub fn private_network_name(name: &str) -> bool {
     }
 }
 
+/// [`Features::suffix_rarity`] of a name under a hosting or CDN platform's zone (the public
+/// suffix list's private section, dynamic-DNS zones aside).
+pub const PLATFORM_ZONE: u8 = 7;
+
 /// [`Features::suffix_rarity`] of a suffix, from the counts of the model's benign names.
 fn suffix_rarity(suffix: &str, counts: &foldhash::HashMap<String, u32>) -> u8 {
     if suffix.is_empty() || PRIVATE_NETWORK_TLDS.contains(&suffix.rsplit('.').next().unwrap_or(suffix)) {
@@ -430,7 +434,7 @@ fn suffix_rarity(suffix: &str, counts: &foldhash::HashMap<String, u32>) -> u8 {
     let platform = psl::suffix(suffix.as_bytes()).and_then(|s| s.typ()) == Some(psl::Type::Private)
         && !dyndns_zones().contains(suffix);
     if platform {
-        return 7;
+        return PLATFORM_ZONE;
     }
     match counts.get(suffix).copied().unwrap_or(0) {
         0 => 0,

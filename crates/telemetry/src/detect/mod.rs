@@ -240,7 +240,13 @@ impl DnsDetector {
             Some(&cached) => cached,
             None => {
                 let f = self.model.features(&name);
-                let s = self.model.score_features(&f);
+                // A hosting or CDN platform's zone (`cloudfront.net`, `azureedge.net`,
+                // `blob.core.windows.net`) hands its customers random labels
+                // (`d3c33hcgiwev3`): a browser meets dozens a day, all DGA-looking, none a
+                // DGA's, whose names are registered, or taken under a dynamic-DNS zone (still
+                // scored). They count as no DGA here; `dga score` still says how they look.
+                let s =
+                    if f.suffix_rarity == dga::PLATFORM_ZONE { 0.0 } else { self.model.score_features(&f) };
                 // Kept as a length, so only where it is the name's own ending.
                 let reg_len = registrable(&name, Some(&f))
                     .filter(|d| name.ends_with(d.as_str()))
@@ -670,6 +676,35 @@ mod tests {
         let flagged: BTreeSet<String> = f.iter().map(|f| f.client.to_string()).collect();
         assert_eq!(flagged, BTreeSet::from(["10.0.0.2".to_string()]), "{f:?}");
         assert!(private_network_names_are_told());
+    }
+
+    /// A day's browsing meets many CDN and cloud platforms' random labels, answered; a DGA's
+    /// names under a dynamic-DNS zone (a platform too, in the public suffix list) still count.
+    #[test]
+    fn a_platforms_random_labels_are_no_dga_and_dynamic_dns_names_still_are() {
+        let mut d = DnsDetector::new(DnsDetectorConfig::default());
+        let platforms = ["cloudfront.net", "azureedge.net", "blob.core.windows.net", "ngrok.io"];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut label = move || {
+            (0..13)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    b"abcdefghijklmnopqrstuvwxyz0123456789"[(x % 36) as usize] as char
+                })
+                .collect::<String>()
+        };
+        for i in 0..40 {
+            let name = format!("d{}.{}", label(), platforms[i % platforms.len()]);
+            d.observe(&rec(i as i64 * 60, "10.0.0.1", &name, "NOERROR"));
+        }
+        for i in 0..12 {
+            d.observe(&rec(i * 60, "10.0.0.2", &format!("{}.duckdns.org", label()), "NXDOMAIN"));
+        }
+        let f = d.finish();
+        let flagged: BTreeSet<String> = f.iter().map(|f| f.client.to_string()).collect();
+        assert_eq!(flagged, BTreeSet::from(["10.0.0.2".to_string()]), "{f:?}");
     }
 
     fn private_network_names_are_told() -> bool {
