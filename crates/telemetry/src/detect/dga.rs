@@ -406,12 +406,12 @@ const PRIVATE_NETWORK_TLDS: [&str; 15] = [
     "workgroup",
 ];
 
-/// Whether `name` (lower case, no trailing dot) is no Internet name: a single label, or one
-/// under a private network's top-level name (`lan`, `home`, `local`, `internal`, …). Clean
-/// hosts ask such names all day: Chromium asks three random single labels of 7–15 letters at
-/// every start and address change (its intranet-redirect probe, about half of the root
-/// servers' load), and a stub resolver appends its search suffix (`.lan`, `.home`) to them.
-/// A DGA's names must resolve on the Internet, so these are none of its.
+/// Whether `name` (lower case, no trailing dot) is one no DGA can register: a single label, or
+/// one under a private network's top-level name (`lan`, `home`, `local`, `internal`, `arpa`,
+/// …). Clean hosts ask such names all day: Chromium asks three random single labels of 7–15
+/// letters at every start and address change (its intranet-redirect probe, which reaches the
+/// root servers: about half of their load), and a stub resolver appends its search suffix
+/// (`.lan`, `.home`) to them.
 pub fn private_network_name(name: &str) -> bool {
     match name.rsplit_once('.') {
         None => true,
@@ -419,9 +419,36 @@ pub fn private_network_name(name: &str) -> bool {
     }
 }
 
-/// [`Features::suffix_rarity`] of a name under a hosting or CDN platform's zone (the public
-/// suffix list's private section, dynamic-DNS zones aside).
-pub const PLATFORM_ZONE: u8 = 7;
+/// Zones whose labels the platform assigns, random by design (`d3c33hcgiwev3.cloudfront.net`,
+/// an API gateway's `a1b2c3d4e5`, a tunnel service's hex): a browser meets dozens a day and no
+/// DGA can pick one. Listed, not taken from the public suffix list's private section, which
+/// also holds zones whose users choose the label (`github.io`, CentralNic's `hk.org`), where
+/// DGAs do live. Each entry covers its subzones (`us-east-1.elb.amazonaws.com`).
+const ASSIGNED_LABEL_ZONES: [&str; 15] = [
+    "cloudfront.net",
+    "azureedge.net",
+    "azurefd.net",
+    "blob.core.windows.net",
+    "elb.amazonaws.com",
+    "elb.amazonaws.com.cn",
+    "amplifyapp.com",
+    "awsglobalaccelerator.com",
+    "on.aws",
+    "ngrok.io",
+    "ngrok.app",
+    "ngrok-free.app",
+    "ngrok.dev",
+    "ngrok-free.dev",
+    "trycloudflare.com",
+];
+
+/// Whether a public suffix (as [`split_name`] gives it) is a zone whose labels the platform
+/// assigns: [`ASSIGNED_LABEL_ZONES`] and AWS API Gateway's `execute-api.<region>` zones.
+pub fn assigned_label_zone(suffix: &str) -> bool {
+    let under = |z: &str| suffix.strip_suffix(z).is_some_and(|rest| rest.is_empty() || rest.ends_with('.'));
+    ASSIGNED_LABEL_ZONES.iter().any(|z| under(z))
+        || (suffix.starts_with("execute-api.") && (under("amazonaws.com") || under("amazonaws.com.cn")))
+}
 
 /// [`Features::suffix_rarity`] of a suffix, from the counts of the model's benign names.
 fn suffix_rarity(suffix: &str, counts: &foldhash::HashMap<String, u32>) -> u8 {
@@ -434,7 +461,7 @@ fn suffix_rarity(suffix: &str, counts: &foldhash::HashMap<String, u32>) -> u8 {
     let platform = psl::suffix(suffix.as_bytes()).and_then(|s| s.typ()) == Some(psl::Type::Private)
         && !dyndns_zones().contains(suffix);
     if platform {
-        return PLATFORM_ZONE;
+        return 7;
     }
     match counts.get(suffix).copied().unwrap_or(0) {
         0 => 0,

@@ -183,10 +183,11 @@ pub struct DnsDetector {
     cfg: DnsDetectorConfig,
     model: &'static DgaModel,
     clients: HashMap<IpAddr, ClientState>,
-    /// Name → DGA score and the length of its registrable domain plus one (0: none), shared
-    /// by the clients (bounded by `max_cached_scores`): a name asked again needs no walk of
-    /// the public suffix list.
-    scores: HashMap<String, (f64, u32)>,
+    /// Name → DGA score, the length of its registrable domain plus one (0: none), and whether
+    /// its label is one a platform assigned ([`dga::assigned_label_zone`]); shared by the
+    /// clients (bounded by `max_cached_scores`): a name asked again needs no walk of the public
+    /// suffix list.
+    scores: HashMap<String, (f64, u32, bool)>,
     scope: scope::Scope,
     tunnel: tunnel::TunnelTracker,
 }
@@ -222,10 +223,9 @@ impl DnsDetector {
             return;
         }
         let name = r.qname.trim().trim_end_matches('.').to_ascii_lowercase();
-        // A single label or a private network's name never reached the Internet: a browser's
-        // random intranet probes (ten of them, four browser starts, looked like a DGA), a
-        // printer's name with the search suffix appended. Neither DGA, nor NXDOMAIN burst,
-        // nor tunnel.
+        // No DGA can register a single label or a private network's name, and clean hosts ask
+        // them all day: a browser's random intranet probes, bare or with the search suffix
+        // appended, a printer's name. They count for no finding.
         if name.is_empty() || dga::private_network_name(&name) {
             return;
         }
@@ -236,28 +236,23 @@ impl DnsDetector {
         let nx = r.rcode.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("NXDOMAIN"));
         // A name scored for the first time gives its registrable domain with the score: the
         // one walk of the public suffix list serves both, and the cache keeps both.
-        let (score, reg_len) = match self.scores.get(&name) {
+        let (score, reg_len, assigned) = match self.scores.get(&name) {
             Some(&cached) => cached,
             None => {
                 let f = self.model.features(&name);
-                // A hosting or CDN platform's zone (`cloudfront.net`, `azureedge.net`,
-                // `blob.core.windows.net`) hands its customers random labels
-                // (`d3c33hcgiwev3`): a browser meets dozens a day, all DGA-looking, none a
-                // DGA's, whose names are registered, or taken under a dynamic-DNS zone (still
-                // scored). They count as no DGA here; `dga score` still says how they look.
-                let s =
-                    if f.suffix_rarity == dga::PLATFORM_ZONE { 0.0 } else { self.model.score_features(&f) };
+                let s = self.model.score_features(&f);
                 // Kept as a length, so only where it is the name's own ending.
                 let reg_len = registrable(&name, Some(&f))
                     .filter(|d| name.ends_with(d.as_str()))
                     .map_or(0, |d| d.len() as u32 + 1);
+                let assigned = dga::assigned_label_zone(&f.suffix);
                 if self.scores.len() >= cfg.max_cached_scores {
                     self.scores.clear();
                 }
                 if cfg.max_cached_scores > 0 {
-                    self.scores.insert(name.clone(), (s, reg_len));
+                    self.scores.insert(name.clone(), (s, reg_len, assigned));
                 }
-                (s, reg_len)
+                (s, reg_len, assigned)
             }
         };
         let reg: Option<&str> = (reg_len as usize)
@@ -272,7 +267,10 @@ impl DnsDetector {
         {
             self.tunnel.observe(r, &name, d);
         }
-        if score >= self.model.threshold() && st.dga_names.len() < cfg.max_names_per_client {
+        // A label a cloud or CDN platform assigned (`d3c33hcgiwev3.cloudfront.net`) looks as
+        // random as a DGA's and is met dozens of times a day in browsing; no DGA can pick it,
+        // so it counts for no DGA finding (it still counts towards NXDOMAIN bursts).
+        if !assigned && score >= self.model.threshold() && st.dga_names.len() < cfg.max_names_per_client {
             st.dga_names.insert(name.clone(), score);
             st.dga_first = Some(st.dga_first.map_or(r.time, |f| f.min(r.time)));
             st.dga_last = Some(st.dga_last.map_or(r.time, |l| l.max(r.time)));
@@ -284,10 +282,11 @@ impl DnsDetector {
             // (A name with no registrable domain in the cache is looked up again: rare, and
             // one whose normalised form differs from the scored one keeps its count.)
             let Some(reg) = reg.map(str::to_string).or_else(|| registrable(&name, None)) else { return };
-            if st.nx_scored.len() < cfg.max_names_per_client {
+            if !assigned && st.nx_scored.len() < cfg.max_names_per_client {
                 st.nx_scored.insert(name.clone(), score);
             }
-            if st.nx_shape_count < cfg.max_names_per_client
+            if !assigned
+                && st.nx_shape_count < cfg.max_names_per_client
                 && st.nx_shapes.entry(shape(&reg)).or_default().insert(reg.clone())
             {
                 st.nx_shape_count += 1;
@@ -678,12 +677,18 @@ mod tests {
         assert!(private_network_names_are_told());
     }
 
-    /// A day's browsing meets many CDN and cloud platforms' random labels, answered; a DGA's
-    /// names under a dynamic-DNS zone (a platform too, in the public suffix list) still count.
+    /// A day's browsing meets many cloud and CDN platforms' assigned labels, answered; a DGA's
+    /// names under a dynamic-DNS zone or a zone whose users choose the label (`hk.org`, both in
+    /// the public suffix list's private section too) still count.
     #[test]
-    fn a_platforms_random_labels_are_no_dga_and_dynamic_dns_names_still_are() {
+    fn a_platforms_assigned_labels_are_no_dga_and_chosen_ones_still_are() {
         let mut d = DnsDetector::new(DnsDetectorConfig::default());
-        let platforms = ["cloudfront.net", "azureedge.net", "blob.core.windows.net", "ngrok.io"];
+        let platforms = [
+            "cloudfront.net",
+            "azureedge.net",
+            "blob.core.windows.net",
+            "execute-api.us-east-1.amazonaws.com",
+        ];
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut label = move || {
             (0..13)
@@ -695,16 +700,33 @@ mod tests {
                 })
                 .collect::<String>()
         };
+        let m = DgaModel::builtin();
         for i in 0..40 {
             let name = format!("d{}.{}", label(), platforms[i % platforms.len()]);
+            // Each looks DGA alone: without the rule, ten of them would be a finding.
+            assert!(m.is_dga(&name), "{name}: {}", m.explain(&name));
             d.observe(&rec(i as i64 * 60, "10.0.0.1", &name, "NOERROR"));
+            d.observe(&rec(i as i64 * 60, "10.0.0.4", &name, "NXDOMAIN"));
         }
-        for i in 0..12 {
-            d.observe(&rec(i * 60, "10.0.0.2", &format!("{}.duckdns.org", label()), "NXDOMAIN"));
+        for (client, zone) in
+            [("10.0.0.2", "duckdns.org"), ("10.0.0.3", "hk.org"), ("10.0.0.5", "dyn.addr.tools")]
+        {
+            for i in 0..12 {
+                d.observe(&rec(i * 60, client, &format!("{}.{zone}", label()), "NXDOMAIN"));
+            }
         }
         let f = d.finish();
-        let flagged: BTreeSet<String> = f.iter().map(|f| f.client.to_string()).collect();
-        assert_eq!(flagged, BTreeSet::from(["10.0.0.2".to_string()]), "{f:?}");
+        let flagged: BTreeSet<String> =
+            f.iter().filter(|f| f.kind == FindingKind::Dga).map(|f| f.client.to_string()).collect();
+        assert_eq!(flagged, BTreeSet::from(["10.0.0.2", "10.0.0.3", "10.0.0.5"].map(String::from)), "{f:?}");
+        // The user's label under a zone of several labels, and not binned as a platform's.
+        let f = m.features("x7kq2m.dyn.addr.tools");
+        assert_eq!((f.label.as_str(), f.suffix.as_str()), ("x7kq2m", "dyn.addr.tools"));
+        assert_ne!(f.suffix_rarity, 7);
+        assert!(dga::assigned_label_zone("execute-api.eu-west-1.amazonaws.com"));
+        assert!(dga::assigned_label_zone("us-east-1.elb.amazonaws.com"));
+        assert!(!dga::assigned_label_zone("github.io") && !dga::assigned_label_zone("s3.amazonaws.com"));
+        assert!(!dga::assigned_label_zone("notcloudfront.net"));
     }
 
     fn private_network_names_are_told() -> bool {
