@@ -413,10 +413,12 @@ const PRIVATE_NETWORK_TLDS: [&str; 15] = [
 /// root servers: about half of their load), and a stub resolver appends its search suffix
 /// (`.lan`, `.home`) to them.
 pub fn private_network_name(name: &str) -> bool {
-    match name.rsplit_once('.') {
-        None => true,
-        Some((_, tld)) => PRIVATE_NETWORK_TLDS.contains(&tld),
-    }
+    !name.contains('.') || under_private_tld(name)
+}
+
+/// Whether a name's or suffix's last label is a private network's top-level name.
+fn under_private_tld(name: &str) -> bool {
+    PRIVATE_NETWORK_TLDS.contains(&name.rsplit('.').next().unwrap_or(name))
 }
 
 /// Zones whose labels the platform assigns, random by design (`d3c33hcgiwev3.cloudfront.net`,
@@ -452,7 +454,7 @@ pub fn assigned_label_zone(suffix: &str) -> bool {
 
 /// [`Features::suffix_rarity`] of a suffix, from the counts of the model's benign names.
 fn suffix_rarity(suffix: &str, counts: &foldhash::HashMap<String, u32>) -> u8 {
-    if suffix.is_empty() || PRIVATE_NETWORK_TLDS.contains(&suffix.rsplit('.').next().unwrap_or(suffix)) {
+    if suffix.is_empty() || under_private_tld(suffix) {
         return 6;
     }
     // A hosting or CDN platform's zone: its labels are the platform's customers', often

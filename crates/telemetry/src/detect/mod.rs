@@ -450,13 +450,10 @@ impl DnsDetector {
 }
 
 /// The registrable domain (public suffix and one label; under a dynamic-DNS zone, the
-/// user's name) of a name; `None` under `.arpa` (reverse look-ups) and for single labels (a
-/// browser's random intranet probes, a short name before its search suffix). Taken from
-/// `scored`, the name's features when it was just scored, rather than found again.
+/// user's name) of a name [`DnsDetector::observe`] kept (single labels and private networks'
+/// names, `.arpa` among them, it sets aside first). Taken from `scored`, the name's features
+/// when it was just scored, rather than found again.
 fn registrable(name: &str, scored: Option<&dga::Features>) -> Option<String> {
-    if name.ends_with(".arpa") || !name.contains('.') {
-        return None;
-    }
     scored.and_then(dga::Features::registrable_domain).or_else(|| dga::registrable_domain(name))
 }
 
@@ -651,13 +648,7 @@ mod tests {
     #[test]
     fn a_browsers_random_intranet_probes_are_no_dga() {
         let mut d = DnsDetector::new(DnsDetectorConfig::default());
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut label = || {
             let len = 7 + (next() % 9) as usize;
             (0..len).map(|_| (b'a' + (next() % 26) as u8) as char).collect::<String>()
@@ -689,15 +680,10 @@ mod tests {
             "blob.core.windows.net",
             "execute-api.us-east-1.amazonaws.com",
         ];
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut label = move || {
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+        let mut label = || {
             (0..13)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    b"abcdefghijklmnopqrstuvwxyz0123456789"[(x % 36) as usize] as char
-                })
+                .map(|_| b"abcdefghijklmnopqrstuvwxyz0123456789"[(next() % 36) as usize] as char)
                 .collect::<String>()
         };
         let m = DgaModel::builtin();
@@ -727,6 +713,16 @@ mod tests {
         assert!(dga::assigned_label_zone("us-east-1.elb.amazonaws.com"));
         assert!(!dga::assigned_label_zone("github.io") && !dga::assigned_label_zone("s3.amazonaws.com"));
         assert!(!dga::assigned_label_zone("notcloudfront.net"));
+    }
+
+    /// A fixed pseudo-random sequence, so generated names are the same on every run.
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
     }
 
     fn private_network_names_are_told() -> bool {

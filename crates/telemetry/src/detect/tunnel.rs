@@ -390,9 +390,9 @@ impl TunnelTracker {
                 .iter()
                 .filter(|(reg, _, p)| !bar.popular(reach.get(&(reg.as_str(), p.bar)).copied().unwrap_or(0)))
                 .max_by(|a, b| {
-                    (a.2.bar == 0, a.2.strength)
-                        .partial_cmp(&(b.2.bar == 0, b.2.strength))
-                        .unwrap_or(std::cmp::Ordering::Equal)
+                    (a.2.bar == 0)
+                        .cmp(&(b.2.bar == 0))
+                        .then(a.2.strength.total_cmp(&b.2.strength))
                         .then_with(|| b.0.cmp(a.0))
                 });
             let Some(&(reg, d, p)) = best else {
